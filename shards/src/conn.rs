@@ -1,0 +1,193 @@
+//! Connection identities and the per-shard connection table (slots with generations, so a stale
+//! id never reaches a newer connection that reused the slot).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::task::Waker;
+use std::time::Instant;
+
+/// A connection of this shard. Only meaningful on the shard that accepted it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    idx: u32,
+    gen: u32,
+}
+
+impl ConnId {
+    /// A number unique among this shard's live connections (for logs and maps).
+    pub fn index(self) -> u32 {
+        self.idx
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}.{}", self.idx, self.gen)
+    }
+}
+
+/// What the runtime knows about a new connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The `tag` of the listener that accepted it (see [`crate::ListenSpec`]).
+    pub listener_tag: u32,
+}
+
+/// Why the runtime ended a connection (handler-initiated closes are not reported back).
+#[derive(Debug)]
+pub enum Disconnect {
+    /// The peer closed its side.
+    PeerClosed,
+    /// A read or write failed.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disconnect::PeerClosed => f.write_str("Connection closed"),
+            Disconnect::Io(e) => match e.kind() {
+                std::io::ErrorKind::ConnectionReset => f.write_str("Connection reset by peer"),
+                std::io::ErrorKind::BrokenPipe => f.write_str("Broken pipe"),
+                std::io::ErrorKind::TimedOut => f.write_str("Connection timed out"),
+                _ => write!(f, "Read error: {e}"),
+            },
+        }
+    }
+}
+
+/// Output side of one connection, owned by the shard.
+pub(crate) struct Slot {
+    pub(crate) gen: u32,
+    pub(crate) live: bool,
+    /// Bytes queued for the socket; `out[sent..]` is still to write.
+    pub(crate) out: Vec<u8>,
+    pub(crate) sent: usize,
+    pub(crate) waker: Option<Waker>,
+    /// Set once the handler (or the runtime) decided to close: flush, then end, by this time.
+    pub(crate) closing: Option<Instant>,
+}
+
+/// Output buffers above this capacity are released once drained, so that an idle connection
+/// does not keep the memory of its largest burst.
+const KEEP_CAPACITY: usize = 512;
+
+impl Slot {
+    pub(crate) fn queued(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    pub(crate) fn consumed(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.out.len() {
+            self.sent = 0;
+            if self.out.capacity() > KEEP_CAPACITY {
+                self.out = Vec::new();
+            } else {
+                self.out.clear();
+            }
+        }
+    }
+
+    pub(crate) fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The connection table: slot reuse with a generation counter.
+#[derive(Default)]
+pub(crate) struct Table {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Table {
+    pub(crate) fn insert(&mut self) -> ConnId {
+        self.live += 1;
+        if let Some(idx) = self.free.pop() {
+            let s = &mut self.slots[idx as usize];
+            s.gen = s.gen.wrapping_add(1);
+            s.live = true;
+            s.closing = None;
+            s.sent = 0;
+            s.out.clear();
+            return ConnId { idx, gen: s.gen };
+        }
+        let idx = self.slots.len() as u32;
+        self.slots.push(Slot {
+            gen: 0,
+            live: true,
+            out: Vec::new(),
+            sent: 0,
+            waker: None,
+            closing: None,
+        });
+        ConnId { idx, gen: 0 }
+    }
+
+    pub(crate) fn get(&mut self, id: ConnId) -> Option<&mut Slot> {
+        match self.slots.get_mut(id.idx as usize) {
+            Some(s) if s.live && s.gen == id.gen => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: ConnId) {
+        if let Some(s) = self.get(id) {
+            s.live = false;
+            s.waker = None;
+            s.out = Vec::new();
+            s.sent = 0;
+            self.free.push(id.idx);
+            self.live -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn ids(&self) -> Vec<ConnId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .map(|(i, s)| ConnId { idx: i as u32, gen: s.gen })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_ids_do_not_reach_a_reused_slot() {
+        let mut t = Table::default();
+        let a = t.insert();
+        t.remove(a);
+        let b = t.insert();
+        assert_eq!(a.index(), b.index());
+        assert!(t.get(a).is_none());
+        assert!(t.get(b).is_some());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn drained_buffers_release_large_capacity() {
+        let mut t = Table::default();
+        let a = t.insert();
+        let s = t.get(a).unwrap();
+        s.out.extend_from_slice(&[b'x'; 4096]);
+        s.consumed(4000);
+        assert_eq!(s.queued(), 96);
+        s.consumed(96);
+        assert_eq!(s.queued(), 0);
+        assert_eq!(s.out.capacity(), 0);
+    }
+}

@@ -1,0 +1,150 @@
+//! The handler's window onto the runtime: queue output for a connection, close it, send a
+//! message to another shard. Nothing here blocks or performs I/O itself; the connection tasks
+//! and the mesh flusher do that once the handler returns.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::conn::{ConnId, Table};
+use crate::mesh::{BatchPolicy, MeshOut};
+use crate::notify::Notify;
+use crate::{Envelope, ShardId};
+
+/// Counters the runtime keeps per shard.
+#[derive(Clone, Debug, Default)]
+pub struct IoStats {
+    pub accepted: u64,
+    pub refused_full: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub mesh_msgs_out: u64,
+    pub mesh_batches_out: u64,
+    pub mesh_msgs_in: u64,
+    /// Lateness of the last periodic tick: how long the loop was busy past the tick's deadline.
+    pub tick_lateness: Duration,
+}
+
+pub struct Io<M: Envelope> {
+    shard: ShardId,
+    cores: usize,
+    pub(crate) now: Instant,
+    pub(crate) conns: Table,
+    pub(crate) mesh: MeshOut<M>,
+    pub(crate) loopback: VecDeque<M>,
+    pub(crate) loopback_notify: Rc<Notify>,
+    pub(crate) stats: IoStats,
+    pub(crate) close_grace: Duration,
+    pub(crate) stop_requested: bool,
+}
+
+impl<M: Envelope> Io<M> {
+    pub(crate) fn new(shard: ShardId, cores: usize, policy: BatchPolicy, close_grace: Duration) -> Self {
+        Io {
+            shard,
+            cores,
+            now: Instant::now(),
+            conns: Table::default(),
+            mesh: MeshOut::new(cores, policy),
+            loopback: VecDeque::new(),
+            loopback_notify: Rc::new(Notify::default()),
+            stats: IoStats::default(),
+            close_grace,
+            stop_requested: false,
+        }
+    }
+
+    /// This shard's index.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// Number of shards in the process.
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    /// The time the runtime read before calling the handler (one clock read per event).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Queues bytes for a connection; they are written when its task next runs (after the
+    /// current handler call returns), coalesced with everything else queued meanwhile.
+    /// Returns the bytes now waiting, or `None` if the connection is gone or closing.
+    pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Option<usize> {
+        let slot = self.conns.get(conn)?;
+        if slot.closing.is_some() {
+            return None;
+        }
+        let was_empty = slot.queued() == 0;
+        slot.out.extend_from_slice(bytes);
+        if was_empty {
+            slot.wake();
+        }
+        Some(slot.queued())
+    }
+
+    /// Bytes queued and not yet accepted by the kernel.
+    pub fn queued(&mut self, conn: ConnId) -> usize {
+        self.conns.get(conn).map_or(0, |s| s.queued())
+    }
+
+    /// Whether the connection exists and is not closing.
+    pub fn is_open(&mut self, conn: ConnId) -> bool {
+        self.conns.get(conn).is_some_and(|s| s.closing.is_none())
+    }
+
+    /// Ends a connection after what is queued has been written (bounded by the close grace).
+    /// The handler is not called back for connections it closes itself.
+    pub fn close(&mut self, conn: ConnId) {
+        let deadline = self.now + self.close_grace;
+        if let Some(slot) = self.conns.get(conn) {
+            if slot.closing.is_none() {
+                slot.closing = Some(deadline);
+                slot.wake();
+            }
+        }
+    }
+
+    /// Sends a message to a shard (this one included). Messages to one destination arrive in
+    /// the order they were sent.
+    pub fn mesh(&mut self, to: ShardId, msg: M) {
+        if to == self.shard {
+            self.loopback.push_back(msg);
+            self.loopback_notify.notify();
+        } else {
+            self.mesh.push(to, msg);
+        }
+    }
+
+    /// Messages waiting to leave for `to` (the mesh queue depth this side of the SPSC queue).
+    pub fn mesh_depth(&self, to: ShardId) -> usize {
+        if to == self.shard {
+            self.loopback.len()
+        } else {
+            self.mesh.depth[to]
+        }
+    }
+
+    /// Live connections on this shard.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn conn_ids(&self) -> Vec<ConnId> {
+        self.conns.ids()
+    }
+
+    pub fn stats(&self) -> IoStats {
+        let mut s = self.stats.clone();
+        s.mesh_msgs_out = self.mesh.sent_msgs;
+        s.mesh_batches_out = self.mesh.sent_batches;
+        s
+    }
+
+    /// Asks the runtime to stop this process (every shard), as a signal would.
+    pub fn request_stop(&mut self) {
+        self.stop_requested = true;
+    }
+}

@@ -1,0 +1,33 @@
+//! Thread-per-core runtime: one pinned glommio executor per core, a full mesh of SPSC queues
+//! between them, SO_REUSEPORT listeners, and per-connection I/O with coalesced writes.
+//!
+//! This crate knows nothing of IRC. A service plugs in through [`Handler`]: the runtime calls it
+//! with bytes read, mesh messages, ticks and control messages, and the handler answers through
+//! [`Io`] (queue bytes for a connection, close one, send to another shard). Everything a handler
+//! does is synchronous; the runtime owns every future.
+
+mod conn;
+mod io;
+mod limits;
+mod listener;
+pub use listener::steered_shard;
+mod mesh;
+mod notify;
+mod runtime;
+
+pub use conn::{ConnId, ConnInfo, Disconnect};
+pub use io::{Io, IoStats};
+pub use limits::{raise_nofile_limit, FdLimits};
+pub use runtime::allowed_cpus;
+pub use mesh::BatchPolicy;
+pub use runtime::{Handler, ListenSpec, Runtime, RuntimeConfig, RuntimeError, StartError};
+
+/// Index of a shard, `0..cores`.
+pub type ShardId = usize;
+
+/// A message that crosses the mesh. `weight` is its size in bytes for the batch byte budget.
+pub trait Envelope: Send + 'static {
+    fn weight(&self) -> usize {
+        0
+    }
+}

@@ -1,0 +1,671 @@
+//! Starting the shards, and the tasks each shard runs: accept loops, one task per connection
+//! (reads into a shared scratch buffer, writes its queue once per turn), the mesh flusher and
+//! receivers, and the periodic tick that also carries control messages and stop.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::conn::{ConnId, ConnInfo, Disconnect};
+use crate::io::Io;
+use crate::listener::bind_group;
+use crate::mesh::BatchPolicy;
+use crate::{Envelope, ShardId};
+
+/// The service run on every shard. Called synchronously from the shard's tasks; never
+/// re-entered. Create it inside the shard (it need not be `Send`).
+pub trait Handler: 'static {
+    type Msg: Envelope;
+    type Control: Send + 'static;
+    /// A connection was accepted on this shard.
+    fn on_accept(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, info: ConnInfo);
+    /// Bytes arrived (any framing is the handler's business).
+    fn on_data(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, data: &[u8]);
+    /// The peer closed the connection or an I/O error ended it.
+    fn on_disconnect(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, why: Disconnect);
+    /// A message from another shard (or this one) arrived.
+    fn on_mesh(&mut self, io: &mut Io<Self::Msg>, from: ShardId, msg: Self::Msg);
+    /// Called every `RuntimeConfig::tick`.
+    fn on_tick(&mut self, io: &mut Io<Self::Msg>);
+    /// A control message from the main thread (config reloads, statistics requests...).
+    fn on_control(&mut self, io: &mut Io<Self::Msg>, ctl: Self::Control);
+    /// The process is stopping: say goodbye and close connections; the runtime then waits up
+    /// to `stop_grace` for their output to drain.
+    fn on_stop(&mut self, io: &mut Io<Self::Msg>);
+}
+
+/// A listening address; `tag` comes back in [`ConnInfo`] (e.g. an index into the config).
+#[derive(Clone, Debug)]
+pub struct ListenSpec {
+    pub addr: SocketAddr,
+    pub tag: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub cores: usize,
+    pub listeners: Vec<ListenSpec>,
+    /// Slots of each SPSC queue (each slot carries one batch).
+    pub mesh_capacity: usize,
+    pub batch: BatchPolicy,
+    pub tick: Duration,
+    pub preempt_timer: Duration,
+    pub spin_before_park: Option<Duration>,
+    /// How long a closing connection may take to drain its output.
+    pub close_grace: Duration,
+    /// How long a stopping shard waits for its connections to drain.
+    pub stop_grace: Duration,
+    /// Connections the whole process may hold; beyond it a new one gets `full_message` and a close.
+    pub capacity: usize,
+    pub full_message: Vec<u8>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cores: 1,
+            listeners: Vec::new(),
+            mesh_capacity: 1024,
+            batch: BatchPolicy::default(),
+            tick: Duration::from_millis(100),
+            preempt_timer: Duration::from_millis(2),
+            spin_before_park: None,
+            close_grace: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(3),
+            capacity: usize::MAX,
+            full_message: b"ERROR :Server is full\r\n".to_vec(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Cpus { asked: usize, online: usize },
+    Bind { addr: SocketAddr, err: std::io::Error },
+    Shard { shard: ShardId, err: String },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Cpus { asked, online } => {
+                write!(f, "--cores {asked} asks for more cores than the {online} this process may use")
+            }
+            StartError::Bind { addr, err } => write!(f, "cannot listen on {addr}: {err}"),
+            StartError::Shard { shard, err } => write!(f, "shard {shard} failed to start: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+#[derive(Debug)]
+pub struct RuntimeError(pub String);
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+enum Ctl<C> {
+    User(C),
+    Stop,
+}
+
+/// The running shards, as seen from the main thread.
+pub struct Runtime<C: Send + 'static> {
+    controls: Vec<Sender<Ctl<C>>>,
+    threads: Vec<JoinHandle<()>>,
+    bound: Vec<SocketAddr>,
+    cpus: Vec<usize>,
+    stop_wanted: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+}
+
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect())
+}
+
+impl<C: Send + 'static> Runtime<C> {
+    /// Binds every listener, starts one pinned executor per core, and returns once every
+    /// shard is serving (or with the first error).
+    pub fn start<H, F>(cfg: RuntimeConfig, factory: F) -> Result<Self, StartError>
+    where
+        H: Handler<Control = C>,
+        F: Fn(ShardId) -> H + Send + Sync + 'static,
+    {
+        let cpus = allowed_cpus();
+        let n = cfg.cores.max(1);
+        if n > cpus.len() {
+            return Err(StartError::Cpus { asked: n, online: cpus.len() });
+        }
+        let cpus: Vec<usize> = cpus.into_iter().take(n).collect();
+
+        // Listening sockets, bound here so that every shard's socket exists (in shard order,
+        // which the steering program relies on) before any connection arrives.
+        let mut per_shard_fds: Vec<Vec<(RawFd, u32)>> = vec![Vec::new(); n];
+        let mut bound = Vec::new();
+        for spec in &cfg.listeners {
+            let (fds, addr) =
+                bind_group(spec.addr, n).map_err(|err| StartError::Bind { addr: spec.addr, err })?;
+            for (i, fd) in fds.into_iter().enumerate() {
+                per_shard_fds[i].push((fd, spec.tag));
+            }
+            bound.push(addr);
+        }
+
+        // The mesh: one bounded SPSC channel per ordered pair of shards.
+        type Batch<M> = Vec<M>;
+        let mut tx: Vec<Vec<Option<SharedSender<Batch<H::Msg>>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut rx: Vec<Vec<Option<SharedReceiver<Batch<H::Msg>>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        for from in 0..n {
+            for to in 0..n {
+                if from != to {
+                    let (s, r) = shared_channel::new_bounded(cfg.mesh_capacity.max(2));
+                    tx[from][to] = Some(s);
+                    rx[to][from] = Some(r);
+                }
+            }
+        }
+
+        let factory = Arc::new(factory);
+        let stop_wanted = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<ShardId, String>>();
+        let mut controls = Vec::new();
+        let mut threads = Vec::new();
+        let mut rx_iter = rx.into_iter();
+        for (i, (tx_row, fds)) in tx.into_iter().zip(per_shard_fds).enumerate() {
+            let rx_row = rx_iter.next().expect("one receiver row per shard");
+            let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+            controls.push(ctl_tx);
+            let ctx = ShardBoot {
+                id: i,
+                cores: n,
+                cfg: cfg.clone(),
+                fds,
+                tx_row,
+                rx_row,
+                ctl_rx,
+                stop_wanted: stop_wanted.clone(),
+                open: open.clone(),
+            };
+            let factory = factory.clone();
+            let ready = ready_tx.clone();
+            let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[i]))
+                .name(&format!("shard-{i}"))
+                // A network server does no DMA file I/O; the 10 MiB default would also exceed
+                // common memlock limits.
+                .io_memory(64 * 1024)
+                .preempt_timer(cfg.preempt_timer);
+            if let Some(spin) = cfg.spin_before_park {
+                builder = builder.spin_before_park(spin);
+            }
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{i}-boot"))
+                .spawn(move || {
+                    let ready2 = ready.clone();
+                    let res = builder.spawn(move || async move { shard_main(ctx, &*factory, ready2).await });
+                    match res {
+                        Ok(h) => {
+                            if let Err(e) = h.join() {
+                                let _ = ready.send(Err(format!("{e}")));
+                            }
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("{e}")));
+                        }
+                    }
+                })
+                .expect("spawn a thread");
+            threads.push(handle);
+        }
+        drop(ready_tx);
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    for c in &controls {
+                        let _ = c.send(Ctl::Stop);
+                    }
+                    return Err(StartError::Shard { shard: 0, err });
+                }
+                Err(_) => return Err(StartError::Shard { shard: 0, err: "exited during start".into() }),
+            }
+        }
+        Ok(Runtime { controls, threads, bound, cpus, stop_wanted, open })
+    }
+
+    /// The addresses actually bound, in listener order (a port of 0 resolved).
+    pub fn bound(&self) -> &[SocketAddr] {
+        &self.bound
+    }
+
+    /// The CPU each shard is pinned to.
+    pub fn cpus(&self) -> &[usize] {
+        &self.cpus
+    }
+
+    pub fn cores(&self) -> usize {
+        self.controls.len()
+    }
+
+    /// Hands a control message to one shard (it runs at the shard's next tick).
+    pub fn control(&self, shard: ShardId, c: C) -> bool {
+        self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+    }
+
+    /// True once a shard asked for the process to stop (see [`Io::request_stop`]).
+    pub fn stop_wanted(&self) -> bool {
+        self.stop_wanted.load(Ordering::Relaxed)
+    }
+
+    /// Whether every shard thread has ended.
+    pub fn finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
+
+    /// Connections open across the process.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Asks every shard to stop: each says goodbye to its connections, drains, and exits.
+    pub fn stop(&self) {
+        for c in &self.controls {
+            let _ = c.send(Ctl::Stop);
+        }
+    }
+
+    /// Waits for every shard thread to end.
+    pub fn wait(self) -> Result<(), RuntimeError> {
+        let mut failed = Vec::new();
+        for (i, t) in self.threads.into_iter().enumerate() {
+            if t.join().is_err() {
+                failed.push(i);
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(RuntimeError(format!("shard(s) {failed:?} panicked")))
+        }
+    }
+}
+
+struct ShardBoot<M: Envelope, C> {
+    id: ShardId,
+    cores: usize,
+    cfg: RuntimeConfig,
+    fds: Vec<(RawFd, u32)>,
+    tx_row: Vec<Option<SharedSender<Vec<M>>>>,
+    rx_row: Vec<Option<SharedReceiver<Vec<M>>>>,
+    ctl_rx: Receiver<Ctl<C>>,
+    stop_wanted: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Everything a shard's tasks share. Borrowed only synchronously, never across an await.
+struct Shard<H: Handler> {
+    state: RefCell<State<H>>,
+    cfg: RuntimeConfig,
+    open: Arc<AtomicUsize>,
+}
+
+struct State<H: Handler> {
+    handler: H,
+    io: Io<H::Msg>,
+    /// One read buffer for every connection of the shard: an idle connection owns none.
+    scratch: Box<[u8]>,
+    /// Connections asked to close, checked each tick against their drain deadline.
+    closing: Vec<ConnId>,
+}
+
+const SCRATCH: usize = 16 * 1024;
+/// Reads per wake-up before a connection yields to others.
+const READS_PER_POLL: usize = 8;
+
+async fn shard_main<H, F>(boot: ShardBoot<H::Msg, H::Control>, factory: &F, ready: Sender<Result<ShardId, String>>)
+where
+    H: Handler,
+    F: Fn(ShardId) -> H,
+{
+    let ShardBoot { id, cores, cfg, fds, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
+    let io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
+    let handler = factory(id);
+    let shard = Rc::new(Shard {
+        state: RefCell::new(State { handler, io, scratch: vec![0u8; SCRATCH].into_boxed_slice(), closing: Vec::new() }),
+        cfg: cfg.clone(),
+        open,
+    });
+
+    // Mesh endpoints. Each side's connect waits for the other's, so all of them are started
+    // before any is awaited.
+    let send_ends: Vec<_> = tx_row
+        .into_iter()
+        .map(|s| s.map(|s| glommio::spawn_local(s.connect())))
+        .collect();
+    let recv_ends: Vec<_> = rx_row
+        .into_iter()
+        .map(|r| r.map(|r| glommio::spawn_local(r.connect())))
+        .collect();
+    let mut senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>> = Vec::with_capacity(cores);
+    for s in send_ends {
+        senders.push(match s {
+            Some(t) => Some(t.await),
+            None => None,
+        });
+    }
+    let mut tasks = Vec::new();
+    for (peer, r) in recv_ends.into_iter().enumerate() {
+        if let Some(t) = r {
+            let r = t.await;
+            tasks.push(glommio::spawn_local(mesh_receiver(shard.clone(), peer, r)));
+        }
+    }
+    tasks.push(glommio::spawn_local(mesh_flusher(shard.clone(), senders)));
+    tasks.push(glommio::spawn_local(loopback(shard.clone())));
+
+    let mut accepts = Vec::new();
+    for (fd, tag) in fds {
+        // SAFETY: the fd is a listening socket made for this shard and owned by no one else.
+        let l = unsafe { TcpListener::from_raw_fd(fd) };
+        accepts.push(glommio::spawn_local(accept_loop(shard.clone(), l, tag)));
+    }
+    let _ = ready.send(Ok(id));
+    drop(ready);
+
+    // The tick: timers, control messages, stop.
+    let mut next = Instant::now() + cfg.tick;
+    'run: loop {
+        let wait = next.saturating_duration_since(Instant::now());
+        glommio::timer::sleep(wait).await;
+        let now = Instant::now();
+        let late = now.saturating_duration_since(next);
+        next = now + cfg.tick;
+        loop {
+            match ctl_rx.try_recv() {
+                Ok(Ctl::Stop) => break 'run,
+                Ok(Ctl::User(c)) => {
+                    let mut st = shard.state.borrow_mut();
+                    let st = &mut *st;
+                    st.io.now = now;
+                    st.handler.on_control(&mut st.io, c);
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => break 'run,
+            }
+        }
+        let mut st = shard.state.borrow_mut();
+        let st = &mut *st;
+        st.io.now = now;
+        st.io.stats.tick_lateness = late;
+        st.handler.on_tick(&mut st.io);
+        expire_closing(st, now);
+        if st.io.stop_requested {
+            st.io.stop_requested = false;
+            stop_wanted.store(true, Ordering::Relaxed);
+        }
+    }
+
+    // Stop: no new connections, goodbye to the others, then wait for their output to drain.
+    drop(accepts);
+    {
+        let mut st = shard.state.borrow_mut();
+        let st = &mut *st;
+        st.io.now = Instant::now();
+        st.handler.on_stop(&mut st.io);
+    }
+    let deadline = Instant::now() + cfg.stop_grace;
+    loop {
+        let now = Instant::now();
+        {
+            let mut st = shard.state.borrow_mut();
+            if st.io.connections() == 0 || now >= deadline {
+                break;
+            }
+            expire_closing(&mut st, now);
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the last mesh batches leave before the tasks are dropped.
+    glommio::timer::sleep(Duration::from_millis(5)).await;
+    drop(tasks);
+}
+
+fn expire_closing<H: Handler>(st: &mut State<H>, now: Instant) {
+    let io = &mut st.io;
+    st.closing.retain(|&id| match io.conns.get(id) {
+        Some(slot) => {
+            if slot.closing.is_some_and(|d| now >= d) {
+                slot.wake();
+            }
+            true
+        }
+        None => false,
+    });
+}
+
+async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, tag: u32) {
+    let local = listener.local_addr().ok();
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE/ENFILE and the like: back off instead of spinning.
+                log::warn!("accept on {local:?}: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let fd = stream.as_raw_fd();
+        let n = shard.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > shard.cfg.capacity {
+            shard.open.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: a non-blocking send on a socket we own; failure is irrelevant here.
+            unsafe {
+                libc::send(fd, shard.cfg.full_message.as_ptr() as *const _, shard.cfg.full_message.len(), libc::MSG_DONTWAIT);
+                libc::shutdown(fd, libc::SHUT_WR);
+            }
+            shard.state.borrow_mut().io.stats.refused_full += 1;
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (peer, local_addr) = match (stream.peer_addr(), stream.local_addr()) {
+            (Ok(p), Ok(l)) => (p, l),
+            _ => {
+                shard.open.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let id = {
+            let mut st = shard.state.borrow_mut();
+            let st = &mut *st;
+            st.io.now = Instant::now();
+            st.io.stats.accepted += 1;
+            let id = st.io.conns.insert();
+            st.handler.on_accept(&mut st.io, id, ConnInfo { peer, local: local_addr, listener_tag: tag });
+            id
+        };
+        glommio::spawn_local(connection(shard.clone(), stream, id)).detach();
+    }
+}
+
+async fn connection<H: Handler>(shard: Rc<Shard<H>>, mut stream: TcpStream, id: ConnId) {
+    futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
+    let mut st = shard.state.borrow_mut();
+    st.io.conns.remove(id);
+    shard.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+enum Flush {
+    Done,
+    Blocked,
+    Failed(std::io::Error),
+}
+
+fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut TcpStream, id: ConnId, cx: &mut Context<'_>) -> Flush {
+    loop {
+        let Some(slot) = io.conns.get(id) else { return Flush::Done };
+        if slot.queued() == 0 {
+            return Flush::Done;
+        }
+        match Pin::new(&mut *stream).poll_write(cx, &slot.out[slot.sent..]) {
+            Poll::Ready(Ok(0)) => return Flush::Failed(std::io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => {
+                slot.consumed(n);
+                io.stats.bytes_out += n as u64;
+            }
+            Poll::Ready(Err(e)) => return Flush::Failed(e),
+            Poll::Pending => return Flush::Blocked,
+        }
+    }
+}
+
+fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &mut TcpStream, id: ConnId) -> Poll<()> {
+    let mut guard = shard.state.borrow_mut();
+    let State { handler, io, scratch, closing } = &mut *guard;
+    io.now = Instant::now();
+    // Take the waker out while we run: output queued for this connection during its own
+    // poll is flushed by the loop below and need not schedule another poll.
+    match io.conns.get(id) {
+        Some(slot) => slot.waker = None,
+        None => return Poll::Ready(()),
+    }
+    let mut reads = 0;
+    let result = loop {
+        match flush(io, stream, id, cx) {
+            Flush::Failed(e) => {
+                let was_closing = io.conns.get(id).is_some_and(|s| s.closing.is_some());
+                if !was_closing {
+                    handler.on_disconnect(io, id, Disconnect::Io(e));
+                }
+                break Poll::Ready(());
+            }
+            Flush::Done | Flush::Blocked => {}
+        }
+        let Some(slot) = io.conns.get(id) else { break Poll::Ready(()) };
+        if let Some(deadline) = slot.closing {
+            if slot.queued() == 0 || io.now >= deadline {
+                linger_close(stream.as_raw_fd(), scratch);
+                break Poll::Ready(());
+            }
+            if !closing.contains(&id) {
+                closing.push(id);
+            }
+            break Poll::Pending;
+        }
+        if reads >= READS_PER_POLL {
+            cx.waker().wake_by_ref();
+            break Poll::Pending;
+        }
+        match Pin::new(&mut *stream).poll_read(cx, scratch) {
+            Poll::Ready(Ok(0)) => {
+                handler.on_disconnect(io, id, Disconnect::PeerClosed);
+                break Poll::Ready(());
+            }
+            Poll::Ready(Ok(n)) => {
+                reads += 1;
+                io.stats.bytes_in += n as u64;
+                handler.on_data(io, id, &scratch[..n]);
+            }
+            Poll::Ready(Err(e)) => {
+                handler.on_disconnect(io, id, Disconnect::Io(e));
+                break Poll::Ready(());
+            }
+            Poll::Pending => break Poll::Pending,
+        }
+    };
+    if result.is_pending() {
+        if let Some(slot) = io.conns.get(id) {
+            slot.waker = Some(cx.waker().clone());
+        }
+    }
+    result
+}
+
+/// Before the fd is closed: discard unread input (closing with unread data sends a reset, which
+/// can destroy the goodbye line in the peer's buffer) and send our FIN after the last byte.
+fn linger_close(fd: RawFd, scratch: &mut [u8]) {
+    for _ in 0..16 {
+        // SAFETY: non-blocking reads into a buffer we own.
+        let n = unsafe { libc::recv(fd, scratch.as_mut_ptr() as *mut _, scratch.len(), libc::MSG_DONTWAIT) };
+        if n <= 0 {
+            break;
+        }
+    }
+    // SAFETY: shutting down the write side of a socket we own.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+}
+
+async fn mesh_receiver<H: Handler>(shard: Rc<Shard<H>>, peer: ShardId, rx: ConnectedReceiver<Vec<H::Msg>>) {
+    while let Some(batch) = rx.recv().await {
+        {
+            let mut st = shard.state.borrow_mut();
+            let st = &mut *st;
+            st.io.now = Instant::now();
+            st.io.stats.mesh_msgs_in += batch.len() as u64;
+            for m in batch {
+                st.handler.on_mesh(&mut st.io, peer, m);
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
+    let notify = shard.state.borrow().io.loopback_notify.clone();
+    loop {
+        notify.wait().await;
+        loop {
+            let mut st = shard.state.borrow_mut();
+            let st = &mut *st;
+            let Some(m) = st.io.loopback.pop_front() else { break };
+            st.io.now = Instant::now();
+            let me = st.io.shard();
+            st.handler.on_mesh(&mut st.io, me, m);
+        }
+    }
+}
+
+async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>) {
+    let notify = shard.state.borrow().io.mesh.notify.clone();
+    let delay = shard.cfg.batch.max_delay;
+    loop {
+        notify.wait().await;
+        if !delay.is_zero() && !shard.state.borrow().io.mesh.has_full_batch() {
+            glommio::timer::sleep(delay).await;
+        }
+        for (to, s) in senders.iter().enumerate() {
+            let Some(s) = s else { continue };
+            loop {
+                let batch = shard.state.borrow_mut().io.mesh.take(to);
+                let Some(batch) = batch else { break };
+                // A full queue parks this task only; the shard keeps serving meanwhile.
+                if let Err(e) = s.send(batch).await {
+                    log::debug!("mesh to shard {to}: {e}");
+                }
+            }
+        }
+    }
+}
