@@ -1,1 +1,209 @@
-fn main() {}
+//! `rustircd`: reads the command line and config, starts one shard per core, and turns signals
+//! into stop (SIGINT, SIGTERM) and reload (SIGHUP).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustircd::cli;
+use rustircd::config::{Config, ConfigError};
+use rustircd::server::{Control, IrcShard};
+use shards::{Runtime, RuntimeConfig};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn load(args: &cli::Args) -> Result<Config, Vec<ConfigError>> {
+    match &args.config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded()),
+    }
+}
+
+fn print_errors(errs: &[ConfigError]) {
+    for e in errs {
+        eprintln!("config error: {e}");
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rustircd: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        print!("{}", cli::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    if args.version {
+        println!("rustircd {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let mut cfg = match load(&args) {
+        Ok(c) => c,
+        Err(errs) => {
+            print_errors(&errs);
+            eprintln!("rustircd: {} error(s) in the configuration", errs.len());
+            return ExitCode::from(1);
+        }
+    };
+    if args.check_config {
+        println!("configuration OK: {}", cfg.source);
+        return ExitCode::SUCCESS;
+    }
+    if !args.listen.is_empty() {
+        cfg.listen = args
+            .listen
+            .iter()
+            .map(|a| rustircd::config::Listen { address: *a })
+            .collect();
+    }
+    if let Err(e) = rustircd::logging::init(&cfg.logging) {
+        eprintln!("rustircd: {e}");
+        return ExitCode::from(1);
+    }
+    match run(args, cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("rustircd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
+    let online = shards::allowed_cpus().len();
+    let cores = args.cores.unwrap_or(online);
+    if cores > online {
+        return Err(format!(
+            "--cores {cores}: this process may use only {online} core(s)"
+        ));
+    }
+    let fds =
+        shards::raise_nofile_limit().map_err(|e| format!("reading the open-file limit: {e}"))?;
+    let capacity = fds.connection_capacity(cores, 16);
+    log::info!(
+        "Open-file limit raised to {} (hard {}): capacity {} connections across {} shard(s)",
+        fds.soft,
+        fds.hard,
+        capacity,
+        cores
+    );
+    if cfg.listen.is_empty() {
+        log::warn!("No listeners configured: the server accepts no clients");
+    }
+    let rcfg = RuntimeConfig {
+        cores,
+        listeners: cfg
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, l)| shards::ListenSpec {
+                addr: l.address,
+                tag: i as u32,
+            })
+            .collect(),
+        mesh_capacity: cfg.runtime.mesh_capacity,
+        batch: shards::BatchPolicy {
+            max_messages: cfg.batch.max_batch_size,
+            max_bytes: cfg.batch.max_batch_bytes,
+            max_delay: cfg.batch.max_batch_delay,
+        },
+        preempt_timer: cfg.runtime.preempt_timer,
+        spin_before_park: (!cfg.runtime.spin_before_park.is_zero())
+            .then_some(cfg.runtime.spin_before_park),
+        capacity,
+        full_message: format!(
+            "ERROR :Closing Link: {} (Server is full)\r\n",
+            cfg.server.name
+        )
+        .into_bytes(),
+        ..RuntimeConfig::default()
+    };
+    let started = rustircd::clock::unix_now();
+    let shared = Arc::new(cfg);
+    let factory_cfg = shared.clone();
+    let rt: Runtime<Control> = Runtime::start(rcfg, move |shard| {
+        IrcShard::new(factory_cfg.clone(), shard, cores, started)
+    })
+    .map_err(|e| e.to_string())?;
+    for (addr, cpu) in rt.bound().iter().zip(std::iter::repeat(())) {
+        let _ = cpu;
+        log::info!("Listening on {addr}");
+    }
+    for (shard, cpu) in rt.cpus().iter().enumerate() {
+        log::info!("Shard {shard} pinned to CPU {cpu}");
+    }
+    log::info!(
+        "{} ready: {} shard(s), config {}",
+        shared.server.name,
+        cores,
+        shared.source
+    );
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("installing signal handlers: {e}"))?;
+    let mut current = shared;
+    'wait: loop {
+        for sig in signals.pending() {
+            match sig {
+                signal_hook::consts::SIGHUP => current = reload(&args, &rt, current),
+                _ => {
+                    log::info!("Signal {sig} received: stopping");
+                    break 'wait;
+                }
+            }
+        }
+        if rt.stop_wanted() {
+            log::info!("Stop requested by an operator");
+            break;
+        }
+        if rt.finished() {
+            return Err("a shard stopped unexpectedly".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rt.stop();
+    rt.wait().map_err(|e| e.to_string())?;
+    log::info!("Server stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-read the config file; a valid one replaces the old on every shard, a bad one is
+/// logged and the old stays live.
+fn reload(args: &cli::Args, rt: &Runtime<Control>, current: Arc<Config>) -> Arc<Config> {
+    let Some(path) = &args.config else {
+        log::info!("Config reload: running on the embedded default; nothing to re-read");
+        return current;
+    };
+    match Config::load(path) {
+        Ok(mut cfg) => {
+            // Listeners are bound at start; the running ones stay.
+            cfg.listen = current.listen.clone();
+            let cfg = Arc::new(cfg);
+            for s in 0..rt.cores() {
+                rt.control(s, Control::Reload(cfg.clone()));
+            }
+            log::info!("Config reloaded from {}", path.display());
+            cfg
+        }
+        Err(errs) => {
+            for e in &errs {
+                log::error!("Config reload failed: {e}");
+            }
+            log::error!(
+                "Config reload failed with {} error(s); the previous configuration stays",
+                errs.len()
+            );
+            current
+        }
+    }
+}

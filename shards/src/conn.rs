@@ -18,6 +18,18 @@ impl ConnId {
     pub fn index(self) -> u32 {
         self.idx
     }
+
+    /// The id as one number (for services that keep their own handle type).
+    pub fn to_u64(self) -> u64 {
+        (self.gen as u64) << 32 | self.idx as u64
+    }
+
+    pub fn from_u64(v: u64) -> ConnId {
+        ConnId {
+            idx: v as u32,
+            gen: (v >> 32) as u32,
+        }
+    }
 }
 
 impl fmt::Debug for ConnId {
@@ -157,7 +169,10 @@ impl Table {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.live)
-            .map(|(i, s)| ConnId { idx: i as u32, gen: s.gen })
+            .map(|(i, s)| ConnId {
+                idx: i as u32,
+                gen: s.gen,
+            })
             .collect()
     }
 }

@@ -39,7 +39,12 @@ pub struct Io<M: Envelope> {
 }
 
 impl<M: Envelope> Io<M> {
-    pub(crate) fn new(shard: ShardId, cores: usize, policy: BatchPolicy, close_grace: Duration) -> Self {
+    pub(crate) fn new(
+        shard: ShardId,
+        cores: usize,
+        policy: BatchPolicy,
+        close_grace: Duration,
+    ) -> Self {
         Io {
             shard,
             cores,
@@ -104,6 +109,16 @@ impl<M: Envelope> Io<M> {
                 slot.closing = Some(deadline);
                 slot.wake();
             }
+        }
+    }
+
+    /// Ends a connection at once, discarding what is queued (e.g. a peer that stopped reading).
+    pub fn abort(&mut self, conn: ConnId) {
+        if let Some(slot) = self.conns.get(conn) {
+            slot.out = Vec::new();
+            slot.sent = 0;
+            slot.closing = Some(self.now);
+            slot.wake();
         }
     }
 

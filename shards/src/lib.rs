@@ -18,8 +18,8 @@ mod runtime;
 pub use conn::{ConnId, ConnInfo, Disconnect};
 pub use io::{Io, IoStats};
 pub use limits::{raise_nofile_limit, FdLimits};
-pub use runtime::allowed_cpus;
 pub use mesh::BatchPolicy;
+pub use runtime::allowed_cpus;
 pub use runtime::{Handler, ListenSpec, Runtime, RuntimeConfig, RuntimeError, StartError};
 
 /// Index of a shard, `0..cores`.

@@ -19,7 +19,11 @@ pub(crate) fn bind_group(addr: SocketAddr, shards: usize) -> io::Result<(Vec<Raw
     let mut fds = Vec::with_capacity(shards);
     let mut bound = addr;
     for i in 0..shards {
-        let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+        let domain = if addr.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
         let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         if addr.is_ipv6() {
             sk.set_only_v6(true)?;
@@ -59,7 +63,10 @@ fn attach_port_steering(sk: &Socket, shards: usize, v6: bool) -> io::Result<()> 
         bpf(0x94, shards as u32),                   // mod #shards
         bpf(0x16, 0),                               // ret a
     ];
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
     // SAFETY: the kernel copies the program during the call; both structs outlive it.
     let rc = unsafe {
         libc::setsockopt(
@@ -78,5 +85,10 @@ fn attach_port_steering(sk: &Socket, shards: usize, v6: bool) -> io::Result<()> 
 }
 
 fn bpf(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -94,16 +96,28 @@ impl Default for RuntimeConfig {
 
 #[derive(Debug)]
 pub enum StartError {
-    Cpus { asked: usize, online: usize },
-    Bind { addr: SocketAddr, err: std::io::Error },
-    Shard { shard: ShardId, err: String },
+    Cpus {
+        asked: usize,
+        online: usize,
+    },
+    Bind {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    Shard {
+        shard: ShardId,
+        err: String,
+    },
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Cpus { asked, online } => {
-                write!(f, "--cores {asked} asks for more cores than the {online} this process may use")
+                write!(
+                    f,
+                    "--cores {asked} asks for more cores than the {online} this process may use"
+                )
             }
             StartError::Bind { addr, err } => write!(f, "cannot listen on {addr}: {err}"),
             StartError::Shard { shard, err } => write!(f, "shard {shard} failed to start: {err}"),
@@ -141,7 +155,9 @@ pub struct Runtime<C: Send + 'static> {
 pub fn allowed_cpus() -> Vec<usize> {
     core_affinity::get_core_ids()
         .map(|v| v.into_iter().map(|c| c.id).collect())
-        .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect())
+        .unwrap_or_else(|| {
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+        })
 }
 
 impl<C: Send + 'static> Runtime<C> {
@@ -155,7 +171,10 @@ impl<C: Send + 'static> Runtime<C> {
         let cpus = allowed_cpus();
         let n = cfg.cores.max(1);
         if n > cpus.len() {
-            return Err(StartError::Cpus { asked: n, online: cpus.len() });
+            return Err(StartError::Cpus {
+                asked: n,
+                online: cpus.len(),
+            });
         }
         let cpus: Vec<usize> = cpus.into_iter().take(n).collect();
 
@@ -164,8 +183,10 @@ impl<C: Send + 'static> Runtime<C> {
         let mut per_shard_fds: Vec<Vec<(RawFd, u32)>> = vec![Vec::new(); n];
         let mut bound = Vec::new();
         for spec in &cfg.listeners {
-            let (fds, addr) =
-                bind_group(spec.addr, n).map_err(|err| StartError::Bind { addr: spec.addr, err })?;
+            let (fds, addr) = bind_group(spec.addr, n).map_err(|err| StartError::Bind {
+                addr: spec.addr,
+                err,
+            })?;
             for (i, fd) in fds.into_iter().enumerate() {
                 per_shard_fds[i].push((fd, spec.tag));
             }
@@ -174,8 +195,10 @@ impl<C: Send + 'static> Runtime<C> {
 
         // The mesh: one bounded SPSC channel per ordered pair of shards.
         type Batch<M> = Vec<M>;
-        let mut tx: Vec<Vec<Option<SharedSender<Batch<H::Msg>>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut rx: Vec<Vec<Option<SharedReceiver<Batch<H::Msg>>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut tx: Vec<Vec<Option<SharedSender<Batch<H::Msg>>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut rx: Vec<Vec<Option<SharedReceiver<Batch<H::Msg>>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         for from in 0..n {
             for to in 0..n {
                 if from != to {
@@ -223,7 +246,8 @@ impl<C: Send + 'static> Runtime<C> {
                 .name(format!("shard-{i}-boot"))
                 .spawn(move || {
                     let ready2 = ready.clone();
-                    let res = builder.spawn(move || async move { shard_main(ctx, &*factory, ready2).await });
+                    let res = builder
+                        .spawn(move || async move { shard_main(ctx, &*factory, ready2).await });
                     match res {
                         Ok(h) => {
                             if let Err(e) = h.join() {
@@ -248,10 +272,22 @@ impl<C: Send + 'static> Runtime<C> {
                     }
                     return Err(StartError::Shard { shard: 0, err });
                 }
-                Err(_) => return Err(StartError::Shard { shard: 0, err: "exited during start".into() }),
+                Err(_) => {
+                    return Err(StartError::Shard {
+                        shard: 0,
+                        err: "exited during start".into(),
+                    })
+                }
             }
         }
-        Ok(Runtime { controls, threads, bound, cpus, stop_wanted, open })
+        Ok(Runtime {
+            controls,
+            threads,
+            bound,
+            cpus,
+            stop_wanted,
+            open,
+        })
     }
 
     /// The addresses actually bound, in listener order (a port of 0 resolved).
@@ -270,7 +306,9 @@ impl<C: Send + 'static> Runtime<C> {
 
     /// Hands a control message to one shard (it runs at the shard's next tick).
     pub fn control(&self, shard: ShardId, c: C) -> bool {
-        self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+        self.controls
+            .get(shard)
+            .is_some_and(|t| t.send(Ctl::User(c)).is_ok())
     }
 
     /// True once a shard asked for the process to stop (see [`Io::request_stop`]).
@@ -343,16 +381,34 @@ const SCRATCH: usize = 16 * 1024;
 /// Reads per wake-up before a connection yields to others.
 const READS_PER_POLL: usize = 8;
 
-async fn shard_main<H, F>(boot: ShardBoot<H::Msg, H::Control>, factory: &F, ready: Sender<Result<ShardId, String>>)
-where
+async fn shard_main<H, F>(
+    boot: ShardBoot<H::Msg, H::Control>,
+    factory: &F,
+    ready: Sender<Result<ShardId, String>>,
+) where
     H: Handler,
     F: Fn(ShardId) -> H,
 {
-    let ShardBoot { id, cores, cfg, fds, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
+    let ShardBoot {
+        id,
+        cores,
+        cfg,
+        fds,
+        tx_row,
+        rx_row,
+        ctl_rx,
+        stop_wanted,
+        open,
+    } = boot;
     let io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     let handler = factory(id);
     let shard = Rc::new(Shard {
-        state: RefCell::new(State { handler, io, scratch: vec![0u8; SCRATCH].into_boxed_slice(), closing: Vec::new() }),
+        state: RefCell::new(State {
+            handler,
+            io,
+            scratch: vec![0u8; SCRATCH].into_boxed_slice(),
+            closing: Vec::new(),
+        }),
         cfg: cfg.clone(),
         open,
     });
@@ -482,7 +538,12 @@ async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, tag
             shard.open.fetch_sub(1, Ordering::Relaxed);
             // SAFETY: a non-blocking send on a socket we own; failure is irrelevant here.
             unsafe {
-                libc::send(fd, shard.cfg.full_message.as_ptr() as *const _, shard.cfg.full_message.len(), libc::MSG_DONTWAIT);
+                libc::send(
+                    fd,
+                    shard.cfg.full_message.as_ptr() as *const _,
+                    shard.cfg.full_message.len(),
+                    libc::MSG_DONTWAIT,
+                );
                 libc::shutdown(fd, libc::SHUT_WR);
             }
             shard.state.borrow_mut().io.stats.refused_full += 1;
@@ -502,7 +563,15 @@ async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, tag
             st.io.now = Instant::now();
             st.io.stats.accepted += 1;
             let id = st.io.conns.insert();
-            st.handler.on_accept(&mut st.io, id, ConnInfo { peer, local: local_addr, listener_tag: tag });
+            st.handler.on_accept(
+                &mut st.io,
+                id,
+                ConnInfo {
+                    peer,
+                    local: local_addr,
+                    listener_tag: tag,
+                },
+            );
             id
         };
         glommio::spawn_local(connection(shard.clone(), stream, id)).detach();
@@ -522,9 +591,16 @@ enum Flush {
     Failed(std::io::Error),
 }
 
-fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut TcpStream, id: ConnId, cx: &mut Context<'_>) -> Flush {
+fn flush<M: Envelope>(
+    io: &mut Io<M>,
+    stream: &mut TcpStream,
+    id: ConnId,
+    cx: &mut Context<'_>,
+) -> Flush {
     loop {
-        let Some(slot) = io.conns.get(id) else { return Flush::Done };
+        let Some(slot) = io.conns.get(id) else {
+            return Flush::Done;
+        };
         if slot.queued() == 0 {
             return Flush::Done;
         }
@@ -540,9 +616,19 @@ fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut TcpStream, id: ConnId, cx: &m
     }
 }
 
-fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &mut TcpStream, id: ConnId) -> Poll<()> {
+fn poll_connection<H: Handler>(
+    shard: &Shard<H>,
+    cx: &mut Context<'_>,
+    stream: &mut TcpStream,
+    id: ConnId,
+) -> Poll<()> {
     let mut guard = shard.state.borrow_mut();
-    let State { handler, io, scratch, closing } = &mut *guard;
+    let State {
+        handler,
+        io,
+        scratch,
+        closing,
+    } = &mut *guard;
     io.now = Instant::now();
     // Take the waker out while we run: output queued for this connection during its own
     // poll is flushed by the loop below and need not schedule another poll.
@@ -562,7 +648,9 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
             }
             Flush::Done | Flush::Blocked => {}
         }
-        let Some(slot) = io.conns.get(id) else { break Poll::Ready(()) };
+        let Some(slot) = io.conns.get(id) else {
+            break Poll::Ready(());
+        };
         if let Some(deadline) = slot.closing {
             if slot.queued() == 0 || io.now >= deadline {
                 linger_close(stream.as_raw_fd(), scratch);
@@ -607,7 +695,14 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
 fn linger_close(fd: RawFd, scratch: &mut [u8]) {
     for _ in 0..16 {
         // SAFETY: non-blocking reads into a buffer we own.
-        let n = unsafe { libc::recv(fd, scratch.as_mut_ptr() as *mut _, scratch.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::recv(
+                fd,
+                scratch.as_mut_ptr() as *mut _,
+                scratch.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n <= 0 {
             break;
         }
@@ -618,7 +713,11 @@ fn linger_close(fd: RawFd, scratch: &mut [u8]) {
     }
 }
 
-async fn mesh_receiver<H: Handler>(shard: Rc<Shard<H>>, peer: ShardId, rx: ConnectedReceiver<Vec<H::Msg>>) {
+async fn mesh_receiver<H: Handler>(
+    shard: Rc<Shard<H>>,
+    peer: ShardId,
+    rx: ConnectedReceiver<Vec<H::Msg>>,
+) {
     while let Some(batch) = rx.recv().await {
         {
             let mut st = shard.state.borrow_mut();
@@ -640,7 +739,9 @@ async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
         loop {
             let mut st = shard.state.borrow_mut();
             let st = &mut *st;
-            let Some(m) = st.io.loopback.pop_front() else { break };
+            let Some(m) = st.io.loopback.pop_front() else {
+                break;
+            };
             st.io.now = Instant::now();
             let me = st.io.shard();
             st.handler.on_mesh(&mut st.io, me, m);
@@ -648,7 +749,10 @@ async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
     }
 }
 
-async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>) {
+async fn mesh_flusher<H: Handler>(
+    shard: Rc<Shard<H>>,
+    senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>,
+) {
     let notify = shard.state.borrow().io.mesh.notify.clone();
     let delay = shard.cfg.batch.max_delay;
     loop {

@@ -5,7 +5,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, ListenSpec, Runtime, RuntimeConfig, ShardId};
+use shards::{
+    ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, ListenSpec, Runtime, RuntimeConfig,
+    ShardId,
+};
 
 struct Relay(Vec<u8>);
 impl Envelope for Relay {}
@@ -70,7 +73,10 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
 fn echo_steering_relay_and_stop() {
     let cfg = RuntimeConfig {
         cores: 2,
-        listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 0 }],
+        listeners: vec![ListenSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            tag: 0,
+        }],
         ..Default::default()
     };
     let rt: Runtime<Ctl> = Runtime::start(cfg, |_| Echo::default()).expect("start");
@@ -84,7 +90,11 @@ fn echo_steering_relay_and_stop() {
         let mut r = BufReader::new(s);
         let hello = line(&mut r);
         let shard: usize = hello.split_whitespace().nth(1).unwrap().parse().unwrap();
-        assert_eq!(shard, shards::steered_shard(port, 2), "steering by source port: {hello}");
+        assert_eq!(
+            shard,
+            shards::steered_shard(port, 2),
+            "steering by source port: {hello}"
+        );
         on[shard] += 1;
         clients.push((r, shard));
     }

@@ -1,0 +1,269 @@
+//! A connection's life: accepted, fed bytes (framed into lines, queued while the client waits
+//! for another shard), and closed — with `ERROR`, the QUIT seen by others, the nick released.
+//! Also PING, PONG and QUIT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::delivery::broadcast;
+use super::envelope::Env;
+use super::outbox::{Conn, Outbox};
+use super::{run_line, CmdResult, Ctx};
+use crate::proto::framer::Frame;
+use crate::proto::{Line, Message, Numeric};
+use crate::state::client::Client;
+use crate::state::shard::ShardState;
+
+/// A new connection: it joins the first class that matches its address, or is told why not.
+pub fn accept(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    peer: SocketAddr,
+    now: Instant,
+    unix: u64,
+) {
+    let ip = crate::state::client::display_ip(peer);
+    let class = st.cfg.class_for(&ip);
+    let refuse = |st: &mut ShardState, out: &mut dyn Outbox, why: &str| {
+        log::info!("Client refused: [{peer}] shard={} reason={why}", st.me);
+        let line = Line::new()
+            .verb("ERROR")
+            .trailing(&format!("Closing Link: {ip} ({why})"))
+            .finish();
+        out.send(conn, &line);
+        out.close(conn);
+    };
+    let Some(class) = class else {
+        return refuse(st, out, "No connection class for your host");
+    };
+    // max_clients is per class across the process; each shard takes its share.
+    let share = st.cfg.classes[class].max_clients.div_ceil(st.cores);
+    if st.class_counts[class] >= share {
+        return refuse(st, out, "Too many connections in your class");
+    }
+    st.class_counts[class] += 1;
+    let uid = st.uids.allocate();
+    st.clients
+        .insert(conn, Client::new(conn, uid, peer, class, now, unix));
+    log::info!(
+        "Client connected: [{peer}] shard={} class={}",
+        st.me,
+        st.cfg.classes[class].name
+    );
+}
+
+/// Bytes from a connection.
+pub fn data(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    bytes: &[u8],
+    now: Instant,
+    unix: u64,
+) {
+    let Some(c) = st.clients.get_mut(&conn) else {
+        return;
+    };
+    if c.closing {
+        return;
+    }
+    let mut framer = std::mem::take(&mut c.framer);
+    framer.feed(bytes, |frame| on_frame(st, out, conn, frame, now, unix));
+    if let Some(c) = st.clients.get_mut(&conn) {
+        c.framer = framer;
+        if !c.closing && c.framer.buffered() + c.queued_bytes > st.cfg.classes[c.class].recvq {
+            c.closing = true;
+            st.to_close.push((conn, "Excess Flood".into(), false));
+        }
+    }
+}
+
+fn on_frame(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    frame: Frame<'_>,
+    now: Instant,
+    unix: u64,
+) {
+    let Some(c) = st.clients.get_mut(&conn) else {
+        return;
+    };
+    if c.closing {
+        return;
+    }
+    c.last_active = now;
+    c.ping_sent = None;
+    match frame {
+        Frame::TooLong => {
+            let mut ctx = Ctx {
+                st,
+                out,
+                conn,
+                now,
+                unix,
+            };
+            ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
+            ctx.flush();
+        }
+        Frame::Line(line) => {
+            if c.wait.is_some() || !c.queue.is_empty() {
+                c.queued_bytes += line.len();
+                c.queue.push_back(line.into());
+                return;
+            }
+            let mut ctx = Ctx {
+                st,
+                out,
+                conn,
+                now,
+                unix,
+            };
+            run_line(&mut ctx, line);
+            ctx.flush();
+        }
+    }
+}
+
+/// Runs the lines a client sent while it waited, until it waits again.
+pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    loop {
+        let Some(c) = st.clients.get_mut(&conn) else {
+            return;
+        };
+        if c.closing || c.wait.is_some() {
+            return;
+        }
+        let Some(line) = c.queue.pop_front() else {
+            return;
+        };
+        c.queued_bytes -= line.len();
+        let mut ctx = Ctx {
+            st,
+            out,
+            conn,
+            now,
+            unix,
+        };
+        run_line(&mut ctx, &line);
+        ctx.flush();
+    }
+}
+
+/// Marks a connection for closing at the end of the current event.
+pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if !c.closing {
+            c.closing = true;
+            st.to_close.push((conn, reason.into(), false));
+        }
+    }
+}
+
+/// Closes every connection marked during the event.
+pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
+    while let Some((conn, reason, abort)) = st.to_close.pop() {
+        if !abort {
+            if let Some(c) = st.clients.get(&conn) {
+                let line = Line::new()
+                    .verb("ERROR")
+                    .trailing(&format!("Closing Link: {} ({reason})", c.host))
+                    .finish();
+                out.send(conn, &line);
+            }
+        }
+        remove(st, out, conn, &reason);
+        if abort {
+            out.abort(conn);
+        } else {
+            out.close(conn);
+        }
+    }
+}
+
+/// The peer went away (EOF or error): the same as a close, without the ERROR line.
+pub fn disconnected(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
+    if st.clients.contains_key(&conn) {
+        remove(st, out, conn, reason);
+    }
+}
+
+/// Forgets a connection: its user leaves the network (QUIT to others) and its nick is freed.
+fn remove(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
+    let Some(c) = st.clients.remove(&conn) else {
+        return;
+    };
+    st.class_counts[c.class] -= 1;
+    log::info!(
+        "Client disconnected: {} [{}] shard={} reason={reason}",
+        c.mask(),
+        c.addr,
+        st.me
+    );
+    if c.registered {
+        st.local.remove(&c.uid);
+        let line: Arc<[u8]> = Line::new()
+            .source(&c.mask())
+            .verb("QUIT")
+            .trailing(reason)
+            .finish()
+            .into();
+        st.directory.remove(&c.uid);
+        broadcast(st, out, || Env::UserQuit {
+            uid: c.uid,
+            line: line.clone(),
+        });
+    }
+    if let Some((_, folded)) = c.nick {
+        release_nick(st, out, folded, c.uid);
+    }
+}
+
+/// Frees a nick at its owner shard.
+pub fn release_nick(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    nick: crate::proto::Folded,
+    uid: crate::state::Uid,
+) {
+    let owner = nick.owner(st.cores);
+    if owner == st.me {
+        st.nicks.release(&nick, uid);
+    } else {
+        out.mesh(owner, Env::NickRelease { nick, uid });
+    }
+}
+
+/// `PING <token>`: answered with PONG carrying the token.
+pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(token) = msg.param(0) else {
+        return Err(crate::err!(ERR_NOORIGIN));
+    };
+    let server = ctx.server().to_string();
+    let line = Line::new()
+        .source(&server)
+        .verb("PONG")
+        .param(&server)
+        .trailing(token)
+        .finish();
+    ctx.send(&line);
+    Ok(())
+}
+
+/// `PONG`: any line already counts as life; nothing more to do.
+pub fn pong(_ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
+    Ok(())
+}
+
+/// `QUIT [:reason]`
+pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let reason = match msg.param(0) {
+        Some(r) if !r.is_empty() => format!("Quit: {r}"),
+        _ => "Client Quit".to_string(),
+    };
+    let conn = ctx.conn;
+    close_later(ctx.st, conn, reason);
+    Ok(())
+}

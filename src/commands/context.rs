@@ -1,0 +1,117 @@
+//! The context a command runs in, its reply sink, and the one error type handlers return.
+
+use std::time::Instant;
+
+use smallvec::SmallVec;
+
+use super::outbox::{Conn, Outbox};
+use crate::proto::{Line, Numeric};
+use crate::state::client::Client;
+use crate::state::shard::ShardState;
+
+/// A refusal: the numeric and its parameters (its fixed text, if any, is added when sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub numeric: Numeric,
+    pub params: SmallVec<[String; 2]>,
+}
+
+impl Reply {
+    pub fn new(numeric: Numeric, params: &[&str]) -> Reply {
+        Reply {
+            numeric,
+            params: params.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+pub type CmdResult = Result<(), Reply>;
+
+/// `Err(err!(ERR_NOSUCHNICK, nick))` — a refusal with its parameters.
+#[macro_export]
+macro_rules! err {
+    ($num:ident $(, $p:expr)* $(,)?) => {
+        $crate::commands::Reply::new($crate::proto::Numeric::$num, &[$(&$p),*])
+    };
+}
+
+pub struct Ctx<'a> {
+    pub st: &'a mut ShardState,
+    pub out: &'a mut dyn Outbox,
+    pub conn: Conn,
+    pub now: Instant,
+    pub unix: u64,
+}
+
+/// Builds a numeric line from this server: `:server NNN target params... [:text]`. Without a
+/// fixed text, the last parameter is written as trailing.
+pub fn numeric_line(server: &str, target: &str, n: Numeric, params: &[&str]) -> Vec<u8> {
+    let mut l = Line::new().source(server).verb(n.as_str()).param(target);
+    match n.text() {
+        Some(text) => {
+            for p in params {
+                l = l.param(p);
+            }
+            l = l.trailing(text);
+        }
+        None => {
+            if let Some((last, mid)) = params.split_last() {
+                for p in mid {
+                    l = l.param(p);
+                }
+                l = l.trailing(last);
+            }
+        }
+    }
+    l.finish()
+}
+
+impl Ctx<'_> {
+    /// The client whose command is running (it exists for the whole command).
+    pub fn me(&self) -> &Client {
+        self.st
+            .clients
+            .get(&self.conn)
+            .expect("the running client exists")
+    }
+
+    pub fn me_mut(&mut self) -> &mut Client {
+        self.st
+            .clients
+            .get_mut(&self.conn)
+            .expect("the running client exists")
+    }
+
+    pub fn server(&self) -> &str {
+        &self.st.cfg.server.name
+    }
+
+    /// Appends a numeric to the reply.
+    pub fn reply(&mut self, n: Numeric, params: &[&str]) {
+        let target = self.me().target().to_string();
+        let line = numeric_line(&self.st.cfg.server.name, &target, n, params);
+        self.st.reply.extend_from_slice(&line);
+    }
+
+    pub fn reply_err(&mut self, r: &Reply) {
+        let params: SmallVec<[&str; 4]> = r.params.iter().map(|s| s.as_str()).collect();
+        self.reply(r.numeric, &params);
+    }
+
+    /// Appends a finished line to the reply.
+    pub fn send(&mut self, line: &[u8]) {
+        self.st.reply.extend_from_slice(line);
+    }
+
+    /// Sends what the command produced for its client.
+    pub fn flush(&mut self) {
+        if self.st.reply.is_empty() {
+            return;
+        }
+        let conn = self.conn;
+        let buf = std::mem::take(&mut self.st.reply);
+        super::delivery::to_conn(self.st, self.out, conn, &buf);
+        self.st.reply = buf;
+        self.st.reply.clear();
+    }
+}

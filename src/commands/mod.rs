@@ -1,0 +1,147 @@
+//! Commands: one module per family, one table that says for each verb how many parameters it
+//! needs and when it is allowed. The dispatcher checks that once (451, 461, 481), so handlers
+//! hold only the command's meaning. Handlers write to the reply sink in [`Ctx`] and send
+//! [`Env`] messages to other shards; they never touch a socket.
+
+pub mod cap;
+pub mod connection;
+pub mod context;
+pub mod delivery;
+pub mod envelope;
+pub mod mesh;
+pub mod outbox;
+pub mod registration;
+pub mod server_info;
+pub mod timers;
+
+use std::sync::OnceLock;
+
+use ahash::AHashMap;
+
+pub use context::{numeric_line, CmdResult, Ctx, Reply};
+pub use envelope::Env;
+pub use outbox::{Conn, Outbox};
+
+use crate::proto::framer::MAX_TAGS;
+use crate::proto::line::MAX_BODY;
+use crate::proto::message::{Message, ParseError};
+use crate::proto::Numeric;
+
+/// When a command may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Before and after registration.
+    Always,
+    /// Only before registration (462 after).
+    Unregistered,
+    /// Only after registration (451 before).
+    Registered,
+}
+
+pub type HandlerFn = fn(&mut Ctx<'_>, &Message<'_>) -> CmdResult;
+
+pub struct Spec {
+    pub name: &'static str,
+    pub min_params: usize,
+    pub when: When,
+    pub run: HandlerFn,
+}
+
+const fn spec(name: &'static str, min_params: usize, when: When, run: HandlerFn) -> Spec {
+    Spec {
+        name,
+        min_params,
+        when,
+        run,
+    }
+}
+
+/// Every command the server knows.
+pub static COMMANDS: &[Spec] = &[
+    // registration and connection (registration.rs, cap.rs, connection.rs)
+    spec("CAP", 1, When::Always, cap::cap),
+    spec("PASS", 1, When::Unregistered, registration::pass),
+    spec("NICK", 0, When::Always, registration::nick),
+    spec("USER", 4, When::Unregistered, registration::user),
+    spec("PING", 0, When::Always, connection::ping),
+    spec("PONG", 0, When::Always, connection::pong),
+    spec("QUIT", 0, When::Always, connection::quit),
+    // server queries (server_info.rs)
+    spec("MOTD", 0, When::Registered, server_info::motd),
+    spec("LUSERS", 0, When::Registered, server_info::lusers),
+    spec("VERSION", 0, When::Registered, server_info::version),
+    spec("TIME", 0, When::Registered, server_info::time),
+    spec("ADMIN", 0, When::Registered, server_info::admin),
+    spec("INFO", 0, When::Registered, server_info::info),
+];
+
+fn table() -> &'static AHashMap<&'static str, &'static Spec> {
+    static TABLE: OnceLock<AHashMap<&'static str, &'static Spec>> = OnceLock::new();
+    TABLE.get_or_init(|| COMMANDS.iter().map(|s| (s.name, s)).collect())
+}
+
+/// Looks a verb up, case-insensitively, without allocating.
+pub fn lookup(verb: &str) -> Option<&'static Spec> {
+    let mut buf = [0u8; 16];
+    let b = verb.as_bytes();
+    if b.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(b) {
+        *d = s.to_ascii_uppercase();
+    }
+    let upper = std::str::from_utf8(&buf[..b.len()]).ok()?;
+    table().get(upper).copied()
+}
+
+/// Runs one complete line from a client.
+pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    let msg = match Message::parse(&text) {
+        Ok(m) => m,
+        Err(ParseError::Empty) | Err(ParseError::NoVerb) => return,
+    };
+    let body_len = raw.len() - msg.tags.map_or(0, |t| t.len() + 2);
+    if body_len > MAX_BODY || msg.tags.is_some_and(|t| t.len() + 2 > MAX_TAGS) {
+        ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
+        return;
+    }
+    let Some(spec) = lookup(msg.verb) else {
+        ctx.reply(Numeric::ERR_UNKNOWNCOMMAND, &[msg.verb]);
+        return;
+    };
+    let registered = ctx.me().registered;
+    match (spec.when, registered) {
+        (When::Registered, false) => return ctx.reply(Numeric::ERR_NOTREGISTERED, &[]),
+        (When::Unregistered, true) => return ctx.reply(Numeric::ERR_ALREADYREGISTERED, &[]),
+        _ => {}
+    }
+    if msg.params.len() < spec.min_params {
+        return ctx.reply(Numeric::ERR_NEEDMOREPARAMS, &[spec.name]);
+    }
+    if let Err(r) = (spec.run)(ctx, &msg) {
+        ctx.reply_err(&r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive_and_bounded() {
+        assert_eq!(lookup("nick").unwrap().name, "NICK");
+        assert_eq!(lookup("PiNg").unwrap().name, "PING");
+        assert!(lookup("FOOBAR").is_none());
+        assert!(lookup(&"X".repeat(100)).is_none());
+    }
+
+    #[test]
+    fn table_has_no_duplicates() {
+        let mut names: Vec<_> = COMMANDS.iter().map(|s| s.name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len());
+    }
+}

@@ -1,0 +1,273 @@
+//! PASS, NICK and USER; nick claims at the owner shard; the welcome burst.
+
+use std::sync::Arc;
+
+use super::connection::{close_later, release_nick, resume};
+use super::delivery::broadcast;
+use super::envelope::Env;
+use super::outbox::{Conn, Outbox};
+use super::{server_info, CmdResult, Ctx};
+use crate::err;
+use crate::proto::names::{clean_username, valid_nick};
+use crate::proto::{Folded, Line, Message, Numeric};
+use crate::state::client::Wait;
+use crate::state::shard::ShardState;
+use crate::state::{User, UserModes};
+
+/// `PASS <password>` (before registration).
+pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    ctx.me_mut().pass = msg.param(0).map(str::to_string);
+    Ok(())
+}
+
+/// `USER <username> <mode> <unused> :<realname>` (before registration).
+pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if ctx.me().user.is_some() {
+        return Err(err!(ERR_ALREADYREGISTERED));
+    }
+    let limits = &ctx.st.cfg.limits;
+    let (userlen, namelen) = (limits.userlen, limits.realnamelen);
+    let Some(username) = clean_username(msg.params[0], userlen) else {
+        return Err(err!(ERR_NEEDMOREPARAMS, "USER"));
+    };
+    let realname: String = msg.params[3].chars().take(namelen).collect();
+    // No ident lookup vouches for the name: it carries the customary `~`.
+    let username = format!("~{username}");
+    ctx.me_mut().user = Some((username.into(), realname.into()));
+    try_register(ctx);
+    Ok(())
+}
+
+/// `NICK <nick>`: before registration it reserves the nick; after, it changes it.
+pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(new) = msg.param(0).filter(|n| !n.is_empty()) else {
+        return Err(err!(ERR_NONICKNAMEGIVEN));
+    };
+    if !valid_nick(new, ctx.st.cfg.limits.nicklen) {
+        return Err(err!(ERR_ERRONEUSNICKNAME, new));
+    }
+    let folded = ctx.st.cm.fold(new);
+    let me = ctx.me();
+    let uid = me.uid;
+    if let Some((cur, cur_folded)) = &me.nick {
+        if **cur == *new {
+            return Ok(());
+        }
+        if *cur_folded == folded {
+            // A case change keeps the same nick entry: nothing to claim.
+            nick_granted(ctx, new.into(), folded);
+            return Ok(());
+        }
+    }
+    // This shard's copy of the directory answers most collisions without a round trip.
+    if ctx
+        .st
+        .directory
+        .by_nick(&folded)
+        .is_some_and(|u| u.uid != uid)
+    {
+        return Err(err!(ERR_NICKNAMEINUSE, new));
+    }
+    let owner = folded.owner(ctx.st.cores);
+    if owner == ctx.st.me {
+        if ctx.st.nicks.claim(folded.clone(), uid) {
+            nick_granted(ctx, new.into(), folded);
+            Ok(())
+        } else {
+            Err(err!(ERR_NICKNAMEINUSE, new))
+        }
+    } else {
+        let conn = ctx.conn;
+        ctx.out.mesh(
+            owner,
+            Env::NickClaim {
+                nick: folded.clone(),
+                uid,
+                conn,
+            },
+        );
+        ctx.me_mut().wait = Some(Wait::Nick {
+            nick: new.into(),
+            folded,
+        });
+        Ok(())
+    }
+}
+
+/// The owner shard's answer to a claim made by `conn`.
+pub fn nick_result(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    folded: Folded,
+    uid: crate::state::Uid,
+    granted: bool,
+    now: std::time::Instant,
+    unix: u64,
+) {
+    let waiting = st
+        .clients
+        .get(&conn)
+        .filter(|c| c.uid == uid)
+        .and_then(|c| match &c.wait {
+            Some(Wait::Nick { nick, folded: f }) if *f == folded => Some(nick.clone()),
+            _ => None,
+        });
+    let Some(nick) = waiting else {
+        // The client left (or moved on) meanwhile: give the nick back.
+        if granted {
+            release_nick(st, out, folded, uid);
+        }
+        return;
+    };
+    let mut ctx = Ctx {
+        st,
+        out,
+        conn,
+        now,
+        unix,
+    };
+    ctx.me_mut().wait = None;
+    if granted {
+        nick_granted(&mut ctx, nick, folded);
+    } else {
+        ctx.reply(Numeric::ERR_NICKNAMEINUSE, &[&nick]);
+    }
+    ctx.flush();
+    resume(st, out, conn, now, unix);
+}
+
+/// The nick is ours: take it (before registration) or change to it (after).
+fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
+    let me = ctx.me();
+    let uid = me.uid;
+    let old = me.nick.clone();
+    if !me.registered {
+        if let Some((_, old_folded)) = old {
+            if old_folded != folded {
+                release_nick(ctx.st, ctx.out, old_folded, uid);
+            }
+        }
+        ctx.me_mut().nick = Some((nick, folded));
+        try_register(ctx);
+        return;
+    }
+    let line: Arc<[u8]> = Line::new()
+        .source(&ctx.me().mask())
+        .verb("NICK")
+        .param(&nick)
+        .finish()
+        .into();
+    let ts = ctx.unix;
+    ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
+    ctx.st
+        .directory
+        .rename(&uid, nick.clone(), folded.clone(), ts);
+    ctx.send(&line);
+    broadcast(ctx.st, ctx.out, || Env::UserNick {
+        uid,
+        nick: nick.clone(),
+        folded: folded.clone(),
+        ts,
+        line: line.clone(),
+    });
+    if let Some((_, old_folded)) = old {
+        if old_folded != folded {
+            release_nick(ctx.st, ctx.out, old_folded, uid);
+        }
+    }
+}
+
+/// Completes registration once NICK, USER and any CAP negotiation are done.
+pub fn try_register(ctx: &mut Ctx<'_>) {
+    let me = ctx.me();
+    if me.registered
+        || me.nick.is_none()
+        || me.user.is_none()
+        || me.cap_negotiating
+        || me.wait.is_some()
+    {
+        return;
+    }
+    if let Some(want) = &ctx.st.cfg.server.password {
+        if me.pass.as_deref() != Some(want.as_str()) {
+            ctx.reply(Numeric::ERR_PASSWDMISMATCH, &[]);
+            let conn = ctx.conn;
+            close_later(ctx.st, conn, "Bad Password");
+            return;
+        }
+    }
+    let (nick, folded) = me.nick.clone().expect("checked above");
+    let (username, realname) = me.user.clone().expect("checked above");
+    let user = User {
+        uid: me.uid,
+        nick,
+        folded,
+        nick_ts: ctx.unix,
+        user: username,
+        host: me.host.clone(),
+        ip: me.ip.clone(),
+        realname,
+        modes: UserModes::default(),
+        away: None,
+        account: None,
+        shard: ctx.st.me,
+        signon: me.signon,
+    };
+    let uid = user.uid;
+    log::info!(
+        "Client registered: {} [{}] shard={} uid={uid}",
+        user.mask(),
+        me.addr,
+        ctx.st.me
+    );
+    ctx.me_mut().registered = true;
+    ctx.st.local.insert(uid, ctx.conn);
+    ctx.st.directory.insert(user.clone());
+    broadcast(ctx.st, ctx.out, || Env::UserIntro(Box::new(user.clone())));
+    ctx.st.max_local = ctx.st.max_local.max(ctx.st.local.len());
+    ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
+    welcome(ctx, &user);
+}
+
+/// 001–005, LUSERS and MOTD.
+fn welcome(ctx: &mut Ctx<'_>, u: &User) {
+    let cfg = ctx.st.cfg.clone();
+    let s = &cfg.server;
+    let version = server_info::version_string();
+    ctx.reply(
+        Numeric::RPL_WELCOME,
+        &[&format!(
+            "Welcome to the {} Internet Relay Chat Network {}",
+            s.network,
+            u.mask()
+        )],
+    );
+    ctx.reply(
+        Numeric::RPL_YOURHOST,
+        &[&format!(
+            "Your host is {}, running version {version}",
+            s.name
+        )],
+    );
+    let created = ctx.st.created.clone();
+    ctx.reply(
+        Numeric::RPL_CREATED,
+        &[&format!("This server was created {created}")],
+    );
+    ctx.send(
+        &Line::new()
+            .source(&s.name)
+            .verb(Numeric::RPL_MYINFO.as_str())
+            .param(&u.nick)
+            .param(&s.name)
+            .param(&version)
+            .param(server_info::USER_MODES)
+            .param(server_info::CHANNEL_MODES)
+            .param(server_info::CHANNEL_MODES_WITH_PARAM)
+            .finish(),
+    );
+    server_info::send_isupport(ctx);
+    server_info::send_lusers(ctx);
+    server_info::send_motd(ctx);
+}

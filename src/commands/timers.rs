@@ -1,0 +1,59 @@
+//! Periodic work: pings and timeouts, and the counts other shards need for LUSERS.
+
+use std::time::{Duration, Instant};
+
+use super::connection::close_later;
+use super::delivery::{broadcast, to_conn};
+use super::envelope::Env;
+use super::outbox::{Conn, Outbox};
+use crate::proto::Line;
+use crate::state::shard::ShardState;
+
+/// Called on every runtime tick; does its per-second work when a second has passed.
+pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
+    let mut ping = Vec::new();
+    let mut expired: Vec<(Conn, String)> = Vec::new();
+    for (conn, c) in st.clients.iter() {
+        if c.closing {
+            continue;
+        }
+        let class = &st.cfg.classes[c.class];
+        if !c.registered {
+            if now.duration_since(c.connected_at) >= class.connection_timeout {
+                expired.push((*conn, "Registration timed out".into()));
+            }
+            continue;
+        }
+        match c.ping_sent {
+            None if now.duration_since(c.last_active) >= class.ping_frequency => ping.push(*conn),
+            Some(sent) if now.duration_since(sent) >= class.ping_frequency => {
+                let secs = now.duration_since(c.last_active).as_secs();
+                expired.push((*conn, format!("Ping timeout: {secs} seconds")));
+            }
+            _ => {}
+        }
+    }
+    if !ping.is_empty() {
+        let line = Line::new()
+            .verb("PING")
+            .trailing(&st.cfg.server.name)
+            .finish();
+        for conn in ping {
+            if let Some(c) = st.clients.get_mut(&conn) {
+                c.ping_sent = Some(now);
+            }
+            to_conn(st, out, conn, &line);
+        }
+    }
+    for (conn, why) in expired {
+        close_later(st, conn, why);
+    }
+    let unregistered = st.local_unregistered() as u32;
+    if unregistered != st.sent_unregistered {
+        st.sent_unregistered = unregistered;
+        broadcast(st, out, || Env::Counts { unregistered });
+    }
+}
+
+/// How often the per-second checks run.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);

@@ -1,0 +1,684 @@
+//! Configuration: TOML read once, validated whole into a runtime [`Config`]. The default
+//! (`config/rustircd.toml`) is compiled in, so the server starts with no file at all. A bad
+//! file yields every error found, each naming the file, key, line and reason; the caller keeps
+//! the previous config (REHASH) or refuses to start.
+
+mod reader;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use reader::ConfigError;
+use reader::{Doc, Tbl};
+
+use crate::proto::mask;
+use crate::proto::names;
+use crate::proto::CaseMapping;
+
+/// The default configuration, as shipped in `config/rustircd.toml`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/rustircd.toml");
+pub const EMBEDDED_NAME: &str = "<embedded config/rustircd.toml>";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it came from: a path, or [`EMBEDDED_NAME`].
+    pub source: String,
+    pub server: ServerInfo,
+    pub limits: Limits,
+    pub listen: Vec<Listen>,
+    pub classes: Vec<Class>,
+    pub database: Database,
+    pub batch: Batch,
+    pub netsplit: Netsplit,
+    pub opers: Vec<Oper>,
+    pub links: Vec<Link>,
+    pub logging: Logging,
+    pub runtime: RuntimeTuning,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    pub name: String,
+    pub sid: String,
+    pub network: String,
+    pub description: String,
+    pub casemapping: CaseMapping,
+    /// Connection password every client must send with PASS, if set.
+    pub password: Option<String>,
+    pub motd: Option<Vec<String>>,
+    pub admin_location: String,
+    pub admin_location2: String,
+    pub admin_email: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub nicklen: usize,
+    pub channellen: usize,
+    pub topiclen: usize,
+    pub kicklen: usize,
+    pub awaylen: usize,
+    pub userlen: usize,
+    pub realnamelen: usize,
+    /// Targets per PRIVMSG/NOTICE/JOIN... (`TARGMAX`, `MAXTARGETS`).
+    pub max_targets: usize,
+    /// Channels a user may be in (`CHANLIMIT`).
+    pub max_channels: usize,
+    /// Entries per ban/exception/invite-exception list (`MAXLIST`).
+    pub max_list_entries: usize,
+    /// Mode changes with a parameter per MODE command (`MODES`).
+    pub max_modes: usize,
+    /// Entries per MONITOR list (`MONITOR`).
+    pub monitor: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub address: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct Class {
+    pub name: String,
+    /// Masks on the client's IP address (or `*`); the first class that matches takes it.
+    pub hosts: Vec<String>,
+    pub sendq: usize,
+    pub recvq: usize,
+    pub ping_frequency: Duration,
+    /// Time allowed to complete registration.
+    pub connection_timeout: Duration,
+    pub max_clients: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Database {
+    /// WHOWAS history entries kept per shard.
+    pub user_cache_size: usize,
+    pub user_cache_ttl: Duration,
+    pub channel_cache_ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub max_batch_size: usize,
+    pub max_batch_delay: Duration,
+    pub max_batch_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Netsplit {
+    pub split_user_grace_period: Duration,
+    pub burst_optimization_enabled: bool,
+    pub burst_optimization_window: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Oper {
+    pub name: String,
+    pub password: String,
+    pub hosts: Vec<String>,
+    pub privileges: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub name: String,
+    pub sid: Option<String>,
+    pub address: Option<SocketAddr>,
+    pub send_password: String,
+    pub accept_password: String,
+    pub autoconnect: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Logging {
+    pub file: Option<PathBuf>,
+    pub level: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeTuning {
+    pub mesh_capacity: usize,
+    pub preempt_timer: Duration,
+    pub spin_before_park: Duration,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(86400);
+
+impl Config {
+    /// The embedded default.
+    pub fn embedded() -> Config {
+        Config::parse(EMBEDDED_NAME, EMBEDDED_DEFAULT, None)
+            .expect("the embedded default config is valid")
+    }
+
+    /// Reads and validates a file; relative paths inside it (motd_file) are relative to it.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: label.clone(),
+                line: None,
+                key: String::new(),
+                reason: format!("cannot read: {e}"),
+            }]
+        })?;
+        Config::parse(&label, &text, path.parent())
+    }
+
+    /// Validates config text; `base` resolves relative file names.
+    pub fn parse(label: &str, text: &str, base: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
+        let (root, syntax) = toml::de::DeTable::parse_recoverable(text);
+        let mut doc = Doc::new(label, text);
+        for e in syntax {
+            let span = e.span();
+            doc.error(span.as_ref(), "", format!("TOML syntax: {}", e.message()));
+        }
+        let mut top = Tbl::root(&root);
+        let cfg = read_all(&mut doc, &mut top, base);
+        top.finish(&mut doc);
+        if doc.errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(doc.errors)
+        }
+    }
+
+    /// The class for a new connection from `ip`: the first whose host masks match.
+    pub fn class_for(&self, ip: &str) -> Option<usize> {
+        self.classes.iter().position(|c| {
+            c.hosts
+                .iter()
+                .any(|m| mask::matches(CaseMapping::Ascii, m, ip))
+        })
+    }
+}
+
+fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Config {
+    let server = read_server(doc, top, base);
+    let limits = read_limits(doc, top);
+    let listen = read_listen(doc, top);
+    let classes = read_classes(doc, top);
+    let database = match top.table(doc, "database") {
+        Some(mut t) => {
+            let d = Database {
+                user_cache_size: t.int(doc, "user_cache_size", 10_000, 0, 10_000_000) as usize,
+                user_cache_ttl: Duration::from_secs(t.int(
+                    doc,
+                    "user_cache_ttl_seconds",
+                    86_400,
+                    0,
+                    365 * 86_400,
+                ) as u64),
+                channel_cache_ttl: Duration::from_secs(t.int(
+                    doc,
+                    "channel_cache_ttl_seconds",
+                    3_600,
+                    0,
+                    365 * 86_400,
+                ) as u64),
+            };
+            t.finish(doc);
+            d
+        }
+        None => Database {
+            user_cache_size: 10_000,
+            user_cache_ttl: DAY,
+            channel_cache_ttl: Duration::from_secs(3600),
+        },
+    };
+    let batch = match top.table(doc, "batch") {
+        Some(mut t) => {
+            let b = Batch {
+                max_batch_size: t.int(doc, "max_batch_size", 1024, 1, 1 << 20) as usize,
+                max_batch_delay: t.duration(
+                    doc,
+                    "max_batch_delay",
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    SECOND,
+                ),
+                max_batch_bytes: t.size(doc, "max_batch_bytes", 256 * 1024, 512, 64 << 20),
+            };
+            t.finish(doc);
+            b
+        }
+        None => Batch {
+            max_batch_size: 1024,
+            max_batch_delay: Duration::ZERO,
+            max_batch_bytes: 256 * 1024,
+        },
+    };
+    let netsplit = match top.table(doc, "netsplit") {
+        Some(mut t) => {
+            let n = Netsplit {
+                split_user_grace_period: t.duration(
+                    doc,
+                    "split_user_grace_period",
+                    Duration::from_secs(30),
+                    Duration::ZERO,
+                    DAY,
+                ),
+                burst_optimization_enabled: t.bool(doc, "burst_optimization_enabled", true),
+                burst_optimization_window: t.duration(
+                    doc,
+                    "burst_optimization_window",
+                    Duration::from_secs(5),
+                    Duration::ZERO,
+                    Duration::from_secs(3600),
+                ),
+            };
+            t.finish(doc);
+            n
+        }
+        None => Netsplit {
+            split_user_grace_period: Duration::from_secs(30),
+            burst_optimization_enabled: true,
+            burst_optimization_window: Duration::from_secs(5),
+        },
+    };
+    let opers = read_opers(doc, top);
+    let links = read_links(doc, top);
+    let logging = match top.table(doc, "logging") {
+        Some(mut t) => {
+            let file = t.opt_str(doc, "file").map(|f| resolve(base, &f));
+            let level = t.str(doc, "level", "info");
+            if !matches!(
+                level.as_str(),
+                "error" | "warn" | "info" | "debug" | "trace" | "off"
+            ) {
+                doc.error(
+                    t.value_span("level").as_ref(),
+                    "logging.level",
+                    "must be one of error, warn, info, debug, trace, off",
+                );
+            }
+            t.finish(doc);
+            Logging { file, level }
+        }
+        None => Logging {
+            file: None,
+            level: "info".into(),
+        },
+    };
+    let runtime = match top.table(doc, "runtime") {
+        Some(mut t) => {
+            let r = RuntimeTuning {
+                mesh_capacity: t.int(doc, "mesh_capacity", 1024, 2, 1 << 20) as usize,
+                preempt_timer: t.duration(
+                    doc,
+                    "preempt_timer",
+                    Duration::from_millis(2),
+                    Duration::from_micros(100),
+                    SECOND,
+                ),
+                spin_before_park: t.duration(
+                    doc,
+                    "spin_before_park",
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    SECOND,
+                ),
+            };
+            t.finish(doc);
+            r
+        }
+        None => RuntimeTuning {
+            mesh_capacity: 1024,
+            preempt_timer: Duration::from_millis(2),
+            spin_before_park: Duration::ZERO,
+        },
+    };
+    Config {
+        source: doc.file.clone(),
+        server,
+        limits,
+        listen,
+        classes,
+        database,
+        batch,
+        netsplit,
+        opers,
+        links,
+        logging,
+        runtime,
+    }
+}
+
+fn resolve(base: Option<&Path>, f: &str) -> PathBuf {
+    let p = PathBuf::from(f);
+    match base {
+        Some(b) if p.is_relative() => b.join(p),
+        _ => p,
+    }
+}
+
+fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> ServerInfo {
+    let Some(mut t) = top.table(doc, "server") else {
+        doc.error(
+            Some(top.span()),
+            "server",
+            "the [server] section is required",
+        );
+        return ServerInfo {
+            name: String::new(),
+            sid: String::new(),
+            network: String::new(),
+            description: String::new(),
+            casemapping: CaseMapping::Ascii,
+            password: None,
+            motd: None,
+            admin_location: String::new(),
+            admin_location2: String::new(),
+            admin_email: String::new(),
+        };
+    };
+    let name = t.req_str(doc, "name");
+    if !name.is_empty() && !names::valid_server_name(&name) {
+        doc.error(
+            t.value_span("name").as_ref(),
+            "server.name",
+            format!("{name:?} is not a valid server name (it needs a dot, letters, digits, '-')"),
+        );
+    }
+    let sid = t.str(doc, "sid", "0RC");
+    if !names::valid_sid(&sid) {
+        doc.error(
+            t.value_span("sid").as_ref(),
+            "server.sid",
+            format!("{sid:?} is not a TS6 SID (a digit, then two digits or uppercase letters)"),
+        );
+    }
+    let network = t.str(doc, "network", "RustNet");
+    if network.is_empty() || network.contains(' ') {
+        doc.error(
+            t.value_span("network").as_ref(),
+            "server.network",
+            "must be one word",
+        );
+    }
+    let description = t.str(doc, "description", "rustircd");
+    let cm = t.str(doc, "casemapping", "ascii");
+    let casemapping = CaseMapping::parse(&cm).unwrap_or_else(|| {
+        doc.error(
+            t.value_span("casemapping").as_ref(),
+            "server.casemapping",
+            format!("{cm:?} is not \"ascii\" or \"rfc1459\""),
+        );
+        CaseMapping::Ascii
+    });
+    let password = t.opt_str(doc, "password");
+    let motd_text = t.opt_str(doc, "motd");
+    let motd_file = t.opt_str(doc, "motd_file");
+    let motd = match (motd_text, motd_file) {
+        (Some(_), Some(_)) => {
+            doc.error(
+                t.value_span("motd_file").as_ref(),
+                "server.motd_file",
+                "set either motd or motd_file, not both",
+            );
+            None
+        }
+        (Some(text), None) => Some(text.lines().map(str::to_string).collect()),
+        (None, Some(f)) => {
+            let path = resolve(base, &f);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text.lines().map(str::to_string).collect()),
+                Err(e) => {
+                    doc.error(
+                        t.value_span("motd_file").as_ref(),
+                        "server.motd_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    let (mut loc, mut loc2, mut email) = (String::new(), String::new(), String::new());
+    if let Some(mut a) = t.table(doc, "admin") {
+        loc = a.str(doc, "location", "");
+        loc2 = a.str(doc, "location2", "");
+        email = a.str(doc, "email", "");
+        a.finish(doc);
+    }
+    t.finish(doc);
+    ServerInfo {
+        name,
+        sid,
+        network,
+        description,
+        casemapping,
+        password,
+        motd,
+        admin_location: loc,
+        admin_location2: loc2,
+        admin_email: email,
+    }
+}
+
+fn read_limits(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Limits {
+    let mut l = Limits {
+        nicklen: 30,
+        channellen: 50,
+        topiclen: 390,
+        kicklen: 390,
+        awaylen: 390,
+        userlen: 10,
+        realnamelen: 150,
+        max_targets: 4,
+        max_channels: 50,
+        max_list_entries: 100,
+        max_modes: 4,
+        monitor: 100,
+    };
+    if let Some(mut t) = top.table(doc, "limits") {
+        l.nicklen = t.int(doc, "nicklen", 30, 9, 64) as usize;
+        l.channellen = t.int(doc, "channellen", 50, 2, 200) as usize;
+        l.topiclen = t.int(doc, "topiclen", 390, 1, 450) as usize;
+        l.kicklen = t.int(doc, "kicklen", 390, 1, 450) as usize;
+        l.awaylen = t.int(doc, "awaylen", 390, 1, 450) as usize;
+        l.userlen = t.int(doc, "userlen", 10, 1, 64) as usize;
+        l.realnamelen = t.int(doc, "realnamelen", 150, 1, 390) as usize;
+        l.max_targets = t.int(doc, "max_targets", 4, 1, 512) as usize;
+        l.max_channels = t.int(doc, "max_channels", 50, 1, 10_000) as usize;
+        l.max_list_entries = t.int(doc, "max_list_entries", 100, 1, 10_000) as usize;
+        l.max_modes = t.int(doc, "max_modes", 4, 1, 100) as usize;
+        l.monitor = t.int(doc, "monitor", 100, 0, 10_000) as usize;
+        t.finish(doc);
+    }
+    l
+}
+
+fn read_listen(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Listen> {
+    let mut out = Vec::new();
+    for mut t in top.tables(doc, "listen") {
+        let addr = t.req_str(doc, "address");
+        match addr.parse::<SocketAddr>() {
+            Ok(a) => out.push(Listen { address: a }),
+            Err(_) if addr.is_empty() => {}
+            Err(_) => doc.error(
+                t.value_span("address").as_ref(),
+                &format!("{}.address", t.path),
+                format!("{addr:?} is not HOST:PORT (an IP address and a port)"),
+            ),
+        }
+        t.finish(doc);
+    }
+    out
+}
+
+fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
+    let mut out: Vec<Class> = Vec::new();
+    for mut t in top.tables(doc, "classes") {
+        let name = t.req_str(doc, "name");
+        if out.iter().any(|c| c.name == name) {
+            doc.error(
+                t.value_span("name").as_ref(),
+                &format!("{}.name", t.path),
+                format!("class {name:?} is defined twice"),
+            );
+        }
+        let c = Class {
+            name,
+            hosts: t.str_list(doc, "hosts", &["*"]),
+            sendq: t.size(doc, "sendq", 1 << 20, 512, 1 << 30),
+            recvq: t.size(doc, "recvq", 8 * 1024, 512, 1 << 30),
+            ping_frequency: t.duration(doc, "ping_frequency", Duration::from_secs(90), SECOND, DAY),
+            connection_timeout: t.duration(
+                doc,
+                "connection_timeout",
+                Duration::from_secs(30),
+                SECOND,
+                Duration::from_secs(3600),
+            ),
+            max_clients: t.int(doc, "max_clients", 10_000, 0, 10_000_000) as usize,
+        };
+        t.finish(doc);
+        out.push(c);
+    }
+    if out.is_empty() {
+        out.push(Class {
+            name: "default".into(),
+            hosts: vec!["*".into()],
+            sendq: 1 << 20,
+            recvq: 8 * 1024,
+            ping_frequency: Duration::from_secs(90),
+            connection_timeout: Duration::from_secs(30),
+            max_clients: 10_000,
+        });
+    }
+    out
+}
+
+fn read_opers(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Oper> {
+    let mut out: Vec<Oper> = Vec::new();
+    for mut t in top.tables(doc, "opers") {
+        let o = Oper {
+            name: t.req_str(doc, "name"),
+            password: t.req_str(doc, "password"),
+            hosts: t.str_list(doc, "hosts", &["*@*"]),
+            privileges: t.str_list(doc, "privileges", &[]),
+        };
+        if out.iter().any(|p| p.name == o.name) {
+            doc.error(
+                t.value_span("name").as_ref(),
+                &format!("{}.name", t.path),
+                format!("oper {:?} is defined twice", o.name),
+            );
+        }
+        t.finish(doc);
+        out.push(o);
+    }
+    out
+}
+
+fn read_links(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Link> {
+    let mut out = Vec::new();
+    for mut t in top.tables(doc, "links") {
+        let name = t.req_str(doc, "name");
+        let sid = t.opt_str(doc, "sid");
+        if let Some(s) = &sid {
+            if !names::valid_sid(s) {
+                doc.error(
+                    t.value_span("sid").as_ref(),
+                    &format!("{}.sid", t.path),
+                    format!("{s:?} is not a TS6 SID"),
+                );
+            }
+        }
+        let address = t
+            .opt_str(doc, "address")
+            .and_then(|a| match a.parse::<SocketAddr>() {
+                Ok(x) => Some(x),
+                Err(_) => {
+                    doc.error(
+                        t.value_span("address").as_ref(),
+                        &format!("{}.address", t.path),
+                        format!("{a:?} is not HOST:PORT"),
+                    );
+                    None
+                }
+            });
+        let l = Link {
+            name,
+            sid,
+            address,
+            send_password: t.req_str(doc, "send_password"),
+            accept_password: t.req_str(doc, "accept_password"),
+            autoconnect: t.bool(doc, "autoconnect", false),
+        };
+        t.finish(doc);
+        out.push(l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded();
+        assert_eq!(c.listen[0].address.port(), 6667);
+        assert!(!c.classes.is_empty());
+        assert!(c.server.motd.is_some());
+    }
+
+    #[test]
+    fn minimal_config() {
+        let c = Config::parse("t.toml", "[server]\nname = \"irc.test.net\"\n", None).unwrap();
+        assert_eq!(c.server.sid, "0RC");
+        assert_eq!(c.classes[0].name, "default");
+        assert!(c.listen.is_empty());
+    }
+
+    #[test]
+    fn every_error_names_file_key_line_and_reason() {
+        let text = "[server]\nname = \"irc.test.net\"\nsid = \"xyz\"\nbogus = 1\n\n[[classes]]\nname = \"a\"\nsendq = \"lots\"\nping_frequency = true\nmax_clients = -5\n\n[limits]\nnicklen = 3\n";
+        let errs = Config::parse("t.toml", text, None).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let want = [
+            "t.toml:3: server.sid:",
+            "t.toml:4: server.bogus: unknown key",
+            "t.toml:8: classes[0].sendq: is not a size",
+            "t.toml:9: classes[0].ping_frequency: expected a duration",
+            "t.toml:10: classes[0].max_clients: -5 is out of range",
+            "t.toml:13: limits.nicklen: 3 is out of range",
+        ];
+        for w in want {
+            assert!(
+                shown.iter().any(|s| s.starts_with(w)),
+                "missing {w:?} in {shown:#?}"
+            );
+        }
+        assert_eq!(shown.len(), want.len(), "{shown:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let errs = Config::parse("t.toml", "[server]\nname = \"x.y\"\nsid = \n", None).unwrap_err();
+        assert!(
+            errs[0].to_string().starts_with("t.toml:3: TOML syntax"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_server_section() {
+        let errs = Config::parse("t.toml", "", None).unwrap_err();
+        assert!(errs.iter().any(|e| e.key == "server"), "{errs:?}");
+    }
+
+    #[test]
+    fn class_selection_by_ip() {
+        let text = "[server]\nname = \"irc.test.net\"\n[[classes]]\nname = \"local\"\nhosts = [\"127.*\"]\n[[classes]]\nname = \"all\"\n";
+        let c = Config::parse("t.toml", text, None).unwrap();
+        assert_eq!(c.class_for("127.0.0.1"), Some(0));
+        assert_eq!(c.class_for("10.1.2.3"), Some(1));
+    }
+}

@@ -1,0 +1,12 @@
+//! rustircd: a thread-per-core IRC server. See `docs/architecture.md` for the shape:
+//! `main` → `server` (glue per shard) → `commands` → `state` → `proto`/`config`, on the
+//! `shards` runtime.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod proto;
+pub mod server;
+pub mod state;

@@ -1,0 +1,16 @@
+//! The wire protocol, socket-free: message parsing and serialization (with IRCv3 tags),
+//! numerics, casemapping, name validation, mask matching and line framing.
+
+pub mod casemap;
+pub mod framer;
+pub mod line;
+pub mod mask;
+pub mod message;
+pub mod names;
+pub mod numeric;
+pub mod tags;
+
+pub use casemap::{CaseMapping, Folded};
+pub use line::Line;
+pub use message::Message;
+pub use numeric::Numeric;

@@ -1,0 +1,140 @@
+//! The glue on each shard: the runtime's events in, the IRC core called, its output handed back
+//! to the runtime. Nothing IRC-specific is decided here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use shards::{ConnId, ConnInfo, Disconnect, Handler, Io};
+
+use crate::clock::unix_now;
+use crate::commands::{connection, mesh, timers, Conn, Env, Outbox};
+use crate::config::Config;
+use crate::proto::Line;
+use crate::state::shard::ShardState;
+
+/// Messages from the main thread to a shard.
+pub enum Control {
+    /// A new configuration, already validated whole.
+    Reload(Arc<Config>),
+}
+
+pub struct IrcShard {
+    st: ShardState,
+    last_check: Instant,
+}
+
+impl IrcShard {
+    pub fn new(cfg: Arc<Config>, shard: usize, cores: usize, started_unix: u64) -> Self {
+        let created = crate::clock::format_utc(started_unix);
+        IrcShard {
+            st: ShardState::new(cfg, shard, cores, started_unix, created),
+            last_check: Instant::now(),
+        }
+    }
+}
+
+/// `shards::Io` seen through the core's [`Outbox`] trait.
+struct Out<'a>(&'a mut Io<Env>);
+
+fn conn_id(c: Conn) -> ConnId {
+    ConnId::from_u64(c.0)
+}
+
+fn conn(c: ConnId) -> Conn {
+    Conn(c.to_u64())
+}
+
+impl Outbox for Out<'_> {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn shard(&self) -> usize {
+        self.0.shard()
+    }
+    fn cores(&self) -> usize {
+        self.0.cores()
+    }
+    fn send(&mut self, c: Conn, bytes: &[u8]) -> Option<usize> {
+        self.0.send(conn_id(c), bytes)
+    }
+    fn close(&mut self, c: Conn) {
+        self.0.close(conn_id(c))
+    }
+    fn abort(&mut self, c: Conn) {
+        self.0.abort(conn_id(c))
+    }
+    fn mesh(&mut self, to: usize, env: Env) {
+        self.0.mesh(to, env)
+    }
+    fn request_stop(&mut self) {
+        self.0.request_stop()
+    }
+}
+
+impl Handler for IrcShard {
+    type Msg = Env;
+    type Control = Control;
+
+    fn on_accept(&mut self, io: &mut Io<Env>, c: ConnId, info: ConnInfo) {
+        let now = io.now();
+        let mut out = Out(io);
+        connection::accept(&mut self.st, &mut out, conn(c), info.peer, now, unix_now());
+        connection::finish(&mut self.st, &mut out);
+    }
+
+    fn on_data(&mut self, io: &mut Io<Env>, c: ConnId, data: &[u8]) {
+        let now = io.now();
+        let mut out = Out(io);
+        connection::data(&mut self.st, &mut out, conn(c), data, now, unix_now());
+        connection::finish(&mut self.st, &mut out);
+    }
+
+    fn on_disconnect(&mut self, io: &mut Io<Env>, c: ConnId, why: Disconnect) {
+        let mut out = Out(io);
+        connection::disconnected(&mut self.st, &mut out, conn(c), &why.to_string());
+        connection::finish(&mut self.st, &mut out);
+    }
+
+    fn on_mesh(&mut self, io: &mut Io<Env>, from: usize, msg: Env) {
+        let now = io.now();
+        let mut out = Out(io);
+        mesh::on_mesh(&mut self.st, &mut out, from, msg, now, unix_now());
+        connection::finish(&mut self.st, &mut out);
+    }
+
+    fn on_tick(&mut self, io: &mut Io<Env>) {
+        let now = io.now();
+        if now.duration_since(self.last_check) < timers::CHECK_EVERY {
+            return;
+        }
+        self.last_check = now;
+        let mut out = Out(io);
+        timers::on_tick(&mut self.st, &mut out, now);
+        connection::finish(&mut self.st, &mut out);
+    }
+
+    fn on_control(&mut self, _io: &mut Io<Env>, ctl: Control) {
+        match ctl {
+            Control::Reload(cfg) => self.st.reload(cfg),
+        }
+    }
+
+    fn on_stop(&mut self, io: &mut Io<Env>) {
+        let mut out = Out(io);
+        let conns: Vec<Conn> = self.st.clients.keys().copied().collect();
+        for c in conns {
+            let host = self.st.clients[&c].host.clone();
+            let line = Line::new()
+                .verb("ERROR")
+                .trailing(&format!("Closing Link: {host} (Server shutting down)"))
+                .finish();
+            out.send(c, &line);
+            out.close(c);
+        }
+        log::info!(
+            "Shard {} stopping: {} connections closed",
+            self.st.me,
+            self.st.clients.len()
+        );
+    }
+}

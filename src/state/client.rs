@@ -1,0 +1,117 @@
+//! A connection of this shard, registered or not.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Uid;
+use crate::commands::Conn;
+use crate::proto::framer::Framer;
+use crate::proto::Folded;
+
+/// What a client is waiting for before its next line is processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// The nick's owner shard has to grant `nick`.
+    Nick { nick: Arc<str>, folded: Folded },
+}
+
+pub struct Client {
+    pub conn: Conn,
+    pub uid: Uid,
+    pub addr: SocketAddr,
+    pub ip: Arc<str>,
+    pub host: Arc<str>,
+    /// Index into `config.classes`.
+    pub class: usize,
+    pub registered: bool,
+    /// The nick held (granted by its owner), registered or not.
+    pub nick: Option<(Arc<str>, Folded)>,
+    /// USER's username (already cleaned, `~`-prefixed) and realname.
+    pub user: Option<(Arc<str>, Arc<str>)>,
+    pub pass: Option<String>,
+    /// CAP LS or REQ was sent before registration: registration waits for CAP END.
+    pub cap_negotiating: bool,
+    pub cap_version: u16,
+    pub caps: u64,
+    pub framer: Framer,
+    /// Lines received while `wait` is set, processed in order once it clears.
+    pub queue: VecDeque<Box<[u8]>>,
+    pub queued_bytes: usize,
+    pub wait: Option<Wait>,
+    pub connected_at: Instant,
+    /// Last line received (any line counts as proof of life).
+    pub last_active: Instant,
+    pub ping_sent: Option<Instant>,
+    /// Last PRIVMSG/NOTICE sent (WHOIS idle time).
+    pub last_spoke: Instant,
+    pub signon: u64,
+    /// Set once the connection is being closed: nothing more is processed.
+    pub closing: bool,
+}
+
+impl Client {
+    pub fn new(
+        conn: Conn,
+        uid: Uid,
+        addr: SocketAddr,
+        class: usize,
+        now: Instant,
+        unix: u64,
+    ) -> Self {
+        let ip: Arc<str> = display_ip(addr).into();
+        Client {
+            conn,
+            uid,
+            addr,
+            host: ip.clone(),
+            ip,
+            class,
+            registered: false,
+            nick: None,
+            user: None,
+            pass: None,
+            cap_negotiating: false,
+            cap_version: 0,
+            caps: 0,
+            framer: Framer::default(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            wait: None,
+            connected_at: now,
+            last_active: now,
+            ping_sent: None,
+            last_spoke: now,
+            signon: unix,
+            closing: false,
+        }
+    }
+
+    /// The nick for numerics: the held nick, or `*` before one is granted.
+    pub fn target(&self) -> &str {
+        self.nick.as_ref().map_or("*", |(n, _)| n)
+    }
+
+    pub fn mask(&self) -> String {
+        let user = self.user.as_ref().map_or("*", |(u, _)| u);
+        format!("{}!{}@{}", self.target(), user, self.host)
+    }
+}
+
+/// The client's address as IRC shows it: IPv6 addresses starting with `:` get a leading `0`
+/// so they can stand in `nick!user@host` and as a parameter.
+pub fn display_ip(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        ip => ip.to_string(),
+    };
+    if ip.starts_with(':') {
+        format!("0{ip}")
+    } else {
+        ip
+    }
+}

@@ -1,0 +1,108 @@
+//! Everything one shard holds, in one struct: its connections, its copy of the user directory,
+//! the nicks it owns, and counters. Only the shard's own thread touches it.
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+use super::client::Client;
+use super::{Directory, NickAuthority, Uid, UidAllocator};
+use crate::commands::Conn;
+use crate::config::Config;
+use crate::proto::CaseMapping;
+
+pub struct ShardState {
+    pub cfg: Arc<Config>,
+    pub me: usize,
+    pub cores: usize,
+    pub cm: CaseMapping,
+    pub clients: AHashMap<Conn, Client>,
+    /// Registered users of this shard.
+    pub local: AHashMap<Uid, Conn>,
+    pub uids: UidAllocator,
+    pub directory: Directory,
+    pub nicks: NickAuthority,
+    /// Unregistered connections on each shard (this one's is counted live).
+    pub unregistered: Vec<u32>,
+    /// Connections per class on this shard.
+    pub class_counts: Vec<usize>,
+    pub max_local: usize,
+    pub max_global: usize,
+    /// Lines for the client whose command is running, sent in one piece when it finishes.
+    pub reply: Vec<u8>,
+    /// Connections to close once the current event is handled: reason, and whether to
+    /// discard their queued output.
+    pub to_close: Vec<(Conn, String, bool)>,
+    pub started_unix: u64,
+    pub created: String,
+    /// The RPL_ISUPPORT tokens, in lines of at most 13.
+    pub isupport: Vec<Vec<String>>,
+    /// The last unregistered count this shard broadcast.
+    pub sent_unregistered: u32,
+}
+
+impl ShardState {
+    pub fn new(
+        cfg: Arc<Config>,
+        me: usize,
+        cores: usize,
+        started_unix: u64,
+        created: String,
+    ) -> Self {
+        let isupport = crate::commands::server_info::isupport(&cfg);
+        ShardState {
+            cm: cfg.server.casemapping,
+            uids: UidAllocator::new(&cfg.server.sid, me, cores),
+            class_counts: vec![0; cfg.classes.len()],
+            cfg,
+            me,
+            cores,
+            clients: AHashMap::default(),
+            local: AHashMap::default(),
+            directory: Directory::default(),
+            nicks: NickAuthority::default(),
+            unregistered: vec![0; cores],
+            max_local: 0,
+            max_global: 0,
+            reply: Vec::with_capacity(4096),
+            to_close: Vec::new(),
+            started_unix,
+            created,
+            isupport,
+            sent_unregistered: 0,
+        }
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.cfg.server.name
+    }
+
+    /// Unregistered connections on this shard.
+    pub fn local_unregistered(&self) -> usize {
+        self.clients.len() - self.local.len()
+    }
+}
+
+impl ShardState {
+    /// Takes a new configuration (validated whole by the caller). A connection keeps its class
+    /// when a class of that name still exists; otherwise it moves to the class its address
+    /// selects now (or the first).
+    pub fn reload(&mut self, cfg: Arc<Config>) {
+        for c in self.clients.values_mut() {
+            let name = &self.cfg.classes[c.class].name;
+            c.class = cfg
+                .classes
+                .iter()
+                .position(|k| &k.name == name)
+                .or_else(|| cfg.class_for(&c.ip))
+                .unwrap_or(0);
+        }
+        self.class_counts = vec![0; cfg.classes.len()];
+        for c in self.clients.values() {
+            self.class_counts[c.class] += 1;
+        }
+        self.isupport = crate::commands::server_info::isupport(&cfg);
+        self.cm = cfg.server.casemapping;
+        self.cfg = cfg;
+    }
+}
