@@ -33,17 +33,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
+            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
         };
         match flag.as_str() {
             "--cores" => {
                 let v = value("--cores")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--cores {v:?}: not a number"))?;
+                let n: usize = v.parse().map_err(|_| format!("--cores {v:?}: not a number"))?;
                 if n == 0 {
                     return Err("--cores must be at least 1".into());
                 }
@@ -52,9 +47,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
             "--config" => a.config = Some(PathBuf::from(value("--config")?)),
             "--listen" => {
                 let v = value("--listen")?;
-                a.listen.push(v.parse().map_err(|_| {
-                    format!("--listen {v:?}: not HOST:PORT (an IP address and a port)")
-                })?);
+                a.listen
+                    .push(v.parse().map_err(|_| format!("--listen {v:?}: not HOST:PORT (an IP address and a port)"))?);
             }
             "--check-config" => a.check_config = true,
             "-h" | "--help" => a.help = true,
@@ -75,15 +69,7 @@ mod tests {
 
     #[test]
     fn flags() {
-        let a = p(&[
-            "--cores",
-            "2",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen=[::1]:7000",
-            "--config=x.toml",
-        ])
-        .unwrap();
+        let a = p(&["--cores", "2", "--listen", "127.0.0.1:0", "--listen=[::1]:7000", "--config=x.toml"]).unwrap();
         assert_eq!(a.cores, Some(2));
         assert_eq!(a.listen.len(), 2);
         assert_eq!(a.config.unwrap().to_str(), Some("x.toml"));

@@ -4,15 +4,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -29,15 +25,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-const DAYS: [&str; 7] = [
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-];
+const DAYS: [&str; 7] = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"];
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -59,13 +47,7 @@ pub fn format_utc(secs: u64) -> String {
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     let wd = DAYS[(days.rem_euclid(7)) as usize];
-    format!(
-        "{wd} {} {d} {y} -- {:02}:{:02}:{:02} +00:00",
-        MONTHS[m as usize - 1],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{wd} {} {d} {y} -- {:02}:{:02}:{:02} +00:00", MONTHS[m as usize - 1], rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// `2026-11-27T14:11:58.123Z`, the IRCv3 server-time format.
@@ -74,13 +56,7 @@ pub fn format_iso_ms(ms: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, ms % 1000)
 }
 
 #[cfg(test)]
@@ -90,10 +66,7 @@ mod tests {
     #[test]
     fn known_dates() {
         assert_eq!(format_utc(0), "Thursday January 1 1970 -- 00:00:00 +00:00");
-        assert_eq!(
-            format_utc(1_795_784_873),
-            "Friday November 27 2026 -- 13:07:53 +00:00"
-        );
+        assert_eq!(format_utc(1_795_784_873), "Friday November 27 2026 -- 13:07:53 +00:00");
         assert_eq!(format_iso_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
     }
 }

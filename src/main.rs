@@ -55,11 +55,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !args.listen.is_empty() {
-        cfg.listen = args
-            .listen
-            .iter()
-            .map(|a| rustircd::config::Listen { address: *a })
-            .collect();
+        cfg.listen = args.listen.iter().map(|a| rustircd::config::Listen { address: *a }).collect();
     }
     if let Err(e) = rustircd::logging::init(&cfg.logging) {
         eprintln!("rustircd: {e}");
@@ -79,12 +75,9 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
     let online = shards::allowed_cpus().len();
     let cores = args.cores.unwrap_or(online);
     if cores > online {
-        return Err(format!(
-            "--cores {cores}: this process may use only {online} core(s)"
-        ));
+        return Err(format!("--cores {cores}: this process may use only {online} core(s)"));
     }
-    let fds =
-        shards::raise_nofile_limit().map_err(|e| format!("reading the open-file limit: {e}"))?;
+    let fds = shards::raise_nofile_limit().map_err(|e| format!("reading the open-file limit: {e}"))?;
     let capacity = fds.connection_capacity(cores, 16);
     log::info!(
         "Open-file limit raised to {} (hard {}): capacity {} connections across {} shard(s)",
@@ -102,10 +95,7 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
             .listen
             .iter()
             .enumerate()
-            .map(|(i, l)| shards::ListenSpec {
-                addr: l.address,
-                tag: i as u32,
-            })
+            .map(|(i, l)| shards::ListenSpec { addr: l.address, tag: i as u32 })
             .collect(),
         mesh_capacity: cfg.runtime.mesh_capacity,
         batch: shards::BatchPolicy {
@@ -114,23 +104,17 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
             max_delay: cfg.batch.max_batch_delay,
         },
         preempt_timer: cfg.runtime.preempt_timer,
-        spin_before_park: (!cfg.runtime.spin_before_park.is_zero())
-            .then_some(cfg.runtime.spin_before_park),
+        spin_before_park: (!cfg.runtime.spin_before_park.is_zero()).then_some(cfg.runtime.spin_before_park),
         capacity,
-        full_message: format!(
-            "ERROR :Closing Link: {} (Server is full)\r\n",
-            cfg.server.name
-        )
-        .into_bytes(),
+        full_message: format!("ERROR :Closing Link: {} (Server is full)\r\n", cfg.server.name).into_bytes(),
         ..RuntimeConfig::default()
     };
     let started = rustircd::clock::unix_now();
     let shared = Arc::new(cfg);
     let factory_cfg = shared.clone();
-    let rt: Runtime<Control> = Runtime::start(rcfg, move |shard| {
-        IrcShard::new(factory_cfg.clone(), shard, cores, started)
-    })
-    .map_err(|e| e.to_string())?;
+    let rt: Runtime<Control> =
+        Runtime::start(rcfg, move |shard| IrcShard::new(factory_cfg.clone(), shard, cores, started))
+            .map_err(|e| e.to_string())?;
     for (addr, cpu) in rt.bound().iter().zip(std::iter::repeat(())) {
         let _ = cpu;
         log::info!("Listening on {addr}");
@@ -138,12 +122,7 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
     for (shard, cpu) in rt.cpus().iter().enumerate() {
         log::info!("Shard {shard} pinned to CPU {cpu}");
     }
-    log::info!(
-        "{} ready: {} shard(s), config {}",
-        shared.server.name,
-        cores,
-        shared.source
-    );
+    log::info!("{} ready: {} shard(s), config {}", shared.server.name, cores, shared.source);
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -199,10 +178,7 @@ fn reload(args: &cli::Args, rt: &Runtime<Control>, current: Arc<Config>) -> Arc<
             for e in &errs {
                 log::error!("Config reload failed: {e}");
             }
-            log::error!(
-                "Config reload failed with {} error(s); the previous configuration stays",
-                errs.len()
-            );
+            log::error!("Config reload failed with {} error(s); the previous configuration stays", errs.len());
             current
         }
     }

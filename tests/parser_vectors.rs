@@ -9,10 +9,7 @@ use rustircd::proto::{CaseMapping, Line, Message};
 use serde::Deserialize;
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    let path = format!(
-        "{}/tests/data/parser-tests/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/data/parser-tests/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -28,15 +25,7 @@ struct Atoms {
 }
 
 fn tag_map(m: &Option<serde_yaml::Mapping>) -> BTreeMap<String, String> {
-    m.iter()
-        .flatten()
-        .map(|(k, v)| {
-            (
-                k.as_str().unwrap().to_string(),
-                v.as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    m.iter().flatten().map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap_or("").to_string())).collect()
 }
 
 #[derive(Deserialize)]
@@ -56,18 +45,10 @@ fn msg_split() {
     for c in &cases.tests {
         let m = Message::parse(&c.input).unwrap_or_else(|e| panic!("{:?}: {e:?}", c.input));
         assert_eq!(m.verb, c.atoms.verb, "verb of {:?}", c.input);
-        assert_eq!(
-            m.source.map(str::to_string),
-            c.atoms.source,
-            "source of {:?}",
-            c.input
-        );
+        assert_eq!(m.source.map(str::to_string), c.atoms.source, "source of {:?}", c.input);
         let params: Vec<String> = m.params.iter().map(|s| s.to_string()).collect();
         assert_eq!(params, c.atoms.params, "params of {:?}", c.input);
-        let tags: BTreeMap<String, String> = m
-            .tags()
-            .map(|(k, v)| (k.to_string(), v.into_owned()))
-            .collect();
+        let tags: BTreeMap<String, String> = m.tags().map(|(k, v)| (k.to_string(), v.into_owned())).collect();
         assert_eq!(tags, tag_map(&c.atoms.tags), "tags of {:?}", c.input);
     }
 }
@@ -98,16 +79,8 @@ fn msg_join() {
             l = l.param(p);
         }
         let bytes = l.finish();
-        let out = std::str::from_utf8(&bytes)
-            .unwrap()
-            .strip_suffix("\r\n")
-            .unwrap()
-            .to_string();
-        assert!(
-            c.matches.contains(&out),
-            "{out:?} is none of {:?}",
-            c.matches
-        );
+        let out = std::str::from_utf8(&bytes).unwrap().strip_suffix("\r\n").unwrap().to_string();
+        assert!(c.matches.contains(&out), "{out:?} is none of {:?}", c.matches);
     }
 }
 
@@ -127,16 +100,7 @@ fn userhost_split() {
     for c in &cases.tests {
         let (n, u, h) = mask::split_userhost(&c.source);
         let get = |k: &str| c.atoms.get(k).cloned().unwrap_or_default();
-        assert_eq!(
-            (n, u, h),
-            (
-                get("nick").as_str(),
-                get("user").as_str(),
-                get("host").as_str()
-            ),
-            "{:?}",
-            c.source
-        );
+        assert_eq!((n, u, h), (get("nick").as_str(), get("user").as_str(), get("host").as_str()), "{:?}", c.source);
     }
 }
 
@@ -156,18 +120,10 @@ fn mask_match() {
     let cases: Masks = load("mask-match.yaml");
     for c in &cases.tests {
         for m in &c.matches {
-            assert!(
-                mask::matches(CaseMapping::Ascii, &c.mask, m),
-                "{:?} should match {m:?}",
-                c.mask
-            );
+            assert!(mask::matches(CaseMapping::Ascii, &c.mask, m), "{:?} should match {m:?}", c.mask);
         }
         for f in &c.fails {
-            assert!(
-                !mask::matches(CaseMapping::Ascii, &c.mask, f),
-                "{:?} should not match {f:?}",
-                c.mask
-            );
+            assert!(!mask::matches(CaseMapping::Ascii, &c.mask, f), "{:?} should not match {f:?}", c.mask);
         }
     }
 }

@@ -25,10 +25,7 @@ impl ConnId {
     }
 
     pub fn from_u64(v: u64) -> ConnId {
-        ConnId {
-            idx: v as u32,
-            gen: (v >> 32) as u32,
-        }
+        ConnId { idx: v as u32, gen: (v >> 32) as u32 }
     }
 }
 
@@ -131,14 +128,7 @@ impl Table {
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
-        self.slots.push(Slot {
-            gen: 0,
-            live: true,
-            out: Vec::new(),
-            sent: 0,
-            waker: None,
-            closing: None,
-        });
+        self.slots.push(Slot { gen: 0, live: true, out: Vec::new(), sent: 0, waker: None, closing: None });
         ConnId { idx, gen: 0 }
     }
 
@@ -169,10 +159,7 @@ impl Table {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.live)
-            .map(|(i, s)| ConnId {
-                idx: i as u32,
-                gen: s.gen,
-            })
+            .map(|(i, s)| ConnId { idx: i as u32, gen: s.gen })
             .collect()
     }
 }

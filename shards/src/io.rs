@@ -39,12 +39,7 @@ pub struct Io<M: Envelope> {
 }
 
 impl<M: Envelope> Io<M> {
-    pub(crate) fn new(
-        shard: ShardId,
-        cores: usize,
-        policy: BatchPolicy,
-        close_grace: Duration,
-    ) -> Self {
+    pub(crate) fn new(shard: ShardId, cores: usize, policy: BatchPolicy, close_grace: Duration) -> Self {
         Io {
             shard,
             cores,

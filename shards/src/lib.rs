@@ -10,7 +10,6 @@ mod conn;
 mod io;
 mod limits;
 mod listener;
-pub use listener::steered_shard;
 mod mesh;
 mod notify;
 mod runtime;

@@ -18,27 +18,18 @@ impl FdLimits {
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns both.
 pub fn raise_nofile_limit() -> std::io::Result<FdLimits> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read or write the struct passed in.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
+            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
                 lim = want;
             }
         }
     }
-    Ok(FdLimits {
-        soft: lim.rlim_cur as u64,
-        hard: lim.rlim_max as u64,
-    })
+    Ok(FdLimits { soft: lim.rlim_cur as u64, hard: lim.rlim_max as u64 })
 }

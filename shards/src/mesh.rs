@@ -22,11 +22,7 @@ pub struct BatchPolicy {
 
 impl Default for BatchPolicy {
     fn default() -> Self {
-        BatchPolicy {
-            max_messages: 1024,
-            max_bytes: 256 * 1024,
-            max_delay: Duration::ZERO,
-        }
+        BatchPolicy { max_messages: 1024, max_bytes: 256 * 1024, max_delay: Duration::ZERO }
     }
 }
 
@@ -62,16 +58,11 @@ impl<M: Envelope> MeshOut<M> {
         let w = msg.weight();
         let q = &mut self.pending[to];
         let full = match q.back() {
-            Some(b) => {
-                b.msgs.len() >= self.policy.max_messages || b.bytes + w > self.policy.max_bytes
-            }
+            Some(b) => b.msgs.len() >= self.policy.max_messages || b.bytes + w > self.policy.max_bytes,
             None => true,
         };
         if full {
-            q.push_back(Batch {
-                msgs: Vec::with_capacity(8),
-                bytes: 0,
-            });
+            q.push_back(Batch { msgs: Vec::with_capacity(8), bytes: 0 });
         }
         let b = q.back_mut().expect("a batch was just ensured");
         b.msgs.push(msg);

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::channels::shared_channel::{
-    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
-};
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -96,28 +94,16 @@ impl Default for RuntimeConfig {
 
 #[derive(Debug)]
 pub enum StartError {
-    Cpus {
-        asked: usize,
-        online: usize,
-    },
-    Bind {
-        addr: SocketAddr,
-        err: std::io::Error,
-    },
-    Shard {
-        shard: ShardId,
-        err: String,
-    },
+    Cpus { asked: usize, online: usize },
+    Bind { addr: SocketAddr, err: std::io::Error },
+    Shard { shard: ShardId, err: String },
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Cpus { asked, online } => {
-                write!(
-                    f,
-                    "--cores {asked} asks for more cores than the {online} this process may use"
-                )
+                write!(f, "--cores {asked} asks for more cores than the {online} this process may use")
             }
             StartError::Bind { addr, err } => write!(f, "cannot listen on {addr}: {err}"),
             StartError::Shard { shard, err } => write!(f, "shard {shard} failed to start: {err}"),
@@ -155,9 +141,7 @@ pub struct Runtime<C: Send + 'static> {
 pub fn allowed_cpus() -> Vec<usize> {
     core_affinity::get_core_ids()
         .map(|v| v.into_iter().map(|c| c.id).collect())
-        .unwrap_or_else(|| {
-            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
-        })
+        .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect())
 }
 
 impl<C: Send + 'static> Runtime<C> {
@@ -171,10 +155,7 @@ impl<C: Send + 'static> Runtime<C> {
         let cpus = allowed_cpus();
         let n = cfg.cores.max(1);
         if n > cpus.len() {
-            return Err(StartError::Cpus {
-                asked: n,
-                online: cpus.len(),
-            });
+            return Err(StartError::Cpus { asked: n, online: cpus.len() });
         }
         let cpus: Vec<usize> = cpus.into_iter().take(n).collect();
 
@@ -183,10 +164,7 @@ impl<C: Send + 'static> Runtime<C> {
         let mut per_shard_fds: Vec<Vec<(RawFd, u32)>> = vec![Vec::new(); n];
         let mut bound = Vec::new();
         for spec in &cfg.listeners {
-            let (fds, addr) = bind_group(spec.addr, n).map_err(|err| StartError::Bind {
-                addr: spec.addr,
-                err,
-            })?;
+            let (fds, addr) = bind_group(spec.addr, n).map_err(|err| StartError::Bind { addr: spec.addr, err })?;
             for (i, fd) in fds.into_iter().enumerate() {
                 per_shard_fds[i].push((fd, spec.tag));
             }
@@ -246,8 +224,7 @@ impl<C: Send + 'static> Runtime<C> {
                 .name(format!("shard-{i}-boot"))
                 .spawn(move || {
                     let ready2 = ready.clone();
-                    let res = builder
-                        .spawn(move || async move { shard_main(ctx, &*factory, ready2).await });
+                    let res = builder.spawn(move || async move { shard_main(ctx, &*factory, ready2).await });
                     match res {
                         Ok(h) => {
                             if let Err(e) = h.join() {
@@ -272,22 +249,10 @@ impl<C: Send + 'static> Runtime<C> {
                     }
                     return Err(StartError::Shard { shard: 0, err });
                 }
-                Err(_) => {
-                    return Err(StartError::Shard {
-                        shard: 0,
-                        err: "exited during start".into(),
-                    })
-                }
+                Err(_) => return Err(StartError::Shard { shard: 0, err: "exited during start".into() }),
             }
         }
-        Ok(Runtime {
-            controls,
-            threads,
-            bound,
-            cpus,
-            stop_wanted,
-            open,
-        })
+        Ok(Runtime { controls, threads, bound, cpus, stop_wanted, open })
     }
 
     /// The addresses actually bound, in listener order (a port of 0 resolved).
@@ -306,9 +271,7 @@ impl<C: Send + 'static> Runtime<C> {
 
     /// Hands a control message to one shard (it runs at the shard's next tick).
     pub fn control(&self, shard: ShardId, c: C) -> bool {
-        self.controls
-            .get(shard)
-            .is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+        self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
     }
 
     /// True once a shard asked for the process to stop (see [`Io::request_stop`]).
@@ -381,48 +344,24 @@ const SCRATCH: usize = 16 * 1024;
 /// Reads per wake-up before a connection yields to others.
 const READS_PER_POLL: usize = 8;
 
-async fn shard_main<H, F>(
-    boot: ShardBoot<H::Msg, H::Control>,
-    factory: &F,
-    ready: Sender<Result<ShardId, String>>,
-) where
+async fn shard_main<H, F>(boot: ShardBoot<H::Msg, H::Control>, factory: &F, ready: Sender<Result<ShardId, String>>)
+where
     H: Handler,
     F: Fn(ShardId) -> H,
 {
-    let ShardBoot {
-        id,
-        cores,
-        cfg,
-        fds,
-        tx_row,
-        rx_row,
-        ctl_rx,
-        stop_wanted,
-        open,
-    } = boot;
+    let ShardBoot { id, cores, cfg, fds, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
     let io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     let handler = factory(id);
     let shard = Rc::new(Shard {
-        state: RefCell::new(State {
-            handler,
-            io,
-            scratch: vec![0u8; SCRATCH].into_boxed_slice(),
-            closing: Vec::new(),
-        }),
+        state: RefCell::new(State { handler, io, scratch: vec![0u8; SCRATCH].into_boxed_slice(), closing: Vec::new() }),
         cfg: cfg.clone(),
         open,
     });
 
     // Mesh endpoints. Each side's connect waits for the other's, so all of them are started
     // before any is awaited.
-    let send_ends: Vec<_> = tx_row
-        .into_iter()
-        .map(|s| s.map(|s| glommio::spawn_local(s.connect())))
-        .collect();
-    let recv_ends: Vec<_> = rx_row
-        .into_iter()
-        .map(|r| r.map(|r| glommio::spawn_local(r.connect())))
-        .collect();
+    let send_ends: Vec<_> = tx_row.into_iter().map(|s| s.map(|s| glommio::spawn_local(s.connect()))).collect();
+    let recv_ends: Vec<_> = rx_row.into_iter().map(|r| r.map(|r| glommio::spawn_local(r.connect()))).collect();
     let mut senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>> = Vec::with_capacity(cores);
     for s in send_ends {
         senders.push(match s {
@@ -563,15 +502,7 @@ async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, tag
             st.io.now = Instant::now();
             st.io.stats.accepted += 1;
             let id = st.io.conns.insert();
-            st.handler.on_accept(
-                &mut st.io,
-                id,
-                ConnInfo {
-                    peer,
-                    local: local_addr,
-                    listener_tag: tag,
-                },
-            );
+            st.handler.on_accept(&mut st.io, id, ConnInfo { peer, local: local_addr, listener_tag: tag });
             id
         };
         glommio::spawn_local(connection(shard.clone(), stream, id)).detach();
@@ -591,12 +522,7 @@ enum Flush {
     Failed(std::io::Error),
 }
 
-fn flush<M: Envelope>(
-    io: &mut Io<M>,
-    stream: &mut TcpStream,
-    id: ConnId,
-    cx: &mut Context<'_>,
-) -> Flush {
+fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut TcpStream, id: ConnId, cx: &mut Context<'_>) -> Flush {
     loop {
         let Some(slot) = io.conns.get(id) else {
             return Flush::Done;
@@ -616,19 +542,9 @@ fn flush<M: Envelope>(
     }
 }
 
-fn poll_connection<H: Handler>(
-    shard: &Shard<H>,
-    cx: &mut Context<'_>,
-    stream: &mut TcpStream,
-    id: ConnId,
-) -> Poll<()> {
+fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &mut TcpStream, id: ConnId) -> Poll<()> {
     let mut guard = shard.state.borrow_mut();
-    let State {
-        handler,
-        io,
-        scratch,
-        closing,
-    } = &mut *guard;
+    let State { handler, io, scratch, closing } = &mut *guard;
     io.now = Instant::now();
     // Take the waker out while we run: output queued for this connection during its own
     // poll is flushed by the loop below and need not schedule another poll.
@@ -695,14 +611,7 @@ fn poll_connection<H: Handler>(
 fn linger_close(fd: RawFd, scratch: &mut [u8]) {
     for _ in 0..16 {
         // SAFETY: non-blocking reads into a buffer we own.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                scratch.as_mut_ptr() as *mut _,
-                scratch.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
+        let n = unsafe { libc::recv(fd, scratch.as_mut_ptr() as *mut _, scratch.len(), libc::MSG_DONTWAIT) };
         if n <= 0 {
             break;
         }
@@ -713,11 +622,7 @@ fn linger_close(fd: RawFd, scratch: &mut [u8]) {
     }
 }
 
-async fn mesh_receiver<H: Handler>(
-    shard: Rc<Shard<H>>,
-    peer: ShardId,
-    rx: ConnectedReceiver<Vec<H::Msg>>,
-) {
+async fn mesh_receiver<H: Handler>(shard: Rc<Shard<H>>, peer: ShardId, rx: ConnectedReceiver<Vec<H::Msg>>) {
     while let Some(batch) = rx.recv().await {
         {
             let mut st = shard.state.borrow_mut();
@@ -749,10 +654,7 @@ async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
     }
 }
 
-async fn mesh_flusher<H: Handler>(
-    shard: Rc<Shard<H>>,
-    senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>,
-) {
+async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>) {
     let notify = shard.state.borrow().io.mesh.notify.clone();
     let delay = shard.cfg.batch.max_delay;
     loop {

@@ -5,10 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use shards::{
-    ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, ListenSpec, Runtime, RuntimeConfig,
-    ShardId,
-};
+use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, ListenSpec, Runtime, RuntimeConfig, ShardId};
 
 struct Relay(Vec<u8>);
 impl Envelope for Relay {}
@@ -73,45 +70,38 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
 fn echo_steering_relay_and_stop() {
     let cfg = RuntimeConfig {
         cores: 2,
-        listeners: vec![ListenSpec {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            tag: 0,
-        }],
+        listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 0 }],
         ..Default::default()
     };
     let rt: Runtime<Ctl> = Runtime::start(cfg, |_| Echo::default()).expect("start");
     let addr = rt.bound()[0];
     let mut clients = Vec::new();
     let mut on = [0usize; 2];
-    for _ in 0..8 {
+    // The kernel spreads connections by a hash: connect until both shards hold two.
+    while on[0] < 2 || on[1] < 2 {
+        assert!(clients.len() < 64, "connections never reached both shards: {on:?}");
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let port = s.local_addr().unwrap().port();
         let mut r = BufReader::new(s);
         let hello = line(&mut r);
         let shard: usize = hello.split_whitespace().nth(1).unwrap().parse().unwrap();
-        assert_eq!(
-            shard,
-            shards::steered_shard(port, 2),
-            "steering by source port: {hello}"
-        );
+        assert!(hello.ends_with(&format!("port {port}\n")), "{hello}");
         on[shard] += 1;
         clients.push((r, shard));
     }
-    assert_eq!(rt.open_connections(), 8);
+    assert_eq!(rt.open_connections(), clients.len());
     // echo
     for (r, _) in clients.iter_mut() {
         r.get_mut().write_all(b"ping\n").unwrap();
         assert_eq!(line(r), "ping\n");
     }
-    // relay from a shard-0 client reaches every shard-1 client, when both shards hold some
-    if on[0] > 0 && on[1] > 0 {
-        let i0 = clients.iter().position(|(_, s)| *s == 0).unwrap();
-        clients[i0].0.get_mut().write_all(b"relay hi\n").unwrap();
-        for (r, s) in clients.iter_mut() {
-            if *s == 1 {
-                assert_eq!(line(r), "hi\n");
-            }
+    // relay from a shard-0 client reaches every shard-1 client
+    let i0 = clients.iter().position(|(_, s)| *s == 0).unwrap();
+    clients[i0].0.get_mut().write_all(b"relay hi\n").unwrap();
+    for (r, s) in clients.iter_mut() {
+        if *s == 1 {
+            assert_eq!(line(r), "hi\n");
         }
     }
     // a handler-initiated close delivers the last line first

@@ -30,10 +30,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let sub = msg.params[0].to_ascii_uppercase();
     match sub.as_str() {
         "LS" => {
-            let version = msg
-                .param(1)
-                .and_then(|v| v.parse::<u16>().ok())
-                .unwrap_or(0);
+            let version = msg.param(1).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
             let me = ctx.me_mut();
             if !me.registered {
                 me.cap_negotiating = true;
@@ -52,11 +49,7 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         "LIST" => {
             let caps = ctx.me().caps;
-            let items: Vec<String> = CAPS
-                .iter()
-                .filter(|c| caps & c.bit != 0)
-                .map(|c| c.name.to_string())
-                .collect();
+            let items: Vec<String> = CAPS.iter().filter(|c| caps & c.bit != 0).map(|c| c.name.to_string()).collect();
             let multiline = ctx.me().cap_version >= 302;
             send_list(ctx, "LIST", &items, multiline);
         }
@@ -123,11 +116,7 @@ fn send_list(ctx: &mut Ctx<'_>, sub: &str, items: &[String], multiline: bool) {
     chunks.push(cur);
     let n = chunks.len();
     for (i, chunk) in chunks.iter().enumerate() {
-        let mut l = Line::new()
-            .source(&server)
-            .verb("CAP")
-            .param(&target)
-            .param(sub);
+        let mut l = Line::new().source(&server).verb("CAP").param(&target).param(sub);
         if i + 1 < n {
             l = l.param("*");
         }

@@ -16,22 +16,12 @@ use crate::state::client::Client;
 use crate::state::shard::ShardState;
 
 /// A new connection: it joins the first class that matches its address, or is told why not.
-pub fn accept(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    conn: Conn,
-    peer: SocketAddr,
-    now: Instant,
-    unix: u64,
-) {
+pub fn accept(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: SocketAddr, now: Instant, unix: u64) {
     let ip = crate::state::client::display_ip(peer);
     let class = st.cfg.class_for(&ip);
     let refuse = |st: &mut ShardState, out: &mut dyn Outbox, why: &str| {
         log::info!("Client refused: [{peer}] shard={} reason={why}", st.me);
-        let line = Line::new()
-            .verb("ERROR")
-            .trailing(&format!("Closing Link: {ip} ({why})"))
-            .finish();
+        let line = Line::new().verb("ERROR").trailing(&format!("Closing Link: {ip} ({why})")).finish();
         out.send(conn, &line);
         out.close(conn);
     };
@@ -45,24 +35,12 @@ pub fn accept(
     }
     st.class_counts[class] += 1;
     let uid = st.uids.allocate();
-    st.clients
-        .insert(conn, Client::new(conn, uid, peer, class, now, unix));
-    log::info!(
-        "Client connected: [{peer}] shard={} class={}",
-        st.me,
-        st.cfg.classes[class].name
-    );
+    st.clients.insert(conn, Client::new(conn, uid, peer, class, now, unix));
+    log::info!("Client connected: [{peer}] shard={} class={}", st.me, st.cfg.classes[class].name);
 }
 
 /// Bytes from a connection.
-pub fn data(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    conn: Conn,
-    bytes: &[u8],
-    now: Instant,
-    unix: u64,
-) {
+pub fn data(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8], now: Instant, unix: u64) {
     let Some(c) = st.clients.get_mut(&conn) else {
         return;
     };
@@ -80,14 +58,7 @@ pub fn data(
     }
 }
 
-fn on_frame(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    conn: Conn,
-    frame: Frame<'_>,
-    now: Instant,
-    unix: u64,
-) {
+fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<'_>, now: Instant, unix: u64) {
     let Some(c) = st.clients.get_mut(&conn) else {
         return;
     };
@@ -98,13 +69,7 @@ fn on_frame(
     c.ping_sent = None;
     match frame {
         Frame::TooLong => {
-            let mut ctx = Ctx {
-                st,
-                out,
-                conn,
-                now,
-                unix,
-            };
+            let mut ctx = Ctx { st, out, conn, now, unix };
             ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
             ctx.flush();
         }
@@ -114,13 +79,7 @@ fn on_frame(
                 c.queue.push_back(line.into());
                 return;
             }
-            let mut ctx = Ctx {
-                st,
-                out,
-                conn,
-                now,
-                unix,
-            };
+            let mut ctx = Ctx { st, out, conn, now, unix };
             run_line(&mut ctx, line);
             ctx.flush();
         }
@@ -140,13 +99,7 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
             return;
         };
         c.queued_bytes -= line.len();
-        let mut ctx = Ctx {
-            st,
-            out,
-            conn,
-            now,
-            unix,
-        };
+        let mut ctx = Ctx { st, out, conn, now, unix };
         run_line(&mut ctx, &line);
         ctx.flush();
     }
@@ -167,10 +120,7 @@ pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     while let Some((conn, reason, abort)) = st.to_close.pop() {
         if !abort {
             if let Some(c) = st.clients.get(&conn) {
-                let line = Line::new()
-                    .verb("ERROR")
-                    .trailing(&format!("Closing Link: {} ({reason})", c.host))
-                    .finish();
+                let line = Line::new().verb("ERROR").trailing(&format!("Closing Link: {} ({reason})", c.host)).finish();
                 out.send(conn, &line);
             }
         }
@@ -196,25 +146,12 @@ fn remove(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
         return;
     };
     st.class_counts[c.class] -= 1;
-    log::info!(
-        "Client disconnected: {} [{}] shard={} reason={reason}",
-        c.mask(),
-        c.addr,
-        st.me
-    );
+    log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
     if c.registered {
         st.local.remove(&c.uid);
-        let line: Arc<[u8]> = Line::new()
-            .source(&c.mask())
-            .verb("QUIT")
-            .trailing(reason)
-            .finish()
-            .into();
+        let line: Arc<[u8]> = Line::new().source(&c.mask()).verb("QUIT").trailing(reason).finish().into();
         st.directory.remove(&c.uid);
-        broadcast(st, out, || Env::UserQuit {
-            uid: c.uid,
-            line: line.clone(),
-        });
+        broadcast(st, out, || Env::UserQuit { uid: c.uid, line: line.clone() });
     }
     if let Some((_, folded)) = c.nick {
         release_nick(st, out, folded, c.uid);
@@ -222,12 +159,7 @@ fn remove(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
 }
 
 /// Frees a nick at its owner shard.
-pub fn release_nick(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    nick: crate::proto::Folded,
-    uid: crate::state::Uid,
-) {
+pub fn release_nick(st: &mut ShardState, out: &mut dyn Outbox, nick: crate::proto::Folded, uid: crate::state::Uid) {
     let owner = nick.owner(st.cores);
     if owner == st.me {
         st.nicks.release(&nick, uid);
@@ -242,12 +174,7 @@ pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Err(crate::err!(ERR_NOORIGIN));
     };
     let server = ctx.server().to_string();
-    let line = Line::new()
-        .source(&server)
-        .verb("PONG")
-        .param(&server)
-        .trailing(token)
-        .finish();
+    let line = Line::new().source(&server).verb("PONG").param(&server).trailing(token).finish();
     ctx.send(&line);
     Ok(())
 }

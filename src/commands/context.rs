@@ -18,10 +18,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(numeric: Numeric, params: &[&str]) -> Reply {
-        Reply {
-            numeric,
-            params: params.iter().map(|s| s.to_string()).collect(),
-        }
+        Reply { numeric, params: params.iter().map(|s| s.to_string()).collect() }
     }
 }
 
@@ -69,17 +66,11 @@ pub fn numeric_line(server: &str, target: &str, n: Numeric, params: &[&str]) -> 
 impl Ctx<'_> {
     /// The client whose command is running (it exists for the whole command).
     pub fn me(&self) -> &Client {
-        self.st
-            .clients
-            .get(&self.conn)
-            .expect("the running client exists")
+        self.st.clients.get(&self.conn).expect("the running client exists")
     }
 
     pub fn me_mut(&mut self) -> &mut Client {
-        self.st
-            .clients
-            .get_mut(&self.conn)
-            .expect("the running client exists")
+        self.st.clients.get_mut(&self.conn).expect("the running client exists")
     }
 
     pub fn server(&self) -> &str {

@@ -13,11 +13,10 @@ pub fn to_conn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u
     let Some(c) = st.clients.get_mut(&conn) else {
         return;
     };
-    if c.closing {
-        return;
-    }
+    // A client marked for closing still gets what precedes its ERROR line; once the runtime
+    // has closed it, `send` refuses.
     if let Some(queued) = out.send(conn, bytes) {
-        if queued > st.cfg.classes[c.class].sendq {
+        if queued > st.cfg.classes[c.class].sendq && !c.closing {
             c.closing = true;
             st.to_close.push((conn, "SendQ exceeded".into(), true));
         }
@@ -30,13 +29,7 @@ pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Arc<[
         to_conn(st, out, conn, line);
     } else if let Some(u) = st.directory.get(&uid) {
         let shard = u.shard;
-        out.mesh(
-            shard,
-            Env::ToUser {
-                uid,
-                line: line.clone(),
-            },
-        );
+        out.mesh(shard, Env::ToUser { uid, line: line.clone() });
     }
 }
 

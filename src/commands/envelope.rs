@@ -68,9 +68,7 @@ pub enum Env {
 impl Envelope for Env {
     fn weight(&self) -> usize {
         match self {
-            Env::UserNick { line, .. } | Env::UserQuit { line, .. } | Env::ToUser { line, .. } => {
-                line.len() + 32
-            }
+            Env::UserNick { line, .. } | Env::UserQuit { line, .. } | Env::ToUser { line, .. } => line.len() + 32,
             Env::UserIntro(_) => 160,
             _ => 32,
         }

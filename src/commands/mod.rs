@@ -48,12 +48,7 @@ pub struct Spec {
 }
 
 const fn spec(name: &'static str, min_params: usize, when: When, run: HandlerFn) -> Spec {
-    Spec {
-        name,
-        min_params,
-        when,
-        run,
-    }
+    Spec { name, min_params, when, run }
 }
 
 /// Every command the server knows.

@@ -60,12 +60,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     }
     // This shard's copy of the directory answers most collisions without a round trip.
-    if ctx
-        .st
-        .directory
-        .by_nick(&folded)
-        .is_some_and(|u| u.uid != uid)
-    {
+    if ctx.st.directory.by_nick(&folded).is_some_and(|u| u.uid != uid) {
         return Err(err!(ERR_NICKNAMEINUSE, new));
     }
     let owner = folded.owner(ctx.st.cores);
@@ -78,18 +73,8 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     } else {
         let conn = ctx.conn;
-        ctx.out.mesh(
-            owner,
-            Env::NickClaim {
-                nick: folded.clone(),
-                uid,
-                conn,
-            },
-        );
-        ctx.me_mut().wait = Some(Wait::Nick {
-            nick: new.into(),
-            folded,
-        });
+        ctx.out.mesh(owner, Env::NickClaim { nick: folded.clone(), uid, conn });
+        ctx.me_mut().wait = Some(Wait::Nick { nick: new.into(), folded });
         Ok(())
     }
 }
@@ -105,14 +90,10 @@ pub fn nick_result(
     now: std::time::Instant,
     unix: u64,
 ) {
-    let waiting = st
-        .clients
-        .get(&conn)
-        .filter(|c| c.uid == uid)
-        .and_then(|c| match &c.wait {
-            Some(Wait::Nick { nick, folded: f }) if *f == folded => Some(nick.clone()),
-            _ => None,
-        });
+    let waiting = st.clients.get(&conn).filter(|c| c.uid == uid).and_then(|c| match &c.wait {
+        Some(Wait::Nick { nick, folded: f }) if *f == folded => Some(nick.clone()),
+        _ => None,
+    });
     let Some(nick) = waiting else {
         // The client left (or moved on) meanwhile: give the nick back.
         if granted {
@@ -120,13 +101,7 @@ pub fn nick_result(
         }
         return;
     };
-    let mut ctx = Ctx {
-        st,
-        out,
-        conn,
-        now,
-        unix,
-    };
+    let mut ctx = Ctx { st, out, conn, now, unix };
     ctx.me_mut().wait = None;
     if granted {
         nick_granted(&mut ctx, nick, folded);
@@ -152,17 +127,10 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
         try_register(ctx);
         return;
     }
-    let line: Arc<[u8]> = Line::new()
-        .source(&ctx.me().mask())
-        .verb("NICK")
-        .param(&nick)
-        .finish()
-        .into();
+    let line: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
     let ts = ctx.unix;
     ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
-    ctx.st
-        .directory
-        .rename(&uid, nick.clone(), folded.clone(), ts);
+    ctx.st.directory.rename(&uid, nick.clone(), folded.clone(), ts);
     ctx.send(&line);
     broadcast(ctx.st, ctx.out, || Env::UserNick {
         uid,
@@ -181,12 +149,7 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
 /// Completes registration once NICK, USER and any CAP negotiation are done.
 pub fn try_register(ctx: &mut Ctx<'_>) {
     let me = ctx.me();
-    if me.registered
-        || me.nick.is_none()
-        || me.user.is_none()
-        || me.cap_negotiating
-        || me.wait.is_some()
-    {
+    if me.registered || me.nick.is_none() || me.user.is_none() || me.cap_negotiating || me.wait.is_some() {
         return;
     }
     if let Some(want) = &ctx.st.cfg.server.password {
@@ -215,12 +178,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         signon: me.signon,
     };
     let uid = user.uid;
-    log::info!(
-        "Client registered: {} [{}] shard={} uid={uid}",
-        user.mask(),
-        me.addr,
-        ctx.st.me
-    );
+    log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);
     ctx.me_mut().registered = true;
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
@@ -237,24 +195,11 @@ fn welcome(ctx: &mut Ctx<'_>, u: &User) {
     let version = server_info::version_string();
     ctx.reply(
         Numeric::RPL_WELCOME,
-        &[&format!(
-            "Welcome to the {} Internet Relay Chat Network {}",
-            s.network,
-            u.mask()
-        )],
+        &[&format!("Welcome to the {} Internet Relay Chat Network {}", s.network, u.mask())],
     );
-    ctx.reply(
-        Numeric::RPL_YOURHOST,
-        &[&format!(
-            "Your host is {}, running version {version}",
-            s.name
-        )],
-    );
+    ctx.reply(Numeric::RPL_YOURHOST, &[&format!("Your host is {}, running version {version}", s.name)]);
     let created = ctx.st.created.clone();
-    ctx.reply(
-        Numeric::RPL_CREATED,
-        &[&format!("This server was created {created}")],
-    );
+    ctx.reply(Numeric::RPL_CREATED, &[&format!("This server was created {created}")]);
     ctx.send(
         &Line::new()
             .source(&s.name)

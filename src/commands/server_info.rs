@@ -67,22 +67,13 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
         .unregistered
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            if i == st.me {
-                st.local_unregistered()
-            } else {
-                *n as usize
-            }
-        })
+        .map(|(i, n)| if i == st.me { st.local_unregistered() } else { *n as usize })
         .sum();
     let channels = 0usize;
     let (max_local, max_global) = (st.max_local.max(total), st.max_global.max(total));
     ctx.reply(
         Numeric::RPL_LUSERCLIENT,
-        &[&format!(
-            "There are {} users and {invisible} invisible on 1 servers",
-            total - invisible
-        )],
+        &[&format!("There are {} users and {invisible} invisible on 1 servers", total - invisible)],
     );
     if opers > 0 {
         ctx.reply(Numeric::RPL_LUSEROP, &[&opers.to_string()]);
@@ -93,31 +84,10 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
     if channels > 0 {
         ctx.reply(Numeric::RPL_LUSERCHANNELS, &[&channels.to_string()]);
     }
-    ctx.reply(
-        Numeric::RPL_LUSERME,
-        &[&format!("I have {total} clients and 0 servers")],
-    );
-    let (t, ml, mg) = (
-        total.to_string(),
-        max_local.to_string(),
-        max_global.to_string(),
-    );
-    ctx.reply(
-        Numeric::RPL_LOCALUSERS,
-        &[
-            &t,
-            &ml,
-            &format!("Current local users {total}, max {max_local}"),
-        ],
-    );
-    ctx.reply(
-        Numeric::RPL_GLOBALUSERS,
-        &[
-            &t,
-            &mg,
-            &format!("Current global users {total}, max {max_global}"),
-        ],
-    );
+    ctx.reply(Numeric::RPL_LUSERME, &[&format!("I have {total} clients and 0 servers")]);
+    let (t, ml, mg) = (total.to_string(), max_local.to_string(), max_global.to_string());
+    ctx.reply(Numeric::RPL_LOCALUSERS, &[&t, &ml, &format!("Current local users {total}, max {max_local}")]);
+    ctx.reply(Numeric::RPL_GLOBALUSERS, &[&t, &mg, &format!("Current global users {total}, max {max_global}")]);
 }
 
 pub fn send_motd(ctx: &mut Ctx<'_>) {
@@ -125,10 +95,7 @@ pub fn send_motd(ctx: &mut Ctx<'_>) {
     match &cfg.server.motd {
         None => ctx.reply(Numeric::ERR_NOMOTD, &[]),
         Some(lines) => {
-            ctx.reply(
-                Numeric::RPL_MOTDSTART,
-                &[&format!("- {} Message of the Day - ", cfg.server.name)],
-            );
+            ctx.reply(Numeric::RPL_MOTDSTART, &[&format!("- {} Message of the Day - ", cfg.server.name)]);
             for l in lines {
                 ctx.reply(Numeric::RPL_MOTD, &[&format!("- {l}")]);
             }
@@ -140,9 +107,7 @@ pub fn send_motd(ctx: &mut Ctx<'_>) {
 /// A server name parameter must be this server (the only one there is, until links exist).
 fn check_target(ctx: &Ctx<'_>, msg: &Message<'_>, idx: usize) -> CmdResult {
     match msg.param(idx) {
-        Some(t) if !crate::proto::mask::matches(ctx.st.cm, t, ctx.server()) => {
-            Err(err!(ERR_NOSUCHSERVER, t))
-        }
+        Some(t) if !crate::proto::mask::matches(ctx.st.cm, t, ctx.server()) => Err(err!(ERR_NOSUCHSERVER, t)),
         _ => Ok(()),
     }
 }
@@ -163,10 +128,7 @@ pub fn version(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     check_target(ctx, msg, 0)?;
     let server = ctx.server().to_string();
     let comment = format!("thread-per-core, {} shards", ctx.st.cores);
-    ctx.reply(
-        Numeric::RPL_VERSION,
-        &[&version_string(), &server, &comment],
-    );
+    ctx.reply(Numeric::RPL_VERSION, &[&version_string(), &server, &comment]);
     send_isupport(ctx);
     Ok(())
 }
@@ -174,10 +136,7 @@ pub fn version(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 pub fn time(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     check_target(ctx, msg, 0)?;
     let server = ctx.server().to_string();
-    ctx.reply(
-        Numeric::RPL_TIME,
-        &[&server, &crate::clock::format_utc(ctx.unix)],
-    );
+    ctx.reply(Numeric::RPL_TIME, &[&server, &crate::clock::format_utc(ctx.unix)]);
     Ok(())
 }
 

@@ -34,10 +34,7 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
         }
     }
     if !ping.is_empty() {
-        let line = Line::new()
-            .verb("PING")
-            .trailing(&st.cfg.server.name)
-            .finish();
+        let line = Line::new().verb("PING").trailing(&st.cfg.server.name).finish();
         for conn in ping {
             if let Some(c) = st.clients.get_mut(&conn) {
                 c.ping_sent = Some(now);

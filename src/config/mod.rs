@@ -150,8 +150,7 @@ const DAY: Duration = Duration::from_secs(86400);
 impl Config {
     /// The embedded default.
     pub fn embedded() -> Config {
-        Config::parse(EMBEDDED_NAME, EMBEDDED_DEFAULT, None)
-            .expect("the embedded default config is valid")
+        Config::parse(EMBEDDED_NAME, EMBEDDED_DEFAULT, None).expect("the embedded default config is valid")
     }
 
     /// Reads and validates a file; relative paths inside it (motd_file) are relative to it.
@@ -188,11 +187,7 @@ impl Config {
 
     /// The class for a new connection from `ip`: the first whose host masks match.
     pub fn class_for(&self, ip: &str) -> Option<usize> {
-        self.classes.iter().position(|c| {
-            c.hosts
-                .iter()
-                .any(|m| mask::matches(CaseMapping::Ascii, m, ip))
-        })
+        self.classes.iter().position(|c| c.hosts.iter().any(|m| mask::matches(CaseMapping::Ascii, m, ip)))
     }
 }
 
@@ -205,51 +200,29 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         Some(mut t) => {
             let d = Database {
                 user_cache_size: t.int(doc, "user_cache_size", 10_000, 0, 10_000_000) as usize,
-                user_cache_ttl: Duration::from_secs(t.int(
-                    doc,
-                    "user_cache_ttl_seconds",
-                    86_400,
-                    0,
-                    365 * 86_400,
-                ) as u64),
-                channel_cache_ttl: Duration::from_secs(t.int(
-                    doc,
-                    "channel_cache_ttl_seconds",
-                    3_600,
-                    0,
-                    365 * 86_400,
-                ) as u64),
+                user_cache_ttl: Duration::from_secs(
+                    t.int(doc, "user_cache_ttl_seconds", 86_400, 0, 365 * 86_400) as u64
+                ),
+                channel_cache_ttl: Duration::from_secs(
+                    t.int(doc, "channel_cache_ttl_seconds", 3_600, 0, 365 * 86_400) as u64
+                ),
             };
             t.finish(doc);
             d
         }
-        None => Database {
-            user_cache_size: 10_000,
-            user_cache_ttl: DAY,
-            channel_cache_ttl: Duration::from_secs(3600),
-        },
+        None => Database { user_cache_size: 10_000, user_cache_ttl: DAY, channel_cache_ttl: Duration::from_secs(3600) },
     };
     let batch = match top.table(doc, "batch") {
         Some(mut t) => {
             let b = Batch {
                 max_batch_size: t.int(doc, "max_batch_size", 1024, 1, 1 << 20) as usize,
-                max_batch_delay: t.duration(
-                    doc,
-                    "max_batch_delay",
-                    Duration::ZERO,
-                    Duration::ZERO,
-                    SECOND,
-                ),
+                max_batch_delay: t.duration(doc, "max_batch_delay", Duration::ZERO, Duration::ZERO, SECOND),
                 max_batch_bytes: t.size(doc, "max_batch_bytes", 256 * 1024, 512, 64 << 20),
             };
             t.finish(doc);
             b
         }
-        None => Batch {
-            max_batch_size: 1024,
-            max_batch_delay: Duration::ZERO,
-            max_batch_bytes: 256 * 1024,
-        },
+        None => Batch { max_batch_size: 1024, max_batch_delay: Duration::ZERO, max_batch_bytes: 256 * 1024 },
     };
     let netsplit = match top.table(doc, "netsplit") {
         Some(mut t) => {
@@ -285,10 +258,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         Some(mut t) => {
             let file = t.opt_str(doc, "file").map(|f| resolve(base, &f));
             let level = t.str(doc, "level", "info");
-            if !matches!(
-                level.as_str(),
-                "error" | "warn" | "info" | "debug" | "trace" | "off"
-            ) {
+            if !matches!(level.as_str(), "error" | "warn" | "info" | "debug" | "trace" | "off") {
                 doc.error(
                     t.value_span("level").as_ref(),
                     "logging.level",
@@ -298,10 +268,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
             t.finish(doc);
             Logging { file, level }
         }
-        None => Logging {
-            file: None,
-            level: "info".into(),
-        },
+        None => Logging { file: None, level: "info".into() },
     };
     let runtime = match top.table(doc, "runtime") {
         Some(mut t) => {
@@ -314,13 +281,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
                     Duration::from_micros(100),
                     SECOND,
                 ),
-                spin_before_park: t.duration(
-                    doc,
-                    "spin_before_park",
-                    Duration::ZERO,
-                    Duration::ZERO,
-                    SECOND,
-                ),
+                spin_before_park: t.duration(doc, "spin_before_park", Duration::ZERO, Duration::ZERO, SECOND),
             };
             t.finish(doc);
             r
@@ -357,11 +318,7 @@ fn resolve(base: Option<&Path>, f: &str) -> PathBuf {
 
 fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> ServerInfo {
     let Some(mut t) = top.table(doc, "server") else {
-        doc.error(
-            Some(top.span()),
-            "server",
-            "the [server] section is required",
-        );
+        doc.error(Some(top.span()), "server", "the [server] section is required");
         return ServerInfo {
             name: String::new(),
             sid: String::new(),
@@ -393,11 +350,7 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
     }
     let network = t.str(doc, "network", "RustNet");
     if network.is_empty() || network.contains(' ') {
-        doc.error(
-            t.value_span("network").as_ref(),
-            "server.network",
-            "must be one word",
-        );
+        doc.error(t.value_span("network").as_ref(), "server.network", "must be one word");
     }
     let description = t.str(doc, "description", "rustircd");
     let cm = t.str(doc, "casemapping", "ascii");
@@ -414,11 +367,7 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
     let motd_file = t.opt_str(doc, "motd_file");
     let motd = match (motd_text, motd_file) {
         (Some(_), Some(_)) => {
-            doc.error(
-                t.value_span("motd_file").as_ref(),
-                "server.motd_file",
-                "set either motd or motd_file, not both",
-            );
+            doc.error(t.value_span("motd_file").as_ref(), "server.motd_file", "set either motd or motd_file, not both");
             None
         }
         (Some(text), None) => Some(text.lines().map(str::to_string).collect()),
@@ -526,7 +475,7 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
             name,
             hosts: t.str_list(doc, "hosts", &["*"]),
             sendq: t.size(doc, "sendq", 1 << 20, 512, 1 << 30),
-            recvq: t.size(doc, "recvq", 8 * 1024, 512, 1 << 30),
+            recvq: t.size(doc, "recvq", 16 * 1024, 512, 1 << 30),
             ping_frequency: t.duration(doc, "ping_frequency", Duration::from_secs(90), SECOND, DAY),
             connection_timeout: t.duration(
                 doc,
@@ -545,7 +494,7 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
             name: "default".into(),
             hosts: vec!["*".into()],
             sendq: 1 << 20,
-            recvq: 8 * 1024,
+            recvq: 16 * 1024,
             ping_frequency: Duration::from_secs(90),
             connection_timeout: Duration::from_secs(30),
             max_clients: 10_000,
@@ -583,26 +532,20 @@ fn read_links(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Link> {
         let sid = t.opt_str(doc, "sid");
         if let Some(s) = &sid {
             if !names::valid_sid(s) {
-                doc.error(
-                    t.value_span("sid").as_ref(),
-                    &format!("{}.sid", t.path),
-                    format!("{s:?} is not a TS6 SID"),
-                );
+                doc.error(t.value_span("sid").as_ref(), &format!("{}.sid", t.path), format!("{s:?} is not a TS6 SID"));
             }
         }
-        let address = t
-            .opt_str(doc, "address")
-            .and_then(|a| match a.parse::<SocketAddr>() {
-                Ok(x) => Some(x),
-                Err(_) => {
-                    doc.error(
-                        t.value_span("address").as_ref(),
-                        &format!("{}.address", t.path),
-                        format!("{a:?} is not HOST:PORT"),
-                    );
-                    None
-                }
-            });
+        let address = t.opt_str(doc, "address").and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(x) => Some(x),
+            Err(_) => {
+                doc.error(
+                    t.value_span("address").as_ref(),
+                    &format!("{}.address", t.path),
+                    format!("{a:?} is not HOST:PORT"),
+                );
+                None
+            }
+        });
         let l = Link {
             name,
             sid,
@@ -651,10 +594,7 @@ mod tests {
             "t.toml:13: limits.nicklen: 3 is out of range",
         ];
         for w in want {
-            assert!(
-                shown.iter().any(|s| s.starts_with(w)),
-                "missing {w:?} in {shown:#?}"
-            );
+            assert!(shown.iter().any(|s| s.starts_with(w)), "missing {w:?} in {shown:#?}");
         }
         assert_eq!(shown.len(), want.len(), "{shown:#?}");
     }
@@ -662,10 +602,7 @@ mod tests {
     #[test]
     fn syntax_errors_have_lines() {
         let errs = Config::parse("t.toml", "[server]\nname = \"x.y\"\nsid = \n", None).unwrap_err();
-        assert!(
-            errs[0].to_string().starts_with("t.toml:3: TOML syntax"),
-            "{errs:?}"
-        );
+        assert!(errs[0].to_string().starts_with("t.toml:3: TOML syntax"), "{errs:?}");
     }
 
     #[test]

@@ -38,29 +38,16 @@ pub struct Doc<'t> {
 
 impl<'t> Doc<'t> {
     pub fn new(file: &str, text: &'t str) -> Self {
-        Doc {
-            file: file.to_string(),
-            text,
-            errors: Vec::new(),
-        }
+        Doc { file: file.to_string(), text, errors: Vec::new() }
     }
 
     pub fn line_of(&self, span: &Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())]
-            .bytes()
-            .filter(|&b| b == b'\n')
-            .count()
-            + 1
+        self.text[..span.start.min(self.text.len())].bytes().filter(|&b| b == b'\n').count() + 1
     }
 
     pub fn error(&mut self, span: Option<&Range<usize>>, key: &str, reason: impl Into<String>) {
         let line = span.map(|s| self.line_of(s));
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            key: key.to_string(),
-            reason: reason.into(),
-        });
+        self.errors.push(ConfigError { file: self.file.clone(), line, key: key.to_string(), reason: reason.into() });
     }
 }
 
@@ -99,20 +86,12 @@ fn int_value(v: &DeValue<'_>) -> Option<i64> {
 
 impl<'a, 'i> Tbl<'a, 'i> {
     pub fn root(table: &'a Spanned<DeTable<'i>>) -> Self {
-        Tbl {
-            table: table.get_ref(),
-            path: String::new(),
-            span: table.span(),
-            used: HashSet::new(),
-        }
+        Tbl { table: table.get_ref(), path: String::new(), span: table.span(), used: HashSet::new() }
     }
 
     fn get(&mut self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
         self.used.insert(key.to_string());
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .map(|(_, v)| v)
+        self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -143,8 +122,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
     }
 
     pub fn str(&mut self, doc: &mut Doc<'_>, key: &str, default: &str) -> String {
-        self.opt_str(doc, key)
-            .unwrap_or_else(|| default.to_string())
+        self.opt_str(doc, key).unwrap_or_else(|| default.to_string())
     }
 
     /// A string that must be present.
@@ -176,11 +154,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
         match int_value(v.get_ref()) {
             Some(i) if (min..=max).contains(&i) => i,
             Some(i) => {
-                doc.error(
-                    Some(&v.span()),
-                    &join(&self.path, key),
-                    format!("{i} is out of range ({min}..={max})"),
-                );
+                doc.error(Some(&v.span()), &join(&self.path, key), format!("{i} is out of range ({min}..={max})"));
                 default
             }
             None => {
@@ -203,17 +177,10 @@ impl<'a, 'i> Tbl<'a, 'i> {
             return default;
         };
         let parsed = match v.get_ref() {
-            DeValue::Integer(_) => int_value(v.get_ref())
-                .filter(|i| *i >= 0)
-                .map(|i| Duration::from_secs(i as u64)),
+            DeValue::Integer(_) => int_value(v.get_ref()).filter(|i| *i >= 0).map(|i| Duration::from_secs(i as u64)),
             DeValue::String(s) => parse_duration(s),
             _ => {
-                self.wrong(
-                    doc,
-                    key,
-                    v,
-                    "a duration (seconds, or a string like \"90s\" or \"5ms\")",
-                );
+                self.wrong(doc, key, v, "a duration (seconds, or a string like \"90s\" or \"5ms\")");
                 return default;
             }
         };
@@ -228,28 +195,23 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 default
             }
             None => {
-                doc.error(Some(&v.span()), &join(&self.path, key), "is not a duration (use seconds, or \"90s\", \"250ms\", \"5m\", \"1h\", \"2d\")");
+                doc.error(
+                    Some(&v.span()),
+                    &join(&self.path, key),
+                    "is not a duration (use seconds, or \"90s\", \"250ms\", \"5m\", \"1h\", \"2d\")",
+                );
                 default
             }
         }
     }
 
     /// A size in bytes: an integer, or a string such as "64KiB", "1MiB", "512B".
-    pub fn size(
-        &mut self,
-        doc: &mut Doc<'_>,
-        key: &str,
-        default: usize,
-        min: usize,
-        max: usize,
-    ) -> usize {
+    pub fn size(&mut self, doc: &mut Doc<'_>, key: &str, default: usize, min: usize, max: usize) -> usize {
         let Some(v) = self.get(key) else {
             return default;
         };
         let parsed = match v.get_ref() {
-            DeValue::Integer(_) => int_value(v.get_ref())
-                .filter(|i| *i >= 0)
-                .map(|i| i as usize),
+            DeValue::Integer(_) => int_value(v.get_ref()).filter(|i| *i >= 0).map(|i| i as usize),
             DeValue::String(s) => parse_size(s),
             _ => {
                 self.wrong(doc, key, v, "a size (bytes, or a string like \"64KiB\")");
@@ -301,22 +263,14 @@ impl<'a, 'i> Tbl<'a, 'i> {
 
     /// The span of a key's value, for errors found after reading (cross-field checks).
     pub fn value_span(&self, key: &str) -> Option<Range<usize>> {
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .map(|(_, v)| v.span())
+        self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v.span())
     }
 
     /// A sub-table; `None` when absent (or not a table, which is reported).
     pub fn table(&mut self, doc: &mut Doc<'_>, key: &str) -> Option<Tbl<'a, 'i>> {
         let v = self.get(key)?;
         match v.get_ref().as_table() {
-            Some(t) => Some(Tbl {
-                table: t,
-                path: join(&self.path, key),
-                span: v.span(),
-                used: HashSet::new(),
-            }),
+            Some(t) => Some(Tbl { table: t, path: join(&self.path, key), span: v.span(), used: HashSet::new() }),
             None => {
                 self.wrong(doc, key, v, "a table");
                 None
@@ -342,11 +296,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
                     span: item.span(),
                     used: HashSet::new(),
                 }),
-                None => doc.error(
-                    Some(&item.span()),
-                    &format!("{}[{i}]", join(&self.path, key)),
-                    "expected a table",
-                ),
+                None => doc.error(Some(&item.span()), &format!("{}[{i}]", join(&self.path, key)), "expected a table"),
             }
         }
         out
@@ -365,9 +315,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
 
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {

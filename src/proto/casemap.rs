@@ -48,18 +48,11 @@ impl CaseMapping {
         }
         // Folding maps ASCII to ASCII only, so the result stays valid UTF-8.
         let bytes: Vec<u8> = s.bytes().map(|b| self.fold_byte(b)).collect();
-        Folded(
-            String::from_utf8(bytes)
-                .expect("ASCII folding keeps UTF-8 valid")
-                .into(),
-        )
+        Folded(String::from_utf8(bytes).expect("ASCII folding keeps UTF-8 valid").into())
     }
 
     pub fn eq(self, a: &str, b: &str) -> bool {
-        a.len() == b.len()
-            && a.bytes()
-                .zip(b.bytes())
-                .all(|(x, y)| self.fold_byte(x) == self.fold_byte(y))
+        a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| self.fold_byte(x) == self.fold_byte(y))
     }
 }
 

@@ -70,8 +70,7 @@ impl Framer {
     }
 
     fn append(&mut self, chunk: &[u8]) {
-        self.partial
-            .extend(chunk.iter().copied().filter(|&b| b != 0));
+        self.partial.extend(chunk.iter().copied().filter(|&b| b != 0));
     }
 
     fn emit(&mut self, f: &mut impl FnMut(Frame<'_>)) {

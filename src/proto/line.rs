@@ -16,10 +16,7 @@ pub struct Line {
 
 impl Line {
     pub fn new() -> Self {
-        Line {
-            buf: Vec::with_capacity(128),
-            ..Default::default()
-        }
+        Line { buf: Vec::with_capacity(128), ..Default::default() }
     }
 
     /// Adds a tag; all tags come before the source and verb.
@@ -91,8 +88,7 @@ impl Line {
     /// Parameters may not smuggle line breaks or NULs into the stream.
     fn push_clean(&mut self, p: &str) {
         if p.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-            self.buf
-                .extend(p.bytes().filter(|b| !matches!(b, b'\r' | b'\n' | 0)));
+            self.buf.extend(p.bytes().filter(|b| !matches!(b, b'\r' | b'\n' | 0)));
         } else {
             self.buf.extend_from_slice(p.as_bytes());
         }
@@ -123,19 +119,9 @@ mod tests {
 
     #[test]
     fn builds_lines() {
-        let l = Line::new()
-            .source("srv")
-            .verb("001")
-            .param("nick")
-            .trailing("Welcome home")
-            .finish();
+        let l = Line::new().source("srv").verb("001").param("nick").trailing("Welcome home").finish();
         assert_eq!(l, b":srv 001 nick :Welcome home\r\n");
-        let l = Line::new()
-            .tag("time", Some("x y"))
-            .tag("k", None)
-            .verb("PING")
-            .param("a")
-            .finish();
+        let l = Line::new().tag("time", Some("x y")).tag("k", None).verb("PING").param("a").finish();
         assert_eq!(l, b"@time=x\\sy;k PING a\r\n");
         let l = Line::new().verb("AWAY").param("").finish();
         assert_eq!(l, b"AWAY :\r\n");
@@ -144,12 +130,7 @@ mod tests {
     #[test]
     fn truncates_at_char_boundary() {
         let text = "é".repeat(400);
-        let l = Line::new()
-            .source("s")
-            .verb("PRIVMSG")
-            .param("#c")
-            .trailing(&text)
-            .finish();
+        let l = Line::new().source("s").verb("PRIVMSG").param("#c").trailing(&text).finish();
         assert!(l.len() <= 512);
         assert!(std::str::from_utf8(&l).is_ok());
         assert!(l.ends_with(b"\r\n"));
@@ -157,11 +138,7 @@ mod tests {
 
     #[test]
     fn strips_line_breaks_from_params() {
-        let l = Line::new()
-            .verb("PRIVMSG")
-            .param("#c")
-            .trailing("a\r\nQUIT\0")
-            .finish();
+        let l = Line::new().verb("PRIVMSG").param("#c").trailing("a\r\nQUIT\0").finish();
         assert_eq!(l, b"PRIVMSG #c :aQUIT\r\n");
     }
 }

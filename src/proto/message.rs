@@ -71,12 +71,7 @@ impl<'a> Message<'a> {
             params.push(p);
             rest = r;
         }
-        Ok(Message {
-            tags,
-            source,
-            verb,
-            params,
-        })
+        Ok(Message { tags, source, verb, params })
     }
 
     /// The tags, unescaped, in order.

@@ -2,10 +2,7 @@
 
 /// Characters allowed in nicknames besides letters and digits (RFC 2812 "special").
 fn is_special(b: u8) -> bool {
-    matches!(
-        b,
-        b'[' | b']' | b'\\' | b'`' | b'_' | b'^' | b'{' | b'|' | b'}'
-    )
+    matches!(b, b'[' | b']' | b'\\' | b'`' | b'_' | b'^' | b'{' | b'|' | b'}')
 }
 
 /// RFC 2812 nickname: a letter or special first, then letters, digits, specials or `-`.
@@ -15,9 +12,7 @@ pub fn valid_nick(nick: &str, max_len: usize) -> bool {
         Some(&c) if c.is_ascii_alphabetic() || is_special(c) => {}
         _ => return false,
     }
-    b.len() <= max_len
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || is_special(c) || c == b'-')
+    b.len() <= max_len && b.iter().all(|&c| c.is_ascii_alphanumeric() || is_special(c) || c == b'-')
 }
 
 /// Channel types this server supports (`CHANTYPES`).
@@ -30,15 +25,11 @@ pub fn valid_channel(name: &str, max_len: usize) -> bool {
     b.len() >= 2
         && b.len() <= max_len
         && CHANTYPES.as_bytes().contains(&b[0])
-        && !b[1..]
-            .iter()
-            .any(|&c| matches!(c, b' ' | b',' | 7 | 0 | b'\r' | b'\n'))
+        && !b[1..].iter().any(|&c| matches!(c, b' ' | b',' | 7 | 0 | b'\r' | b'\n'))
 }
 
 pub fn is_channel_name(s: &str) -> bool {
-    s.bytes()
-        .next()
-        .is_some_and(|c| CHANTYPES.as_bytes().contains(&c))
+    s.bytes().next().is_some_and(|c| CHANTYPES.as_bytes().contains(&c))
 }
 
 /// The username from USER, cleaned as servers do: characters that would break `nick!user@host`
@@ -77,19 +68,13 @@ pub fn valid_server_name(name: &str) -> bool {
     valid_hostname(name)
         || (name.contains('.')
             && name.len() <= 63
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_')))
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_')))
 }
 
 /// A TS6 server ID: a digit, then two digits or uppercase letters.
 pub fn valid_sid(sid: &str) -> bool {
     let b = sid.as_bytes();
-    b.len() == 3
-        && b[0].is_ascii_digit()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    b.len() == 3 && b[0].is_ascii_digit() && b[1..].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -101,18 +86,7 @@ mod tests {
         for ok in ["a", "Nick", "[x]", "a-b", "_x_", "x123", "`^{|}"] {
             assert!(valid_nick(ok, 30), "{ok}");
         }
-        for bad in [
-            "",
-            "1abc",
-            "-x",
-            "a b",
-            "a!b",
-            "a@b",
-            "a,b",
-            "#c",
-            "é",
-            "abcdefghijk",
-        ] {
+        for bad in ["", "1abc", "-x", "a b", "a!b", "a@b", "a,b", "#c", "é", "abcdefghijk"] {
             assert!(!valid_nick(bad, 10), "{bad}");
         }
     }
@@ -134,10 +108,7 @@ mod tests {
         assert_eq!(clean_username("bob", 10).as_deref(), Some("bob"));
         assert_eq!(clean_username("b@o!b", 10).as_deref(), Some("bob"));
         assert_eq!(clean_username("@@", 10), None);
-        assert_eq!(
-            clean_username("abcdefghijklmnop", 10).as_deref(),
-            Some("abcdefghij")
-        );
+        assert_eq!(clean_username("abcdefghijklmnop", 10).as_deref(), Some("abcdefghij"));
         assert!(valid_sid("0RC"));
         assert!(!valid_sid("ABC"));
         assert!(!valid_sid("0rc"));

@@ -655,9 +655,7 @@ impl Numeric {
             Numeric::RPL_LUSERUNKNOWN => Some("unknown connection(s)"),
             Numeric::RPL_LUSERCHANNELS => Some("channels formed"),
             Numeric::RPL_ADMINME => Some("Administrative info"),
-            Numeric::RPL_TRYAGAIN => {
-                Some("Server load is temporarily too heavy. Please wait a while and try again.")
-            }
+            Numeric::RPL_TRYAGAIN => Some("Server load is temporarily too heavy. Please wait a while and try again."),
             Numeric::RPL_UNAWAY => Some("You are no longer marked as being away"),
             Numeric::RPL_NOWAWAY => Some("You have been marked as being away"),
             Numeric::RPL_WHOISREGNICK => Some("has identified for this nick"),
@@ -758,10 +756,7 @@ mod tests {
         assert_eq!(Numeric::ERR_NICKNAMEINUSE.code(), 433);
         assert_eq!(Numeric::ERR_NICKNAMEINUSE.as_str(), "433");
         assert_eq!(Numeric::ERR_NICKNAMEINUSE.name(), "ERR_NICKNAMEINUSE");
-        assert_eq!(
-            Numeric::ERR_NOTREGISTERED.text(),
-            Some("You have not registered")
-        );
+        assert_eq!(Numeric::ERR_NOTREGISTERED.text(), Some("You have not registered"));
         assert_eq!(Numeric::RPL_NAMREPLY.text(), None);
     }
 }

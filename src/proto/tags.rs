@@ -79,11 +79,7 @@ pub fn valid_key(k: &str) -> bool {
     let name = match k.rfind('/') {
         Some(i) => {
             let vendor = &k[..i];
-            if vendor.is_empty()
-                || !vendor
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-            {
+            if vendor.is_empty() || !vendor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
                 return false;
             }
             &k[i + 1..]

@@ -26,10 +26,7 @@ pub struct IrcShard {
 impl IrcShard {
     pub fn new(cfg: Arc<Config>, shard: usize, cores: usize, started_unix: u64) -> Self {
         let created = crate::clock::format_utc(started_unix);
-        IrcShard {
-            st: ShardState::new(cfg, shard, cores, started_unix, created),
-            last_check: Instant::now(),
-        }
+        IrcShard { st: ShardState::new(cfg, shard, cores, started_unix, created), last_check: Instant::now() }
     }
 }
 
@@ -124,17 +121,11 @@ impl Handler for IrcShard {
         let conns: Vec<Conn> = self.st.clients.keys().copied().collect();
         for c in conns {
             let host = self.st.clients[&c].host.clone();
-            let line = Line::new()
-                .verb("ERROR")
-                .trailing(&format!("Closing Link: {host} (Server shutting down)"))
-                .finish();
+            let line =
+                Line::new().verb("ERROR").trailing(&format!("Closing Link: {host} (Server shutting down)")).finish();
             out.send(c, &line);
             out.close(c);
         }
-        log::info!(
-            "Shard {} stopping: {} connections closed",
-            self.st.me,
-            self.st.clients.len()
-        );
+        log::info!("Shard {} stopping: {} connections closed", self.st.me, self.st.clients.len());
     }
 }

@@ -52,14 +52,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(
-        conn: Conn,
-        uid: Uid,
-        addr: SocketAddr,
-        class: usize,
-        now: Instant,
-        unix: u64,
-    ) -> Self {
+    pub fn new(conn: Conn, uid: Uid, addr: SocketAddr, class: usize, now: Instant, unix: u64) -> Self {
         let ip: Arc<str> = display_ip(addr).into();
         Client {
             conn,

@@ -42,13 +42,7 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    pub fn new(
-        cfg: Arc<Config>,
-        me: usize,
-        cores: usize,
-        started_unix: u64,
-        created: String,
-    ) -> Self {
+    pub fn new(cfg: Arc<Config>, me: usize, cores: usize, started_unix: u64, created: String) -> Self {
         let isupport = crate::commands::server_info::isupport(&cfg);
         ShardState {
             cm: cfg.server.casemapping,
@@ -90,12 +84,7 @@ impl ShardState {
     pub fn reload(&mut self, cfg: Arc<Config>) {
         for c in self.clients.values_mut() {
             let name = &self.cfg.classes[c.class].name;
-            c.class = cfg
-                .classes
-                .iter()
-                .position(|k| &k.name == name)
-                .or_else(|| cfg.class_for(&c.ip))
-                .unwrap_or(0);
+            c.class = cfg.classes.iter().position(|k| &k.name == name).or_else(|| cfg.class_for(&c.ip)).unwrap_or(0);
         }
         self.class_counts = vec![0; cfg.classes.len()];
         for c in self.clients.values() {

@@ -32,10 +32,7 @@ impl Uid {
         if b.len() != 9 || !crate::proto::names::valid_sid(&s[..3]) || !b[3].is_ascii_uppercase() {
             return None;
         }
-        if !b[4..]
-            .iter()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        {
+        if !b[4..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
             return None;
         }
         let mut a = [0u8; 9];
@@ -54,9 +51,7 @@ impl Uid {
     /// The number encoded by the six ID characters.
     fn value(&self) -> u64 {
         let first = (self.0[3] - b'A') as u64;
-        self.0[4..]
-            .iter()
-            .fold(first, |acc, &c| acc * 36 + value36(c).unwrap_or(0))
+        self.0[4..].iter().fold(first, |acc, &c| acc * 36 + value36(c).unwrap_or(0))
     }
 
     /// The shard that allocated this ID (for IDs of this server).
@@ -89,12 +84,7 @@ impl UidAllocator {
     pub fn new(sid: &str, shard: usize, shards: usize) -> Self {
         let mut s = [0u8; 3];
         s.copy_from_slice(&sid.as_bytes()[..3]);
-        UidAllocator {
-            sid: s,
-            shard: shard as u64,
-            shards: shards as u64,
-            next: 0,
-        }
+        UidAllocator { sid: s, shard: shard as u64, shards: shards as u64, next: 0 }
     }
 
     pub fn allocate(&mut self) -> Uid {

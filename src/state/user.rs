@@ -40,10 +40,7 @@ impl UserModes {
     }
 
     pub fn from_letter(c: char) -> Option<UserModes> {
-        UserModes::TABLE
-            .iter()
-            .find(|(l, _)| *l == c)
-            .map(|(_, m)| *m)
+        UserModes::TABLE.iter().find(|(l, _)| *l == c).map(|(_, m)| *m)
     }
 
     /// `+iw` style, or `+` when none.

@@ -1,0 +1,400 @@
+//! Test harness: the real `rustircd` binary on a free loopback port, and line-oriented clients.
+//! Every server a test starts is stopped when its `Server` is dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub cores: usize,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: TempDir,
+    pub config_path: PathBuf,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("rustircd-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub const BASE_CONFIG: &str = r#"
+[server]
+name = "irc.test.local"
+sid = "0TS"
+network = "TestNet"
+description = "test server"
+motd = "test motd"
+
+[server.admin]
+location = "here"
+email = "admin@test.local"
+
+[[classes]]
+name = "users"
+hosts = ["*"]
+recvq = "16KiB"
+sendq = "256KiB"
+ping_frequency = "90s"
+connection_timeout = "30s"
+"#;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rustircd"))
+}
+
+impl Server {
+    /// The server with the base config and 2 shards.
+    pub fn start() -> Server {
+        Server::with_config(2, BASE_CONFIG)
+    }
+
+    pub fn with_config(cores: usize, config: &str) -> Server {
+        Server::with_args(cores, config, &[])
+    }
+
+    pub fn with_args(cores: usize, config: &str, extra: &[&str]) -> Server {
+        let dir = TempDir::new();
+        let config_path = dir.0.join("rustircd.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(bin())
+            .arg("--cores")
+            .arg(cores.to_string())
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rustircd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(rest) = line.split("Listening on ").nth(1) {
+                        let _ = tx.send(rest.trim().to_string());
+                        sent = true;
+                    }
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let addr: SocketAddr = match rx.recv_timeout(TIMEOUT) {
+            Ok(a) => a.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Server { child: Some(child), addr, cores, log, _dir: dir, config_path }
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing every one of `needles`.
+    pub fn wait_log(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return l.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("no log line with {needles:?} in {:#?}", self.log_lines());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// A registered client.
+    pub fn client(&self, nick: &str) -> Client {
+        let mut c = self.connect();
+        c.register(nick);
+        c
+    }
+
+    /// The shard that holds a client, as the server's connect log says.
+    pub fn shard_of(&self, c: &Client) -> usize {
+        let port = c.local_port();
+        let line = self.wait_log(&["Client connected", &format!(":{port}]")]);
+        let s = line.split("shard=").nth(1).expect("shard= in log line");
+        s.split_whitespace().next().unwrap().parse().unwrap()
+    }
+
+    /// Registered clients until both shards hold at least `per_shard` of them.
+    pub fn clients_on_both_shards(&self, prefix: &str, per_shard: usize) -> Vec<(Client, usize)> {
+        let mut out: Vec<(Client, usize)> = Vec::new();
+        let mut count = [0usize; 2];
+        let mut i = 0;
+        while count[0] < per_shard || count[1] < per_shard {
+            assert!(i < 200, "could not spread clients over both shards");
+            let c = self.client(&format!("{prefix}{i}"));
+            let s = self.shard_of(&c);
+            count[s.min(1)] += 1;
+            out.push((c, s));
+            i += 1;
+        }
+        out
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc_kill(self.pid() as i32, sig);
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        unsafe {
+            libc_kill(child.id() as i32, 15);
+        }
+        wait_with_timeout(&mut child, TIMEOUT).expect("server did not stop on SIGTERM")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn wait_with_timeout(child: &mut Child, t: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + t;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc_kill(child.id() as i32, 15);
+            }
+            if wait_with_timeout(&mut child, Duration::from_secs(5)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// A parsed line as a test sees it.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub raw: String,
+    pub source: Option<String>,
+    pub verb: String,
+    pub params: Vec<String>,
+}
+
+impl Msg {
+    pub fn parse(raw: &str) -> Msg {
+        let m = rustircd::proto::Message::parse(raw).unwrap_or_else(|e| panic!("unparsable line {raw:?}: {e:?}"));
+        Msg {
+            raw: raw.to_string(),
+            source: m.source.map(str::to_string),
+            verb: m.verb.to_string(),
+            params: m.params.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub fn p(&self, i: usize) -> &str {
+        self.params.get(i).map_or("", String::as_str)
+    }
+
+    pub fn last(&self) -> &str {
+        self.params.last().map_or("", String::as_str)
+    }
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    pub nick: String,
+    /// Lines already read but not yet taken by an `expect`.
+    pending: std::collections::VecDeque<Msg>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Client { stream, buf: Vec::new(), nick: String::new(), pending: Default::default() }
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().unwrap().port()
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).unwrap();
+        self.stream.write_all(b"\r\n").unwrap();
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// The next line, or None on EOF or after `timeout`.
+    pub fn read_line(&mut self, timeout: Duration) -> Option<Msg> {
+        if let Some(m) = self.pending.pop_front() {
+            return Some(m);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let s = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                if s.is_empty() {
+                    continue;
+                }
+                return Some(Msg::parse(&s));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return None
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads until a line satisfies `pred`; panics (showing what came) otherwise.
+    pub fn expect(&mut self, what: &str, pred: impl Fn(&Msg) -> bool) -> Msg {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            match self.read_line(deadline.saturating_duration_since(Instant::now())) {
+                Some(m) if pred(&m) => return m,
+                Some(m) => seen.push(m.raw),
+                None => break,
+            }
+        }
+        panic!("{}: expected {what}; got {seen:#?}", self.nick);
+    }
+
+    /// Reads until a line with this verb (or numeric).
+    pub fn expect_verb(&mut self, verb: &str) -> Msg {
+        self.expect(verb, |m| m.verb == verb)
+    }
+
+    /// Reads everything up to and including the line with `verb`.
+    pub fn collect_until(&mut self, verb: &str) -> Vec<Msg> {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        while let Some(m) = self.read_line(deadline.saturating_duration_since(Instant::now())) {
+            let done = m.verb == verb;
+            out.push(m);
+            if done {
+                return out;
+            }
+        }
+        panic!("{}: no {verb} after {:#?}", self.nick, out.iter().map(|m| &m.raw).collect::<Vec<_>>());
+    }
+
+    /// Syncs with the server: everything before the PONG is returned.
+    pub fn sync(&mut self) -> Vec<Msg> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let token = format!("sync{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.send(&format!("PING {token}"));
+        let mut out = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        while let Some(m) = self.read_line(deadline.saturating_duration_since(Instant::now())) {
+            if m.verb == "PONG" && m.last() == token {
+                return out;
+            }
+            out.push(m);
+        }
+        panic!("{}: no PONG {token}; got {:#?}", self.nick, out.iter().map(|m| &m.raw).collect::<Vec<_>>());
+    }
+
+    /// Asserts nothing arrives within `d`.
+    pub fn expect_silence(&mut self, d: Duration) {
+        if let Some(m) = self.read_line(d) {
+            panic!("{}: expected silence, got {:?}", self.nick, m.raw);
+        }
+    }
+
+    pub fn register(&mut self, nick: &str) {
+        self.nick = nick.to_string();
+        self.send(&format!("NICK {nick}"));
+        self.send(&format!("USER {} 0 * :Real {nick}", nick.to_lowercase()));
+        self.expect("001", |m| m.verb == "001");
+        self.expect("end of MOTD", |m| m.verb == "376" || m.verb == "422");
+    }
+
+    /// Waits for the server to close the connection; returns the lines seen before.
+    pub fn expect_closed(&mut self) -> Vec<Msg> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.read_line(deadline.saturating_duration_since(Instant::now())) {
+                Some(m) => seen.push(m),
+                None => {
+                    assert!(Instant::now() < deadline, "{}: connection not closed; saw {seen:?}", self.nick);
+                    return seen;
+                }
+            }
+        }
+    }
+}
