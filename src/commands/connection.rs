@@ -3,10 +3,9 @@
 //! Also PING, PONG and QUIT.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::delivery::broadcast;
+use super::channel::leave_network;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::{run_line, CmdResult, Ctx};
@@ -115,7 +114,8 @@ pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
     }
 }
 
-/// Closes every connection marked during the event.
+/// Closes every connection marked during the event: ERROR (unless its output is being
+/// discarded), then the user leaves the network.
 pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     while let Some((conn, reason, abort)) = st.to_close.pop() {
         if !abort {
@@ -124,37 +124,19 @@ pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
                 out.send(conn, &line);
             }
         }
-        remove(st, out, conn, &reason);
         if abort {
             out.abort(conn);
         } else {
             out.close(conn);
         }
+        leave_network(st, out, conn, &reason, crate::clock::unix_now());
     }
 }
 
 /// The peer went away (EOF or error): the same as a close, without the ERROR line.
 pub fn disconnected(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
-    if st.clients.contains_key(&conn) {
-        remove(st, out, conn, reason);
-    }
-}
-
-/// Forgets a connection: its user leaves the network (QUIT to others) and its nick is freed.
-fn remove(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
-    let Some(c) = st.clients.remove(&conn) else {
-        return;
-    };
-    st.class_counts[c.class] -= 1;
-    log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
-    if c.registered {
-        st.local.remove(&c.uid);
-        let line: Arc<[u8]> = Line::new().source(&c.mask()).verb("QUIT").trailing(reason).finish().into();
-        st.directory.remove(&c.uid);
-        broadcast(st, out, || Env::UserQuit { uid: c.uid, line: line.clone() });
-    }
-    if let Some((_, folded)) = c.nick {
-        release_nick(st, out, folded, c.uid);
+    if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
+        leave_network(st, out, conn, reason, crate::clock::unix_now());
     }
 }
 

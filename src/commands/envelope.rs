@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use shards::Envelope;
 
+use super::channel::{ChanRequest, Outcome, Sequenced};
 use super::Conn;
 use crate::proto::Folded;
+use crate::state::channel::Status;
 use crate::state::{Uid, User, UserModes};
 
 pub enum Env {
@@ -47,9 +49,44 @@ pub enum Env {
         uid: Uid,
         away: Option<Arc<str>>,
     },
-    /// A user left; `line` is the QUIT line observers receive.
-    UserQuit {
+
+    /// To a channel's home shard: a request of a user of the sending shard.
+    ChanReq {
+        conn: Conn,
         uid: Uid,
+        req: ChanRequest,
+    },
+    /// The home's answer, back to the requesting shard.
+    ChanAck {
+        conn: Conn,
+        uid: Uid,
+        outcome: Outcome,
+    },
+    /// A sequenced change (or a departure), from the shard that made it to every other shard.
+    Event(Box<Sequenced>),
+    /// To each home of a departing user's channels: remove it from these.
+    QuitReq {
+        uid: Uid,
+        chans: Vec<Folded>,
+    },
+    /// The home's answer: the sequence number it gave the removal.
+    QuitAck {
+        uid: Uid,
+        home: u16,
+        seq: u64,
+    },
+    /// A channel message for the receiving shard's members of `chan` (of at least `min`
+    /// status, for `@#chan`/`+#chan`), except the sender.
+    ChanMsg {
+        chan: Folded,
+        line: Arc<[u8]>,
+        sender: Uid,
+        min: Status,
+    },
+    /// An INVITE for a user of the receiving shard.
+    Invite {
+        target: Uid,
+        chan: Folded,
         line: Arc<[u8]>,
     },
 
@@ -57,6 +94,19 @@ pub enum Env {
     ToUser {
         uid: Uid,
         line: Arc<[u8]>,
+    },
+
+    /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
+    WhoisReq {
+        conn: Conn,
+        asker: Uid,
+        asker_nick: Arc<str>,
+        target: Uid,
+    },
+    /// Reply lines for a client of the receiving shard that waits for them.
+    Replies {
+        conn: Conn,
+        bytes: Vec<u8>,
     },
 
     /// Periodic per-shard connection counts (for LUSERS).
@@ -68,7 +118,11 @@ pub enum Env {
 impl Envelope for Env {
     fn weight(&self) -> usize {
         match self {
-            Env::UserNick { line, .. } | Env::UserQuit { line, .. } | Env::ToUser { line, .. } => line.len() + 32,
+            Env::UserNick { line, .. }
+            | Env::ToUser { line, .. }
+            | Env::ChanMsg { line, .. }
+            | Env::Invite { line, .. } => line.len() + 48,
+            Env::Event(_) => 256,
             Env::UserIntro(_) => 160,
             _ => 32,
         }

@@ -1,12 +1,23 @@
-//! Messages from other shards (and this one, for uniformity), applied to this shard's state.
+//! Messages from other shards (and this one). Requests and answers (nick claims, channel
+//! requests and their acknowledgements, counts) are handled on arrival. Everything else is an
+//! *event* of some user, and a shard's events are applied strictly in the order they came: if
+//! one must wait for its sequence turn, the ones behind it from the same shard wait too, which
+//! keeps every user's events in the order the user made them.
 
 use std::time::Instant;
 
+use super::channel::{self, apply_ready, try_event};
+use super::connection::resume;
 use super::delivery::to_conn;
 use super::envelope::Env;
+use super::message::deliver_local;
 use super::outbox::Outbox;
+use super::query::monitor::{notify_offline, notify_online};
+use super::query::whois;
 use super::registration::nick_result;
+use crate::state::client::Wait;
 use crate::state::shard::ShardState;
+use crate::state::whowas::WasEntry;
 
 pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
     match env {
@@ -16,12 +27,69 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
         }
         Env::NickResult { nick, uid, conn, granted } => nick_result(st, out, conn, nick, uid, granted, now, unix),
         Env::NickRelease { nick, uid } => st.nicks.release(&nick, uid),
+        Env::ChanReq { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
+        Env::ChanAck { conn, uid, outcome } => channel::on_ack(st, out, conn, uid, outcome, now, unix),
+        Env::QuitReq { uid, chans } => channel::quit_at_home(st, out, from, uid, chans),
+        Env::QuitAck { uid, home, seq } => channel::on_quit_ack(st, out, uid, home, seq, now, unix),
+        Env::WhoisReq { conn, asker, asker_nick, target } => {
+            whois::on_request(st, out, from, conn, asker, &asker_nick, target, now)
+        }
+        Env::Replies { conn, bytes } => {
+            if let Some(c) = st.clients.get_mut(&conn) {
+                if c.wait == Some(Wait::Remote) {
+                    c.wait = None;
+                }
+                to_conn(st, out, conn, &bytes);
+                resume(st, out, conn, now, unix);
+            }
+        }
+        Env::Counts { unregistered } => st.unregistered[from] = unregistered,
+        env => {
+            if !st.blocked[from].is_empty() {
+                st.blocked[from].push_back(env);
+                return;
+            }
+            match stream_event(st, out, from, env, now, unix) {
+                Ok(()) => {
+                    if !st.mine.is_empty() || st.blocked.iter().any(|q| !q.is_empty()) {
+                        apply_ready(st, out, now, unix);
+                    }
+                }
+                Err(env) => st.blocked[from].push_back(env),
+            }
+        }
+    }
+}
+
+/// Applies one event from `from`, or hands it back when its turn has not come.
+pub fn stream_event(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    from: usize,
+    env: Env,
+    _now: Instant,
+    unix: u64,
+) -> Result<(), Env> {
+    let _ = from;
+    match env {
+        Env::Event(ev) => return try_event(st, out, ev, unix).map_err(Env::Event),
         Env::UserIntro(user) => {
+            let (folded, mask) = (user.folded.clone(), user.mask());
             st.directory.insert(*user);
             st.max_global = st.max_global.max(st.directory.len());
+            notify_online(st, out, &folded, &mask);
         }
-        Env::UserNick { uid, nick, folded, ts, line: _ } => {
-            st.directory.rename(&uid, nick, folded, ts);
+        Env::UserNick { uid, nick, folded, ts, line } => {
+            nick_seen(st, out, uid, &line, unix);
+            let old = st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
+            st.directory.rename(&uid, nick, folded.clone(), ts);
+            if let Some((of, on)) = old {
+                if of != folded {
+                    notify_offline(st, out, &of, &on);
+                    let mask = st.directory.get(&uid).map(|u| u.mask()).unwrap_or_default();
+                    notify_online(st, out, &folded, &mask);
+                }
+            }
         }
         Env::UserModes { uid, modes } => st.directory.set_modes(&uid, modes),
         Env::UserAway { uid, away } => {
@@ -29,14 +97,60 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
                 u.away = away;
             }
         }
-        Env::UserQuit { uid, line: _ } => {
-            st.directory.remove(&uid);
-        }
         Env::ToUser { uid, line } => {
             if let Some(&conn) = st.local.get(&uid) {
                 to_conn(st, out, conn, &line);
             }
         }
-        Env::Counts { unregistered } => st.unregistered[from] = unregistered,
+        Env::ChanMsg { chan, line, sender, min } => deliver_local(st, out, &chan, &line, sender, min, false),
+        Env::Invite { target, chan, line } => {
+            if let Some(&conn) = st.local.get(&target) {
+                if let Some(c) = st.clients.get_mut(&conn) {
+                    if !c.invites.contains(&chan) {
+                        c.invites.push(chan);
+                    }
+                }
+                to_conn(st, out, conn, &line);
+            }
+        }
+        other => {
+            log::error!("mesh: unexpected {} in the event stream", std::any::type_name_of_val(&other));
+        }
+    }
+    Ok(())
+}
+
+/// A user changed nick: everyone here who shares a channel with it sees the line once, and
+/// WHOWAS remembers the old nick. (The user's own shard also shows it to the user.)
+pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid, line: &[u8], unix: u64) {
+    let Some(u) = st.directory.get(&uid) else { return };
+    st.whowas.record(WasEntry {
+        folded: u.folded.clone(),
+        nick: u.nick.clone(),
+        user: u.user.clone(),
+        host: u.host.clone(),
+        realname: u.realname.clone(),
+        server: st.cfg.server.name.as_str().into(),
+        when: unix,
+    });
+    st.stamp += 1;
+    let stamp = st.stamp;
+    let mut targets = Vec::new();
+    for chan in &u.channels {
+        let Some(view) = st.channels.get(chan) else { continue };
+        for &(member, conn) in &view.local {
+            if member == uid {
+                continue;
+            }
+            if let Some(c) = st.clients.get_mut(&conn) {
+                if c.stamp != stamp {
+                    c.stamp = stamp;
+                    targets.push(conn);
+                }
+            }
+        }
+    }
+    for conn in targets {
+        to_conn(st, out, conn, line);
     }
 }

@@ -4,15 +4,19 @@
 //! [`Env`] messages to other shards; they never touch a socket.
 
 pub mod cap;
+pub mod channel;
 pub mod connection;
 pub mod context;
 pub mod delivery;
 pub mod envelope;
 pub mod mesh;
+pub mod message;
 pub mod outbox;
+pub mod query;
 pub mod registration;
 pub mod server_info;
 pub mod timers;
+pub mod user_mode;
 
 use std::sync::OnceLock;
 
@@ -61,6 +65,27 @@ pub static COMMANDS: &[Spec] = &[
     spec("PING", 0, When::Always, connection::ping),
     spec("PONG", 0, When::Always, connection::pong),
     spec("QUIT", 0, When::Always, connection::quit),
+    // channels (channel/*.rs)
+    spec("JOIN", 1, When::Registered, channel::join::join),
+    spec("PART", 1, When::Registered, channel::part::part),
+    spec("KICK", 2, When::Registered, channel::kick::kick),
+    spec("TOPIC", 1, When::Registered, channel::topic::topic),
+    spec("MODE", 1, When::Registered, channel::mode::mode),
+    spec("NAMES", 0, When::Registered, channel::names::names),
+    spec("LIST", 0, When::Registered, channel::list::list),
+    spec("INVITE", 0, When::Registered, channel::invite::invite),
+    spec("KNOCK", 1, When::Registered, channel::knock::knock),
+    // messages (message.rs)
+    spec("PRIVMSG", 0, When::Registered, message::privmsg),
+    spec("NOTICE", 0, When::Registered, message::notice),
+    // queries about users (query/*.rs)
+    spec("WHO", 0, When::Registered, query::who::who),
+    spec("WHOIS", 1, When::Registered, query::whois::whois),
+    spec("WHOWAS", 1, When::Registered, query::whowas::whowas),
+    spec("ISON", 1, When::Registered, query::userhost::ison),
+    spec("USERHOST", 1, When::Registered, query::userhost::userhost),
+    spec("AWAY", 0, When::Registered, query::away::away),
+    spec("MONITOR", 1, When::Registered, query::monitor::monitor),
     // server queries (server_info.rs)
     spec("MOTD", 0, When::Registered, server_info::motd),
     spec("LUSERS", 0, When::Registered, server_info::lusers),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use super::connection::{close_later, release_nick, resume};
 use super::delivery::broadcast;
 use super::envelope::Env;
+use super::mesh::nick_seen;
 use super::outbox::{Conn, Outbox};
+use super::query::monitor::{notify_offline, notify_online};
 use super::{server_info, CmdResult, Ctx};
 use crate::err;
 use crate::proto::names::{clean_username, valid_nick};
@@ -130,8 +132,17 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
     let line: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
     let ts = ctx.unix;
     ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
-    ctx.st.directory.rename(&uid, nick.clone(), folded.clone(), ts);
     ctx.send(&line);
+    nick_seen(ctx.st, ctx.out, uid, &line, ts);
+    let old_nick = ctx.st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
+    ctx.st.directory.rename(&uid, nick.clone(), folded.clone(), ts);
+    if let Some((of, on)) = old_nick {
+        if of != folded {
+            notify_offline(ctx.st, ctx.out, &of, &on);
+            let mask = ctx.me().mask();
+            notify_online(ctx.st, ctx.out, &folded, &mask);
+        }
+    }
     broadcast(ctx.st, ctx.out, || Env::UserNick {
         uid,
         nick: nick.clone(),
@@ -176,6 +187,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         account: None,
         shard: ctx.st.me,
         signon: me.signon,
+        channels: Vec::new(),
     };
     let uid = user.uid;
     log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);
@@ -183,6 +195,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
     broadcast(ctx.st, ctx.out, || Env::UserIntro(Box::new(user.clone())));
+    notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_local = ctx.st.max_local.max(ctx.st.local.len());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
     welcome(ctx, &user);

@@ -69,7 +69,7 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
         .enumerate()
         .map(|(i, n)| if i == st.me { st.local_unregistered() } else { *n as usize })
         .sum();
-    let channels = 0usize;
+    let channels = st.channels.len();
     let (max_local, max_global) = (st.max_local.max(total), st.max_global.max(total));
     ctx.reply(
         Numeric::RPL_LUSERCLIENT,

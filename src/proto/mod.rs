@@ -6,6 +6,7 @@ pub mod framer;
 pub mod line;
 pub mod mask;
 pub mod message;
+pub mod modes;
 pub mod names;
 pub mod numeric;
 pub mod tags;

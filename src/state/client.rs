@@ -15,6 +15,10 @@ use crate::proto::Folded;
 pub enum Wait {
     /// The nick's owner shard has to grant `nick`.
     Nick { nick: Arc<str>, folded: Folded },
+    /// A channel's home has to accept a request, and this shard to apply the change.
+    Chan,
+    /// Another shard is answering a query (WHOIS of its user).
+    Remote,
 }
 
 pub struct Client {
@@ -49,6 +53,17 @@ pub struct Client {
     pub signon: u64,
     /// Set once the connection is being closed: nothing more is processed.
     pub closing: bool,
+    /// The socket is gone; the user's departure waits for a channel request in flight.
+    pub departing: Option<String>,
+    /// Further channel requests of the running command (JOIN #a,#b...), sent one at a time.
+    pub chan_queue: VecDeque<crate::commands::channel::ChanRequest>,
+    /// Channels this client was invited to (folded names), used up by the next JOIN.
+    pub invites: Vec<Folded>,
+    /// Last delivery stamp: an event shown once per observer marks who has seen it.
+    pub stamp: u64,
+    /// MONITOR list (folded nicks).
+    pub monitor: Vec<Folded>,
+    pub last_knock: Option<Instant>,
 }
 
 impl Client {
@@ -78,6 +93,12 @@ impl Client {
             last_spoke: now,
             signon: unix,
             closing: false,
+            departing: None,
+            chan_queue: VecDeque::new(),
+            invites: Vec::new(),
+            stamp: 0,
+            monitor: Vec::new(),
+            last_knock: None,
         }
     }
 

@@ -131,6 +131,7 @@ mod tests {
             account: None,
             shard: 0,
             signon: 0,
+            channels: Vec::new(),
         }
     }
 

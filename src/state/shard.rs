@@ -5,11 +5,17 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
+use super::channel::Channel;
 use super::client::Client;
+use super::sequencer::Sequencer;
+use super::whowas::Whowas;
 use super::{Directory, NickAuthority, Uid, UidAllocator};
-use crate::commands::Conn;
+use std::collections::VecDeque;
+
+use crate::commands::channel::Sequenced;
+use crate::commands::{Conn, Env};
 use crate::config::Config;
-use crate::proto::CaseMapping;
+use crate::proto::{CaseMapping, Folded};
 
 pub struct ShardState {
     pub cfg: Arc<Config>,
@@ -39,11 +45,50 @@ pub struct ShardState {
     pub isupport: Vec<Vec<String>>,
     /// The last unregistered count this shard broadcast.
     pub sent_unregistered: u32,
+    /// This shard's copy (view) of every channel, with its local members for delivery.
+    pub channels: AHashMap<Folded, View>,
+    /// The authoritative state of the channels this shard is home to.
+    pub homes: AHashMap<Folded, Channel>,
+    pub seq: Sequencer,
+    /// Events from each shard held (in arrival order) until their turn comes.
+    pub blocked: Vec<VecDeque<Env>>,
+    /// This shard's own accepted changes waiting for their turn to be applied and sent out.
+    pub mine: Vec<Mine>,
+    /// Departing users waiting for their channels' homes.
+    pub quits: AHashMap<Uid, QuitState>,
+    pub whowas: Whowas,
+    /// Counter for "once per observer" deliveries (see `Client::stamp`).
+    pub stamp: u64,
+    /// Local MONITOR watchers per folded nick.
+    pub monitors: AHashMap<Folded, Vec<Conn>>,
+}
+
+/// A channel as this shard sees it: the state, and which of its members are local.
+pub struct View {
+    pub ch: Channel,
+    pub local: Vec<(Uid, Conn)>,
+}
+
+/// An accepted change of this shard's own, waiting to be applied in sequence.
+pub struct Mine {
+    pub event: Sequenced,
+    /// The client that asked (None for departures).
+    pub conn: Option<Conn>,
+    /// Numerics for the requester that the home attached.
+    pub notes: Vec<crate::commands::Reply>,
+}
+
+pub struct QuitState {
+    pub line: Arc<[u8]>,
+    pub chans: Vec<Folded>,
+    pub deps: Vec<super::sequencer::Dep>,
+    pub awaiting: usize,
 }
 
 impl ShardState {
     pub fn new(cfg: Arc<Config>, me: usize, cores: usize, started_unix: u64, created: String) -> Self {
         let isupport = crate::commands::server_info::isupport(&cfg);
+        let cfg_whowas = (cfg.database.user_cache_size, cfg.database.user_cache_ttl.as_secs());
         ShardState {
             cm: cfg.server.casemapping,
             uids: UidAllocator::new(&cfg.server.sid, me, cores),
@@ -62,8 +107,17 @@ impl ShardState {
             to_close: Vec::new(),
             started_unix,
             created,
+            whowas: Whowas::new(cfg_whowas.0, cfg_whowas.1),
             isupport,
             sent_unregistered: 0,
+            channels: AHashMap::default(),
+            homes: AHashMap::default(),
+            seq: Sequencer::new(cores),
+            blocked: (0..cores).map(|_| VecDeque::new()).collect(),
+            mine: Vec::new(),
+            quits: AHashMap::default(),
+            stamp: 0,
+            monitors: AHashMap::default(),
         }
     }
 
@@ -91,7 +145,7 @@ impl ShardState {
             self.class_counts[c.class] += 1;
         }
         self.isupport = crate::commands::server_info::isupport(&cfg);
-        self.cm = cfg.server.casemapping;
+        self.whowas.configure(cfg.database.user_cache_size, cfg.database.user_cache_ttl.as_secs());
         self.cfg = cfg;
     }
 }

@@ -72,6 +72,8 @@ pub struct User {
     /// The shard whose connection (or server link) the user is behind.
     pub shard: usize,
     pub signon: u64,
+    /// Channels the user is in, as this shard's views say (kept by each shard itself).
+    pub channels: Vec<Folded>,
 }
 
 impl User {

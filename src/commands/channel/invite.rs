@@ -1,0 +1,68 @@
+//! INVITE: `INVITE <nick> <channel>` (341, and the INVITE to the target), `INVITE` alone
+//! lists the invitations the user holds (336, 337).
+
+use std::sync::Arc;
+
+use super::super::delivery::to_user;
+use super::super::envelope::Env;
+use super::super::{CmdResult, Ctx};
+use crate::err;
+use crate::proto::{Line, Message, Numeric};
+use crate::state::channel::Flags;
+
+pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if msg.params.len() < 2 {
+        if !msg.params.is_empty() {
+            return Err(err!(ERR_NEEDMOREPARAMS, "INVITE"));
+        }
+        let invites = ctx.me().invites.clone();
+        for f in invites {
+            let name = ctx.st.channels.get(&f).map_or(f.to_string(), |v| v.ch.name.to_string());
+            ctx.reply(Numeric::RPL_INVITELIST, &[&name]);
+        }
+        ctx.reply(Numeric::RPL_ENDOFINVITELIST, &[]);
+        return Ok(());
+    }
+    let (nick, chan) = (msg.params[0], msg.params[1]);
+    let uid = ctx.me().uid;
+    let Some(target) = ctx.st.directory.by_nick(&ctx.st.cm.fold(nick)) else {
+        return Err(err!(ERR_NOSUCHNICK, nick));
+    };
+    let (tuid, tnick, away) = (target.uid, target.nick.clone(), target.away.clone());
+    let folded = ctx.st.cm.fold(chan);
+    let mut name = chan.to_string();
+    if let Some(view) = ctx.st.channels.get(&folded) {
+        name = view.ch.name.to_string();
+        match view.ch.status(&uid) {
+            None => return Err(err!(ERR_NOTONCHANNEL, name)),
+            Some(s) if view.ch.flags.has(Flags::INVITE_ONLY) && !s.is_op() => {
+                return Err(err!(ERR_CHANOPRIVSNEEDED, name));
+            }
+            _ => {}
+        }
+        if view.ch.members.contains_key(&tuid) {
+            return Err(err!(ERR_USERONCHANNEL, tnick, name));
+        }
+    }
+    let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
+    let line: Arc<[u8]> = Line::new().source(&me.mask()).verb("INVITE").param(&tnick).param(&name).finish().into();
+    ctx.reply(Numeric::RPL_INVITING, &[&tnick, &name]);
+    if let Some(a) = away {
+        ctx.reply(Numeric::RPL_AWAY, &[&tnick, &a]);
+    }
+    match ctx.st.local.get(&tuid).copied() {
+        Some(conn) => {
+            if let Some(c) = ctx.st.clients.get_mut(&conn) {
+                if !c.invites.contains(&folded) {
+                    c.invites.push(folded);
+                }
+            }
+            to_user(ctx.st, ctx.out, tuid, &line);
+        }
+        None => {
+            let shard = tuid.shard(ctx.st.cores);
+            ctx.out.mesh(shard, Env::Invite { target: tuid, chan: folded, line });
+        }
+    }
+    Ok(())
+}

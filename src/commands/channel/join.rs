@@ -1,0 +1,118 @@
+//! JOIN: `JOIN <channels> [<keys>]` and `JOIN 0`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::super::outbox::{Conn, Outbox};
+use super::super::{CmdResult, Ctx, Reply};
+use super::{names, submit, ChanRequest};
+use crate::err;
+use crate::proto::names::valid_channel;
+use crate::proto::{mask, CaseMapping, Folded, Line, Message, Numeric};
+use crate::state::channel::{Channel, ListEntry, Mutation, Status};
+use crate::state::shard::ShardState;
+use crate::state::Uid;
+
+pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let targets = msg.params[0];
+    let uid = ctx.me().uid;
+    let Some(user) = ctx.st.directory.get(&uid) else { return Ok(()) };
+    let mask: Arc<str> = user.mask().into();
+    let ip_mask = format!("{}!{}@{}", user.nick, user.user, user.ip);
+    if targets == "0" {
+        let reqs = user
+            .channels
+            .iter()
+            .filter_map(|f| ctx.st.channels.get(f))
+            .map(|v| ChanRequest::Part { name: v.ch.name.clone(), mask: mask.clone(), reason: None })
+            .collect();
+        submit(ctx, reqs);
+        return Ok(());
+    }
+    let mut in_count = user.channels.len();
+    let keys: Vec<&str> = msg.param(1).map(|k| k.split(',').collect()).unwrap_or_default();
+    let limits = ctx.st.cfg.limits.clone();
+    let mut reqs = Vec::new();
+    for (i, name) in targets.split(',').enumerate() {
+        if name.is_empty() {
+            continue;
+        }
+        if !valid_channel(name, limits.channellen) {
+            ctx.reply(Numeric::ERR_NOSUCHCHANNEL, &[name]);
+            continue;
+        }
+        let folded = ctx.st.cm.fold(name);
+        if ctx.st.channels.get(&folded).is_some_and(|v| v.ch.members.contains_key(&uid)) {
+            continue;
+        }
+        if in_count >= limits.max_channels {
+            ctx.reply(Numeric::ERR_TOOMANYCHANNELS, &[name]);
+            continue;
+        }
+        in_count += 1;
+        let invited = ctx.me().invites.contains(&folded);
+        let key = keys.get(i).filter(|k| !k.is_empty()).map(|k| k.to_string());
+        reqs.push(ChanRequest::Join { name: name.into(), key, mask: mask.clone(), ip_mask: ip_mask.clone(), invited });
+    }
+    submit(ctx, reqs);
+    Ok(())
+}
+
+/// Whether a user's masks match any entry of a list.
+pub fn listed(cm: CaseMapping, list: &[ListEntry], masks: &[&str]) -> bool {
+    list.iter().any(|e| masks.iter().any(|m| mask::matches(cm, &e.mask, m)))
+}
+
+/// At the home: may this user join? The first to join an empty channel creates it and is
+/// opped. An invitation passes `+i`, `+b`, `+k` and `+l`.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    ch: &mut Channel,
+    cm: CaseMapping,
+    uid: Uid,
+    key: Option<&str>,
+    mask: &str,
+    ip_mask: &str,
+    invited: bool,
+    unix: u64,
+) -> Result<(Mutation, Arc<[u8]>), Vec<Reply>> {
+    if ch.members.contains_key(&uid) {
+        return Err(Vec::new());
+    }
+    let (status, created) = if ch.members.is_empty() {
+        ch.created = unix;
+        (Status::OP, Some(unix))
+    } else {
+        if !invited {
+            let masks = [mask, ip_mask];
+            let name = ch.name.to_string();
+            if ch.flags.has(crate::state::channel::Flags::INVITE_ONLY) && !listed(cm, &ch.invex, &masks) {
+                return Err(vec![err!(ERR_INVITEONLYCHAN, name)]);
+            }
+            if listed(cm, &ch.bans, &masks) && !listed(cm, &ch.excepts, &masks) {
+                return Err(vec![err!(ERR_BANNEDFROMCHAN, name)]);
+            }
+            if let Some(k) = &ch.key {
+                if key != Some(k.as_ref()) {
+                    return Err(vec![err!(ERR_BADCHANNELKEY, name)]);
+                }
+            }
+            if ch.limit.is_some_and(|l| ch.members.len() >= l as usize) {
+                return Err(vec![err!(ERR_CHANNELISFULL, name)]);
+            }
+        }
+        (Status::NONE, None)
+    };
+    let line = Line::new().source(mask).verb("JOIN").param(&ch.name).finish().into();
+    Ok((Mutation::Join { uid, status, created }, line))
+}
+
+/// After this shard applied its own user's JOIN: the topic and the names, and the invitation
+/// is used up.
+pub fn after_join(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, chan: &Folded, now: Instant, unix: u64) {
+    let mut ctx = Ctx { st, out, conn, now, unix };
+    ctx.me_mut().invites.retain(|f| f != chan);
+    super::topic::send_topic(&mut ctx, chan, false);
+    names::send_names(&mut ctx, chan);
+    ctx.flush();
+}

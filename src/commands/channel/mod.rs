@@ -1,0 +1,551 @@
+//! Channels across shards. A channel's *home* (the owner of its folded name) holds the
+//! authoritative state and decides every change, giving it the next number of its sequence.
+//! The requesting shard then applies the change to its own view, shows it to its members, and
+//! sends it to every other shard, which apply it in sequence order. Messages and every other
+//! event of a user leave from the user's own shard, so each observer sees them in the order the
+//! user made them. `docs/architecture.md` has the whole argument.
+
+pub mod invite;
+pub mod join;
+pub mod kick;
+pub mod knock;
+pub mod list;
+pub mod mode;
+pub mod names;
+pub mod part;
+pub mod topic;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use smallvec::SmallVec;
+
+use super::connection::{release_nick, resume};
+use super::context::Reply;
+use super::delivery::{broadcast, to_conn};
+use super::envelope::Env;
+use super::outbox::{Conn, Outbox};
+use super::Ctx;
+use crate::proto::Folded;
+use crate::state::channel::{Channel, Mutation};
+use crate::state::client::Wait;
+use crate::state::sequencer::Dep;
+use crate::state::shard::{Mine, QuitState, ShardState, View};
+use crate::state::whowas::WasEntry;
+use crate::state::Uid;
+
+/// A user's request to a channel's home. `mask` is the user's `nick!user@host`.
+#[derive(Clone, Debug)]
+pub enum ChanRequest {
+    Join { name: Arc<str>, key: Option<String>, mask: Arc<str>, ip_mask: String, invited: bool },
+    Part { name: Arc<str>, mask: Arc<str>, reason: Option<String> },
+    Kick { name: Arc<str>, mask: Arc<str>, target: Uid, target_nick: Arc<str>, reason: String },
+    Topic { name: Arc<str>, mask: Arc<str>, text: String },
+    Mode { name: Arc<str>, mask: Arc<str>, changes: Vec<mode::Requested> },
+}
+
+impl ChanRequest {
+    pub fn name(&self) -> &Arc<str> {
+        match self {
+            ChanRequest::Join { name, .. }
+            | ChanRequest::Part { name, .. }
+            | ChanRequest::Kick { name, .. }
+            | ChanRequest::Topic { name, .. }
+            | ChanRequest::Mode { name, .. } => name,
+        }
+    }
+}
+
+/// The home's answer to a request.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The change, its number, the line its members see, and numerics for the requester.
+    Accepted {
+        home: u16,
+        seq: u64,
+        chan: Folded,
+        name: Arc<str>,
+        mutation: Mutation,
+        line: Arc<[u8]>,
+        notes: Vec<Reply>,
+    },
+    Refused(Vec<Reply>),
+}
+
+/// An event applied by every shard in sequence order.
+#[derive(Clone, Debug)]
+pub struct Sequenced {
+    pub deps: SmallVec<[Dep; 1]>,
+    pub ev: ChanEvent,
+}
+
+#[derive(Clone, Debug)]
+pub enum ChanEvent {
+    /// A change to one channel; its members see `line`.
+    Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Arc<[u8]>, actor: Uid },
+    /// A user left the network: it leaves these channels, and everyone who shared one with it
+    /// sees `line` once.
+    Quit { uid: Uid, line: Arc<[u8]>, chans: Vec<Folded> },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The requesting side
+
+/// Queues channel requests for the running client and sends the first; the client's further
+/// input waits until all of them are answered and applied.
+pub fn submit(ctx: &mut Ctx<'_>, reqs: Vec<ChanRequest>) {
+    if reqs.is_empty() {
+        return;
+    }
+    ctx.me_mut().chan_queue.extend(reqs);
+    send_next(ctx.st, ctx.out, ctx.conn);
+}
+
+/// Sends the client's next queued request. False when none is left (the wait is over).
+fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
+    let cores = st.cores;
+    let cm = st.cm;
+    let Some(c) = st.clients.get_mut(&conn) else { return false };
+    match c.chan_queue.pop_front() {
+        Some(req) => {
+            c.wait = Some(Wait::Chan);
+            let home = cm.fold(req.name()).owner(cores);
+            out.mesh(home, Env::ChanReq { conn, uid: c.uid, req });
+            true
+        }
+        None => {
+            if c.wait == Some(Wait::Chan) {
+                c.wait = None;
+            }
+            false
+        }
+    }
+}
+
+/// After a request was answered (and applied): the next one, or the client's queued input.
+fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if c.departing.is_some() {
+        c.chan_queue.clear();
+        c.wait = None;
+        depart(st, out, conn, unix);
+        return;
+    }
+    if !send_next(st, out, conn) {
+        resume(st, out, conn, now, unix);
+    }
+}
+
+/// The home's answer arrived.
+pub fn on_ack(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    uid: Uid,
+    outcome: Outcome,
+    now: Instant,
+    unix: u64,
+) {
+    match outcome {
+        Outcome::Refused(replies) => {
+            send_replies(st, out, conn, &replies);
+            continue_client(st, out, conn, now, unix);
+        }
+        Outcome::Accepted { home, seq, chan, name, mutation, line, notes } => {
+            let event = Sequenced {
+                deps: smallvec::smallvec![(home, seq)],
+                ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
+            };
+            st.mine.push(Mine { event, conn: Some(conn), notes });
+            apply_ready(st, out, now, unix);
+        }
+    }
+}
+
+fn send_replies(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, replies: &[Reply]) {
+    let Some(c) = st.clients.get(&conn) else { return };
+    if c.departing.is_some() || replies.is_empty() {
+        return;
+    }
+    let target = c.target().to_string();
+    let mut buf = Vec::new();
+    for r in replies {
+        let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
+        buf.extend_from_slice(&super::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
+    }
+    to_conn(st, out, conn, &buf);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The home side
+
+/// A request reached this shard as the channel's home.
+pub fn at_home(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    from: usize,
+    conn: Conn,
+    uid: Uid,
+    req: ChanRequest,
+    unix: u64,
+) {
+    let outcome = match decide(st, uid, req, unix) {
+        Ok((chan, name, mutation, line, notes)) => {
+            let seq = st.seq.issue();
+            Outcome::Accepted { home: st.me as u16, seq, chan, name, mutation, line, notes }
+        }
+        Err(replies) => Outcome::Refused(replies),
+    };
+    out.mesh(from, Env::ChanAck { conn, uid, outcome });
+}
+
+type Decision = Result<(Folded, Arc<str>, Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>>;
+
+fn decide(st: &mut ShardState, uid: Uid, req: ChanRequest, unix: u64) -> Decision {
+    let folded = st.cm.fold(req.name());
+    let cores = st.cores;
+    let decision = match req {
+        ChanRequest::Join { name, key, mask, ip_mask, invited } => {
+            let ch =
+                st.homes.entry(folded.clone()).or_insert_with(|| Channel::new(name.clone(), folded.clone(), 0, cores));
+            join::decide(ch, st.cm, uid, key.as_deref(), &mask, &ip_mask, invited, unix)
+                .map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
+        }
+        ChanRequest::Part { mask, reason, .. } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, req_name(&folded))]),
+            Some(ch) => {
+                part::decide(ch, uid, &mask, reason.as_deref()).map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
+            }
+        },
+        ChanRequest::Kick { name, mask, target, target_nick, reason } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => kick::decide(ch, uid, &mask, target, &target_nick, &reason)
+                .map(|(m, line)| (ch.name.clone(), m, line, Vec::new())),
+        },
+        ChanRequest::Topic { name, mask, text } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => {
+                topic::decide(ch, uid, &mask, &text, unix).map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
+            }
+        },
+        ChanRequest::Mode { name, mask, changes } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => {
+                let limits = &st.cfg.limits;
+                mode::decide(ch, uid, &mask, &changes, limits.max_list_entries, limits.max_modes, unix)
+                    .map(|(m, line, notes)| (ch.name.clone(), m, line, notes))
+            }
+        },
+    };
+    let (name, mutation, line, notes) = match decision {
+        Ok(d) => d,
+        Err(e) => {
+            // A join refused on a channel that did not exist leaves nothing behind.
+            if st.homes.get(&folded).is_some_and(|c| c.members.is_empty()) {
+                st.homes.remove(&folded);
+            }
+            return Err(e);
+        }
+    };
+    let ch = st.homes.get_mut(&folded).expect("decided on an existing channel");
+    if !ch.apply(&mutation, |u| u.shard(cores)) {
+        st.homes.remove(&folded);
+    }
+    Ok((folded, name, mutation, line, notes))
+}
+
+fn req_name(f: &Folded) -> String {
+    f.as_str().to_string()
+}
+
+/// A departing user's channels at this home: remove it, and number the change.
+pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid: Uid, chans: Vec<Folded>) {
+    let cores = st.cores;
+    for chan in &chans {
+        if let Some(ch) = st.homes.get_mut(chan) {
+            if !ch.apply(&Mutation::Leave { uid }, |u| u.shard(cores)) {
+                st.homes.remove(chan);
+            }
+        }
+    }
+    let seq = st.seq.issue();
+    out.mesh(from, Env::QuitAck { uid, home: st.me as u16, seq });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Departures
+
+/// The connection is gone: the user leaves the network once no channel request of its is in
+/// flight (an accepted change must still be applied and sent out, or every shard would wait
+/// for its number forever).
+pub fn leave_network(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str, unix: u64) {
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    c.closing = true;
+    c.departing = Some(reason.to_string());
+    c.chan_queue.clear();
+    if c.wait == Some(Wait::Chan) {
+        return;
+    }
+    depart(st, out, conn, unix);
+}
+
+fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
+    let Some(c) = st.clients.remove(&conn) else { return };
+    let reason = c.departing.clone().unwrap_or_default();
+    st.class_counts[c.class] -= 1;
+    log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
+    for f in &c.monitor {
+        crate::commands::query::monitor::unwatch(st, f, conn);
+    }
+    if !c.registered {
+        if let Some((_, folded)) = c.nick {
+            release_nick(st, out, folded, c.uid);
+        }
+        return;
+    }
+    st.local.remove(&c.uid);
+    let line: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
+    let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
+    let mut homes: Vec<(usize, Vec<Folded>)> = Vec::new();
+    for f in &chans {
+        let h = f.owner(st.cores);
+        match homes.iter_mut().find(|(x, _)| *x == h) {
+            Some((_, v)) => v.push(f.clone()),
+            None => homes.push((h, vec![f.clone()])),
+        }
+    }
+    st.quits.insert(c.uid, QuitState { line, chans, deps: Vec::new(), awaiting: homes.len() });
+    if homes.is_empty() {
+        quit_ready(st, out, c.uid);
+        apply_ready(st, out, Instant::now(), _unix);
+        return;
+    }
+    for (h, chans) in homes {
+        out.mesh(h, Env::QuitReq { uid: c.uid, chans });
+    }
+}
+
+/// A home numbered a departing user's removal.
+pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u16, seq: u64, now: Instant, unix: u64) {
+    let Some(q) = st.quits.get_mut(&uid) else { return };
+    q.deps.push((home, seq));
+    q.awaiting -= 1;
+    if q.awaiting == 0 {
+        quit_ready(st, out, uid);
+        apply_ready(st, out, now, unix);
+    }
+}
+
+fn quit_ready(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid) {
+    let _ = out;
+    let Some(q) = st.quits.remove(&uid) else { return };
+    st.mine.push(Mine {
+        event: Sequenced {
+            deps: q.deps.into_iter().collect(),
+            ev: ChanEvent::Quit { uid, line: q.line, chans: q.chans },
+        },
+        conn: None,
+        notes: Vec::new(),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying events in sequence
+
+/// Applies every held event whose turn has come — this shard's own first, then those from
+/// other shards, each source in arrival order — until nothing more can move.
+pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64) {
+    loop {
+        let mut progress = false;
+        let mut i = 0;
+        while i < st.mine.len() {
+            if st.seq.ready(&st.mine[i].event.deps) {
+                let m = st.mine.remove(i);
+                apply_mine(st, out, m, now, unix);
+                progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        for from in 0..st.cores {
+            while let Some(env) = st.blocked[from].pop_front() {
+                match super::mesh::stream_event(st, out, from, env, now, unix) {
+                    Ok(()) => progress = true,
+                    Err(env) => {
+                        st.blocked[from].push_front(env);
+                        break;
+                    }
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+}
+
+/// One of this shard's own changes: apply, show, send to every other shard, answer the
+/// requester, and let it go on.
+fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, m: Mine, now: Instant, unix: u64) {
+    st.seq.advance(&m.event.deps);
+    // A departing user's nick is freed only once every shard will have seen it go.
+    let release = match &m.event.ev {
+        ChanEvent::Quit { uid, .. } => st.directory.get(uid).map(|u| (u.folded.clone(), *uid)),
+        _ => None,
+    };
+    apply_event(st, out, &m.event.ev, unix);
+    let event = m.event;
+    broadcast(st, out, || Env::Event(Box::new(event.clone())));
+    if let Some((nick, uid)) = release {
+        release_nick(st, out, nick, uid);
+    }
+    let Some(conn) = m.conn else { return };
+    send_replies(st, out, conn, &m.notes);
+    if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {
+        if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
+            join::after_join(st, out, conn, chan, now, unix);
+        }
+    }
+    continue_client(st, out, conn, now, unix);
+}
+
+/// An event from another shard: applied if its turn has come, else handed back to be held.
+pub fn try_event(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    ev: Box<Sequenced>,
+    unix: u64,
+) -> Result<(), Box<Sequenced>> {
+    if !st.seq.ready(&ev.deps) {
+        return Err(ev);
+    }
+    st.seq.advance(&ev.deps);
+    apply_event(st, out, &ev.ev, unix);
+    Ok(())
+}
+
+/// Applies an event to this shard's views and shows it to the local members concerned.
+pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, unix: u64) {
+    match ev {
+        ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line),
+        ChanEvent::Quit { uid, line, chans } => {
+            st.stamp += 1;
+            let stamp = st.stamp;
+            let cores = st.cores;
+            for chan in chans {
+                let Some(view) = st.channels.get_mut(chan) else { continue };
+                if !view.ch.members.contains_key(uid) {
+                    continue;
+                }
+                for &(u, conn) in &view.local {
+                    if u == *uid {
+                        continue;
+                    }
+                    if let Some(c) = st.clients.get_mut(&conn) {
+                        if c.stamp != stamp {
+                            c.stamp = stamp;
+                            if out.send(conn, line).is_some_and(|q| q > st.cfg.classes[c.class].sendq) && !c.closing {
+                                c.closing = true;
+                                st.to_close.push((conn, "SendQ exceeded".into(), true));
+                            }
+                        }
+                    }
+                }
+                view.local.retain(|(u, _)| u != uid);
+                if !view.ch.apply(&Mutation::Leave { uid: *uid }, |u| u.shard(cores)) {
+                    st.channels.remove(chan);
+                }
+            }
+            forget_user(st, out, uid, unix);
+        }
+    }
+}
+
+fn apply_change(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &Folded,
+    name: &Arc<str>,
+    mutation: &Mutation,
+    line: &Arc<[u8]>,
+) {
+    let cores = st.cores;
+    let view = st.channels.entry(chan.clone()).or_insert_with(|| {
+        let created = match mutation {
+            Mutation::Join { created: Some(ts), .. } => *ts,
+            _ => 0,
+        };
+        View { ch: Channel::new(name.clone(), chan.clone(), created, cores), local: Vec::new() }
+    });
+    if let Mutation::Join { created: Some(ts), .. } = mutation {
+        view.ch.created = *ts;
+        view.ch.name = name.clone();
+    }
+    let show_first = matches!(mutation, Mutation::Leave { .. });
+    let targets: Vec<Conn> = view.local.iter().map(|(_, c)| *c).collect();
+    if show_first {
+        deliver_all(st, out, &targets, line);
+    }
+    let view = st.channels.get_mut(chan).expect("view exists");
+    let alive = view.ch.apply(mutation, |u| u.shard(cores));
+    match mutation {
+        Mutation::Join { uid, .. } => {
+            if let Some(&conn) = st.local.get(uid) {
+                if !view.local.iter().any(|(u, _)| u == uid) {
+                    view.local.push((*uid, conn));
+                }
+            }
+            if let Some(u) = st.directory.get_mut(uid) {
+                if !u.channels.contains(chan) {
+                    u.channels.push(chan.clone());
+                }
+            }
+        }
+        Mutation::Leave { uid } => {
+            view.local.retain(|(u, _)| u != uid);
+            if let Some(u) = st.directory.get_mut(uid) {
+                u.channels.retain(|c| c != chan);
+            }
+        }
+        _ => {}
+    }
+    if !alive {
+        st.channels.remove(chan);
+    }
+    if !show_first {
+        let targets: Vec<Conn> =
+            st.channels.get(chan).map(|v| v.local.iter().map(|(_, c)| *c).collect()).unwrap_or_default();
+        deliver_all(st, out, &targets, line);
+    }
+}
+
+fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &[u8]) {
+    for &conn in conns {
+        to_conn(st, out, conn, line);
+    }
+}
+
+/// A user left the network: out of the directory, into WHOWAS, and MONITOR watchers told.
+fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, unix: u64) {
+    let Some(u) = st.directory.remove(uid) else { return };
+    for chan in &u.channels {
+        if let Some(view) = st.channels.get_mut(chan) {
+            view.local.retain(|(x, _)| x != uid);
+        }
+    }
+    st.whowas.record(WasEntry {
+        folded: u.folded.clone(),
+        nick: u.nick.clone(),
+        user: u.user.clone(),
+        host: u.host.clone(),
+        realname: u.realname.clone(),
+        server: st.cfg.server.name.as_str().into(),
+        when: unix,
+    });
+    crate::commands::query::monitor::notify_offline(st, out, &u.folded, &u.nick);
+}
+
+/// The local members of `chan` other than `except`, with their status.
+pub fn local_members(st: &ShardState, chan: &Folded) -> Vec<(Uid, Conn)> {
+    st.channels.get(chan).map(|v| v.local.clone()).unwrap_or_default()
+}

@@ -1,0 +1,67 @@
+//! NAMES: `NAMES [<channels>]` — 353 lines of members with prefixes, then 366.
+
+use super::super::{CmdResult, Ctx};
+use crate::proto::line::MAX_BODY;
+use crate::proto::{Folded, Line, Message, Numeric};
+use crate::state::channel::Flags;
+
+pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(targets) = msg.param(0) else {
+        ctx.reply(Numeric::RPL_ENDOFNAMES, &["*"]);
+        return Ok(());
+    };
+    for name in targets.split(',').filter(|n| !n.is_empty()) {
+        let folded = ctx.st.cm.fold(name);
+        let uid = ctx.me().uid;
+        let visible =
+            ctx.st.channels.get(&folded).is_some_and(|v| !v.ch.is_secret() || v.ch.members.contains_key(&uid));
+        if visible {
+            send_names(ctx, &folded);
+        } else {
+            ctx.reply(Numeric::RPL_ENDOFNAMES, &[name]);
+        }
+    }
+    Ok(())
+}
+
+/// 353 lines (as many as the 512-byte limit needs) and 366.
+pub fn send_names(ctx: &mut Ctx<'_>, chan: &Folded) {
+    let Some(view) = ctx.st.channels.get(chan) else { return };
+    let name = view.ch.name.to_string();
+    let symbol = if view.ch.flags.has(Flags::SECRET) {
+        "@"
+    } else if view.ch.flags.has(Flags::PRIVATE) {
+        "*"
+    } else {
+        "="
+    };
+    let mut entries: Vec<String> = view
+        .ch
+        .members
+        .iter()
+        .filter_map(|(uid, status)| ctx.st.directory.get(uid).map(|u| format!("{}{}", status.prefix(), u.nick)))
+        .collect();
+    entries.sort_unstable();
+    let server = ctx.server().to_string();
+    let me = ctx.me().target().to_string();
+    let fixed = format!(":{server} 353 {me} {symbol} {name} :").len();
+    let mut chunk = String::new();
+    for e in entries {
+        if !chunk.is_empty() && fixed + chunk.len() + 1 + e.len() > MAX_BODY {
+            let line =
+                Line::new().source(&server).verb("353").param(&me).param(symbol).param(&name).trailing(&chunk).finish();
+            ctx.send(&line);
+            chunk.clear();
+        }
+        if !chunk.is_empty() {
+            chunk.push(' ');
+        }
+        chunk.push_str(&e);
+    }
+    if !chunk.is_empty() {
+        let line =
+            Line::new().source(&server).verb("353").param(&me).param(symbol).param(&name).trailing(&chunk).finish();
+        ctx.send(&line);
+    }
+    ctx.reply(Numeric::RPL_ENDOFNAMES, &[&name]);
+}

@@ -1,0 +1,22 @@
+//! AWAY: `AWAY [:<message>]` — 306 when set, 305 when cleared; every shard learns it.
+
+use std::sync::Arc;
+
+use super::super::delivery::broadcast;
+use super::super::envelope::Env;
+use super::super::{CmdResult, Ctx};
+use crate::proto::{Message, Numeric};
+
+pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let uid = ctx.me().uid;
+    let away: Option<Arc<str>> = msg
+        .param(0)
+        .filter(|m| !m.is_empty())
+        .map(|m| m.chars().take(ctx.st.cfg.limits.awaylen).collect::<String>().into());
+    if let Some(u) = ctx.st.directory.get_mut(&uid) {
+        u.away = away.clone();
+    }
+    ctx.reply(if away.is_some() { Numeric::RPL_NOWAWAY } else { Numeric::RPL_UNAWAY }, &[]);
+    broadcast(ctx.st, ctx.out, || Env::UserAway { uid, away: away.clone() });
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! A channel's state, and the one function that changes it: [`Channel::apply`]. The home shard
+//! applies each [`Mutation`] to its authoritative copy when it accepts a request; every shard
+//! applies the same mutations, in the home's sequence order, to its own copy (its *view*). The
+//! same code on the same input keeps every copy equal.
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use smallvec::SmallVec;
+
+use super::uid::Uid;
+use crate::proto::Folded;
+
+/// A member's prefix status as bit flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Status(u8);
+
+impl Status {
+    pub const NONE: Status = Status(0);
+    pub const VOICE: Status = Status(1);
+    pub const OP: Status = Status(2);
+
+    pub fn has(self, s: Status) -> bool {
+        self.0 & s.0 != 0
+    }
+    pub fn set(&mut self, s: Status, on: bool) {
+        if on {
+            self.0 |= s.0
+        } else {
+            self.0 &= !s.0
+        }
+    }
+    pub fn is_op(self) -> bool {
+        self.has(Status::OP)
+    }
+    /// Voiced or better.
+    pub fn can_speak(self) -> bool {
+        self.0 != 0
+    }
+    /// The highest prefix (`@`, `+` or nothing).
+    pub fn prefix(self) -> &'static str {
+        if self.has(Status::OP) {
+            "@"
+        } else if self.has(Status::VOICE) {
+            "+"
+        } else {
+            ""
+        }
+    }
+    /// Every prefix, highest first (multi-prefix).
+    pub fn all_prefixes(self) -> &'static str {
+        match (self.has(Status::OP), self.has(Status::VOICE)) {
+            (true, true) => "@+",
+            (true, false) => "@",
+            (false, true) => "+",
+            (false, false) => "",
+        }
+    }
+    pub fn from_mode(c: char) -> Option<Status> {
+        match c {
+            'o' => Some(Status::OP),
+            'v' => Some(Status::VOICE),
+            _ => None,
+        }
+    }
+}
+
+/// Channel flag modes (type D) as bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags(u16);
+
+impl Flags {
+    pub const INVITE_ONLY: Flags = Flags(1 << 0); // i
+    pub const MODERATED: Flags = Flags(1 << 1); // m
+    pub const NO_EXTERNAL: Flags = Flags(1 << 2); // n
+    pub const PRIVATE: Flags = Flags(1 << 3); // p
+    pub const SECRET: Flags = Flags(1 << 4); // s
+    pub const TOPIC_OPS: Flags = Flags(1 << 5); // t
+
+    pub const TABLE: [(char, Flags); 6] = [
+        ('i', Flags::INVITE_ONLY),
+        ('m', Flags::MODERATED),
+        ('n', Flags::NO_EXTERNAL),
+        ('p', Flags::PRIVATE),
+        ('s', Flags::SECRET),
+        ('t', Flags::TOPIC_OPS),
+    ];
+
+    pub fn has(self, f: Flags) -> bool {
+        self.0 & f.0 != 0
+    }
+    pub fn set(&mut self, f: Flags, on: bool) {
+        if on {
+            self.0 |= f.0
+        } else {
+            self.0 &= !f.0
+        }
+    }
+    pub fn from_letter(c: char) -> Option<Flags> {
+        Flags::TABLE.iter().find(|(l, _)| *l == c).map(|(_, f)| *f)
+    }
+}
+
+/// Which list a list mode edits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    Ban,
+    Except,
+    Invex,
+}
+
+impl ListKind {
+    pub fn letter(self) -> char {
+        match self {
+            ListKind::Ban => 'b',
+            ListKind::Except => 'e',
+            ListKind::Invex => 'I',
+        }
+    }
+    pub fn from_letter(c: char) -> Option<ListKind> {
+        match c {
+            'b' => Some(ListKind::Ban),
+            'e' => Some(ListKind::Except),
+            'I' => Some(ListKind::Invex),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub mask: Arc<str>,
+    pub set_by: Arc<str>,
+    pub set_at: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topic {
+    pub text: Arc<str>,
+    pub set_by: Arc<str>,
+    pub set_at: u64,
+}
+
+/// One effective mode change, as applied and as shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModeChange {
+    Flag(Flags, char, bool),
+    Key(Option<Arc<str>>),
+    Limit(Option<u32>),
+    List(ListKind, bool, ListEntry),
+    Member(Status, char, bool, Uid),
+}
+
+/// A change to a channel. Produced by the home shard, applied everywhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// `created` is set when this join creates the channel (its TS).
+    Join {
+        uid: Uid,
+        status: Status,
+        created: Option<u64>,
+    },
+    /// Part, kick or quit: the member leaves.
+    Leave {
+        uid: Uid,
+    },
+    Modes(Vec<ModeChange>),
+    Topic(Option<Topic>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Channel {
+    pub name: Arc<str>,
+    pub folded: Folded,
+    pub created: u64,
+    pub flags: Flags,
+    pub key: Option<Arc<str>>,
+    pub limit: Option<u32>,
+    pub topic: Option<Topic>,
+    pub bans: Vec<ListEntry>,
+    pub excepts: Vec<ListEntry>,
+    pub invex: Vec<ListEntry>,
+    pub members: AHashMap<Uid, Status>,
+    /// Members on each shard (fan-out goes to shards with a non-zero count).
+    pub per_shard: SmallVec<[u32; 4]>,
+}
+
+impl Channel {
+    pub fn new(name: Arc<str>, folded: Folded, created: u64, shards: usize) -> Self {
+        Channel {
+            name,
+            folded,
+            created,
+            // New channels are +nt, as on most networks.
+            flags: Flags(Flags::NO_EXTERNAL.0 | Flags::TOPIC_OPS.0),
+            key: None,
+            limit: None,
+            topic: None,
+            bans: Vec::new(),
+            excepts: Vec::new(),
+            invex: Vec::new(),
+            members: AHashMap::default(),
+            per_shard: smallvec::smallvec![0; shards],
+        }
+    }
+
+    pub fn list(&self, k: ListKind) -> &Vec<ListEntry> {
+        match k {
+            ListKind::Ban => &self.bans,
+            ListKind::Except => &self.excepts,
+            ListKind::Invex => &self.invex,
+        }
+    }
+
+    fn list_mut(&mut self, k: ListKind) -> &mut Vec<ListEntry> {
+        match k {
+            ListKind::Ban => &mut self.bans,
+            ListKind::Except => &mut self.excepts,
+            ListKind::Invex => &mut self.invex,
+        }
+    }
+
+    pub fn status(&self, uid: &Uid) -> Option<Status> {
+        self.members.get(uid).copied()
+    }
+
+    pub fn is_secret(&self) -> bool {
+        self.flags.has(Flags::SECRET) || self.flags.has(Flags::PRIVATE)
+    }
+
+    /// `+ntk key` style, with parameters when `show_key` (members see the key).
+    pub fn mode_string(&self, show_params: bool) -> (String, Vec<String>) {
+        let mut m = String::from("+");
+        let mut params = Vec::new();
+        for (c, f) in Flags::TABLE {
+            if self.flags.has(f) {
+                m.push(c);
+            }
+        }
+        if let Some(k) = &self.key {
+            m.push('k');
+            if show_params {
+                params.push(k.to_string());
+            }
+        }
+        if let Some(l) = self.limit {
+            m.push('l');
+            if show_params {
+                params.push(l.to_string());
+            }
+        }
+        (m, params)
+    }
+
+    /// Applies a mutation. `shard_of` maps a member to the shard that holds it. Returns false
+    /// when the channel is left empty (the caller then forgets it).
+    pub fn apply(&mut self, m: &Mutation, shard_of: impl Fn(&Uid) -> usize) -> bool {
+        match m {
+            Mutation::Join { uid, status, .. } => {
+                if self.members.insert(*uid, *status).is_none() {
+                    let s = shard_of(uid);
+                    if let Some(n) = self.per_shard.get_mut(s) {
+                        *n += 1;
+                    }
+                }
+            }
+            Mutation::Leave { uid } => {
+                if self.members.remove(uid).is_some() {
+                    let s = shard_of(uid);
+                    if let Some(n) = self.per_shard.get_mut(s) {
+                        *n -= 1;
+                    }
+                }
+            }
+            Mutation::Modes(changes) => {
+                for c in changes {
+                    match c {
+                        ModeChange::Flag(f, _, on) => self.flags.set(*f, *on),
+                        ModeChange::Key(k) => self.key = k.clone(),
+                        ModeChange::Limit(l) => self.limit = *l,
+                        ModeChange::List(kind, true, e) => self.list_mut(*kind).push(e.clone()),
+                        ModeChange::List(kind, false, e) => self.list_mut(*kind).retain(|x| x.mask != e.mask),
+                        ModeChange::Member(s, _, on, uid) => {
+                            if let Some(st) = self.members.get_mut(uid) {
+                                st.set(*s, *on);
+                            }
+                        }
+                    }
+                }
+            }
+            Mutation::Topic(t) => self.topic = t.clone(),
+        }
+        !self.members.is_empty()
+    }
+}
+
+/// The `+ov-k nick nick2 key` text of a list of changes; `nick_of` names members.
+pub fn render_changes(changes: &[ModeChange], nick_of: impl Fn(&Uid) -> String) -> (String, Vec<String>) {
+    let mut modes = String::new();
+    let mut params = Vec::new();
+    let mut sign: Option<bool> = None;
+    let mut push = |on: bool, c: char, modes: &mut String| {
+        if sign != Some(on) {
+            modes.push(if on { '+' } else { '-' });
+            sign = Some(on);
+        }
+        modes.push(c);
+    };
+    for c in changes {
+        match c {
+            ModeChange::Flag(_, l, on) => push(*on, *l, &mut modes),
+            ModeChange::Key(k) => {
+                push(k.is_some(), 'k', &mut modes);
+                params.push(k.as_deref().unwrap_or("*").to_string());
+            }
+            ModeChange::Limit(l) => {
+                push(l.is_some(), 'l', &mut modes);
+                if let Some(l) = l {
+                    params.push(l.to_string());
+                }
+            }
+            ModeChange::List(kind, on, e) => {
+                push(*on, kind.letter(), &mut modes);
+                params.push(e.mask.to_string());
+            }
+            ModeChange::Member(_, l, on, uid) => {
+                push(*on, *l, &mut modes);
+                params.push(nick_of(uid));
+            }
+        }
+    }
+    (modes, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::CaseMapping;
+    use crate::state::UidAllocator;
+
+    fn chan() -> Channel {
+        Channel::new("#Test".into(), CaseMapping::Ascii.fold("#Test"), 100, 2)
+    }
+
+    #[test]
+    fn joins_and_leaves_track_per_shard_counts() {
+        let mut a0 = UidAllocator::new("0RC", 0, 2);
+        let mut a1 = UidAllocator::new("0RC", 1, 2);
+        let (u0, u1) = (a0.allocate(), a1.allocate());
+        let mut c = chan();
+        let shard = |u: &Uid| u.shard(2);
+        assert!(c.apply(&Mutation::Join { uid: u0, status: Status::OP, created: Some(100) }, shard));
+        assert!(c.apply(&Mutation::Join { uid: u1, status: Status::NONE, created: None }, shard));
+        // joining twice changes nothing
+        c.apply(&Mutation::Join { uid: u1, status: Status::NONE, created: None }, shard);
+        assert_eq!(&c.per_shard[..], &[1, 1]);
+        assert!(c.apply(&Mutation::Leave { uid: u0 }, shard));
+        assert!(!c.apply(&Mutation::Leave { uid: u1 }, shard), "empty after the last leaves");
+        assert_eq!(&c.per_shard[..], &[0, 0]);
+    }
+
+    #[test]
+    fn modes_apply_and_render() {
+        let mut a = UidAllocator::new("0RC", 0, 1);
+        let u = a.allocate();
+        let mut c = chan();
+        c.apply(&Mutation::Join { uid: u, status: Status::NONE, created: None }, |_| 0);
+        let e = ListEntry { mask: "*!*@bad".into(), set_by: "op".into(), set_at: 1 };
+        let changes = vec![
+            ModeChange::Flag(Flags::MODERATED, 'm', true),
+            ModeChange::Member(Status::OP, 'o', true, u),
+            ModeChange::Key(Some("sekrit".into())),
+            ModeChange::Flag(Flags::TOPIC_OPS, 't', false),
+            ModeChange::List(ListKind::Ban, true, e.clone()),
+        ];
+        c.apply(&Mutation::Modes(changes.clone()), |_| 0);
+        assert!(c.flags.has(Flags::MODERATED) && !c.flags.has(Flags::TOPIC_OPS));
+        assert!(c.status(&u).unwrap().is_op());
+        assert_eq!(c.bans, vec![e.clone()]);
+        let (m, p) = render_changes(&changes, |_| "nick".into());
+        assert_eq!(m, "+mok-t+b");
+        assert_eq!(p, ["nick", "sekrit", "*!*@bad"]);
+        assert_eq!(c.mode_string(true), ("+mnk".to_string(), vec!["sekrit".to_string()]));
+        c.apply(&Mutation::Modes(vec![ModeChange::List(ListKind::Ban, false, e)]), |_| 0);
+        assert!(c.bans.is_empty());
+    }
+}

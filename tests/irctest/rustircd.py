@@ -1,0 +1,386 @@
+"""irctest controller for rustircd.
+
+Install by copying this file to  <irctest checkout>/irctest/controllers/rustircd.py
+and run with                     pytest --controller irctest.controllers.rustircd
+
+It starts the binary named by $IRCTEST_RUSTIRCD_BIN with a TOML config that it
+writes into a fresh temporary directory for every test.  The config format
+of our server does not exist yet: everything that depends on it is in the
+marked TEMPLATE section below -- edit only that section when the real format
+lands.
+
+Environment variables (all optional except IRCTEST_RUSTIRCD_BIN):
+
+  IRCTEST_RUSTIRCD_BIN       path to the server binary (required)
+  IRCTEST_RUSTIRCD_ARGS      argument template, default "--config {config}";
+                         {config} = config path, {dir} = temp dir
+  IRCTEST_RUSTIRCD_CAPS      space-separated IRCv3 caps the server CLAIMS
+                         (e.g. "message-tags echo-message batch").  A claimed
+                         cap that gets NAKed makes the test FAIL instead of SKIP.
+  IRCTEST_RUSTIRCD_BEHAVIORS space-separated OptionalBehaviors member names the
+                         server claims (e.g. "MULTI_JOIN MULTI_PRIVMSG");
+                         claimed behaviours turn "skip" into "fail".
+  IRCTEST_RUSTIRCD_SASL_MECHS  default "PLAIN" (add SCRAM-SHA-256 when implemented;
+                         set to "" to skip every SASL mechanism test)
+  IRCTEST_RUSTIRCD_REGISTER  how registerUser() creates accounts:
+                           restart (default) - add [[accounts]] to config,
+                                     restart the server (drops connected
+                                     clients: 3 tests connect before
+                                     registering and will fail this way)
+                           rehash  - add account, OPER + REHASH, wait for 382
+                           sighup  - add account, send SIGHUP, short sleep
+                           register - IRCv3 draft/account-registration
+                                     "REGISTER * * <password>"
+                           none    - raise NotImplementedByController (skip)
+  IRCTEST_RUSTIRCD_FAKETIME  "0" disables running under faketime(1) (default on
+                         when the faketime binary exists and a test asks)
+  IRCTEST_RUSTIRCD_WEBSOCKET "1" to add a websocket listener when tests ask
+                         (otherwise websocket tests are skipped)
+  IRCTEST_RUSTIRCD_LOG_DIR   if set, server stdout+stderr go to
+                         $IRCTEST_RUSTIRCD_LOG_DIR/rustircd-<port>.log
+  IRCTEST_DEBUG_LOGS=1   (irctest's own) stream server output into pytest
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import shlex
+import shutil
+import signal
+import string
+import time
+from typing import Dict, FrozenSet, List, Optional, Set, Type, Union
+
+from irctest import patma
+from irctest.basecontrollers import BaseServerController, DirectoryBasedController
+from irctest.runner import NotImplementedByController
+from irctest.specifications import Capabilities, OptionalBehaviors
+
+# ============================================================================
+# TEMPLATE SECTION -- the only part that knows our config file format.
+# Python string.Template syntax: $name or ${name}; write $$ for a literal "$".
+# (TOML braces {} need no escaping.)  Placeholders:
+#   ${bind_host} ${port} ${tls} ${tls_files} ${extra_listeners}
+#   ${password_line} ${motd_path} ${history_enabled} ${accounts} ${dir}
+#   ${registration_before_connect} ${registration_requires_email}
+# ${name} and ${password} in ACCOUNT_TEMPLATE / PASSWORD_TEMPLATE arrive
+# already quoted and escaped as TOML basic strings (tests use non-ASCII
+# passwords and passwords with NUL), so write them WITHOUT quotes.
+# ============================================================================
+CONFIG_TEMPLATE = """\
+# Written by the irctest controller (tests/irctest/rustircd.py).
+
+[server]
+name = "My.Little.Server"      # irctest asserts this exact name (002, TIME, WHO, ...)
+sid = "0IT"
+network = "IrcTest"
+description = "irctest server"
+motd_file = "${motd_path}"
+${password_line}
+
+[[listen]]
+address = "${bind_host}:${port}"
+${extra_listeners}
+
+[limits]
+nicklen = 32                   # irctest uses nicks longer than 9 chars
+channellen = 64
+topiclen = 390
+kicklen = 390
+awaylen = 200
+
+[[classes]]
+name = "irctest"
+hosts = ["*"]
+sendq = "4MiB"
+recvq = "64KiB"
+connection_timeout = "60s"
+ping_frequency = "120s"
+max_clients = 100000
+${accounts}
+"""
+
+# One block per account created through registerUser() (SASL tests etc.).
+ACCOUNT_TEMPLATE = """
+[[accounts]]
+name = ${name}
+password = ${password}
+"""
+
+# Lines added inside the main [[listeners]] table when a test wants TLS.
+TLS_FILES_TEMPLATE = """\
+cert = "${cert_path}"
+key = "${key_path}"
+"""
+
+# Extra listener added when a test asks for websockets (IRCTEST_RUSTIRCD_WEBSOCKET=1).
+WEBSOCKET_LISTENER_TEMPLATE = """
+[[listeners]]
+address = "${ws_host}:${ws_port}"
+websocket = true
+tls = ${tls}
+${tls_files}
+"""
+
+# Connection password (PASS) -- only for tests that set one.
+PASSWORD_TEMPLATE = "password = ${password}"
+NO_PASSWORD_LINE = "# no connection password"
+
+MOTD_TEXT = "irctest MOTD\n"
+# ============================================================================
+# END OF TEMPLATE SECTION
+# ============================================================================
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string: JSON string escapes are a subset of TOML's."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _toml_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _env_set(name: str, default: str = "") -> List[str]:
+    return os.environ.get(name, default).split()
+
+
+def _claimed_caps() -> FrozenSet[Capabilities]:
+    caps = set()
+    for name in _env_set("IRCTEST_RUSTIRCD_CAPS"):
+        caps.add(Capabilities.from_name(name))  # ValueError on typos: intended
+    return frozenset(caps)
+
+
+def _claimed_behaviors() -> FrozenSet[OptionalBehaviors]:
+    return frozenset(OptionalBehaviors[n] for n in _env_set("IRCTEST_RUSTIRCD_BEHAVIORS"))
+
+
+class RustircdController(BaseServerController, DirectoryBasedController):
+    software_name = "rustircd"
+    supports_sts = False
+    supported_sasl_mechanisms: Set[str] = set(
+        _env_set("IRCTEST_RUSTIRCD_SASL_MECHS", "PLAIN")
+    )
+    capabilities = _claimed_caps()
+    optional_behaviors = _claimed_behaviors()
+    extban_mute_char: Optional[str] = None  # set e.g. "m" once a mute extban exists
+    nickserv = "NickServ"
+    _port_wait_interval = 0.02
+    sync_sleep_time = 0.0  # server must answer commands of one client in order
+
+    # ISUPPORT tokens the server promises (checked by isupport.py::testValues;
+    # empty dict = that test is skipped).  Example once implemented:
+    #   {"CASEMAPPING": "ascii", "PREFIX": "(ov)@+", "WHOX": None,
+    #    "TARGMAX": patma.ANYSTR}
+    isupport: Dict[str, Union[str, patma.Operator, None]] = {}
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._accounts: Dict[str, str] = {}
+        self._template_vars: Dict[str, str] = {}
+        self._log_file = None
+
+    # -- config ------------------------------------------------------------
+    def create_config(self) -> None:
+        super().create_config()
+        with self.open_file("server.toml"):
+            pass
+
+    def _render_config(self) -> None:
+        assert self.directory
+        accounts = "".join(
+            string.Template(ACCOUNT_TEMPLATE).substitute(
+                name=_toml_str(n), password=_toml_str(p)
+            )
+            for (n, p) in self._accounts.items()
+        )
+        text = string.Template(CONFIG_TEMPLATE).substitute(
+            self._template_vars, accounts=accounts
+        )
+        (self.directory / "server.toml").write_text(text)
+
+    # -- process -----------------------------------------------------------
+    def run(
+        self,
+        hostname: str,
+        port: int,
+        *,
+        password: Optional[str],
+        ssl: bool,
+        run_services: bool,
+        faketime: Optional[str],
+        websocket_hostname: Optional[str] = None,
+        websocket_port: Optional[int] = None,
+    ) -> None:
+        binary = os.environ.get("IRCTEST_RUSTIRCD_BIN")
+        if not binary:
+            raise RuntimeError("Set IRCTEST_RUSTIRCD_BIN to the server binary")
+        ws_wanted = websocket_hostname is not None or websocket_port is not None
+        if ws_wanted and os.environ.get("IRCTEST_RUSTIRCD_WEBSOCKET", "0") != "1":
+            raise NotImplementedByController("Websocket")
+
+        assert self.proc is None
+        self.port = port
+        # irctest hands out "0.0.0.0"; never listen beyond loopback.
+        self.hostname = hostname
+        bind_host = "127.0.0.1"
+        self.create_config()
+        assert self.directory
+
+        tls_files = ""
+        if ssl:
+            self.gen_ssl()
+            tls_files = string.Template(TLS_FILES_TEMPLATE).substitute(
+                cert_path=self.pem_path, key_path=self.key_path
+            )
+        extra_listeners = ""
+        if ws_wanted:
+            extra_listeners = string.Template(WEBSOCKET_LISTENER_TEMPLATE).substitute(
+                ws_host="127.0.0.1",
+                ws_port=websocket_port,
+                tls="true" if ssl else "false",
+                tls_files=tls_files,
+            )
+        motd_path = self.directory / "motd.txt"
+        motd_path.write_text(MOTD_TEXT)
+
+        self._template_vars = dict(
+            bind_host=bind_host,
+            port=str(port),
+            tls="true" if ssl else "false",
+            tls_files=tls_files,
+            extra_listeners=extra_listeners,
+            password_line=(
+                string.Template(PASSWORD_TEMPLATE).substitute(
+                    password=_toml_str(password)
+                )
+                if password
+                else NO_PASSWORD_LINE
+            ),
+            motd_path=str(motd_path),
+            history_enabled=_toml_bool(self.test_config.chathistory),
+            registration_before_connect=_toml_bool(
+                self.test_config.account_registration_before_connect
+            ),
+            registration_requires_email=_toml_bool(
+                self.test_config.account_registration_requires_email
+            ),
+            dir=str(self.directory),
+        )
+        self._accounts = {}
+        self._render_config()
+
+        self._faketime_cmd: List[str] = []
+        if (
+            faketime
+            and os.environ.get("IRCTEST_RUSTIRCD_FAKETIME", "1") != "0"
+            and shutil.which("faketime")
+        ):
+            self._faketime_cmd = ["faketime", "-f", faketime]
+            self.faketime_enabled = True
+        self._start()
+
+    def _command(self) -> List[str]:
+        assert self.directory
+        args_tpl = os.environ.get("IRCTEST_RUSTIRCD_ARGS", "--config {config}")
+        args = [
+            a.replace("{config}", str(self.directory / "server.toml")).replace(
+                "{dir}", str(self.directory)
+            )
+            for a in shlex.split(args_tpl)
+        ]
+        return [*self._faketime_cmd, os.environ["IRCTEST_RUSTIRCD_BIN"], *args]
+
+    def _start(self) -> None:
+        kwargs = {}
+        log_dir = os.environ.get("IRCTEST_RUSTIRCD_LOG_DIR")
+        if log_dir and not self.debug_mode:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            self._log_file = open(Path(log_dir) / f"rustircd-{self.port}.log", "ab")
+            kwargs = dict(stdout=self._log_file, stderr=self._log_file)
+        env = dict(os.environ)
+        env.setdefault("RUST_BACKTRACE", "1")
+        self.proc = self.execute(
+            self._command(), proc_name="rustircd", cwd=self.directory, env=env, **kwargs
+        )
+
+    def kill_proc(self) -> None:
+        super().kill_proc()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def restart(self) -> None:
+        self.kill_proc()
+        self.port_open = False
+        self._start()
+        self.wait_for_port()
+
+    def wait_for_services(self) -> None:
+        pass  # accounts live inside the server; nothing external to wait for
+
+    # -- accounts (SASL, account-tag, extended-join, ... tests) --------------
+    def registerUser(self, case, username: str, password: Optional[str] = None) -> None:  # type: ignore[no-untyped-def]
+        if not case.run_services:
+            # same contract as the Ergo controller: only @mark_services tests
+            raise ValueError("registerUser() called but run_services is not True")
+        assert password
+        mode = os.environ.get("IRCTEST_RUSTIRCD_REGISTER", "restart")
+        if mode == "none":
+            raise NotImplementedByController("account registration")
+        if mode == "register":
+            self._register_via_command(case, username, password)
+            return
+        self._accounts[username] = password
+        self._render_config()
+        if mode == "restart":
+            self.restart()
+        elif mode == "rehash":
+            self._rehash(case)
+        elif mode == "sighup":
+            assert self.proc
+            self.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+        else:
+            raise ValueError(f"bad IRCTEST_RUSTIRCD_REGISTER={mode!r}")
+
+    def _rehash(self, case) -> None:  # type: ignore[no-untyped-def]
+        client = "rustircd_rehash_oper"
+        case.connectClient(nick=client, name=client)
+        case.sendLine(client, "OPER operuser operpassword")
+        case.sendLine(client, "REHASH")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if any(m.command == "382" for m in case.getMessages(client)):
+                break  # RPL_REHASHING
+        else:
+            raise AssertionError("no 382 RPL_REHASHING after REHASH")
+        case.sendLine(client, "QUIT")
+        case.assertDisconnected(client)
+
+    def _register_via_command(self, case, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+        client = case.addClient(show_io=False)
+        case.sendLine(client, "CAP LS 302")
+        case.getCapLs(client)
+        case.sendLine(client, "CAP REQ draft/account-registration")
+        case.getRegistrationMessage(client)
+        case.sendLine(client, "NICK " + username)
+        case.sendLine(client, "USER r e g :user")
+        case.sendLine(client, "CAP END")
+        while case.getRegistrationMessage(client).command != "001":
+            pass
+        case.getMessages(client)
+        case.sendLine(client, f"REGISTER * * {password}")
+        msgs = case.getMessages(client)
+        assert any(
+            m.command == "REGISTER" and m.params[:1] == ["SUCCESS"] for m in msgs
+        ), msgs
+        case.sendLine(client, "QUIT")
+        case.assertDisconnected(client)
+
+
+def get_irctest_controller_class() -> Type[RustircdController]:
+    return RustircdController
