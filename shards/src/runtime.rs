@@ -359,7 +359,18 @@ where
     });
 
     // Mesh endpoints. Each side's connect waits for the other's, so all of them are started
-    // before any is awaited.
+    // before any is awaited. glommio re-checks a pending connect only when its reactor makes a
+    // pass, and nothing wakes a parked reactor when the peer connects: with both shards parked
+    // the start hung (seen under load). A 1 ms ticker keeps the reactor passing until done.
+    let connecting = Rc::new(std::cell::Cell::new(true));
+    let ticker = {
+        let connecting = connecting.clone();
+        glommio::spawn_local(async move {
+            while connecting.get() {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let send_ends: Vec<_> = tx_row.into_iter().map(|s| s.map(|s| glommio::spawn_local(s.connect()))).collect();
     let recv_ends: Vec<_> = rx_row.into_iter().map(|r| r.map(|r| glommio::spawn_local(r.connect()))).collect();
     let mut senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>> = Vec::with_capacity(cores);
@@ -376,6 +387,8 @@ where
             tasks.push(glommio::spawn_local(mesh_receiver(shard.clone(), peer, r)));
         }
     }
+    connecting.set(false);
+    ticker.await;
     tasks.push(glommio::spawn_local(mesh_flusher(shard.clone(), senders)));
     tasks.push(glommio::spawn_local(loopback(shard.clone())));
 

@@ -31,8 +31,12 @@ pub enum Env {
         uid: Uid,
     },
 
-    /// A user finished registering (to every other shard).
-    UserIntro(Box<User>),
+    /// A user finished registering (to every other shard). With `ack`, the receiver answers
+    /// [`Env::Applied`] once applied (the user's 001 waits for every shard).
+    UserIntro {
+        user: Box<User>,
+        ack: Option<Conn>,
+    },
     /// A user changed nick; `line` is the NICK line observers receive.
     UserNick {
         uid: Uid,
@@ -40,6 +44,7 @@ pub enum Env {
         folded: Folded,
         ts: u64,
         line: Arc<[u8]>,
+        ack: Option<Conn>,
     },
     UserModes {
         uid: Uid,
@@ -103,6 +108,11 @@ pub enum Env {
         asker_nick: Arc<str>,
         target: Uid,
     },
+    /// The receiver applied the event that asked for this acknowledgement (for `conn` of the
+    /// shard it goes to).
+    Applied {
+        conn: Conn,
+    },
     /// Reply lines for a client of the receiving shard that waits for them.
     Replies {
         conn: Conn,
@@ -123,7 +133,7 @@ impl Envelope for Env {
             | Env::ChanMsg { line, .. }
             | Env::Invite { line, .. } => line.len() + 48,
             Env::Event(_) => 256,
-            Env::UserIntro(_) => 160,
+            Env::UserIntro { .. } => 160,
             _ => 32,
         }
     }

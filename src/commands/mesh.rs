@@ -43,6 +43,7 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
                 resume(st, out, conn, now, unix);
             }
         }
+        Env::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
         Env::Counts { unregistered } => st.unregistered[from] = unregistered,
         env => {
             if !st.blocked[from].is_empty() {
@@ -70,16 +71,27 @@ pub fn stream_event(
     _now: Instant,
     unix: u64,
 ) -> Result<(), Env> {
-    let _ = from;
     match env {
-        Env::Event(ev) => return try_event(st, out, ev, unix).map_err(Env::Event),
-        Env::UserIntro(user) => {
+        Env::Event(ev) => {
+            let ack = ev.ack;
+            try_event(st, out, ev, unix).map_err(Env::Event)?;
+            if let Some(conn) = ack {
+                out.mesh(from, Env::Applied { conn });
+            }
+        }
+        Env::UserIntro { user, ack } => {
             let (folded, mask) = (user.folded.clone(), user.mask());
             st.directory.insert(*user);
             st.max_global = st.max_global.max(st.directory.len());
             notify_online(st, out, &folded, &mask);
+            if let Some(conn) = ack {
+                out.mesh(from, Env::Applied { conn });
+            }
         }
-        Env::UserNick { uid, nick, folded, ts, line } => {
+        Env::UserNick { uid, nick, folded, ts, line, ack } => {
+            if let Some(conn) = ack {
+                out.mesh(from, Env::Applied { conn });
+            }
             nick_seen(st, out, uid, &line, unix);
             let old = st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
             st.directory.rename(&uid, nick, folded.clone(), ts);

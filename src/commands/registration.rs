@@ -132,7 +132,6 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
     let line: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
     let ts = ctx.unix;
     ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
-    ctx.send(&line);
     nick_seen(ctx.st, ctx.out, uid, &line, ts);
     let old_nick = ctx.st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
     ctx.st.directory.rename(&uid, nick.clone(), folded.clone(), ts);
@@ -143,13 +142,16 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
             notify_online(ctx.st, ctx.out, &folded, &mask);
         }
     }
+    let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::UserNick {
         uid,
         nick: nick.clone(),
         folded: folded.clone(),
         ts,
         line: line.clone(),
+        ack,
     });
+    hold_until_applied(ctx, line.to_vec());
     if let Some((_, old_folded)) = old {
         if old_folded != folded {
             release_nick(ctx.st, ctx.out, old_folded, uid);
@@ -194,11 +196,26 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     ctx.me_mut().registered = true;
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
-    broadcast(ctx.st, ctx.out, || Env::UserIntro(Box::new(user.clone())));
+    let ack = Some(ctx.conn);
+    broadcast(ctx.st, ctx.out, || Env::UserIntro { user: Box::new(user.clone()), ack });
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_local = ctx.st.max_local.max(ctx.st.local.len());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
     welcome(ctx, &user);
+    let burst = std::mem::take(&mut ctx.st.reply);
+    hold_until_applied(ctx, burst);
+}
+
+/// The client's own view of a change it just sent to every shard (its NICK line, its welcome)
+/// goes out only once every shard applied the change: from then on, anything the client does,
+/// or tells anyone, finds every shard up to date. Its input waits meanwhile.
+fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
+    let remaining = ctx.st.cores - 1;
+    if remaining == 0 {
+        ctx.send(&held);
+    } else {
+        ctx.me_mut().wait = Some(Wait::Barrier { remaining, held });
+    }
 }
 
 /// 001–005, LUSERS and MOTD.

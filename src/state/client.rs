@@ -19,6 +19,10 @@ pub enum Wait {
     Chan,
     /// Another shard is answering a query (WHOIS of its user).
     Remote,
+    /// The client's own change was sent to every shard; `held` (its own view of the change)
+    /// goes out once `remaining` shards have applied it, so that whatever the client does
+    /// next, or tells others out of band, every shard already knows.
+    Barrier { remaining: usize, held: Vec<u8> },
 }
 
 pub struct Client {

@@ -107,12 +107,21 @@ pub fn decide(
     Ok((Mutation::Join { uid, status, created }, line))
 }
 
-/// After this shard applied its own user's JOIN: the topic and the names, and the invitation
-/// is used up.
-pub fn after_join(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, chan: &Folded, now: Instant, unix: u64) {
+/// After this shard applied its own user's JOIN: the topic and the names (returned, to go
+/// out with the JOIN), and the invitation is used up.
+pub fn after_join(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    chan: &Folded,
+    now: Instant,
+    unix: u64,
+) -> Vec<u8> {
     let mut ctx = Ctx { st, out, conn, now, unix };
     ctx.me_mut().invites.retain(|f| f != chan);
     super::topic::send_topic(&mut ctx, chan, false);
     names::send_names(&mut ctx, chan);
-    ctx.flush();
+    let lines = ctx.st.reply.clone();
+    ctx.st.reply.clear();
+    lines
 }

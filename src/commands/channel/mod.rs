@@ -77,6 +77,8 @@ pub enum Outcome {
 pub struct Sequenced {
     pub deps: SmallVec<[Dep; 1]>,
     pub ev: ChanEvent,
+    /// Answer [`Env::Applied`] to the sending shard for this connection once applied.
+    pub ack: Option<Conn>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,6 +157,7 @@ pub fn on_ack(
             let event = Sequenced {
                 deps: smallvec::smallvec![(home, seq)],
                 ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
+                ack: Some(conn),
             };
             st.mine.push(Mine { event, conn: Some(conn), notes });
             apply_ready(st, out, now, unix);
@@ -343,6 +346,7 @@ fn quit_ready(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid) {
         event: Sequenced {
             deps: q.deps.into_iter().collect(),
             ev: ChanEvent::Quit { uid, line: q.line, chans: q.chans },
+            ack: None,
         },
         conn: None,
         notes: Vec::new(),
@@ -393,19 +397,58 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, m: Mine, now: Instant, 
         ChanEvent::Quit { uid, .. } => st.directory.get(uid).map(|u| (u.folded.clone(), *uid)),
         _ => None,
     };
-    apply_event(st, out, &m.event.ev, unix);
+    // The actor's own copy of the change waits for every shard (see `Wait::Barrier`).
+    apply_event(st, out, &m.event.ev, m.conn, unix);
     let event = m.event;
     broadcast(st, out, || Env::Event(Box::new(event.clone())));
     if let Some((nick, uid)) = release {
         release_nick(st, out, nick, uid);
     }
     let Some(conn) = m.conn else { return };
-    send_replies(st, out, conn, &m.notes);
-    if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {
-        if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
-            join::after_join(st, out, conn, chan, now, unix);
+    let mut held = Vec::new();
+    if let ChanEvent::Change { line, .. } = &event.ev {
+        held.extend_from_slice(line);
+    }
+    if let Some(c) = st.clients.get(&conn) {
+        let target = c.target().to_string();
+        for r in &m.notes {
+            let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
+            held.extend_from_slice(&super::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
         }
     }
+    if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {
+        if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
+            held.extend_from_slice(&join::after_join(st, out, conn, chan, now, unix));
+        }
+    }
+    barrier(st, out, conn, held, now, unix);
+}
+
+/// Holds `held` for the client until every other shard acknowledged the change just sent
+/// out, then sends it and lets the client go on.
+pub fn barrier(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, held: Vec<u8>, now: Instant, unix: u64) {
+    let remaining = st.cores - 1;
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if remaining == 0 || c.departing.is_some() {
+        c.wait = Some(Wait::Chan);
+        to_conn(st, out, conn, &held);
+        continue_client(st, out, conn, now, unix);
+        return;
+    }
+    c.wait = Some(Wait::Barrier { remaining, held });
+}
+
+/// One shard applied a change this client made.
+pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    let Some(Wait::Barrier { remaining, held }) = &mut c.wait else { return };
+    *remaining -= 1;
+    if *remaining > 0 {
+        return;
+    }
+    let held = std::mem::take(held);
+    c.wait = Some(Wait::Chan);
+    to_conn(st, out, conn, &held);
     continue_client(st, out, conn, now, unix);
 }
 
@@ -420,14 +463,15 @@ pub fn try_event(
         return Err(ev);
     }
     st.seq.advance(&ev.deps);
-    apply_event(st, out, &ev.ev, unix);
+    apply_event(st, out, &ev.ev, None, unix);
     Ok(())
 }
 
 /// Applies an event to this shard's views and shows it to the local members concerned.
-pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, unix: u64) {
+/// `skip` is a connection not to show it to (the actor, whose copy is held for later).
+pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, skip: Option<Conn>, unix: u64) {
     match ev {
-        ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line),
+        ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
         ChanEvent::Quit { uid, line, chans } => {
             st.stamp += 1;
             let stamp = st.stamp;
@@ -468,6 +512,7 @@ fn apply_change(
     name: &Arc<str>,
     mutation: &Mutation,
     line: &Arc<[u8]>,
+    skip: Option<Conn>,
 ) {
     let cores = st.cores;
     let view = st.channels.entry(chan.clone()).or_insert_with(|| {
@@ -484,7 +529,7 @@ fn apply_change(
     let show_first = matches!(mutation, Mutation::Leave { .. });
     let targets: Vec<Conn> = view.local.iter().map(|(_, c)| *c).collect();
     if show_first {
-        deliver_all(st, out, &targets, line);
+        deliver_all(st, out, &targets, line, skip);
     }
     let view = st.channels.get_mut(chan).expect("view exists");
     let alive = view.ch.apply(mutation, |u| u.shard(cores));
@@ -515,13 +560,15 @@ fn apply_change(
     if !show_first {
         let targets: Vec<Conn> =
             st.channels.get(chan).map(|v| v.local.iter().map(|(_, c)| *c).collect()).unwrap_or_default();
-        deliver_all(st, out, &targets, line);
+        deliver_all(st, out, &targets, line, skip);
     }
 }
 
-fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &[u8]) {
+fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &[u8], skip: Option<Conn>) {
     for &conn in conns {
-        to_conn(st, out, conn, line);
+        if Some(conn) != skip {
+            to_conn(st, out, conn, line);
+        }
     }
 }
 

@@ -58,10 +58,13 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             send_list(ctx, &folded, ListKind::from_letter(ch.letter).expect("list letter"));
             continue;
         }
-        if ch.param.is_none() && matches!(ch.kind, ModeKind::Prefix | ModeKind::SetParam) {
-            continue;
-        }
-        if ch.param.is_none() && ch.kind == ModeKind::Key && ch.add {
+        // A mode that needs a parameter and has none is dropped (`-l` and `-k` need none).
+        let needs_param = match ch.kind {
+            ModeKind::Prefix => true,
+            ModeKind::SetParam | ModeKind::Key => ch.add,
+            _ => false,
+        };
+        if needs_param && ch.param.is_none() {
             continue;
         }
         if !status.is_some_and(|s| s.is_op()) {
