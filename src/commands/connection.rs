@@ -114,29 +114,42 @@ pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
     }
 }
 
-/// Closes every connection marked during the event: ERROR (unless its output is being
-/// discarded), then the user leaves the network.
+/// Ends every event: closes the connections marked during it (ERROR, unless their output is
+/// discarded; then the user leaves the network), and tells the other shards when this one's
+/// count of unregistered connections changed (LUSERS shows the sum at once).
 pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
+    close_marked(st, out);
+    let unregistered = st.local_unregistered() as u32;
+    if unregistered != st.sent_unregistered {
+        st.sent_unregistered = unregistered;
+        super::delivery::broadcast(st, out, || Env::Counts { unregistered });
+    }
+}
+
+fn close_marked(st: &mut ShardState, out: &mut dyn Outbox) {
     while let Some((conn, reason, abort)) = st.to_close.pop() {
-        if !abort {
-            if let Some(c) = st.clients.get(&conn) {
-                let line = Line::new().verb("ERROR").trailing(&format!("Closing Link: {} ({reason})", c.host)).finish();
-                out.send(conn, &line);
-            }
-        }
+        let Some(c) = st.clients.get(&conn) else { continue };
         if abort {
             out.abort(conn);
-        } else {
-            out.close(conn);
+            leave_network(st, out, conn, &reason, None, crate::clock::unix_now());
+            continue;
         }
-        leave_network(st, out, conn, &reason, crate::clock::unix_now());
+        let line = Line::new().verb("ERROR").trailing(&format!("Closing Link: {} ({reason})", c.host)).finish();
+        if c.registered {
+            // The goodbye waits until every shard has seen the user leave (see `depart`).
+            leave_network(st, out, conn, &reason, Some(line), crate::clock::unix_now());
+        } else {
+            out.send(conn, &line);
+            out.close(conn);
+            leave_network(st, out, conn, &reason, None, crate::clock::unix_now());
+        }
     }
 }
 
 /// The peer went away (EOF or error): the same as a close, without the ERROR line.
 pub fn disconnected(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
     if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
-        leave_network(st, out, conn, reason, crate::clock::unix_now());
+        leave_network(st, out, conn, reason, None, crate::clock::unix_now());
     }
 }
 

@@ -49,10 +49,12 @@ pub enum Env {
     UserModes {
         uid: Uid,
         modes: UserModes,
+        ack: Option<Conn>,
     },
     UserAway {
         uid: Uid,
         away: Option<Arc<str>>,
+        ack: Option<Conn>,
     },
 
     /// To a channel's home shard: a request of a user of the sending shard.

@@ -103,10 +103,18 @@ pub fn stream_event(
                 }
             }
         }
-        Env::UserModes { uid, modes } => st.directory.set_modes(&uid, modes),
-        Env::UserAway { uid, away } => {
+        Env::UserModes { uid, modes, ack } => {
+            st.directory.set_modes(&uid, modes);
+            if let Some(conn) = ack {
+                out.mesh(from, Env::Applied { conn });
+            }
+        }
+        Env::UserAway { uid, away, ack } => {
             if let Some(u) = st.directory.get_mut(&uid) {
                 u.away = away;
+            }
+            if let Some(conn) = ack {
+                out.mesh(from, Env::Applied { conn });
             }
         }
         Env::ToUser { uid, line } => {

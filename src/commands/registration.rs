@@ -29,9 +29,12 @@ pub fn user(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     let limits = &ctx.st.cfg.limits;
     let (userlen, namelen) = (limits.userlen, limits.realnamelen);
-    let Some(username) = clean_username(msg.params[0], userlen) else {
+    // An empty username or realname is refused; one with nothing usable in it (all
+    // non-ASCII, say) gets a stand-in rather than an endless wait.
+    if msg.params[0].is_empty() || msg.params[3].is_empty() {
         return Err(err!(ERR_NEEDMOREPARAMS, "USER"));
-    };
+    }
+    let username = clean_username(msg.params[0], userlen).unwrap_or_else(|| "user".to_string());
     let realname: String = msg.params[3].chars().take(namelen).collect();
     // No ident lookup vouches for the name: it carries the customary `~`.
     let username = format!("~{username}");
@@ -142,6 +145,13 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
             notify_online(ctx.st, ctx.out, &folded, &mask);
         }
     }
+    // The old nick is freed before the change goes out: once every shard applied it (the
+    // barrier below), the owner has freed the old nick too.
+    if let Some((_, old_folded)) = old {
+        if old_folded != folded {
+            release_nick(ctx.st, ctx.out, old_folded, uid);
+        }
+    }
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::UserNick {
         uid,
@@ -152,11 +162,6 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
         ack,
     });
     hold_until_applied(ctx, line.to_vec());
-    if let Some((_, old_folded)) = old {
-        if old_folded != folded {
-            release_nick(ctx.st, ctx.out, old_folded, uid);
-        }
-    }
 }
 
 /// Completes registration once NICK, USER and any CAP negotiation are done.
@@ -199,7 +204,6 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::UserIntro { user: Box::new(user.clone()), ack });
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
-    ctx.st.max_local = ctx.st.max_local.max(ctx.st.local.len());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
     welcome(ctx, &user);
     let burst = std::mem::take(&mut ctx.st.reply);
@@ -209,7 +213,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
 /// The client's own view of a change it just sent to every shard (its NICK line, its welcome)
 /// goes out only once every shard applied the change: from then on, anything the client does,
 /// or tells anyone, finds every shard up to date. Its input waits meanwhile.
-fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
+pub fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
     let remaining = ctx.st.cores - 1;
     if remaining == 0 {
         ctx.send(&held);

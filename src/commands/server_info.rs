@@ -70,7 +70,9 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
         .map(|(i, n)| if i == st.me { st.local_unregistered() } else { *n as usize })
         .sum();
     let channels = st.channels.len();
-    let (max_local, max_global) = (st.max_local.max(total), st.max_global.max(total));
+    // Until servers link, every user is local to this server (whatever shard holds it).
+    let max_global = st.max_global.max(total);
+    let max_local = max_global;
     ctx.reply(
         Numeric::RPL_LUSERCLIENT,
         &[&format!("There are {} users and {invisible} invisible on 1 servers", total - invisible)],

@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::connection::close_later;
-use super::delivery::{broadcast, to_conn};
-use super::envelope::Env;
+use super::delivery::to_conn;
 use super::outbox::{Conn, Outbox};
 use crate::proto::Line;
 use crate::state::shard::ShardState;
@@ -44,11 +43,6 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     }
     for (conn, why) in expired {
         close_later(st, conn, why);
-    }
-    let unregistered = st.local_unregistered() as u32;
-    if unregistered != st.sent_unregistered {
-        st.sent_unregistered = unregistered;
-        broadcast(st, out, || Env::Counts { unregistered });
     }
 }
 

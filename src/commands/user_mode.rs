@@ -68,7 +68,8 @@ pub fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     ctx.st.directory.set_modes(&uid, modes);
     let nick = ctx.me().target().to_string();
     let line = Line::new().source(&nick).verb("MODE").param(&nick).trailing(&diff).finish();
-    ctx.send(&line);
-    broadcast(ctx.st, ctx.out, || Env::UserModes { uid, modes });
+    let ack = Some(ctx.conn);
+    broadcast(ctx.st, ctx.out, || Env::UserModes { uid, modes, ack });
+    super::registration::hold_until_applied(ctx, line);
     Ok(())
 }

@@ -68,6 +68,8 @@ pub struct Client {
     /// MONITOR list (folded nicks).
     pub monitor: Vec<Folded>,
     pub last_knock: Option<Instant>,
+    /// The ERROR line for a graceful close, held until the departure is everywhere.
+    pub farewell: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -103,6 +105,7 @@ impl Client {
             stamp: 0,
             monitor: Vec::new(),
             last_knock: None,
+            farewell: None,
         }
     }
 

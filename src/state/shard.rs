@@ -32,7 +32,6 @@ pub struct ShardState {
     pub unregistered: Vec<u32>,
     /// Connections per class on this shard.
     pub class_counts: Vec<usize>,
-    pub max_local: usize,
     pub max_global: usize,
     /// Lines for the client whose command is running, sent in one piece when it finishes.
     pub reply: Vec<u8>,
@@ -61,6 +60,8 @@ pub struct ShardState {
     pub stamp: u64,
     /// Local MONITOR watchers per folded nick.
     pub monitors: AHashMap<Folded, Vec<Conn>>,
+    /// Departed clients whose ERROR line waits for this many shards to apply the departure.
+    pub farewells: AHashMap<Conn, (usize, Vec<u8>)>,
 }
 
 /// A channel as this shard sees it: the state, and which of its members are local.
@@ -76,6 +77,8 @@ pub struct Mine {
     pub conn: Option<Conn>,
     /// Numerics for the requester that the home attached.
     pub notes: Vec<crate::commands::Reply>,
+    /// A departing client's ERROR line, sent once every shard applied the departure.
+    pub farewell: Option<(Conn, Vec<u8>)>,
 }
 
 pub struct QuitState {
@@ -83,6 +86,7 @@ pub struct QuitState {
     pub chans: Vec<Folded>,
     pub deps: Vec<super::sequencer::Dep>,
     pub awaiting: usize,
+    pub farewell: Option<(Conn, Vec<u8>)>,
 }
 
 impl ShardState {
@@ -101,7 +105,6 @@ impl ShardState {
             directory: Directory::default(),
             nicks: NickAuthority::default(),
             unregistered: vec![0; cores],
-            max_local: 0,
             max_global: 0,
             reply: Vec::with_capacity(4096),
             to_close: Vec::new(),
@@ -118,6 +121,7 @@ impl ShardState {
             quits: AHashMap::default(),
             stamp: 0,
             monitors: AHashMap::default(),
+            farewells: AHashMap::default(),
         }
     }
 

@@ -159,7 +159,7 @@ pub fn on_ack(
                 ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
                 ack: Some(conn),
             };
-            st.mine.push(Mine { event, conn: Some(conn), notes });
+            st.mine.push(Mine { event, conn: Some(conn), notes, farewell: None });
             apply_ready(st, out, now, unix);
         }
     }
@@ -281,10 +281,20 @@ pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid:
 /// The connection is gone: the user leaves the network once no channel request of its is in
 /// flight (an accepted change must still be applied and sent out, or every shard would wait
 /// for its number forever).
-pub fn leave_network(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str, unix: u64) {
+/// `farewell` (the ERROR line) is sent, and the connection closed, once every shard applied the
+/// departure — so WHOWAS, MONITOR and the channels everywhere know before the client does.
+pub fn leave_network(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    reason: &str,
+    farewell: Option<Vec<u8>>,
+    unix: u64,
+) {
     let Some(c) = st.clients.get_mut(&conn) else { return };
     c.closing = true;
     c.departing = Some(reason.to_string());
+    c.farewell = farewell;
     c.chan_queue.clear();
     if c.wait == Some(Wait::Chan) {
         return;
@@ -317,7 +327,8 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
             None => homes.push((h, vec![f.clone()])),
         }
     }
-    st.quits.insert(c.uid, QuitState { line, chans, deps: Vec::new(), awaiting: homes.len() });
+    let farewell = c.farewell.map(|l| (conn, l));
+    st.quits.insert(c.uid, QuitState { line, chans, deps: Vec::new(), awaiting: homes.len(), farewell });
     if homes.is_empty() {
         quit_ready(st, out, c.uid);
         apply_ready(st, out, Instant::now(), _unix);
@@ -346,10 +357,11 @@ fn quit_ready(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid) {
         event: Sequenced {
             deps: q.deps.into_iter().collect(),
             ev: ChanEvent::Quit { uid, line: q.line, chans: q.chans },
-            ack: None,
+            ack: q.farewell.as_ref().map(|(c, _)| *c),
         },
         conn: None,
         notes: Vec::new(),
+        farewell: q.farewell,
     });
 }
 
@@ -404,6 +416,14 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, m: Mine, now: Instant, 
     if let Some((nick, uid)) = release {
         release_nick(st, out, nick, uid);
     }
+    if let Some((conn, line)) = m.farewell {
+        if st.cores == 1 {
+            out.send(conn, &line);
+            out.close(conn);
+        } else {
+            st.farewells.insert(conn, (st.cores - 1, line));
+        }
+    }
     let Some(conn) = m.conn else { return };
     let mut held = Vec::new();
     if let ChanEvent::Change { line, .. } = &event.ev {
@@ -440,6 +460,15 @@ pub fn barrier(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, held: Vec<
 
 /// One shard applied a change this client made.
 pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    if let Some((remaining, _)) = st.farewells.get_mut(&conn) {
+        *remaining -= 1;
+        if *remaining == 0 {
+            let (_, line) = st.farewells.remove(&conn).expect("present");
+            out.send(conn, &line);
+            out.close(conn);
+        }
+        return;
+    }
     let Some(c) = st.clients.get_mut(&conn) else { return };
     let Some(Wait::Barrier { remaining, held }) = &mut c.wait else { return };
     *remaining -= 1;

@@ -198,7 +198,13 @@ pub fn decide(
                                 out.push(ModeChange::Limit(limit));
                             }
                         }
-                        _ => notes.push(err!(ERR_INVALIDMODEPARAM, name, "l", p, "Invalid limit")),
+                        _ => notes.push(err!(
+                            ERR_INVALIDMODEPARAM,
+                            name,
+                            "l",
+                            if p.is_empty() { "*" } else { p },
+                            "Invalid limit"
+                        )),
                     }
                 } else if limit.is_some() {
                     limit = None;

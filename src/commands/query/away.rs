@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::super::delivery::broadcast;
 use super::super::envelope::Env;
+use super::super::registration::hold_until_applied;
 use super::super::{CmdResult, Ctx};
 use crate::proto::{Message, Numeric};
 
@@ -16,7 +17,11 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if let Some(u) = ctx.st.directory.get_mut(&uid) {
         u.away = away.clone();
     }
+    let ack = Some(ctx.conn);
+    broadcast(ctx.st, ctx.out, || Env::UserAway { uid, away: away.clone(), ack });
+    // The answer waits until every shard knows (so a USERHOST right after is right anywhere).
     ctx.reply(if away.is_some() { Numeric::RPL_NOWAWAY } else { Numeric::RPL_UNAWAY }, &[]);
-    broadcast(ctx.st, ctx.out, || Env::UserAway { uid, away: away.clone() });
+    let held = std::mem::take(&mut ctx.st.reply);
+    hold_until_applied(ctx, held);
     Ok(())
 }

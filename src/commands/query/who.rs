@@ -56,7 +56,9 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             if !matched {
                 continue;
             }
-            if u.uid != me && u.modes.has(UserModes::INVISIBLE) && !shares(u) {
+            // Invisibility hides from masks, not from a search for the exact nick.
+            let exact = cm.eq(pattern, &u.nick);
+            if u.uid != me && !exact && u.modes.has(UserModes::INVISIBLE) && !shares(u) {
                 continue;
             }
             // A user's first visible channel stands in the channel column.
