@@ -9,6 +9,7 @@ pub mod connection;
 pub mod context;
 pub mod delivery;
 pub mod envelope;
+pub mod help;
 pub mod mesh;
 pub mod message;
 pub mod outbox;
@@ -93,6 +94,9 @@ pub static COMMANDS: &[Spec] = &[
     spec("TIME", 0, When::Registered, server_info::time),
     spec("ADMIN", 0, When::Registered, server_info::admin),
     spec("INFO", 0, When::Registered, server_info::info),
+    spec("LINKS", 0, When::Registered, server_info::links),
+    spec("HELP", 0, When::Registered, help::help),
+    spec("HELPOP", 0, When::Registered, help::help),
 ];
 
 fn table() -> &'static AHashMap<&'static str, &'static Spec> {

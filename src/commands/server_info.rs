@@ -24,7 +24,7 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         "CHANMODES=beI,k,l,imnpst".to_string(),
         format!("CHANNELLEN={}", l.channellen),
         format!("CHANTYPES={}", names::CHANTYPES),
-        "ELIST=U".to_string(),
+        "ELIST=CMNTU".to_string(),
         "EXCEPTS=e".to_string(),
         "INVEX=I".to_string(),
         format!("KICKLEN={}", l.kicklen),
@@ -40,7 +40,7 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         "PREFIX=(ov)@+".to_string(),
         "SAFELIST".to_string(),
         "STATUSMSG=@+".to_string(),
-        format!("TARGMAX=JOIN:{t},KICK:{t},LIST:1,MONITOR:,NAMES:1,NOTICE:{t},PART:{t},PRIVMSG:{t},WHOIS:1"),
+        format!("TARGMAX=JOIN:,KICK:{t},LIST:1,MONITOR:,NAMES:,NOTICE:{t},PART:,PRIVMSG:{t},WHOIS:1"),
         format!("TOPICLEN={}", l.topiclen),
         format!("USERLEN={}", l.userlen),
         "WHOX".to_string(),
@@ -161,6 +161,17 @@ pub fn admin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     ctx.reply(Numeric::RPL_ADMINLOC1, &[&s.admin_location]);
     ctx.reply(Numeric::RPL_ADMINLOC2, &[&s.admin_location2]);
     ctx.reply(Numeric::RPL_ADMINEMAIL, &[&s.admin_email]);
+    Ok(())
+}
+
+/// `LINKS [[<server>] <mask>]`: this server, until servers link.
+pub fn links(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let mask = msg.params.last().copied().unwrap_or("*");
+    let cfg = ctx.st.cfg.clone();
+    if crate::proto::mask::matches(ctx.st.cm, mask, &cfg.server.name) {
+        ctx.reply(Numeric::RPL_LINKS, &[&cfg.server.name, &cfg.server.name, &format!("0 {}", cfg.server.description)]);
+    }
+    ctx.reply(Numeric::RPL_ENDOFLINKS, &[mask]);
     Ok(())
 }
 

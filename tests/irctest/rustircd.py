@@ -175,7 +175,17 @@ class RustircdController(BaseServerController, DirectoryBasedController):
     # empty dict = that test is skipped).  Example once implemented:
     #   {"CASEMAPPING": "ascii", "PREFIX": "(ov)@+", "WHOX": None,
     #    "TARGMAX": patma.ANYSTR}
-    isupport: Dict[str, Union[str, patma.Operator, None]] = {}
+    isupport: Dict[str, Union[str, patma.Operator, None]] = {
+        "CASEMAPPING": "ascii",
+        "CHANTYPES": "#",
+        "ELIST": "CMNTU",
+        "MONITOR": patma.ANYSTR,
+        "NETWORK": "IrcTest",
+        "PREFIX": "(ov)@+",
+        "STATUSMSG": "@+",
+        "TARGMAX": patma.ANYSTR,
+        "WHOX": None,
+    }
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)

@@ -1,0 +1,75 @@
+//! HELP (and HELPOP): `HELP [<subject>]` — 704, 705 lines, 706; 524 for an unknown subject.
+
+use super::{CmdResult, Ctx, COMMANDS};
+use crate::proto::{Message, Numeric};
+
+/// One line of usage per command, by name.
+const TOPICS: &[(&str, &str)] = &[
+    ("ADMIN", "ADMIN [<server>] — who runs this server"),
+    ("AWAY", "AWAY [:<message>] — mark yourself away (no message: back)"),
+    ("CAP", "CAP LS [302] | LIST | REQ :<caps> | END — IRCv3 capability negotiation"),
+    ("HELP", "HELP [<subject>] — this help"),
+    ("HELPOP", "HELPOP [<subject>] — the same as HELP"),
+    ("INFO", "INFO — about this server"),
+    ("INVITE", "INVITE <nick> <channel> — invite someone; INVITE alone lists your invitations"),
+    ("ISON", "ISON <nick> [<nick>...] — which of these nicks are online"),
+    ("JOIN", "JOIN <channel>[,<channel>] [<key>[,<key>]] — join channels; JOIN 0 leaves all"),
+    ("KICK", "KICK <channel> <nick>[,<nick>] [:<reason>] — remove someone from a channel (ops)"),
+    ("KNOCK", "KNOCK <channel> [:<message>] — ask the ops of a closed channel for an invitation"),
+    ("LINKS", "LINKS [<mask>] — the servers of the network"),
+    ("LIST", "LIST [<channels>|<filters>] — channels; filters: >N <N users, C>N C<N created, T>N T<N topic (minutes), masks, !mask"),
+    ("LUSERS", "LUSERS — user, channel and server counts"),
+    ("MODE", "MODE <channel> [<modes> [<params>]] | MODE <nick> [<modes>] — show or change modes"),
+    ("MONITOR", "MONITOR + <nicks> | - <nicks> | C | L | S — be told when nicks come and go"),
+    ("MOTD", "MOTD — the message of the day"),
+    ("NAMES", "NAMES <channel>[,<channel>] — who is in a channel"),
+    ("NICK", "NICK <nick> — choose or change your nickname"),
+    ("NOTICE", "NOTICE <target>[,<target>] :<text> — like PRIVMSG, never answered automatically"),
+    ("PART", "PART <channel>[,<channel>] [:<reason>] — leave channels"),
+    ("PASS", "PASS <password> — the connection password, before NICK/USER"),
+    ("PING", "PING <token> — the server answers PONG <token>"),
+    ("PONG", "PONG <token> — the answer to the server's PING"),
+    ("PRIVMSG", "PRIVMSG <target>[,<target>] :<text> — message nicks or channels (@#chan: ops only)"),
+    ("QUIT", "QUIT [:<reason>] — leave"),
+    ("TIME", "TIME — the server's time"),
+    ("TOPIC", "TOPIC <channel> [:<topic>] — show or set a channel's topic"),
+    ("USER", "USER <username> 0 * :<realname> — register, with NICK"),
+    ("USERHOST", "USERHOST <nick> [<nick>...] — user@host of up to five nicks"),
+    ("VERSION", "VERSION — the server's version and features"),
+    ("WHO", "WHO <mask> [o][%<fields>[,<token>]] — list users (channel members or a mask)"),
+    ("WHOIS", "WHOIS <nick> — about a user"),
+    ("WHOWAS", "WHOWAS <nick> [<count>] — about a nick that left"),
+];
+
+pub fn help(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(subject) = msg.param(0).filter(|s| !s.is_empty()) else {
+        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        ctx.reply(Numeric::RPL_HELPSTART, &["index", "Commands this server knows (HELP <command> for each):"]);
+        for chunk in names.chunks(8) {
+            ctx.reply(Numeric::RPL_HELPTXT, &["index", &chunk.join(" ")]);
+        }
+        ctx.reply(Numeric::RPL_ENDOFHELP, &["index", "End of /HELP"]);
+        return Ok(());
+    };
+    let upper = subject.to_ascii_uppercase();
+    let Some((name, text)) = TOPICS.iter().find(|(n, _)| *n == upper) else {
+        ctx.reply(Numeric::ERR_HELPNOTFOUND, &[subject]);
+        return Ok(());
+    };
+    ctx.reply(Numeric::RPL_HELPSTART, &[name, &format!("Help for {name}")]);
+    ctx.reply(Numeric::RPL_HELPTXT, &[name, text]);
+    ctx.reply(Numeric::RPL_ENDOFHELP, &[name, "End of /HELP"]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_command_has_help() {
+        for c in COMMANDS {
+            assert!(TOPICS.iter().any(|(n, _)| *n == c.name), "no help for {}", c.name);
+        }
+    }
+}
