@@ -240,6 +240,8 @@ fn channel_modes_and_their_numerics() {
     // +k
     cs[0].send("MODE #modes +k secret");
     cs[0].expect_verb("MODE");
+    cs[0].send("MODE #modes +k another");
+    assert_eq!(cs[0].expect_verb("467").p(1), "#modes");
     outsider.send("JOIN #modes");
     assert_eq!(outsider.expect_verb("475").p(1), "#modes");
     outsider.send("JOIN #modes wrong");
@@ -340,6 +342,8 @@ fn refusals_have_their_numerics() {
     a.expect_verb("403");
     a.send("JOIN nochannel");
     a.expect_verb("403");
+    a.send_raw(b"JOIN #bell\x07\r\n");
+    a.expect_verb("476");
     b.send("JOIN #b1");
     b.expect_verb("366");
     a.send("PART #b1");

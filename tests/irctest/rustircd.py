@@ -76,7 +76,7 @@ CONFIG_TEMPLATE = """\
 name = "My.Little.Server"      # irctest asserts this exact name (002, TIME, WHO, ...)
 sid = "0IT"
 network = "IrcTest"
-description = "irctest server"
+description = "test server"
 motd_file = "${motd_path}"
 ${password_line}
 

@@ -7,7 +7,7 @@ use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx, Reply};
 use super::{names, submit, ChanRequest};
 use crate::err;
-use crate::proto::names::valid_channel;
+use crate::proto::names::{is_channel_name, valid_channel};
 use crate::proto::{mask, CaseMapping, Folded, Line, Message, Numeric};
 use crate::state::channel::{Channel, ListEntry, Mutation, Status};
 use crate::state::shard::ShardState;
@@ -38,7 +38,9 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             continue;
         }
         if !valid_channel(name, limits.channellen) {
-            ctx.reply(Numeric::ERR_NOSUCHCHANNEL, &[name]);
+            // Not a channel at all: 403; a channel name with a forbidden character: 476.
+            let n = if is_channel_name(name) { Numeric::ERR_BADCHANMASK } else { Numeric::ERR_NOSUCHCHANNEL };
+            ctx.reply(n, &[name]);
             continue;
         }
         let folded = ctx.st.cm.fold(name);

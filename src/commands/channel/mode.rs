@@ -179,10 +179,13 @@ pub fn decide(
                         notes.push(err!(ERR_INVALIDMODEPARAM, name, "k", "*", "Invalid key"));
                         continue;
                     }
-                    if key.as_deref() != Some(k) {
-                        key = Some(k.into());
-                        out.push(ModeChange::Key(key.clone()));
+                    // RFC 2812: a key is removed before another is set.
+                    if key.is_some() {
+                        notes.push(err!(ERR_KEYSET, name));
+                        continue;
                     }
+                    key = Some(k.into());
+                    out.push(ModeChange::Key(key.clone()));
                 } else if key.is_some() {
                     key = None;
                     out.push(ModeChange::Key(None));

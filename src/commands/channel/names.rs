@@ -10,22 +10,31 @@ pub fn names(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         ctx.reply(Numeric::RPL_ENDOFNAMES, &["*"]);
         return Ok(());
     };
+    // The members of every channel named, then one 366 for the whole list.
+    let uid = ctx.me().uid;
     for name in targets.split(',').filter(|n| !n.is_empty()) {
         let folded = ctx.st.cm.fold(name);
-        let uid = ctx.me().uid;
         let visible =
             ctx.st.channels.get(&folded).is_some_and(|v| !v.ch.is_secret() || v.ch.members.contains_key(&uid));
         if visible {
-            send_names(ctx, &folded);
-        } else {
-            ctx.reply(Numeric::RPL_ENDOFNAMES, &[name]);
+            send_members(ctx, &folded);
         }
     }
+    ctx.reply(Numeric::RPL_ENDOFNAMES, &[targets]);
     Ok(())
 }
 
-/// 353 lines (as many as the 512-byte limit needs) and 366.
+/// 353 lines and 366 for one channel (after a JOIN).
 pub fn send_names(ctx: &mut Ctx<'_>, chan: &Folded) {
+    send_members(ctx, chan);
+    if let Some(view) = ctx.st.channels.get(chan) {
+        let name = view.ch.name.to_string();
+        ctx.reply(Numeric::RPL_ENDOFNAMES, &[&name]);
+    }
+}
+
+/// 353 lines, as many as the 512-byte limit needs.
+fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
     let Some(view) = ctx.st.channels.get(chan) else { return };
     let name = view.ch.name.to_string();
     let symbol = if view.ch.flags.has(Flags::SECRET) {
@@ -46,12 +55,15 @@ pub fn send_names(ctx: &mut Ctx<'_>, chan: &Folded) {
     let me = ctx.me().target().to_string();
     let fixed = format!(":{server} 353 {me} {symbol} {name} :").len();
     let mut chunk = String::new();
+    let flush = |ctx: &mut Ctx<'_>, chunk: &mut String| {
+        let line =
+            Line::new().source(&server).verb("353").param(&me).param(symbol).param(&name).trailing(chunk).finish();
+        ctx.send(&line);
+        chunk.clear();
+    };
     for e in entries {
         if !chunk.is_empty() && fixed + chunk.len() + 1 + e.len() > MAX_BODY {
-            let line =
-                Line::new().source(&server).verb("353").param(&me).param(symbol).param(&name).trailing(&chunk).finish();
-            ctx.send(&line);
-            chunk.clear();
+            flush(ctx, &mut chunk);
         }
         if !chunk.is_empty() {
             chunk.push(' ');
@@ -59,9 +71,6 @@ pub fn send_names(ctx: &mut Ctx<'_>, chan: &Folded) {
         chunk.push_str(&e);
     }
     if !chunk.is_empty() {
-        let line =
-            Line::new().source(&server).verb("353").param(&me).param(symbol).param(&name).trailing(&chunk).finish();
-        ctx.send(&line);
+        flush(ctx, &mut chunk);
     }
-    ctx.reply(Numeric::RPL_ENDOFNAMES, &[&name]);
 }
