@@ -1,0 +1,188 @@
+//! Results: an HDR latency histogram, counters, the server's and the generator's own resource
+//! use, a human summary and one JSON line.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+/// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Memory (RSS, KiB) and CPU time (ticks) of a process, from /proc.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcSample {
+    pub rss_kib: u64,
+    pub cpu_ticks: u64,
+    pub fds: u64,
+}
+
+pub fn sample_proc(pid: u32) -> Option<ProcSample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let cpu_ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0);
+    Some(ProcSample { rss_kib, cpu_ticks, fds })
+}
+
+/// CPU seconds this process has used (user + system).
+pub fn own_cpu() -> f64 {
+    // SAFETY: getrusage writes the struct passed in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// A scenario's result, built up field by field, printed at the end.
+pub struct Report {
+    pub scenario: &'static str,
+    started: Instant,
+    cpu_start: f64,
+    server_pid: Option<u32>,
+    server_start: Option<ProcSample>,
+    fields: Map<String, Value>,
+    lines: Vec<String>,
+}
+
+impl Report {
+    pub fn new(scenario: &'static str, server_pid: Option<u32>) -> Report {
+        Report {
+            scenario,
+            started: Instant::now(),
+            cpu_start: own_cpu(),
+            server_pid,
+            server_start: server_pid.and_then(sample_proc),
+            fields: Map::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: &str, v: impl Into<Value>, human: Option<String>) {
+        self.fields.insert(key.to_string(), v.into());
+        if let Some(h) = human {
+            self.lines.push(h);
+        }
+    }
+
+    pub fn note(&mut self, human: String) {
+        self.lines.push(human);
+    }
+
+    /// Latency percentiles (µs) under `prefix`.
+    pub fn latency(&mut self, prefix: &str, h: &Histogram<u64>) {
+        if h.is_empty() {
+            self.note(format!("{prefix} latency: no samples"));
+            return;
+        }
+        let q = |p: f64| h.value_at_quantile(p);
+        let (p50, p95, p99, max) = (q(0.5), q(0.95), q(0.99), h.max());
+        self.fields.insert(
+            format!("{prefix}_latency_us"),
+            json!({"p50": p50, "p95": p95, "p99": p99, "max": max, "mean": h.mean().round(), "samples": h.len()}),
+        );
+        self.lines.push(format!(
+            "{prefix} latency: p50 {} p95 {} p99 {} max {} ({} samples)",
+            fmt_us(p50),
+            fmt_us(p95),
+            fmt_us(p99),
+            fmt_us(max),
+            h.len()
+        ));
+    }
+
+    /// Server memory per connection from the RSS change over `conns` connections.
+    pub fn memory_per_connection(&mut self, before: Option<ProcSample>, after: Option<ProcSample>, conns: usize) {
+        if let (Some(b), Some(a)) = (before, after) {
+            let delta = a.rss_kib as i64 - b.rss_kib as i64;
+            let per = if conns > 0 { delta as f64 * 1024.0 / conns as f64 } else { 0.0 };
+            self.set("server_rss_before_kib", b.rss_kib, None);
+            self.set("server_rss_after_kib", a.rss_kib, None);
+            self.set(
+                "server_bytes_per_connection",
+                per.round(),
+                Some(format!(
+                    "server memory: {} KiB → {} KiB for {conns} connections: {:.0} bytes each",
+                    b.rss_kib, a.rss_kib, per
+                )),
+            );
+        }
+    }
+
+    /// Prints the summary (unless `json_only`) and the JSON line.
+    pub fn finish(mut self, json_only: bool) {
+        let wall = self.started.elapsed().as_secs_f64();
+        let cpu = own_cpu() - self.cpu_start;
+        self.fields.insert("scenario".into(), self.scenario.into());
+        self.fields.insert("wall_seconds".into(), json!((wall * 1000.0).round() / 1000.0));
+        self.fields.insert("generator_cpu_percent".into(), json!((cpu / wall * 1000.0).round() / 10.0));
+        self.lines.push(format!(
+            "generator CPU: {:.0}% of one core (a saturated generator shows ~100% per thread)",
+            cpu / wall * 100.0
+        ));
+        if let (Some(pid), Some(start)) = (self.server_pid, self.server_start) {
+            if let Some(end) = sample_proc(pid) {
+                let cpu = (end.cpu_ticks - start.cpu_ticks) as f64 / ticks_per_second();
+                self.fields.insert("server_cpu_percent".into(), json!((cpu / wall * 1000.0).round() / 10.0));
+                self.fields.insert("server_rss_kib".into(), json!(end.rss_kib));
+                self.lines.push(format!(
+                    "server: {:.0}% CPU, RSS {} KiB, {} fds",
+                    cpu / wall * 100.0,
+                    end.rss_kib,
+                    end.fds
+                ));
+            }
+        }
+        if !json_only {
+            eprintln!();
+            println!("== {} ({:.1} s)", self.scenario, wall);
+            for l in &self.lines {
+                println!("  {l}");
+            }
+        }
+        println!("{}", Value::Object(self.fields));
+    }
+}
+
+pub fn fmt_us(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// A progress line on stderr, at most a few times a second.
+pub struct Progress {
+    last: Instant,
+    enabled: bool,
+    total: Duration,
+    start: Instant,
+}
+
+impl Progress {
+    pub fn new(enabled: bool, total: Duration) -> Progress {
+        Progress { last: Instant::now(), enabled, total, start: Instant::now() }
+    }
+
+    pub fn tick(&mut self, what: impl FnOnce() -> String) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last = Instant::now();
+        let frac = (self.start.elapsed().as_secs_f64() / self.total.as_secs_f64().max(0.001)).min(1.0);
+        let filled = (frac * 30.0) as usize;
+        eprint!("\r[{}{}] {:3.0}% {}   ", "#".repeat(filled), ".".repeat(30 - filled), frac * 100.0, what());
+    }
+}

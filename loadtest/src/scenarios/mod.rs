@@ -1,0 +1,113 @@
+//! The scenarios, one file each, and what they share: connecting and registering many
+//! clients, the timestamped payload, a small random generator.
+
+mod big_channel;
+mod channel_load;
+mod connection_stress;
+mod message_throughput;
+mod mixed;
+
+pub use big_channel::big_channel;
+pub use channel_load::channel_load;
+pub use connection_stress::connection_stress;
+pub use message_throughput::message_throughput;
+pub use mixed::mixed;
+
+use std::time::Duration;
+
+use crate::net::Pool;
+use crate::Opts;
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The text of a timed message: `lt <send time ns> <tag>`.
+pub fn payload(tag: u64) -> String {
+    format!("lt {} {tag}", crate::net::now_ns())
+}
+
+/// Send time and tag of a timed message line, if it is one.
+pub fn parse_payload(line: &str) -> Option<(u64, u64)> {
+    let text = &line[line.find(" :lt ")? + 5..];
+    let mut it = text.split(' ');
+    let ns = it.next()?.parse().ok()?;
+    let tag = it.next()?.parse().ok()?;
+    Some((ns, tag))
+}
+
+/// Connects `nicks.len()` clients and waits (up to `limit`) until all are registered.
+pub fn connect_all(pool: &mut Pool, o: &Opts, nicks: &[String], first_source: usize, limit: Duration) -> Result<()> {
+    for (i, n) in nicks.iter().enumerate() {
+        pool.connect(o.server, o.source(first_source + i), n).map_err(|e| format!("connect {}: {e}", o.server))?;
+        // Keep the listen backlog from overflowing: let the server catch up every 500.
+        if i % 500 == 499 {
+            let want = i + 1;
+            pool.run_until(limit, |_, _| {}, |p| p.registered() >= want).map_err(|e| e.to_string())?;
+        }
+    }
+    let want = pool.conns.len();
+    let ok = pool.run_until(limit, |_, _| {}, |p| p.registered() >= want).map_err(|e| e.to_string())?;
+    if !ok {
+        return Err(format!("only {} of {} clients registered within {limit:?}", pool.registered(), want));
+    }
+    Ok(())
+}
+
+/// Joins every client in `members` to `chan` and waits until the first has seen them all.
+pub fn join_all(pool: &mut Pool, members: &[usize], chan: &str, limit: Duration) -> Result<()> {
+    let joined = std::cell::Cell::new(0usize);
+    let first = members[0];
+    for &m in members {
+        pool.send(m, format!("JOIN {chan}\r\n").as_bytes());
+    }
+    let need = members.len();
+    let first_nick = pool.conns[first].nick.clone();
+    let ok = pool
+        .run_until(
+            limit,
+            |_, ev| {
+                // the first member sees every JOIN (its own included)
+                if ev.conn == first && ev.line.contains(" JOIN ") {
+                    joined.set(joined.get() + 1);
+                }
+            },
+            |_| joined.get() >= need,
+        )
+        .map_err(|e| e.to_string())?;
+    if !ok {
+        return Err(format!("{first_nick} saw {} of {need} JOINs to {chan}", joined.get()));
+    }
+    Ok(())
+}
+
+/// xorshift64*: enough randomness for choosing operations.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        let p = payload(42);
+        let line = format!(":a!b@c PRIVMSG #x :{p}");
+        let (ns, tag) = parse_payload(&line).unwrap();
+        assert_eq!(tag, 42);
+        assert!(ns > 1_600_000_000_000_000_000);
+        assert!(parse_payload(":a PRIVMSG #x :hello").is_none());
+    }
+}
