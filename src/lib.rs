@@ -9,4 +9,5 @@ pub mod config;
 pub mod logging;
 pub mod proto;
 pub mod server;
+pub mod sim;
 pub mod state;

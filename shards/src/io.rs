@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::conn::{ConnId, Table};
-use crate::mesh::{BatchPolicy, MeshOut};
+use crate::mesh::{BatchPolicy, Batcher};
 use crate::notify::Notify;
 use crate::{Envelope, ShardId};
 
@@ -30,7 +30,7 @@ pub struct Io<M: Envelope> {
     cores: usize,
     pub(crate) now: Instant,
     pub(crate) conns: Table,
-    pub(crate) mesh: MeshOut<M>,
+    pub(crate) mesh: Batcher<M>,
     pub(crate) loopback: VecDeque<M>,
     pub(crate) loopback_notify: Rc<Notify>,
     pub(crate) stats: IoStats,
@@ -45,7 +45,7 @@ impl<M: Envelope> Io<M> {
             cores,
             now: Instant::now(),
             conns: Table::default(),
-            mesh: MeshOut::new(cores, policy),
+            mesh: Batcher::new(cores, policy),
             loopback: VecDeque::new(),
             loopback_notify: Rc::new(Notify::default()),
             stats: IoStats::default(),

@@ -17,7 +17,7 @@ mod runtime;
 pub use conn::{ConnId, ConnInfo, Disconnect};
 pub use io::{Io, IoStats};
 pub use limits::{raise_nofile_limit, FdLimits};
-pub use mesh::BatchPolicy;
+pub use mesh::{BatchPolicy, Batcher};
 pub use runtime::allowed_cpus;
 pub use runtime::{Handler, ListenSpec, Runtime, RuntimeConfig, RuntimeError, StartError};
 

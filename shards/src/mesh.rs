@@ -32,7 +32,9 @@ pub(crate) struct Batch<M> {
 }
 
 /// Pending batches per destination, drained by the shard's flusher task.
-pub(crate) struct MeshOut<M> {
+/// Per-destination batching of mesh messages (public for benchmarks; the runtime owns one per
+/// shard).
+pub struct Batcher<M> {
     pub(crate) pending: Vec<VecDeque<Batch<M>>>,
     pub(crate) policy: BatchPolicy,
     pub(crate) notify: Rc<Notify>,
@@ -42,9 +44,9 @@ pub(crate) struct MeshOut<M> {
     pub(crate) sent_batches: u64,
 }
 
-impl<M: Envelope> MeshOut<M> {
-    pub(crate) fn new(cores: usize, policy: BatchPolicy) -> Self {
-        MeshOut {
+impl<M: Envelope> Batcher<M> {
+    pub fn new(cores: usize, policy: BatchPolicy) -> Self {
+        Batcher {
             pending: (0..cores).map(|_| VecDeque::new()).collect(),
             policy,
             notify: Rc::new(Notify::default()),
@@ -54,7 +56,7 @@ impl<M: Envelope> MeshOut<M> {
         }
     }
 
-    pub(crate) fn push(&mut self, to: ShardId, msg: M) {
+    pub fn push(&mut self, to: ShardId, msg: M) {
         let w = msg.weight();
         let q = &mut self.pending[to];
         let full = match q.back() {
@@ -76,7 +78,7 @@ impl<M: Envelope> MeshOut<M> {
         self.pending.iter().any(|q| q.len() > 1)
     }
 
-    pub(crate) fn take(&mut self, to: ShardId) -> Option<Vec<M>> {
+    pub fn take(&mut self, to: ShardId) -> Option<Vec<M>> {
         let b = self.pending[to].pop_front()?;
         self.depth[to] -= b.msgs.len();
         self.sent_msgs += b.msgs.len() as u64;

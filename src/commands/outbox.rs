@@ -23,3 +23,77 @@ pub trait Outbox {
     /// Asks the process to stop (DIE).
     fn request_stop(&mut self);
 }
+
+/// An [`Outbox`] that keeps what the core produced, for unit tests and benchmarks: bytes per
+/// connection, closes, and mesh messages (which the caller delivers with
+/// `commands::mesh::on_mesh` to play the other shards).
+pub struct Recorder {
+    pub shard: usize,
+    pub cores: usize,
+    pub now: Instant,
+    /// Keep the bytes per connection (tests) or only count them (benchmarks).
+    pub keep: bool,
+    pub bytes: u64,
+    pub out: ahash::AHashMap<Conn, Vec<u8>>,
+    pub closed: Vec<Conn>,
+    pub mesh: Vec<(usize, Env)>,
+    pub stop: bool,
+}
+
+impl Recorder {
+    pub fn new(shard: usize, cores: usize, keep: bool) -> Recorder {
+        Recorder {
+            shard,
+            cores,
+            now: Instant::now(),
+            keep,
+            bytes: 0,
+            out: Default::default(),
+            closed: Vec::new(),
+            mesh: Vec::new(),
+            stop: false,
+        }
+    }
+
+    /// Everything sent to `conn` so far, as text.
+    pub fn text(&self, conn: Conn) -> String {
+        self.out.get(&conn).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+    }
+}
+
+impl Outbox for Recorder {
+    fn now(&self) -> Instant {
+        self.now
+    }
+    fn shard(&self) -> usize {
+        self.shard
+    }
+    fn cores(&self) -> usize {
+        self.cores
+    }
+    fn send(&mut self, conn: Conn, bytes: &[u8]) -> Option<usize> {
+        if self.closed.contains(&conn) {
+            return None;
+        }
+        self.bytes += bytes.len() as u64;
+        if self.keep {
+            let v = self.out.entry(conn).or_default();
+            v.extend_from_slice(bytes);
+            Some(v.len())
+        } else {
+            Some(0)
+        }
+    }
+    fn close(&mut self, conn: Conn) {
+        self.closed.push(conn);
+    }
+    fn abort(&mut self, conn: Conn) {
+        self.closed.push(conn);
+    }
+    fn mesh(&mut self, to: usize, env: Env) {
+        self.mesh.push((to, env));
+    }
+    fn request_stop(&mut self) {
+        self.stop = true;
+    }
+}
