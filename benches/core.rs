@@ -52,7 +52,9 @@ fn database(c: &mut Criterion) {
     }
     let probe = cm.fold("NICK5000");
     g.bench_function("lookup_by_nick_10k", |b| b.iter(|| d.by_nick(black_box(&probe)).map(|u| u.uid)));
-    g.bench_function("lookup_by_nick_casefold_10k", |b| b.iter(|| d.by_nick(&cm.fold(black_box("NiCk5000"))).map(|u| u.uid)));
+    g.bench_function("lookup_by_nick_casefold_10k", |b| {
+        b.iter(|| d.by_nick(&cm.fold(black_box("NiCk5000"))).map(|u| u.uid))
+    });
     let uid = users[42].uid;
     g.bench_function("user_update_rename", |b| {
         let mut flip = false;

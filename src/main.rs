@@ -10,9 +10,6 @@ use rustircd::config::{Config, ConfigError};
 use rustircd::server::{Control, IrcShard};
 use shards::{Runtime, RuntimeConfig};
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn load(args: &cli::Args) -> Result<Config, Vec<ConfigError>> {
     match &args.config {
         Some(p) => Config::load(p),

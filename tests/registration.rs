@@ -340,3 +340,25 @@ fn server_queries() {
     c.send("MOTD");
     c.expect_verb("376");
 }
+
+#[test]
+fn class_max_clients_counts_every_shard() {
+    let cfg = BASE_CONFIG.replace("connection_timeout = \"30s\"", "connection_timeout = \"30s\"\nmax_clients = 3");
+    let srv = Server::with_config(2, &cfg);
+    // three registered clients, wherever the kernel puts them
+    let mut held: Vec<_> = (0..3).map(|i| srv.client(&format!("held{i}"))).collect();
+    let mut extra = srv.connect();
+    let seen = extra.expect_closed();
+    assert!(
+        seen.iter().any(|m| m.verb == "ERROR" && m.last().contains("Too many connections in your class")),
+        "{seen:?}"
+    );
+    // one leaves: room again
+    held.pop().unwrap().send("QUIT");
+    srv.wait_log(&["Client disconnected", "held2!"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut again = srv.connect();
+    again.register("again");
+    held[0].send("PING :ok");
+    assert_eq!(held[0].expect_verb("PONG").last(), "ok");
+}

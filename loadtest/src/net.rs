@@ -168,8 +168,18 @@ impl Pool {
                     self.send(idx, pong.as_bytes());
                     continue;
                 }
-                if !self.conns[idx].registered && line.split(' ').nth(1) == Some("001") {
-                    self.conns[idx].registered = true;
+                if !self.conns[idx].registered {
+                    match line.split(' ').nth(1) {
+                        Some("001") => self.conns[idx].registered = true,
+                        // nick taken (a previous run's client may still be leaving): another
+                        Some("433") => {
+                            let c = &mut self.conns[idx];
+                            c.nick.push('_');
+                            let nick = format!("NICK {}\r\n", c.nick);
+                            self.send(idx, nick.as_bytes());
+                        }
+                        _ => {}
+                    }
                 }
                 f(self, LineEvent { conn: idx, line, recv_ns: ts });
             }

@@ -27,14 +27,15 @@ pub fn accept(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Socke
     let Some(class) = class else {
         return refuse(st, out, "No connection class for your host");
     };
-    // max_clients is per class across the process; each shard takes its share.
-    let share = st.cfg.classes[class].max_clients.div_ceil(st.cores);
-    if st.class_counts[class] >= share {
+    // max_clients is per class across the process: this shard's count and the others' last
+    // reported ones.
+    let elsewhere: usize = st.remote_classes.iter().map(|v| v.get(class).copied().unwrap_or(0) as usize).sum();
+    if st.class_counts[class] + elsewhere >= st.cfg.classes[class].max_clients {
         return refuse(st, out, "Too many connections in your class");
     }
     st.class_counts[class] += 1;
     let uid = st.uids.allocate();
-    st.clients.insert(conn, Client::new(conn, uid, peer, class, now, unix));
+    st.clients.insert(conn, Box::new(Client::new(conn, uid, peer, class, now, unix)));
     log::info!("Client connected: [{peer}] shard={} class={}", st.me, st.cfg.classes[class].name);
 }
 
@@ -120,9 +121,11 @@ pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
 pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     close_marked(st, out);
     let unregistered = st.local_unregistered() as u32;
-    if unregistered != st.sent_unregistered {
+    let classes: Vec<u32> = st.class_counts.iter().map(|&n| n as u32).collect();
+    if unregistered != st.sent_unregistered || classes != st.sent_classes {
         st.sent_unregistered = unregistered;
-        super::delivery::broadcast(st, out, || Env::Counts { unregistered });
+        st.sent_classes = classes.clone();
+        super::delivery::broadcast(st, out, || Env::Counts { unregistered, classes: classes.clone() });
     }
 }
 

@@ -124,6 +124,8 @@ pub enum Env {
     /// Periodic per-shard connection counts (for LUSERS).
     Counts {
         unregistered: u32,
+        /// Connections per class on the sending shard.
+        classes: Vec<u32>,
     },
 }
 

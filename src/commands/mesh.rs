@@ -44,7 +44,10 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
             }
         }
         Env::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
-        Env::Counts { unregistered } => st.unregistered[from] = unregistered,
+        Env::Counts { unregistered, classes } => {
+            st.unregistered[from] = unregistered;
+            st.remote_classes[from] = classes;
+        }
         env => {
             if !st.blocked[from].is_empty() {
                 st.blocked[from].push_back(env);

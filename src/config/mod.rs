@@ -484,7 +484,7 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
                 SECOND,
                 Duration::from_secs(3600),
             ),
-            max_clients: t.int(doc, "max_clients", 10_000, 0, 10_000_000) as usize,
+            max_clients: t.int(doc, "max_clients", 50_000, 0, 10_000_000) as usize,
         };
         t.finish(doc);
         out.push(c);
@@ -497,7 +497,7 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
             recvq: 16 * 1024,
             ping_frequency: Duration::from_secs(90),
             connection_timeout: Duration::from_secs(30),
-            max_clients: 10_000,
+            max_clients: 50_000,
         });
     }
     out

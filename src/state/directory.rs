@@ -12,7 +12,8 @@ use crate::proto::Folded;
 
 #[derive(Default)]
 pub struct Directory {
-    by_uid: AHashMap<Uid, User>,
+    /// Boxed for the same reason as `ShardState::clients`: spare table slots stay small.
+    by_uid: AHashMap<Uid, Box<User>>,
     by_nick: AHashMap<Folded, Uid>,
     invisible: usize,
     opers: usize,
@@ -25,13 +26,13 @@ impl Directory {
         }
         self.by_nick.insert(u.folded.clone(), u.uid);
         self.count(&u, true);
-        self.by_uid.insert(u.uid, u);
+        self.by_uid.insert(u.uid, Box::new(u));
     }
 
     pub fn remove(&mut self, uid: &Uid) -> Option<User> {
         let u = self.by_uid.remove(uid)?;
         self.unindex(&u);
-        Some(u)
+        Some(*u)
     }
 
     fn unindex(&mut self, u: &User) {
@@ -52,11 +53,11 @@ impl Directory {
     }
 
     pub fn get(&self, uid: &Uid) -> Option<&User> {
-        self.by_uid.get(uid)
+        self.by_uid.get(uid).map(|u| &**u)
     }
 
     pub fn by_nick(&self, folded: &Folded) -> Option<&User> {
-        self.by_nick.get(folded).and_then(|u| self.by_uid.get(u))
+        self.by_nick.get(folded).and_then(|u| self.by_uid.get(u)).map(|u| &**u)
     }
 
     pub fn rename(&mut self, uid: &Uid, nick: std::sync::Arc<str>, folded: Folded, ts: u64) {
@@ -85,7 +86,7 @@ impl Directory {
     }
 
     pub fn get_mut(&mut self, uid: &Uid) -> Option<&mut User> {
-        self.by_uid.get_mut(uid)
+        self.by_uid.get_mut(uid).map(|u| &mut **u)
     }
 
     pub fn len(&self) -> usize {
@@ -105,7 +106,7 @@ impl Directory {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &User> {
-        self.by_uid.values()
+        self.by_uid.values().map(|u| &**u)
     }
 }
 

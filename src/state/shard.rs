@@ -22,7 +22,9 @@ pub struct ShardState {
     pub me: usize,
     pub cores: usize,
     pub cm: CaseMapping,
-    pub clients: AHashMap<Conn, Client>,
+    /// Boxed: a hash table keeps spare slots, and an idle connection should not pay for a
+    /// spare 500-byte slot.
+    pub clients: AHashMap<Conn, Box<Client>>,
     /// Registered users of this shard.
     pub local: AHashMap<Uid, Conn>,
     pub uids: UidAllocator,
@@ -44,6 +46,9 @@ pub struct ShardState {
     pub isupport: Vec<Vec<String>>,
     /// The last unregistered count this shard broadcast.
     pub sent_unregistered: u32,
+    /// The last per-class connection counts this shard broadcast, and those of the others.
+    pub sent_classes: Vec<u32>,
+    pub remote_classes: Vec<Vec<u32>>,
     /// This shard's copy (view) of every channel, with its local members for delivery.
     pub channels: AHashMap<Folded, View>,
     /// The authoritative state of the channels this shard is home to.
@@ -113,6 +118,8 @@ impl ShardState {
             whowas: Whowas::new(cfg_whowas.0, cfg_whowas.1),
             isupport,
             sent_unregistered: 0,
+            sent_classes: Vec::new(),
+            remote_classes: vec![Vec::new(); cores],
             channels: AHashMap::default(),
             homes: AHashMap::default(),
             seq: Sequencer::new(cores),

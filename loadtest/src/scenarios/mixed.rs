@@ -17,7 +17,8 @@ pub fn mixed(o: &Opts, soak: bool) -> Result<Report> {
     let n = o.clients.max(2);
     let channels = (n / 20).max(1);
     let mut pool = Pool::new().map_err(|e| e.to_string())?;
-    let nicks: Vec<String> = (0..n).map(|i| format!("mx{i}")).collect();
+    let prefix = if soak { "sk" } else { "mx" };
+    let nicks: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
     connect_all(&mut pool, o, &nicks, 0, Duration::from_secs(120))?;
     let mut rng = Rng::new(0x9e3779b97f4a7c15);
     // Everyone starts in one channel; the ops below move them around.
@@ -88,7 +89,7 @@ pub fn mixed(o: &Opts, soak: bool) -> Result<Report> {
                 },
                 85..=89 => {
                     generation[i] += 1;
-                    let nick = format!("mx{i}g{}", generation[i]);
+                    let nick = format!("{prefix}{i}g{}", generation[i]);
                     pool.conns[c].nick = nick.clone();
                     format!("NICK {nick}\r\n")
                 }
@@ -104,7 +105,7 @@ pub fn mixed(o: &Opts, soak: bool) -> Result<Report> {
                     pool.send(c, b"QUIT :reconnecting\r\n");
                     pool.close(c);
                     generation[i] += 1;
-                    let nick = format!("mx{i}g{}", generation[i]);
+                    let nick = format!("{prefix}{i}g{}", generation[i]);
                     slot[i] = pool.connect(o.server, o.source(i), &nick).map_err(|e| e.to_string())?;
                     member_of[i] = vec![i % channels];
                     pool.send(slot[i], format!("JOIN #mx{}\r\n", i % channels).as_bytes());

@@ -52,28 +52,25 @@ pub fn connect_all(pool: &mut Pool, o: &Opts, nicks: &[String], first_source: us
     Ok(())
 }
 
-/// Joins every client in `members` to `chan` and waits until the first has seen them all.
+/// Joins every client in `members` to `chan` and waits until the first has seen them all
+/// (the first joins alone first, so that every later JOIN reaches it).
 pub fn join_all(pool: &mut Pool, members: &[usize], chan: &str, limit: Duration) -> Result<()> {
     let joined = std::cell::Cell::new(0usize);
     let first = members[0];
-    for &m in members {
+    let count = |_: &mut Pool, ev: crate::net::LineEvent<'_>| {
+        if ev.conn == first && ev.line.contains(" JOIN ") {
+            joined.set(joined.get() + 1);
+        }
+    };
+    pool.send(first, format!("JOIN {chan}\r\n").as_bytes());
+    pool.run_until(limit, count, |_| joined.get() >= 1).map_err(|e| e.to_string())?;
+    for &m in &members[1..] {
         pool.send(m, format!("JOIN {chan}\r\n").as_bytes());
     }
     let need = members.len();
-    let first_nick = pool.conns[first].nick.clone();
-    let ok = pool
-        .run_until(
-            limit,
-            |_, ev| {
-                // the first member sees every JOIN (its own included)
-                if ev.conn == first && ev.line.contains(" JOIN ") {
-                    joined.set(joined.get() + 1);
-                }
-            },
-            |_| joined.get() >= need,
-        )
-        .map_err(|e| e.to_string())?;
+    let ok = pool.run_until(limit, count, |_| joined.get() >= need).map_err(|e| e.to_string())?;
     if !ok {
+        let first_nick = &pool.conns[first].nick;
         return Err(format!("{first_nick} saw {} of {need} JOINs to {chan}", joined.get()));
     }
     Ok(())

@@ -1,0 +1,97 @@
+//! Every scenario, briefly, against the real rustircd: the harness counts exactly (nothing
+//! lost, everything delivered) and prints one JSON line with the figures it promises.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+struct Server(Child, String, u32);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn server() -> Server {
+    let harness = PathBuf::from(env!("CARGO_BIN_EXE_rustircd-loadtest"));
+    let bin = harness.with_file_name("rustircd");
+    assert!(bin.exists(), "{} is missing: build the workspace (cargo test --workspace)", bin.display());
+    let mut child = Command::new(bin)
+        .args(["--cores", "2", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn,rustircd=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rustircd");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(a) = line.split("Listening on ").nth(1) {
+                let _ = tx.send(a.trim().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(10)).expect("server listening");
+    let pid = child.id();
+    Server(child, addr, pid)
+}
+
+fn run(srv: &Server, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_rustircd-loadtest"))
+        .args(args)
+        .args(["--server", &srv.1, "--server-pid", &srv.2.to_string(), "--json"])
+        .output()
+        .expect("run the harness");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{args:?} failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn every_scenario_counts_exactly() {
+    let srv = server();
+    let v = run(&srv, &["connection-stress", "--clients", "200", "--rate", "1000"]);
+    assert_eq!(v["registered"], 200, "{v}");
+    assert_eq!(v["failures"], 0, "{v}");
+    assert!(v["server_bytes_per_connection"].as_f64().unwrap() > 0.0, "{v}");
+
+    let v = run(&srv, &["message-throughput", "--pairs", "5", "--rate", "500", "--duration", "1"]);
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["sent"], v["delivered"], "{v}");
+    assert!(v["sent"].as_u64().unwrap() >= 400, "{v}");
+    assert!(v["delivery_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
+
+    let v = run(
+        &srv,
+        &["channel-load", "--channels", "4", "--users-per-channel", "10", "--rate", "200", "--duration", "1"],
+    );
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["delivered"].as_u64().unwrap(), v["sent"].as_u64().unwrap() * 9, "{v}");
+
+    let v = run(&srv, &["big-channel", "--members", "100", "--messages", "3"]);
+    assert!(v["join_to_366_us"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["delivery_latency_us"]["samples"], 3 * 99, "{v}");
+
+    let v = run(&srv, &["mixed-workload", "--clients", "50", "--rate", "200", "--duration", "1"]);
+    assert_eq!(v["unexpected_errors"], 0, "{v}");
+    assert!(v["messages_received"].as_u64().unwrap() > 0, "{v}");
+
+    let v = run(&srv, &["soak", "--clients", "20", "--rate", "100", "--duration", "4"]);
+    assert!(v["rss_slope_kib_per_min"].is_number(), "{v}");
+}
+
+#[test]
+fn refuses_non_loopback_targets() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rustircd-loadtest"))
+        .args(["connection-stress", "--server", "10.1.2.3:6667"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only loopback"));
+}
