@@ -54,6 +54,9 @@ pub struct Report {
     server_start: Option<ProcSample>,
     fields: Map<String, Value>,
     lines: Vec<String>,
+    /// The measured part of the run (after setup), for CPU figures.
+    window: Option<(Instant, f64, Option<ProcSample>)>,
+    window_end: Option<(Instant, f64, Option<ProcSample>)>,
 }
 
 impl Report {
@@ -66,7 +69,19 @@ impl Report {
             server_start: server_pid.and_then(sample_proc),
             fields: Map::new(),
             lines: Vec::new(),
+            window: None,
+            window_end: None,
         }
+    }
+
+    /// Marks the start of the measured part (setup — connecting, joining — is excluded from
+    /// the CPU figures).
+    pub fn start_window(&mut self) {
+        self.window = Some((Instant::now(), own_cpu(), self.server_pid.and_then(sample_proc)));
+    }
+
+    pub fn end_window(&mut self) {
+        self.window_end = Some((Instant::now(), own_cpu(), self.server_pid.and_then(sample_proc)));
     }
 
     pub fn set(&mut self, key: &str, v: impl Into<Value>, human: Option<String>) {
@@ -122,31 +137,35 @@ impl Report {
 
     /// Prints the summary (unless `json_only`) and the JSON line.
     pub fn finish(mut self, json_only: bool) {
-        let wall = self.started.elapsed().as_secs_f64();
-        let cpu = own_cpu() - self.cpu_start;
+        let total = self.started.elapsed().as_secs_f64();
+        let now = (Instant::now(), own_cpu(), self.server_pid.and_then(sample_proc));
+        // CPU over the measured window when the scenario marked one, else over the whole run.
+        let (t0, c0, s0) = self.window.unwrap_or((self.started, self.cpu_start, self.server_start));
+        let (t1, c1, s1) = self.window_end.unwrap_or(now);
+        let wall = t1.duration_since(t0).as_secs_f64().max(1e-6);
+        let cpu = c1 - c0;
         self.fields.insert("scenario".into(), self.scenario.into());
-        self.fields.insert("wall_seconds".into(), json!((wall * 1000.0).round() / 1000.0));
+        self.fields.insert("wall_seconds".into(), json!((total * 1000.0).round() / 1000.0));
+        self.fields.insert("measured_seconds".into(), json!((wall * 1000.0).round() / 1000.0));
         self.fields.insert("generator_cpu_percent".into(), json!((cpu / wall * 1000.0).round() / 10.0));
         self.lines.push(format!(
-            "generator CPU: {:.0}% of one core (a saturated generator shows ~100% per thread)",
+            "generator CPU: {:.0}% of one core over the measured {wall:.1} s (a saturated generator shows ~100% per thread)",
             cpu / wall * 100.0
         ));
-        if let (Some(pid), Some(start)) = (self.server_pid, self.server_start) {
-            if let Some(end) = sample_proc(pid) {
-                let cpu = (end.cpu_ticks - start.cpu_ticks) as f64 / ticks_per_second();
-                self.fields.insert("server_cpu_percent".into(), json!((cpu / wall * 1000.0).round() / 10.0));
-                self.fields.insert("server_rss_kib".into(), json!(end.rss_kib));
-                self.lines.push(format!(
-                    "server: {:.0}% CPU, RSS {} KiB, {} fds",
-                    cpu / wall * 100.0,
-                    end.rss_kib,
-                    end.fds
-                ));
-            }
+        if let (Some(start), Some(end)) = (s0, s1) {
+            let cpu = end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / ticks_per_second();
+            self.fields.insert("server_cpu_percent".into(), json!((cpu / wall * 1000.0).round() / 10.0));
+            self.fields.insert("server_rss_kib".into(), json!(end.rss_kib));
+            self.lines.push(format!(
+                "server: {:.0}% CPU (of one core), RSS {} KiB, {} fds",
+                cpu / wall * 100.0,
+                end.rss_kib,
+                end.fds
+            ));
         }
         if !json_only {
             eprintln!();
-            println!("== {} ({:.1} s)", self.scenario, wall);
+            println!("== {} ({:.1} s)", self.scenario, total);
             for l in &self.lines {
                 println!("  {l}");
             }

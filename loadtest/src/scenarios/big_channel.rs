@@ -26,6 +26,7 @@ pub fn big_channel(o: &Opts) -> Result<Report> {
     let members: Vec<usize> = (0..n - 1).collect();
     join_all(&mut pool, &members, chan, Duration::from_secs(120))?;
     let last = n - 1;
+    rep.start_window();
     let done = Cell::new(false);
     let until = |pool: &mut Pool, cmd: &str, stop: &str| -> Result<u64> {
         done.set(false);

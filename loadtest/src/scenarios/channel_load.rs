@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{connect_all, join_all, parse_payload, payload, Result};
+use super::{connect_all, join_all, or_release, parse_payload, payload, Result};
 use crate::net::Pool;
 use crate::report::{histogram, Progress, Report};
 use crate::Opts;
@@ -28,14 +28,21 @@ pub fn channel_load(o: &Opts) -> Result<Report> {
     }
     let mut rep = Report::new("channel-load", o.server_pid);
     let threads = o.threads.min(o.channels.max(1));
+    // Setup (connecting, joining) is not measured: every thread waits here once ready.
+    let ready = std::sync::Barrier::new(threads + 1);
+    let ready = &ready;
     let results: Vec<Result<Outcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let chans = o.channels / threads + usize::from(t < o.channels % threads);
-                s.spawn(move || run(o, t, chans, o.rate / threads as f64, t == 0))
+                s.spawn(move || run(o, t, chans, o.rate / threads as f64, t == 0, ready))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect()
+        ready.wait();
+        rep.start_window();
+        let r = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
+        rep.end_window();
+        r
     });
     let mut hist = histogram();
     let (mut sent, mut delivered, mut disc, mut secs) = (0, 0, 0, 0f64);
@@ -69,14 +76,14 @@ pub fn channel_load(o: &Opts) -> Result<Report> {
     Ok(rep)
 }
 
-fn run(o: &Opts, t: usize, chans: usize, rate: f64, show: bool) -> Result<Outcome> {
+fn run(o: &Opts, t: usize, chans: usize, rate: f64, show: bool, ready: &std::sync::Barrier) -> Result<Outcome> {
     let m = o.users_per_channel;
     let mut pool = Pool::new().map_err(|e| e.to_string())?;
     let nicks: Vec<String> = (0..chans).flat_map(|c| (0..m).map(move |j| format!("cl{t}c{c}m{j}"))).collect();
-    connect_all(&mut pool, o, &nicks, t * chans * m, Duration::from_secs(120))?;
+    or_release(connect_all(&mut pool, o, &nicks, t * chans * m, Duration::from_secs(120)), ready)?;
     for c in 0..chans {
         let members: Vec<usize> = (c * m..(c + 1) * m).collect();
-        join_all(&mut pool, &members, &format!("#lt{t}x{c}"), Duration::from_secs(60))?;
+        or_release(join_all(&mut pool, &members, &format!("#lt{t}x{c}"), Duration::from_secs(60)), ready)?;
     }
     let targets: Vec<Vec<u8>> = (0..chans).map(|c| format!("PRIVMSG #lt{t}x{c} :").into_bytes()).collect();
     let mut hist = histogram();
@@ -96,6 +103,7 @@ fn run(o: &Opts, t: usize, chans: usize, rate: f64, show: bool) -> Result<Outcom
         }
     };
     let mut progress = Progress::new(o.progress && show, o.duration);
+    ready.wait();
     let start = Instant::now();
     let mut line = Vec::with_capacity(128);
     while start.elapsed() < o.duration {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{connect_all, parse_payload, payload, Result};
+use super::{connect_all, or_release, parse_payload, payload, Result};
 use crate::net::Pool;
 use crate::report::{histogram, Progress, Report};
 use crate::Opts;
@@ -23,14 +23,21 @@ struct Outcome {
 pub fn message_throughput(o: &Opts) -> Result<Report> {
     let mut rep = Report::new("message-throughput", o.server_pid);
     let threads = o.threads.min(o.pairs.max(1));
+    // Setup (connecting, joining) is not measured: every thread waits here once ready.
+    let ready = std::sync::Barrier::new(threads + 1);
+    let ready = &ready;
     let results: Vec<Result<Outcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let pairs = o.pairs / threads + usize::from(t < o.pairs % threads);
-                s.spawn(move || run(o, t, pairs, o.rate / threads as f64, t == 0))
+                s.spawn(move || run(o, t, pairs, o.rate / threads as f64, t == 0, ready))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect()
+        ready.wait();
+        rep.start_window();
+        let r = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
+        rep.end_window();
+        r
     });
     let mut hist = histogram();
     let (mut sent, mut received, mut disc, mut secs) = (0, 0, 0, 0f64);
@@ -58,16 +65,17 @@ pub fn message_throughput(o: &Opts) -> Result<Report> {
     Ok(rep)
 }
 
-fn run(o: &Opts, t: usize, pairs: usize, rate: f64, show: bool) -> Result<Outcome> {
+fn run(o: &Opts, t: usize, pairs: usize, rate: f64, show: bool, ready: &std::sync::Barrier) -> Result<Outcome> {
     let mut pool = Pool::new().map_err(|e| e.to_string())?;
     let nicks: Vec<String> = (0..pairs).flat_map(|i| [format!("mt{t}a{i}"), format!("mt{t}b{i}")]).collect();
-    connect_all(&mut pool, o, &nicks, t * pairs * 2, Duration::from_secs(60))?;
+    or_release(connect_all(&mut pool, o, &nicks, t * pairs * 2, Duration::from_secs(60)), ready)?;
     let targets: Vec<Vec<u8>> = (0..pairs).map(|i| format!("PRIVMSG mt{t}b{i} :").into_bytes()).collect();
     let mut hist = histogram();
     let mut sent = 0u64;
     let received = std::cell::Cell::new(0u64);
     let outstanding: Vec<std::cell::Cell<u64>> = (0..pairs).map(|_| std::cell::Cell::new(0)).collect();
     let mut progress = Progress::new(o.progress && show, o.duration);
+    ready.wait();
     let start = Instant::now();
     let mut on_line = |_: &mut Pool, ev: crate::net::LineEvent<'_>| {
         if let Some((ns, _)) = parse_payload(ev.line) {

@@ -53,6 +53,7 @@ pub fn mixed(o: &Opts, soak: bool) -> Result<Report> {
     let mut rss: Vec<(f64, u64)> = Vec::new();
     let mut next_sample = Instant::now();
     let mut progress = Progress::new(o.progress, o.duration);
+    rep.start_window();
     let start = Instant::now();
     let rate = if o.rate > 0.0 { o.rate } else { 1000.0 };
     while start.elapsed() < o.duration {

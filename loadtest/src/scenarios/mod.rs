@@ -76,6 +76,15 @@ pub fn join_all(pool: &mut Pool, members: &[usize], chan: &str, limit: Duration)
     Ok(())
 }
 
+/// A failed setup still passes the start barrier, so that the other threads are not left
+/// waiting for it.
+pub fn or_release<T>(r: Result<T>, ready: &std::sync::Barrier) -> Result<T> {
+    if r.is_err() {
+        ready.wait();
+    }
+    r
+}
+
 /// xorshift64*: enough randomness for choosing operations.
 pub struct Rng(u64);
 
