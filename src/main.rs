@@ -52,7 +52,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !args.listen.is_empty() {
-        cfg.listen = args.listen.iter().map(|a| rustircd::config::Listen { address: *a }).collect();
+        // --listen replaces the plain-text listeners; TLS listeners stay.
+        cfg.listen.retain(|l| l.tls.is_some());
+        let plain = args.listen.iter().map(|a| rustircd::config::Listen { address: *a, tls: None });
+        cfg.listen.splice(0..0, plain);
     }
     if let Err(e) = rustircd::logging::init(&cfg.logging) {
         eprintln!("rustircd: {e}");
@@ -92,7 +95,7 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
             .listen
             .iter()
             .enumerate()
-            .map(|(i, l)| shards::ListenSpec { addr: l.address, tag: i as u32 })
+            .map(|(i, l)| shards::ListenSpec { addr: l.address, tag: i as u32, tls: l.tls.clone() })
             .collect(),
         mesh_capacity: cfg.runtime.mesh_capacity,
         batch: shards::BatchPolicy {
@@ -162,8 +165,31 @@ fn reload(args: &cli::Args, rt: &Runtime<Control>, current: Arc<Config>) -> Arc<
     };
     match Config::load(path) {
         Ok(mut cfg) => {
-            // Listeners are bound at start; the running ones stay.
-            cfg.listen = current.listen.clone();
+            // Listeners are bound at start; the running ones stay, but a TLS listener takes the
+            // certificate and key read now (new connections use them; none is dropped).
+            for (i, running) in current.listen.iter().enumerate() {
+                if running.tls.is_none() {
+                    continue;
+                }
+                match cfg.listen.iter().find(|l| l.address == running.address && l.tls.is_some()) {
+                    Some(l) => {
+                        rt.set_tls(i, l.tls.clone());
+                        log::info!("TLS certificate reloaded for {}", running.address);
+                    }
+                    None => log::warn!("Config reload: TLS listener {} is no longer configured; it keeps its certificate until restart", running.address),
+                }
+            }
+            let mut listen = current.listen.clone();
+            for (i, l) in listen.iter_mut().enumerate() {
+                if l.tls.is_some() {
+                    if let Some(new) =
+                        cfg.listen.iter().find(|n| n.address == current.listen[i].address && n.tls.is_some())
+                    {
+                        l.tls = new.tls.clone();
+                    }
+                }
+            }
+            cfg.listen = listen;
             let cfg = Arc::new(cfg);
             for s in 0..rt.cores() {
                 rt.control(s, Control::Reload(cfg.clone()));

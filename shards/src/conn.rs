@@ -42,6 +42,8 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// The `tag` of the listener that accepted it (see [`crate::ListenSpec`]).
     pub listener_tag: u32,
+    /// The connection is TLS (the handshake is done by the time the handler hears of it).
+    pub tls: bool,
 }
 
 /// Why the runtime ended a connection (handler-initiated closes are not reported back).

@@ -13,6 +13,7 @@ mod listener;
 mod mesh;
 mod notify;
 mod runtime;
+mod stream;
 
 pub use conn::{ConnId, ConnInfo, Disconnect};
 pub use io::{Io, IoStats};

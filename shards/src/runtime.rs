@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,7 +14,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -24,6 +22,7 @@ use crate::conn::{ConnId, ConnInfo, Disconnect};
 use crate::io::Io;
 use crate::listener::bind_group;
 use crate::mesh::BatchPolicy;
+use crate::stream::Stream;
 use crate::{Envelope, ShardId};
 
 /// The service run on every shard. Called synchronously from the shard's tasks; never
@@ -53,6 +52,8 @@ pub trait Handler: 'static {
 pub struct ListenSpec {
     pub addr: SocketAddr,
     pub tag: u32,
+    /// TLS for this listener (replaceable later with [`Runtime::set_tls`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +125,8 @@ impl fmt::Display for RuntimeError {
 
 enum Ctl<C> {
     User(C),
+    /// New TLS settings for the listener at this index.
+    Tls(usize, Option<Arc<rustls::ServerConfig>>),
     Stop,
 }
 
@@ -162,6 +165,7 @@ impl<C: Send + 'static> Runtime<C> {
         // Listening sockets, bound here so that every shard's socket exists (in shard order,
         // which the steering program relies on) before any connection arrives.
         let mut per_shard_fds: Vec<Vec<(RawFd, u32)>> = vec![Vec::new(); n];
+        let tls: Vec<Option<Arc<rustls::ServerConfig>>> = cfg.listeners.iter().map(|l| l.tls.clone()).collect();
         let mut bound = Vec::new();
         for spec in &cfg.listeners {
             let (fds, addr) = bind_group(spec.addr, n).map_err(|err| StartError::Bind { addr: spec.addr, err })?;
@@ -203,6 +207,7 @@ impl<C: Send + 'static> Runtime<C> {
                 cores: n,
                 cfg: cfg.clone(),
                 fds,
+                tls: tls.clone(),
                 tx_row,
                 rx_row,
                 ctl_rx,
@@ -289,6 +294,14 @@ impl<C: Send + 'static> Runtime<C> {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// Replaces the TLS settings of the listener at `index` on every shard: new connections
+    /// use them, established ones keep theirs (a certificate reload drops nobody).
+    pub fn set_tls(&self, index: usize, tls: Option<Arc<rustls::ServerConfig>>) {
+        for c in &self.controls {
+            let _ = c.send(Ctl::Tls(index, tls.clone()));
+        }
+    }
+
     /// Asks every shard to stop: each says goodbye to its connections, drains, and exits.
     pub fn stop(&self) {
         for c in &self.controls {
@@ -317,6 +330,7 @@ struct ShardBoot<M: Envelope, C> {
     cores: usize,
     cfg: RuntimeConfig,
     fds: Vec<(RawFd, u32)>,
+    tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     tx_row: Vec<Option<SharedSender<Vec<M>>>>,
     rx_row: Vec<Option<SharedReceiver<Vec<M>>>>,
     ctl_rx: Receiver<Ctl<C>>,
@@ -327,6 +341,8 @@ struct ShardBoot<M: Envelope, C> {
 /// Everything a shard's tasks share. Borrowed only synchronously, never across an await.
 struct Shard<H: Handler> {
     state: RefCell<State<H>>,
+    /// Each listener's current TLS settings (`None`: plain text).
+    tls: RefCell<Vec<Option<Arc<rustls::ServerConfig>>>>,
     cfg: RuntimeConfig,
     open: Arc<AtomicUsize>,
 }
@@ -349,10 +365,11 @@ where
     H: Handler,
     F: Fn(ShardId) -> H,
 {
-    let ShardBoot { id, cores, cfg, fds, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
+    let ShardBoot { id, cores, cfg, fds, tls, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
     let io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     let handler = factory(id);
     let shard = Rc::new(Shard {
+        tls: RefCell::new(tls),
         state: RefCell::new(State { handler, io, scratch: vec![0u8; SCRATCH].into_boxed_slice(), closing: Vec::new() }),
         cfg: cfg.clone(),
         open,
@@ -393,10 +410,10 @@ where
     tasks.push(glommio::spawn_local(loopback(shard.clone())));
 
     let mut accepts = Vec::new();
-    for (fd, tag) in fds {
+    for (index, (fd, tag)) in fds.into_iter().enumerate() {
         // SAFETY: the fd is a listening socket made for this shard and owned by no one else.
         let l = unsafe { TcpListener::from_raw_fd(fd) };
-        accepts.push(glommio::spawn_local(accept_loop(shard.clone(), l, tag)));
+        accepts.push(glommio::spawn_local(accept_loop(shard.clone(), l, index, tag)));
     }
     let _ = ready.send(Ok(id));
     drop(ready);
@@ -412,6 +429,11 @@ where
         loop {
             match ctl_rx.try_recv() {
                 Ok(Ctl::Stop) => break 'run,
+                Ok(Ctl::Tls(index, tls)) => {
+                    if let Some(slot) = shard.tls.borrow_mut().get_mut(index) {
+                        *slot = tls;
+                    }
+                }
                 Ok(Ctl::User(c)) => {
                     let mut st = shard.state.borrow_mut();
                     let st = &mut *st;
@@ -472,7 +494,7 @@ fn expire_closing<H: Handler>(st: &mut State<H>, now: Instant) {
     });
 }
 
-async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, tag: u32) {
+async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, index: usize, tag: u32) {
     let local = listener.local_addr().ok();
     loop {
         let stream = match listener.accept().await {
@@ -509,20 +531,49 @@ async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, tag
                 continue;
             }
         };
-        let id = {
-            let mut st = shard.state.borrow_mut();
-            let st = &mut *st;
-            st.io.now = Instant::now();
-            st.io.stats.accepted += 1;
-            let id = st.io.conns.insert();
-            st.handler.on_accept(&mut st.io, id, ConnInfo { peer, local: local_addr, listener_tag: tag });
-            id
-        };
-        glommio::spawn_local(connection(shard.clone(), stream, id)).detach();
+        shard.state.borrow_mut().io.stats.accepted += 1;
+        let tls = shard.tls.borrow().get(index).cloned().flatten();
+        let info = ConnInfo { peer, local: local_addr, listener_tag: tag, tls: tls.is_some() };
+        glommio::spawn_local(connection(shard.clone(), stream, tls, info)).detach();
     }
 }
 
-async fn connection<H: Handler>(shard: Rc<Shard<H>>, mut stream: TcpStream, id: ConnId) {
+/// Time a TLS client gets to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn connection<H: Handler>(
+    shard: Rc<Shard<H>>,
+    tcp: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    info: ConnInfo,
+) {
+    let mut stream = match tls {
+        None => Stream::Plain(tcp),
+        Some(cfg) => {
+            // A failed, garbage or abandoned handshake ends only this connection.
+            let accept = futures_rustls::TlsAcceptor::from(cfg).accept(tcp);
+            let timeout = async {
+                glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
+            };
+            match futures_lite::future::or(accept, timeout).await {
+                Ok(s) => Stream::Tls(Box::new(s)),
+                Err(e) => {
+                    log::debug!("TLS handshake with {} failed: {e}", info.peer);
+                    shard.open.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    };
+    let id = {
+        let mut st = shard.state.borrow_mut();
+        let st = &mut *st;
+        st.io.now = Instant::now();
+        let id = st.io.conns.insert();
+        st.handler.on_accept(&mut st.io, id, info);
+        id
+    };
     futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
     let mut st = shard.state.borrow_mut();
     st.io.conns.remove(id);
@@ -535,15 +586,19 @@ enum Flush {
     Failed(std::io::Error),
 }
 
-fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut TcpStream, id: ConnId, cx: &mut Context<'_>) -> Flush {
+fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut Stream, id: ConnId, cx: &mut Context<'_>) -> Flush {
     loop {
         let Some(slot) = io.conns.get(id) else {
             return Flush::Done;
         };
         if slot.queued() == 0 {
-            return Flush::Done;
+            return match stream.poll_flush(cx) {
+                Poll::Ready(Ok(())) => Flush::Done,
+                Poll::Ready(Err(e)) => Flush::Failed(e),
+                Poll::Pending => Flush::Blocked,
+            };
         }
-        match Pin::new(&mut *stream).poll_write(cx, &slot.out[slot.sent..]) {
+        match stream.poll_write(cx, &slot.out[slot.sent..]) {
             Poll::Ready(Ok(0)) => return Flush::Failed(std::io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(n)) => {
                 slot.consumed(n);
@@ -555,7 +610,7 @@ fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut TcpStream, id: ConnId, cx: &m
     }
 }
 
-fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &mut TcpStream, id: ConnId) -> Poll<()> {
+fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &mut Stream, id: ConnId) -> Poll<()> {
     let mut guard = shard.state.borrow_mut();
     let State { handler, io, scratch, closing } = &mut *guard;
     io.now = Instant::now();
@@ -582,7 +637,8 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
         };
         if let Some(deadline) = slot.closing {
             if slot.queued() == 0 || io.now >= deadline {
-                linger_close(stream.as_raw_fd(), scratch);
+                stream.start_close(cx);
+                linger_close(stream.fd(), scratch);
                 break Poll::Ready(());
             }
             if !closing.contains(&id) {
@@ -594,7 +650,7 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
             cx.waker().wake_by_ref();
             break Poll::Pending;
         }
-        match Pin::new(&mut *stream).poll_read(cx, scratch) {
+        match stream.poll_read(cx, scratch) {
             Poll::Ready(Ok(0)) => {
                 handler.on_disconnect(io, id, Disconnect::PeerClosed);
                 break Poll::Ready(());

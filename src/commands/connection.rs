@@ -15,7 +15,15 @@ use crate::state::client::Client;
 use crate::state::shard::ShardState;
 
 /// A new connection: it joins the first class that matches its address, or is told why not.
-pub fn accept(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: SocketAddr, now: Instant, unix: u64) {
+pub fn accept(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    peer: SocketAddr,
+    secure: bool,
+    now: Instant,
+    unix: u64,
+) {
     let ip = crate::state::client::display_ip(peer);
     let class = st.cfg.class_for(&ip);
     let refuse = |st: &mut ShardState, out: &mut dyn Outbox, why: &str| {
@@ -35,8 +43,11 @@ pub fn accept(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Socke
     }
     st.class_counts[class] += 1;
     let uid = st.uids.allocate();
-    st.clients.insert(conn, Box::new(Client::new(conn, uid, peer, class, now, unix)));
-    log::info!("Client connected: [{peer}] shard={} class={}", st.me, st.cfg.classes[class].name);
+    let mut client = Box::new(Client::new(conn, uid, peer, class, now, unix));
+    client.secure = secure;
+    st.clients.insert(conn, client);
+    let tls = if secure { " tls" } else { "" };
+    log::info!("Client connected: [{peer}] shard={} class={}{tls}", st.me, st.cfg.classes[class].name);
 }
 
 /// Bytes from a connection.
@@ -82,12 +93,15 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             let mut ctx = Ctx { st, out, conn, now, unix };
             run_line(&mut ctx, line);
             ctx.flush();
+            super::delivery::finish_label(st, out, conn);
         }
     }
 }
 
 /// Runs the lines a client sent while it waited, until it waits again.
 pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    // The command that waited is complete now.
+    super::delivery::finish_label(st, out, conn);
     loop {
         let Some(c) = st.clients.get_mut(&conn) else {
             return;
@@ -102,6 +116,7 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
         let mut ctx = Ctx { st, out, conn, now, unix };
         run_line(&mut ctx, &line);
         ctx.flush();
+        super::delivery::finish_label(st, out, conn);
     }
 }
 

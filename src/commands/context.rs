@@ -101,7 +101,7 @@ impl Ctx<'_> {
         }
         let conn = self.conn;
         let buf = std::mem::take(&mut self.st.reply);
-        super::delivery::to_conn(self.st, self.out, conn, &buf);
+        super::delivery::reply(self.st, self.out, conn, &buf);
         self.st.reply = buf;
         self.st.reply.clear();
     }

@@ -1,14 +1,19 @@
-//! Getting lines to users: to a local connection (with its sendq enforced), to any user by UID
-//! (locally, or one envelope to the shard that holds it).
+//! Getting lines to users: to a local connection (with its sendq enforced), a shared line as
+//! each recipient's capabilities want it, to any user by UID (locally, or one envelope to the
+//! shard that holds it), and the replies to a command — gathered into a labeled response when
+//! the command carried a label.
 
 use std::sync::Arc;
 
+use super::cap::bits;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
+use super::outgoing::{Meta, Shared, Variants};
+use crate::proto::Line;
 use crate::state::shard::ShardState;
 use crate::state::Uid;
 
-/// Queues a line for a local connection; past the class's sendq the connection is dropped.
+/// Queues bytes for a local connection; past the class's sendq the connection is dropped.
 pub fn to_conn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
     let Some(c) = st.clients.get_mut(&conn) else {
         return;
@@ -23,13 +28,44 @@ pub fn to_conn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u
     }
 }
 
+/// A shared line for one local connection, if it has the capabilities `need` asks for.
+pub fn to_conn_shared(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, line: &Shared, need: u64) {
+    let Some(c) = st.clients.get(&conn) else { return };
+    if c.caps & need != need {
+        return;
+    }
+    let mut buf = Vec::with_capacity(line.len() + 64);
+    line.render(c.caps, &mut buf);
+    to_conn(st, out, conn, &buf);
+}
+
+/// A shared line for many local connections: rendered once per distinct capability set.
+pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &Shared, need: u64) {
+    let mut variants = Variants::default();
+    for &conn in conns {
+        let Some(c) = st.clients.get(&conn) else { continue };
+        let caps = c.caps;
+        if caps & need != need {
+            continue;
+        }
+        let bytes = variants.get(line, caps);
+        if let Some(queued) = out.send(conn, bytes) {
+            let c = st.clients.get_mut(&conn).expect("looked up above");
+            if queued > st.cfg.classes[c.class].sendq && !c.closing {
+                c.closing = true;
+                st.to_close.push((conn, "SendQ exceeded".into(), true));
+            }
+        }
+    }
+}
+
 /// Delivers a line to a user wherever it is: its connection here, or its shard.
-pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Arc<[u8]>) {
+pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Shared, need: u64) {
     if let Some(&conn) = st.local.get(&uid) {
-        to_conn(st, out, conn, line);
+        to_conn_shared(st, out, conn, line, need);
     } else if let Some(u) = st.directory.get(&uid) {
         let shard = u.shard;
-        out.mesh(shard, Env::ToUser { uid, line: line.clone() });
+        out.mesh(shard, Env::ToUser { uid, line: line.clone(), need });
     }
 }
 
@@ -40,4 +76,90 @@ pub fn broadcast(st: &ShardState, out: &mut dyn Outbox, mut make: impl FnMut() -
             out.mesh(s, make());
         }
     }
+}
+
+/// Metadata for a new message or event from `sender`: the time, a fresh msgid, the sender's
+/// account and bot flag, and any client-only tags.
+pub fn meta(st: &mut ShardState, sender: Option<Uid>, client_tags: Option<Box<str>>) -> Arc<Meta> {
+    st.msgids += 1;
+    let u = sender.and_then(|s| st.directory.get(&s));
+    Arc::new(Meta {
+        time_ms: crate::clock::unix_now_ms(),
+        msgid: format!("{}{:x}{:x}", st.started_unix, st.me, st.msgids).into(),
+        client_tags,
+        account: u.and_then(|u| u.account.clone()),
+        bot: u.is_some_and(|u| u.modes.has(crate::state::UserModes::BOT)),
+    })
+}
+
+/// Part of the reply to the running command of `conn`: held for a labeled response while the
+/// command carries a label, sent at once otherwise.
+pub fn reply(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if c.label.is_some() {
+            c.labeled.extend_from_slice(bytes);
+            return;
+        }
+    }
+    to_conn(st, out, conn, bytes);
+}
+
+/// The labeled command of `conn` is complete: its replies go out with the label — on the one
+/// line, in a `labeled-response` batch when several, or as an ACK when none.
+pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
+    let server = st.cfg.server.name.clone();
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if c.wait.is_some() {
+        return;
+    }
+    let Some(label) = c.label.take() else { return };
+    let body = std::mem::take(&mut c.labeled);
+    let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').filter(|l| l.len() > 2).collect();
+    let mut escaped = Vec::new();
+    crate::proto::tags::escape_into(&mut escaped, &label);
+    let label_tag = String::from_utf8_lossy(&escaped).into_owned();
+    let mut buf = Vec::with_capacity(body.len() + 128);
+    match lines.len() {
+        0 => buf.extend_from_slice(&Line::new().tag("label", Some(&label)).source(&server).verb("ACK").finish()),
+        1 => add_tag(&mut buf, lines[0], &format!("label={label_tag}")),
+        _ => {
+            c.batches += 1;
+            let id = format!("lr{}", c.batches);
+            buf.extend_from_slice(
+                &Line::new()
+                    .tag("label", Some(&label))
+                    .source(&server)
+                    .verb("BATCH")
+                    .param(&format!("+{id}"))
+                    .param("labeled-response")
+                    .finish(),
+            );
+            for l in &lines {
+                add_tag(&mut buf, l, &format!("batch={id}"));
+            }
+            buf.extend_from_slice(&Line::new().source(&server).verb("BATCH").param(&format!("-{id}")).finish());
+        }
+    }
+    to_conn(st, out, conn, &buf);
+}
+
+/// Adds a tag in front of a line's own tags.
+fn add_tag(buf: &mut Vec<u8>, line: &[u8], tag: &str) {
+    buf.push(b'@');
+    buf.extend_from_slice(tag.as_bytes());
+    match line.strip_prefix(b"@") {
+        Some(rest) => {
+            buf.push(b';');
+            buf.extend_from_slice(rest);
+        }
+        None => {
+            buf.push(b' ');
+            buf.extend_from_slice(line);
+        }
+    }
+}
+
+/// Whether a client wants replies labeled at all (labeled-response negotiated).
+pub fn labels(caps: u64) -> bool {
+    caps & bits::LABELED_RESPONSE != 0
 }

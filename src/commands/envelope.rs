@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shards::Envelope;
 
 use super::channel::{ChanRequest, Outcome, Sequenced};
+use super::outgoing::Shared;
 use super::Conn;
 use crate::proto::Folded;
 use crate::state::channel::Status;
@@ -43,7 +44,7 @@ pub enum Env {
         nick: Arc<str>,
         folded: Folded,
         ts: u64,
-        line: Arc<[u8]>,
+        line: Shared,
         ack: Option<Conn>,
     },
     UserModes {
@@ -86,21 +87,31 @@ pub enum Env {
     /// status, for `@#chan`/`+#chan`), except the sender.
     ChanMsg {
         chan: Folded,
-        line: Arc<[u8]>,
+        line: Shared,
         sender: Uid,
         min: Status,
+        /// Capabilities a recipient needs (TAGMSG: message-tags).
+        need: u64,
     },
     /// An INVITE for a user of the receiving shard.
     Invite {
         target: Uid,
         chan: Folded,
-        line: Arc<[u8]>,
+        line: Shared,
+    },
+    /// A user's new realname (SETNAME).
+    UserRealname {
+        uid: Uid,
+        realname: Arc<str>,
+        ack: Option<Conn>,
     },
 
     /// A line for one user of the receiving shard (private messages, notices, INVITE...).
     ToUser {
         uid: Uid,
-        line: Arc<[u8]>,
+        line: Shared,
+        /// Capabilities the recipient needs (TAGMSG: message-tags).
+        need: u64,
     },
 
     /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
@@ -135,7 +146,7 @@ impl Envelope for Env {
             Env::UserNick { line, .. }
             | Env::ToUser { line, .. }
             | Env::ChanMsg { line, .. }
-            | Env::Invite { line, .. } => line.len() + 48,
+            | Env::Invite { line, .. } => line.len() + 64,
             Env::Event(_) => 256,
             Env::UserIntro { .. } => 160,
             _ => 32,

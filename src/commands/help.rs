@@ -31,6 +31,8 @@ const TOPICS: &[(&str, &str)] = &[
     ("PONG", "PONG <token> — the answer to the server's PING"),
     ("PRIVMSG", "PRIVMSG <target>[,<target>] :<text> — message nicks or channels (@#chan: ops only)"),
     ("QUIT", "QUIT [:<reason>] — leave"),
+    ("SETNAME", "SETNAME :<realname> — change your realname (IRCv3 setname)"),
+    ("TAGMSG", "TAGMSG <target> — a message of tags only (IRCv3 message-tags)"),
     ("TIME", "TIME — the server's time"),
     ("TOPIC", "TOPIC <channel> [:<topic>] — show or set a channel's topic"),
     ("USER", "USER <username> 0 * :<realname> — register, with NICK"),

@@ -6,15 +6,18 @@
 
 use std::time::Instant;
 
+use super::cap::bits;
 use super::channel::{self, apply_ready, try_event};
 use super::connection::resume;
-use super::delivery::to_conn;
+use super::delivery::{to_conn_shared, to_conns_shared};
 use super::envelope::Env;
 use super::message::deliver_local;
 use super::outbox::Outbox;
+use super::outgoing::Shared;
 use super::query::monitor::{notify_offline, notify_online};
 use super::query::whois;
 use super::registration::nick_result;
+use crate::proto::Line;
 use crate::state::client::Wait;
 use crate::state::shard::ShardState;
 use crate::state::whowas::WasEntry;
@@ -39,7 +42,7 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
                 if c.wait == Some(Wait::Remote) {
                     c.wait = None;
                 }
-                to_conn(st, out, conn, &bytes);
+                super::delivery::reply(st, out, conn, &bytes);
                 resume(st, out, conn, now, unix);
             }
         }
@@ -116,16 +119,26 @@ pub fn stream_event(
             if let Some(u) = st.directory.get_mut(&uid) {
                 u.away = away;
             }
+            away_seen(st, out, uid);
             if let Some(conn) = ack {
                 out.mesh(from, Env::Applied { conn });
             }
         }
-        Env::ToUser { uid, line } => {
-            if let Some(&conn) = st.local.get(&uid) {
-                to_conn(st, out, conn, &line);
+        Env::UserRealname { uid, realname, ack } => {
+            if let Some(u) = st.directory.get_mut(&uid) {
+                u.realname = realname;
+            }
+            realname_seen(st, out, uid);
+            if let Some(conn) = ack {
+                out.mesh(from, Env::Applied { conn });
             }
         }
-        Env::ChanMsg { chan, line, sender, min } => deliver_local(st, out, &chan, &line, sender, min, false),
+        Env::ToUser { uid, line, need } => {
+            if let Some(&conn) = st.local.get(&uid) {
+                to_conn_shared(st, out, conn, &line, need);
+            }
+        }
+        Env::ChanMsg { chan, line, sender, min, need } => deliver_local(st, out, &chan, &line, sender, min, need),
         Env::Invite { target, chan, line } => {
             if let Some(&conn) = st.local.get(&target) {
                 if let Some(c) = st.clients.get_mut(&conn) {
@@ -133,7 +146,7 @@ pub fn stream_event(
                         c.invites.push(chan);
                     }
                 }
-                to_conn(st, out, conn, &line);
+                to_conn_shared(st, out, conn, &line, 0);
             }
         }
         other => {
@@ -145,7 +158,7 @@ pub fn stream_event(
 
 /// A user changed nick: everyone here who shares a channel with it sees the line once, and
 /// WHOWAS remembers the old nick. (The user's own shard also shows it to the user.)
-pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid, line: &[u8], unix: u64) {
+pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid, line: &Shared, unix: u64) {
     let Some(u) = st.directory.get(&uid) else { return };
     st.whowas.record(WasEntry {
         folded: u.folded.clone(),
@@ -156,6 +169,13 @@ pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::U
         server: st.cfg.server.name.as_str().into(),
         when: unix,
     });
+    let targets = observers(st, uid, 0);
+    to_conns_shared(st, out, &targets, line, 0);
+}
+
+/// Local users who share a channel with `uid` (each once), with all of `need`.
+pub fn observers(st: &mut ShardState, uid: crate::state::Uid, need: u64) -> Vec<super::Conn> {
+    let Some(u) = st.directory.get(&uid) else { return Vec::new() };
     st.stamp += 1;
     let stamp = st.stamp;
     let mut targets = Vec::new();
@@ -166,14 +186,56 @@ pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::U
                 continue;
             }
             if let Some(c) = st.clients.get_mut(&conn) {
-                if c.stamp != stamp {
+                if c.stamp != stamp && c.caps & need == need {
                     c.stamp = stamp;
                     targets.push(conn);
                 }
             }
         }
     }
-    for conn in targets {
-        to_conn(st, out, conn, line);
+    targets
+}
+
+/// away-notify: a user's AWAY change, to those who share a channel with it and asked; and to
+/// MONITOR watchers with extended-monitor.
+pub fn away_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid) {
+    let Some(u) = st.directory.get(&uid) else { return };
+    let mut l = Line::new().source(&u.mask()).verb("AWAY");
+    if let Some(a) = &u.away {
+        l = l.trailing(a);
     }
+    let folded = u.folded.clone();
+    let line = Shared::plain(l.finish().into());
+    let mut targets = observers(st, uid, bits::AWAY_NOTIFY);
+    targets.extend(monitor_watchers(st, &folded, bits::AWAY_NOTIFY, &targets));
+    to_conns_shared(st, out, &targets, &line, 0);
+}
+
+/// setname: a user's new realname, to those who share a channel with it and asked.
+pub fn realname_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid) {
+    let Some(u) = st.directory.get(&uid) else { return };
+    let folded = u.folded.clone();
+    let line = Shared::plain(Line::new().source(&u.mask()).verb("SETNAME").trailing(&u.realname).finish().into());
+    let mut targets = observers(st, uid, bits::SETNAME);
+    targets.extend(monitor_watchers(st, &folded, bits::SETNAME, &targets));
+    to_conns_shared(st, out, &targets, &line, 0);
+}
+
+/// extended-monitor: local watchers of `nick` with extended-monitor and `need`, not in `already`.
+fn monitor_watchers(
+    st: &ShardState,
+    nick: &crate::proto::Folded,
+    need: u64,
+    already: &[super::Conn],
+) -> Vec<super::Conn> {
+    let need = need | bits::EXTENDED_MONITOR;
+    st.monitors
+        .get(nick)
+        .map(|v| {
+            v.iter()
+                .copied()
+                .filter(|c| !already.contains(c) && st.clients.get(c).is_some_and(|c| c.caps & need == need))
+                .collect()
+        })
+        .unwrap_or_default()
 }

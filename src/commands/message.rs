@@ -1,17 +1,24 @@
-//! PRIVMSG and NOTICE: to nicks, to channels, to `@#chan`/`+#chan` (STATUSMSG), several
+//! PRIVMSG, NOTICE and TAGMSG: to nicks, to channels, to `@#chan`/`+#chan` (STATUSMSG), several
 //! targets at once. A channel message is built once and leaves this shard as one envelope per
-//! shard that has members, never one per member.
+//! shard that has members, never one per member. Client-only tags travel with the message to
+//! recipients with message-tags; echo-message sends the sender its own copy.
 
 use std::sync::Arc;
 
-use super::delivery::{to_conn, to_user};
+use super::cap::bits;
+use super::delivery::{meta, reply, to_conns_shared, to_user};
 use super::envelope::Env;
+use super::outgoing::Shared;
 use super::{CmdResult, Ctx};
 use crate::err;
+use crate::proto::framer::MAX_TAGS;
 use crate::proto::names::is_channel_name;
 use crate::proto::{Folded, Line, Message, Numeric};
 use crate::state::channel::{Flags, Status};
 use crate::state::Uid;
+
+/// Client-only tags (`+name`) may take this many bytes (IRCv3 message-tags).
+const MAX_CLIENT_TAGS: usize = 4094;
 
 pub fn privmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     send_message(ctx, msg, "PRIVMSG")
@@ -21,22 +28,57 @@ pub fn notice(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     send_message(ctx, msg, "NOTICE")
 }
 
+pub fn tagmsg(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    send_message(ctx, msg, "TAGMSG")
+}
+
+/// The client-only tags of a message, as written (escaped), if the sender may send them.
+fn client_tags(ctx: &Ctx<'_>, msg: &Message<'_>) -> Result<Option<Box<str>>, ()> {
+    if ctx.me().caps & bits::MESSAGE_TAGS == 0 {
+        return Ok(None);
+    }
+    let Some(raw) = msg.tags else { return Ok(None) };
+    let kept: Vec<&str> = raw
+        .split(';')
+        .filter(|t| t.starts_with('+') && crate::proto::tags::valid_key(t.split('=').next().unwrap_or("")))
+        .collect();
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let joined = kept.join(";");
+    if joined.len() > MAX_CLIENT_TAGS.min(MAX_TAGS) {
+        return Err(());
+    }
+    Ok(Some(joined.into()))
+}
+
 fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
-    let notice = verb == "NOTICE";
+    let quiet = verb != "PRIVMSG"; // NOTICE and TAGMSG are never answered with errors
+    let tagmsg = verb == "TAGMSG";
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
-        return if notice { Ok(()) } else { Err(err!(ERR_NORECIPIENT, format!("No recipient given ({verb})"))) };
+        return if quiet { Ok(()) } else { Err(err!(ERR_NORECIPIENT, format!("No recipient given ({verb})"))) };
     };
-    let Some(text) = msg.param(1).filter(|t| !t.is_empty()) else {
-        return if notice { Ok(()) } else { Err(err!(ERR_NOTEXTTOSEND)) };
+    let text = msg.param(1).filter(|t| !t.is_empty());
+    if text.is_none() && !tagmsg {
+        return if quiet { Ok(()) } else { Err(err!(ERR_NOTEXTTOSEND)) };
+    }
+    let Ok(tags) = client_tags(ctx, msg) else {
+        return Err(err!(ERR_INPUTTOOLONG));
     };
+    if tagmsg && tags.is_none() {
+        return Ok(());
+    }
+    // TAGMSG only reaches those who understand tags.
+    let need = if tagmsg { bits::MESSAGE_TAGS } else { 0 };
     let uid = ctx.me().uid;
     let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
     let mask = me.mask();
+    let echo = ctx.me().caps & bits::ECHO_MESSAGE != 0;
     ctx.me_mut().last_spoke = ctx.now;
     let max = ctx.st.cfg.limits.max_targets;
     for (i, target) in targets.split(',').filter(|t| !t.is_empty()).enumerate() {
         if i >= max {
-            if !notice {
+            if !quiet {
                 ctx.reply(Numeric::ERR_TOOMANYTARGETS, &[target, &format!("Too many targets; at most {max}")]);
             }
             continue;
@@ -46,41 +88,65 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
             b'+' if is_channel_name(&target[1..]) => (Status::VOICE, &target[1..]),
             _ => (Status::NONE, target),
         };
+        let build = |ctx: &mut Ctx<'_>, to: &str| {
+            let mut l = Line::new().source(&mask).verb(verb).param(to);
+            if let Some(t) = text {
+                l = l.trailing(t);
+            }
+            let body: Arc<[u8]> = l.finish().into();
+            Shared::with_meta(body, meta(ctx.st, Some(uid), tags.clone()))
+        };
         if is_channel_name(chan_name) {
             let folded = ctx.st.cm.fold(chan_name);
             match can_send(ctx, &folded, uid) {
                 Err(()) if ctx.st.channels.contains_key(&folded) => {
-                    if !notice {
+                    if !quiet {
                         ctx.reply(Numeric::ERR_CANNOTSENDTOCHAN, &[chan_name]);
                     }
                 }
                 Err(()) => {
-                    if !notice {
+                    if !quiet {
                         ctx.reply(Numeric::ERR_NOSUCHCHANNEL, &[chan_name]);
                     }
                 }
                 Ok(()) => {
-                    let line: Arc<[u8]> =
-                        Line::new().source(&mask).verb(verb).param(target).trailing(text).finish().into();
-                    to_channel(ctx, &folded, &line, uid, min, false);
+                    let line = build(ctx, target);
+                    to_channel(ctx, &folded, &line, uid, min, need);
+                    if echo {
+                        echo_back(ctx, &line);
+                    }
                 }
             }
             continue;
         }
         let Some(u) = ctx.st.directory.by_nick(&ctx.st.cm.fold(target)) else {
-            if !notice {
+            if !quiet {
                 ctx.reply(Numeric::ERR_NOSUCHNICK, &[target]);
             }
             continue;
         };
         let (tuid, tnick, away) = (u.uid, u.nick.clone(), u.away.clone());
-        let line: Arc<[u8]> = Line::new().source(&mask).verb(verb).param(&tnick).trailing(text).finish().into();
-        to_user(ctx.st, ctx.out, tuid, &line);
-        if let (Some(a), false) = (away, notice) {
+        let line = build(ctx, &tnick);
+        to_user(ctx.st, ctx.out, tuid, &line, need);
+        if echo {
+            echo_back(ctx, &line);
+        }
+        if let (Some(a), false) = (away, quiet) {
             ctx.reply(Numeric::RPL_AWAY, &[&tnick, &a]);
         }
     }
     Ok(())
+}
+
+/// echo-message: the sender's own copy, as its capabilities want it, among its replies.
+fn echo_back(ctx: &mut Ctx<'_>, line: &Shared) {
+    let caps = ctx.me().caps;
+    let mut buf = Vec::new();
+    line.render(caps, &mut buf);
+    // Replies gathered so far go first, then the echo, in order.
+    ctx.flush();
+    let conn = ctx.conn;
+    reply(ctx.st, ctx.out, conn, &buf);
 }
 
 /// May `uid` speak in the channel? Err when it does not exist or refuses (+n, +m, +b).
@@ -108,41 +174,38 @@ fn can_send(ctx: &Ctx<'_>, chan: &Folded, uid: Uid) -> Result<(), ()> {
     Ok(())
 }
 
-/// Delivers a line to a channel's members of at least `min` status: locally, and one envelope
-/// to each other shard that has members. The sender gets it only if `echo`.
-pub fn to_channel(ctx: &mut Ctx<'_>, chan: &Folded, line: &Arc<[u8]>, sender: Uid, min: Status, echo: bool) {
+/// Delivers a line to a channel's members of at least `min` status, except the sender: locally,
+/// and one envelope to each other shard that has members.
+pub fn to_channel(ctx: &mut Ctx<'_>, chan: &Folded, line: &Shared, sender: Uid, min: Status, need: u64) {
     let Some(view) = ctx.st.channels.get(chan) else { return };
     let me = ctx.st.me;
     let shards: smallvec::SmallVec<[usize; 4]> =
         view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
-    deliver_local(ctx.st, ctx.out, chan, line, sender, min, echo);
+    deliver_local(ctx.st, ctx.out, chan, line, sender, min, need);
     for s in shards {
-        ctx.out.mesh(s, Env::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min });
+        ctx.out.mesh(s, Env::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need });
     }
 }
 
-/// Delivers a channel line to this shard's members of `chan` (of at least `min` status).
+/// Delivers a channel line to this shard's members of `chan` (of at least `min` status, with
+/// the capabilities `need`), except the sender.
 pub fn deliver_local(
     st: &mut crate::state::shard::ShardState,
     out: &mut dyn super::Outbox,
     chan: &Folded,
-    line: &[u8],
+    line: &Shared,
     sender: Uid,
     min: Status,
-    echo: bool,
+    need: u64,
 ) {
     let Some(view) = st.channels.get(chan) else { return };
     let targets: smallvec::SmallVec<[super::Conn; 16]> = view
         .local
         .iter()
-        .filter(|(u, _)| {
-            (echo || *u != sender) && (min == Status::NONE || view.ch.status(u).is_some_and(|s| at_least(s, min)))
-        })
+        .filter(|(u, _)| *u != sender && (min == Status::NONE || view.ch.status(u).is_some_and(|s| at_least(s, min))))
         .map(|(_, c)| *c)
         .collect();
-    for conn in targets {
-        to_conn(st, out, conn, line);
-    }
+    to_conns_shared(st, out, &targets, line, need);
 }
 
 fn at_least(s: Status, min: Status) -> bool {

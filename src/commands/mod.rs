@@ -10,9 +10,11 @@ pub mod context;
 pub mod delivery;
 pub mod envelope;
 pub mod help;
+pub mod identity;
 pub mod mesh;
 pub mod message;
 pub mod outbox;
+pub mod outgoing;
 pub mod query;
 pub mod registration;
 pub mod server_info;
@@ -79,6 +81,8 @@ pub static COMMANDS: &[Spec] = &[
     // messages (message.rs)
     spec("PRIVMSG", 0, When::Registered, message::privmsg),
     spec("NOTICE", 0, When::Registered, message::notice),
+    spec("TAGMSG", 1, When::Registered, message::tagmsg),
+    spec("SETNAME", 1, When::Registered, identity::setname),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),
     spec("WHOIS", 1, When::Registered, query::whois::whois),
@@ -125,6 +129,13 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
         Ok(m) => m,
         Err(ParseError::Empty) | Err(ParseError::NoVerb) => return,
     };
+    // labeled-response: every reply to this command carries the label (delivery::reply holds
+    // them until the command is complete).
+    if delivery::labels(ctx.me().caps) {
+        if let Some(label) = msg.tag("label").filter(|l| !l.is_empty()) {
+            ctx.me_mut().label = Some(label.into_owned());
+        }
+    }
     let body_len = raw.len() - msg.tags.map_or(0, |t| t.len() + 2);
     if body_len > MAX_BODY || msg.tags.is_some_and(|t| t.len() + 2 > MAX_TAGS) {
         ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);

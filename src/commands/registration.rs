@@ -132,7 +132,8 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
         try_register(ctx);
         return;
     }
-    let line: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
+    let body: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
+    let line = super::outgoing::Shared::with_meta(body, super::delivery::meta(ctx.st, Some(uid), None));
     let ts = ctx.unix;
     ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
     nick_seen(ctx.st, ctx.out, uid, &line, ts);
@@ -161,7 +162,9 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
         line: line.clone(),
         ack,
     });
-    hold_until_applied(ctx, line.to_vec());
+    let mut own = Vec::new();
+    line.render(ctx.me().caps, &mut own);
+    hold_until_applied(ctx, own);
 }
 
 /// Completes registration once NICK, USER and any CAP negotiation are done.
@@ -189,7 +192,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         host: me.host.clone(),
         ip: me.ip.clone(),
         realname,
-        modes: UserModes::default(),
+        modes: if me.secure { UserModes::SECURE } else { UserModes::default() },
         away: None,
         account: None,
         shard: ctx.st.me,

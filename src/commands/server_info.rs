@@ -19,6 +19,7 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
     let t = l.max_targets;
     let tokens = vec![
         format!("AWAYLEN={}", l.awaylen),
+        "BOT=B".to_string(),
         format!("CASEMAPPING={}", cfg.server.casemapping.name()),
         format!("CHANLIMIT={}:{}", names::CHANTYPES, l.max_channels),
         "CHANMODES=beI,k,l,imnpst".to_string(),

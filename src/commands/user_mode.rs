@@ -29,7 +29,7 @@ pub fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         match c {
             '+' => add = true,
             '-' => add = false,
-            'i' | 'w' => modes.set(UserModes::from_letter(c).expect("known"), add),
+            'i' | 'w' | 'B' => modes.set(UserModes::from_letter(c).expect("known"), add),
             // Server notices are for operators only.
             's' => {
                 if !add || modes.has(UserModes::OPER) {

@@ -7,6 +7,7 @@ mod reader;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use reader::ConfigError;
@@ -35,6 +36,7 @@ pub struct Config {
     pub links: Vec<Link>,
     pub logging: Logging,
     pub runtime: RuntimeTuning,
+    pub tls: Option<Tls>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +78,20 @@ pub struct Limits {
 #[derive(Clone, Debug)]
 pub struct Listen {
     pub address: SocketAddr,
+    /// TLS settings (certificate and key loaded) for a TLS listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// Default certificate chain and key (PEM) for TLS listeners that name none.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Advertise the `sts` policy to plain-text clients.
+    pub sts: bool,
+    pub sts_duration: Duration,
+    /// The port `sts` sends clients to (default: the first TLS listener's).
+    pub sts_port: Option<u16>,
 }
 
 #[derive(Clone, Debug)]
@@ -185,6 +201,17 @@ impl Config {
         }
     }
 
+    /// The port `sts` points plain-text clients to: `[tls] sts_port`, else the first TLS
+    /// listener's. None when there is no TLS listener or the policy is off.
+    pub fn tls_port(&self) -> Option<u16> {
+        let first = self.listen.iter().find(|l| l.tls.is_some())?.address.port();
+        match &self.tls {
+            Some(t) if !t.sts => None,
+            Some(t) => Some(t.sts_port.unwrap_or(first)),
+            None => Some(first),
+        }
+    }
+
     /// The class for a new connection from `ip`: the first whose host masks match.
     pub fn class_for(&self, ip: &str) -> Option<usize> {
         self.classes.iter().position(|c| c.hosts.iter().any(|m| mask::matches(CaseMapping::Ascii, m, ip)))
@@ -194,7 +221,8 @@ impl Config {
 fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Config {
     let server = read_server(doc, top, base);
     let limits = read_limits(doc, top);
-    let listen = read_listen(doc, top);
+    let tls = read_tls(doc, top, base);
+    let listen = read_listen(doc, top, tls.as_ref(), base);
     let classes = read_classes(doc, top);
     let database = match top.table(doc, "database") {
         Some(mut t) => {
@@ -305,6 +333,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         links,
         logging,
         runtime,
+        tls,
     }
 }
 
@@ -442,12 +471,52 @@ fn read_limits(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Limits {
     l
 }
 
-fn read_listen(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Listen> {
+fn read_tls(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Option<Tls> {
+    let mut t = top.table(doc, "tls")?;
+    let tls = Tls {
+        cert: t.opt_str(doc, "cert").map(|f| resolve(base, &f)),
+        key: t.opt_str(doc, "key").map(|f| resolve(base, &f)),
+        sts: t.bool(doc, "sts", true),
+        sts_duration: t.duration(
+            doc,
+            "sts_duration",
+            Duration::from_secs(30 * 86_400),
+            Duration::ZERO,
+            Duration::from_secs(366 * 86_400),
+        ),
+        sts_port: if t.has("sts_port") { Some(t.int(doc, "sts_port", 6697, 1, 65535) as u16) } else { None },
+    };
+    t.finish(doc);
+    Some(tls)
+}
+
+fn read_listen(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, tls: Option<&Tls>, base: Option<&Path>) -> Vec<Listen> {
     let mut out = Vec::new();
     for mut t in top.tables(doc, "listen") {
         let addr = t.req_str(doc, "address");
+        let wants_tls = t.bool(doc, "tls", false);
+        let cert = t.opt_str(doc, "cert").map(|f| resolve(base, &f)).or_else(|| tls.and_then(|x| x.cert.clone()));
+        let key = t.opt_str(doc, "key").map(|f| resolve(base, &f)).or_else(|| tls.and_then(|x| x.key.clone()));
+        let mut server = None;
+        if wants_tls {
+            match (cert, key) {
+                (Some(c), Some(k)) => match load_tls(&c, &k) {
+                    Ok(cfg) => server = Some(cfg),
+                    Err((file, reason)) => doc.error(
+                        t.value_span("tls").as_ref(),
+                        &format!("{}.tls", t.path),
+                        format!("{}: {reason}", file.display()),
+                    ),
+                },
+                _ => doc.error(
+                    t.value_span("tls").as_ref(),
+                    &format!("{}.tls", t.path),
+                    "a TLS listener needs cert and key (here, or in [tls])",
+                ),
+            }
+        }
         match addr.parse::<SocketAddr>() {
-            Ok(a) => out.push(Listen { address: a }),
+            Ok(a) => out.push(Listen { address: a, tls: server }),
             Err(_) if addr.is_empty() => {}
             Err(_) => doc.error(
                 t.value_span("address").as_ref(),
@@ -458,6 +527,30 @@ fn read_listen(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Listen> {
         t.finish(doc);
     }
     out
+}
+
+/// Reads a PEM certificate chain and private key into a rustls server configuration. An
+/// error names the file at fault.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, (PathBuf, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| (cert.to_path_buf(), format!("cannot read the certificate: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| (cert.to_path_buf(), format!("not a PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err((cert.to_path_buf(), "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| (key.to_path_buf(), format!("cannot read the private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| (cert.to_path_buf(), e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| (cert.to_path_buf(), format!("certificate and key do not go together: {e}")))?;
+    Ok(Arc::new(cfg))
 }
 
 fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {

@@ -75,7 +75,7 @@ impl Handler for IrcShard {
     fn on_accept(&mut self, io: &mut Io<Env>, c: ConnId, info: ConnInfo) {
         let now = io.now();
         let mut out = Out(io);
-        connection::accept(&mut self.st, &mut out, conn(c), info.peer, now, unix_now());
+        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.tls, now, unix_now());
         connection::finish(&mut self.st, &mut out);
     }
 

@@ -33,6 +33,8 @@ pub struct Client {
     pub host: Arc<str>,
     /// Index into `config.classes`.
     pub class: usize,
+    /// Connected over TLS (user mode +Z, 671 in WHOIS).
+    pub secure: bool,
     pub registered: bool,
     /// The nick held (granted by its owner), registered or not.
     pub nick: Option<(Arc<str>, Folded)>,
@@ -70,6 +72,11 @@ pub struct Client {
     pub last_knock: Option<Instant>,
     /// The ERROR line for a graceful close, held until the departure is everywhere.
     pub farewell: Option<Vec<u8>>,
+    /// The label of the running command (labeled-response), and the replies held for it.
+    pub label: Option<String>,
+    pub labeled: Vec<u8>,
+    /// BATCH references handed out so far.
+    pub batches: u64,
 }
 
 impl Client {
@@ -82,6 +89,7 @@ impl Client {
             host: ip.clone(),
             ip,
             class,
+            secure: false,
             registered: false,
             nick: None,
             user: None,
@@ -106,6 +114,9 @@ impl Client {
             monitor: Vec::new(),
             last_knock: None,
             farewell: None,
+            label: None,
+            labeled: Vec::new(),
+            batches: 0,
         }
     }
 

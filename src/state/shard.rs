@@ -65,6 +65,8 @@ pub struct ShardState {
     pub stamp: u64,
     /// Local MONITOR watchers per folded nick.
     pub monitors: AHashMap<Folded, Vec<Conn>>,
+    /// Messages this shard has numbered (msgid).
+    pub msgids: u64,
     /// Departed clients whose ERROR line waits for this many shards to apply the departure.
     pub farewells: AHashMap<Conn, (usize, Vec<u8>)>,
 }
@@ -87,7 +89,7 @@ pub struct Mine {
 }
 
 pub struct QuitState {
-    pub line: Arc<[u8]>,
+    pub line: crate::commands::outgoing::Shared,
     pub chans: Vec<Folded>,
     pub deps: Vec<super::sequencer::Dep>,
     pub awaiting: usize,
@@ -129,6 +131,7 @@ impl ShardState {
             stamp: 0,
             monitors: AHashMap::default(),
             farewells: AHashMap::default(),
+            msgids: 0,
         }
     }
 

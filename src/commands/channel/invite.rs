@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
-use super::super::delivery::to_user;
+use super::super::cap::bits;
+use super::super::delivery::{meta, to_conn_shared};
 use super::super::envelope::Env;
+use super::super::message::to_channel;
+use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
-use crate::state::channel::Flags;
+use crate::state::channel::{Flags, Status};
 
 pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if msg.params.len() < 2 {
@@ -45,7 +48,8 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     }
     let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
-    let line: Arc<[u8]> = Line::new().source(&me.mask()).verb("INVITE").param(&tnick).param(&name).finish().into();
+    let body: Arc<[u8]> = Line::new().source(&me.mask()).verb("INVITE").param(&tnick).param(&name).finish().into();
+    let line = Shared::with_meta(body, meta(ctx.st, Some(uid), None));
     ctx.reply(Numeric::RPL_INVITING, &[&tnick, &name]);
     if let Some(a) = away {
         ctx.reply(Numeric::RPL_AWAY, &[&tnick, &a]);
@@ -54,15 +58,20 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         Some(conn) => {
             if let Some(c) = ctx.st.clients.get_mut(&conn) {
                 if !c.invites.contains(&folded) {
-                    c.invites.push(folded);
+                    c.invites.push(folded.clone());
                 }
             }
-            to_user(ctx.st, ctx.out, tuid, &line);
+            to_conn_shared(ctx.st, ctx.out, conn, &line, 0);
         }
         None => {
             let shard = tuid.shard(ctx.st.cores);
-            ctx.out.mesh(shard, Env::Invite { target: tuid, chan: folded, line });
+            ctx.out.mesh(shard, Env::Invite { target: tuid, chan: folded.clone(), line: line.clone() });
         }
+    }
+    // invite-notify: members who could have invited (ops, on a +i channel) hear of it too.
+    if let Some(view) = ctx.st.channels.get(&folded) {
+        let min = if view.ch.flags.has(Flags::INVITE_ONLY) { Status::OP } else { Status::NONE };
+        to_channel(ctx, &folded, &line, uid, min, bits::INVITE_NOTIFY);
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::super::message::to_channel;
+use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
@@ -43,7 +44,7 @@ pub fn knock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         .trailing(&text)
         .finish()
         .into();
-    to_channel(ctx, &folded, &line, uid, Status::OP, false);
+    to_channel(ctx, &folded, &Shared::plain(line), uid, Status::OP, 0);
     ctx.reply(Numeric::RPL_KNOCKDLVR, &[&name]);
     Ok(())
 }

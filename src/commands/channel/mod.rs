@@ -22,9 +22,10 @@ use smallvec::SmallVec;
 
 use super::connection::{release_nick, resume};
 use super::context::Reply;
-use super::delivery::{broadcast, to_conn};
+use super::delivery::{broadcast, meta, reply, to_conns_shared};
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
+use super::outgoing::Shared;
 use super::Ctx;
 use crate::proto::Folded;
 use crate::state::channel::{Channel, Mutation};
@@ -84,10 +85,10 @@ pub struct Sequenced {
 #[derive(Clone, Debug)]
 pub enum ChanEvent {
     /// A change to one channel; its members see `line`.
-    Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Arc<[u8]>, actor: Uid },
+    Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid },
     /// A user left the network: it leaves these channels, and everyone who shared one with it
     /// sees `line` once.
-    Quit { uid: Uid, line: Arc<[u8]>, chans: Vec<Folded> },
+    Quit { uid: Uid, line: Shared, chans: Vec<Folded> },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,6 +155,21 @@ pub fn on_ack(
             continue_client(st, out, conn, now, unix);
         }
         Outcome::Accepted { home, seq, chan, name, mutation, line, notes } => {
+            // The change gets its time and msgid here, once; a JOIN also its extended-join form.
+            let mut line = Shared::with_meta(line, meta(st, Some(uid), None));
+            if matches!(mutation, Mutation::Join { .. }) {
+                if let Some(u) = st.directory.get(&uid) {
+                    let account = u.account.as_deref().unwrap_or("*");
+                    let ext = crate::proto::Line::new()
+                        .source(&u.mask())
+                        .verb("JOIN")
+                        .param(&name)
+                        .param(account)
+                        .trailing(&u.realname)
+                        .finish();
+                    line.join_ext = Some(ext.into());
+                }
+            }
             let event = Sequenced {
                 deps: smallvec::smallvec![(home, seq)],
                 ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
@@ -176,7 +192,7 @@ fn send_replies(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, replies: 
         let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
         buf.extend_from_slice(&super::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
     }
-    to_conn(st, out, conn, &buf);
+    reply(st, out, conn, &buf);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,7 +333,8 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
         return;
     }
     st.local.remove(&c.uid);
-    let line: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
+    let body: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
+    let line = Shared::with_meta(body, meta(st, Some(c.uid), None));
     let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
     let mut homes: Vec<(usize, Vec<Folded>)> = Vec::new();
     for f in &chans {
@@ -426,8 +443,8 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, m: Mine, now: Instant, 
     }
     let Some(conn) = m.conn else { return };
     let mut held = Vec::new();
-    if let ChanEvent::Change { line, .. } = &event.ev {
-        held.extend_from_slice(line);
+    if let (ChanEvent::Change { line, .. }, Some(c)) = (&event.ev, st.clients.get(&conn)) {
+        line.render(c.caps, &mut held);
     }
     if let Some(c) = st.clients.get(&conn) {
         let target = c.target().to_string();
@@ -451,7 +468,7 @@ pub fn barrier(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, held: Vec<
     let Some(c) = st.clients.get_mut(&conn) else { return };
     if remaining == 0 || c.departing.is_some() {
         c.wait = Some(Wait::Chan);
-        to_conn(st, out, conn, &held);
+        reply(st, out, conn, &held);
         continue_client(st, out, conn, now, unix);
         return;
     }
@@ -477,7 +494,7 @@ pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: In
     }
     let held = std::mem::take(held);
     c.wait = Some(Wait::Chan);
-    to_conn(st, out, conn, &held);
+    reply(st, out, conn, &held);
     continue_client(st, out, conn, now, unix);
 }
 
@@ -502,6 +519,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
     match ev {
         ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
         ChanEvent::Quit { uid, line, chans } => {
+            let mut observers = Vec::new();
             st.stamp += 1;
             let stamp = st.stamp;
             let cores = st.cores;
@@ -517,10 +535,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
                     if let Some(c) = st.clients.get_mut(&conn) {
                         if c.stamp != stamp {
                             c.stamp = stamp;
-                            if out.send(conn, line).is_some_and(|q| q > st.cfg.classes[c.class].sendq) && !c.closing {
-                                c.closing = true;
-                                st.to_close.push((conn, "SendQ exceeded".into(), true));
-                            }
+                            observers.push(conn);
                         }
                     }
                 }
@@ -529,6 +544,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
                     st.channels.remove(chan);
                 }
             }
+            to_conns_shared(st, out, &observers, line, 0);
             forget_user(st, out, uid, unix);
         }
     }
@@ -540,7 +556,7 @@ fn apply_change(
     chan: &Folded,
     name: &Arc<str>,
     mutation: &Mutation,
-    line: &Arc<[u8]>,
+    line: &Shared,
     skip: Option<Conn>,
 ) {
     let cores = st.cores;
@@ -590,15 +606,22 @@ fn apply_change(
         let targets: Vec<Conn> =
             st.channels.get(chan).map(|v| v.local.iter().map(|(_, c)| *c).collect()).unwrap_or_default();
         deliver_all(st, out, &targets, line, skip);
+        // away-notify: a joining user who is away says so right after its JOIN.
+        if let Mutation::Join { uid, .. } = mutation {
+            let away = st.directory.get(uid).and_then(|u| u.away.clone().map(|a| (u.mask(), a)));
+            if let Some((mask, away)) = away {
+                let joiner = st.local.get(uid).copied();
+                let body = crate::proto::Line::new().source(&mask).verb("AWAY").trailing(&away).finish();
+                let targets: Vec<Conn> = targets.into_iter().filter(|c| Some(*c) != joiner).collect();
+                to_conns_shared(st, out, &targets, &Shared::plain(body.into()), super::cap::bits::AWAY_NOTIFY);
+            }
+        }
     }
 }
 
-fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &[u8], skip: Option<Conn>) {
-    for &conn in conns {
-        if Some(conn) != skip {
-            to_conn(st, out, conn, line);
-        }
-    }
+fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &Shared, skip: Option<Conn>) {
+    let conns: Vec<Conn> = conns.iter().copied().filter(|c| Some(*c) != skip).collect();
+    to_conns_shared(st, out, &conns, line, 0);
 }
 
 /// A user left the network: out of the directory, into WHOWAS, and MONITOR watchers told.

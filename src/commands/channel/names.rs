@@ -1,5 +1,6 @@
 //! NAMES: `NAMES [<channels>]` — 353 lines of members with prefixes, then 366.
 
+use super::super::cap::bits;
 use super::super::{CmdResult, Ctx};
 use crate::proto::line::MAX_BODY;
 use crate::proto::{Folded, Line, Message, Numeric};
@@ -44,11 +45,17 @@ fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
     } else {
         "="
     };
+    let caps = ctx.me().caps;
+    let (multi, userhost) = (caps & bits::MULTI_PREFIX != 0, caps & bits::USERHOST_IN_NAMES != 0);
     let mut entries: Vec<String> = view
         .ch
         .members
         .iter()
-        .filter_map(|(uid, status)| ctx.st.directory.get(uid).map(|u| format!("{}{}", status.prefix(), u.nick)))
+        .filter_map(|(uid, status)| {
+            let u = ctx.st.directory.get(uid)?;
+            let prefix = if multi { status.all_prefixes() } else { status.prefix() };
+            Some(if userhost { format!("{prefix}{}", u.mask()) } else { format!("{prefix}{}", u.nick) })
+        })
         .collect();
     entries.sort_unstable();
     let server = ctx.server().to_string();

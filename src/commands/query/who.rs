@@ -24,6 +24,7 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         None => (opts, None),
     };
     let opers_only = flags.contains('o');
+    let multi = ctx.me().caps & super::super::cap::bits::MULTI_PREFIX != 0;
     let me = ctx.me().uid;
     let mut rows: Vec<(Uid, Option<(String, Status)>)> = Vec::new();
     if is_channel_name(target) {
@@ -81,7 +82,10 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             fl.push('*');
         }
         if let Some((_, s)) = &chan {
-            fl.push_str(s.prefix());
+            fl.push_str(if multi { s.all_prefixes() } else { s.prefix() });
+        }
+        if u.modes.has(UserModes::BOT) {
+            fl.push('B');
         }
         let chan_name = chan.map_or("*".to_string(), |(n, _)| n);
         match &whox {

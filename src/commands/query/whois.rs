@@ -64,6 +64,9 @@ pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, n
     if u.modes.has(UserModes::OPER) {
         add(Numeric::RPL_WHOISOPERATOR, &[&nick]);
     }
+    if u.modes.has(UserModes::BOT) {
+        add(Numeric::RPL_WHOISBOT, &[&nick]);
+    }
     if u.modes.has(UserModes::SECURE) {
         add(Numeric::RPL_WHOISSECURE, &[&nick]);
     }
