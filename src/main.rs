@@ -112,11 +112,22 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
     let started = rustircd::clock::unix_now();
     let shared = Arc::new(cfg);
     let factory_cfg = shared.clone();
+    // A port of 0 is chosen at bind time; the shards are told the real one (sts names it).
+    let with_bound = |cfg: &Arc<Config>, bound: &[std::net::SocketAddr]| -> Arc<Config> {
+        if cfg.listen.iter().zip(bound).all(|(l, b)| l.address == *b) {
+            return cfg.clone();
+        }
+        let mut c = (**cfg).clone();
+        for (l, b) in c.listen.iter_mut().zip(bound) {
+            l.address = *b;
+        }
+        Arc::new(c)
+    };
     let rt: Runtime<Control> =
-        Runtime::start(rcfg, move |shard| IrcShard::new(factory_cfg.clone(), shard, cores, started))
+        Runtime::start(rcfg, move |shard, bound| IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started))
             .map_err(|e| e.to_string())?;
-    for (addr, cpu) in rt.bound().iter().zip(std::iter::repeat(())) {
-        let _ = cpu;
+    let shared = with_bound(&shared, rt.bound());
+    for addr in rt.bound() {
         log::info!("Listening on {addr}");
     }
     for (shard, cpu) in rt.cpus().iter().enumerate() {
@@ -167,27 +178,24 @@ fn reload(args: &cli::Args, rt: &Runtime<Control>, current: Arc<Config>) -> Arc<
         Ok(mut cfg) => {
             // Listeners are bound at start; the running ones stay, but a TLS listener takes the
             // certificate and key read now (new connections use them; none is dropped).
-            for (i, running) in current.listen.iter().enumerate() {
-                if running.tls.is_none() {
+            // TLS listeners are matched in order: the k-th running one takes the k-th one of
+            // the new file (their addresses cannot change without a restart).
+            let fresh: Vec<_> = cfg.listen.iter().filter(|l| l.tls.is_some()).cloned().collect();
+            let mut listen = current.listen.clone();
+            let mut k = 0;
+            for (i, l) in listen.iter_mut().enumerate() {
+                if l.tls.is_none() {
                     continue;
                 }
-                match cfg.listen.iter().find(|l| l.address == running.address && l.tls.is_some()) {
-                    Some(l) => {
-                        rt.set_tls(i, l.tls.clone());
-                        log::info!("TLS certificate reloaded for {}", running.address);
-                    }
-                    None => log::warn!("Config reload: TLS listener {} is no longer configured; it keeps its certificate until restart", running.address),
-                }
-            }
-            let mut listen = current.listen.clone();
-            for (i, l) in listen.iter_mut().enumerate() {
-                if l.tls.is_some() {
-                    if let Some(new) =
-                        cfg.listen.iter().find(|n| n.address == current.listen[i].address && n.tls.is_some())
-                    {
+                match fresh.get(k) {
+                    Some(new) => {
                         l.tls = new.tls.clone();
+                        rt.set_tls(i, new.tls.clone());
+                        log::info!("TLS certificate reloaded for {}", l.address);
                     }
+                    None => log::warn!("Config reload: TLS listener {} is no longer configured; it keeps its certificate until restart", l.address),
                 }
+                k += 1;
             }
             cfg.listen = listen;
             let cfg = Arc::new(cfg);

@@ -77,7 +77,8 @@ fn mesh(c: &mut Criterion) {
     let w2 = want.clone();
     let cfg = RuntimeConfig { cores: 2, tick: Duration::from_millis(1), ..Default::default() };
     let rt: Runtime<Ctl> =
-        Runtime::start(cfg, move |_| Bench { done: tx.clone(), got: 0, want: w2.clone(), to_send: 0 }).expect("start");
+        Runtime::start(cfg, move |_, _| Bench { done: tx.clone(), got: 0, want: w2.clone(), to_send: 0 })
+            .expect("start");
     let mut g = c.benchmark_group("broadcast");
     let n = 200_000u64;
     want.store(n, Ordering::Relaxed);

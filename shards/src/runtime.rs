@@ -149,11 +149,12 @@ pub fn allowed_cpus() -> Vec<usize> {
 
 impl<C: Send + 'static> Runtime<C> {
     /// Binds every listener, starts one pinned executor per core, and returns once every
-    /// shard is serving (or with the first error).
+    /// shard is serving (or with the first error). The factory makes each shard's handler
+    /// inside its thread, told the addresses actually bound.
     pub fn start<H, F>(cfg: RuntimeConfig, factory: F) -> Result<Self, StartError>
     where
         H: Handler<Control = C>,
-        F: Fn(ShardId) -> H + Send + Sync + 'static,
+        F: Fn(ShardId, &[SocketAddr]) -> H + Send + Sync + 'static,
     {
         let cpus = allowed_cpus();
         let n = cfg.cores.max(1);
@@ -208,6 +209,7 @@ impl<C: Send + 'static> Runtime<C> {
                 cfg: cfg.clone(),
                 fds,
                 tls: tls.clone(),
+                bound: bound.clone(),
                 tx_row,
                 rx_row,
                 ctl_rx,
@@ -331,6 +333,8 @@ struct ShardBoot<M: Envelope, C> {
     cfg: RuntimeConfig,
     fds: Vec<(RawFd, u32)>,
     tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// The addresses the listeners got (a port of 0 resolved).
+    bound: Vec<SocketAddr>,
     tx_row: Vec<Option<SharedSender<Vec<M>>>>,
     rx_row: Vec<Option<SharedReceiver<Vec<M>>>>,
     ctl_rx: Receiver<Ctl<C>>,
@@ -363,11 +367,11 @@ const READS_PER_POLL: usize = 8;
 async fn shard_main<H, F>(boot: ShardBoot<H::Msg, H::Control>, factory: &F, ready: Sender<Result<ShardId, String>>)
 where
     H: Handler,
-    F: Fn(ShardId) -> H,
+    F: Fn(ShardId, &[SocketAddr]) -> H,
 {
-    let ShardBoot { id, cores, cfg, fds, tls, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
+    let ShardBoot { id, cores, cfg, fds, tls, bound, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
     let io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
-    let handler = factory(id);
+    let handler = factory(id, &bound);
     let shard = Rc::new(Shard {
         tls: RefCell::new(tls),
         state: RefCell::new(State { handler, io, scratch: vec![0u8; SCRATCH].into_boxed_slice(), closing: Vec::new() }),
@@ -432,6 +436,7 @@ where
                 Ok(Ctl::Tls(index, tls)) => {
                     if let Some(slot) = shard.tls.borrow_mut().get_mut(index) {
                         *slot = tls;
+                        log::info!("Shard {id}: listener {index} uses the new TLS settings");
                     }
                 }
                 Ok(Ctl::User(c)) => {

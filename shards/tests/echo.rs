@@ -73,7 +73,7 @@ fn echo_steering_relay_and_stop() {
         listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 0, tls: None }],
         ..Default::default()
     };
-    let rt: Runtime<Ctl> = Runtime::start(cfg, |_| Echo::default()).expect("start");
+    let rt: Runtime<Ctl> = Runtime::start(cfg, |_, _| Echo::default()).expect("start");
     let addr = rt.bound()[0];
     let mut clients = Vec::new();
     let mut on = [0usize; 2];

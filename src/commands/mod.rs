@@ -29,10 +29,12 @@ pub use context::{numeric_line, CmdResult, Ctx, Reply};
 pub use envelope::Env;
 pub use outbox::{Conn, Outbox};
 
-use crate::proto::framer::MAX_TAGS;
 use crate::proto::line::MAX_BODY;
 use crate::proto::message::{Message, ParseError};
 use crate::proto::Numeric;
+
+/// Longest tag section a client may send, `@` and the space included (IRCv3 message-tags).
+const CLIENT_TAGS: usize = 4096;
 
 /// When a command may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +139,9 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
         }
     }
     let body_len = raw.len() - msg.tags.map_or(0, |t| t.len() + 2);
-    if body_len > MAX_BODY || msg.tags.is_some_and(|t| t.len() + 2 > MAX_TAGS) {
+    // Clients may send 4096 bytes of tags ('@' and the space included); the server's own
+    // tags can take the rest of the 8191.
+    if body_len > MAX_BODY || msg.tags.is_some_and(|t| t.len() + 2 > CLIENT_TAGS) {
         ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
         return;
     }

@@ -15,6 +15,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// Every bound address, in listener order (the --listen one first).
+    pub addrs: Vec<SocketAddr>,
     pub cores: usize,
     log: Arc<Mutex<Vec<String>>>,
     _dir: TempDir,
@@ -99,26 +101,30 @@ impl Server {
         let log2 = log.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut addrs = Vec::new();
             let mut sent = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if !sent {
                     if let Some(rest) = line.split("Listening on ").nth(1) {
-                        let _ = tx.send(rest.trim().to_string());
+                        addrs.push(rest.trim().to_string());
+                    }
+                    if line.contains(" ready: ") {
+                        let _ = tx.send(std::mem::take(&mut addrs));
                         sent = true;
                     }
                 }
                 log2.lock().unwrap().push(line);
             }
         });
-        let addr: SocketAddr = match rx.recv_timeout(TIMEOUT) {
-            Ok(a) => a.parse().unwrap(),
+        let addrs: Vec<SocketAddr> = match rx.recv_timeout(TIMEOUT) {
+            Ok(a) => a.iter().map(|a| a.parse().unwrap()).collect(),
             Err(_) => {
                 let _ = child.kill();
                 panic!("server did not start: {:?}", log.lock().unwrap());
             }
         };
-        Server { child: Some(child), addr, cores, log, _dir: dir, config_path }
+        Server { child: Some(child), addr: addrs[0], addrs, cores, log, _dir: dir, config_path }
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -234,6 +240,7 @@ impl Drop for Server {
 #[derive(Debug, Clone)]
 pub struct Msg {
     pub raw: String,
+    pub tags: Vec<(String, String)>,
     pub source: Option<String>,
     pub verb: String,
     pub params: Vec<String>,
@@ -244,6 +251,7 @@ impl Msg {
         let m = rustircd::proto::Message::parse(raw).unwrap_or_else(|e| panic!("unparsable line {raw:?}: {e:?}"));
         Msg {
             raw: raw.to_string(),
+            tags: m.tags().map(|(k, v)| (k.to_string(), v.into_owned())).collect(),
             source: m.source.map(str::to_string),
             verb: m.verb.to_string(),
             params: m.params.iter().map(|s| s.to_string()).collect(),
@@ -252,6 +260,10 @@ impl Msg {
 
     pub fn p(&self, i: usize) -> &str {
         self.params.get(i).map_or("", String::as_str)
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn last(&self) -> &str {
@@ -373,6 +385,20 @@ impl Client {
         if let Some(m) = self.read_line(d) {
             panic!("{}: expected silence, got {:?}", self.nick, m.raw);
         }
+    }
+
+    /// Registers with these capabilities (CAP LS 302, REQ, END).
+    pub fn register_caps(&mut self, nick: &str, caps: &str) {
+        self.nick = nick.to_string();
+        self.send("CAP LS 302");
+        self.send(&format!("CAP REQ :{caps}"));
+        let ack = self.expect("CAP ACK", |m| m.verb == "CAP" && (m.p(1) == "ACK" || m.p(1) == "NAK"));
+        assert_eq!(ack.p(1), "ACK", "{caps}: {}", ack.raw);
+        self.send(&format!("NICK {nick}"));
+        self.send(&format!("USER {} 0 * :Real {nick}", nick.to_lowercase()));
+        self.send("CAP END");
+        self.expect("001", |m| m.verb == "001");
+        self.expect("end of MOTD", |m| m.verb == "376" || m.verb == "422");
     }
 
     pub fn register(&mut self, nick: &str) {

@@ -1,0 +1,155 @@
+//! TLS: a real rustls client against a TLS listener of the real binary (`--cores 2`), `+Z` and
+//! 671, the `sts` policy on the plain port, broken handshakes, and a certificate reload on
+//! SIGHUP that drops nobody.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Msg, Server, TempDir, BASE_CONFIG};
+use rustls::pki_types::{CertificateDer, ServerName};
+
+struct Cert {
+    der: Vec<u8>,
+}
+
+fn make_cert(dir: &Path, name: &str) -> Cert {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), name.to_string()]).expect("certificate");
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    Cert { der: ck.cert.der().to_vec() }
+}
+
+struct TlsClient {
+    r: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+    peer_cert: Vec<u8>,
+}
+
+impl TlsClient {
+    fn connect(addr: SocketAddr, trust: &Cert) -> TlsClient {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(trust.der.clone())).unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap()).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock).expect("TLS handshake");
+        }
+        let peer_cert = s.conn.peer_certificates().unwrap()[0].to_vec();
+        TlsClient { r: BufReader::new(s), peer_cert }
+    }
+
+    fn send(&mut self, line: &str) {
+        let s = self.r.get_mut();
+        s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        s.flush().unwrap();
+    }
+
+    fn expect(&mut self, verb: &str) -> Msg {
+        let mut seen = Vec::new();
+        loop {
+            let mut l = String::new();
+            let n = self.r.read_line(&mut l).unwrap_or(0);
+            assert!(n > 0, "connection ended waiting for {verb}: {seen:?}");
+            let m = Msg::parse(l.trim_end());
+            if m.verb == verb {
+                return m;
+            }
+            seen.push(m.raw);
+        }
+    }
+}
+
+fn tls_config(dir: &Path) -> String {
+    format!(
+        "{BASE_CONFIG}\n[tls]\nsts_duration = \"1h\"\n\n[[listen]]\naddress = \"127.0.0.1:0\"\ntls = true\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    )
+}
+
+#[test]
+fn tls_clients_sts_and_reload() {
+    let dir = TempDir::new();
+    let first = make_cert(&dir.0, "first.test");
+    let srv = Server::with_config(2, &tls_config(&dir.0));
+    assert_eq!(srv.addrs.len(), 2, "a plain and a TLS listener: {:?}", srv.addrs);
+    let tls_addr = srv.addrs[1];
+
+    let mut t = TlsClient::connect(tls_addr, &first);
+    t.send("CAP LS 302");
+    let ls = t.expect("CAP");
+    assert!(ls.last().split(' ').any(|c| c == "sts=duration=3600"), "{}", ls.raw);
+    t.send("NICK secure");
+    t.send("USER secure 0 * :over TLS");
+    t.send("CAP END");
+    t.expect("001");
+    t.send("MODE secure");
+    assert!(t.expect("221").p(1).contains('Z'));
+    srv.wait_log(&["Client connected", "tls"]);
+
+    // someone on the plain port sees the TLS user's 671, and the policy pointing to TLS
+    let mut p = srv.connect();
+    p.send("CAP LS 302");
+    let ls = p.expect_verb("CAP");
+    let want = format!("sts=port={},duration=3600", tls_addr.port());
+    assert!(ls.last().split(' ').any(|c| c == want), "{want} not in {}", ls.raw);
+    p.send("CAP END");
+    p.register("plainuser");
+    p.send("WHOIS secure");
+    let lines = p.collect_until("318");
+    assert!(lines.iter().any(|m| m.verb == "671"), "{lines:?}");
+
+    // garbage where a handshake should be ends only that connection
+    let mut junk = TcpStream::connect(tls_addr).unwrap();
+    junk.write_all(b"NICK notls\r\nUSER x 0 * :x\r\n").unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = std::io::Read::read(&mut junk, &mut buf).unwrap_or(0);
+    // whatever alert came back, no IRC line did, and the connection ends
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains(" 001 "));
+    t.send("PING :after-junk");
+    assert_eq!(t.expect("PONG").last(), "after-junk");
+
+    // a new certificate on SIGHUP: new connections get it, the old one stays
+    let second = make_cert(&dir.0, "second.test");
+    srv.signal(1);
+    srv.wait_log(&["Shard 0: listener 1 uses the new TLS settings"]);
+    srv.wait_log(&["Shard 1: listener 1 uses the new TLS settings"]);
+    let t2 = TlsClient::connect(tls_addr, &second);
+    assert_eq!(t2.peer_cert, second.der);
+    assert_ne!(t.peer_cert, t2.peer_cert);
+    t.send("PING :still-here");
+    assert_eq!(t.expect("PONG").last(), "still-here");
+}
+
+#[test]
+fn bad_certificate_files_are_config_errors_naming_the_file() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(dir.0.join("key.pem"), "not a key").unwrap();
+    let cfg = dir.0.join("rustircd.toml");
+    std::fs::write(&cfg, tls_config(&dir.0)).unwrap();
+    let out =
+        std::process::Command::new(common::bin()).args(["--check-config", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("listen[0].tls") && err.contains("cert.pem"), "{err}");
+    // a missing key file
+    make_cert(&dir.0, "x.test");
+    std::fs::remove_file(dir.0.join("key.pem")).unwrap();
+    let out =
+        std::process::Command::new(common::bin()).args(["--check-config", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key.pem") && err.contains("cannot read the private key"), "{err}");
+}
