@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 Usage: rustircd [--cores N] [--config FILE] [--listen HOST:PORT]... [--check-config]
+       rustircd --mkpasswd
 
   --cores N           shards to run, one pinned to each core (default: every core this process may use)
   --config FILE       configuration file (default: the embedded config/rustircd.toml)
   --listen HOST:PORT  listen here instead of the configured plain-text listeners (repeatable)
   --check-config      validate the configuration, print every error, and exit
+  --mkpasswd          read a password from stdin, print its argon2id hash for an [[opers]] block
   -h, --help          this text
   -V, --version       the version
 ";
@@ -20,6 +22,7 @@ pub struct Args {
     pub config: Option<PathBuf>,
     pub listen: Vec<SocketAddr>,
     pub check_config: bool,
+    pub mkpasswd: bool,
     pub help: bool,
     pub version: bool,
 }
@@ -51,6 +54,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
                     .push(v.parse().map_err(|_| format!("--listen {v:?}: not HOST:PORT (an IP address and a port)"))?);
             }
             "--check-config" => a.check_config = true,
+            "--mkpasswd" => a.mkpasswd = true,
             "-h" | "--help" => a.help = true,
             "-V" | "--version" => a.version = true,
             other => return Err(format!("unknown argument {other:?}")),

@@ -7,6 +7,8 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod logging;
+pub mod lookup;
+pub mod persist;
 pub mod proto;
 pub mod server;
 pub mod sim;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustircd::cli;
+use rustircd::commands::envelope::ToMain;
 use rustircd::config::{Config, ConfigError};
 use rustircd::server::{Control, IrcShard};
 use shards::{Runtime, RuntimeConfig};
@@ -39,6 +40,9 @@ fn main() -> ExitCode {
         println!("rustircd {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    if args.mkpasswd {
+        return mkpasswd();
+    }
     let mut cfg = match load(&args) {
         Ok(c) => c,
         Err(errs) => {
@@ -62,7 +66,17 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     match run(args, cfg) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ended::Stopped) => ExitCode::SUCCESS,
+        Ok(Ended::Restart) => {
+            // The same program and command line, in this process (same PID for supervisors).
+            use std::os::unix::process::CommandExt;
+            let mut argv = std::env::args_os();
+            let program = std::env::current_exe().unwrap_or_else(|_| argv.next().unwrap_or_default().into());
+            let err = std::process::Command::new(program).args(std::env::args_os().skip(1)).exec();
+            log::error!("RESTART failed: {err}");
+            eprintln!("rustircd: restart failed: {err}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             log::error!("{e}");
             eprintln!("rustircd: {e}");
@@ -71,7 +85,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
+/// `--mkpasswd`: one line from stdin (a terminal or a pipe) to an argon2id hash on stdout.
+fn mkpasswd() -> ExitCode {
+    let mut line = String::new();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Password: ");
+    }
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("rustircd: could not read a password from stdin");
+        return ExitCode::from(1);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("rustircd: empty password");
+        return ExitCode::from(1);
+    }
+    println!("{}", rustircd::commands::oper::oper::hash_password(password));
+    ExitCode::SUCCESS
+}
+
+/// How `run` ended: stopped, or asked to start again (RESTART).
+enum Ended {
+    Stopped,
+    Restart,
+}
+
+fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     let online = shards::allowed_cpus().len();
     let cores = args.cores.unwrap_or(online);
     if cores > online {
@@ -110,6 +149,12 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
         ..RuntimeConfig::default()
     };
     let started = rustircd::clock::unix_now();
+    let (mut bans, errors) = rustircd::persist::load(&cfg.server.data_dir, started);
+    for e in &errors {
+        log::warn!("Ban file: {e}");
+    }
+    log::info!("Bans loaded: {} from {}", bans.len(), rustircd::persist::path(&cfg.server.data_dir).display());
+    let initial_bans = bans.clone();
     let shared = Arc::new(cfg);
     let factory_cfg = shared.clone();
     // A port of 0 is chosen at bind time; the shards are told the real one (sts names it).
@@ -123,9 +168,10 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
         }
         Arc::new(c)
     };
-    let rt: Runtime<Control> =
-        Runtime::start(rcfg, move |shard, bound| IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started))
-            .map_err(|e| e.to_string())?;
+    let rt: Runtime<Control> = Runtime::start(rcfg, move |shard, bound| {
+        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, initial_bans.clone())
+    })
+    .map_err(|e| e.to_string())?;
     let shared = with_bound(&shared, rt.bound());
     for addr in rt.bound() {
         log::info!("Listening on {addr}");
@@ -142,12 +188,48 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
     ])
     .map_err(|e| format!("installing signal handlers: {e}"))?;
     let mut current = shared;
+    let mut ended = Ended::Stopped;
     'wait: loop {
         for sig in signals.pending() {
             match sig {
-                signal_hook::consts::SIGHUP => current = reload(&args, &rt, current),
+                signal_hook::consts::SIGHUP => {
+                    log::info!("Config reload requested: SIGHUP");
+                    if let Ok(cfg) = reload(&args, &rt, &current) {
+                        current = cfg;
+                    }
+                }
                 _ => {
                     log::info!("Signal {sig} received: stopping");
+                    break 'wait;
+                }
+            }
+        }
+        for (shard, msg) in rt.requests() {
+            let Ok(msg) = msg.downcast::<ToMain>() else { continue };
+            match *msg {
+                ToMain::Rehash { conn } => {
+                    log::info!("Config reload requested: REHASH (shard {shard})");
+                    let errors = match reload(&args, &rt, &current) {
+                        Ok(cfg) => {
+                            current = cfg;
+                            Vec::new()
+                        }
+                        Err(errors) => errors,
+                    };
+                    rt.control(shard, Control::Rehashed { conn, errors });
+                }
+                ToMain::BanAdded(ban) => {
+                    bans.retain(|b| !(b.kind == ban.kind && b.mask.eq_ignore_ascii_case(&ban.mask)));
+                    bans.push(ban);
+                    save_bans(&current, &mut bans);
+                }
+                ToMain::BanRemoved { kind, mask } => {
+                    bans.retain(|b| !(b.kind == kind && b.mask.eq_ignore_ascii_case(&mask)));
+                    save_bans(&current, &mut bans);
+                }
+                ToMain::Restart => {
+                    log::warn!("Restart requested by an operator");
+                    ended = Ended::Restart;
                     break 'wait;
                 }
             }
@@ -164,17 +246,30 @@ fn run(args: cli::Args, cfg: Config) -> Result<(), String> {
     rt.stop();
     rt.wait().map_err(|e| e.to_string())?;
     log::info!("Server stopped");
-    Ok(())
+    Ok(ended)
 }
 
-/// SIGHUP: re-read the config file; a valid one replaces the old on every shard, a bad one is
-/// logged and the old stays live.
-fn reload(args: &cli::Args, rt: &Runtime<Control>, current: Arc<Config>) -> Arc<Config> {
-    let Some(path) = &args.config else {
-        log::info!("Config reload: running on the embedded default; nothing to re-read");
-        return current;
+/// Writes the ban list (without lapsed bans) to the data directory, atomically. A failure is
+/// logged: the bans stay enforced, and the next change tries the write again.
+fn save_bans(cfg: &Config, bans: &mut Vec<rustircd::state::bans::Ban>) {
+    let now = rustircd::clock::unix_now();
+    bans.retain(|b| b.live(now));
+    let dir = &cfg.server.data_dir;
+    match rustircd::persist::save(dir, bans) {
+        Ok(()) => log::info!("Bans saved: {} in {}", bans.len(), rustircd::persist::path(dir).display()),
+        Err(e) => log::error!("Bans NOT saved to {}: {e}", rustircd::persist::path(dir).display()),
+    }
+}
+
+/// SIGHUP and REHASH: re-read the config file; a valid one replaces the old on every shard,
+/// a bad one is logged (and its errors returned for the oper) and the old stays live.
+fn reload(args: &cli::Args, rt: &Runtime<Control>, current: &Arc<Config>) -> Result<Arc<Config>, Vec<String>> {
+    let loaded = match &args.config {
+        Some(path) => Config::load(path),
+        // The embedded default cannot change; re-applying it is harmless and keeps one path.
+        None => Ok(Config::embedded()),
     };
-    match Config::load(path) {
+    match loaded {
         Ok(mut cfg) => {
             // Listeners are bound at start; the running ones stay, but a TLS listener takes the
             // certificate and key read now (new connections use them; none is dropped).
@@ -202,15 +297,15 @@ fn reload(args: &cli::Args, rt: &Runtime<Control>, current: Arc<Config>) -> Arc<
             for s in 0..rt.cores() {
                 rt.control(s, Control::Reload(cfg.clone()));
             }
-            log::info!("Config reloaded from {}", path.display());
-            cfg
+            log::info!("Config reloaded from {}", cfg.source);
+            Ok(cfg)
         }
         Err(errs) => {
             for e in &errs {
                 log::error!("Config reload failed: {e}");
             }
             log::error!("Config reload failed with {} error(s); the previous configuration stays", errs.len());
-            current
+            Err(errs.iter().map(|e| e.to_string()).collect())
         }
     }
 }

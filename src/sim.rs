@@ -32,7 +32,7 @@ impl Sim {
         self.next_conn += 1;
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
         let (st, out) = &mut self.shards[shard];
-        connection::accept(st, out, conn, peer, false, Instant::now(), 0);
+        connection::accept(st, out, conn, peer, peer, false, Instant::now(), 0);
         connection::finish(st, out);
         conn
     }

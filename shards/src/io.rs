@@ -36,6 +36,11 @@ pub struct Io<M: Envelope> {
     pub(crate) stats: IoStats,
     pub(crate) close_grace: Duration,
     pub(crate) stop_requested: bool,
+    /// Work to run on a blocking thread; each result comes back through `Handler::on_mesh`.
+    pub(crate) jobs: Vec<Box<dyn FnOnce() -> M + Send>>,
+    pub(crate) jobs_notify: Rc<Notify>,
+    /// Messages for the main thread (`Runtime::requests`).
+    pub(crate) to_main: Option<crossbeam_channel::Sender<(ShardId, Box<dyn std::any::Any + Send>)>>,
 }
 
 impl<M: Envelope> Io<M> {
@@ -51,6 +56,9 @@ impl<M: Envelope> Io<M> {
             stats: IoStats::default(),
             close_grace,
             stop_requested: false,
+            jobs: Vec::new(),
+            jobs_notify: Rc::new(Notify::default()),
+            to_main: None,
         }
     }
 
@@ -151,6 +159,20 @@ impl<M: Envelope> Io<M> {
         s.mesh_msgs_out = self.mesh.sent_msgs;
         s.mesh_batches_out = self.mesh.sent_batches;
         s
+    }
+
+    /// Runs `job` on a blocking thread (slow work: password hashes, name lookups, file writes)
+    /// and hands its result to this shard's `Handler::on_mesh`, as if this shard had sent it.
+    pub fn blocking(&mut self, job: impl FnOnce() -> M + Send + 'static) {
+        self.jobs.push(Box::new(job));
+        self.jobs_notify.notify();
+    }
+
+    /// Sends a message to the main thread (see [`crate::Runtime::requests`]).
+    pub fn to_main(&mut self, msg: Box<dyn std::any::Any + Send>) {
+        if let Some(tx) = &self.to_main {
+            let _ = tx.send((self.shard, msg));
+        }
     }
 
     /// Asks the runtime to stop this process (every shard), as a signal would.

@@ -138,6 +138,7 @@ pub struct Runtime<C: Send + 'static> {
     cpus: Vec<usize>,
     stop_wanted: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
+    requests: Receiver<(ShardId, Box<dyn std::any::Any + Send>)>,
 }
 
 /// The CPUs this process may run on, in order.
@@ -194,6 +195,7 @@ impl<C: Send + 'static> Runtime<C> {
 
         let factory = Arc::new(factory);
         let stop_wanted = Arc::new(AtomicBool::new(false));
+        let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let open = Arc::new(AtomicUsize::new(0));
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<ShardId, String>>();
         let mut controls = Vec::new();
@@ -215,6 +217,7 @@ impl<C: Send + 'static> Runtime<C> {
                 ctl_rx,
                 stop_wanted: stop_wanted.clone(),
                 open: open.clone(),
+                to_main: req_tx.clone(),
             };
             let factory = factory.clone();
             let ready = ready_tx.clone();
@@ -223,7 +226,11 @@ impl<C: Send + 'static> Runtime<C> {
                 // A network server does no DMA file I/O; the 10 MiB default would also exceed
                 // common memlock limits.
                 .io_memory(64 * 1024)
-                .preempt_timer(cfg.preempt_timer);
+                .preempt_timer(cfg.preempt_timer)
+                // Blocking jobs (password hashes, lookups) float over every CPU rather than
+                // sit on the shard's own; a few threads keep one slow job from holding up the
+                // next.
+                .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(4));
             if let Some(spin) = cfg.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
@@ -259,7 +266,7 @@ impl<C: Send + 'static> Runtime<C> {
                 Err(_) => return Err(StartError::Shard { shard: 0, err: "exited during start".into() }),
             }
         }
-        Ok(Runtime { controls, threads, bound, cpus, stop_wanted, open })
+        Ok(Runtime { controls, threads, bound, cpus, stop_wanted, open, requests: req_rx })
     }
 
     /// The addresses actually bound, in listener order (a port of 0 resolved).
@@ -279,6 +286,11 @@ impl<C: Send + 'static> Runtime<C> {
     /// Hands a control message to one shard (it runs at the shard's next tick).
     pub fn control(&self, shard: ShardId, c: C) -> bool {
         self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+    }
+
+    /// Messages shards sent with [`Io::to_main`], without waiting.
+    pub fn requests(&self) -> Vec<(ShardId, Box<dyn std::any::Any + Send>)> {
+        self.requests.try_iter().collect()
     }
 
     /// True once a shard asked for the process to stop (see [`Io::request_stop`]).
@@ -340,6 +352,7 @@ struct ShardBoot<M: Envelope, C> {
     ctl_rx: Receiver<Ctl<C>>,
     stop_wanted: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
+    to_main: Sender<(ShardId, Box<dyn std::any::Any + Send>)>,
 }
 
 /// Everything a shard's tasks share. Borrowed only synchronously, never across an await.
@@ -369,8 +382,9 @@ where
     H: Handler,
     F: Fn(ShardId, &[SocketAddr]) -> H,
 {
-    let ShardBoot { id, cores, cfg, fds, tls, bound, tx_row, rx_row, ctl_rx, stop_wanted, open } = boot;
-    let io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
+    let ShardBoot { id, cores, cfg, fds, tls, bound, tx_row, rx_row, ctl_rx, stop_wanted, open, to_main } = boot;
+    let mut io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
+    io.to_main = Some(to_main);
     let handler = factory(id, &bound);
     let shard = Rc::new(Shard {
         tls: RefCell::new(tls),
@@ -412,6 +426,7 @@ where
     ticker.await;
     tasks.push(glommio::spawn_local(mesh_flusher(shard.clone(), senders)));
     tasks.push(glommio::spawn_local(loopback(shard.clone())));
+    tasks.push(glommio::spawn_local(blocking_jobs(shard.clone())));
 
     let mut accepts = Vec::new();
     for (index, (fd, tag)) in fds.into_iter().enumerate() {
@@ -724,6 +739,28 @@ async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
             st.io.now = Instant::now();
             let me = st.io.shard();
             st.handler.on_mesh(&mut st.io, me, m);
+        }
+    }
+}
+
+/// Runs the jobs handlers gave to [`Io::blocking`] on glommio's blocking pool; each result
+/// comes back to the handler as a message from this shard.
+async fn blocking_jobs<H: Handler>(shard: Rc<Shard<H>>) {
+    let notify = shard.state.borrow().io.jobs_notify.clone();
+    loop {
+        notify.wait().await;
+        let jobs = std::mem::take(&mut shard.state.borrow_mut().io.jobs);
+        for job in jobs {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let msg = glommio::executor().spawn_blocking(job).await;
+                let mut st = shard.state.borrow_mut();
+                let st = &mut *st;
+                st.io.now = Instant::now();
+                let me = st.io.shard();
+                st.handler.on_mesh(&mut st.io, me, msg);
+            })
+            .detach();
         }
     }
 }

@@ -14,12 +14,15 @@ use crate::proto::{Line, Message, Numeric};
 use crate::state::client::Client;
 use crate::state::shard::ShardState;
 
-/// A new connection: it joins the first class that matches its address, or is told why not.
+/// A new connection: refused when a D-line or a limit of its class says so; otherwise it joins
+/// the first class that matches its address, and hostname/ident lookups start if configured.
+#[allow(clippy::too_many_arguments)]
 pub fn accept(
     st: &mut ShardState,
     out: &mut dyn Outbox,
     conn: Conn,
     peer: SocketAddr,
+    local: SocketAddr,
     secure: bool,
     now: Instant,
     unix: u64,
@@ -41,14 +44,156 @@ pub fn accept(
     if st.class_counts[class] + elsewhere >= st.cfg.classes[class].max_clients {
         return refuse(st, out, "Too many connections in your class");
     }
+    if let Some(why) = super::admission::refusal(st, peer.ip(), class, now, unix) {
+        if why.starts_with("D-lined") {
+            let text = format!("D-line active for [{ip}]: connection refused");
+            super::oper::snotice::snotice(st, out, &text);
+        }
+        return refuse(st, out, &why);
+    }
     st.class_counts[class] += 1;
+    super::admission::opened(st, out, peer.ip(), now);
     let uid = st.uids.allocate();
     let mut client = Box::new(Client::new(conn, uid, peer, class, now, unix));
     client.secure = secure;
     st.clients.insert(conn, client);
     let tls = if secure { " tls" } else { "" };
     log::info!("Client connected: [{peer}] shard={} class={}{tls}", st.me, st.cfg.classes[class].name);
+    start_lookups(st, out, conn, peer, local, now);
 }
+
+/// Hostname and ident lookups, when the config asks for them: the classic notices, a cached
+/// hostname where there is one, and a blocking job for the rest. Registration waits for the
+/// answer at most `[lookups] timeout`.
+fn start_lookups(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    peer: SocketAddr,
+    local: SocketAddr,
+    now: Instant,
+) {
+    let l = &st.cfg.lookups;
+    let (mut dns, ident, timeout) = (l.dns, l.ident, l.timeout);
+    if !dns && !ident {
+        return;
+    }
+    let server = st.cfg.server.name.clone();
+    let notice = |text: &str| Line::new().source(&server).verb("NOTICE").param("*").trailing(text).finish();
+    let mut buf = Vec::new();
+    if dns {
+        buf.extend_from_slice(&notice("*** Looking up your hostname..."));
+        let ttl = st.cfg.database.user_cache_ttl;
+        if let Some((host, at)) = st.host_cache.get(&peer.ip()).cloned() {
+            if now.duration_since(at) < ttl {
+                dns = false;
+                buf.extend_from_slice(&found_host(&notice, host.as_deref(), true));
+                if let (Some(h), Some(c)) = (host, st.clients.get_mut(&conn)) {
+                    c.host = h;
+                }
+            }
+        }
+    }
+    if ident {
+        buf.extend_from_slice(&notice("*** Checking Ident"));
+    }
+    out.send(conn, &buf);
+    if !dns && !ident {
+        return;
+    }
+    if let Some(c) = st.clients.get_mut(&conn) {
+        c.looking_up = Some(now + timeout);
+    }
+    out.blocking(Box::new(move || {
+        let found = crate::lookup::lookup(peer, local, dns, ident, timeout);
+        Env::Looked { conn, ip: peer.ip(), dns, host: found.host, ident: found.ident }
+    }));
+}
+
+fn found_host(notice: &dyn Fn(&str) -> Vec<u8>, host: Option<&str>, cached: bool) -> Vec<u8> {
+    match (host, cached) {
+        (Some(_), true) => notice("*** Found your hostname (cached)"),
+        (Some(_), false) => notice("*** Found your hostname"),
+        (None, _) => notice("*** Couldn't look up your hostname"),
+    }
+}
+
+/// The lookups came back (or timed out): the client takes what was found and registration
+/// goes on. A late answer, for a client that already went on without it, is dropped.
+pub fn looked(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    dns: bool,
+    host: Option<String>,
+    ident: Option<String>,
+    now: Instant,
+    unix: u64,
+) {
+    let server = st.cfg.server.name.clone();
+    let notice = |text: &str| Line::new().source(&server).verb("NOTICE").param("*").trailing(text).finish();
+    let host: Option<std::sync::Arc<str>> = host.map(Into::into);
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if c.looking_up.is_none() || c.registered || c.closing {
+        return;
+    }
+    c.looking_up = None;
+    let mut buf = Vec::new();
+    if dns {
+        buf.extend_from_slice(&found_host(&notice, host.as_deref(), false));
+        if let Some(h) = host {
+            c.host = h;
+        }
+    }
+    if st.cfg.lookups.ident {
+        match ident {
+            Some(i) => {
+                buf.extend_from_slice(&notice("*** Got Ident response"));
+                c.ident = Some(i.into());
+            }
+            None => buf.extend_from_slice(&notice("*** No Ident response")),
+        }
+    }
+    out.send(conn, &buf);
+    let mut ctx = Ctx { st, out, conn, now, unix };
+    super::registration::try_register(&mut ctx);
+    ctx.flush();
+    resume(st, out, conn, now, unix);
+}
+
+/// Keeps a reverse-DNS answer for `ip` (`[database] user_cache_size` entries, for
+/// `user_cache_ttl`).
+pub fn remember_host(st: &mut ShardState, ip: std::net::IpAddr, host: Option<&str>, now: Instant) {
+    let cap = st.cfg.database.user_cache_size;
+    if cap == 0 {
+        return;
+    }
+    if st.host_cache.len() >= cap {
+        // Full: the older half goes (rare, and amortised over the next cap/2 inserts).
+        let mut ages: Vec<Instant> = st.host_cache.values().map(|(_, t)| *t).collect();
+        ages.sort();
+        let cut = ages[ages.len() / 2];
+        st.host_cache.retain(|_, (_, t)| *t > cut);
+    }
+    st.host_cache.insert(ip, (host.map(Into::into), now));
+}
+
+/// Lookups past their deadline (their job is stuck behind others): registration goes on
+/// without them.
+pub fn lookups_overdue(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64) {
+    let late: Vec<Conn> = st
+        .clients
+        .iter()
+        .filter(|(_, c)| c.looking_up.is_some_and(|d| now >= d + LOOKUP_SLACK))
+        .map(|(k, _)| *k)
+        .collect();
+    for conn in late {
+        looked(st, out, conn, st.cfg.lookups.dns, None, None, now, unix);
+    }
+}
+
+/// How long past its own deadline a lookup job may take before the tick gives up on it.
+const LOOKUP_SLACK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Bytes from a connection.
 pub fn data(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8], now: Instant, unix: u64) {
@@ -65,6 +210,8 @@ pub fn data(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8],
         if !c.closing && c.framer.buffered() + c.queued_bytes > st.cfg.classes[c.class].recvq {
             c.closing = true;
             st.to_close.push((conn, "Excess Flood".into(), false));
+            let text = format!("Excess Flood: {} [{}] disconnected", c.mask(), c.addr);
+            super::oper::snotice::snotice(st, out, &text);
         }
     }
 }
@@ -85,9 +232,17 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             ctx.flush();
         }
         Frame::Line(line) => {
-            if c.wait.is_some() || !c.queue.is_empty() {
+            if c.wait.is_some() || c.throttled || !c.queue.is_empty() {
                 c.queued_bytes += line.len();
                 c.queue.push_back(line.into());
+                return;
+            }
+            if !super::flood::take(st, conn, now) {
+                if let Some(c) = st.clients.get_mut(&conn) {
+                    c.queued_bytes += line.len();
+                    c.queue.push_back(line.into());
+                }
+                super::flood::warn(st, out, conn);
                 return;
             }
             let mut ctx = Ctx { st, out, conn, now, unix };
@@ -106,9 +261,14 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
         let Some(c) = st.clients.get_mut(&conn) else {
             return;
         };
-        if c.closing || c.wait.is_some() {
+        if c.closing || c.wait.is_some() || c.queue.is_empty() {
             return;
         }
+        if !super::flood::take(st, conn, now) {
+            super::flood::warn(st, out, conn);
+            return;
+        }
+        let Some(c) = st.clients.get_mut(&conn) else { return };
         let Some(line) = c.queue.pop_front() else {
             return;
         };

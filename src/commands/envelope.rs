@@ -132,6 +132,50 @@ pub enum Env {
         bytes: Vec<u8>,
     },
 
+    /// A connection from `ip` opened (`up`) or closed on the sending shard (per-IP limits).
+    IpEvent {
+        ip: std::net::IpAddr,
+        up: bool,
+    },
+    /// A K-line or D-line was added: every shard applies and enforces it.
+    Ban(crate::state::bans::Ban),
+    Unban {
+        kind: crate::state::bans::BanKind,
+        mask: Arc<str>,
+    },
+    /// KILL of a user of the receiving shard.
+    Kill {
+        target: Uid,
+        reason: Arc<str>,
+    },
+    /// A WALLOPS line for the receiving shard's +w users.
+    Wallops {
+        line: Arc<[u8]>,
+    },
+    /// A server notice for the receiving shard's +s operators.
+    Snotice {
+        text: Arc<str>,
+    },
+    /// The result of checking an OPER password (a blocking job of this shard).
+    OperChecked {
+        conn: Conn,
+        name: String,
+        ok: bool,
+    },
+    /// The result of this shard's host and ident lookups for a new client.
+    Looked {
+        conn: Conn,
+        ip: std::net::IpAddr,
+        dns: bool,
+        host: Option<String>,
+        ident: Option<String>,
+    },
+    /// The main thread's answer to a REHASH: empty when the new config took effect.
+    Rehashed {
+        conn: Conn,
+        errors: Vec<String>,
+    },
+
     /// Periodic per-shard connection counts (for LUSERS).
     Counts {
         unregistered: u32,
@@ -152,4 +196,20 @@ impl Envelope for Env {
             _ => 32,
         }
     }
+}
+
+/// Requests from a shard to the main thread (which owns the config file and the ban file).
+pub enum ToMain {
+    /// Re-read the config; answer `conn` on that shard.
+    Rehash {
+        conn: Conn,
+    },
+    /// Write the ban list down with this change.
+    BanAdded(crate::state::bans::Ban),
+    BanRemoved {
+        kind: crate::state::bans::BanKind,
+        mask: Arc<str>,
+    },
+    /// Stop, then start again with the same command line.
+    Restart,
 }

@@ -47,6 +47,20 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
             }
         }
         Env::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
+        Env::IpEvent { ip, up } => super::admission::count(st, ip, up, now),
+        Env::Ban(ban) => super::oper::bans::apply(st, out, ban),
+        Env::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),
+        Env::Kill { target, reason } => super::oper::kill::kill_local(st, out, target, &reason),
+        Env::Wallops { line } => super::oper::wallops::deliver(st, out, &line),
+        Env::Snotice { text } => super::oper::snotice::deliver(st, out, &text),
+        Env::OperChecked { conn, name, ok } => super::oper::oper::checked(st, out, conn, name, ok, now, unix),
+        Env::Looked { conn, ip, dns, host, ident } => {
+            if dns {
+                super::connection::remember_host(st, ip, host.as_deref(), now);
+            }
+            super::connection::looked(st, out, conn, dns, host, ident, now, unix);
+        }
+        Env::Rehashed { conn, errors } => super::oper::server::rehashed(st, out, conn, errors),
         Env::Counts { unregistered, classes } => {
             st.unregistered[from] = unregistered;
             st.remote_classes[from] = classes;

@@ -3,21 +3,25 @@
 //! hold only the command's meaning. Handlers write to the reply sink in [`Ctx`] and send
 //! [`Env`] messages to other shards; they never touch a socket.
 
+pub mod admission;
 pub mod cap;
 pub mod channel;
 pub mod connection;
 pub mod context;
 pub mod delivery;
 pub mod envelope;
+pub mod flood;
 pub mod help;
 pub mod identity;
 pub mod mesh;
 pub mod message;
+pub mod oper;
 pub mod outbox;
 pub mod outgoing;
 pub mod query;
 pub mod registration;
 pub mod server_info;
+pub mod stats;
 pub mod timers;
 pub mod user_mode;
 
@@ -93,6 +97,17 @@ pub static COMMANDS: &[Spec] = &[
     spec("USERHOST", 1, When::Registered, query::userhost::userhost),
     spec("AWAY", 0, When::Registered, query::away::away),
     spec("MONITOR", 1, When::Registered, query::monitor::monitor),
+    // operators (oper/*.rs)
+    spec("OPER", 1, When::Registered, oper::oper::oper),
+    spec("KILL", 1, When::Registered, oper::kill::kill),
+    spec("WALLOPS", 1, When::Registered, oper::wallops::wallops),
+    spec("REHASH", 0, When::Registered, oper::server::rehash),
+    spec("DIE", 0, When::Registered, oper::server::die),
+    spec("RESTART", 0, When::Registered, oper::server::restart),
+    spec("KLINE", 1, When::Registered, oper::bans::kline),
+    spec("UNKLINE", 1, When::Registered, oper::bans::unkline),
+    spec("DLINE", 1, When::Registered, oper::bans::dline),
+    spec("UNDLINE", 1, When::Registered, oper::bans::undline),
     // server queries (server_info.rs)
     spec("MOTD", 0, When::Registered, server_info::motd),
     spec("LUSERS", 0, When::Registered, server_info::lusers),
@@ -101,6 +116,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("ADMIN", 0, When::Registered, server_info::admin),
     spec("INFO", 0, When::Registered, server_info::info),
     spec("LINKS", 0, When::Registered, server_info::links),
+    spec("STATS", 0, When::Registered, stats::stats),
     spec("HELP", 0, When::Registered, help::help),
     spec("HELPOP", 0, When::Registered, help::help),
 ];

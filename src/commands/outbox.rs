@@ -22,6 +22,10 @@ pub trait Outbox {
     fn mesh(&mut self, to: usize, env: Env);
     /// Asks the process to stop (DIE).
     fn request_stop(&mut self);
+    /// Runs slow work on a blocking thread; its result comes back as a message from this shard.
+    fn blocking(&mut self, job: Box<dyn FnOnce() -> Env + Send>);
+    /// A request for the main thread (config and ban files).
+    fn to_main(&mut self, msg: super::envelope::ToMain);
 }
 
 /// An [`Outbox`] that keeps what the core produced, for unit tests and benchmarks: bytes per
@@ -38,6 +42,7 @@ pub struct Recorder {
     pub closed: Vec<Conn>,
     pub mesh: Vec<(usize, Env)>,
     pub stop: bool,
+    pub main: Vec<super::envelope::ToMain>,
 }
 
 impl Recorder {
@@ -52,6 +57,7 @@ impl Recorder {
             closed: Vec::new(),
             mesh: Vec::new(),
             stop: false,
+            main: Vec::new(),
         }
     }
 
@@ -95,5 +101,13 @@ impl Outbox for Recorder {
     }
     fn request_stop(&mut self) {
         self.stop = true;
+    }
+    fn blocking(&mut self, job: Box<dyn FnOnce() -> Env + Send>) {
+        // Tests and benchmarks run the job at once and deliver its result like the runtime.
+        let env = job();
+        self.mesh.push((self.shard, env));
+    }
+    fn to_main(&mut self, msg: super::envelope::ToMain) {
+        self.main.push(msg);
     }
 }

@@ -170,7 +170,13 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
 /// Completes registration once NICK, USER and any CAP negotiation are done.
 pub fn try_register(ctx: &mut Ctx<'_>) {
     let me = ctx.me();
-    if me.registered || me.nick.is_none() || me.user.is_none() || me.cap_negotiating || me.wait.is_some() {
+    if me.registered
+        || me.nick.is_none()
+        || me.user.is_none()
+        || me.cap_negotiating
+        || me.wait.is_some()
+        || me.looking_up.is_some()
+    {
         return;
     }
     if let Some(want) = &ctx.st.cfg.server.password {
@@ -182,7 +188,20 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         }
     }
     let (nick, folded) = me.nick.clone().expect("checked above");
-    let (username, realname) = me.user.clone().expect("checked above");
+    let (mut username, realname) = me.user.clone().expect("checked above");
+    if let Some(ident) = &me.ident {
+        // An ident reply vouches for the name: it goes without the `~`.
+        username = ident.clone();
+    }
+    let banned = super::oper::bans::kline_for(ctx.st, &username, &me.host, &me.ip, ctx.unix)
+        .map(|b| (b.reason.clone(), format!("K-line active for {nick}!{username}@{}: connection refused", me.host)));
+    if let Some((reason, text)) = banned {
+        ctx.reply(Numeric::ERR_YOUREBANNEDCREEP, &[]);
+        let conn = ctx.conn;
+        close_later(ctx.st, conn, format!("K-lined: {reason}"));
+        super::oper::snotice::snotice(ctx.st, ctx.out, &text);
+        return;
+    }
     let user = User {
         uid: me.uid,
         nick,
@@ -201,6 +220,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     };
     let uid = user.uid;
     log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);
+    ctx.me_mut().user = Some((user.user.clone(), user.realname.clone()));
     ctx.me_mut().registered = true;
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
@@ -208,6 +228,12 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     broadcast(ctx.st, ctx.out, || Env::UserIntro { user: Box::new(user.clone()), ack });
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
+    let class = ctx.st.cfg.classes[ctx.me().class].name.clone();
+    let text = format!(
+        "Client connecting: {} ({}@{}) [{}] {{{class}}} [{}]",
+        user.nick, user.user, user.host, user.ip, user.realname
+    );
+    super::oper::snotice::snotice(ctx.st, ctx.out, &text);
     welcome(ctx, &user);
     let burst = std::mem::take(&mut ctx.st.reply);
     hold_until_applied(ctx, burst);

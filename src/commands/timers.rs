@@ -44,6 +44,23 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     for (conn, why) in expired {
         close_later(st, conn, why);
     }
+    super::admission::prune(st, now);
+    let unix = crate::clock::unix_now();
+    super::connection::lookups_overdue(st, out, now, unix);
+    expire_bans(st, unix);
+}
+
+/// Temporary K-lines and D-lines lapse (every shard drops them by the same clock; the main
+/// thread leaves them out of the file when it next writes it and when it loads it).
+fn expire_bans(st: &mut ShardState, unix: u64) {
+    let first = st.me == 0;
+    st.bans.retain(|b| {
+        let live = b.live(unix);
+        if !live && first {
+            log::info!("Ban expired: {}-line for [{}]", b.kind.letter(), b.mask);
+        }
+        live
+    });
 }
 
 /// How often the per-second checks run.

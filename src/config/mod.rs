@@ -37,6 +37,7 @@ pub struct Config {
     pub logging: Logging,
     pub runtime: RuntimeTuning,
     pub tls: Option<Tls>,
+    pub lookups: Lookups,
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +53,10 @@ pub struct ServerInfo {
     pub admin_location: String,
     pub admin_location2: String,
     pub admin_email: String,
+    /// Where K-lines and D-lines are kept (created on first use).
+    pub data_dir: PathBuf,
+    pub allow_die: bool,
+    pub allow_restart: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +110,20 @@ pub struct Class {
     /// Time allowed to complete registration.
     pub connection_timeout: Duration,
     pub max_clients: usize,
+    /// Connections from one IP address, and from one CIDR block, across all shards (0: no limit).
+    pub max_per_ip: usize,
+    pub max_per_cidr: usize,
+    pub cidr_v4: u8,
+    pub cidr_v6: u8,
+    /// Connection throttle: at most `throttle_count` new connections per IP per `throttle_window`.
+    pub throttle_count: usize,
+    pub throttle_window: Duration,
+    /// Command rate: a burst of `flood_burst` commands, then `flood_rate` per second; beyond,
+    /// commands wait (fake lag) and the client is told; past recvq, Excess Flood.
+    pub flood_burst: u32,
+    pub flood_rate: u32,
+    /// Trusted hosts (a load tester): no throttle, per-IP limit or fake lag.
+    pub exempt: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -132,9 +151,32 @@ pub struct Netsplit {
 #[derive(Clone, Debug)]
 pub struct Oper {
     pub name: String,
+    /// An argon2 (`$argon2id$...`) or bcrypt (`$2b$...`) hash; plain text only with
+    /// `allow_plaintext`.
     pub password: String,
+    pub allow_plaintext: bool,
+    /// `user@host` masks the oper may come from.
     pub hosts: Vec<String>,
     pub privileges: Vec<String>,
+}
+
+/// What operators may be given.
+pub const PRIVILEGES: &[&str] = &["kill", "wallops", "rehash", "die", "restart", "kline", "dline", "snotice", "stats"];
+
+impl Oper {
+    pub fn may(&self, privilege: &str) -> bool {
+        self.privileges.iter().any(|p| p == privilege || p == "all")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Lookups {
+    /// Reverse DNS with forward confirmation for new clients.
+    pub dns: bool,
+    /// RFC 1413 ident queries for new clients.
+    pub ident: bool,
+    /// Registration never waits longer than this for either.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -320,6 +362,24 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
             spin_before_park: Duration::ZERO,
         },
     };
+    let lookups = match top.table(doc, "lookups") {
+        Some(mut t) => {
+            let l = Lookups {
+                dns: t.bool(doc, "dns", false),
+                ident: t.bool(doc, "ident", false),
+                timeout: t.duration(
+                    doc,
+                    "timeout",
+                    Duration::from_secs(3),
+                    Duration::from_millis(100),
+                    Duration::from_secs(30),
+                ),
+            };
+            t.finish(doc);
+            l
+        }
+        None => Lookups { dns: false, ident: false, timeout: Duration::from_secs(3) },
+    };
     Config {
         source: doc.file.clone(),
         server,
@@ -334,6 +394,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         logging,
         runtime,
         tls,
+        lookups,
     }
 }
 
@@ -359,6 +420,9 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
             admin_location: String::new(),
             admin_location2: String::new(),
             admin_email: String::new(),
+            data_dir: PathBuf::from("rustircd-data"),
+            allow_die: false,
+            allow_restart: false,
         };
     };
     let name = t.req_str(doc, "name");
@@ -416,6 +480,9 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
         }
         (None, None) => None,
     };
+    let data_dir = resolve(base, &t.str(doc, "data_dir", "rustircd-data"));
+    let allow_die = t.bool(doc, "allow_die", false);
+    let allow_restart = t.bool(doc, "allow_restart", false);
     let (mut loc, mut loc2, mut email) = (String::new(), String::new(), String::new());
     if let Some(mut a) = t.table(doc, "admin") {
         loc = a.str(doc, "location", "");
@@ -435,6 +502,9 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
         admin_location: loc,
         admin_location2: loc2,
         admin_email: email,
+        data_dir,
+        allow_die,
+        allow_restart,
     }
 }
 
@@ -578,6 +648,21 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
                 Duration::from_secs(3600),
             ),
             max_clients: t.int(doc, "max_clients", 50_000, 0, 10_000_000) as usize,
+            max_per_ip: t.int(doc, "max_per_ip", 20, 0, 10_000_000) as usize,
+            max_per_cidr: t.int(doc, "max_per_cidr", 100, 0, 10_000_000) as usize,
+            cidr_v4: t.int(doc, "cidr_v4", 24, 8, 32) as u8,
+            cidr_v6: t.int(doc, "cidr_v6", 64, 16, 128) as u8,
+            throttle_count: t.int(doc, "throttle_count", 10, 0, 1_000_000) as usize,
+            throttle_window: t.duration(
+                doc,
+                "throttle_window",
+                Duration::from_secs(10),
+                SECOND,
+                Duration::from_secs(3600),
+            ),
+            flood_burst: t.int(doc, "flood_burst", 20, 1, 1_000_000) as u32,
+            flood_rate: t.int(doc, "flood_rate", 5, 1, 1_000_000) as u32,
+            exempt: t.bool(doc, "exempt", false),
         };
         t.finish(doc);
         out.push(c);
@@ -591,6 +676,15 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
             ping_frequency: Duration::from_secs(90),
             connection_timeout: Duration::from_secs(30),
             max_clients: 50_000,
+            max_per_ip: 20,
+            max_per_cidr: 100,
+            cidr_v4: 24,
+            cidr_v6: 64,
+            throttle_count: 10,
+            throttle_window: Duration::from_secs(10),
+            flood_burst: 20,
+            flood_rate: 5,
+            exempt: false,
         });
     }
     out
@@ -602,9 +696,27 @@ fn read_opers(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Oper> {
         let o = Oper {
             name: t.req_str(doc, "name"),
             password: t.req_str(doc, "password"),
+            allow_plaintext: t.bool(doc, "allow_plaintext", false),
             hosts: t.str_list(doc, "hosts", &["*@*"]),
             privileges: t.str_list(doc, "privileges", &[]),
         };
+        let hashed = o.password.starts_with("$argon2") || o.password.starts_with("$2");
+        if !hashed && !o.allow_plaintext && !o.password.is_empty() {
+            doc.error(
+                t.value_span("password").as_ref(),
+                &format!("{}.password", t.path),
+                "is not an argon2 or bcrypt hash (make one with `rustircd --mkpasswd`, or set allow_plaintext = true)",
+            );
+        }
+        for p in &o.privileges {
+            if p != "all" && !PRIVILEGES.contains(&p.as_str()) {
+                doc.error(
+                    t.value_span("privileges").as_ref(),
+                    &format!("{}.privileges", t.path),
+                    format!("unknown privilege {p:?} (known: all, {})", PRIVILEGES.join(", ")),
+                );
+            }
+        }
         if out.iter().any(|p| p.name == o.name) {
             doc.error(
                 t.value_span("name").as_ref(),

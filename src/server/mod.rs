@@ -16,6 +16,8 @@ use crate::state::shard::ShardState;
 pub enum Control {
     /// A new configuration, already validated whole.
     Reload(Arc<Config>),
+    /// The answer to a REHASH this shard passed on (no errors: it took effect).
+    Rehashed { conn: Conn, errors: Vec<String> },
 }
 
 pub struct IrcShard {
@@ -24,9 +26,17 @@ pub struct IrcShard {
 }
 
 impl IrcShard {
-    pub fn new(cfg: Arc<Config>, shard: usize, cores: usize, started_unix: u64) -> Self {
+    pub fn new(
+        cfg: Arc<Config>,
+        shard: usize,
+        cores: usize,
+        started_unix: u64,
+        bans: Vec<crate::state::bans::Ban>,
+    ) -> Self {
         let created = crate::clock::format_utc(started_unix);
-        IrcShard { st: ShardState::new(cfg, shard, cores, started_unix, created), last_check: Instant::now() }
+        let mut st = ShardState::new(cfg, shard, cores, started_unix, created);
+        st.bans = bans;
+        IrcShard { st, last_check: Instant::now() }
     }
 }
 
@@ -66,6 +76,12 @@ impl Outbox for Out<'_> {
     fn request_stop(&mut self) {
         self.0.request_stop()
     }
+    fn blocking(&mut self, job: Box<dyn FnOnce() -> Env + Send>) {
+        self.0.blocking(job)
+    }
+    fn to_main(&mut self, msg: crate::commands::envelope::ToMain) {
+        self.0.to_main(Box::new(msg))
+    }
 }
 
 impl Handler for IrcShard {
@@ -75,7 +91,7 @@ impl Handler for IrcShard {
     fn on_accept(&mut self, io: &mut Io<Env>, c: ConnId, info: ConnInfo) {
         let now = io.now();
         let mut out = Out(io);
-        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.tls, now, unix_now());
+        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.local, info.tls, now, unix_now());
         connection::finish(&mut self.st, &mut out);
     }
 
@@ -101,6 +117,11 @@ impl Handler for IrcShard {
 
     fn on_tick(&mut self, io: &mut Io<Env>) {
         let now = io.now();
+        if !self.st.lagged.is_empty() {
+            let mut out = Out(io);
+            crate::commands::flood::on_tick(&mut self.st, &mut out, now, unix_now());
+            connection::finish(&mut self.st, &mut out);
+        }
         if now.duration_since(self.last_check) < timers::CHECK_EVERY {
             return;
         }
@@ -112,7 +133,17 @@ impl Handler for IrcShard {
 
     fn on_control(&mut self, _io: &mut Io<Env>, ctl: Control) {
         match ctl {
-            Control::Reload(cfg) => self.st.reload(cfg),
+            Control::Reload(cfg) => {
+                self.st.reload(cfg);
+                crate::commands::admission::recount_blocks(&mut self.st);
+                let mut out = Out(_io);
+                crate::commands::oper::snotice::deliver(&mut self.st, &mut out, "Configuration reloaded");
+            }
+            Control::Rehashed { conn, errors } => {
+                let mut out = Out(_io);
+                crate::commands::oper::server::rehashed(&mut self.st, &mut out, conn, errors);
+                connection::finish(&mut self.st, &mut out);
+            }
         }
     }
 

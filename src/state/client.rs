@@ -77,6 +77,19 @@ pub struct Client {
     pub labeled: Vec<u8>,
     /// BATCH references handed out so far.
     pub batches: u64,
+    /// The oper block this client is logged in with (OPER).
+    pub oper: Option<String>,
+    /// Flood control: command tokens left, refilled at the class's rate up to its burst.
+    pub tokens: f32,
+    pub refilled: Instant,
+    /// Commands are held for flood control; the client was told once.
+    pub throttled: bool,
+    /// The client was told its commands are held (once per episode).
+    pub lag_told: bool,
+    /// Hostname/ident lookups are running; registration waits for them until this deadline.
+    pub looking_up: Option<Instant>,
+    /// The ident reply, if one came (the username then goes without `~`).
+    pub ident: Option<Arc<str>>,
 }
 
 impl Client {
@@ -117,6 +130,13 @@ impl Client {
             label: None,
             labeled: Vec::new(),
             batches: 0,
+            oper: None,
+            tokens: f32::MAX,
+            refilled: now,
+            throttled: false,
+            lag_told: false,
+            looking_up: None,
+            ident: None,
         }
     }
 
@@ -134,7 +154,12 @@ impl Client {
 /// The client's address as IRC shows it: IPv6 addresses starting with `:` get a leading `0`
 /// so they can stand in `nick!user@host` and as a parameter.
 pub fn display_ip(addr: SocketAddr) -> String {
-    let ip = match addr.ip() {
+    display_ip_addr(addr.ip())
+}
+
+/// An address as users see it (see [`display_ip`]).
+pub fn display_ip_addr(ip: std::net::IpAddr) -> String {
+    let ip = match ip {
         std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => v6.to_string(),

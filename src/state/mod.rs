@@ -1,6 +1,7 @@
 //! Network state, socket-free: users (a replicated directory), nickname ownership, and
 //! channels. Who owns what across shards is written down in `docs/architecture.md`.
 
+pub mod bans;
 pub mod channel;
 pub mod client;
 pub mod directory;

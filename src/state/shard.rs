@@ -67,6 +67,20 @@ pub struct ShardState {
     pub monitors: AHashMap<Folded, Vec<Conn>>,
     /// Messages this shard has numbered (msgid).
     pub msgids: u64,
+    /// K-lines and D-lines (the same list on every shard).
+    pub bans: Vec<super::bans::Ban>,
+    /// Connections per IP and per address block, on every shard (for the class limits).
+    pub ip_counts: AHashMap<std::net::IpAddr, u32>,
+    pub block_counts: AHashMap<(std::net::IpAddr, u8), u32>,
+    /// Recent connection times per IP (the throttle), pruned as they age out.
+    pub recent: AHashMap<std::net::IpAddr, VecDeque<std::time::Instant>>,
+    /// This shard's `+s` operators, computed when needed and forgotten whenever a local user's
+    /// modes change or one leaves (server notices are frequent; operators few).
+    pub snotice_targets: Option<Vec<crate::commands::Conn>>,
+    /// Clients whose commands wait for flood-control tokens.
+    pub lagged: Vec<crate::commands::Conn>,
+    /// Hostnames found for IPs (reverse DNS, forward-confirmed; `None`: none), with when.
+    pub host_cache: AHashMap<std::net::IpAddr, (Option<Arc<str>>, std::time::Instant)>,
     /// Departed clients whose ERROR line waits for this many shards to apply the departure.
     pub farewells: AHashMap<Conn, (usize, Vec<u8>)>,
 }
@@ -132,6 +146,13 @@ impl ShardState {
             monitors: AHashMap::default(),
             farewells: AHashMap::default(),
             msgids: 0,
+            bans: Vec::new(),
+            ip_counts: AHashMap::default(),
+            block_counts: AHashMap::default(),
+            recent: AHashMap::default(),
+            host_cache: AHashMap::default(),
+            lagged: Vec::new(),
+            snotice_targets: None,
         }
     }
 

@@ -62,6 +62,7 @@ recvq = "16KiB"
 sendq = "256KiB"
 ping_frequency = "90s"
 connection_timeout = "30s"
+exempt = true
 "#;
 
 pub fn bin() -> PathBuf {

@@ -322,6 +322,7 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
     let Some(c) = st.clients.remove(&conn) else { return };
     let reason = c.departing.clone().unwrap_or_default();
     st.class_counts[c.class] -= 1;
+    crate::commands::admission::closed(st, out, c.addr.ip(), Instant::now());
     log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
     for f in &c.monitor {
         crate::commands::query::monitor::unwatch(st, f, conn);
@@ -333,6 +334,15 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
         return;
     }
     st.local.remove(&c.uid);
+    st.snotice_targets = None;
+    let exit = format!(
+        "Client exiting: {} ({}@{}) [{reason}] [{}]",
+        c.target(),
+        c.user.as_ref().map_or("*", |(u, _)| u),
+        c.host,
+        c.ip
+    );
+    crate::commands::oper::snotice::snotice(st, out, &exit);
     let body: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
     let line = Shared::with_meta(body, meta(st, Some(c.uid), None));
     let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
