@@ -75,7 +75,7 @@ fn spawn(f: impl FnOnce() + Send + 'static) -> bool {
 /// hostname of at most 63 characters (longer ones do not fit in a mask).
 pub fn reverse_confirmed(ip: IpAddr) -> Option<String> {
     let name = reverse(ip)?;
-    if name.len() > 63 || !crate::proto::names::valid_hostname(&name) || name.parse::<IpAddr>().is_ok() {
+    if name.len() > 63 || !crate::proto::names::valid_client_host(&name) || name.parse::<IpAddr>().is_ok() {
         return None;
     }
     let forward = (name.as_str(), 0).to_socket_addrs().ok()?;
@@ -154,7 +154,12 @@ fn raw_sockaddr(ip: IpAddr) -> RawAddr {
 
 /// RFC 1413: asks the client's identd which user owns the connection `peer` → `local`.
 pub fn query_ident(peer: SocketAddr, local: SocketAddr, timeout: Duration) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::new(peer.ip(), 113), timeout).ok()?;
+    query_ident_at(SocketAddr::new(peer.ip(), 113), peer, local, timeout)
+}
+
+/// [`query_ident`] against the identd at `identd`.
+fn query_ident_at(identd: SocketAddr, peer: SocketAddr, local: SocketAddr, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&identd, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
     write!(s, "{}, {}\r\n", peer.port(), local.port()).ok()?;
@@ -217,11 +222,37 @@ mod tests {
     }
 
     #[test]
+    fn ident_against_a_real_socket() {
+        use std::net::TcpListener;
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:6667".parse().unwrap();
+        // an identd that answers
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut q = [0u8; 64];
+            let n = s.read(&mut q).unwrap();
+            assert_eq!(&q[..n], b"40000, 6667\r\n");
+            s.write_all(b"40000 , 6667 : USERID : UNIX : alice\r\n").unwrap();
+        });
+        assert_eq!(query_ident_at(at, peer, local, Duration::from_secs(5)).as_deref(), Some("alice"));
+        server.join().unwrap();
+        // one that accepts and never answers: given up at the timeout
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = l.local_addr().unwrap();
+        let start = Instant::now();
+        assert_eq!(query_ident_at(at, peer, local, Duration::from_millis(200)), None);
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        drop(l);
+    }
+
+    #[test]
     fn loopback_resolves_forward_confirmed_or_not_at_all() {
         // /etc/hosts maps 127.0.0.1 to localhost on any sane machine; either way the answer
         // must be a name that resolves back, never garbage.
         if let Some(h) = reverse_confirmed("127.0.0.1".parse().unwrap()) {
-            assert!(crate::proto::names::valid_hostname(&h));
+            assert!(crate::proto::names::valid_client_host(&h));
         }
         assert_eq!(
             lookup(

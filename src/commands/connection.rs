@@ -114,7 +114,8 @@ fn found_host(notice: &dyn Fn(&str) -> Vec<u8>, host: Option<&str>, cached: bool
     match (host, cached) {
         (Some(_), true) => notice("*** Found your hostname (cached)"),
         (Some(_), false) => notice("*** Found your hostname"),
-        (None, _) => notice("*** Couldn't look up your hostname"),
+        (None, true) => notice("*** Couldn't look up your hostname (cached)"),
+        (None, false) => notice("*** Couldn't look up your hostname"),
     }
 }
 

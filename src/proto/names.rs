@@ -46,21 +46,32 @@ pub fn clean_username(raw: &str, max_len: usize) -> Option<String> {
 /// A hostname fit for a server name or a client's resolved host: dot-separated labels of
 /// letters, digits and inner hyphens, at least two labels.
 pub fn valid_hostname(host: &str) -> bool {
+    host_labels(host).is_some_and(|n| n >= 2)
+}
+
+/// A name reverse DNS may give a client: like [`valid_hostname`], one label allowed
+/// (`localhost`).
+pub fn valid_client_host(host: &str) -> bool {
+    host_labels(host).is_some()
+}
+
+/// The number of labels of a well-formed hostname.
+fn host_labels(host: &str) -> Option<usize> {
     if host.is_empty() || host.len() > 253 {
-        return false;
+        return None;
     }
     let mut labels = 0;
     for label in host.split('.') {
         let b = label.as_bytes();
         if b.is_empty() || b.len() > 63 || b[0] == b'-' || b[b.len() - 1] == b'-' {
-            return false;
+            return None;
         }
         if !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-') {
-            return false;
+            return None;
         }
         labels += 1;
     }
-    labels >= 2
+    Some(labels)
 }
 
 /// A server name as used in `[server] name`: a hostname, or a name with at least one dot.

@@ -150,6 +150,10 @@ impl Server {
         Client::connect(self.addr)
     }
 
+    pub fn connect_from(&self, src: &str) -> Client {
+        Client::connect_from(self.addr, src.parse().unwrap())
+    }
+
     /// A registered client.
     pub fn client(&self, nick: &str) -> Client {
         let mut c = self.connect();
@@ -283,6 +287,32 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Client { stream, buf: Vec::new(), nick: String::new(), pending: Default::default() }
+    }
+
+    /// Connects from a chosen loopback source address (127.0.0.x), as another host would.
+    pub fn connect_from(addr: SocketAddr, src: std::net::Ipv4Addr) -> Client {
+        use std::os::fd::FromRawFd;
+        let SocketAddr::V4(dst) = addr else { panic!("IPv4 only") };
+        let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: plain socket calls on a fresh descriptor, with sockaddr_in values of the
+        // length given; the descriptor is handed to TcpStream, which owns it from then on.
+        let stream = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket");
+            let from = sin(src, 0);
+            assert_eq!(libc::bind(fd, &from as *const _ as *const libc::sockaddr, len), 0, "bind {src}");
+            let to = sin(*dst.ip(), dst.port());
+            assert_eq!(libc::connect(fd, &to as *const _ as *const libc::sockaddr, len), 0, "connect from {src}");
+            TcpStream::from_raw_fd(fd)
+        };
         stream.set_nodelay(true).unwrap();
         Client { stream, buf: Vec::new(), nick: String::new(), pending: Default::default() }
     }

@@ -45,7 +45,8 @@ pub fn rehashed(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, errors: V
 pub fn die(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
     super::require(ctx, "die")?;
     if !ctx.st.cfg.server.allow_die {
-        return Err(err!(ERR_NOPRIVS, "die (disabled: set allow_die = true in [server])"));
+        disabled(ctx, "DIE", "allow_die");
+        return Err(err!(ERR_NOPRIVS, "die"));
     }
     let who = ctx.me().target().to_string();
     log::warn!("DIE by {who}");
@@ -57,11 +58,20 @@ pub fn die(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
 pub fn restart(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
     super::require(ctx, "restart")?;
     if !ctx.st.cfg.server.allow_restart {
-        return Err(err!(ERR_NOPRIVS, "restart (disabled: set allow_restart = true in [server])"));
+        disabled(ctx, "RESTART", "allow_restart");
+        return Err(err!(ERR_NOPRIVS, "restart"));
     }
     let who = ctx.me().target().to_string();
     log::warn!("RESTART by {who}");
     snotice(ctx.st, ctx.out, &format!("Server restarting by request of {who}"));
     ctx.out.to_main(ToMain::Restart);
     Ok(())
+}
+
+/// Says why a command the oper may use is still refused: the config switches it off.
+fn disabled(ctx: &mut Ctx<'_>, command: &str, key: &str) {
+    let who = ctx.me().target().to_string();
+    let text = format!("*** {command} is disabled on this server (set {key} = true in [server])");
+    let line = Line::new().source(ctx.server()).verb("NOTICE").param(&who).trailing(&text).finish();
+    ctx.send(&line);
 }
