@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod fuzzing;
 pub mod logging;
 pub mod lookup;
 pub mod persist;

@@ -71,6 +71,41 @@ impl Sim {
         c
     }
 
+    /// Panics unless every shard, now that all is delivered, holds the same users (uid, nick,
+    /// modes) and the same channels (members and their status, modes, topic), and no shard
+    /// still holds events back.
+    pub fn check_consistent(&self) {
+        let (first, _) = &self.shards[0];
+        let users = |st: &ShardState| {
+            let mut v: Vec<String> =
+                st.directory.iter().map(|u| format!("{} {} {}", u.uid, u.nick, u.modes.to_mode_string())).collect();
+            v.sort();
+            v
+        };
+        let chans = |st: &ShardState| {
+            let mut v: Vec<String> = st
+                .channels
+                .values()
+                .filter(|view| !view.ch.members.is_empty())
+                .map(|view| {
+                    let c = &view.ch;
+                    let mut m: Vec<String> = c.members.iter().map(|(u, s)| format!("{u}{}", s.all_prefixes())).collect();
+                    m.sort();
+                    let topic = c.topic.as_ref().map(|t| t.text.to_string()).unwrap_or_default();
+                    format!("{} {:?} {topic:?} {}", c.name, c.mode_string(true), m.join(","))
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let (u0, c0) = (users(first), chans(first));
+        for (i, (st, _)) in self.shards.iter().enumerate() {
+            assert!(st.blocked.iter().all(|q| q.is_empty()), "shard {i} still holds events back");
+            assert_eq!(users(st), u0, "shard {i} disagrees with shard 0 on users");
+            assert_eq!(chans(st), c0, "shard {i} disagrees with shard 0 on channels");
+        }
+    }
+
     /// What `conn` on `shard` received so far (with `keep`).
     pub fn text(&self, shard: usize, conn: Conn) -> String {
         self.shards[shard].1.text(conn)

@@ -154,10 +154,15 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
             ctx.me_mut().label = Some(label.into_owned());
         }
     }
-    let body_len = raw.len() - msg.tags.map_or(0, |t| t.len() + 2);
-    // Clients may send 4096 bytes of tags ('@' and the space included); the server's own
-    // tags can take the rest of the 8191.
-    if body_len > MAX_BODY || msg.tags.is_some_and(|t| t.len() + 2 > CLIENT_TAGS) {
+    // Measured on the bytes received (the text may have grown where invalid UTF-8 was
+    // replaced). Clients may send 4096 bytes of tags ('@' and the space included); the
+    // server's own tags can take the rest of the 8191.
+    let tag_part = match raw.first() {
+        Some(b'@') => raw.iter().position(|&b| b == b' ').map_or(raw.len(), |i| i + 1),
+        _ => 0,
+    };
+    let body_len = raw.len() - tag_part;
+    if body_len > MAX_BODY || tag_part > CLIENT_TAGS {
         ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
         return;
     }

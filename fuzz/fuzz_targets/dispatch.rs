@@ -1,0 +1,4 @@
+//! See `rustircd::fuzzing::dispatch`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rustircd::fuzzing::dispatch(data));
