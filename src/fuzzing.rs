@@ -78,14 +78,11 @@ privileges = ["all"]
 /// interleaved. Nothing may panic, and once all is delivered the shards must agree.
 pub fn dispatch(data: &[u8]) {
     static CFG: std::sync::OnceLock<Arc<Config>> = std::sync::OnceLock::new();
-    let cfg = CFG.get_or_init(|| Arc::new(Config::parse("fuzz", CONFIG, None).expect("the fuzz config is valid"))).clone();
+    let cfg =
+        CFG.get_or_init(|| Arc::new(Config::parse("fuzz", CONFIG, None).expect("the fuzz config is valid"))).clone();
     let mut sim = Sim::new(cfg, 2, false);
-    let mut conns = vec![
-        (0, sim.client(0, "alice")),
-        (1, sim.client(1, "bob")),
-        (0, sim.client(0, "carol")),
-        (1, sim.connect(1)),
-    ];
+    let mut conns =
+        vec![(0, sim.client(0, "alice")), (1, sim.client(1, "bob")), (0, sim.client(0, "carol")), (1, sim.connect(1))];
     sim.feed(1, conns[1].1, b"OPER op pw\r\nJOIN #a,#b\r\n");
     sim.feed(0, conns[0].1, b"JOIN #a\r\n");
     // Each chunk: one byte picks the client, the rest (up to the next 0xFF) is its input.

@@ -294,8 +294,16 @@ fn reload(args: &cli::Args, rt: &Runtime<Control>, current: &Arc<Config>) -> Res
             }
             cfg.listen = listen;
             let cfg = Arc::new(cfg);
+            // Every shard takes it (at its next tick) before anyone is told it is done.
+            let (done, taken) = std::sync::mpsc::channel();
             for s in 0..rt.cores() {
-                rt.control(s, Control::Reload(cfg.clone()));
+                rt.control(s, Control::Reload(cfg.clone(), Some(done.clone())));
+            }
+            for _ in 0..rt.cores() {
+                if taken.recv_timeout(Duration::from_secs(5)).is_err() {
+                    log::warn!("Config reload: a shard did not confirm within 5 s");
+                    break;
+                }
             }
             log::info!("Config reloaded from {}", cfg.source);
             Ok(cfg)

@@ -89,7 +89,8 @@ impl Sim {
                 .filter(|view| !view.ch.members.is_empty())
                 .map(|view| {
                     let c = &view.ch;
-                    let mut m: Vec<String> = c.members.iter().map(|(u, s)| format!("{u}{}", s.all_prefixes())).collect();
+                    let mut m: Vec<String> =
+                        c.members.iter().map(|(u, s)| format!("{u}{}", s.all_prefixes())).collect();
                     m.sort();
                     let topic = c.topic.as_ref().map(|t| t.text.to_string()).unwrap_or_default();
                     format!("{} {:?} {topic:?} {}", c.name, c.mode_string(true), m.join(","))

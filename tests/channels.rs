@@ -516,3 +516,30 @@ fn a_thousand_member_channel() {
         c.expect("the big message", |m| m.verb == "PRIVMSG" && m.last() == "to everyone");
     }
 }
+
+/// Causal order across shards: once a sender has heard back from the server after a message
+/// (its PONG), anyone on another shard who then asks the server anything gets the message
+/// first. (irctest's no-external test does this with a non-member; it lost the race.)
+#[test]
+fn a_message_arrives_before_anything_said_after_it() {
+    let srv = Server::start();
+    for round in 0..60 {
+        let mut op = srv.client(&format!("op{round}"));
+        op.send(&format!("JOIN #c{round}"));
+        op.expect_verb("366");
+        let mut baz = srv.client(&format!("baz{round}"));
+        op.send(&format!("MODE #c{round} -n"));
+        op.expect_verb("MODE");
+        baz.send(&format!("PRIVMSG #c{round} :outside"));
+        baz.sync();
+        let got = op.sync();
+        assert!(
+            got.iter().any(|m| m.verb == "PRIVMSG" && m.last() == "outside"),
+            "round {round}: op (shard {}) had not the message of baz (shard {}) before its PONG",
+            srv.shard_of(&op),
+            srv.shard_of(&baz)
+        );
+        op.send("QUIT");
+        baz.send("QUIT");
+    }
+}

@@ -73,6 +73,11 @@ impl<M: Envelope> Batcher<M> {
         self.notify.notify();
     }
 
+    /// True when nothing waits to leave for any shard.
+    pub fn is_empty(&self) -> bool {
+        self.depth.iter().all(|&d| d == 0)
+    }
+
     /// True when some destination has a batch that is already sealed (full).
     pub(crate) fn has_full_batch(&self) -> bool {
         self.pending.iter().any(|q| q.len() > 1)

@@ -7,9 +7,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -197,6 +197,7 @@ impl<C: Send + 'static> Runtime<C> {
         let stop_wanted = Arc::new(AtomicBool::new(false));
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let open = Arc::new(AtomicUsize::new(0));
+        let pushed: Arc<Vec<AtomicU64>> = Arc::new((0..n * n).map(|_| AtomicU64::new(0)).collect());
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<ShardId, String>>();
         let mut controls = Vec::new();
         let mut threads = Vec::new();
@@ -218,6 +219,7 @@ impl<C: Send + 'static> Runtime<C> {
                 stop_wanted: stop_wanted.clone(),
                 open: open.clone(),
                 to_main: req_tx.clone(),
+                pushed: pushed.clone(),
             };
             let factory = factory.clone();
             let ready = ready_tx.clone();
@@ -353,11 +355,14 @@ struct ShardBoot<M: Envelope, C> {
     stop_wanted: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
     to_main: Sender<(ShardId, Box<dyn std::any::Any + Send>)>,
+    pushed: Arc<Vec<AtomicU64>>,
 }
 
 /// Everything a shard's tasks share. Borrowed only synchronously, never across an await.
 struct Shard<H: Handler> {
     state: RefCell<State<H>>,
+    /// Mesh batches handed to each SPSC queue: `pushed[from * cores + to]`, across shards.
+    pushed: Arc<Vec<AtomicU64>>,
     /// Each listener's current TLS settings (`None`: plain text).
     tls: RefCell<Vec<Option<Arc<rustls::ServerConfig>>>>,
     cfg: RuntimeConfig,
@@ -371,6 +376,12 @@ struct State<H: Handler> {
     scratch: Box<[u8]>,
     /// Connections asked to close, checked each tick against their drain deadline.
     closing: Vec<ConnId>,
+    /// Mesh batches taken from each peer's queue and handled (compared with `pushed`).
+    popped: Vec<u64>,
+    /// Connections waiting to read until the mesh messages already sent here are handled.
+    mesh_readers: Vec<Waker>,
+    /// Connections waiting to write until this shard's pending mesh messages have left.
+    mesh_writers: Vec<Waker>,
 }
 
 const SCRATCH: usize = 16 * 1024;
@@ -382,13 +393,23 @@ where
     H: Handler,
     F: Fn(ShardId, &[SocketAddr]) -> H,
 {
-    let ShardBoot { id, cores, cfg, fds, tls, bound, tx_row, rx_row, ctl_rx, stop_wanted, open, to_main } = boot;
+    let ShardBoot { id, cores, cfg, fds, tls, bound, tx_row, rx_row, ctl_rx, stop_wanted, open, to_main, pushed } =
+        boot;
     let mut io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     io.to_main = Some(to_main);
     let handler = factory(id, &bound);
     let shard = Rc::new(Shard {
         tls: RefCell::new(tls),
-        state: RefCell::new(State { handler, io, scratch: vec![0u8; SCRATCH].into_boxed_slice(), closing: Vec::new() }),
+        state: RefCell::new(State {
+            handler,
+            io,
+            scratch: vec![0u8; SCRATCH].into_boxed_slice(),
+            closing: Vec::new(),
+            popped: vec![0; cores],
+            mesh_readers: Vec::new(),
+            mesh_writers: Vec::new(),
+        }),
+        pushed,
         cfg: cfg.clone(),
         open,
     });
@@ -632,7 +653,8 @@ fn flush<M: Envelope>(io: &mut Io<M>, stream: &mut Stream, id: ConnId, cx: &mut 
 
 fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &mut Stream, id: ConnId) -> Poll<()> {
     let mut guard = shard.state.borrow_mut();
-    let State { handler, io, scratch, closing } = &mut *guard;
+    let State { handler, io, scratch, closing, popped, mesh_readers, mesh_writers } = &mut *guard;
+    let pushed = &shard.pushed;
     io.now = Instant::now();
     // Take the waker out while we run: output queued for this connection during its own
     // poll is flushed by the loop below and need not schedule another poll.
@@ -641,16 +663,29 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
         None => return Poll::Ready(()),
     }
     let mut reads = 0;
+    let mut waiting_for_mesh = false;
+    let me = io.shard();
+    let cores = io.cores();
     let result = loop {
-        match flush(io, stream, id, cx) {
-            Flush::Failed(e) => {
-                let was_closing = io.conns.get(id).is_some_and(|s| s.closing.is_some());
-                if !was_closing {
-                    handler.on_disconnect(io, id, Disconnect::Io(e));
-                }
-                break Poll::Ready(());
+        // Causal order across shards: a reply leaves only after the mesh messages its command
+        // produced have been handed to the other shards' queues, so whoever hears of the reply
+        // and acts on another shard finds those messages there first (see `mesh_pending_here`).
+        if !io.mesh.is_empty() {
+            if !waiting_for_mesh && io.conns.get(id).is_some_and(|s| s.queued() > 0) {
+                waiting_for_mesh = true;
+                mesh_writers.push(cx.waker().clone());
             }
-            Flush::Done | Flush::Blocked => {}
+        } else {
+            match flush(io, stream, id, cx) {
+                Flush::Failed(e) => {
+                    let was_closing = io.conns.get(id).is_some_and(|s| s.closing.is_some());
+                    if !was_closing {
+                        handler.on_disconnect(io, id, Disconnect::Io(e));
+                    }
+                    break Poll::Ready(());
+                }
+                Flush::Done | Flush::Blocked => {}
+            }
         }
         let Some(slot) = io.conns.get(id) else {
             break Poll::Ready(());
@@ -668,6 +703,13 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
         }
         if reads >= READS_PER_POLL {
             cx.waker().wake_by_ref();
+            break Poll::Pending;
+        }
+        // ...and input is read only once the mesh messages other shards have already sent here
+        // are handled: what a client says after hearing of an event on another shard is never
+        // processed before that event.
+        if (0..cores).any(|from| from != me && pushed[from * cores + me].load(Ordering::Acquire) > popped[from]) {
+            mesh_readers.push(cx.waker().clone());
             break Poll::Pending;
         }
         match stream.poll_read(cx, scratch) {
@@ -721,6 +763,10 @@ async fn mesh_receiver<H: Handler>(shard: Rc<Shard<H>>, peer: ShardId, rx: Conne
             for m in batch {
                 st.handler.on_mesh(&mut st.io, peer, m);
             }
+            st.popped[peer] += 1;
+            for w in st.mesh_readers.drain(..) {
+                w.wake();
+            }
         }
         glommio::yield_if_needed().await;
     }
@@ -768,6 +814,10 @@ async fn blocking_jobs<H: Handler>(shard: Rc<Shard<H>>) {
 async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>) {
     let notify = shard.state.borrow().io.mesh.notify.clone();
     let delay = shard.cfg.batch.max_delay;
+    let (me, cores) = {
+        let st = shard.state.borrow();
+        (st.io.shard(), st.io.cores())
+    };
     loop {
         notify.wait().await;
         if !delay.is_zero() && !shard.state.borrow().io.mesh.has_full_batch() {
@@ -779,9 +829,18 @@ async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<Option<Conne
                 let batch = shard.state.borrow_mut().io.mesh.take(to);
                 let Some(batch) = batch else { break };
                 // A full queue parks this task only; the shard keeps serving meanwhile.
-                if let Err(e) = s.send(batch).await {
-                    log::debug!("mesh to shard {to}: {e}");
+                match s.send(batch).await {
+                    Ok(()) => {
+                        shard.pushed[me * cores + to].fetch_add(1, Ordering::Release);
+                    }
+                    Err(e) => log::debug!("mesh to shard {to}: {e}"),
                 }
+            }
+        }
+        let mut st = shard.state.borrow_mut();
+        if st.io.mesh.is_empty() {
+            for w in st.mesh_writers.drain(..) {
+                w.wake();
             }
         }
     }

@@ -14,8 +14,8 @@ use crate::state::shard::ShardState;
 
 /// Messages from the main thread to a shard.
 pub enum Control {
-    /// A new configuration, already validated whole.
-    Reload(Arc<Config>),
+    /// A new configuration, already validated whole; the shard says when it took it.
+    Reload(Arc<Config>, Option<std::sync::mpsc::Sender<usize>>),
     /// The answer to a REHASH this shard passed on (no errors: it took effect).
     Rehashed { conn: Conn, errors: Vec<String> },
 }
@@ -133,8 +133,11 @@ impl Handler for IrcShard {
 
     fn on_control(&mut self, _io: &mut Io<Env>, ctl: Control) {
         match ctl {
-            Control::Reload(cfg) => {
+            Control::Reload(cfg, done) => {
                 self.st.reload(cfg);
+                if let Some(done) = done {
+                    let _ = done.send(self.st.me);
+                }
                 crate::commands::admission::recount_blocks(&mut self.st);
                 let mut out = Out(_io);
                 crate::commands::oper::snotice::deliver(&mut self.st, &mut out, "Configuration reloaded");

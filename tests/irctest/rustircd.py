@@ -99,6 +99,14 @@ recvq = "64KiB"
 connection_timeout = "60s"
 ping_frequency = "120s"
 max_clients = 100000
+exempt = true                  # irctest connects fast and sends in bursts
+
+# irctest opers up as operuser/operpassword (KILL, WALLOPS, REHASH tests).
+[[opers]]
+name = "operuser"
+password = "operpassword"
+allow_plaintext = true
+privileges = ["all"]
 ${accounts}
 """
 
