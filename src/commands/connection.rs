@@ -121,6 +121,7 @@ fn found_host(notice: &dyn Fn(&str) -> Vec<u8>, host: Option<&str>, cached: bool
 
 /// The lookups came back (or timed out): the client takes what was found and registration
 /// goes on. A late answer, for a client that already went on without it, is dropped.
+#[allow(clippy::too_many_arguments)]
 pub fn looked(
     st: &mut ShardState,
     out: &mut dyn Outbox,
@@ -309,7 +310,9 @@ fn close_marked(st: &mut ShardState, out: &mut dyn Outbox) {
     while let Some((conn, reason, abort)) = st.to_close.pop() {
         let Some(c) = st.clients.get(&conn) else { continue };
         if abort {
+            let text = format!("{reason}: {} [{}] disconnected", c.mask(), c.addr);
             out.abort(conn);
+            super::oper::snotice::snotice(st, out, &text);
             leave_network(st, out, conn, &reason, None, crate::clock::unix_now());
             continue;
         }

@@ -60,7 +60,6 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
             }
             super::connection::looked(st, out, conn, dns, host, ident, now, unix);
         }
-        Env::Rehashed { conn, errors } => super::oper::server::rehashed(st, out, conn, errors),
         Env::Counts { unregistered, classes } => {
             st.unregistered[from] = unregistered;
             st.remote_classes[from] = classes;

@@ -158,7 +158,7 @@ mod tests {
         assert!(!cidr_contains("10.1.2.0/24", ip("10.1.3.1")));
         assert!(cidr_contains("127.0.0.1", ip("127.0.0.1")));
         assert!(cidr_contains("127.0.0.*", ip("127.0.0.7")));
-        assert!(cidr_contains("::ffff:0:0/96", ip("::1")) == false);
+        assert!(!cidr_contains("::ffff:0:0/96", ip("::1")));
         assert!(cidr_contains("2001:db8::/32", ip("2001:db8:1::5")));
         assert!(cidr_contains("10.0.0.0/8", ip("::ffff:10.9.8.7")));
         assert!(valid_dline("10.0.0.0/8") && valid_dline("1.2.3.4") && valid_dline("1.2.*"));

@@ -3,6 +3,7 @@
 
 pub mod bans;
 pub mod kill;
+#[allow(clippy::module_inception)] // OPER, beside KILL, WALLOPS...: one file per command family
 pub mod oper;
 pub mod server;
 pub mod snotice;
