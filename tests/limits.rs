@@ -16,7 +16,8 @@ fn limited(settings: &str) -> String {
 /// Connects from `src` and returns the ERROR the server closed with, if it did at once.
 fn refused_from(srv: &Server, src: &str) -> Option<String> {
     let mut c = srv.connect_from(src);
-    c.send("PING :probe");
+    // The server may have closed already (a refusal): the write may fail, the ERROR is there.
+    let _ = std::io::Write::write_all(&mut c.stream, b"PING :probe\r\n");
     loop {
         let m = c.read_line(TIMEOUT)?;
         if m.verb == "ERROR" {
@@ -44,7 +45,7 @@ fn per_ip_limit_holds_across_shards() {
     let mut tries = 0;
     let mut again = loop {
         let mut c = srv.connect();
-        c.send("PING :probe");
+        let _ = std::io::Write::write_all(&mut c.stream, b"PING :probe\r\n");
         match c.read_line(TIMEOUT) {
             Some(m) if m.verb == "PONG" => break c,
             other => {
