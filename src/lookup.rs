@@ -162,7 +162,8 @@ fn query_ident_at(identd: SocketAddr, peer: SocketAddr, local: SocketAddr, timeo
     let mut s = TcpStream::connect_timeout(&identd, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
-    write!(s, "{}, {}\r\n", peer.port(), local.port()).ok()?;
+    // One write: some identds read the query with a single read.
+    s.write_all(format!("{}, {}\r\n", peer.port(), local.port()).as_bytes()).ok()?;
     let mut buf = [0u8; 512];
     let mut n = 0;
     while n < buf.len() {
@@ -231,9 +232,14 @@ mod tests {
         let at = l.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut q = [0u8; 64];
-            let n = s.read(&mut q).unwrap();
-            assert_eq!(&q[..n], b"40000, 6667\r\n");
+            let mut q = Vec::new();
+            let mut b = [0u8; 64];
+            while !q.ends_with(b"\n") {
+                let n = s.read(&mut b).unwrap();
+                assert!(n > 0, "closed early: {q:?}");
+                q.extend_from_slice(&b[..n]);
+            }
+            assert_eq!(q, b"40000, 6667\r\n");
             s.write_all(b"40000 , 6667 : USERID : UNIX : alice\r\n").unwrap();
         });
         assert_eq!(query_ident_at(at, peer, local, Duration::from_secs(5)).as_deref(), Some("alice"));
