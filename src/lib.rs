@@ -9,6 +9,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod logging;
 pub mod lookup;
+pub mod metrics;
 pub mod persist;
 pub mod proto;
 pub mod server;

@@ -179,6 +179,9 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     for (shard, cpu) in rt.cpus().iter().enumerate() {
         log::info!("Shard {shard} pinned to CPU {cpu}");
     }
+    if let Some(addr) = shared.metrics.listen {
+        start_metrics(addr, rt.controller(), started)?;
+    }
     log::info!("{} ready: {} shard(s), config {}", shared.server.name, cores, shared.source);
 
     let mut signals = signal_hook::iterator::Signals::new([
@@ -249,6 +252,25 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     Ok(ended)
 }
 
+/// The Prometheus endpoint, on its own thread; configured but impossible to serve is an error.
+fn start_metrics(addr: std::net::SocketAddr, ctl: shards::Controller<Control>, started: u64) -> Result<(), String> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot serve metrics on {addr} ([metrics] address): {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let names: Vec<&'static str> = rustircd::commands::COMMANDS.iter().map(|c| c.name).collect();
+    let scrape = move || {
+        let reports = rustircd::server::gather(&ctl, Duration::from_secs(2));
+        if reports.len() < ctl.cores() {
+            log::warn!("Metrics scrape: {} of {} shards answered in time", reports.len(), ctl.cores());
+        }
+        let process = rustircd::metrics::prometheus::Process::read(started, ctl.cores(), reports.len());
+        rustircd::metrics::prometheus::render(&reports, &process, &names)
+    };
+    rustircd::metrics::http::serve(listener, scrape).map_err(|e| format!("starting the metrics thread: {e}"))?;
+    log::info!("Metrics on http://{bound}/metrics");
+    Ok(())
+}
+
 /// Writes the ban list (without lapsed bans) to the data directory, atomically. A failure is
 /// logged: the bans stay enforced, and the next change tries the write again.
 fn save_bans(cfg: &Config, bans: &mut Vec<rustircd::state::bans::Ban>) {
@@ -293,6 +315,10 @@ fn reload(args: &cli::Args, rt: &Runtime<Control>, current: &Arc<Config>) -> Res
                 k += 1;
             }
             cfg.listen = listen;
+            if cfg.metrics != current.metrics {
+                log::warn!("Config reload: a new [metrics] address takes effect at the next start");
+                cfg.metrics = current.metrics.clone();
+            }
             let cfg = Arc::new(cfg);
             // Every shard takes it (at its next tick) before anyone is told it is done.
             let (done, taken) = std::sync::mpsc::channel();

@@ -79,6 +79,18 @@ pub(crate) struct Slot {
     pub(crate) waker: Option<Waker>,
     /// Set once the handler (or the runtime) decided to close: flush, then end, by this time.
     pub(crate) closing: Option<Instant>,
+    pub(crate) traffic: Traffic,
+}
+
+/// What one connection has moved so far (STATS l). Records are counted by their `\n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    /// Bytes queued for the connection (written, or still in its queue).
+    pub bytes_out: u64,
+    pub records_out: u64,
+    /// Bytes queued and not yet accepted by the kernel.
+    pub queued: u64,
 }
 
 /// Output buffers above this capacity are released once drained, so that an idle connection
@@ -127,10 +139,19 @@ impl Table {
             s.closing = None;
             s.sent = 0;
             s.out.clear();
+            s.traffic = Traffic::default();
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
-        self.slots.push(Slot { gen: 0, live: true, out: Vec::new(), sent: 0, waker: None, closing: None });
+        self.slots.push(Slot {
+            gen: 0,
+            live: true,
+            out: Vec::new(),
+            sent: 0,
+            waker: None,
+            closing: None,
+            traffic: Traffic::default(),
+        });
         ConnId { idx, gen: 0 }
     }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::conn::{ConnId, Table};
+use crate::conn::{ConnId, Table, Traffic};
 use crate::mesh::{BatchPolicy, Batcher};
 use crate::notify::Notify;
 use crate::{Envelope, ShardId};
@@ -21,6 +21,15 @@ pub struct IoStats {
     pub mesh_msgs_out: u64,
     pub mesh_batches_out: u64,
     pub mesh_msgs_in: u64,
+    /// Mesh batches other shards have handed to this shard's queues and it has not yet handled
+    /// (updated every tick).
+    pub mesh_batches_waiting: u64,
+    /// Records (`\n`-terminated) queued for connections.
+    pub records_out: u64,
+    /// Sends refused because the connection was gone or closing.
+    pub dropped_sends: u64,
+    /// TLS handshakes that failed or timed out.
+    pub handshake_failures: u64,
     /// Lateness of the last periodic tick: how long the loop was busy past the tick's deadline.
     pub tick_lateness: Duration,
 }
@@ -81,11 +90,15 @@ impl<M: Envelope> Io<M> {
     /// current handler call returns), coalesced with everything else queued meanwhile.
     /// Returns the bytes now waiting, or `None` if the connection is gone or closing.
     pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Option<usize> {
-        let slot = self.conns.get(conn)?;
-        if slot.closing.is_some() {
+        let Some(slot) = self.conns.get(conn).filter(|s| s.closing.is_none()) else {
+            self.stats.dropped_sends += 1;
             return None;
-        }
+        };
         let was_empty = slot.queued() == 0;
+        let records = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        slot.traffic.bytes_out += bytes.len() as u64;
+        slot.traffic.records_out += records;
+        self.stats.records_out += records;
         slot.out.extend_from_slice(bytes);
         if was_empty {
             slot.wake();
@@ -96,6 +109,12 @@ impl<M: Envelope> Io<M> {
     /// Bytes queued and not yet accepted by the kernel.
     pub fn queued(&mut self, conn: ConnId) -> usize {
         self.conns.get(conn).map_or(0, |s| s.queued())
+    }
+
+    /// What a connection has moved so far, and what waits in its queue.
+    pub fn traffic(&mut self, conn: ConnId) -> Option<Traffic> {
+        let slot = self.conns.get(conn)?;
+        Some(Traffic { queued: slot.queued() as u64, ..slot.traffic })
     }
 
     /// Whether the connection exists and is not closing.

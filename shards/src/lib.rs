@@ -15,12 +15,12 @@ mod notify;
 mod runtime;
 mod stream;
 
-pub use conn::{ConnId, ConnInfo, Disconnect};
+pub use conn::{ConnId, ConnInfo, Disconnect, Traffic};
 pub use io::{Io, IoStats};
 pub use limits::{raise_nofile_limit, FdLimits};
 pub use mesh::{BatchPolicy, Batcher};
 pub use runtime::allowed_cpus;
-pub use runtime::{Handler, ListenSpec, Runtime, RuntimeConfig, RuntimeError, StartError};
+pub use runtime::{Controller, Handler, ListenSpec, Runtime, RuntimeConfig, RuntimeError, StartError};
 
 /// Index of a shard, `0..cores`.
 pub type ShardId = usize;

@@ -141,6 +141,29 @@ pub struct Runtime<C: Send + 'static> {
     requests: Receiver<(ShardId, Box<dyn std::any::Any + Send>)>,
 }
 
+/// Sends control messages to the shards from any thread; cloneable.
+pub struct Controller<C: Send + 'static> {
+    controls: Vec<Sender<Ctl<C>>>,
+}
+
+impl<C: Send + 'static> Clone for Controller<C> {
+    fn clone(&self) -> Self {
+        Controller { controls: self.controls.clone() }
+    }
+}
+
+impl<C: Send + 'static> Controller<C> {
+    pub fn cores(&self) -> usize {
+        self.controls.len()
+    }
+
+    /// Hands a control message to one shard (it runs at the shard's next tick); false once
+    /// the shard is gone.
+    pub fn control(&self, shard: ShardId, c: C) -> bool {
+        self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+    }
+}
+
 /// The CPUs this process may run on, in order.
 pub fn allowed_cpus() -> Vec<usize> {
     core_affinity::get_core_ids()
@@ -288,6 +311,11 @@ impl<C: Send + 'static> Runtime<C> {
     /// Hands a control message to one shard (it runs at the shard's next tick).
     pub fn control(&self, shard: ShardId, c: C) -> bool {
         self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+    }
+
+    /// A handle that sends control messages from another thread (a metrics endpoint).
+    pub fn controller(&self) -> Controller<C> {
+        Controller { controls: self.controls.clone() }
     }
 
     /// Messages shards sent with [`Io::to_main`], without waiting.
@@ -489,6 +517,10 @@ where
         let st = &mut *st;
         st.io.now = now;
         st.io.stats.tick_lateness = late;
+        st.io.stats.mesh_batches_waiting = (0..cores)
+            .filter(|&from| from != id)
+            .map(|from| shard.pushed[from * cores + id].load(Ordering::Acquire).saturating_sub(st.popped[from]))
+            .sum();
         st.handler.on_tick(&mut st.io);
         expire_closing(st, now);
         if st.io.stop_requested {
@@ -601,6 +633,7 @@ async fn connection<H: Handler>(
                 Ok(s) => Stream::Tls(Box::new(s)),
                 Err(e) => {
                     log::debug!("TLS handshake with {} failed: {e}", info.peer);
+                    shard.state.borrow_mut().io.stats.handshake_failures += 1;
                     shard.open.fetch_sub(1, Ordering::Relaxed);
                     return;
                 }
@@ -720,6 +753,9 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
             Poll::Ready(Ok(n)) => {
                 reads += 1;
                 io.stats.bytes_in += n as u64;
+                if let Some(slot) = io.conns.get(id) {
+                    slot.traffic.bytes_in += n as u64;
+                }
                 handler.on_data(io, id, &scratch[..n]);
             }
             Poll::Ready(Err(e)) => {

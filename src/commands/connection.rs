@@ -30,6 +30,7 @@ pub fn accept(
     let ip = crate::state::client::display_ip(peer);
     let class = st.cfg.class_for(&ip);
     let refuse = |st: &mut ShardState, out: &mut dyn Outbox, why: &str| {
+        st.metrics.c.refused += 1;
         log::info!("Client refused: [{peer}] shard={} reason={why}", st.me);
         let line = Line::new().verb("ERROR").trailing(&format!("Closing Link: {ip} ({why})")).finish();
         out.send(conn, &line);
@@ -84,13 +85,17 @@ fn start_lookups(
     if dns {
         buf.extend_from_slice(&notice("*** Looking up your hostname..."));
         let ttl = st.cfg.database.user_cache_ttl;
-        if let Some((host, at)) = st.host_cache.get(&peer.ip()).cloned() {
-            if now.duration_since(at) < ttl {
-                dns = false;
-                buf.extend_from_slice(&found_host(&notice, host.as_deref(), true));
-                if let (Some(h), Some(c)) = (host, st.clients.get_mut(&conn)) {
-                    c.host = h;
-                }
+        let cached = st.host_cache.get(&peer.ip()).cloned().filter(|(_, at)| now.duration_since(*at) < ttl);
+        if cached.is_some() {
+            st.metrics.c.dns_hits += 1;
+        } else {
+            st.metrics.c.dns_misses += 1;
+        }
+        if let Some((host, _)) = cached {
+            dns = false;
+            buf.extend_from_slice(&found_host(&notice, host.as_deref(), true));
+            if let (Some(h), Some(c)) = (host, st.clients.get_mut(&conn)) {
+                c.host = h;
             }
         }
     }
@@ -212,6 +217,7 @@ pub fn data(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8],
         if !c.closing && c.framer.buffered() + c.queued_bytes > st.cfg.classes[c.class].recvq {
             c.closing = true;
             st.to_close.push((conn, "Excess Flood".into(), false));
+            st.metrics.c.excess_flood += 1;
             let text = format!("Excess Flood: {} [{}] disconnected", c.mask(), c.addr);
             super::oper::snotice::snotice(st, out, &text);
         }
@@ -229,6 +235,9 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
     c.ping_sent = None;
     match frame {
         Frame::TooLong => {
+            c.lines_in += 1;
+            st.metrics.c.lines_in += 1;
+            st.metrics.c.parse_errors += 1;
             let mut ctx = Ctx { st, out, conn, now, unix };
             ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
             ctx.flush();

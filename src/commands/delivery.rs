@@ -4,6 +4,7 @@
 //! the command carried a label.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::cap::bits;
 use super::envelope::Env;
@@ -24,6 +25,7 @@ pub fn to_conn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u
         if queued > st.cfg.classes[c.class].sendq && !c.closing {
             c.closing = true;
             st.to_close.push((conn, "SendQ exceeded".into(), true));
+            st.metrics.c.sendq_exceeded += 1;
         }
     }
 }
@@ -42,6 +44,7 @@ pub fn to_conn_shared(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, lin
 /// A shared line for many local connections: rendered once per distinct capability set.
 pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &Shared, need: u64) {
     let mut variants = Variants::default();
+    let mut sent = 0;
     for &conn in conns {
         let Some(c) = st.clients.get(&conn) else { continue };
         let caps = c.caps;
@@ -49,23 +52,30 @@ pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn]
             continue;
         }
         let bytes = variants.get(line, caps);
+        sent += 1;
         if let Some(queued) = out.send(conn, bytes) {
             let c = st.clients.get_mut(&conn).expect("looked up above");
             if queued > st.cfg.classes[c.class].sendq && !c.closing {
                 c.closing = true;
                 st.to_close.push((conn, "SendQ exceeded".into(), true));
+                st.metrics.c.sendq_exceeded += 1;
             }
         }
     }
+    let renders = variants.renders() as u64;
+    st.metrics.c.render_misses += renders;
+    st.metrics.c.render_hits += (sent as u64).saturating_sub(renders);
 }
 
-/// Delivers a line to a user wherever it is: its connection here, or its shard.
-pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Shared, need: u64) {
+/// Delivers a message to a user wherever it is: its connection here, or its shard. `at`: when
+/// the message reached the server.
+pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Shared, need: u64, at: Instant) {
     if let Some(&conn) = st.local.get(&uid) {
         to_conn_shared(st, out, conn, line, need);
+        st.metrics.message_latency.observe(at.elapsed());
     } else if let Some(u) = st.directory.get(&uid) {
         let shard = u.shard;
-        out.mesh(shard, Env::ToUser { uid, line: line.clone(), need });
+        out.mesh(shard, Env::ToUser { uid, line: line.clone(), need, at });
     }
 }
 

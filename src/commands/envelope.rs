@@ -92,6 +92,8 @@ pub enum Env {
         min: Status,
         /// Capabilities a recipient needs (TAGMSG: message-tags).
         need: u64,
+        /// When the message reached the server (latency metrics).
+        at: std::time::Instant,
     },
     /// An INVITE for a user of the receiving shard.
     Invite {
@@ -112,6 +114,8 @@ pub enum Env {
         line: Shared,
         /// Capabilities the recipient needs (TAGMSG: message-tags).
         need: u64,
+        /// When the message reached the server (latency metrics).
+        at: std::time::Instant,
     },
 
     /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
@@ -174,6 +178,17 @@ pub enum Env {
     Rehashed {
         conn: Conn,
         errors: Vec<String>,
+    },
+
+    /// STATS of the sending shard's client `conn`: this shard's report, please.
+    StatsReq {
+        conn: Conn,
+        /// Include one entry per connection (STATS l for an operator).
+        with_conns: bool,
+    },
+    StatsReport {
+        conn: Conn,
+        report: Box<crate::metrics::ShardReport>,
     },
 
     /// Periodic per-shard connection counts (for LUSERS).

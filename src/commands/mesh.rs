@@ -46,6 +46,8 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
                 resume(st, out, conn, now, unix);
             }
         }
+        Env::StatsReq { conn, with_conns } => super::stats::on_request(st, out, from, conn, with_conns),
+        Env::StatsReport { conn, report } => super::stats::on_report(st, out, conn, *report, now, unix),
         Env::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
         Env::IpEvent { ip, up } => super::admission::count(st, ip, up, now),
         Env::Ban(ban) => super::oper::bans::apply(st, out, ban),
@@ -146,12 +148,15 @@ pub fn stream_event(
                 out.mesh(from, Env::Applied { conn });
             }
         }
-        Env::ToUser { uid, line, need } => {
+        Env::ToUser { uid, line, need, at } => {
             if let Some(&conn) = st.local.get(&uid) {
                 to_conn_shared(st, out, conn, &line, need);
+                st.metrics.message_latency.observe(at.elapsed());
             }
         }
-        Env::ChanMsg { chan, line, sender, min, need } => deliver_local(st, out, &chan, &line, sender, min, need),
+        Env::ChanMsg { chan, line, sender, min, need, at } => {
+            deliver_local(st, out, &chan, &line, sender, min, need, at);
+        }
         Env::Invite { target, chan, line } => {
             if let Some(&conn) = st.local.get(&target) {
                 if let Some(c) = st.clients.get_mut(&conn) {

@@ -127,7 +127,7 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
         };
         let (tuid, tnick, away) = (u.uid, u.nick.clone(), u.away.clone());
         let line = build(ctx, &tnick);
-        to_user(ctx.st, ctx.out, tuid, &line, need);
+        to_user(ctx.st, ctx.out, tuid, &line, need, ctx.now);
         if echo {
             echo_back(ctx, &line);
         }
@@ -181,14 +181,16 @@ pub fn to_channel(ctx: &mut Ctx<'_>, chan: &Folded, line: &Shared, sender: Uid, 
     let me = ctx.st.me;
     let shards: smallvec::SmallVec<[usize; 4]> =
         view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
-    deliver_local(ctx.st, ctx.out, chan, line, sender, min, need);
     for s in shards {
-        ctx.out.mesh(s, Env::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need });
+        let at = ctx.now;
+        ctx.out.mesh(s, Env::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at });
     }
+    deliver_local(ctx.st, ctx.out, chan, line, sender, min, need, ctx.now);
 }
 
 /// Delivers a channel line to this shard's members of `chan` (of at least `min` status, with
-/// the capabilities `need`), except the sender.
+/// the capabilities `need`), except the sender; `at` is when the message reached the server.
+#[allow(clippy::too_many_arguments)]
 pub fn deliver_local(
     st: &mut crate::state::shard::ShardState,
     out: &mut dyn super::Outbox,
@@ -197,15 +199,23 @@ pub fn deliver_local(
     sender: Uid,
     min: Status,
     need: u64,
+    at: std::time::Instant,
 ) {
     let Some(view) = st.channels.get(chan) else { return };
+    let members = view.ch.members.len();
     let targets: smallvec::SmallVec<[super::Conn; 16]> = view
         .local
         .iter()
         .filter(|(u, _)| *u != sender && (min == Status::NONE || view.ch.status(u).is_some_and(|s| at_least(s, min))))
         .map(|(_, c)| *c)
         .collect();
+    if targets.is_empty() {
+        return;
+    }
     to_conns_shared(st, out, &targets, line, need);
+    let took = at.elapsed();
+    st.metrics.message_latency.observe(took);
+    st.metrics.broadcast(members, took);
 }
 
 fn at_least(s: Status, min: Status) -> bool {

@@ -121,13 +121,18 @@ pub static COMMANDS: &[Spec] = &[
     spec("HELPOP", 0, When::Registered, help::help),
 ];
 
-fn table() -> &'static AHashMap<&'static str, &'static Spec> {
-    static TABLE: OnceLock<AHashMap<&'static str, &'static Spec>> = OnceLock::new();
-    TABLE.get_or_init(|| COMMANDS.iter().map(|s| (s.name, s)).collect())
+fn table() -> &'static AHashMap<&'static str, usize> {
+    static TABLE: OnceLock<AHashMap<&'static str, usize>> = OnceLock::new();
+    TABLE.get_or_init(|| COMMANDS.iter().enumerate().map(|(i, s)| (s.name, i)).collect())
 }
 
 /// Looks a verb up, case-insensitively, without allocating.
 pub fn lookup(verb: &str) -> Option<&'static Spec> {
+    lookup_index(verb).map(|i| &COMMANDS[i])
+}
+
+/// The index in [`COMMANDS`] of a verb (case-insensitive).
+pub fn lookup_index(verb: &str) -> Option<usize> {
     let mut buf = [0u8; 16];
     let b = verb.as_bytes();
     if b.len() > buf.len() {
@@ -142,10 +147,16 @@ pub fn lookup(verb: &str) -> Option<&'static Spec> {
 
 /// Runs one complete line from a client.
 pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
+    ctx.st.metrics.c.lines_in += 1;
+    ctx.me_mut().lines_in += 1;
     let text = String::from_utf8_lossy(raw);
     let msg = match Message::parse(&text) {
         Ok(m) => m,
-        Err(ParseError::Empty) | Err(ParseError::NoVerb) => return,
+        Err(ParseError::Empty) => return,
+        Err(ParseError::NoVerb) => {
+            ctx.st.metrics.c.parse_errors += 1;
+            return;
+        }
     };
     // labeled-response: every reply to this command carries the label (delivery::reply holds
     // them until the command is complete).
@@ -163,13 +174,17 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
     };
     let body_len = raw.len() - tag_part;
     if body_len > MAX_BODY || tag_part > CLIENT_TAGS {
+        ctx.st.metrics.c.parse_errors += 1;
         ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
         return;
     }
-    let Some(spec) = lookup(msg.verb) else {
+    let Some(index) = lookup_index(msg.verb) else {
+        ctx.st.metrics.c.unknown_commands += 1;
         ctx.reply(Numeric::ERR_UNKNOWNCOMMAND, &[msg.verb]);
         return;
     };
+    let spec = &COMMANDS[index];
+    ctx.st.metrics.command(index, raw.len() + 2);
     let registered = ctx.me().registered;
     match (spec.when, registered) {
         (When::Registered, false) => return ctx.reply(Numeric::ERR_NOTREGISTERED, &[]),

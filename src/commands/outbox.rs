@@ -26,6 +26,12 @@ pub trait Outbox {
     fn blocking(&mut self, job: Box<dyn FnOnce() -> Env + Send>);
     /// A request for the main thread (config and ban files).
     fn to_main(&mut self, msg: super::envelope::ToMain);
+    /// The runtime's counters for this shard (bytes, records, mesh).
+    fn io_stats(&self) -> shards::IoStats;
+    /// Mesh messages waiting to leave this shard.
+    fn mesh_waiting(&self) -> u64;
+    /// What a connection has moved so far.
+    fn traffic(&mut self, conn: Conn) -> Option<shards::Traffic>;
 }
 
 /// An [`Outbox`] that keeps what the core produced, for unit tests and benchmarks: bytes per
@@ -109,5 +115,15 @@ impl Outbox for Recorder {
     }
     fn to_main(&mut self, msg: super::envelope::ToMain) {
         self.main.push(msg);
+    }
+    fn io_stats(&self) -> shards::IoStats {
+        shards::IoStats { bytes_out: self.bytes, ..Default::default() }
+    }
+    fn mesh_waiting(&self) -> u64 {
+        0
+    }
+    fn traffic(&mut self, conn: Conn) -> Option<shards::Traffic> {
+        let n = self.out.get(&conn).map_or(0, |v| v.len() as u64);
+        (!self.closed.contains(&conn)).then_some(shards::Traffic { bytes_out: n, ..Default::default() })
     }
 }

@@ -118,6 +118,11 @@ impl Variants {
         self.cache.push((key, v));
         &self.cache.last().expect("just pushed").1
     }
+
+    /// Distinct renderings made so far (the rest of the `get`s reused one).
+    pub fn renders(&self) -> usize {
+        self.cache.len()
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,14 @@ pub struct Config {
     pub runtime: RuntimeTuning,
     pub tls: Option<Tls>,
     pub lookups: Lookups,
+    pub metrics: Metrics,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// Where `/metrics` is served; None: off (the default).
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -380,7 +388,9 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         }
         None => Lookups { dns: false, ident: false, timeout: Duration::from_secs(3) },
     };
+    let metrics = read_metrics(doc, top);
     Config {
+        metrics,
         source: doc.file.clone(),
         server,
         limits,
@@ -396,6 +406,31 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         tls,
         lookups,
     }
+}
+
+fn read_metrics(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Metrics {
+    let Some(mut t) = top.table(doc, "metrics") else {
+        return Metrics { listen: None };
+    };
+    let enabled = t.bool(doc, "enabled", false);
+    let address = t.str(doc, "address", "127.0.0.1:9477");
+    let allow_remote = t.bool(doc, "allow_remote", false);
+    let mut listen = None;
+    match address.parse::<SocketAddr>() {
+        Ok(a) if !a.ip().is_loopback() && !allow_remote => doc.error(
+            t.value_span("address").as_ref(),
+            "metrics.address",
+            format!("{a} is not a loopback address; set allow_remote = true to serve metrics beyond this host"),
+        ),
+        Ok(a) => listen = enabled.then_some(a),
+        Err(_) => doc.error(
+            t.value_span("address").as_ref(),
+            "metrics.address",
+            format!("{address:?} is not HOST:PORT (an IP address and a port)"),
+        ),
+    }
+    t.finish(doc);
+    Metrics { listen }
 }
 
 fn resolve(base: Option<&Path>, f: &str) -> PathBuf {

@@ -18,6 +18,26 @@ pub enum Control {
     Reload(Arc<Config>, Option<std::sync::mpsc::Sender<usize>>),
     /// The answer to a REHASH this shard passed on (no errors: it took effect).
     Rehashed { conn: Conn, errors: Vec<String> },
+    /// The metrics endpoint wants this shard's figures.
+    Report(crossbeam_channel::Sender<crate::metrics::ShardReport>),
+}
+
+/// Asks every shard for its report and waits at most `wait` for the answers (a shard answers
+/// at its next tick), in shard order. A shard that does not answer in time is left out.
+pub fn gather(ctl: &shards::Controller<Control>, wait: std::time::Duration) -> Vec<crate::metrics::ShardReport> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let asked = (0..ctl.cores()).filter(|&s| ctl.control(s, Control::Report(tx.clone()))).count();
+    drop(tx);
+    let deadline = Instant::now() + wait;
+    let mut reports = Vec::with_capacity(asked);
+    while reports.len() < asked {
+        match rx.recv_deadline(deadline) {
+            Ok(r) => reports.push(r),
+            Err(_) => break,
+        }
+    }
+    reports.sort_by_key(|r| r.shard);
+    reports
 }
 
 pub struct IrcShard {
@@ -36,6 +56,8 @@ impl IrcShard {
         let created = crate::clock::format_utc(started_unix);
         let mut st = ShardState::new(cfg, shard, cores, started_unix, created);
         st.bans = bans;
+        // The runtime pins shard i to the i-th CPU this process may use.
+        st.cpu = shards::allowed_cpus().get(shard).copied();
         IrcShard { st, last_check: Instant::now() }
     }
 }
@@ -82,6 +104,15 @@ impl Outbox for Out<'_> {
     fn to_main(&mut self, msg: crate::commands::envelope::ToMain) {
         self.0.to_main(Box::new(msg))
     }
+    fn io_stats(&self) -> shards::IoStats {
+        self.0.stats()
+    }
+    fn mesh_waiting(&self) -> u64 {
+        (0..self.0.cores()).filter(|&s| s != self.0.shard()).map(|s| self.0.mesh_depth(s) as u64).sum()
+    }
+    fn traffic(&mut self, c: Conn) -> Option<shards::Traffic> {
+        self.0.traffic(conn_id(c))
+    }
 }
 
 impl Handler for IrcShard {
@@ -117,6 +148,8 @@ impl Handler for IrcShard {
 
     fn on_tick(&mut self, io: &mut Io<Env>) {
         let now = io.now();
+        let stats = io.stats();
+        self.st.metrics.tick(now, stats.records_out, stats.tick_lateness);
         if !self.st.lagged.is_empty() {
             let mut out = Out(io);
             crate::commands::flood::on_tick(&mut self.st, &mut out, now, unix_now());
@@ -141,6 +174,10 @@ impl Handler for IrcShard {
                 crate::commands::admission::recount_blocks(&mut self.st);
                 let mut out = Out(_io);
                 crate::commands::oper::snotice::deliver(&mut self.st, &mut out, "Configuration reloaded");
+            }
+            Control::Report(reply) => {
+                let mut out = Out(_io);
+                let _ = reply.send(crate::metrics::ShardReport::build(&self.st, &mut out, false));
             }
             Control::Rehashed { conn, errors } => {
                 let mut out = Out(_io);

@@ -90,6 +90,8 @@ pub struct Client {
     pub looking_up: Option<Instant>,
     /// The ident reply, if one came (the username then goes without `~`).
     pub ident: Option<Arc<str>>,
+    /// Lines received (STATS l; bytes are counted by the runtime).
+    pub lines_in: u64,
 }
 
 impl Client {
@@ -128,6 +130,7 @@ impl Client {
             last_knock: None,
             farewell: None,
             label: None,
+            lines_in: 0,
             labeled: Vec::new(),
             batches: 0,
             oper: None,

@@ -81,6 +81,12 @@ pub struct ShardState {
     pub lagged: Vec<crate::commands::Conn>,
     /// Hostnames found for IPs (reverse DNS, forward-confirmed; `None`: none), with when.
     pub host_cache: AHashMap<std::net::IpAddr, (Option<Arc<str>>, std::time::Instant)>,
+    /// This shard's counters and latency histograms.
+    pub metrics: crate::metrics::ShardMetrics,
+    /// The CPU the shard is pinned to.
+    pub cpu: Option<usize>,
+    /// STATS requests of this shard's clients waiting for the other shards' reports.
+    pub stats_waits: AHashMap<Conn, crate::commands::stats::Pending>,
     /// Departed clients whose ERROR line waits for this many shards to apply the departure.
     pub farewells: AHashMap<Conn, (usize, Vec<u8>)>,
 }
@@ -153,6 +159,9 @@ impl ShardState {
             host_cache: AHashMap::default(),
             lagged: Vec::new(),
             snotice_targets: None,
+            metrics: crate::metrics::ShardMetrics::new(crate::commands::COMMANDS.len()),
+            cpu: None,
+            stats_waits: AHashMap::default(),
         }
     }
 

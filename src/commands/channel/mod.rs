@@ -591,6 +591,7 @@ fn apply_change(
     match mutation {
         Mutation::Join { uid, .. } => {
             if let Some(&conn) = st.local.get(uid) {
+                st.metrics.c.joins += 1;
                 if !view.local.iter().any(|(u, _)| u == uid) {
                     view.local.push((*uid, conn));
                 }
@@ -602,6 +603,9 @@ fn apply_change(
             }
         }
         Mutation::Leave { uid } => {
+            if st.local.contains_key(uid) {
+                st.metrics.c.parts += 1;
+            }
             view.local.retain(|(u, _)| u != uid);
             if let Some(u) = st.directory.get_mut(uid) {
                 u.channels.retain(|c| c != chan);

@@ -9,6 +9,11 @@ pub fn whowas(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         let entries: Vec<_> =
             ctx.st.whowas.lookup(&ctx.st.cm.fold(nick), count, ctx.unix).into_iter().cloned().collect();
         if entries.is_empty() {
+            ctx.st.metrics.c.whowas_misses += 1;
+        } else {
+            ctx.st.metrics.c.whowas_hits += 1;
+        }
+        if entries.is_empty() {
             ctx.reply(Numeric::ERR_WASNOSUCHNICK, &[nick]);
         }
         for e in entries {
