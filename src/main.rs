@@ -168,8 +168,12 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
         }
         Arc::new(c)
     };
+    // The runtime pins shard i to the i-th CPU this process may use (read here: inside a
+    // shard, the thread may use only its own).
+    let cpus = shards::allowed_cpus();
     let rt: Runtime<Control> = Runtime::start(rcfg, move |shard, bound| {
-        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, initial_bans.clone())
+        let cpu = cpus.get(shard).copied();
+        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, initial_bans.clone(), cpu)
     })
     .map_err(|e| e.to_string())?;
     let shared = with_bound(&shared, rt.bound());

@@ -52,12 +52,12 @@ impl IrcShard {
         cores: usize,
         started_unix: u64,
         bans: Vec<crate::state::bans::Ban>,
+        cpu: Option<usize>,
     ) -> Self {
         let created = crate::clock::format_utc(started_unix);
         let mut st = ShardState::new(cfg, shard, cores, started_unix, created);
         st.bans = bans;
-        // The runtime pins shard i to the i-th CPU this process may use.
-        st.cpu = shards::allowed_cpus().get(shard).copied();
+        st.cpu = cpu;
         IrcShard { st, last_check: Instant::now() }
     }
 }
