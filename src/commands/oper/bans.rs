@@ -110,7 +110,9 @@ fn remove(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: BanKind) -> CmdResult {
         unapply(ctx.st, kind, &mask);
         broadcast(ctx.st, ctx.out, || Env::Unban { kind, mask: mask.clone() });
         ctx.out.to_main(ToMain::BanRemoved { kind, mask: mask.clone() });
-        snotice(ctx.st, ctx.out, &format!("{who} removed {}-line for [{mask}]", kind.letter()));
+        let text = format!("{who} removed {}-line for [{mask}]", kind.letter());
+        log::info!("Unban: {text}");
+        snotice(ctx.st, ctx.out, &text);
         format!("{}-line for [{mask}] removed", kind.letter())
     } else {
         format!("No {}-line for [{mask}]", kind.letter())

@@ -27,11 +27,9 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             .any(|h| mask::matches(CaseMapping::Ascii, h, &userhost) || mask::matches(CaseMapping::Ascii, h, &userip))
     });
     let Some(block) = block else {
-        snotice(
-            ctx.st,
-            ctx.out,
-            &format!("Failed OPER attempt as {name} by {} ({userhost}): no matching oper block", u.nick),
-        );
+        let text = format!("Failed OPER attempt as {name} by {} ({userhost}): no matching oper block", u.nick);
+        log::warn!("Oper failed: {text}");
+        snotice(ctx.st, ctx.out, &text);
         return Err(err!(ERR_NOOPERHOST));
     };
     let (hash, plain_ok) = (block.password.clone(), block.allow_plaintext);
@@ -87,7 +85,9 @@ pub fn checked(
     let who = ctx.st.directory.get(&uid).map(|u| format!("{} ({}@{})", u.nick, u.user, u.host)).unwrap_or_default();
     if !ok {
         ctx.reply(Numeric::ERR_PASSWDMISMATCH, &[]);
-        snotice(ctx.st, ctx.out, &format!("Failed OPER attempt as {name} by {who}: wrong password"));
+        let text = format!("Failed OPER attempt as {name} by {who}: wrong password");
+        log::warn!("Oper failed: {text}");
+        snotice(ctx.st, ctx.out, &text);
     } else {
         ctx.me_mut().oper = Some(name.clone());
         let before = ctx.st.directory.get(&uid).map(|u| u.modes).unwrap_or_default();
