@@ -258,8 +258,8 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
 
 /// The Prometheus endpoint, on its own thread; configured but impossible to serve is an error.
 fn start_metrics(addr: std::net::SocketAddr, ctl: shards::Controller<Control>, started: u64) -> Result<(), String> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot serve metrics on {addr} ([metrics] address): {e}"))?;
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot serve metrics on {addr} ([metrics] address): {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<&'static str> = rustircd::commands::COMMANDS.iter().map(|c| c.name).collect();
     let scrape = move || {

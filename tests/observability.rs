@@ -145,7 +145,11 @@ fn stats_letters_tell_the_truth_across_shards() {
     // STATS c: connections accepted over both shards.
     let c = stats(&mut watcher, "c");
     let conn_line = numerics(&c, "249").into_iter().find(|l| l.last().starts_with("Connections:")).unwrap();
-    assert!(conn_line.last().contains(&format!(": {total} now ({total} registered), {total} accepted")), "{}", conn_line.raw);
+    assert!(
+        conn_line.last().contains(&format!(": {total} now ({total} registered), {total} accepted")),
+        "{}",
+        conn_line.raw
+    );
 
     // The client can go on at once after a gathered STATS: its next command is answered after 219.
     watcher.send("STATS m");
@@ -158,9 +162,7 @@ fn stats_letters_tell_the_truth_across_shards() {
 
 /// The value of one series line (`name{labels} value`) in an exposition.
 fn series(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
-        .map(|v| v.parse().unwrap())
+    text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')).map(|v| v.parse().unwrap())
 }
 
 fn sum_over_shards(text: &str, name: &str, extra: &str) -> f64 {

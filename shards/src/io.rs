@@ -90,12 +90,18 @@ impl<M: Envelope> Io<M> {
     /// current handler call returns), coalesced with everything else queued meanwhile.
     /// Returns the bytes now waiting, or `None` if the connection is gone or closing.
     pub fn send(&mut self, conn: ConnId, bytes: &[u8]) -> Option<usize> {
+        let records = memchr::memchr_iter(b'\n', bytes).count() as u64;
+        self.send_records(conn, bytes, records)
+    }
+
+    /// [`Io::send`] for bytes the caller knows hold `records` records (`\n`-terminated): the
+    /// same line fanned out to many connections is not scanned once per connection.
+    pub fn send_records(&mut self, conn: ConnId, bytes: &[u8], records: u64) -> Option<usize> {
         let Some(slot) = self.conns.get(conn).filter(|s| s.closing.is_none()) else {
             self.stats.dropped_sends += 1;
             return None;
         };
         let was_empty = slot.queued() == 0;
-        let records = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
         slot.traffic.bytes_out += bytes.len() as u64;
         slot.traffic.records_out += records;
         self.stats.records_out += records;

@@ -53,7 +53,8 @@ pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn]
         }
         let bytes = variants.get(line, caps);
         sent += 1;
-        if let Some(queued) = out.send(conn, bytes) {
+        // A shared line is one line.
+        if let Some(queued) = out.send_lines(conn, bytes, 1) {
             let c = st.clients.get_mut(&conn).expect("looked up above");
             if queued > st.cfg.classes[c.class].sendq && !c.closing {
                 c.closing = true;

@@ -15,6 +15,11 @@ pub trait Outbox {
     fn cores(&self) -> usize;
     /// Queues bytes; returns what is now queued for the connection (None if it is gone).
     fn send(&mut self, conn: Conn, bytes: &[u8]) -> Option<usize>;
+    /// `send` for bytes known to hold `lines` lines (fan-out of one line: no rescan per member).
+    fn send_lines(&mut self, conn: Conn, bytes: &[u8], lines: u64) -> Option<usize> {
+        let _ = lines;
+        self.send(conn, bytes)
+    }
     /// Closes after the queued output is written.
     fn close(&mut self, conn: Conn);
     /// Closes at once, discarding queued output (a client that stopped reading).

@@ -76,14 +76,7 @@ pub fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, conn: 
 }
 
 /// A shard's report for a STATS of this shard's client; the last one completes the answer.
-pub fn on_report(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    conn: Conn,
-    report: ShardReport,
-    now: Instant,
-    unix: u64,
-) {
+pub fn on_report(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, report: ShardReport, now: Instant, unix: u64) {
     let Some(p) = st.stats_waits.get_mut(&conn) else { return };
     p.reports.push(report);
     p.remaining -= 1;
@@ -172,13 +165,8 @@ fn connections(ctx: &mut Ctx<'_>, reports: &[ShardReport], mask: Option<&str>) {
 
 /// `STATS c`: 213 per connect block, then the connection statistics (249).
 fn connect_stats(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
-    let links: Vec<(String, String)> = ctx
-        .st
-        .cfg
-        .links
-        .iter()
-        .map(|l| (l.address.map_or("*".into(), |a| a.to_string()), l.name.clone()))
-        .collect();
+    let links: Vec<(String, String)> =
+        ctx.st.cfg.links.iter().map(|l| (l.address.map_or("*".into(), |a| a.to_string()), l.name.clone())).collect();
     for (addr, name) in links {
         let (host, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
         ctx.reply(Numeric::RPL_STATSCLINE, &["C", host, "*", &name, port, "server"]);

@@ -57,7 +57,14 @@ impl Out {
     }
 
     /// One series per shard.
-    fn per_shard(&mut self, name: &str, kind: &str, help: &str, reports: &[ShardReport], f: impl Fn(&ShardReport) -> u64) {
+    fn per_shard(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        reports: &[ShardReport],
+        f: impl Fn(&ShardReport) -> u64,
+    ) {
         self.head(name, kind, help);
         for r in reports {
             self.sample(name, &[("shard", &r.shard.to_string())], f(r));
@@ -101,22 +108,32 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
     // Gauges.
     o.per_shard("rustircd_connections", "gauge", "Open client connections.", r, |r| r.connections);
     o.per_shard("rustircd_users", "gauge", "Registered users.", r, |r| r.users);
-    o.per_shard("rustircd_unregistered_connections", "gauge", "Connections not yet registered.", r, |r| {
-        r.unregistered
-    });
+    o.per_shard("rustircd_unregistered_connections", "gauge", "Connections not yet registered.", r, |r| r.unregistered);
     o.per_shard("rustircd_operators", "gauge", "Users with operator status.", r, |r| r.opers);
-    o.per_shard("rustircd_channels", "gauge", "Channels whose home is the shard (their sum is the channel count).", r, |r| {
-        r.channels_homed
-    });
+    o.per_shard(
+        "rustircd_channels",
+        "gauge",
+        "Channels whose home is the shard (their sum is the channel count).",
+        r,
+        |r| r.channels_homed,
+    );
     o.head("rustircd_servers", "gauge", "Servers linked to this one.");
     o.sample("rustircd_servers", &[], 0);
-    o.head("rustircd_mesh_queue_depth", "gauge", "Mesh messages waiting to leave the shard (out), batches waiting to be handled by it (in).");
+    o.head(
+        "rustircd_mesh_queue_depth",
+        "gauge",
+        "Mesh messages waiting to leave the shard (out), batches waiting to be handled by it (in).",
+    );
     for s in r {
         let shard = s.shard.to_string();
         o.sample("rustircd_mesh_queue_depth", &[("shard", &shard), ("direction", "out")], s.mesh_out_waiting);
         o.sample("rustircd_mesh_queue_depth", &[("shard", &shard), ("direction", "in")], s.mesh_in_waiting);
     }
-    o.head("rustircd_loop_latency_seconds", "gauge", "Longest a shard's event loop kept its timer waiting in the last second.");
+    o.head(
+        "rustircd_loop_latency_seconds",
+        "gauge",
+        "Longest a shard's event loop kept its timer waiting in the last second.",
+    );
     for s in r {
         o.sample("rustircd_loop_latency_seconds", &[("shard", &s.shard.to_string())], s.turn_max.as_secs_f64());
     }
@@ -153,21 +170,37 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
     o.head("rustircd_connection_failures_total", "counter", "Connections that did not become clients, by reason.");
     for s in r {
         let shard = s.shard.to_string();
-        for (reason, n) in
-            [("refused", s.counters.refused), ("server_full", s.io.refused_full), ("tls_handshake", s.io.handshake_failures)]
-        {
+        for (reason, n) in [
+            ("refused", s.counters.refused),
+            ("server_full", s.io.refused_full),
+            ("tls_handshake", s.io.handshake_failures),
+        ] {
             o.sample("rustircd_connection_failures_total", &[("shard", &shard), ("reason", reason)], n);
         }
     }
-    o.head("rustircd_flood_disconnects_total", "counter", "Clients disconnected for flooding (Excess Flood) or not reading (SendQ exceeded).");
+    o.head(
+        "rustircd_flood_disconnects_total",
+        "counter",
+        "Clients disconnected for flooding (Excess Flood) or not reading (SendQ exceeded).",
+    );
     for s in r {
         let shard = s.shard.to_string();
-        o.sample("rustircd_flood_disconnects_total", &[("shard", &shard), ("reason", "excess_flood")], s.counters.excess_flood);
-        o.sample("rustircd_flood_disconnects_total", &[("shard", &shard), ("reason", "sendq_exceeded")], s.counters.sendq_exceeded);
+        o.sample(
+            "rustircd_flood_disconnects_total",
+            &[("shard", &shard), ("reason", "excess_flood")],
+            s.counters.excess_flood,
+        );
+        o.sample(
+            "rustircd_flood_disconnects_total",
+            &[("shard", &shard), ("reason", "sendq_exceeded")],
+            s.counters.sendq_exceeded,
+        );
     }
     o.per_shard("rustircd_netsplits_total", "counter", "Netsplits seen.", r, |r| r.counters.netsplits);
     o.per_shard("rustircd_joins_total", "counter", "Channel joins by the shard's users.", r, |r| r.counters.joins);
-    o.per_shard("rustircd_parts_total", "counter", "Channel parts and kicks of the shard's users.", r, |r| r.counters.parts);
+    o.per_shard("rustircd_parts_total", "counter", "Channel parts and kicks of the shard's users.", r, |r| {
+        r.counters.parts
+    });
     let caches = |s: &ShardReport| {
         [
             ("dns", s.counters.dns_hits, s.counters.dns_misses),
@@ -175,7 +208,11 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
             ("user", s.counters.whowas_hits, s.counters.whowas_misses),
         ]
     };
-    o.head("rustircd_cache_hits_total", "counter", "Cache hits: dns (host names), message (renderings of a shared line), user (WHOWAS).");
+    o.head(
+        "rustircd_cache_hits_total",
+        "counter",
+        "Cache hits: dns (host names), message (renderings of a shared line), user (WHOWAS).",
+    );
     for s in r {
         for (cache, hits, _) in caches(s) {
             o.sample("rustircd_cache_hits_total", &[("shard", &s.shard.to_string()), ("cache", cache)], hits);
@@ -187,7 +224,9 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
             o.sample("rustircd_cache_misses_total", &[("shard", &s.shard.to_string()), ("cache", cache)], misses);
         }
     }
-    o.per_shard("rustircd_mesh_messages_sent_total", "counter", "Messages sent to other shards.", r, |r| r.io.mesh_msgs_out);
+    o.per_shard("rustircd_mesh_messages_sent_total", "counter", "Messages sent to other shards.", r, |r| {
+        r.io.mesh_msgs_out
+    });
     o.per_shard("rustircd_mesh_messages_received_total", "counter", "Messages received from other shards.", r, |r| {
         r.io.mesh_msgs_in
     });
@@ -233,7 +272,12 @@ mod tests {
     use super::*;
 
     fn report(shard: usize) -> ShardReport {
-        let mut r = ShardReport { shard, connections: 3 + shard as u64, usage: vec![Default::default(); 2], ..Default::default() };
+        let mut r = ShardReport {
+            shard,
+            connections: 3 + shard as u64,
+            usage: vec![Default::default(); 2],
+            ..Default::default()
+        };
         r.counters.lines_in = 10;
         r.usage[1].count = 4;
         r.message_latency.observe(std::time::Duration::from_micros(30));
@@ -246,7 +290,8 @@ mod tests {
 
     #[test]
     fn every_shard_gets_its_series() {
-        let text = render(&[report(0), report(1)], &Process { shards: 2, answered: 2, ..Default::default() }, &["A", "B"]);
+        let text =
+            render(&[report(0), report(1)], &Process { shards: 2, answered: 2, ..Default::default() }, &["A", "B"]);
         assert_eq!(value(&text, "rustircd_connections{shard=\"0\"}").as_deref(), Some("3"));
         assert_eq!(value(&text, "rustircd_connections{shard=\"1\"}").as_deref(), Some("4"));
         assert_eq!(value(&text, "rustircd_commands_total{shard=\"1\",command=\"B\"}").as_deref(), Some("4"));
@@ -255,7 +300,10 @@ mod tests {
             value(&text, "rustircd_message_latency_seconds_bucket{shard=\"0\",le=\"0.00005\"}").as_deref(),
             Some("1")
         );
-        assert_eq!(value(&text, "rustircd_message_latency_seconds_bucket{shard=\"0\",le=\"0.000025\"}").as_deref(), Some("0"));
+        assert_eq!(
+            value(&text, "rustircd_message_latency_seconds_bucket{shard=\"0\",le=\"0.000025\"}").as_deref(),
+            Some("0")
+        );
         assert_eq!(value(&text, "rustircd_message_latency_seconds_count{shard=\"0\"}").as_deref(), Some("1"));
     }
 

@@ -86,6 +86,9 @@ impl Outbox for Out<'_> {
     fn send(&mut self, c: Conn, bytes: &[u8]) -> Option<usize> {
         self.0.send(conn_id(c), bytes)
     }
+    fn send_lines(&mut self, c: Conn, bytes: &[u8], lines: u64) -> Option<usize> {
+        self.0.send_records(conn_id(c), bytes, lines)
+    }
     fn close(&mut self, c: Conn) {
         self.0.close(conn_id(c))
     }
