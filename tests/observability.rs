@@ -217,9 +217,9 @@ fn metrics_endpoint_counts_what_clients_did() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    for s in 0..2 {
-        assert_eq!(series(&text, &format!("rustircd_connections{{shard=\"{s}\"}}")), Some(per_shard[s]), "shard {s}");
-        assert_eq!(series(&text, &format!("rustircd_users{{shard=\"{s}\"}}")), Some(per_shard[s]), "shard {s}");
+    for (s, &expect) in per_shard.iter().enumerate() {
+        assert_eq!(series(&text, &format!("rustircd_connections{{shard=\"{s}\"}}")), Some(expect), "shard {s}");
+        assert_eq!(series(&text, &format!("rustircd_users{{shard=\"{s}\"}}")), Some(expect), "shard {s}");
     }
     assert_eq!(series(&text, "rustircd_shards_reporting"), Some(2.0));
     assert_eq!(sum_over_shards(&text, "rustircd_joins_total", "") as usize, n);

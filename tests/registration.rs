@@ -49,7 +49,7 @@ fn clients_on_both_shards_and_global_lusers() {
     let mut clients = srv.clients_on_both_shards("spread", 2);
     let n = clients.len();
     // an unregistered connection on each shard counts as unknown everywhere
-    let mut unknown = vec![srv.connect(), srv.connect()];
+    let mut unknown = [srv.connect(), srv.connect()];
     let mut tries = 0;
     while srv.shard_of(&unknown[0]) == srv.shard_of(&unknown[1]) {
         tries += 1;

@@ -33,7 +33,9 @@ pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if let Some(u) = ctx.st.directory.get_mut(&uid) {
         u.realname = realname.clone();
     }
-    ctx.me_mut().user.as_mut().map(|(_, r)| *r = realname.clone());
+    if let Some((_, r)) = ctx.me_mut().user.as_mut() {
+        *r = realname.clone();
+    }
     realname_seen(ctx.st, ctx.out, uid);
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::UserRealname { uid, realname: realname.clone(), ack });

@@ -55,7 +55,8 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let others = ctx.st.cores - 1;
             let mut pending = Pending { letter, oper, mask, remaining: others, reports: vec![mine] };
             if others == 0 {
-                return Ok(answer(ctx, &mut pending));
+                answer(ctx, &mut pending);
+                return Ok(());
             }
             let conn = ctx.conn;
             super::delivery::broadcast(ctx.st, ctx.out, || Env::StatsReq { conn, with_conns });
