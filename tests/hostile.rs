@@ -330,7 +330,15 @@ fn garbage_from_many_connections_harms_no_one_else() {
         of(|a| matches!(a, Attack::TenThousandTargets)).all(|o| o.numerics.iter().any(|n| n == "417" || n == "407"))
     );
     assert!(of(|a| matches!(a, Attack::BadUtf8)).all(|o| o.numerics.iter().any(|n| n == "401" || n == "432")));
-    assert!(of(|a| matches!(a, Attack::NeverReads)).all(|o| o.closed), "a client that never reads is dropped");
+    for o in of(|a| matches!(a, Attack::NeverReads)) {
+        let tag = format!(":{}]", o.port);
+        let about: Vec<&String> = log.iter().filter(|l| l.contains(&tag)).collect();
+        assert!(
+            o.closed,
+            "a client that never reads is dropped: port {} still open; its log lines: {about:#?}",
+            o.port
+        );
+    }
     assert!(
         of(|a| matches!(a, Attack::HalfRegistered)).all(|o| !o.closed),
         "half-registered clients wait their timeout"

@@ -1,15 +1,21 @@
-//! The `/metrics` endpoint: a small HTTP/1.x server on its own thread, one request per
-//! connection. It never touches shard state: `gather` asks the shards (control messages, each
-//! answered by its own thread at its next tick) and the answers are rendered here.
+//! The `/metrics` endpoint: a small HTTP/1.x server, one request per connection, each on a
+//! short-lived thread (at most `MAX_ACTIVE` at once, so a client that connects and never
+//! speaks cannot hold up the scrapes). It never touches shard state: the scrape function asks
+//! the shards (control messages, each answered by its own thread at its next tick) and the
+//! answers are rendered here.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A request may take this long to arrive, and the answer this long to leave.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request head read.
 const MAX_HEAD: usize = 8 * 1024;
+/// Requests served at once; beyond, a request gets 503 at once.
+const MAX_ACTIVE: usize = 4;
 
 /// What a request asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,13 +49,29 @@ pub fn route(head: &str) -> Route {
 }
 
 /// Serves until the process ends. `scrape` produces the exposition text.
-pub fn serve(listener: TcpListener, scrape: impl Fn() -> String + Send + 'static) -> std::io::Result<()> {
+pub fn serve(listener: TcpListener, scrape: impl Fn() -> String + Send + Sync + 'static) -> std::io::Result<()> {
+    let scrape = Arc::new(scrape);
+    let active = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("metrics".into()).spawn(move || {
         for stream in listener.incoming() {
             match stream {
-                Ok(s) => {
-                    if let Err(e) = answer(s, &scrape) {
-                        log::debug!("Metrics request failed: {e}");
+                Ok(mut s) => {
+                    if active.fetch_add(1, Ordering::AcqRel) >= MAX_ACTIVE {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                        let _ = s.write_all(&response("503 Service Unavailable", "text/plain", "busy\n", false));
+                        continue;
+                    }
+                    let (scrape, done) = (scrape.clone(), active.clone());
+                    let spawned = std::thread::Builder::new().name("metrics-req".into()).spawn(move || {
+                        if let Err(e) = answer(s, &*scrape) {
+                            log::debug!("Metrics request failed: {e}");
+                        }
+                        done.fetch_sub(1, Ordering::AcqRel);
+                    });
+                    if let Err(e) = spawned {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        log::warn!("Metrics endpoint: cannot start a request thread: {e}");
                     }
                 }
                 Err(e) => {
@@ -86,16 +108,20 @@ fn answer(mut s: TcpStream, scrape: &dyn Fn() -> String) -> std::io::Result<()> 
         Route::MethodNotAllowed => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
         Route::BadRequest => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
     };
+    s.write_all(&response(status, kind, &body, is_head))?;
+    s.flush()
+}
+
+fn response(status: &str, kind: &str, body: &str, head_only: bool) -> Vec<u8> {
     let mut reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
-    if !is_head {
+    if !head_only {
         reply.extend_from_slice(body.as_bytes());
     }
-    s.write_all(&reply)?;
-    s.flush()
+    reply
 }
 
 #[cfg(test)]
