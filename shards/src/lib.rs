@@ -12,6 +12,7 @@ mod limits;
 mod listener;
 mod mesh;
 mod notify;
+mod nudge;
 mod runtime;
 mod stream;
 

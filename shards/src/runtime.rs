@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -139,6 +139,8 @@ pub struct Runtime<C: Send + 'static> {
     stop_wanted: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
     requests: Receiver<(ShardId, Box<dyn std::any::Any + Send>)>,
+    /// The nudge thread and its stop flag (see nudge.rs).
+    nudger: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
 }
 
 /// Sends control messages to the shards from any thread; cloneable.
@@ -221,6 +223,12 @@ impl<C: Send + 'static> Runtime<C> {
         let (req_tx, req_rx) = crossbeam_channel::unbounded();
         let open = Arc::new(AtomicUsize::new(0));
         let pushed: Arc<Vec<AtomicU64>> = Arc::new((0..n * n).map(|_| AtomicU64::new(0)).collect());
+        let phases: Vec<Arc<AtomicU8>> = (0..n).map(|_| Arc::new(AtomicU8::new(0))).collect();
+        let nudges: Vec<Arc<crate::nudge::Slot>> = (0..n).map(|_| Arc::default()).collect();
+        crate::nudge::install_wake_signal();
+        let nudge_done = Arc::new(AtomicBool::new(false));
+        let nudger = crate::nudge::start(nudges.clone(), nudge_done.clone())
+            .map_err(|e| StartError::Shard { shard: 0, err: format!("starting the nudge thread: {e}") })?;
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<ShardId, String>>();
         let mut controls = Vec::new();
         let mut threads = Vec::new();
@@ -243,6 +251,8 @@ impl<C: Send + 'static> Runtime<C> {
                 open: open.clone(),
                 to_main: req_tx.clone(),
                 pushed: pushed.clone(),
+                phase: phases[i].clone(),
+                nudge: nudges[i].clone(),
             };
             let factory = factory.clone();
             let ready = ready_tx.clone();
@@ -279,19 +289,70 @@ impl<C: Send + 'static> Runtime<C> {
             threads.push(handle);
         }
         drop(ready_tx);
-        for _ in 0..n {
-            match ready_rx.recv() {
-                Ok(Ok(_)) => {}
+        let began = std::time::Instant::now();
+        let mut warned = false;
+        let mut ready = 0;
+        while ready < n {
+            match ready_rx.recv_timeout(crate::nudge::NUDGE_EVERY) {
+                Ok(Ok(_)) => ready += 1,
                 Ok(Err(err)) => {
                     for c in &controls {
                         let _ = c.send(Ctl::Stop);
                     }
+                    nudge_done.store(true, Ordering::Relaxed);
                     return Err(StartError::Shard { shard: 0, err });
                 }
-                Err(_) => return Err(StartError::Shard { shard: 0, err: "exited during start".into() }),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // A shard still starting after a while may be parked with work to do
+                    // (nudge.rs): interrupt it.
+                    if began.elapsed() >= START_NUDGE {
+                        for (i, p) in phases.iter().enumerate() {
+                            if (p.load(Ordering::Acquire) as usize) < PHASES.len() - 1 {
+                                let woken = crate::nudge::signal_parked(i);
+                                if woken > 0 {
+                                    log::debug!("Shard {i}: parked during start, woken");
+                                }
+                            }
+                        }
+                    }
+                    let late: Vec<(usize, &str)> = phases
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (i, PHASES[(p.load(Ordering::Acquire) as usize).min(PHASES.len() - 1)]))
+                        .filter(|(_, p)| *p != "ready")
+                        .collect();
+                    if !warned && began.elapsed() >= START_WARN {
+                        warned = true;
+                        for (i, p) in &late {
+                            log::warn!("Shard {i} not ready after {} s: still {p}", START_WARN.as_secs());
+                        }
+                    }
+                    if began.elapsed() >= START_LIMIT {
+                        for c in &controls {
+                            let _ = c.send(Ctl::Stop);
+                        }
+                        let (shard, p) = late.first().copied().unwrap_or((0, "?"));
+                        let err = format!("not ready after {} s: still {p}", START_LIMIT.as_secs());
+                        nudge_done.store(true, Ordering::Relaxed);
+                        return Err(StartError::Shard { shard, err });
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    nudge_done.store(true, Ordering::Relaxed);
+                    return Err(StartError::Shard { shard: 0, err: "exited during start".into() });
+                }
             }
         }
-        Ok(Runtime { controls, threads, bound, cpus, stop_wanted, open, requests: req_rx })
+        Ok(Runtime {
+            controls,
+            threads,
+            bound,
+            cpus,
+            stop_wanted,
+            open,
+            requests: req_rx,
+            nudger: Some((nudger, nudge_done)),
+        })
     }
 
     /// The addresses actually bound, in listener order (a port of 0 resolved).
@@ -354,12 +415,16 @@ impl<C: Send + 'static> Runtime<C> {
     }
 
     /// Waits for every shard thread to end.
-    pub fn wait(self) -> Result<(), RuntimeError> {
+    pub fn wait(mut self) -> Result<(), RuntimeError> {
         let mut failed = Vec::new();
-        for (i, t) in self.threads.into_iter().enumerate() {
+        for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
             if t.join().is_err() {
                 failed.push(i);
             }
+        }
+        if let Some((t, done)) = self.nudger.take() {
+            done.store(true, Ordering::Relaxed);
+            let _ = t.join();
         }
         if failed.is_empty() {
             Ok(())
@@ -384,7 +449,26 @@ struct ShardBoot<M: Envelope, C> {
     open: Arc<AtomicUsize>,
     to_main: Sender<(ShardId, Box<dyn std::any::Any + Send>)>,
     pushed: Arc<Vec<AtomicU64>>,
+    /// How far this shard's start has come (`PHASES`), for a start that takes too long.
+    phase: Arc<AtomicU8>,
+    nudge: Arc<crate::nudge::Slot>,
 }
+
+/// The steps of a shard's start, in order (the index is stored in `ShardBoot::phase`).
+const PHASES: [&str; 6] = [
+    "creating its executor",
+    "building its handler",
+    "connecting its mesh senders",
+    "connecting its mesh receivers",
+    "starting its listeners",
+    "ready",
+];
+/// A start slower than this is logged with the phase each late shard is in; one slower than
+/// `START_LIMIT` fails.
+const START_WARN: Duration = Duration::from_secs(5);
+/// A shard not ready after this long is woken if it is parked (see nudge.rs).
+const START_NUDGE: Duration = Duration::from_millis(200);
+const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// Everything a shard's tasks share. Borrowed only synchronously, never across an await.
 struct Shard<H: Handler> {
@@ -421,8 +505,27 @@ where
     H: Handler,
     F: Fn(ShardId, &[SocketAddr]) -> H,
 {
-    let ShardBoot { id, cores, cfg, fds, tls, bound, tx_row, rx_row, ctl_rx, stop_wanted, open, to_main, pushed } =
-        boot;
+    let ShardBoot {
+        id,
+        cores,
+        cfg,
+        fds,
+        tls,
+        bound,
+        tx_row,
+        rx_row,
+        ctl_rx,
+        stop_wanted,
+        open,
+        to_main,
+        pushed,
+        phase,
+        nudge,
+    } = boot;
+    let step = |p: u8| phase.store(p, Ordering::Release);
+    step(1);
+    // First of all: the task that lets the nudge thread wake this executor (see nudge.rs).
+    let lend = glommio::spawn_local(crate::nudge::Lend(nudge.clone()));
     let mut io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     io.to_main = Some(to_main);
     let handler = factory(id, &bound);
@@ -455,6 +558,7 @@ where
             }
         })
     };
+    step(2);
     let send_ends: Vec<_> = tx_row.into_iter().map(|s| s.map(|s| glommio::spawn_local(s.connect()))).collect();
     let recv_ends: Vec<_> = rx_row.into_iter().map(|r| r.map(|r| glommio::spawn_local(r.connect()))).collect();
     let mut senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>> = Vec::with_capacity(cores);
@@ -464,6 +568,7 @@ where
             None => None,
         });
     }
+    step(3);
     let mut tasks = Vec::new();
     for (peer, r) in recv_ends.into_iter().enumerate() {
         if let Some(t) = r {
@@ -471,6 +576,7 @@ where
             tasks.push(glommio::spawn_local(mesh_receiver(shard.clone(), peer, r)));
         }
     }
+    step(4);
     connecting.set(false);
     ticker.await;
     tasks.push(glommio::spawn_local(mesh_flusher(shard.clone(), senders)));
@@ -483,6 +589,7 @@ where
         let l = unsafe { TcpListener::from_raw_fd(fd) };
         accepts.push(glommio::spawn_local(accept_loop(shard.clone(), l, index, tag)));
     }
+    step(5);
     let _ = ready.send(Ok(id));
     drop(ready);
 
@@ -552,6 +659,8 @@ where
     // Let the last mesh batches leave before the tasks are dropped.
     glommio::timer::sleep(Duration::from_millis(5)).await;
     drop(tasks);
+    nudge.clear();
+    drop(lend);
 }
 
 fn expire_closing<H: Handler>(st: &mut State<H>, now: Instant) {
