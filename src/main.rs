@@ -251,7 +251,16 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     rt.stop();
-    rt.wait().map_err(|e| e.to_string())?;
+    // The shards drain their connections for up to 3 s; a shard that does not finish well
+    // after that must not keep the process (and its port) forever.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(rt.wait());
+    });
+    match finished.recv_timeout(Duration::from_secs(15)) {
+        Ok(r) => r.map_err(|e| e.to_string())?,
+        Err(_) => return Err("a shard did not stop within 15 s; exiting anyway".into()),
+    }
     log::info!("Server stopped");
     Ok(ended)
 }

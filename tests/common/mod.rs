@@ -201,7 +201,15 @@ impl Server {
         unsafe {
             libc_kill(child.id() as i32, 15);
         }
-        wait_with_timeout(&mut child, TIMEOUT).expect("server did not stop on SIGTERM")
+        match wait_with_timeout(&mut child, TIMEOUT) {
+            Some(status) => status,
+            None => {
+                // Never leave a server behind, even when failing.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not stop within {TIMEOUT:?} of SIGTERM: {:#?}", self.log_lines());
+            }
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
