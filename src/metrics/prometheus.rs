@@ -71,6 +71,25 @@ impl Out {
         }
     }
 
+    /// One series per shard and value of `label` (`f` gives each value and its figure).
+    fn per_shard_by<const N: usize>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        reports: &[ShardReport],
+        label: &str,
+        f: impl Fn(&ShardReport) -> [(&'static str, u64); N],
+    ) {
+        self.head(name, kind, help);
+        for r in reports {
+            let shard = r.shard.to_string();
+            for (value, n) in f(r) {
+                self.sample(name, &[("shard", &shard), (label, value)], n);
+            }
+        }
+    }
+
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
         for (bound, n) in h.cumulative() {
             let le = match bound {
@@ -119,16 +138,14 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
     );
     o.head("rustircd_servers", "gauge", "Servers linked to this one.");
     o.sample("rustircd_servers", &[], 0);
-    o.head(
+    o.per_shard_by(
         "rustircd_mesh_queue_depth",
         "gauge",
         "Mesh messages waiting to leave the shard (out), batches waiting to be handled by it (in).",
+        r,
+        "direction",
+        |s| [("out", s.mesh_out_waiting), ("in", s.mesh_in_waiting)],
     );
-    for s in r {
-        let shard = s.shard.to_string();
-        o.sample("rustircd_mesh_queue_depth", &[("shard", &shard), ("direction", "out")], s.mesh_out_waiting);
-        o.sample("rustircd_mesh_queue_depth", &[("shard", &shard), ("direction", "in")], s.mesh_in_waiting);
-    }
     o.head(
         "rustircd_loop_latency_seconds",
         "gauge",
@@ -167,63 +184,49 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
         |r| r.io.dropped_sends,
     );
     o.per_shard("rustircd_connections_accepted_total", "counter", "Connections accepted.", r, |r| r.io.accepted);
-    o.head("rustircd_connection_failures_total", "counter", "Connections that did not become clients, by reason.");
-    for s in r {
-        let shard = s.shard.to_string();
-        for (reason, n) in [
-            ("refused", s.counters.refused),
-            ("server_full", s.io.refused_full),
-            ("tls_handshake", s.io.handshake_failures),
-        ] {
-            o.sample("rustircd_connection_failures_total", &[("shard", &shard), ("reason", reason)], n);
-        }
-    }
-    o.head(
+    o.per_shard_by(
+        "rustircd_connection_failures_total",
+        "counter",
+        "Connections that did not become clients, by reason.",
+        r,
+        "reason",
+        |s| {
+            [
+                ("refused", s.counters.refused),
+                ("server_full", s.io.refused_full),
+                ("tls_handshake", s.io.handshake_failures),
+            ]
+        },
+    );
+    o.per_shard_by(
         "rustircd_flood_disconnects_total",
         "counter",
         "Clients disconnected for flooding (Excess Flood) or not reading (SendQ exceeded).",
+        r,
+        "reason",
+        |s| [("excess_flood", s.counters.excess_flood), ("sendq_exceeded", s.counters.sendq_exceeded)],
     );
-    for s in r {
-        let shard = s.shard.to_string();
-        o.sample(
-            "rustircd_flood_disconnects_total",
-            &[("shard", &shard), ("reason", "excess_flood")],
-            s.counters.excess_flood,
-        );
-        o.sample(
-            "rustircd_flood_disconnects_total",
-            &[("shard", &shard), ("reason", "sendq_exceeded")],
-            s.counters.sendq_exceeded,
-        );
-    }
     o.per_shard("rustircd_netsplits_total", "counter", "Netsplits seen.", r, |r| r.counters.netsplits);
     o.per_shard("rustircd_joins_total", "counter", "Channel joins by the shard's users.", r, |r| r.counters.joins);
     o.per_shard("rustircd_parts_total", "counter", "Channel parts and kicks of the shard's users.", r, |r| {
         r.counters.parts
     });
-    let caches = |s: &ShardReport| {
-        [
-            ("dns", s.counters.dns_hits, s.counters.dns_misses),
-            ("message", s.counters.render_hits, s.counters.render_misses),
-            ("user", s.counters.whowas_hits, s.counters.whowas_misses),
-        ]
-    };
-    o.head(
+    o.per_shard_by(
         "rustircd_cache_hits_total",
         "counter",
         "Cache hits: dns (host names), message (renderings of a shared line), user (WHOWAS).",
+        r,
+        "cache",
+        |s| [("dns", s.counters.dns_hits), ("message", s.counters.render_hits), ("user", s.counters.whowas_hits)],
     );
-    for s in r {
-        for (cache, hits, _) in caches(s) {
-            o.sample("rustircd_cache_hits_total", &[("shard", &s.shard.to_string()), ("cache", cache)], hits);
-        }
-    }
-    o.head("rustircd_cache_misses_total", "counter", "Cache misses, as for rustircd_cache_hits_total.");
-    for s in r {
-        for (cache, _, misses) in caches(s) {
-            o.sample("rustircd_cache_misses_total", &[("shard", &s.shard.to_string()), ("cache", cache)], misses);
-        }
-    }
+    o.per_shard_by(
+        "rustircd_cache_misses_total",
+        "counter",
+        "Cache misses, as for rustircd_cache_hits_total.",
+        r,
+        "cache",
+        |s| [("dns", s.counters.dns_misses), ("message", s.counters.render_misses), ("user", s.counters.whowas_misses)],
+    );
     o.per_shard("rustircd_mesh_messages_sent_total", "counter", "Messages sent to other shards.", r, |r| {
         r.io.mesh_msgs_out
     });
