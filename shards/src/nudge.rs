@@ -4,10 +4,13 @@
 //! timer of the shard has already fired and no I/O is due, nothing wakes it again: seen here as
 //! a shard that never finished starting, or never stopped, on a busy machine.
 //!
-//! The guard: each shard runs a task that only lends its waker out, and one plain thread wakes
-//! every shard's task every [`NUDGE_EVERY`]. A wake from another thread writes the executor's
-//! eventfd, so a wrongly parked executor wakes, re-evaluates, and runs its queues. The cost is
-//! one cross-thread wake per shard per period; a working shard never notices.
+//! Two guards:
+//! - Running shards: each runs a task that only lends its waker out, and one plain thread wakes
+//!   every shard's task every [`NUDGE_EVERY`]. A wake from another thread writes the executor's
+//!   eventfd, so a wrongly parked executor wakes, re-evaluates, and runs its queues. The cost is
+//!   one cross-thread wake per shard per period; a working shard never notices.
+//! - Starting shards, before any task of theirs ran (so no waker exists): `Runtime::start`
+//!   signals a late shard's thread if it sleeps in `io_cqring_wait` ([`signal_parked`]).
 
 use std::future::Future;
 use std::pin::Pin;
