@@ -324,8 +324,11 @@ fn metrics_endpoint_counts_what_clients_did() {
 
 #[test]
 fn metrics_are_off_by_default_and_refuse_a_public_address() {
-    let server = Server::with_config(1, &config(""));
+    // With a [metrics] section that does not enable it: nothing served, not even on the
+    // address it names.
+    let server = Server::with_config(1, &config("[metrics]\naddress = \"127.0.0.1:19479\"\n"));
     assert!(!server.log_lines().iter().any(|l| l.contains("Metrics on")));
+    assert!(std::net::TcpStream::connect("127.0.0.1:19479").is_err(), "metrics served while not enabled");
     server.stop();
 
     let dir = TempDir::new();

@@ -79,7 +79,15 @@ pub(crate) struct Slot {
     pub(crate) waker: Option<Waker>,
     /// Set once the handler (or the runtime) decided to close: flush, then end, by this time.
     pub(crate) closing: Option<Instant>,
-    pub(crate) traffic: Traffic,
+    pub(crate) moved: Moved,
+}
+
+/// What a connection moved so far; [`Traffic`] adds what waits in its queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Moved {
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) records_out: u64,
 }
 
 /// What one connection has moved so far (STATS l). Records are counted by their `\n`.
@@ -139,7 +147,7 @@ impl Table {
             s.closing = None;
             s.sent = 0;
             s.out.clear();
-            s.traffic = Traffic::default();
+            s.moved = Moved::default();
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
@@ -150,7 +158,7 @@ impl Table {
             sent: 0,
             waker: None,
             closing: None,
-            traffic: Traffic::default(),
+            moved: Moved::default(),
         });
         ConnId { idx, gen: 0 }
     }

@@ -102,8 +102,8 @@ impl<M: Envelope> Io<M> {
             return None;
         };
         let was_empty = slot.queued() == 0;
-        slot.traffic.bytes_out += bytes.len() as u64;
-        slot.traffic.records_out += records;
+        slot.moved.bytes_out += bytes.len() as u64;
+        slot.moved.records_out += records;
         self.stats.records_out += records;
         slot.out.extend_from_slice(bytes);
         if was_empty {
@@ -120,7 +120,13 @@ impl<M: Envelope> Io<M> {
     /// What a connection has moved so far, and what waits in its queue.
     pub fn traffic(&mut self, conn: ConnId) -> Option<Traffic> {
         let slot = self.conns.get(conn)?;
-        Some(Traffic { queued: slot.queued() as u64, ..slot.traffic })
+        let m = slot.moved;
+        Some(Traffic {
+            bytes_in: m.bytes_in,
+            bytes_out: m.bytes_out,
+            records_out: m.records_out,
+            queued: slot.queued() as u64,
+        })
     }
 
     /// Whether the connection exists and is not closing.

@@ -865,7 +865,7 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
                 reads += 1;
                 io.stats.bytes_in += n as u64;
                 if let Some(slot) = io.conns.get(id) {
-                    slot.traffic.bytes_in += n as u64;
+                    slot.moved.bytes_in += n as u64;
                 }
                 handler.on_data(io, id, &scratch[..n]);
             }

@@ -233,10 +233,11 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
     }
     c.last_active = now;
     c.ping_sent = None;
+    // Counted as received here, whether the line runs now or waits its turn.
+    c.lines_in += 1;
+    st.metrics.c.lines_in += 1;
     match frame {
         Frame::TooLong => {
-            c.lines_in += 1;
-            st.metrics.c.lines_in += 1;
             st.metrics.c.parse_errors += 1;
             let mut ctx = Ctx { st, out, conn, now, unix };
             ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);

@@ -46,16 +46,16 @@ pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn]
     let mut variants = Variants::default();
     let mut sent = 0;
     for &conn in conns {
-        let Some(c) = st.clients.get(&conn) else { continue };
-        let caps = c.caps;
-        if caps & need != need {
+        // One lookup per member: the client is borrowed from `st.clients` while the other
+        // fields of `st` are used beside it.
+        let Some(c) = st.clients.get_mut(&conn) else { continue };
+        if c.caps & need != need {
             continue;
         }
-        let bytes = variants.get(line, caps);
+        let bytes = variants.get(line, c.caps);
         sent += 1;
         // A shared line is one line.
         if let Some(queued) = out.send_lines(conn, bytes, 1) {
-            let c = st.clients.get_mut(&conn).expect("looked up above");
             if queued > st.cfg.classes[c.class].sendq && !c.closing {
                 c.closing = true;
                 st.to_close.push((conn, "SendQ exceeded".into(), true));

@@ -147,8 +147,6 @@ pub fn lookup_index(verb: &str) -> Option<usize> {
 
 /// Runs one complete line from a client.
 pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
-    ctx.st.metrics.c.lines_in += 1;
-    ctx.me_mut().lines_in += 1;
     let text = String::from_utf8_lossy(raw);
     let msg = match Message::parse(&text) {
         Ok(m) => m,

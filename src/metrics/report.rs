@@ -74,6 +74,7 @@ impl ShardReport {
                 });
             }
         }
+        let io = out.io_stats();
         ShardReport {
             shard: st.me,
             cpu: st.cpu,
@@ -83,12 +84,12 @@ impl ShardReport {
             opers: opers as u64,
             channels_homed: st.homes.len() as u64,
             mesh_out_waiting: out.mesh_waiting(),
-            mesh_in_waiting: out.io_stats().mesh_batches_waiting,
+            mesh_in_waiting: io.mesh_batches_waiting,
             rate_in: m.rate_in,
             rate_out: m.rate_out,
             turn_max: m.turn_max,
             counters: m.c,
-            io: out.io_stats(),
+            io,
             usage: m.usage.clone(),
             classes: st.class_counts.iter().map(|&n| n as u64).collect(),
             message_latency: m.message_latency.clone(),

@@ -18,6 +18,21 @@ pub struct WasEntry {
     pub when: u64,
 }
 
+impl WasEntry {
+    /// What WHOWAS keeps of a user of `server` at `when`.
+    pub fn of(u: &super::User, server: &str, when: u64) -> WasEntry {
+        WasEntry {
+            folded: u.folded.clone(),
+            nick: u.nick.clone(),
+            user: u.user.clone(),
+            host: u.host.clone(),
+            realname: u.realname.clone(),
+            server: server.into(),
+            when,
+        }
+    }
+}
+
 pub struct Whowas {
     entries: VecDeque<WasEntry>,
     max: usize,

@@ -28,26 +28,12 @@ pub fn channel_load(o: &Opts) -> Result<Report> {
     }
     let mut rep = Report::new("channel-load", o.server_pid);
     let threads = o.threads.min(o.channels.max(1));
-    // Setup (connecting, joining) is not measured: every thread waits here once ready.
-    let ready = std::sync::Barrier::new(threads + 1);
-    let ready = &ready;
-    let results: Vec<Result<Outcome>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let chans = o.channels / threads + usize::from(t < o.channels % threads);
-                s.spawn(move || run(o, t, chans, o.rate / threads as f64, t == 0, ready))
-            })
-            .collect();
-        ready.wait();
-        rep.start_window();
-        let r = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
-        rep.end_window();
-        r
-    });
+    let results = super::measured(&mut rep, threads, o.channels, o.rate, |t, chans, rate, show, ready| {
+        run(o, t, chans, rate, show, ready)
+    })?;
     let mut hist = histogram();
     let (mut sent, mut delivered, mut disc, mut secs) = (0, 0, 0, 0f64);
     for r in results {
-        let r = r?;
         hist.add(&r.hist).ok();
         sent += r.sent;
         delivered += r.delivered;

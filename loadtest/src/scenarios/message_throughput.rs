@@ -23,26 +23,12 @@ struct Outcome {
 pub fn message_throughput(o: &Opts) -> Result<Report> {
     let mut rep = Report::new("message-throughput", o.server_pid);
     let threads = o.threads.min(o.pairs.max(1));
-    // Setup (connecting, joining) is not measured: every thread waits here once ready.
-    let ready = std::sync::Barrier::new(threads + 1);
-    let ready = &ready;
-    let results: Vec<Result<Outcome>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let pairs = o.pairs / threads + usize::from(t < o.pairs % threads);
-                s.spawn(move || run(o, t, pairs, o.rate / threads as f64, t == 0, ready))
-            })
-            .collect();
-        ready.wait();
-        rep.start_window();
-        let r = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
-        rep.end_window();
-        r
-    });
+    let results = super::measured(&mut rep, threads, o.pairs, o.rate, |t, pairs, rate, show, ready| {
+        run(o, t, pairs, rate, show, ready)
+    })?;
     let mut hist = histogram();
     let (mut sent, mut received, mut disc, mut secs) = (0, 0, 0, 0f64);
     for r in results {
-        let r = r?;
         hist.add(&r.hist).ok();
         sent += r.sent;
         received += r.received;

@@ -76,6 +76,35 @@ pub fn join_all(pool: &mut Pool, members: &[usize], chan: &str, limit: Duration)
     Ok(())
 }
 
+/// Runs `units` (channels, pairs) spread over `threads` generator threads. Each thread sets up,
+/// then waits at the barrier; the report's measured window runs from when all are ready until
+/// all are done, so setup is never measured. `run(thread, units_of_it, rate_of_it, is_first,
+/// barrier)` is one thread's work.
+pub fn measured<T: Send>(
+    rep: &mut crate::report::Report,
+    threads: usize,
+    units: usize,
+    rate: f64,
+    run: impl Fn(usize, usize, f64, bool, &std::sync::Barrier) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let ready = std::sync::Barrier::new(threads + 1);
+    let (ready, run) = (&ready, &run);
+    let results: Vec<Result<T>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine = units / threads + usize::from(t < units % threads);
+                s.spawn(move || run(t, mine, rate / threads as f64, t == 0, ready))
+            })
+            .collect();
+        ready.wait();
+        rep.start_window();
+        let r = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into()))).collect();
+        rep.end_window();
+        r
+    });
+    results.into_iter().collect()
+}
+
 /// A failed setup still passes the start barrier, so that the other threads are not left
 /// waiting for it.
 pub fn or_release<T>(r: Result<T>, ready: &std::sync::Barrier) -> Result<T> {

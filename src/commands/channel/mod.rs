@@ -646,15 +646,7 @@ fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, unix: u64) 
             view.local.retain(|(x, _)| x != uid);
         }
     }
-    st.whowas.record(WasEntry {
-        folded: u.folded.clone(),
-        nick: u.nick.clone(),
-        user: u.user.clone(),
-        host: u.host.clone(),
-        realname: u.realname.clone(),
-        server: st.cfg.server.name.as_str().into(),
-        when: unix,
-    });
+    st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
     crate::commands::query::monitor::notify_offline(st, out, &u.folded, &u.nick);
 }
 
