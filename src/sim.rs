@@ -45,6 +45,39 @@ impl Sim {
         self.pump();
     }
 
+    /// Bytes from a client, leaving the mesh messages that follow undelivered, so that a test
+    /// can choose the interleaving with [`Sim::deliver_until`].
+    pub fn feed_only(&mut self, shard: usize, conn: Conn, bytes: &[u8]) {
+        let (st, out) = &mut self.shards[shard];
+        connection::data(st, out, conn, bytes, Instant::now(), 1);
+        connection::finish(st, out);
+    }
+
+    /// Delivers the messages waiting from `from` to `to`, oldest first (the pair stays FIFO),
+    /// up to and including the first that `last` picks. False when none was picked.
+    pub fn deliver_until(&mut self, from: usize, to: usize, last: impl Fn(&Env) -> bool) -> bool {
+        let Some(end) = self.shards[from].1.mesh.iter().filter(|(t, _)| *t == to).position(|(_, e)| last(e)) else {
+            return false;
+        };
+        let waiting = std::mem::take(&mut self.shards[from].1.mesh);
+        let (mut now, mut rest, mut taken) = (Vec::new(), Vec::new(), 0);
+        for (t, env) in waiting {
+            if t == to && taken <= end {
+                taken += 1;
+                now.push(env);
+            } else {
+                rest.push((t, env));
+            }
+        }
+        self.shards[from].1.mesh = rest;
+        for env in now {
+            let (st, out) = &mut self.shards[to];
+            mesh::on_mesh(st, out, from, env, Instant::now(), 1);
+            connection::finish(st, out);
+        }
+        true
+    }
+
     /// Delivers mesh messages until none is left.
     pub fn pump(&mut self) {
         loop {
@@ -131,5 +164,53 @@ mod tests {
         sim.feed(1, b, b"QUIT :bye\r\n");
         assert!(sim.text(0, a).contains(":bob!~bob@127.0.0.1 QUIT :Quit: bye"));
         assert!(sim.text(1, b).contains("ERROR :Closing Link"));
+    }
+
+    /// A channel name whose home is `shard` (of `cores`).
+    fn homed_at(sim: &Sim, shard: usize, cores: usize) -> String {
+        let cm = sim.shards[0].0.cm;
+        (0..).map(|i| format!("#h{i}")).find(|n| cm.fold(n).owner(cores) == shard).expect("some name")
+    }
+
+    /// Issue 11's wedge: two users on different shards leave channels of two homes at once, and
+    /// the homes number their departures in opposite orders. Each departure must still
+    /// complete, and channel changes after them too.
+    #[test]
+    fn crossed_departures_from_two_homes_do_not_wedge() {
+        let mut sim = Sim::new(Arc::new(Config::embedded()), 2, true);
+        let (a, b) = (homed_at(&sim, 0, 2), homed_at(&sim, 1, 2));
+        let u1 = sim.client(0, "u1");
+        let u2 = sim.client(1, "u2");
+        let w0 = sim.client(0, "watcher0");
+        let w1 = sim.client(1, "watcher1");
+        for (s, c) in [(0, u1), (1, u2), (0, w0), (1, w1)] {
+            sim.feed(s, c, format!("JOIN {a},{b}\r\n").as_bytes());
+        }
+        sim.feed_only(0, u1, b"QUIT :one\r\n");
+        sim.feed_only(1, u2, b"QUIT :two\r\n");
+        let quit_req = |e: &Env| matches!(e, Env::QuitReq { .. });
+        // Home 0 hears u1 first, home 1 hears u2 first.
+        assert!(sim.deliver_until(0, 0, quit_req));
+        assert!(sim.deliver_until(1, 0, quit_req));
+        assert!(sim.deliver_until(1, 1, quit_req));
+        assert!(sim.deliver_until(0, 1, quit_req));
+        sim.pump();
+        for (s, _) in &sim.shards {
+            assert!(s.directory.iter().all(|u| u.nick.as_ref() != "u1" && u.nick.as_ref() != "u2"), "ghost users");
+        }
+        sim.check_consistent();
+        for (s, w) in [(0, w0), (1, w1)] {
+            let t = sim.text(s, w);
+            assert_eq!(t.matches(":u1!~u1@127.0.0.1 QUIT :Quit: one").count(), 1, "{t}");
+            assert_eq!(t.matches(":u2!~u2@127.0.0.1 QUIT :Quit: two").count(), 1, "{t}");
+        }
+        assert!(sim.text(0, u1).contains("ERROR :Closing Link"));
+        assert!(sim.text(1, u2).contains("ERROR :Closing Link"));
+        // Channel changes still complete, on both homes, and the nicks are free again.
+        sim.feed(0, w0, b"JOIN #fresh\r\n");
+        assert!(sim.text(0, w0).contains(" 366 watcher0 #fresh "), "{}", sim.text(0, w0));
+        let again = sim.client(1, "u1");
+        assert!(sim.text(1, again).contains(" 001 u1 "), "{}", sim.text(1, again));
+        sim.check_consistent();
     }
 }

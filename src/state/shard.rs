@@ -58,7 +58,7 @@ pub struct ShardState {
     pub blocked: Vec<VecDeque<Env>>,
     /// This shard's own accepted changes waiting for their turn to be applied and sent out.
     pub mine: Vec<Mine>,
-    /// Departing users waiting for their channels' homes.
+    /// Departing users whose channels' homes have not all been applied here.
     pub quits: AHashMap<Uid, QuitState>,
     pub whowas: Whowas,
     /// Counter for "once per observer" deliveries (see `Client::stamp`).
@@ -108,11 +108,11 @@ pub struct Mine {
     pub farewell: Option<(Conn, Vec<u8>)>,
 }
 
+/// A departing user of this shard: its QUIT line, and its channels grouped by home, one part
+/// per home, each left out once its departure event has been applied here.
 pub struct QuitState {
     pub line: crate::commands::outgoing::Shared,
-    pub chans: Vec<Folded>,
-    pub deps: Vec<super::sequencer::Dep>,
-    pub awaiting: usize,
+    pub parts: Vec<(u16, Vec<Folded>)>,
     pub farewell: Option<(Conn, Vec<u8>)>,
 }
 

@@ -73,10 +73,11 @@ pub enum Outcome {
     Refused(Vec<Reply>),
 }
 
-/// An event applied by every shard in sequence order.
+/// An event applied by every shard in sequence order: after the previous number of `dep`'s
+/// home (an event needs at most one home's number; see `state::sequencer`).
 #[derive(Clone, Debug)]
 pub struct Sequenced {
-    pub deps: SmallVec<[Dep; 1]>,
+    pub dep: Option<Dep>,
     pub ev: ChanEvent,
     /// Answer [`Env::Applied`] to the sending shard for this connection once applied.
     pub ack: Option<Conn>,
@@ -86,9 +87,11 @@ pub struct Sequenced {
 pub enum ChanEvent {
     /// A change to one channel; its members see `line`.
     Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid },
-    /// A user left the network: it leaves these channels, and everyone who shared one with it
-    /// sees `line` once.
-    Quit { uid: Uid, line: Shared, chans: Vec<Folded> },
+    /// A user leaving the network leaves the channels of one home (`chans`); `later` are its
+    /// channels whose homes' parts come after this one. Everyone who shared a channel with it
+    /// sees `line` once, with the part that removes it from the last channel they share; with
+    /// the last part (`later` empty) the user is gone.
+    Quit { uid: Uid, line: Shared, chans: Vec<Folded>, later: Vec<Folded> },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ pub fn on_ack(
                 }
             }
             let event = Sequenced {
-                deps: smallvec::smallvec![(home, seq)],
+                dep: Some((home, seq)),
                 ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
                 ack: Some(conn),
             };
@@ -346,50 +349,60 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
     let body: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
     let line = Shared::with_meta(body, meta(st, Some(c.uid), None));
     let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
-    let mut homes: Vec<(usize, Vec<Folded>)> = Vec::new();
-    for f in &chans {
-        let h = f.owner(st.cores);
-        match homes.iter_mut().find(|(x, _)| *x == h) {
-            Some((_, v)) => v.push(f.clone()),
-            None => homes.push((h, vec![f.clone()])),
+    let mut parts: Vec<(u16, Vec<Folded>)> = Vec::new();
+    for f in chans {
+        let h = f.owner(st.cores) as u16;
+        match parts.iter_mut().find(|(x, _)| *x == h) {
+            Some((_, v)) => v.push(f),
+            None => parts.push((h, vec![f])),
         }
     }
     let farewell = c.farewell.map(|l| (conn, l));
-    st.quits.insert(c.uid, QuitState { line, chans, deps: Vec::new(), awaiting: homes.len(), farewell });
-    if homes.is_empty() {
-        quit_ready(st, out, c.uid);
+    for (h, chans) in &parts {
+        out.mesh(*h as usize, Env::QuitReq { uid: c.uid, chans: chans.clone() });
+    }
+    let none = parts.is_empty();
+    st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });
+    if none {
+        push_quit_part(st, c.uid, None, line, Vec::new());
         apply_ready(st, out, Instant::now(), _unix);
-        return;
-    }
-    for (h, chans) in homes {
-        out.mesh(h, Env::QuitReq { uid: c.uid, chans });
     }
 }
 
-/// A home numbered a departing user's removal.
-pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u16, seq: u64, now: Instant, unix: u64) {
-    let Some(q) = st.quits.get_mut(&uid) else { return };
-    q.deps.push((home, seq));
-    q.awaiting -= 1;
-    if q.awaiting == 0 {
-        quit_ready(st, out, uid);
-        apply_ready(st, out, now, unix);
-    }
-}
-
-fn quit_ready(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid) {
-    let _ = out;
-    let Some(q) = st.quits.remove(&uid) else { return };
+/// One home's part of a departure, to be applied in that home's sequence like any change.
+fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared, chans: Vec<Folded>) {
     st.mine.push(Mine {
-        event: Sequenced {
-            deps: q.deps.into_iter().collect(),
-            ev: ChanEvent::Quit { uid, line: q.line, chans: q.chans },
-            ack: q.farewell.as_ref().map(|(c, _)| *c),
-        },
+        event: Sequenced { dep, ev: ChanEvent::Quit { uid, line, chans, later: Vec::new() }, ack: None },
         conn: None,
         notes: Vec::new(),
-        farewell: q.farewell,
+        farewell: None,
     });
+}
+
+/// A home numbered a departing user's removal from its channels: that part goes out on its
+/// own, in that home's sequence, whatever the other homes answered.
+pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u16, seq: u64, now: Instant, unix: u64) {
+    let Some(q) = st.quits.get(&uid) else { return };
+    let Some((_, chans)) = q.parts.iter().find(|(h, _)| *h == home) else { return };
+    let (line, chans) = (q.line.clone(), chans.clone());
+    push_quit_part(st, uid, Some((home, seq)), line, chans);
+    apply_ready(st, out, now, unix);
+}
+
+/// A departure part's turn came here: it learns which channels later parts hold; the last one
+/// carries the farewell, and its acknowledgements tell the client every shard saw it all.
+fn quit_part_turn(st: &mut ShardState, m: &mut Mine) {
+    let ChanEvent::Quit { uid, later, .. } = &mut m.event.ev else { return };
+    let Some(q) = st.quits.get_mut(uid) else { return };
+    if let Some((home, _)) = m.event.dep {
+        q.parts.retain(|(h, _)| *h != home);
+    }
+    *later = q.parts.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+    if later.is_empty() {
+        let q = st.quits.remove(uid).expect("present");
+        m.event.ack = q.farewell.as_ref().map(|(c, _)| *c);
+        m.farewell = q.farewell;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +415,7 @@ pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix
         let mut progress = false;
         let mut i = 0;
         while i < st.mine.len() {
-            if st.seq.ready(&st.mine[i].event.deps) {
+            if st.seq.ready(st.mine[i].event.dep) {
                 let m = st.mine.remove(i);
                 apply_mine(st, out, m, now, unix);
                 progress = true;
@@ -429,11 +442,14 @@ pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix
 
 /// One of this shard's own changes: apply, show, send to every other shard, answer the
 /// requester, and let it go on.
-fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, m: Mine, now: Instant, unix: u64) {
-    st.seq.advance(&m.event.deps);
+fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Instant, unix: u64) {
+    st.seq.advance(m.event.dep);
+    quit_part_turn(st, &mut m);
     // A departing user's nick is freed only once every shard will have seen it go.
     let release = match &m.event.ev {
-        ChanEvent::Quit { uid, .. } => st.directory.get(uid).map(|u| (u.folded.clone(), *uid)),
+        ChanEvent::Quit { uid, later, .. } if later.is_empty() => {
+            st.directory.get(uid).map(|u| (u.folded.clone(), *uid))
+        }
         _ => None,
     };
     // The actor's own copy of the change waits for every shard (see `Wait::Barrier`).
@@ -515,10 +531,10 @@ pub fn try_event(
     ev: Box<Sequenced>,
     unix: u64,
 ) -> Result<(), Box<Sequenced>> {
-    if !st.seq.ready(&ev.deps) {
+    if !st.seq.ready(ev.dep) {
         return Err(ev);
     }
-    st.seq.advance(&ev.deps);
+    st.seq.advance(ev.dep);
     apply_event(st, out, &ev.ev, None, unix);
     Ok(())
 }
@@ -528,36 +544,51 @@ pub fn try_event(
 pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, skip: Option<Conn>, unix: u64) {
     match ev {
         ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
-        ChanEvent::Quit { uid, line, chans } => {
-            let mut observers = Vec::new();
-            st.stamp += 1;
-            let stamp = st.stamp;
+        ChanEvent::Quit { uid, line, chans, later } => {
+            let observers = quit_observers(st, uid, chans, later);
             let cores = st.cores;
             for chan in chans {
                 let Some(view) = st.channels.get_mut(chan) else { continue };
-                if !view.ch.members.contains_key(uid) {
-                    continue;
-                }
-                for &(u, conn) in &view.local {
-                    if u == *uid {
-                        continue;
-                    }
-                    if let Some(c) = st.clients.get_mut(&conn) {
-                        if c.stamp != stamp {
-                            c.stamp = stamp;
-                            observers.push(conn);
-                        }
-                    }
-                }
                 view.local.retain(|(u, _)| u != uid);
                 if !view.ch.apply(&Mutation::Leave { uid: *uid }, |u| u.shard(cores)) {
                     st.channels.remove(chan);
                 }
             }
             to_conns_shared(st, out, &observers, line, 0);
-            forget_user(st, out, uid, unix);
+            if later.is_empty() {
+                forget_user(st, out, uid, unix);
+            } else if let Some(u) = st.directory.get_mut(uid) {
+                u.channels.retain(|c| !chans.contains(c));
+            }
         }
     }
+}
+
+/// Local members of `chans` (still holding `uid`) who see its QUIT now: each once, and not
+/// those who share one of the `later` channels with it — they see it with that part.
+fn quit_observers(st: &mut ShardState, uid: &Uid, chans: &[Folded], later: &[Folded]) -> Vec<Conn> {
+    let mut observers = Vec::new();
+    st.stamp += 1;
+    let stamp = st.stamp;
+    let later: SmallVec<[&Channel; 4]> = later.iter().filter_map(|f| st.channels.get(f)).map(|v| &v.ch).collect();
+    for chan in chans {
+        let Some(view) = st.channels.get(chan) else { continue };
+        if !view.ch.members.contains_key(uid) {
+            continue;
+        }
+        for &(u, conn) in &view.local {
+            if u == *uid || later.iter().any(|ch| ch.members.contains_key(&u) && ch.members.contains_key(uid)) {
+                continue;
+            }
+            if let Some(c) = st.clients.get_mut(&conn) {
+                if c.stamp != stamp {
+                    c.stamp = stamp;
+                    observers.push(conn);
+                }
+            }
+        }
+    }
+    observers
 }
 
 fn apply_change(
