@@ -134,7 +134,7 @@ impl Sim {
         };
         let (u0, c0) = (users(first), chans(first));
         for (i, (st, _)) in self.shards.iter().enumerate() {
-            assert!(st.blocked.iter().all(|q| q.is_empty()), "shard {i} still holds events back");
+            assert!(st.blocked.iter().all(|q| q.events.is_empty()), "shard {i} still holds events back");
             assert_eq!(users(st), u0, "shard {i} disagrees with shard 0 on users");
             assert_eq!(chans(st), c0, "shard {i} disagrees with shard 0 on channels");
         }

@@ -110,6 +110,8 @@ fn stats_letters_tell_the_truth_across_shards() {
         let expect = per_shard[i] + u64::from(watcher_shard == i);
         assert!(text.contains(&format!(": {expect} connections, {expect} users,")), "shard {i}: {text}");
         assert!(text.contains("msgs/s in") && text.contains("loop latency"), "{text}");
+        // Nothing is stuck waiting for its sequence turn.
+        assert!(text.ends_with("sequenced held 0 (oldest 0 ms, stalls 0)"), "{text}");
     }
     let homed: u64 = shard_lines
         .iter()
@@ -238,6 +240,11 @@ fn metrics_endpoint_counts_what_clients_did() {
     assert_eq!(sum_over_shards(&text, "rustircd_unknown_commands_total", "") as usize, n);
     assert_eq!(sum_over_shards(&text, "rustircd_parse_errors_total", "") as usize, n, "the 417s");
     assert_eq!(sum_over_shards(&text, "rustircd_connections_accepted_total", "") as usize, n);
+    for s in 0..2 {
+        for name in ["rustircd_sequencer_stalls_total", "rustircd_sequenced_held"] {
+            assert_eq!(series(&text, &format!("{name}{{shard=\"{s}\"}}")), Some(0.0), "{name} of shard {s}");
+        }
+    }
     assert_eq!(sum_over_shards(&text, "rustircd_channels", ""), 0.0, "the channel is gone");
     // Every member got 2 messages from each other member: each shard that holds members
     // observed the latency of every message once.

@@ -67,17 +67,17 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
             st.remote_classes[from] = classes;
         }
         env => {
-            if !st.blocked[from].is_empty() {
-                st.blocked[from].push_back(env);
+            if !st.blocked[from].events.is_empty() {
+                st.blocked[from].hold(env, now);
                 return;
             }
             match stream_event(st, out, from, env, now, unix) {
                 Ok(()) => {
-                    if !st.mine.is_empty() || st.blocked.iter().any(|q| !q.is_empty()) {
+                    if !st.mine.is_empty() || st.blocked.iter().any(|q| !q.events.is_empty()) {
                         apply_ready(st, out, now, unix);
                     }
                 }
-                Err(env) => st.blocked[from].push_back(env),
+                Err(env) => st.blocked[from].hold(env, now),
             }
         }
     }

@@ -227,7 +227,7 @@ fn shards(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
         let cpu = r.cpu.map_or("?".into(), |c| c.to_string());
         let text = format!(
             "shard {} core {cpu}: {} connections, {} users, {} channels homed, mesh queue {} out {} in, \
-             {} msgs/s in, {} msgs/s out, loop latency {} us",
+             {} msgs/s in, {} msgs/s out, loop latency {} us, sequenced held {} (oldest {} ms, stalls {})",
             r.shard,
             r.connections,
             r.users,
@@ -237,6 +237,9 @@ fn shards(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
             r.rate_in,
             r.rate_out,
             r.turn_max.as_micros(),
+            r.seq_held,
+            r.seq_oldest_wait.as_millis(),
+            r.counters.seq_stalls,
         );
         ctx.reply(Numeric::RPL_STATSDEBUG, &["S", &text]);
     }

@@ -48,6 +48,7 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     let unix = crate::clock::unix_now();
     super::connection::lookups_overdue(st, out, now, unix);
     expire_bans(st, unix);
+    super::channel::stall::check(st, now);
 }
 
 /// Temporary K-lines and D-lines lapse (every shard drops them by the same clock; the main

@@ -154,6 +154,25 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
     for s in r {
         o.sample("rustircd_loop_latency_seconds", &[("shard", &s.shard.to_string())], s.turn_max.as_secs_f64());
     }
+    o.per_shard(
+        "rustircd_sequenced_held",
+        "gauge",
+        "Channel changes held for their sequence turn on the shard.",
+        r,
+        |r| r.seq_held,
+    );
+    o.head(
+        "rustircd_sequenced_oldest_wait_seconds",
+        "gauge",
+        "How long the oldest change held for its sequence turn has waited (0 when none is held).",
+    );
+    for s in r {
+        o.sample(
+            "rustircd_sequenced_oldest_wait_seconds",
+            &[("shard", &s.shard.to_string())],
+            s.seq_oldest_wait.as_secs_f64(),
+        );
+    }
     if let Some(n) = process.open_fds {
         o.head("rustircd_open_fds", "gauge", "Open file descriptors of the process.");
         o.sample("rustircd_open_fds", &[], n);
@@ -182,6 +201,13 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
         "Lines not queued because their connection was closing or gone.",
         r,
         |r| r.io.dropped_sends,
+    );
+    o.per_shard(
+        "rustircd_sequencer_stalls_total",
+        "counter",
+        "Channel changes that waited longer than 5 s for their sequence turn (each is logged).",
+        r,
+        |r| r.counters.seq_stalls,
     );
     o.per_shard("rustircd_connections_accepted_total", "counter", "Connections accepted.", r, |r| r.io.accepted);
     o.per_shard_by(

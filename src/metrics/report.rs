@@ -33,6 +33,9 @@ pub struct ShardReport {
     pub rate_in: u64,
     pub rate_out: u64,
     pub turn_max: Duration,
+    /// Sequenced channel changes held for their turn now, and the longest wait among them.
+    pub seq_held: u64,
+    pub seq_oldest_wait: Duration,
     pub counters: Counters,
     pub io: shards::IoStats,
     /// Indexed like `commands::COMMANDS`.
@@ -75,6 +78,7 @@ impl ShardReport {
             }
         }
         let io = out.io_stats();
+        let (seq_held, seq_oldest_wait) = crate::commands::channel::stall::waiting(st, now);
         ShardReport {
             shard: st.me,
             cpu: st.cpu,
@@ -88,6 +92,8 @@ impl ShardReport {
             rate_in: m.rate_in,
             rate_out: m.rate_out,
             turn_max: m.turn_max,
+            seq_held,
+            seq_oldest_wait,
             counters: m.c,
             io,
             usage: m.usage.clone(),

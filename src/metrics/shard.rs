@@ -33,6 +33,8 @@ pub struct Counters {
     pub render_misses: u64,
     /// Netsplits seen (server links come with TS6; none until then).
     pub netsplits: u64,
+    /// Sequenced channel changes that waited for their turn longer than the stall limit.
+    pub seq_stalls: u64,
 }
 
 /// Use of one command (STATS m): times, bytes received with it, times from servers.

@@ -55,7 +55,7 @@ pub struct ShardState {
     pub homes: AHashMap<Folded, Channel>,
     pub seq: Sequencer,
     /// Events from each shard held (in arrival order) until their turn comes.
-    pub blocked: Vec<VecDeque<Env>>,
+    pub blocked: Vec<Held>,
     /// This shard's own accepted changes waiting for their turn to be applied and sent out.
     pub mine: Vec<Mine>,
     /// Departing users whose channels' homes have not all been applied here.
@@ -97,6 +97,32 @@ pub struct View {
     pub local: Vec<(Uid, Conn)>,
 }
 
+/// Events from one shard held until their turn comes, and since when the first of them has
+/// not moved (for the stall guard, `commands::channel::stall`).
+#[derive(Default)]
+pub struct Held {
+    pub events: VecDeque<Env>,
+    pub since: Option<std::time::Instant>,
+    /// The stall of the event now first was logged.
+    pub noted: bool,
+}
+
+impl Held {
+    pub fn hold(&mut self, env: Env, now: std::time::Instant) {
+        if self.events.is_empty() {
+            self.since = Some(now);
+            self.noted = false;
+        }
+        self.events.push_back(env);
+    }
+
+    /// The first event was applied: the next one (if any) starts its wait.
+    pub fn moved(&mut self, now: std::time::Instant) {
+        self.since = (!self.events.is_empty()).then_some(now);
+        self.noted = false;
+    }
+}
+
 /// An accepted change of this shard's own, waiting to be applied in sequence.
 pub struct Mine {
     pub event: Sequenced,
@@ -106,6 +132,9 @@ pub struct Mine {
     pub notes: Vec<crate::commands::Reply>,
     /// A departing client's ERROR line, sent once every shard applied the departure.
     pub farewell: Option<(Conn, Vec<u8>)>,
+    /// When it was accepted, and whether its stall was logged.
+    pub since: std::time::Instant,
+    pub noted: bool,
 }
 
 /// A departing user of this shard: its QUIT line, and its channels grouped by home, one part
@@ -145,7 +174,7 @@ impl ShardState {
             channels: AHashMap::default(),
             homes: AHashMap::default(),
             seq: Sequencer::new(cores),
-            blocked: (0..cores).map(|_| VecDeque::new()).collect(),
+            blocked: (0..cores).map(|_| Held::default()).collect(),
             mine: Vec::new(),
             quits: AHashMap::default(),
             stamp: 0,

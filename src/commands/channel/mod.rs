@@ -13,6 +13,7 @@ pub mod list;
 pub mod mode;
 pub mod names;
 pub mod part;
+pub mod stall;
 pub mod topic;
 
 use std::sync::Arc;
@@ -178,7 +179,7 @@ pub fn on_ack(
                 ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
                 ack: Some(conn),
             };
-            st.mine.push(Mine { event, conn: Some(conn), notes, farewell: None });
+            st.mine.push(Mine { event, conn: Some(conn), notes, farewell: None, since: now, noted: false });
             apply_ready(st, out, now, unix);
         }
     }
@@ -364,18 +365,21 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
     let none = parts.is_empty();
     st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });
     if none {
-        push_quit_part(st, c.uid, None, line, Vec::new());
-        apply_ready(st, out, Instant::now(), _unix);
+        let now = Instant::now();
+        push_quit_part(st, c.uid, None, line, Vec::new(), now);
+        apply_ready(st, out, now, _unix);
     }
 }
 
 /// One home's part of a departure, to be applied in that home's sequence like any change.
-fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared, chans: Vec<Folded>) {
+fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared, chans: Vec<Folded>, now: Instant) {
     st.mine.push(Mine {
         event: Sequenced { dep, ev: ChanEvent::Quit { uid, line, chans, later: Vec::new() }, ack: None },
         conn: None,
         notes: Vec::new(),
         farewell: None,
+        since: now,
+        noted: false,
     });
 }
 
@@ -385,7 +389,7 @@ pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u1
     let Some(q) = st.quits.get(&uid) else { return };
     let Some((_, chans)) = q.parts.iter().find(|(h, _)| *h == home) else { return };
     let (line, chans) = (q.line.clone(), chans.clone());
-    push_quit_part(st, uid, Some((home, seq)), line, chans);
+    push_quit_part(st, uid, Some((home, seq)), line, chans, now);
     apply_ready(st, out, now, unix);
 }
 
@@ -424,11 +428,14 @@ pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix
             }
         }
         for from in 0..st.cores {
-            while let Some(env) = st.blocked[from].pop_front() {
+            while let Some(env) = st.blocked[from].events.pop_front() {
                 match super::mesh::stream_event(st, out, from, env, now, unix) {
-                    Ok(()) => progress = true,
+                    Ok(()) => {
+                        progress = true;
+                        st.blocked[from].moved(now);
+                    }
                     Err(env) => {
-                        st.blocked[from].push_front(env);
+                        st.blocked[from].events.push_front(env);
                         break;
                     }
                 }
