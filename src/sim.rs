@@ -166,6 +166,35 @@ mod tests {
         assert!(sim.text(1, b).contains("ERROR :Closing Link"));
     }
 
+    /// Issue 11, item 2: a departure must not rebuild the server-notice list from every local
+    /// user (15,000 departures at once were quadratic). A list made stale on purpose (the
+    /// operator's `+s` taken away behind its back) shows that departures keep using it.
+    #[test]
+    fn departures_do_not_rebuild_the_server_notice_list() {
+        use crate::state::UserModes;
+        let mut sim = Sim::new(Arc::new(Config::embedded()), 1, true);
+        let op = sim.client(0, "op");
+        let users: Vec<Conn> = (0..3).map(|i| sim.client(0, &format!("u{i}"))).collect();
+        let st = &mut sim.shards[0].0;
+        let uid = st.clients[&op].uid;
+        let mut modes = st.directory.get(&uid).unwrap().modes;
+        modes.set(UserModes::OPER, true);
+        modes.set(UserModes::SNOTICE, true);
+        st.directory.set_modes(&uid, modes);
+        st.snotice_targets = None;
+        sim.feed(0, users[0], b"QUIT\r\n");
+        assert!(sim.text(0, op).contains("Client exiting: u0"), "{}", sim.text(0, op));
+        let st = &mut sim.shards[0].0;
+        modes.set(UserModes::SNOTICE, false);
+        st.directory.set_modes(&uid, modes);
+        sim.feed(0, users[1], b"QUIT\r\n");
+        assert!(sim.text(0, op).contains("Client exiting: u1"), "the list was rebuilt by a departure");
+        // An operator who leaves is taken out of the list.
+        sim.feed(0, op, b"QUIT\r\n");
+        assert_eq!(sim.shards[0].0.snotice_targets, Some(Vec::new()));
+        sim.feed(0, users[2], b"QUIT\r\n");
+    }
+
     /// A channel name whose home is `shard` (of `cores`).
     fn homed_at(sim: &Sim, shard: usize, cores: usize) -> String {
         let cm = sim.shards[0].0.cm;

@@ -75,7 +75,8 @@ pub struct ShardState {
     /// Recent connection times per IP (the throttle), pruned as they age out.
     pub recent: AHashMap<std::net::IpAddr, VecDeque<std::time::Instant>>,
     /// This shard's `+s` operators, computed when needed and forgotten whenever a local user's
-    /// modes change or one leaves (server notices are frequent; operators few).
+    /// modes change; a departing user is taken out of it (server notices are frequent,
+    /// operators few, and a rebuild scans every local user).
     pub snotice_targets: Option<Vec<crate::commands::Conn>>,
     /// Clients whose commands wait for flood-control tokens.
     pub lagged: Vec<crate::commands::Conn>,

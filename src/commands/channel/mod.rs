@@ -338,7 +338,10 @@ fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
         return;
     }
     st.local.remove(&c.uid);
-    st.snotice_targets = None;
+    // O(operators), never a rebuild from every local user: a mass disconnect stays linear.
+    if let Some(t) = &mut st.snotice_targets {
+        t.retain(|x| *x != conn);
+    }
     let exit = format!(
         "Client exiting: {} ({}@{}) [{reason}] [{}]",
         c.target(),
