@@ -66,3 +66,30 @@ fn departures_from_channels_of_two_homes_never_wedge_joins() {
     let mut again = server.client("w0x0");
     again.sync();
 }
+
+/// A client sends JOIN and at once 1.2 MB of channel messages (an exempt class: no flood
+/// control). Its input waits while the JOIN goes to the channel's home, but that must not
+/// count against its 16 KiB recvq: the server stops reading the socket meanwhile (TCP
+/// back-pressure) and then handles every line (issue 11, "also seen": it was dropped for
+/// Excess Flood within milliseconds).
+#[test]
+fn input_held_during_a_join_is_pushed_back_not_dropped() {
+    let server = Server::start();
+    let mut c = server.client("talker");
+    let chan = homed_at(1 - server.shard_of(&c), 2);
+    let n = 13_000;
+    let mut burst = format!("JOIN {chan}\r\n").into_bytes();
+    for i in 0..n {
+        burst.extend_from_slice(format!("PRIVMSG {chan} :message {i:05} {}\r\n", "x".repeat(80)).as_bytes());
+    }
+    assert!(burst.len() > 1_200_000);
+    c.send_raw(&burst);
+    c.send("PING done");
+    let seen = c.collect_until("PONG");
+    assert!(seen.iter().all(|m| m.verb != "ERROR"), "{:?}", seen.iter().map(|m| &m.raw).collect::<Vec<_>>());
+    // Every line was handled: STATS m counts the PRIVMSGs over both shards.
+    c.send("STATS m");
+    let stats = c.collect_until("219");
+    let privmsg = stats.iter().find(|m| m.verb == "212" && m.p(1) == "PRIVMSG").expect("PRIVMSG in STATS m");
+    assert_eq!(privmsg.p(2), n.to_string(), "{}", privmsg.raw);
+}

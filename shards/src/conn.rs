@@ -79,6 +79,9 @@ pub(crate) struct Slot {
     pub(crate) waker: Option<Waker>,
     /// Set once the handler (or the runtime) decided to close: flush, then end, by this time.
     pub(crate) closing: Option<Instant>,
+    /// The handler asked not to read this connection for now (its input waits): the socket's
+    /// own buffer fills and TCP pushes back on the sender, instead of the server buffering.
+    pub(crate) paused: bool,
     pub(crate) moved: Moved,
 }
 
@@ -145,6 +148,7 @@ impl Table {
             s.gen = s.gen.wrapping_add(1);
             s.live = true;
             s.closing = None;
+            s.paused = false;
             s.sent = 0;
             s.out.clear();
             s.moved = Moved::default();
@@ -158,6 +162,7 @@ impl Table {
             sent: 0,
             waker: None,
             closing: None,
+            paused: false,
             moved: Moved::default(),
         });
         ConnId { idx, gen: 0 }

@@ -146,6 +146,19 @@ impl<M: Envelope> Io<M> {
         }
     }
 
+    /// Stops (or resumes) reading a connection: while its input waits, the kernel's buffer and
+    /// then the peer's TCP window hold what it sends next.
+    pub fn pause_reading(&mut self, conn: ConnId, paused: bool) {
+        if let Some(slot) = self.conns.get(conn) {
+            if slot.paused != paused {
+                slot.paused = paused;
+                if !paused {
+                    slot.wake();
+                }
+            }
+        }
+    }
+
     /// Ends a connection at once, discarding what is queued (e.g. a peer that stopped reading).
     pub fn abort(&mut self, conn: ConnId) {
         if let Some(slot) = self.conns.get(conn) {

@@ -856,6 +856,9 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
             mesh_readers.push(cx.waker().clone());
             break Poll::Pending;
         }
+        if slot.paused {
+            break Poll::Pending;
+        }
         match stream.poll_read(cx, scratch) {
             Poll::Ready(Ok(0)) => {
                 handler.on_disconnect(io, id, Disconnect::PeerClosed);

@@ -214,7 +214,10 @@ pub fn data(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8],
     framer.feed(bytes, |frame| on_frame(st, out, conn, frame, now, unix));
     if let Some(c) = st.clients.get_mut(&conn) {
         c.framer = framer;
-        if !c.closing && c.framer.buffered() + c.queued_bytes > st.cfg.classes[c.class].recvq {
+        // Input held while the client waits for another shard is bounded by one socket read
+        // (its socket is paused); what waits for flood-control tokens counts against recvq.
+        let held = if c.paused { c.framer.buffered() } else { c.framer.buffered() + c.queued_bytes };
+        if !c.closing && held > st.cfg.classes[c.class].recvq {
             c.closing = true;
             st.to_close.push((conn, "Excess Flood".into(), false));
             st.metrics.c.excess_flood += 1;
@@ -247,6 +250,11 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             if c.wait.is_some() || c.throttled || !c.queue.is_empty() {
                 c.queued_bytes += line.len();
                 c.queue.push_back(line.into());
+                if c.wait.is_some() && !c.paused {
+                    c.paused = true;
+                    st.paused.push(conn);
+                    out.pause_reading(conn, true);
+                }
                 return;
             }
             if !super::flood::take(st, conn, now) {
@@ -307,6 +315,9 @@ pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
 /// count of unregistered connections changed (LUSERS shows the sum at once).
 pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     close_marked(st, out);
+    if !st.paused.is_empty() {
+        read_again(st, out);
+    }
     let unregistered = st.local_unregistered() as u32;
     let classes: Vec<u32> = st.class_counts.iter().map(|&n| n as u32).collect();
     if unregistered != st.sent_unregistered || classes != st.sent_classes {
@@ -314,6 +325,20 @@ pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
         st.sent_classes = classes.clone();
         super::delivery::broadcast(st, out, || Env::Counts { unregistered, classes: classes.clone() });
     }
+}
+
+/// Clients whose wait is over are read again (their queued input has run, or waits only for
+/// flood-control tokens now).
+fn read_again(st: &mut ShardState, out: &mut dyn Outbox) {
+    st.paused.retain(|&conn| match st.clients.get_mut(&conn) {
+        Some(c) if c.wait.is_some() && !c.closing => true,
+        Some(c) => {
+            c.paused = false;
+            out.pause_reading(conn, false);
+            false
+        }
+        None => false,
+    });
 }
 
 fn close_marked(st: &mut ShardState, out: &mut dyn Outbox) {

@@ -37,6 +37,11 @@ pub trait Outbox {
     fn mesh_waiting(&self) -> u64;
     /// What a connection has moved so far.
     fn traffic(&mut self, conn: Conn) -> Option<shards::Traffic>;
+    /// Stops or resumes reading a connection (TCP back-pressure while its input waits).
+    /// Without a socket (tests, benchmarks) there is nothing to hold back.
+    fn pause_reading(&mut self, conn: Conn, paused: bool) {
+        let _ = (conn, paused);
+    }
 }
 
 /// An [`Outbox`] that keeps what the core produced, for unit tests and benchmarks: bytes per

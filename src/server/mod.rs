@@ -116,6 +116,9 @@ impl Outbox for Out<'_> {
     fn traffic(&mut self, c: Conn) -> Option<shards::Traffic> {
         self.0.traffic(conn_id(c))
     }
+    fn pause_reading(&mut self, c: Conn, paused: bool) {
+        self.0.pause_reading(conn_id(c), paused)
+    }
 }
 
 impl Handler for IrcShard {

@@ -86,6 +86,8 @@ pub struct Client {
     pub throttled: bool,
     /// The client was told its commands are held (once per episode).
     pub lag_told: bool,
+    /// Its socket is not read while its input waits for another shard (TCP back-pressure).
+    pub paused: bool,
     /// Hostname/ident lookups are running; registration waits for them until this deadline.
     pub looking_up: Option<Instant>,
     /// The ident reply, if one came (the username then goes without `~`).
@@ -137,6 +139,7 @@ impl Client {
             tokens: f32::MAX,
             refilled: now,
             throttled: false,
+            paused: false,
             lag_told: false,
             looking_up: None,
             ident: None,

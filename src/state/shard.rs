@@ -78,6 +78,8 @@ pub struct ShardState {
     /// modes change; a departing user is taken out of it (server notices are frequent,
     /// operators few, and a rebuild scans every local user).
     pub snotice_targets: Option<Vec<crate::commands::Conn>>,
+    /// Clients whose socket is not read while their input waits (`Client::paused`).
+    pub paused: Vec<crate::commands::Conn>,
     /// Clients whose commands wait for flood-control tokens.
     pub lagged: Vec<crate::commands::Conn>,
     /// Hostnames found for IPs (reverse DNS, forward-confirmed; `None`: none), with when.
@@ -188,6 +190,7 @@ impl ShardState {
             recent: AHashMap::default(),
             host_cache: AHashMap::default(),
             lagged: Vec::new(),
+            paused: Vec::new(),
             snotice_targets: None,
             metrics: crate::metrics::ShardMetrics::new(crate::commands::COMMANDS.len()),
             cpu: None,
