@@ -1,6 +1,7 @@
 //! TLS: a real rustls client against a TLS listener of the real binary (`--cores 2`), `+Z` and
 //! 671, the `sts` policy on the plain port, broken handshakes, and a certificate reload on
-//! SIGHUP that drops nobody.
+//! SIGHUP that drops nobody; pending handshakes are admitted (per-IP limit) like plain
+//! connections and get one deadline from accept.
 
 mod common;
 
@@ -152,4 +153,92 @@ fn bad_certificate_files_are_config_errors_naming_the_file() {
         std::process::Command::new(common::bin()).args(["--check-config", "--config"]).arg(&cfg).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("key.pem") && err.contains("cannot read the private key"), "{err}");
+}
+
+/// Whether the server ends `s` within `within`: EOF or a reset counts, silence does not.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    match std::io::Read::read(s, &mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!("bytes before a handshake: {:?}", &buf[..n]),
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    }
+}
+
+#[test]
+fn pending_handshakes_count_against_the_per_ip_limit() {
+    let dir = TempDir::new();
+    make_cert(&dir.0, "limits.test");
+    let cfg = tls_config(&dir.0).replace("exempt = true", "exempt = false\nmax_per_ip = 3\nthrottle_count = 0");
+    let srv = Server::with_config(2, &cfg);
+    let tls_addr = srv.addrs[1];
+    // three connections that never start their handshake hold the address's three places...
+    let mut held = Vec::new();
+    for i in 0..3 {
+        held.push(TcpStream::connect(tls_addr).unwrap());
+        srv.wait_log(&["Client connected", "tls", &format!(":{}]", held[i].local_addr().unwrap().port())]);
+        // let the other shard hear of it before the next one (see "Admission" in architecture.md)
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // ...so more from it are closed at once, whichever shard takes them
+    for _ in 0..4 {
+        let mut extra = TcpStream::connect(tls_addr).unwrap();
+        assert!(closed_within(&mut extra, Duration::from_secs(3)), "a 4th pending handshake was kept");
+    }
+    srv.wait_log(&["Client refused", "Too many connections from your IP"]);
+    for s in &mut held {
+        assert!(!closed_within(s, Duration::from_millis(100)), "an admitted handshake was dropped");
+    }
+    // a plain client from the same address is refused too, one from elsewhere registers
+    let mut same = srv.connect();
+    let seen = same.expect_closed();
+    assert!(seen.iter().any(|m| m.verb == "ERROR" && m.last().contains("Too many connections")), "{seen:?}");
+    srv.connect_from("127.0.0.5").register("elsewhere");
+    // the held ones leaving give their places back
+    drop(held);
+    let mut tries = 0;
+    loop {
+        let mut c = srv.connect();
+        c.send("PING :probe");
+        match c.read_line(Duration::from_secs(5)) {
+            Some(m) if m.verb == "PONG" => break,
+            other => {
+                tries += 1;
+                assert!(tries < 40, "places not released: {other:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// The first bytes a real TLS client sends (its ClientHello).
+fn client_hello() -> Vec<u8> {
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut out = Vec::new();
+    conn.write_tls(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_trickled_handshake_ends_at_its_deadline() {
+    let dir = TempDir::new();
+    make_cert(&dir.0, "trickle.test");
+    let srv = Server::with_config(2, &tls_config(&dir.0));
+    let hello = client_hello();
+    let mut s = TcpStream::connect(srv.addrs[1]).unwrap();
+    let start = std::time::Instant::now();
+    // one byte a second: the handshake never completes, and each byte is progress
+    for b in &hello {
+        if s.write_all(std::slice::from_ref(b)).is_err() || closed_within(&mut s, Duration::from_secs(1)) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(16), "a trickled handshake held its place past its deadline");
+    }
+    assert!(start.elapsed() < Duration::from_secs(16), "the ClientHello ({} bytes) ran out first", hello.len());
 }

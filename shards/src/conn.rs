@@ -42,7 +42,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// The `tag` of the listener that accepted it (see [`crate::ListenSpec`]).
     pub listener_tag: u32,
-    /// The connection is TLS (the handshake is done by the time the handler hears of it).
+    /// The connection is TLS. The handler hears of it before the handshake (to admit or refuse
+    /// it); output queued meanwhile is written once the handshake is done, and a connection the
+    /// handler closes before then ends without a word.
     pub tls: bool,
 }
 

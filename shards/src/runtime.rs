@@ -720,7 +720,8 @@ async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, ind
     }
 }
 
-/// Time a TLS client gets to finish its handshake.
+/// Time a TLS client gets to finish its handshake, counted from accept (trickled bytes do not
+/// extend it).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn connection<H: Handler>(
@@ -729,28 +730,9 @@ async fn connection<H: Handler>(
     tls: Option<Arc<rustls::ServerConfig>>,
     info: ConnInfo,
 ) {
-    let mut stream = match tls {
-        None => Stream::Plain(tcp),
-        Some(cfg) => {
-            // A failed, garbage or abandoned handshake ends only this connection.
-            let accept = futures_rustls::TlsAcceptor::from(cfg).accept(tcp);
-            let timeout = async {
-                glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
-                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))
-            };
-            // Boxed: held inline, the handshake's state (a rustls connection) would size every
-            // connection's task, plain ones included — 1.5 KB more per connection, measured.
-            match Box::pin(futures_lite::future::or(accept, timeout)).await {
-                Ok(s) => Stream::Tls(Box::new(s)),
-                Err(e) => {
-                    log::debug!("TLS handshake with {} failed: {e}", info.peer);
-                    shard.state.borrow_mut().io.stats.handshake_failures += 1;
-                    shard.open.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }
-    };
+    let (deadline, peer) = (Instant::now() + HANDSHAKE_TIMEOUT, info.peer);
+    // The handler hears of a TLS connection before its handshake: admission (bans, limits,
+    // throttle) and the counts it keeps then cover connections that are still handshaking.
     let id = {
         let mut st = shard.state.borrow_mut();
         let st = &mut *st;
@@ -759,10 +741,78 @@ async fn connection<H: Handler>(
         st.handler.on_accept(&mut st.io, id, info);
         id
     };
-    futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
+    let stream = match tls {
+        None => Some(Stream::Plain(tcp)),
+        // Boxed: held inline, the handshake's state (a rustls connection) would size every
+        // connection's task, plain ones included — 1.5 KB more per connection, measured.
+        Some(cfg) => Box::pin(handshake(&shard, id, tcp, cfg, deadline, peer)).await,
+    };
+    if let Some(mut stream) = stream {
+        futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
+    }
     let mut st = shard.state.borrow_mut();
     st.io.conns.remove(id);
     shard.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// How a handshake ended, when it did not complete.
+enum Unfinished {
+    /// The handler closed the connection (refused it, or the shard is stopping).
+    Closed,
+    Failed(std::io::Error),
+}
+
+/// The TLS handshake of a connection the handler already knows, ended early if the handler
+/// closes it or `deadline` passes. `None` when the connection is over.
+async fn handshake<H: Handler>(
+    shard: &Shard<H>,
+    id: ConnId,
+    tcp: TcpStream,
+    cfg: Arc<rustls::ServerConfig>,
+    deadline: Instant,
+    peer: SocketAddr,
+) -> Option<Stream> {
+    let fd = tcp.as_raw_fd();
+    // Checked first, so a refused connection costs no handshake work.
+    let closed = async {
+        futures_lite::future::poll_fn(|cx| poll_closed(shard, id, cx)).await;
+        Err(Unfinished::Closed)
+    };
+    let timeout = async {
+        glommio::timer::Timer::new(deadline.saturating_duration_since(Instant::now())).await;
+        Err(Unfinished::Failed(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out")))
+    };
+    let accept = async { futures_rustls::TlsAcceptor::from(cfg).accept(tcp).await.map_err(Unfinished::Failed) };
+    // Kept until the end: the socket must stay open for `linger_close`.
+    let running = futures_lite::future::or(closed, futures_lite::future::or(timeout, accept));
+    futures_lite::pin!(running);
+    let outcome = running.as_mut().await;
+    let mut st = shard.state.borrow_mut();
+    let st = &mut *st;
+    match outcome {
+        Ok(s) => return Some(Stream::Tls(Box::new(s))),
+        // Nothing can be said before a handshake (the handler's ERROR line is dropped): the
+        // client sees the connection end, cleanly, as `linger_close` ends it.
+        Err(Unfinished::Closed) => linger_close(fd, &mut st.scratch),
+        Err(Unfinished::Failed(e)) => {
+            log::debug!("TLS handshake with {peer} failed: {e}");
+            st.io.stats.handshake_failures += 1;
+            st.io.now = Instant::now();
+            st.handler.on_disconnect(&mut st.io, id, Disconnect::Io(e));
+        }
+    }
+    None
+}
+
+/// Ready once the handler closed connection `id` (or it is gone).
+fn poll_closed<H: Handler>(shard: &Shard<H>, id: ConnId, cx: &mut Context<'_>) -> Poll<()> {
+    match shard.state.borrow_mut().io.conns.get(id) {
+        Some(slot) if slot.closing.is_none() => {
+            slot.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+        _ => Poll::Ready(()),
+    }
 }
 
 enum Flush {
