@@ -149,12 +149,13 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
         ..RuntimeConfig::default()
     };
     let started = rustircd::clock::unix_now();
-    let (mut bans, errors) = rustircd::persist::load(&cfg.server.data_dir, started);
+    let (bans, errors) = rustircd::persist::load(&cfg.server.data_dir, started);
     for e in &errors {
         log::warn!("Ban file: {e}");
     }
     log::info!("Bans loaded: {} from {}", bans.len(), rustircd::persist::path(&cfg.server.data_dir).display());
-    let initial_bans = bans.clone();
+    // The one writer of the ban file, shared by the shards (their blocking jobs write through it).
+    let bans = Arc::new(rustircd::persist::BanStore::new(bans));
     let shared = Arc::new(cfg);
     let factory_cfg = shared.clone();
     // A port of 0 is chosen at bind time; the shards are told the real one (sts names it).
@@ -173,7 +174,7 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     let cpus = shards::allowed_cpus();
     let rt: Runtime<Control> = Runtime::start(rcfg, move |shard, bound| {
         let cpu = cpus.get(shard).copied();
-        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, initial_bans.clone(), cpu)
+        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, bans.clone(), cpu)
     })
     .map_err(|e| e.to_string())?;
     let shared = with_bound(&shared, rt.bound());
@@ -225,15 +226,6 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
                     };
                     rt.control(shard, Control::Rehashed { conn, errors });
                 }
-                ToMain::BanAdded(ban) => {
-                    bans.retain(|b| !(b.kind == ban.kind && b.mask.eq_ignore_ascii_case(&ban.mask)));
-                    bans.push(ban);
-                    save_bans(&current, &mut bans);
-                }
-                ToMain::BanRemoved { kind, mask } => {
-                    bans.retain(|b| !(b.kind == kind && b.mask.eq_ignore_ascii_case(&mask)));
-                    save_bans(&current, &mut bans);
-                }
                 ToMain::Restart => {
                     log::warn!("Restart requested by an operator");
                     ended = Ended::Restart;
@@ -282,18 +274,6 @@ fn start_metrics(addr: std::net::SocketAddr, ctl: shards::Controller<Control>, s
     rustircd::metrics::http::serve(listener, scrape).map_err(|e| format!("starting the metrics thread: {e}"))?;
     log::info!("Metrics on http://{bound}/metrics");
     Ok(())
-}
-
-/// Writes the ban list (without lapsed bans) to the data directory, atomically. A failure is
-/// logged: the bans stay enforced, and the next change tries the write again.
-fn save_bans(cfg: &Config, bans: &mut Vec<rustircd::state::bans::Ban>) {
-    let now = rustircd::clock::unix_now();
-    bans.retain(|b| b.live(now));
-    let dir = &cfg.server.data_dir;
-    match rustircd::persist::save(dir, bans) {
-        Ok(()) => log::info!("Bans saved: {} in {}", bans.len(), rustircd::persist::path(dir).display()),
-        Err(e) => log::error!("Bans NOT saved to {}: {e}", rustircd::persist::path(dir).display()),
-    }
 }
 
 /// SIGHUP and REHASH: re-read the config file; a valid one replaces the old on every shard,

@@ -167,3 +167,96 @@ fn bad_ban_masks_get_461() {
     user.expect_verb("481");
     user.sync();
 }
+
+/// The K-lines STATS k lists, as `user@host`.
+fn klines(c: &mut Client) -> Vec<String> {
+    stats(c, "k").iter().filter(|m| m.verb == "216").map(|m| format!("{}@{}", m.p(4), m.p(2))).collect()
+}
+
+/// Starts the server again on the same data directory after a kill -9; an operator on it.
+fn restart_after_kill(srv: Server, dir: &TempDir, loaded: usize) -> (Server, Client) {
+    srv.signal(9);
+    drop(srv);
+    let srv = Server::with_config(2, &config(&dir.0));
+    srv.wait_log(&[&format!("Bans loaded: {loaded} from")]);
+    let op = oper(&srv, "op");
+    (srv, op)
+}
+
+#[test]
+fn an_acknowledged_ban_change_survives_an_immediate_kill_9() {
+    let dir = TempDir::new();
+    let srv = Server::with_config(2, &config(&dir.0));
+    let mut op = oper(&srv, "op");
+    op.send("KLINE *@10.9.9.9 :right before the crash");
+    op.expect("added", |m| m.verb == "NOTICE" && m.last() == "Added K-line [*@10.9.9.9]");
+    let (srv, mut op) = restart_after_kill(srv, &dir, 1);
+    assert_eq!(klines(&mut op), ["*@10.9.9.9"]);
+
+    op.send("UNKLINE *@10.9.9.9");
+    op.expect("removed", |m| m.verb == "NOTICE" && m.last() == "K-line for [*@10.9.9.9] removed");
+    let (_srv, mut op) = restart_after_kill(srv, &dir, 0);
+    assert_eq!(klines(&mut op), Vec::<String>::new());
+}
+
+/// Two operators, one on each shard, each pipeline 100 K-lines: every acknowledged ban is in
+/// the file (the union of both shards' changes) when the server is killed right after the
+/// last acknowledgement. Input sent after a burst waits for the burst's acknowledgements.
+#[test]
+fn a_burst_of_acknowledged_bans_from_both_shards_survives_an_immediate_kill_9() {
+    const PER_OPER: usize = 100;
+    let dir = TempDir::new();
+    let srv = Server::with_config(2, &config(&dir.0));
+    let mut ops: Vec<Client> = Vec::new();
+    let mut shards = Vec::new();
+    for (mut c, shard) in srv.clients_on_both_shards("op", 1) {
+        if !shards.contains(&shard) {
+            c.send("OPER boss pw");
+            c.expect_verb("381");
+            ops.push(c);
+            shards.push(shard);
+        }
+    }
+    let mut sent = Vec::new();
+    for (i, op) in ops.iter_mut().enumerate() {
+        let masks: Vec<String> = (0..PER_OPER).map(|j| format!("*@10.{i}.{}.{}", j / 256, j % 256)).collect();
+        let burst: String = masks.iter().map(|m| format!("KLINE {m} :burst\r\n")).collect();
+        op.send_raw(format!("{burst}PING :after-burst\r\n").as_bytes());
+        sent.push(masks);
+    }
+    let mut acked = Vec::new();
+    for (op, masks) in ops.iter_mut().zip(&sent) {
+        let mut got = Vec::new();
+        loop {
+            let m = op.read_line(TIMEOUT).expect("acknowledgements, then PONG");
+            if m.verb == "PONG" {
+                break;
+            }
+            if let Some(mask) = m.last().strip_prefix("Added K-line [").and_then(|r| r.strip_suffix(']')) {
+                got.push(mask.to_string());
+            }
+        }
+        assert_eq!(&got, masks, "every ban acknowledged, in order, before the PONG");
+        acked.extend(got);
+    }
+    let (_srv, mut op) = restart_after_kill(srv, &dir, 2 * PER_OPER);
+    let mut listed = klines(&mut op);
+    listed.sort();
+    acked.sort();
+    assert_eq!(listed, acked);
+}
+
+/// A ban that cannot be written down is enforced all the same, and the operator is told it is
+/// not saved (here the data directory cannot be created: a file stands in its way).
+#[test]
+fn a_ban_that_cannot_be_saved_is_active_and_the_operator_is_told() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("file"), "not a directory").unwrap();
+    let srv = Server::with_config(2, &config(&dir.0.join("file").join("data")));
+    let mut op = oper(&srv, "op");
+    op.send("KLINE *@10.8.8.8 :kept in memory only");
+    let told = op.expect("the answer", |m| m.verb == "NOTICE" && m.last().starts_with("Added K-line [*@10.8.8.8]"));
+    assert!(told.last().contains("active but NOT saved"), "{}", told.raw);
+    assert_eq!(klines(&mut op), ["*@10.8.8.8"]);
+    srv.wait_log(&["Bans NOT saved"]);
+}

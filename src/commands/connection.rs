@@ -11,7 +11,7 @@ use super::outbox::{Conn, Outbox};
 use super::{run_line, CmdResult, Ctx};
 use crate::proto::framer::Frame;
 use crate::proto::{Line, Message, Numeric};
-use crate::state::client::Client;
+use crate::state::client::{Client, Wait};
 use crate::state::shard::ShardState;
 
 /// A new connection: refused when a D-line or a limit of its class says so; otherwise it joins
@@ -247,7 +247,7 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             ctx.flush();
         }
         Frame::Line(line) => {
-            if c.wait.is_some() || c.throttled || !c.queue.is_empty() {
+            if (c.wait.is_some() && !runs_while_saving(c, line)) || c.throttled || !c.queue.is_empty() {
                 c.queued_bytes += line.len();
                 c.queue.push_back(line.into());
                 if c.wait.is_some() && !c.paused {
@@ -281,7 +281,10 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
         let Some(c) = st.clients.get_mut(&conn) else {
             return;
         };
-        if c.closing || c.wait.is_some() || c.queue.is_empty() {
+        if c.closing || c.queue.is_empty() {
+            return;
+        }
+        if c.wait.is_some() && !c.queue.front().is_some_and(|l| runs_while_saving(c, l)) {
             return;
         }
         if !super::flood::take(st, conn, now) {
@@ -300,6 +303,13 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
     }
 }
 
+/// Whether a line may run although its client waits: a ban command while the client's earlier
+/// ban changes are being saved, so that a pipelined burst shares one write. Not under a label
+/// still open (the new command's label would replace it), nor with tags.
+fn runs_while_saving(c: &Client, line: &[u8]) -> bool {
+    matches!(c.wait, Some(Wait::Saving { .. })) && c.label.is_none() && super::oper::bans::is_ban_command(line)
+}
+
 /// Marks a connection for closing at the end of the current event.
 pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
     if let Some(c) = st.clients.get_mut(&conn) {
@@ -311,13 +321,15 @@ pub fn close_later(st: &mut ShardState, conn: Conn, reason: impl Into<String>) {
 }
 
 /// Ends every event: closes the connections marked during it (ERROR, unless their output is
-/// discarded; then the user leaves the network), and tells the other shards when this one's
-/// count of unregistered connections changed (LUSERS shows the sum at once).
+/// discarded; then the user leaves the network), starts writing the ban changes it made, and
+/// tells the other shards when this one's count of unregistered connections changed (LUSERS
+/// shows the sum at once).
 pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     close_marked(st, out);
     if !st.paused.is_empty() {
         read_again(st, out);
     }
+    super::oper::bans::save_queued(st, out);
     let unregistered = st.local_unregistered() as u32;
     let classes: Vec<u32> = st.class_counts.iter().map(|&n| n as u32).collect();
     if unregistered != st.sent_unregistered || classes != st.sent_classes {

@@ -11,6 +11,7 @@ use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::outgoing::{Meta, Shared, Variants};
 use crate::proto::Line;
+use crate::state::client::{Held, Wait};
 use crate::state::shard::ShardState;
 use crate::state::Uid;
 
@@ -103,9 +104,26 @@ pub fn meta(st: &mut ShardState, sender: Option<Uid>, client_tags: Option<Box<st
     })
 }
 
-/// Part of the reply to the running command of `conn`: held for a labeled response while the
-/// command carries a label, sent at once otherwise.
+/// Part of the reply to the running command of `conn`: held while the client's ban changes are
+/// being saved (so its replies keep their order), then as [`deliver`] says.
 pub fn reply(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if let Some(Wait::Saving { held }) = &mut c.wait {
+            match held.back_mut() {
+                Some(Held::Bytes(b)) => b.extend_from_slice(bytes),
+                _ => held.push_back(Held::Bytes(bytes.to_vec())),
+            }
+            return;
+        }
+    }
+    deliver(st, out, conn, bytes);
+}
+
+/// Replies released now: gathered under the client's label if it has one, else sent.
+pub fn deliver(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
     if let Some(c) = st.clients.get_mut(&conn) {
         if c.label.is_some() {
             c.labeled.extend_from_slice(bytes);

@@ -174,6 +174,10 @@ pub enum Env {
         host: Option<String>,
         ident: Option<String>,
     },
+    /// This shard's write of ban changes is done (its blocking job): `Err` says why it failed.
+    BansSaved {
+        result: Result<(), String>,
+    },
     /// The main thread's answer to a REHASH: empty when the new config took effect.
     Rehashed {
         conn: Conn,
@@ -213,18 +217,10 @@ impl Envelope for Env {
     }
 }
 
-/// Requests from a shard to the main thread (which owns the config file and the ban file).
+/// Requests from a shard to the main thread (which owns the config file).
 pub enum ToMain {
     /// Re-read the config; answer `conn` on that shard.
-    Rehash {
-        conn: Conn,
-    },
-    /// Write the ban list down with this change.
-    BanAdded(crate::state::bans::Ban),
-    BanRemoved {
-        kind: crate::state::bans::BanKind,
-        mask: Arc<str>,
-    },
+    Rehash { conn: Conn },
     /// Stop, then start again with the same command line.
     Restart,
 }

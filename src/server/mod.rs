@@ -51,12 +51,13 @@ impl IrcShard {
         shard: usize,
         cores: usize,
         started_unix: u64,
-        bans: Vec<crate::state::bans::Ban>,
+        bans: Arc<crate::persist::BanStore>,
         cpu: Option<usize>,
     ) -> Self {
         let created = crate::clock::format_utc(started_unix);
         let mut st = ShardState::new(cfg, shard, cores, started_unix, created);
-        st.bans = bans;
+        st.bans = bans.bans();
+        st.ban_store = Some(bans);
         st.cpu = cpu;
         IrcShard { st, last_check: Instant::now() }
     }

@@ -23,6 +23,19 @@ pub enum Wait {
     /// goes out once `remaining` shards have applied it, so that whatever the client does
     /// next, or tells others out of band, every shard already knows.
     Barrier { remaining: usize, held: Vec<u8> },
+    /// Ban changes of this client are on their way to the ban file: what it is owed meanwhile
+    /// waits in `held`, in order, a slot per change filled in once the change is on disk.
+    /// Further ban commands run meanwhile (a pipelined burst shares one write); other lines wait.
+    Saving { held: VecDeque<Held> },
+}
+
+/// Part of what a client waiting in [`Wait::Saving`] is owed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Replies, as they will be sent.
+    Bytes(Vec<u8>),
+    /// The answer to a ban change, not yet on disk.
+    Ban,
 }
 
 pub struct Client {

@@ -69,6 +69,10 @@ pub struct ShardState {
     pub msgids: u64,
     /// K-lines and D-lines (the same list on every shard).
     pub bans: Vec<super::bans::Ban>,
+    /// The ban file's writer, shared by every shard (None: nothing is written, as in `Sim`).
+    pub ban_store: Option<Arc<crate::persist::BanStore>>,
+    /// This shard's ban changes on their way to the ban file.
+    pub ban_saves: crate::commands::oper::bans::Saves,
     /// Connections per IP and per address block, on every shard (for the class limits).
     pub ip_counts: AHashMap<std::net::IpAddr, u32>,
     pub block_counts: AHashMap<(std::net::IpAddr, u8), u32>,
@@ -185,6 +189,8 @@ impl ShardState {
             farewells: AHashMap::default(),
             msgids: 0,
             bans: Vec::new(),
+            ban_store: None,
+            ban_saves: Default::default(),
             ip_counts: AHashMap::default(),
             block_counts: AHashMap::default(),
             recent: AHashMap::default(),
