@@ -24,6 +24,10 @@ Scenarios:
   big-channel        --members N [--messages K]      JOIN, NAMES and PRIVMSG timings on one N-member channel
   mixed-workload     --clients N --rate R --duration D  joins, parts, nick changes, messages, WHO/WHOIS, reconnects
   soak               --clients N --rate R --duration D  a steady mixed load; reports the server's RSS trend
+  mass-disconnect    --clients N [--quit-half] [--channel-size M]
+                                                       N clients (in channels of M if given) leave at once:
+                                                       server CPU, time until LUSERS shows them gone, a
+                                                       bystander's PING round trips
 
 Common options:
   --server HOST:PORT   the server (a loopback address: 127.0.0.0/8 or ::1)
@@ -50,6 +54,8 @@ pub struct Opts {
     pub users_per_channel: usize,
     pub members: usize,
     pub messages: usize,
+    pub quit_half: bool,
+    pub channel_size: usize,
 }
 
 impl Opts {
@@ -80,6 +86,8 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         users_per_channel: 10,
         members: 1000,
         messages: 20,
+        quit_half: false,
+        channel_size: 0,
     };
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
@@ -100,6 +108,8 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--users-per-channel" => o.users_per_channel = num(val()?)? as usize,
             "--members" => o.members = num(val()?)? as usize,
             "--messages" => o.messages = num(val()?)? as usize,
+            "--quit-half" => o.quit_half = true,
+            "--channel-size" => o.channel_size = num(val()?)? as usize,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -155,6 +165,7 @@ fn main() -> ExitCode {
         "big-channel" => scenarios::big_channel(&opts),
         "mixed-workload" => scenarios::mixed(&opts, false),
         "soak" => scenarios::mixed(&opts, true),
+        "mass-disconnect" => scenarios::mass_disconnect(&opts),
         other => Err(format!("unknown scenario {other:?}")),
     };
     match result {

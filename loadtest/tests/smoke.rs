@@ -56,6 +56,17 @@ fn run(srv: &Server, args: &[&str]) -> Value {
 #[test]
 fn every_scenario_counts_exactly() {
     let srv = server();
+    // First, while the server has no other clients: the phase ends when LUSERS is back to the
+    // bystander alone.
+    let v = run(&srv, &["mass-disconnect", "--clients", "50", "--quit-half"]);
+    assert_eq!(v["completed"], true, "{v}");
+    assert_eq!(v["users_before"], 51, "{v}");
+    assert_eq!(v["users_after"], 1, "{v}");
+    assert_eq!(v["quit_sent"], 25, "{v}");
+    assert_eq!(v["bystander_pings_unanswered"], 0, "{v}");
+    assert!(v["bystander_ping_latency_us"]["samples"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["server_cpu_seconds"].is_number(), "{v}");
+
     let v = run(&srv, &["connection-stress", "--clients", "200", "--rate", "1000"]);
     assert_eq!(v["registered"], 200, "{v}");
     assert_eq!(v["failures"], 0, "{v}");

@@ -4,12 +4,14 @@
 mod big_channel;
 mod channel_load;
 mod connection_stress;
+mod mass_disconnect;
 mod message_throughput;
 mod mixed;
 
 pub use big_channel::big_channel;
 pub use channel_load::channel_load;
 pub use connection_stress::connection_stress;
+pub use mass_disconnect::mass_disconnect;
 pub use message_throughput::message_throughput;
 pub use mixed::mixed;
 
