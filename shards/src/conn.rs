@@ -84,6 +84,9 @@ pub(crate) struct Slot {
     /// The handler asked not to read this connection for now (its input waits): the socket's
     /// own buffer fills and TCP pushes back on the sender, instead of the server buffering.
     pub(crate) paused: bool,
+    /// On the shard's list of closing connections whose deadline the tick watches (a flag,
+    /// not a search of the list: closing thousands at once stays linear).
+    pub(crate) watched: bool,
     pub(crate) moved: Moved,
 }
 
@@ -151,6 +154,7 @@ impl Table {
             s.live = true;
             s.closing = None;
             s.paused = false;
+            s.watched = false;
             s.sent = 0;
             s.out.clear();
             s.moved = Moved::default();
@@ -165,6 +169,7 @@ impl Table {
             waker: None,
             closing: None,
             paused: false,
+            watched: false,
             moved: Moved::default(),
         });
         ConnId { idx, gen: 0 }

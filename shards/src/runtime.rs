@@ -890,7 +890,8 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
                 linger_close(stream.fd(), scratch);
                 break Poll::Ready(());
             }
-            if !closing.contains(&id) {
+            if !slot.watched {
+                slot.watched = true;
                 closing.push(id);
             }
             break Poll::Pending;

@@ -565,10 +565,12 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
                 }
             }
             to_conns_shared(st, out, &observers, line, 0);
+            // Left now: `forget_user` need not visit these channels again.
+            if let Some(u) = st.directory.get_mut(uid) {
+                u.channels.retain(|c| !chans.contains(c));
+            }
             if later.is_empty() {
                 forget_user(st, out, uid, unix);
-            } else if let Some(u) = st.directory.get_mut(uid) {
-                u.channels.retain(|c| !chans.contains(c));
             }
         }
     }
