@@ -79,6 +79,8 @@ pub struct ShardState {
     pub snotice_targets: Option<Vec<crate::commands::Conn>>,
     /// Clients whose commands wait for flood-control tokens.
     pub lagged: Vec<crate::commands::Conn>,
+    /// OPER's guards: budgets per address, and the queue of password checks.
+    pub oper_limit: crate::commands::oper::limit::OperLimit,
     /// Hostnames found for IPs (reverse DNS, forward-confirmed; `None`: none), with when.
     pub host_cache: AHashMap<std::net::IpAddr, (Option<Arc<str>>, std::time::Instant)>,
     /// This shard's counters and latency histograms.
@@ -158,6 +160,7 @@ impl ShardState {
             recent: AHashMap::default(),
             host_cache: AHashMap::default(),
             lagged: Vec::new(),
+            oper_limit: Default::default(),
             snotice_targets: None,
             metrics: crate::metrics::ShardMetrics::new(crate::commands::COMMANDS.len()),
             cpu: None,
