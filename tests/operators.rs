@@ -3,28 +3,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-/// An argon2id hash made by `rustircd --mkpasswd`, as an operator would make one.
-fn mkpasswd(password: &str) -> String {
-    let mut child = Command::new(bin())
-        .arg("--mkpasswd")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
-    hash
-}
 
 fn config(extra_server: &str) -> String {
     let hash = mkpasswd("s3cret");

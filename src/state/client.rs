@@ -92,6 +92,8 @@ pub struct Client {
     pub batches: u64,
     /// The oper block this client is logged in with (OPER).
     pub oper: Option<String>,
+    /// Wrong or refused OPER attempts (see `commands::oper::limit`).
+    pub oper_failures: u8,
     /// Flood control: command tokens left, refilled at the class's rate up to its burst.
     pub tokens: f32,
     pub refilled: Instant,
@@ -149,6 +151,7 @@ impl Client {
             labeled: Vec::new(),
             batches: 0,
             oper: None,
+            oper_failures: 0,
             tokens: f32::MAX,
             refilled: now,
             throttled: false,

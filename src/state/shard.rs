@@ -86,6 +86,8 @@ pub struct ShardState {
     pub paused: Vec<crate::commands::Conn>,
     /// Clients whose commands wait for flood-control tokens.
     pub lagged: Vec<crate::commands::Conn>,
+    /// OPER's guards: budgets per address, and the queue of password checks.
+    pub oper_limit: crate::commands::oper::limit::OperLimit,
     /// Hostnames found for IPs (reverse DNS, forward-confirmed; `None`: none), with when.
     pub host_cache: AHashMap<std::net::IpAddr, (Option<Arc<str>>, std::time::Instant)>,
     /// This shard's counters and latency histograms.
@@ -197,6 +199,7 @@ impl ShardState {
             host_cache: AHashMap::default(),
             lagged: Vec::new(),
             paused: Vec::new(),
+            oper_limit: Default::default(),
             snotice_targets: None,
             metrics: crate::metrics::ShardMetrics::new(crate::commands::COMMANDS.len()),
             cpu: None,

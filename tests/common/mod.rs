@@ -65,6 +65,23 @@ connection_timeout = "30s"
 exempt = true
 "#;
 
+/// An argon2id hash made by `rustircd --mkpasswd`, as an operator would make one.
+pub fn mkpasswd(password: &str) -> String {
+    let mut child = Command::new(bin())
+        .arg("--mkpasswd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rustircd"))
 }
@@ -189,6 +206,11 @@ impl Server {
         self.child.as_ref().unwrap().id()
     }
 
+    /// The server's resident memory (VmRSS), in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        rss_kb(self.pid())
+    }
+
     pub fn signal(&self, sig: i32) {
         unsafe {
             libc_kill(self.pid() as i32, sig);
@@ -215,6 +237,13 @@ impl Server {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
     }
+}
+
+/// A process's resident memory (VmRSS), in KiB; 0 once it is gone.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 extern "C" {

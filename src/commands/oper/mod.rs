@@ -3,6 +3,7 @@
 
 pub mod bans;
 pub mod kill;
+pub mod limit;
 #[allow(clippy::module_inception)] // OPER, beside KILL, WALLOPS...: one file per command family
 pub mod oper;
 pub mod server;

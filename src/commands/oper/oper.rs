@@ -1,11 +1,14 @@
 //! OPER: `OPER <name> <password>` — 381 and +o on success; 491 when no oper block fits the
-//! name and host; 464 for a wrong password. The password hash is checked on a blocking thread
-//! (argon2 is slow on purpose); the client's further input waits for the answer.
+//! name and host, or the address spent its budget of checks; 464 for a wrong password. The
+//! password hash is checked on a blocking thread (argon2 is slow on purpose and memory-hungry:
+//! see `limit`); the client's further input waits for the answer.
 
+use super::super::connection::close_later;
 use super::super::delivery::broadcast;
 use super::super::envelope::Env;
 use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx};
+use super::limit::{self, Check, Spend};
 use super::snotice::snotice;
 use crate::err;
 use crate::proto::{mask, CaseMapping, Line, Message, Numeric};
@@ -33,25 +36,70 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Err(err!(ERR_NOOPERHOST));
     };
     let (hash, plain_ok) = (block.password.clone(), block.allow_plaintext);
-    let password = password.to_string();
-    let conn = ctx.conn;
-    let name = name.to_string();
+    let nick = u.nick.clone();
+    let ip = ctx.me().addr.ip();
+    if let Spend::Refused { first } = ctx.st.oper_limit.spend(ip, ctx.now) {
+        if first {
+            let text = format!("OPER from [{ip}] refused: too many failed attempts (by {nick} as {name})");
+            log::warn!("Oper failed: {text}");
+            snotice(ctx.st, ctx.out, &text);
+        }
+        failed(ctx);
+        return Err(err!(ERR_NOOPERHOST));
+    }
+    let check = Check { conn: ctx.conn, name: name.to_string(), hash, password: password.to_string(), plain_ok };
     ctx.me_mut().wait = Some(Wait::Remote);
-    ctx.out.blocking(Box::new(move || Env::OperChecked { conn, name, ok: check_password(&hash, &password, plain_ok) }));
+    if let Some(check) = ctx.st.oper_limit.enqueue(check) {
+        start(ctx.out, check);
+    }
     Ok(())
+}
+
+/// Runs a check on a blocking thread, behind the process-wide gate.
+fn start(out: &mut dyn Outbox, c: Check) {
+    out.blocking(Box::new(move || {
+        let ok = limit::gated(|| check_password(&c.hash, &c.password, c.plain_ok));
+        Env::OperChecked { conn: c.conn, name: c.name, ok }
+    }));
+}
+
+/// One more wrong or refused attempt of the running client; the last one allowed closes it.
+fn failed(ctx: &mut Ctx<'_>) {
+    let c = ctx.me_mut();
+    c.oper_failures = c.oper_failures.saturating_add(1);
+    if c.oper_failures >= limit::MAX_CLIENT_FAILURES {
+        let conn = ctx.conn;
+        close_later(ctx.st, conn, "Too many failed OPER attempts");
+    }
 }
 
 /// argon2 or bcrypt by the hash's prefix; plain text only where the oper block allows it.
 pub fn check_password(hash: &str, password: &str, plain_ok: bool) -> bool {
     if hash.starts_with("$argon2") {
-        use argon2::{PasswordHash, PasswordVerifier};
-        return PasswordHash::new(hash)
-            .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        return verify_argon2(hash, password).unwrap_or(false);
     }
     if hash.starts_with("$2") {
         return bcrypt::verify(password, hash).unwrap_or(false);
     }
     plain_ok && !hash.is_empty() && constant_time_eq(hash.as_bytes(), password.as_bytes())
+}
+
+/// `argon2::PasswordVerifier::verify_password`, with the working memory in a mapping of its
+/// own (see `limit::Mapped`) instead of a `Vec`. `None`: a malformed hash.
+fn verify_argon2(hash: &str, password: &str) -> Option<bool> {
+    use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+    let h = PasswordHash::new(hash).ok()?;
+    let (salt, expected) = (h.salt?, h.hash?);
+    let params = Params::try_from(&h).ok()?;
+    let algorithm = Algorithm::try_from(h.algorithm).ok()?;
+    let version = h.version.map(Version::try_from).transpose().ok()?.unwrap_or_default();
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).ok()?;
+    let mut memory = limit::Mapped::blocks(params.block_count())?;
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory).ok()?;
+    Some(constant_time_eq(&out, expected.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -76,11 +124,14 @@ pub fn checked(
     now: std::time::Instant,
     unix: u64,
 ) {
+    if let Some(next) = st.oper_limit.next(|c| st.clients.get(&c).is_some_and(|c| !c.closing)) {
+        start(out, next);
+    }
     let Some(c) = st.clients.get_mut(&conn) else { return };
     if c.wait == Some(Wait::Remote) {
         c.wait = None;
     }
-    let uid = c.uid;
+    let (uid, ip) = (c.uid, c.addr.ip());
     let mut ctx = Ctx { st, out, conn, now, unix };
     let who = ctx.st.directory.get(&uid).map(|u| format!("{} ({}@{})", u.nick, u.user, u.host)).unwrap_or_default();
     if !ok {
@@ -88,7 +139,9 @@ pub fn checked(
         let text = format!("Failed OPER attempt as {name} by {who}: wrong password");
         log::warn!("Oper failed: {text}");
         snotice(ctx.st, ctx.out, &text);
+        failed(&mut ctx);
     } else {
+        ctx.st.oper_limit.refund(ip);
         ctx.me_mut().oper = Some(name.clone());
         let before = ctx.st.directory.get(&uid).map(|u| u.modes).unwrap_or_default();
         let mut modes = before;
@@ -134,5 +187,23 @@ mod tests {
         assert!(!check_password("plain", "plain", false), "plain text refused unless allowed");
         assert!(check_password("plain", "plain", true));
         assert!(!check_password("plain", "plai", true));
+    }
+
+    #[test]
+    fn argon2_variants_and_parameters_verify_as_the_crate_does() {
+        use argon2::password_hash::{rand_core::OsRng, SaltString};
+        use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+        for (alg, version, lanes, len) in [
+            (Algorithm::Argon2id, Version::V0x13, 1, 32),
+            (Algorithm::Argon2i, Version::V0x13, 2, 16),
+            (Algorithm::Argon2d, Version::V0x10, 3, 64),
+        ] {
+            let params = Params::new(64, 2, lanes, Some(len)).unwrap();
+            let salt = SaltString::generate(&mut OsRng);
+            let h = Argon2::new(alg, version, params).hash_password(b"pw", &salt).unwrap().to_string();
+            assert_eq!(verify_argon2(&h, "pw"), Some(true), "{h}");
+            assert_eq!(verify_argon2(&h, "pX"), Some(false), "{h}");
+        }
+        assert_eq!(verify_argon2("$argon2id$v=19$m=64,t=2,p=1$broken", "pw"), None);
     }
 }
