@@ -80,6 +80,8 @@ pub(crate) struct Slot {
     /// Set once the handler (or the runtime) decided to close: flush, then end, by this time.
     pub(crate) closing: Option<Instant>,
     pub(crate) moved: Moved,
+    /// The handler wants `on_drained` once at most this many bytes wait (`Io::when_drained`).
+    pub(crate) drain_below: Option<usize>,
 }
 
 /// What a connection moved so far; [`Traffic`] adds what waits in its queue.
@@ -148,6 +150,7 @@ impl Table {
             s.sent = 0;
             s.out.clear();
             s.moved = Moved::default();
+            s.drain_below = None;
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
@@ -159,6 +162,7 @@ impl Table {
             waker: None,
             closing: None,
             moved: Moved::default(),
+            drain_below: None,
         });
         ConnId { idx, gen: 0 }
     }
@@ -176,6 +180,7 @@ impl Table {
             s.waker = None;
             s.out = Vec::new();
             s.sent = 0;
+            s.drain_below = None;
             self.free.push(id.idx);
             self.live -= 1;
         }
