@@ -26,11 +26,15 @@ impl Sim {
         Sim { shards, next_conn: 1 }
     }
 
-    /// A new connection on `shard`.
+    /// A new connection on `shard`, from loopback.
     pub fn connect(&mut self, shard: usize) -> Conn {
+        self.connect_from(shard, "127.0.0.1:40000".parse().expect("address"))
+    }
+
+    /// A new connection on `shard` from `peer`.
+    pub fn connect_from(&mut self, shard: usize, peer: SocketAddr) -> Conn {
         let conn = Conn(self.next_conn);
         self.next_conn += 1;
-        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
         let (st, out) = &mut self.shards[shard];
         connection::accept(st, out, conn, peer, peer, false, Instant::now(), 0);
         connection::finish(st, out);
@@ -78,10 +82,18 @@ impl Sim {
         true
     }
 
-    /// Delivers mesh messages until none is left.
+    /// Delivers mesh messages, and the drained queues long replies wait for (a recorder's
+    /// client reads at once), until none is left.
     pub fn pump(&mut self) {
         loop {
             let mut moved = false;
+            for (st, out) in &mut self.shards {
+                for conn in std::mem::take(&mut out.drains) {
+                    moved = true;
+                    crate::commands::query::who::drained(st, out, conn, Instant::now(), 1);
+                    connection::finish(st, out);
+                }
+            }
             for from in 0..self.shards.len() {
                 let batch: Vec<(usize, Env)> = std::mem::take(&mut self.shards[from].1.mesh);
                 for (to, env) in batch {

@@ -88,6 +88,8 @@ pub(crate) struct Slot {
     /// not a search of the list: closing thousands at once stays linear).
     pub(crate) watched: bool,
     pub(crate) moved: Moved,
+    /// The handler wants `on_drained` once at most this many bytes wait (`Io::when_drained`).
+    pub(crate) drain_below: Option<usize>,
 }
 
 /// What a connection moved so far; [`Traffic`] adds what waits in its queue.
@@ -158,6 +160,7 @@ impl Table {
             s.sent = 0;
             s.out.clear();
             s.moved = Moved::default();
+            s.drain_below = None;
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
@@ -171,6 +174,7 @@ impl Table {
             paused: false,
             watched: false,
             moved: Moved::default(),
+            drain_below: None,
         });
         ConnId { idx, gen: 0 }
     }
@@ -188,6 +192,7 @@ impl Table {
             s.waker = None;
             s.out = Vec::new();
             s.sent = 0;
+            s.drain_below = None;
             self.free.push(id.idx);
             self.live -= 1;
         }

@@ -117,6 +117,16 @@ impl<M: Envelope> Io<M> {
         self.conns.get(conn).map_or(0, |s| s.queued())
     }
 
+    /// Asks for one `Handler::on_drained` call once at most `below` bytes wait in the
+    /// connection's queue: a long reply is built a piece at a time, as the client reads it.
+    /// The call comes from the connection's task on a later turn, never from this one.
+    pub fn when_drained(&mut self, conn: ConnId, below: usize) {
+        if let Some(slot) = self.conns.get(conn).filter(|s| s.closing.is_none()) {
+            slot.drain_below = Some(below);
+            slot.wake();
+        }
+    }
+
     /// What a connection has moved so far, and what waits in its queue.
     pub fn traffic(&mut self, conn: ConnId) -> Option<Traffic> {
         let slot = self.conns.get(conn)?;

@@ -40,6 +40,10 @@ pub trait Handler: 'static {
     fn on_mesh(&mut self, io: &mut Io<Self::Msg>, from: ShardId, msg: Self::Msg);
     /// Called every `RuntimeConfig::tick`.
     fn on_tick(&mut self, io: &mut Io<Self::Msg>);
+    /// The connection's queue drained as asked with [`Io::when_drained`].
+    fn on_drained(&mut self, io: &mut Io<Self::Msg>, conn: ConnId) {
+        let _ = (io, conn);
+    }
     /// A control message from the main thread (config reloads, statistics requests...).
     fn on_control(&mut self, io: &mut Io<Self::Msg>, ctl: Self::Control);
     /// The process is stopping: say goodbye and close connections; the runtime then waits up
@@ -857,6 +861,7 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
         None => return Poll::Ready(()),
     }
     let mut reads = 0;
+    let mut piece_done = false;
     let mut waiting_for_mesh = false;
     let me = io.shard();
     let cores = io.cores();
@@ -896,6 +901,17 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
             }
             break Poll::Pending;
         }
+        // A reply built in pieces: one piece per poll, so the other tasks run between pieces.
+        if slot.drain_below.is_some_and(|b| slot.queued() <= b) {
+            if piece_done {
+                cx.waker().wake_by_ref();
+                break Poll::Pending;
+            }
+            piece_done = true;
+            slot.drain_below = None;
+            handler.on_drained(io, id);
+            continue;
+        }
         if reads >= READS_PER_POLL {
             cx.waker().wake_by_ref();
             break Poll::Pending;
@@ -922,6 +938,8 @@ fn poll_connection<H: Handler>(shard: &Shard<H>, cx: &mut Context<'_>, stream: &
                     slot.moved.bytes_in += n as u64;
                 }
                 handler.on_data(io, id, &scratch[..n]);
+                // A reply started by this input continues on a later poll.
+                piece_done = true;
             }
             Poll::Ready(Err(e)) => {
                 handler.on_disconnect(io, id, Disconnect::Io(e));

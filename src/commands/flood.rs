@@ -34,6 +34,18 @@ pub fn take(st: &mut ShardState, conn: Conn, now: Instant) -> bool {
     false
 }
 
+/// Extra tokens for a command that cost more than a line (a long WHO reply). The debt is paid
+/// in fake lag before the client's next command, and is at most `flood_burst` deep.
+pub fn charge(st: &mut ShardState, conn: Conn, tokens: u32) {
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    let k = &st.cfg.classes[c.class];
+    if k.exempt || tokens == 0 {
+        return;
+    }
+    let floor = -(k.flood_burst as f32);
+    c.tokens = (c.tokens.min(k.flood_burst as f32) - tokens as f32).max(floor);
+}
+
 /// Tells a client, once per episode, that its commands are being held.
 pub fn warn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
     let Some(c) = st.clients.get_mut(&conn) else { return };

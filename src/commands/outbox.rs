@@ -20,6 +20,9 @@ pub trait Outbox {
         let _ = lines;
         self.send(conn, bytes)
     }
+    /// Asks for `commands::query::who::drained` (through the runtime's `on_drained`) once at
+    /// most `below` bytes wait in the connection's queue, on a later loop turn.
+    fn when_drained(&mut self, conn: Conn, below: usize);
     /// Closes after the queued output is written.
     fn close(&mut self, conn: Conn);
     /// Closes at once, discarding queued output (a client that stopped reading).
@@ -59,6 +62,8 @@ pub struct Recorder {
     pub mesh: Vec<(usize, Env)>,
     pub stop: bool,
     pub main: Vec<super::envelope::ToMain>,
+    /// Connections that asked to hear when their queue drains (a recorder's always is).
+    pub drains: Vec<Conn>,
 }
 
 impl Recorder {
@@ -74,6 +79,7 @@ impl Recorder {
             mesh: Vec::new(),
             stop: false,
             main: Vec::new(),
+            drains: Vec::new(),
         }
     }
 
@@ -105,6 +111,9 @@ impl Outbox for Recorder {
         } else {
             Some(0)
         }
+    }
+    fn when_drained(&mut self, conn: Conn, _below: usize) {
+        self.drains.push(conn);
     }
     fn close(&mut self, conn: Conn) {
         self.closed.push(conn);

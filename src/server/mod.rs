@@ -90,6 +90,9 @@ impl Outbox for Out<'_> {
     fn send_lines(&mut self, c: Conn, bytes: &[u8], lines: u64) -> Option<usize> {
         self.0.send_records(conn_id(c), bytes, lines)
     }
+    fn when_drained(&mut self, c: Conn, below: usize) {
+        self.0.when_drained(conn_id(c), below)
+    }
     fn close(&mut self, c: Conn) {
         self.0.close(conn_id(c))
     }
@@ -143,6 +146,13 @@ impl Handler for IrcShard {
     fn on_disconnect(&mut self, io: &mut Io<Env>, c: ConnId, why: Disconnect) {
         let mut out = Out(io);
         connection::disconnected(&mut self.st, &mut out, conn(c), &why.to_string());
+        connection::finish(&mut self.st, &mut out);
+    }
+
+    fn on_drained(&mut self, io: &mut Io<Env>, c: ConnId) {
+        let now = io.now();
+        let mut out = Out(io);
+        crate::commands::query::who::drained(&mut self.st, &mut out, conn(c), now, unix_now());
         connection::finish(&mut self.st, &mut out);
     }
 

@@ -23,6 +23,8 @@ pub enum Wait {
     /// goes out once `remaining` shards have applied it, so that whatever the client does
     /// next, or tells others out of band, every shard already knows.
     Barrier { remaining: usize, held: Vec<u8> },
+    /// A long reply (WHO) is being written a piece at a time as the client reads it.
+    Reply,
     /// Ban changes of this client are on their way to the ban file: what it is owed meanwhile
     /// waits in `held`, in order, a slot per change filled in once the change is on disk.
     /// Further ban commands run meanwhile (a pipelined burst shares one write); other lines wait.
@@ -109,6 +111,8 @@ pub struct Client {
     pub ident: Option<Arc<str>>,
     /// Lines received (STATS l; bytes are counted by the runtime).
     pub lines_in: u64,
+    /// The rest of a long WHO reply, written as the client's queue drains (`Wait::Reply`).
+    pub rest: Option<Box<crate::commands::query::who::Rest>>,
 }
 
 impl Client {
@@ -159,6 +163,7 @@ impl Client {
             lag_told: false,
             looking_up: None,
             ident: None,
+            rest: None,
         }
     }
 
