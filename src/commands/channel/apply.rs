@@ -1,0 +1,311 @@
+//! The replication engine: applying sequenced changes in each home's order, showing them to
+//! local members, the requester's barrier until every shard applied its change.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use smallvec::SmallVec;
+
+use super::depart::quit_part_turn;
+use super::request::continue_client;
+use super::*;
+use crate::commands::connection::release_nick;
+use crate::commands::delivery::{broadcast, reply, to_conns_shared};
+use crate::commands::envelope::Env;
+use crate::commands::outbox::{Conn, Outbox};
+use crate::commands::outgoing::Shared;
+use crate::proto::Folded;
+use crate::state::channel::{Channel, Mutation};
+use crate::state::client::Wait;
+use crate::state::shard::{Mine, ShardState, View};
+use crate::state::whowas::WasEntry;
+use crate::state::Uid;
+
+/// Applies every held event whose turn has come — this shard's own first, then those from
+/// other shards, each source in arrival order — until nothing more can move.
+pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64) {
+    loop {
+        let mut progress = false;
+        let mut i = 0;
+        while i < st.mine.len() {
+            if st.seq.ready(st.mine[i].event.dep) {
+                let m = st.mine.remove(i);
+                apply_mine(st, out, m, now, unix);
+                progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        for from in 0..st.cores {
+            while let Some(env) = st.blocked[from].events.pop_front() {
+                match crate::commands::mesh::stream_event(st, out, from, env, now, unix) {
+                    Ok(()) => {
+                        progress = true;
+                        st.blocked[from].moved(now);
+                    }
+                    Err(env) => {
+                        st.blocked[from].events.push_front(env);
+                        break;
+                    }
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+}
+
+/// One of this shard's own changes: apply, show, send to every other shard, answer the
+/// requester, and let it go on.
+fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Instant, unix: u64) {
+    st.seq.advance(m.event.dep);
+    quit_part_turn(st, &mut m);
+    // A departing user's nick is freed only once every shard will have seen it go.
+    let release = match &m.event.ev {
+        ChanEvent::Quit { uid, later, .. } if later.is_empty() => {
+            st.directory.get(uid).map(|u| (u.folded.clone(), *uid))
+        }
+        _ => None,
+    };
+    // The actor's own copy of the change waits for every shard (see `Wait::Barrier`).
+    apply_event(st, out, &m.event.ev, m.conn, unix);
+    let event = m.event;
+    broadcast(st, out, || Env::Event(Box::new(event.clone())));
+    if let Some((nick, uid)) = release {
+        release_nick(st, out, nick, uid);
+    }
+    if let Some((conn, line)) = m.farewell {
+        if st.cores == 1 {
+            out.send(conn, &line);
+            out.close(conn);
+        } else {
+            st.farewells.insert(conn, (st.cores - 1, line));
+        }
+    }
+    let Some(conn) = m.conn else { return };
+    let mut held = Vec::new();
+    if let (ChanEvent::Change { line, .. }, Some(c)) = (&event.ev, st.clients.get(&conn)) {
+        line.render(c.caps, &mut held);
+    }
+    if let Some(c) = st.clients.get(&conn) {
+        let target = c.target().to_string();
+        for r in &m.notes {
+            let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
+            held.extend_from_slice(&crate::commands::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
+        }
+    }
+    if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {
+        if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
+            held.extend_from_slice(&join::after_join(st, out, conn, chan, now, unix));
+        }
+    }
+    barrier(st, out, conn, held, now, unix);
+}
+
+/// Holds `held` for the client until every other shard acknowledged the change just sent
+/// out, then sends it and lets the client go on.
+pub fn barrier(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, held: Vec<u8>, now: Instant, unix: u64) {
+    let remaining = st.cores - 1;
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if remaining == 0 || c.departing.is_some() {
+        c.wait = Some(Wait::Chan);
+        reply(st, out, conn, &held);
+        continue_client(st, out, conn, now, unix);
+        return;
+    }
+    c.wait = Some(Wait::Barrier { remaining, held });
+}
+
+/// One shard applied a change this client made.
+pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    if let Some((remaining, _)) = st.farewells.get_mut(&conn) {
+        *remaining -= 1;
+        if *remaining == 0 {
+            let (_, line) = st.farewells.remove(&conn).expect("present");
+            out.send(conn, &line);
+            out.close(conn);
+        }
+        return;
+    }
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    let Some(Wait::Barrier { remaining, held }) = &mut c.wait else { return };
+    *remaining -= 1;
+    if *remaining > 0 {
+        return;
+    }
+    let held = std::mem::take(held);
+    c.wait = Some(Wait::Chan);
+    reply(st, out, conn, &held);
+    continue_client(st, out, conn, now, unix);
+}
+
+/// An event from another shard: applied if its turn has come, else handed back to be held.
+pub fn try_event(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    ev: Box<Sequenced>,
+    unix: u64,
+) -> Result<(), Box<Sequenced>> {
+    if !st.seq.ready(ev.dep) {
+        return Err(ev);
+    }
+    st.seq.advance(ev.dep);
+    apply_event(st, out, &ev.ev, None, unix);
+    Ok(())
+}
+
+/// Applies an event to this shard's views and shows it to the local members concerned.
+/// `skip` is a connection not to show it to (the actor, whose copy is held for later).
+pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, skip: Option<Conn>, unix: u64) {
+    match ev {
+        ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
+        ChanEvent::Quit { uid, line, chans, later } => {
+            let observers = quit_observers(st, uid, chans, later);
+            let cores = st.cores;
+            for chan in chans {
+                let Some(view) = st.channels.get_mut(chan) else { continue };
+                view.local.retain(|(u, _)| u != uid);
+                if !view.ch.apply(&Mutation::Leave { uid: *uid }, |u| u.shard(cores)) {
+                    st.channels.remove(chan);
+                }
+            }
+            to_conns_shared(st, out, &observers, line, 0);
+            // Left now: `forget_user` need not visit these channels again.
+            if let Some(u) = st.directory.get_mut(uid) {
+                u.channels.retain(|c| !chans.contains(c));
+            }
+            if later.is_empty() {
+                forget_user(st, out, uid, unix);
+            }
+        }
+    }
+}
+
+/// Local members of `chans` (still holding `uid`) who see its QUIT now: each once, and not
+/// those who share one of the `later` channels with it — they see it with that part.
+fn quit_observers(st: &mut ShardState, uid: &Uid, chans: &[Folded], later: &[Folded]) -> Vec<Conn> {
+    let mut observers = Vec::new();
+    st.stamp += 1;
+    let stamp = st.stamp;
+    let later: SmallVec<[&Channel; 4]> = later.iter().filter_map(|f| st.channels.get(f)).map(|v| &v.ch).collect();
+    for chan in chans {
+        let Some(view) = st.channels.get(chan) else { continue };
+        if !view.ch.members.contains_key(uid) {
+            continue;
+        }
+        for &(u, conn) in &view.local {
+            if u == *uid || later.iter().any(|ch| ch.members.contains_key(&u) && ch.members.contains_key(uid)) {
+                continue;
+            }
+            if let Some(c) = st.clients.get_mut(&conn) {
+                if c.stamp != stamp {
+                    c.stamp = stamp;
+                    observers.push(conn);
+                }
+            }
+        }
+    }
+    observers
+}
+
+fn apply_change(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &Folded,
+    name: &Arc<str>,
+    mutation: &Mutation,
+    line: &Shared,
+    skip: Option<Conn>,
+) {
+    let cores = st.cores;
+    let view = st.channels.entry(chan.clone()).or_insert_with(|| {
+        let created = match mutation {
+            Mutation::Join { created: Some(ts), .. } => *ts,
+            _ => 0,
+        };
+        View { ch: Channel::new(name.clone(), chan.clone(), created, cores), local: Vec::new() }
+    });
+    if let Mutation::Join { created: Some(ts), .. } = mutation {
+        view.ch.created = *ts;
+        view.ch.name = name.clone();
+    }
+    let show_first = matches!(mutation, Mutation::Leave { .. });
+    let targets: Vec<Conn> = view.local.iter().map(|(_, c)| *c).collect();
+    if show_first {
+        deliver_all(st, out, &targets, line, skip);
+    }
+    let view = st.channels.get_mut(chan).expect("view exists");
+    let alive = view.ch.apply(mutation, |u| u.shard(cores));
+    match mutation {
+        Mutation::Join { uid, .. } => {
+            if let Some(&conn) = st.local.get(uid) {
+                st.metrics.c.joins += 1;
+                if !view.local.iter().any(|(u, _)| u == uid) {
+                    view.local.push((*uid, conn));
+                }
+            }
+            if let Some(u) = st.directory.get_mut(uid) {
+                if !u.channels.contains(chan) {
+                    u.channels.push(chan.clone());
+                }
+            }
+        }
+        Mutation::Leave { uid } => {
+            if st.local.contains_key(uid) {
+                st.metrics.c.parts += 1;
+            }
+            view.local.retain(|(u, _)| u != uid);
+            if let Some(u) = st.directory.get_mut(uid) {
+                u.channels.retain(|c| c != chan);
+            }
+        }
+        _ => {}
+    }
+    if !alive {
+        st.channels.remove(chan);
+    }
+    if !show_first {
+        let targets: Vec<Conn> =
+            st.channels.get(chan).map(|v| v.local.iter().map(|(_, c)| *c).collect()).unwrap_or_default();
+        deliver_all(st, out, &targets, line, skip);
+        // away-notify: a joining user who is away says so right after its JOIN.
+        if let Mutation::Join { uid, .. } = mutation {
+            let away = st.directory.get(uid).and_then(|u| u.away.clone().map(|a| (u.mask(), a)));
+            if let Some((mask, away)) = away {
+                let joiner = st.local.get(uid).copied();
+                let body = crate::proto::Line::new().source(&mask).verb("AWAY").trailing(&away).finish();
+                let targets: Vec<Conn> = targets.into_iter().filter(|c| Some(*c) != joiner).collect();
+                to_conns_shared(
+                    st,
+                    out,
+                    &targets,
+                    &Shared::plain(body.into()),
+                    crate::commands::cap::bits::AWAY_NOTIFY,
+                );
+            }
+        }
+    }
+}
+
+fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &Shared, skip: Option<Conn>) {
+    let conns: Vec<Conn> = conns.iter().copied().filter(|c| Some(*c) != skip).collect();
+    to_conns_shared(st, out, &conns, line, 0);
+}
+
+/// A user left the network: out of the directory, into WHOWAS, and MONITOR watchers told.
+fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, unix: u64) {
+    let Some(u) = st.directory.remove(uid) else { return };
+    for chan in &u.channels {
+        if let Some(view) = st.channels.get_mut(chan) {
+            view.local.retain(|(x, _)| x != uid);
+        }
+    }
+    st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
+    crate::commands::query::monitor::notify_offline(st, out, &u.folded, &u.nick);
+}
+
+/// The local members of `chan` other than `except`, with their status.
+pub fn local_members(st: &ShardState, chan: &Folded) -> Vec<(Uid, Conn)> {
+    st.channels.get(chan).map(|v| v.local.clone()).unwrap_or_default()
+}

@@ -1,0 +1,131 @@
+//! Departures: a user leaving the network leaves its channels one home at a time, each part
+//! numbered by its home (see `docs/architecture.md`, "Departures").
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::*;
+use crate::commands::connection::release_nick;
+use crate::commands::delivery::meta;
+use crate::commands::envelope::Env;
+use crate::commands::outbox::{Conn, Outbox};
+use crate::commands::outgoing::Shared;
+use crate::proto::Folded;
+use crate::state::client::Wait;
+use crate::state::sequencer::Dep;
+use crate::state::shard::{Mine, QuitState, ShardState};
+use crate::state::Uid;
+
+/// The connection is gone: the user leaves the network once no channel request of its is in
+/// flight (an accepted change must still be applied and sent out, or every shard would wait
+/// for its number forever).
+/// `farewell` (the ERROR line) is sent, and the connection closed, once every shard applied the
+/// departure — so WHOWAS, MONITOR and the channels everywhere know before the client does.
+pub fn leave_network(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    reason: &str,
+    farewell: Option<Vec<u8>>,
+    unix: u64,
+) {
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    c.closing = true;
+    c.departing = Some(reason.to_string());
+    c.farewell = farewell;
+    c.chan_queue.clear();
+    if c.wait == Some(Wait::Chan) {
+        return;
+    }
+    depart(st, out, conn, unix);
+}
+
+pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
+    let Some(c) = st.clients.remove(&conn) else { return };
+    let reason = c.departing.clone().unwrap_or_default();
+    st.class_counts[c.class] -= 1;
+    crate::commands::admission::closed(st, out, c.addr.ip(), Instant::now());
+    log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
+    for f in &c.monitor {
+        crate::commands::query::monitor::unwatch(st, f, conn);
+    }
+    if !c.registered {
+        if let Some((_, folded)) = c.nick {
+            release_nick(st, out, folded, c.uid);
+        }
+        return;
+    }
+    st.local.remove(&c.uid);
+    // O(operators), never a rebuild from every local user: a mass disconnect stays linear.
+    if let Some(t) = &mut st.snotice_targets {
+        t.retain(|x| *x != conn);
+    }
+    let exit = format!(
+        "Client exiting: {} ({}@{}) [{reason}] [{}]",
+        c.target(),
+        c.user.as_ref().map_or("*", |(u, _)| u),
+        c.host,
+        c.ip
+    );
+    crate::commands::oper::snotice::snotice(st, out, &exit);
+    let body: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
+    let line = Shared::with_meta(body, meta(st, Some(c.uid), None));
+    let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
+    let mut parts: Vec<(u16, Vec<Folded>)> = Vec::new();
+    for f in chans {
+        let h = f.owner(st.cores) as u16;
+        match parts.iter_mut().find(|(x, _)| *x == h) {
+            Some((_, v)) => v.push(f),
+            None => parts.push((h, vec![f])),
+        }
+    }
+    let farewell = c.farewell.map(|l| (conn, l));
+    for (h, chans) in &parts {
+        out.mesh(*h as usize, Env::QuitReq { uid: c.uid, chans: chans.clone() });
+    }
+    let none = parts.is_empty();
+    st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });
+    if none {
+        let now = Instant::now();
+        push_quit_part(st, c.uid, None, line, Vec::new(), now);
+        apply_ready(st, out, now, _unix);
+    }
+}
+
+/// One home's part of a departure, to be applied in that home's sequence like any change.
+fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared, chans: Vec<Folded>, now: Instant) {
+    st.mine.push(Mine {
+        event: Sequenced { dep, ev: ChanEvent::Quit { uid, line, chans, later: Vec::new() }, ack: None },
+        conn: None,
+        notes: Vec::new(),
+        farewell: None,
+        since: now,
+        noted: false,
+    });
+}
+
+/// A home numbered a departing user's removal from its channels: that part goes out on its
+/// own, in that home's sequence, whatever the other homes answered.
+pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u16, seq: u64, now: Instant, unix: u64) {
+    let Some(q) = st.quits.get(&uid) else { return };
+    let Some((_, chans)) = q.parts.iter().find(|(h, _)| *h == home) else { return };
+    let (line, chans) = (q.line.clone(), chans.clone());
+    push_quit_part(st, uid, Some((home, seq)), line, chans, now);
+    apply_ready(st, out, now, unix);
+}
+
+/// A departure part's turn came here: it learns which channels later parts hold; the last one
+/// carries the farewell, and its acknowledgements tell the client every shard saw it all.
+pub(super) fn quit_part_turn(st: &mut ShardState, m: &mut Mine) {
+    let ChanEvent::Quit { uid, later, .. } = &mut m.event.ev else { return };
+    let Some(q) = st.quits.get_mut(uid) else { return };
+    if let Some((home, _)) = m.event.dep {
+        q.parts.retain(|(h, _)| *h != home);
+    }
+    *later = q.parts.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+    if later.is_empty() {
+        let q = st.quits.remove(uid).expect("present");
+        m.event.ack = q.farewell.as_ref().map(|(c, _)| *c);
+        m.farewell = q.farewell;
+    }
+}

@@ -1,0 +1,106 @@
+//! The home side: a channel's home decides each request against the authoritative state and
+//! numbers the accepted change in its sequence.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::commands::context::Reply;
+use crate::commands::envelope::Env;
+use crate::commands::outbox::{Conn, Outbox};
+use crate::proto::Folded;
+use crate::state::channel::{Channel, Mutation};
+use crate::state::shard::ShardState;
+use crate::state::Uid;
+
+/// A request reached this shard as the channel's home.
+pub fn at_home(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    from: usize,
+    conn: Conn,
+    uid: Uid,
+    req: ChanRequest,
+    unix: u64,
+) {
+    let outcome = match decide(st, uid, req, unix) {
+        Ok((chan, name, mutation, line, notes)) => {
+            let seq = st.seq.issue();
+            Outcome::Accepted { home: st.me as u16, seq, chan, name, mutation, line, notes }
+        }
+        Err(replies) => Outcome::Refused(replies),
+    };
+    out.mesh(from, Env::ChanAck { conn, uid, outcome });
+}
+
+type Decision = Result<(Folded, Arc<str>, Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>>;
+
+fn decide(st: &mut ShardState, uid: Uid, req: ChanRequest, unix: u64) -> Decision {
+    let folded = st.cm.fold(req.name());
+    let cores = st.cores;
+    let decision = match req {
+        ChanRequest::Join { name, key, mask, ip_mask, invited } => {
+            let ch =
+                st.homes.entry(folded.clone()).or_insert_with(|| Channel::new(name.clone(), folded.clone(), 0, cores));
+            join::decide(ch, st.cm, uid, key.as_deref(), &mask, &ip_mask, invited, unix)
+                .map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
+        }
+        ChanRequest::Part { mask, reason, .. } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, req_name(&folded))]),
+            Some(ch) => {
+                part::decide(ch, uid, &mask, reason.as_deref()).map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
+            }
+        },
+        ChanRequest::Kick { name, mask, target, target_nick, reason } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => kick::decide(ch, uid, &mask, target, &target_nick, &reason)
+                .map(|(m, line)| (ch.name.clone(), m, line, Vec::new())),
+        },
+        ChanRequest::Topic { name, mask, text } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => {
+                topic::decide(ch, uid, &mask, &text, unix).map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
+            }
+        },
+        ChanRequest::Mode { name, mask, changes } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => {
+                let limits = &st.cfg.limits;
+                mode::decide(ch, uid, &mask, &changes, limits.max_list_entries, limits.max_modes, unix)
+                    .map(|(m, line, notes)| (ch.name.clone(), m, line, notes))
+            }
+        },
+    };
+    let (name, mutation, line, notes) = match decision {
+        Ok(d) => d,
+        Err(e) => {
+            // A join refused on a channel that did not exist leaves nothing behind.
+            if st.homes.get(&folded).is_some_and(|c| c.members.is_empty()) {
+                st.homes.remove(&folded);
+            }
+            return Err(e);
+        }
+    };
+    let ch = st.homes.get_mut(&folded).expect("decided on an existing channel");
+    if !ch.apply(&mutation, |u| u.shard(cores)) {
+        st.homes.remove(&folded);
+    }
+    Ok((folded, name, mutation, line, notes))
+}
+
+fn req_name(f: &Folded) -> String {
+    f.as_str().to_string()
+}
+
+/// A departing user's channels at this home: remove it, and number the change.
+pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid: Uid, chans: Vec<Folded>) {
+    let cores = st.cores;
+    for chan in &chans {
+        if let Some(ch) = st.homes.get_mut(chan) {
+            if !ch.apply(&Mutation::Leave { uid }, |u| u.shard(cores)) {
+                st.homes.remove(chan);
+            }
+        }
+    }
+    let seq = st.seq.issue();
+    out.mesh(from, Env::QuitAck { uid, home: st.me as u16, seq });
+}

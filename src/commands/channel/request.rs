@@ -1,0 +1,119 @@
+//! The requesting side: a client's channel requests go to their homes one at a time, its
+//! further input waiting until each is answered and applied.
+
+use std::time::Instant;
+
+use super::depart::depart;
+use super::*;
+use crate::commands::connection::resume;
+use crate::commands::context::Reply;
+use crate::commands::delivery::{meta, reply};
+use crate::commands::envelope::Env;
+use crate::commands::outbox::{Conn, Outbox};
+use crate::commands::outgoing::Shared;
+use crate::commands::Ctx;
+use crate::state::channel::Mutation;
+use crate::state::client::Wait;
+use crate::state::shard::{Mine, ShardState};
+use crate::state::Uid;
+
+/// Queues channel requests for the running client and sends the first; the client's further
+/// input waits until all of them are answered and applied.
+pub fn submit(ctx: &mut Ctx<'_>, reqs: Vec<ChanRequest>) {
+    if reqs.is_empty() {
+        return;
+    }
+    ctx.me_mut().chan_queue.extend(reqs);
+    send_next(ctx.st, ctx.out, ctx.conn);
+}
+
+/// Sends the client's next queued request. False when none is left (the wait is over).
+fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
+    let cores = st.cores;
+    let cm = st.cm;
+    let Some(c) = st.clients.get_mut(&conn) else { return false };
+    match c.chan_queue.pop_front() {
+        Some(req) => {
+            c.wait = Some(Wait::Chan);
+            let home = cm.fold(req.name()).owner(cores);
+            out.mesh(home, Env::ChanReq { conn, uid: c.uid, req });
+            true
+        }
+        None => {
+            if c.wait == Some(Wait::Chan) {
+                c.wait = None;
+            }
+            false
+        }
+    }
+}
+
+/// After a request was answered (and applied): the next one, or the client's queued input.
+pub(super) fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if c.departing.is_some() {
+        c.chan_queue.clear();
+        c.wait = None;
+        depart(st, out, conn, unix);
+        return;
+    }
+    if !send_next(st, out, conn) {
+        resume(st, out, conn, now, unix);
+    }
+}
+
+/// The home's answer arrived.
+pub fn on_ack(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    uid: Uid,
+    outcome: Outcome,
+    now: Instant,
+    unix: u64,
+) {
+    match outcome {
+        Outcome::Refused(replies) => {
+            send_replies(st, out, conn, &replies);
+            continue_client(st, out, conn, now, unix);
+        }
+        Outcome::Accepted { home, seq, chan, name, mutation, line, notes } => {
+            // The change gets its time and msgid here, once; a JOIN also its extended-join form.
+            let mut line = Shared::with_meta(line, meta(st, Some(uid), None));
+            if matches!(mutation, Mutation::Join { .. }) {
+                if let Some(u) = st.directory.get(&uid) {
+                    let account = u.account.as_deref().unwrap_or("*");
+                    let ext = crate::proto::Line::new()
+                        .source(&u.mask())
+                        .verb("JOIN")
+                        .param(&name)
+                        .param(account)
+                        .trailing(&u.realname)
+                        .finish();
+                    line.join_ext = Some(ext.into());
+                }
+            }
+            let event = Sequenced {
+                dep: Some((home, seq)),
+                ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
+                ack: Some(conn),
+            };
+            st.mine.push(Mine { event, conn: Some(conn), notes, farewell: None, since: now, noted: false });
+            apply_ready(st, out, now, unix);
+        }
+    }
+}
+
+fn send_replies(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, replies: &[Reply]) {
+    let Some(c) = st.clients.get(&conn) else { return };
+    if c.departing.is_some() || replies.is_empty() {
+        return;
+    }
+    let target = c.target().to_string();
+    let mut buf = Vec::new();
+    for r in replies {
+        let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
+        buf.extend_from_slice(&crate::commands::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
+    }
+    reply(st, out, conn, &buf);
+}

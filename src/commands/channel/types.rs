@@ -1,0 +1,72 @@
+//! The types of the channel protocol between shards: a user's request to a channel's home,
+//! the home's answer, and the sequenced events every shard applies.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::commands::context::Reply;
+use crate::commands::outbox::Conn;
+use crate::commands::outgoing::Shared;
+use crate::proto::Folded;
+use crate::state::channel::Mutation;
+use crate::state::sequencer::Dep;
+use crate::state::Uid;
+
+/// A user's request to a channel's home. `mask` is the user's `nick!user@host`.
+#[derive(Clone, Debug)]
+pub enum ChanRequest {
+    Join { name: Arc<str>, key: Option<String>, mask: Arc<str>, ip_mask: String, invited: bool },
+    Part { name: Arc<str>, mask: Arc<str>, reason: Option<String> },
+    Kick { name: Arc<str>, mask: Arc<str>, target: Uid, target_nick: Arc<str>, reason: String },
+    Topic { name: Arc<str>, mask: Arc<str>, text: String },
+    Mode { name: Arc<str>, mask: Arc<str>, changes: Vec<mode::Requested> },
+}
+
+impl ChanRequest {
+    pub fn name(&self) -> &Arc<str> {
+        match self {
+            ChanRequest::Join { name, .. }
+            | ChanRequest::Part { name, .. }
+            | ChanRequest::Kick { name, .. }
+            | ChanRequest::Topic { name, .. }
+            | ChanRequest::Mode { name, .. } => name,
+        }
+    }
+}
+
+/// The home's answer to a request.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The change, its number, the line its members see, and numerics for the requester.
+    Accepted {
+        home: u16,
+        seq: u64,
+        chan: Folded,
+        name: Arc<str>,
+        mutation: Mutation,
+        line: Arc<[u8]>,
+        notes: Vec<Reply>,
+    },
+    Refused(Vec<Reply>),
+}
+
+/// An event applied by every shard in sequence order: after the previous number of `dep`'s
+/// home (an event needs at most one home's number; see `state::sequencer`).
+#[derive(Clone, Debug)]
+pub struct Sequenced {
+    pub dep: Option<Dep>,
+    pub ev: ChanEvent,
+    /// Answer [`Env::Applied`] to the sending shard for this connection once applied.
+    pub ack: Option<Conn>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ChanEvent {
+    /// A change to one channel; its members see `line`.
+    Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid },
+    /// A user leaving the network leaves the channels of one home (`chans`); `later` are its
+    /// channels whose homes' parts come after this one. Everyone who shared a channel with it
+    /// sees `line` once, with the part that removes it from the last channel they share; with
+    /// the last part (`later` empty) the user is gone.
+    Quit { uid: Uid, line: Shared, chans: Vec<Folded>, later: Vec<Folded> },
+}
