@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cap::bits;
+use super::capabilities::bits;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::outgoing::{Meta, Shared, Variants};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::cap::bits;
+use super::capabilities::bits;
 use super::delivery::broadcast;
 use super::envelope::Env;
 use super::mesh::realname_seen;

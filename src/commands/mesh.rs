@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::cap::bits;
+use super::capabilities::bits;
 use super::channel::{self, apply_ready, try_event};
 use super::connection::resume;
 use super::delivery::{to_conn_shared, to_conns_shared};

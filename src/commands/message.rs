@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::cap::bits;
+use super::capabilities::bits;
 use super::delivery::{meta, reply, to_conns_shared, to_user};
 use super::envelope::Env;
 use super::outgoing::Shared;

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod cap;
+pub mod capabilities;
 pub mod channel;
 pub mod connection;
 pub mod context;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::cap::bits;
+use super::capabilities::bits;
 use crate::proto::tags;
 
 /// What travels with a line to every recipient.

@@ -281,7 +281,7 @@ fn apply_change(
                     out,
                     &targets,
                     &Shared::plain(body.into()),
-                    crate::commands::cap::bits::AWAY_NOTIFY,
+                    crate::commands::capabilities::bits::AWAY_NOTIFY,
                 );
             }
         }

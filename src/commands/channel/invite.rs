@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::super::cap::bits;
+use super::super::capabilities::bits;
 use super::super::delivery::{meta, to_conn_shared};
 use super::super::envelope::Env;
 use super::super::message::to_channel;

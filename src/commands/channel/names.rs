@@ -1,6 +1,6 @@
 //! NAMES: `NAMES [<channels>]` — 353 lines of members with prefixes, then 366.
 
-use super::super::cap::bits;
+use super::super::capabilities::bits;
 use super::super::{CmdResult, Ctx};
 use crate::proto::line::MAX_BODY;
 use crate::proto::{Folded, Line, Message, Numeric};

@@ -119,7 +119,7 @@ fn query(ctx: &Ctx<'_>, msg: &Message<'_>) -> Rest {
         target: target.to_string(),
         scope,
         opers_only: flags.contains('o'),
-        multi: ctx.me().caps & super::super::cap::bits::MULTI_PREFIX != 0,
+        multi: ctx.me().caps & super::super::capabilities::bits::MULTI_PREFIX != 0,
         whox,
         uids,
         next: 0,
