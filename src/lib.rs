@@ -7,6 +7,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod fuzzing;
+pub mod local;
 pub mod logging;
 pub mod lookup;
 pub mod metrics;

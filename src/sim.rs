@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::commands::outbox::Recorder;
 use crate::commands::{connection, mesh, Conn, Env};
 use crate::config::Config;
-use crate::state::shard::ShardState;
+use crate::local::shard::ShardState;
 
 pub struct Sim {
     pub shards: Vec<(ShardState, Recorder)>,

@@ -11,8 +11,8 @@ use super::delivery::broadcast;
 use super::envelope::Env;
 use super::oper::bans::dline_for;
 use super::outbox::Outbox;
+use crate::local::shard::ShardState;
 use crate::state::bans::block_of;
-use crate::state::shard::ShardState;
 
 /// Why a new connection from `ip` in `class` is refused, if it is.
 pub fn refusal(st: &mut ShardState, ip: IpAddr, class: usize, now: Instant, unix: u64) -> Option<String> {
@@ -72,7 +72,7 @@ pub fn count(st: &mut ShardState, ip: IpAddr, up: bool, now: Instant) {
 /// The address block `ip` counts in: its class's prefix lengths (every shard reads the same
 /// config, so every shard computes the same key).
 fn block_key(st: &ShardState, ip: IpAddr) -> (IpAddr, u8) {
-    let class = st.cfg.class_for(&crate::state::client::display_ip_addr(ip)).unwrap_or(0);
+    let class = st.cfg.class_for(&crate::local::client::display_ip_addr(ip)).unwrap_or(0);
     let k = &st.cfg.classes[class.min(st.cfg.classes.len() - 1)];
     block_of(ip, k.cidr_v4, k.cidr_v6)
 }

@@ -9,10 +9,10 @@ use super::channel::leave_network;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::{run_line, CmdResult, Ctx};
+use crate::local::client::{Client, Wait};
+use crate::local::shard::ShardState;
 use crate::proto::framer::Frame;
 use crate::proto::{Line, Message, Numeric};
-use crate::state::client::{Client, Wait};
-use crate::state::shard::ShardState;
 
 /// A new connection: refused when a D-line or a limit of its class says so; otherwise it joins
 /// the first class that matches its address, and hostname/ident lookups start if configured.
@@ -27,7 +27,7 @@ pub fn accept(
     now: Instant,
     unix: u64,
 ) {
-    let ip = crate::state::client::display_ip(peer);
+    let ip = crate::local::client::display_ip(peer);
     let class = st.cfg.class_for(&ip);
     let refuse = |st: &mut ShardState, out: &mut dyn Outbox, why: &str| {
         st.metrics.c.refused += 1;

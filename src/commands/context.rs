@@ -5,9 +5,9 @@ use std::time::Instant;
 use smallvec::SmallVec;
 
 use super::outbox::{Conn, Outbox};
+use crate::local::client::Client;
+use crate::local::shard::ShardState;
 use crate::proto::{Line, Numeric};
-use crate::state::client::Client;
-use crate::state::shard::ShardState;
 
 /// A refusal: the numeric and its parameters (its fixed text, if any, is added when sent).
 #[derive(Debug, Clone, PartialEq, Eq)]

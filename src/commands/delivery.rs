@@ -10,9 +10,9 @@ use super::capabilities::bits;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::outgoing::{Meta, Shared, Variants};
+use crate::local::client::{Held, Wait};
+use crate::local::shard::ShardState;
 use crate::proto::Line;
-use crate::state::client::{Held, Wait};
-use crate::state::shard::ShardState;
 use crate::state::Uid;
 
 /// Queues bytes for a local connection; past the class's sendq the connection is dropped.

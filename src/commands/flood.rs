@@ -9,8 +9,8 @@ use std::time::Instant;
 use super::connection::resume;
 use super::delivery::to_conn;
 use super::outbox::{Conn, Outbox};
+use crate::local::shard::ShardState;
 use crate::proto::Line;
-use crate::state::shard::ShardState;
 
 /// Takes a token for one command of `conn`; false when the command must wait.
 pub fn take(st: &mut ShardState, conn: Conn, now: Instant) -> bool {

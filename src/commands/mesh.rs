@@ -17,9 +17,9 @@ use super::outgoing::Shared;
 use super::query::monitor::{notify_offline, notify_online};
 use super::query::whois;
 use super::registration::nick_result;
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
 use crate::proto::Line;
-use crate::state::client::Wait;
-use crate::state::shard::ShardState;
 use crate::state::whowas::WasEntry;
 
 pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {

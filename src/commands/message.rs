@@ -192,7 +192,7 @@ pub fn to_channel(ctx: &mut Ctx<'_>, chan: &Folded, line: &Shared, sender: Uid, 
 /// the capabilities `need`), except the sender; `at` is when the message reached the server.
 #[allow(clippy::too_many_arguments)]
 pub fn deliver_local(
-    st: &mut crate::state::shard::ShardState,
+    st: &mut crate::local::shard::ShardState,
     out: &mut dyn super::Outbox,
     chan: &Folded,
     line: &Shared,

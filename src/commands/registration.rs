@@ -10,10 +10,10 @@ use super::outbox::{Conn, Outbox};
 use super::query::monitor::{notify_offline, notify_online};
 use super::{server_info, CmdResult, Ctx};
 use crate::err;
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
 use crate::proto::names::{clean_username, valid_nick};
 use crate::proto::{Folded, Line, Message, Numeric};
-use crate::state::client::Wait;
-use crate::state::shard::ShardState;
 use crate::state::{User, UserModes};
 
 /// `PASS <password>` (before registration).

@@ -16,11 +16,11 @@
 use std::time::Instant;
 
 use super::{CmdResult, Conn, Ctx, Env, Outbox};
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
 use crate::metrics::{ShardReport, Usage};
 use crate::proto::{Message, Numeric};
 use crate::state::bans::{Ban, BanKind};
-use crate::state::client::Wait;
-use crate::state::shard::ShardState;
 use crate::state::UserModes;
 
 /// A STATS request waiting for the other shards' reports.

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use super::connection::close_later;
 use super::delivery::to_conn;
 use super::outbox::{Conn, Outbox};
+use crate::local::shard::ShardState;
 use crate::proto::Line;
-use crate::state::shard::ShardState;
 
 /// Called on every runtime tick; does its per-second work when a second has passed.
 pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Counters, Histogram, Usage};
 use crate::commands::Outbox;
-use crate::state::shard::ShardState;
+use crate::local::shard::ShardState;
 
 /// One connection, for STATS l.
 #[derive(Clone, Debug)]

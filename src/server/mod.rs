@@ -9,8 +9,8 @@ use shards::{ConnId, ConnInfo, Disconnect, Handler, Io};
 use crate::clock::unix_now;
 use crate::commands::{connection, mesh, timers, Conn, Env, Outbox};
 use crate::config::Config;
+use crate::local::shard::ShardState;
 use crate::proto::Line;
-use crate::state::shard::ShardState;
 
 /// Messages from the main thread to a shard.
 pub enum Control {

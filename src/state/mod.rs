@@ -1,13 +1,12 @@
-//! Network state, socket-free: users (a replicated directory), nickname ownership, and
-//! channels. Who owns what across shards is written down in `docs/architecture.md`.
+//! Network state, socket-free: the data every shard replicates — users (the directory), nickname
+//! ownership, channels, bans, the sequencer, UIDs, WHOWAS. It imports nothing above it; what
+//! one shard holds of its own (connections' sessions, pending requests) is in `local`. Who owns what across shards is written down in `docs/architecture.md`.
 
 pub mod bans;
 pub mod channel;
-pub mod client;
 pub mod directory;
 pub mod nicks;
 pub mod sequencer;
-pub mod shard;
 pub mod uid;
 pub mod user;
 pub mod whowas;

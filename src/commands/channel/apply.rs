@@ -14,10 +14,10 @@ use crate::commands::delivery::{broadcast, reply, to_conns_shared};
 use crate::commands::envelope::Env;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
+use crate::local::client::Wait;
+use crate::local::shard::{Mine, ShardState, View};
 use crate::proto::Folded;
 use crate::state::channel::{Channel, Mutation};
-use crate::state::client::Wait;
-use crate::state::shard::{Mine, ShardState, View};
 use crate::state::whowas::WasEntry;
 use crate::state::Uid;
 

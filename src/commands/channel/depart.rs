@@ -10,10 +10,10 @@ use crate::commands::delivery::meta;
 use crate::commands::envelope::Env;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
+use crate::local::client::Wait;
+use crate::local::shard::{Mine, QuitState, ShardState};
 use crate::proto::Folded;
-use crate::state::client::Wait;
 use crate::state::sequencer::Dep;
-use crate::state::shard::{Mine, QuitState, ShardState};
 use crate::state::Uid;
 
 /// The connection is gone: the user leaves the network once no channel request of its is in

@@ -7,9 +7,9 @@ use super::*;
 use crate::commands::context::Reply;
 use crate::commands::envelope::Env;
 use crate::commands::outbox::{Conn, Outbox};
+use crate::local::shard::ShardState;
 use crate::proto::Folded;
 use crate::state::channel::{Channel, Mutation};
-use crate::state::shard::ShardState;
 use crate::state::Uid;
 
 /// A request reached this shard as the channel's home.

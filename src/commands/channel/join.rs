@@ -7,10 +7,10 @@ use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx, Reply};
 use super::{names, submit, ChanRequest};
 use crate::err;
+use crate::local::shard::ShardState;
 use crate::proto::names::{is_channel_name, valid_channel};
 use crate::proto::{mask, CaseMapping, Folded, Line, Message, Numeric};
 use crate::state::channel::{Channel, ListEntry, Mutation, Status};
-use crate::state::shard::ShardState;
 use crate::state::Uid;
 
 pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {

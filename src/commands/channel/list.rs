@@ -3,8 +3,8 @@
 //! minutes ago, masks (`#ch*`) and negated masks (`!*an1`).
 
 use super::super::{CmdResult, Ctx};
+use crate::local::shard::View;
 use crate::proto::{mask, Message, Numeric};
-use crate::state::shard::View;
 
 #[derive(Default)]
 struct Filter {

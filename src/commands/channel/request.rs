@@ -12,9 +12,9 @@ use crate::commands::envelope::Env;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::commands::Ctx;
+use crate::local::client::Wait;
+use crate::local::shard::{Mine, ShardState};
 use crate::state::channel::Mutation;
-use crate::state::client::Wait;
-use crate::state::shard::{Mine, ShardState};
 use crate::state::Uid;
 
 /// Queues channel requests for the running client and sends the first; the client's further

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::{ChanEvent, Sequenced};
 use crate::commands::envelope::Env;
+use crate::local::shard::ShardState;
 use crate::state::channel::Mutation;
-use crate::state::shard::ShardState;
 
 /// How long a change may wait for its turn before it counts as stalled. Turns normally come
 /// within a mesh round trip (well under a millisecond); seconds mean something is wrong.

@@ -15,11 +15,11 @@ use super::super::outbox::{Conn, Outbox};
 use super::super::{numeric_line, CmdResult, Ctx};
 use super::snotice::snotice;
 use crate::err;
+use crate::local::client::{Held, Wait};
+use crate::local::shard::ShardState;
 use crate::persist::Change;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::bans::{valid_dline, Ban, BanKind};
-use crate::state::client::{Held, Wait};
-use crate::state::shard::ShardState;
 
 /// A shard's ban changes on their way to the ban file: one write at a time is under way
 /// (`saving`); changes made meanwhile wait in `next` and go together in the following one.

@@ -9,8 +9,8 @@ use super::super::outbox::Outbox;
 use super::super::{CmdResult, Ctx};
 use super::snotice::snotice;
 use crate::err;
+use crate::local::shard::ShardState;
 use crate::proto::Message;
-use crate::state::shard::ShardState;
 use crate::state::Uid;
 
 pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {

@@ -11,9 +11,9 @@ use super::super::{CmdResult, Ctx};
 use super::limit::{self, Check, Spend};
 use super::snotice::snotice;
 use crate::err;
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
 use crate::proto::{mask, CaseMapping, Line, Message, Numeric};
-use crate::state::client::Wait;
-use crate::state::shard::ShardState;
 use crate::state::UserModes;
 
 pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {

@@ -8,8 +8,8 @@ use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx};
 use super::snotice::snotice;
 use crate::err;
+use crate::local::shard::ShardState;
 use crate::proto::{Line, Message, Numeric};
-use crate::state::shard::ShardState;
 
 pub fn rehash(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
     super::require(ctx, "rehash")?;

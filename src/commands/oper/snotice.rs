@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::super::delivery::{broadcast, to_conn};
 use super::super::envelope::Env;
 use super::super::outbox::Outbox;
+use crate::local::shard::ShardState;
 use crate::proto::Line;
-use crate::state::shard::ShardState;
 use crate::state::UserModes;
 
 /// Tells every `+s` operator, on this shard and the others.

@@ -6,8 +6,8 @@ use super::super::delivery::{broadcast, to_conn};
 use super::super::envelope::Env;
 use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx};
+use crate::local::shard::ShardState;
 use crate::proto::{Line, Message};
-use crate::state::shard::ShardState;
 use crate::state::UserModes;
 
 pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {

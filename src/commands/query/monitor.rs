@@ -5,8 +5,8 @@ use super::super::delivery::to_conn;
 use super::super::outbox::{Conn, Outbox};
 use super::super::{numeric_line, CmdResult, Ctx};
 use crate::err;
+use crate::local::shard::ShardState;
 use crate::proto::{Folded, Message, Numeric};
-use crate::state::shard::ShardState;
 
 pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let sub = msg.params[0];

@@ -15,11 +15,11 @@ use std::time::Instant;
 use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx};
 use crate::commands::numeric_line;
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
 use crate::proto::names::is_channel_name;
 use crate::proto::{mask, Folded, Line, Message, Numeric};
 use crate::state::channel::Status;
-use crate::state::client::Wait;
-use crate::state::shard::ShardState;
 use crate::state::{Uid, User, UserModes};
 
 /// Rows per piece of a long reply (about 12 KB).

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use super::super::envelope::Env;
 use super::super::{numeric_line, CmdResult, Ctx};
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
 use crate::proto::{Message, Numeric};
-use crate::state::client::Wait;
-use crate::state::shard::ShardState;
 use crate::state::{Uid, UserModes};
 
 pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {

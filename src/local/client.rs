@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Uid;
 use crate::commands::Conn;
 use crate::proto::framer::Framer;
 use crate::proto::Folded;
+use crate::state::Uid;
 
 /// What a client is waiting for before its next line is processed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
-use super::channel::Channel;
 use super::client::Client;
-use super::sequencer::Sequencer;
-use super::whowas::Whowas;
-use super::{Directory, NickAuthority, Uid, UidAllocator};
+use crate::state::channel::Channel;
+use crate::state::sequencer::Sequencer;
+use crate::state::whowas::Whowas;
+use crate::state::{Directory, NickAuthority, Uid, UidAllocator};
 use std::collections::VecDeque;
 
 use crate::commands::channel::Sequenced;
@@ -68,7 +68,7 @@ pub struct ShardState {
     /// Messages this shard has numbered (msgid).
     pub msgids: u64,
     /// K-lines and D-lines (the same list on every shard).
-    pub bans: Vec<super::bans::Ban>,
+    pub bans: Vec<crate::state::bans::Ban>,
     /// The ban file's writer, shared by every shard (None: nothing is written, as in `Sim`).
     pub ban_store: Option<Arc<crate::persist::BanStore>>,
     /// This shard's ban changes on their way to the ban file.
