@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod outgoing;
 pub mod query;
 pub mod registration;
+pub mod report;
 pub mod server_info;
 pub mod stats;
 pub mod timers;

@@ -51,7 +51,7 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         'm' | 'M' | 'l' | 'L' | 'c' | 'C' | 'y' | 'Y' | 'S' | 's' => {
             let mask = msg.param(1).filter(|m| !m.is_empty()).map(str::to_string);
             let with_conns = oper && matches!(letter, 'l' | 'L');
-            let mine = ShardReport::build(ctx.st, ctx.out, with_conns);
+            let mine = super::report::shard_report(ctx.st, ctx.out, with_conns);
             let others = ctx.st.cores - 1;
             let mut pending = Pending { letter, oper, mask, remaining: others, reports: vec![mine] };
             if others == 0 {
@@ -72,7 +72,7 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 
 /// Another shard wants this shard's report for a STATS of its client `conn`.
 pub fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, conn: Conn, with_conns: bool) {
-    let report = Box::new(ShardReport::build(st, out, with_conns));
+    let report = Box::new(super::report::shard_report(st, out, with_conns));
     out.mesh(from, Env::StatsReport { conn, report });
 }
 

@@ -194,7 +194,7 @@ impl Handler for IrcShard {
             }
             Control::Report(reply) => {
                 let mut out = Out(_io);
-                let _ = reply.send(crate::metrics::ShardReport::build(&self.st, &mut out, false));
+                let _ = reply.send(crate::commands::report::shard_report(&self.st, &mut out, false));
             }
             Control::Rehashed { conn, errors } => {
                 let mut out = Out(_io);
