@@ -274,120 +274,14 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
     let tls = read_tls(doc, top, base);
     let listen = read_listen(doc, top, tls.as_ref(), base);
     let classes = read_classes(doc, top);
-    let database = match top.table(doc, "database") {
-        Some(mut t) => {
-            let d = Database {
-                user_cache_size: t.int(doc, "user_cache_size", 10_000, 0, 10_000_000) as usize,
-                user_cache_ttl: Duration::from_secs(
-                    t.int(doc, "user_cache_ttl_seconds", 86_400, 0, 365 * 86_400) as u64
-                ),
-                channel_cache_ttl: Duration::from_secs(
-                    t.int(doc, "channel_cache_ttl_seconds", 3_600, 0, 365 * 86_400) as u64
-                ),
-            };
-            t.finish(doc);
-            d
-        }
-        None => Database { user_cache_size: 10_000, user_cache_ttl: DAY, channel_cache_ttl: Duration::from_secs(3600) },
-    };
-    let batch = match top.table(doc, "batch") {
-        Some(mut t) => {
-            let b = Batch {
-                max_batch_size: t.int(doc, "max_batch_size", 1024, 1, 1 << 20) as usize,
-                max_batch_delay: t.duration(doc, "max_batch_delay", Duration::ZERO, Duration::ZERO, SECOND),
-                max_batch_bytes: t.size(doc, "max_batch_bytes", 256 * 1024, 512, 64 << 20),
-            };
-            t.finish(doc);
-            b
-        }
-        None => Batch { max_batch_size: 1024, max_batch_delay: Duration::ZERO, max_batch_bytes: 256 * 1024 },
-    };
-    let netsplit = match top.table(doc, "netsplit") {
-        Some(mut t) => {
-            let n = Netsplit {
-                split_user_grace_period: t.duration(
-                    doc,
-                    "split_user_grace_period",
-                    Duration::from_secs(30),
-                    Duration::ZERO,
-                    DAY,
-                ),
-                burst_optimization_enabled: t.bool(doc, "burst_optimization_enabled", true),
-                burst_optimization_window: t.duration(
-                    doc,
-                    "burst_optimization_window",
-                    Duration::from_secs(5),
-                    Duration::ZERO,
-                    Duration::from_secs(3600),
-                ),
-            };
-            t.finish(doc);
-            n
-        }
-        None => Netsplit {
-            split_user_grace_period: Duration::from_secs(30),
-            burst_optimization_enabled: true,
-            burst_optimization_window: Duration::from_secs(5),
-        },
-    };
+    let database = read_database(doc, top);
+    let batch = read_batch(doc, top);
+    let netsplit = read_netsplit(doc, top);
     let opers = read_opers(doc, top);
     let links = read_links(doc, top);
-    let logging = match top.table(doc, "logging") {
-        Some(mut t) => {
-            let file = t.opt_str(doc, "file").map(|f| resolve(base, &f));
-            let level = t.str(doc, "level", "info");
-            if !matches!(level.as_str(), "error" | "warn" | "info" | "debug" | "trace" | "off") {
-                doc.error(
-                    t.value_span("level").as_ref(),
-                    "logging.level",
-                    "must be one of error, warn, info, debug, trace, off",
-                );
-            }
-            t.finish(doc);
-            Logging { file, level }
-        }
-        None => Logging { file: None, level: "info".into() },
-    };
-    let runtime = match top.table(doc, "runtime") {
-        Some(mut t) => {
-            let r = RuntimeTuning {
-                mesh_capacity: t.int(doc, "mesh_capacity", 1024, 2, 1 << 20) as usize,
-                preempt_timer: t.duration(
-                    doc,
-                    "preempt_timer",
-                    Duration::from_millis(2),
-                    Duration::from_micros(100),
-                    SECOND,
-                ),
-                spin_before_park: t.duration(doc, "spin_before_park", Duration::ZERO, Duration::ZERO, SECOND),
-            };
-            t.finish(doc);
-            r
-        }
-        None => RuntimeTuning {
-            mesh_capacity: 1024,
-            preempt_timer: Duration::from_millis(2),
-            spin_before_park: Duration::ZERO,
-        },
-    };
-    let lookups = match top.table(doc, "lookups") {
-        Some(mut t) => {
-            let l = Lookups {
-                dns: t.bool(doc, "dns", false),
-                ident: t.bool(doc, "ident", false),
-                timeout: t.duration(
-                    doc,
-                    "timeout",
-                    Duration::from_secs(3),
-                    Duration::from_millis(100),
-                    Duration::from_secs(30),
-                ),
-            };
-            t.finish(doc);
-            l
-        }
-        None => Lookups { dns: false, ident: false, timeout: Duration::from_secs(3) },
-    };
+    let logging = read_logging(doc, top, base);
+    let runtime = read_runtime(doc, top);
+    let lookups = read_lookups(doc, top);
     let metrics = read_metrics(doc, top);
     Config {
         metrics,
@@ -408,10 +302,100 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
     }
 }
 
-fn read_metrics(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Metrics {
-    let Some(mut t) = top.table(doc, "metrics") else {
-        return Metrics { listen: None };
+// The optional sections below read through `Tbl::section`: an absent one reads as empty, so
+// each default is written once, in its getter call (`config/rustircd.toml` documents them; the
+// test `embedded_file_matches_code_defaults` holds the two together).
+
+fn read_database(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Database {
+    let mut t = top.section(doc, "database");
+    let d = Database {
+        user_cache_size: t.int(doc, "user_cache_size", 10_000, 0, 10_000_000) as usize,
+        user_cache_ttl: Duration::from_secs(t.int(doc, "user_cache_ttl_seconds", 86_400, 0, 365 * 86_400) as u64),
+        channel_cache_ttl: Duration::from_secs(t.int(doc, "channel_cache_ttl_seconds", 3_600, 0, 365 * 86_400) as u64),
     };
+    t.finish(doc);
+    d
+}
+
+fn read_batch(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Batch {
+    let mut t = top.section(doc, "batch");
+    let b = Batch {
+        max_batch_size: t.int(doc, "max_batch_size", 1024, 1, 1 << 20) as usize,
+        max_batch_delay: t.duration(doc, "max_batch_delay", Duration::ZERO, Duration::ZERO, SECOND),
+        max_batch_bytes: t.size(doc, "max_batch_bytes", 256 * 1024, 512, 64 << 20),
+    };
+    t.finish(doc);
+    b
+}
+
+fn read_netsplit(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Netsplit {
+    let mut t = top.section(doc, "netsplit");
+    let n = Netsplit {
+        split_user_grace_period: t.duration(
+            doc,
+            "split_user_grace_period",
+            Duration::from_secs(30),
+            Duration::ZERO,
+            DAY,
+        ),
+        burst_optimization_enabled: t.bool(doc, "burst_optimization_enabled", true),
+        burst_optimization_window: t.duration(
+            doc,
+            "burst_optimization_window",
+            Duration::from_secs(5),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ),
+    };
+    t.finish(doc);
+    n
+}
+
+fn read_logging(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Logging {
+    let mut t = top.section(doc, "logging");
+    let file = t.opt_str(doc, "file").map(|f| resolve(base, &f));
+    let level = t.str(doc, "level", "info");
+    if !matches!(level.as_str(), "error" | "warn" | "info" | "debug" | "trace" | "off") {
+        doc.error(
+            t.value_span("level").as_ref(),
+            "logging.level",
+            "must be one of error, warn, info, debug, trace, off",
+        );
+    }
+    t.finish(doc);
+    Logging { file, level }
+}
+
+fn read_runtime(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> RuntimeTuning {
+    let mut t = top.section(doc, "runtime");
+    let r = RuntimeTuning {
+        mesh_capacity: t.int(doc, "mesh_capacity", 1024, 2, 1 << 20) as usize,
+        preempt_timer: t.duration(doc, "preempt_timer", Duration::from_millis(2), Duration::from_micros(100), SECOND),
+        spin_before_park: t.duration(doc, "spin_before_park", Duration::ZERO, Duration::ZERO, SECOND),
+    };
+    t.finish(doc);
+    r
+}
+
+fn read_lookups(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Lookups {
+    let mut t = top.section(doc, "lookups");
+    let l = Lookups {
+        dns: t.bool(doc, "dns", false),
+        ident: t.bool(doc, "ident", false),
+        timeout: t.duration(
+            doc,
+            "timeout",
+            Duration::from_secs(3),
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        ),
+    };
+    t.finish(doc);
+    l
+}
+
+fn read_metrics(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Metrics {
+    let mut t = top.section(doc, "metrics");
     let enabled = t.bool(doc, "enabled", false);
     let address = t.str(doc, "address", "127.0.0.1:9477");
     let allow_remote = t.bool(doc, "allow_remote", false);
@@ -444,6 +428,7 @@ fn resolve(base: Option<&Path>, f: &str) -> PathBuf {
 fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> ServerInfo {
     let Some(mut t) = top.table(doc, "server") else {
         doc.error(Some(top.span()), "server", "the [server] section is required");
+        // A placeholder, never used: the config is refused.
         return ServerInfo {
             name: String::new(),
             sid: String::new(),
@@ -455,7 +440,7 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
             admin_location: String::new(),
             admin_location2: String::new(),
             admin_email: String::new(),
-            data_dir: PathBuf::from("rustircd-data"),
+            data_dir: PathBuf::new(),
             allow_die: false,
             allow_restart: false,
         };
@@ -518,13 +503,11 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
     let data_dir = resolve(base, &t.str(doc, "data_dir", "rustircd-data"));
     let allow_die = t.bool(doc, "allow_die", false);
     let allow_restart = t.bool(doc, "allow_restart", false);
-    let (mut loc, mut loc2, mut email) = (String::new(), String::new(), String::new());
-    if let Some(mut a) = t.table(doc, "admin") {
-        loc = a.str(doc, "location", "");
-        loc2 = a.str(doc, "location2", "");
-        email = a.str(doc, "email", "");
-        a.finish(doc);
-    }
+    let mut a = t.section(doc, "admin");
+    let loc = a.str(doc, "location", "");
+    let loc2 = a.str(doc, "location2", "");
+    let email = a.str(doc, "email", "");
+    a.finish(doc);
     t.finish(doc);
     ServerInfo {
         name,
@@ -544,35 +527,22 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
 }
 
 fn read_limits(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Limits {
-    let mut l = Limits {
-        nicklen: 30,
-        channellen: 50,
-        topiclen: 390,
-        kicklen: 390,
-        awaylen: 390,
-        userlen: 10,
-        realnamelen: 150,
-        max_targets: 4,
-        max_channels: 50,
-        max_list_entries: 100,
-        max_modes: 4,
-        monitor: 100,
+    let mut t = top.section(doc, "limits");
+    let l = Limits {
+        nicklen: t.int(doc, "nicklen", 30, 9, 64) as usize,
+        channellen: t.int(doc, "channellen", 50, 2, 200) as usize,
+        topiclen: t.int(doc, "topiclen", 390, 1, 450) as usize,
+        kicklen: t.int(doc, "kicklen", 390, 1, 450) as usize,
+        awaylen: t.int(doc, "awaylen", 390, 1, 450) as usize,
+        userlen: t.int(doc, "userlen", 10, 1, 64) as usize,
+        realnamelen: t.int(doc, "realnamelen", 150, 1, 390) as usize,
+        max_targets: t.int(doc, "max_targets", 4, 1, 512) as usize,
+        max_channels: t.int(doc, "max_channels", 50, 1, 10_000) as usize,
+        max_list_entries: t.int(doc, "max_list_entries", 100, 1, 10_000) as usize,
+        max_modes: t.int(doc, "max_modes", 4, 1, 100) as usize,
+        monitor: t.int(doc, "monitor", 100, 0, 10_000) as usize,
     };
-    if let Some(mut t) = top.table(doc, "limits") {
-        l.nicklen = t.int(doc, "nicklen", 30, 9, 64) as usize;
-        l.channellen = t.int(doc, "channellen", 50, 2, 200) as usize;
-        l.topiclen = t.int(doc, "topiclen", 390, 1, 450) as usize;
-        l.kicklen = t.int(doc, "kicklen", 390, 1, 450) as usize;
-        l.awaylen = t.int(doc, "awaylen", 390, 1, 450) as usize;
-        l.userlen = t.int(doc, "userlen", 10, 1, 64) as usize;
-        l.realnamelen = t.int(doc, "realnamelen", 150, 1, 390) as usize;
-        l.max_targets = t.int(doc, "max_targets", 4, 1, 512) as usize;
-        l.max_channels = t.int(doc, "max_channels", 50, 1, 10_000) as usize;
-        l.max_list_entries = t.int(doc, "max_list_entries", 100, 1, 10_000) as usize;
-        l.max_modes = t.int(doc, "max_modes", 4, 1, 100) as usize;
-        l.monitor = t.int(doc, "monitor", 100, 0, 10_000) as usize;
-        t.finish(doc);
-    }
+    t.finish(doc);
     l
 }
 
@@ -669,60 +639,44 @@ fn read_classes(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Class> {
                 format!("class {name:?} is defined twice"),
             );
         }
-        let c = Class {
-            name,
-            hosts: t.str_list(doc, "hosts", &["*"]),
-            sendq: t.size(doc, "sendq", 1 << 20, 512, 1 << 30),
-            recvq: t.size(doc, "recvq", 16 * 1024, 512, 1 << 30),
-            ping_frequency: t.duration(doc, "ping_frequency", Duration::from_secs(90), SECOND, DAY),
-            connection_timeout: t.duration(
-                doc,
-                "connection_timeout",
-                Duration::from_secs(30),
-                SECOND,
-                Duration::from_secs(3600),
-            ),
-            max_clients: t.int(doc, "max_clients", 50_000, 0, 10_000_000) as usize,
-            max_per_ip: t.int(doc, "max_per_ip", 20, 0, 10_000_000) as usize,
-            max_per_cidr: t.int(doc, "max_per_cidr", 100, 0, 10_000_000) as usize,
-            cidr_v4: t.int(doc, "cidr_v4", 24, 8, 32) as u8,
-            cidr_v6: t.int(doc, "cidr_v6", 64, 16, 128) as u8,
-            throttle_count: t.int(doc, "throttle_count", 10, 0, 1_000_000) as usize,
-            throttle_window: t.duration(
-                doc,
-                "throttle_window",
-                Duration::from_secs(10),
-                SECOND,
-                Duration::from_secs(3600),
-            ),
-            flood_burst: t.int(doc, "flood_burst", 20, 1, 1_000_000) as u32,
-            flood_rate: t.int(doc, "flood_rate", 5, 1, 1_000_000) as u32,
-            exempt: t.bool(doc, "exempt", false),
-        };
+        let c = read_class(doc, &mut t, name);
         t.finish(doc);
         out.push(c);
     }
     if out.is_empty() {
-        out.push(Class {
-            name: "default".into(),
-            hosts: vec!["*".into()],
-            sendq: 1 << 20,
-            recvq: 16 * 1024,
-            ping_frequency: Duration::from_secs(90),
-            connection_timeout: Duration::from_secs(30),
-            max_clients: 50_000,
-            max_per_ip: 20,
-            max_per_cidr: 100,
-            cidr_v4: 24,
-            cidr_v6: 64,
-            throttle_count: 10,
-            throttle_window: Duration::from_secs(10),
-            flood_burst: 20,
-            flood_rate: 5,
-            exempt: false,
-        });
+        // No [[classes]]: one class of defaults, for everyone.
+        let mut t = Tbl::empty("classes".into(), top.span().clone());
+        out.push(read_class(doc, &mut t, "default".into()));
     }
     out
+}
+
+/// A class's settings but its name (read by the caller, or "default").
+fn read_class(doc: &mut Doc<'_>, t: &mut Tbl<'_, '_>, name: String) -> Class {
+    Class {
+        name,
+        hosts: t.str_list(doc, "hosts", &["*"]),
+        sendq: t.size(doc, "sendq", 1 << 20, 512, 1 << 30),
+        recvq: t.size(doc, "recvq", 16 * 1024, 512, 1 << 30),
+        ping_frequency: t.duration(doc, "ping_frequency", Duration::from_secs(90), SECOND, DAY),
+        connection_timeout: t.duration(
+            doc,
+            "connection_timeout",
+            Duration::from_secs(30),
+            SECOND,
+            Duration::from_secs(3600),
+        ),
+        max_clients: t.int(doc, "max_clients", 50_000, 0, 10_000_000) as usize,
+        max_per_ip: t.int(doc, "max_per_ip", 20, 0, 10_000_000) as usize,
+        max_per_cidr: t.int(doc, "max_per_cidr", 100, 0, 10_000_000) as usize,
+        cidr_v4: t.int(doc, "cidr_v4", 24, 8, 32) as u8,
+        cidr_v6: t.int(doc, "cidr_v6", 64, 16, 128) as u8,
+        throttle_count: t.int(doc, "throttle_count", 10, 0, 1_000_000) as usize,
+        throttle_window: t.duration(doc, "throttle_window", Duration::from_secs(10), SECOND, Duration::from_secs(3600)),
+        flood_burst: t.int(doc, "flood_burst", 20, 1, 1_000_000) as u32,
+        flood_rate: t.int(doc, "flood_rate", 5, 1, 1_000_000) as u32,
+        exempt: t.bool(doc, "exempt", false),
+    }
 }
 
 fn read_opers(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Oper> {
@@ -849,6 +803,77 @@ mod tests {
     fn missing_server_section() {
         let errs = Config::parse("t.toml", "", None).unwrap_err();
         assert!(errs.iter().any(|e| e.key == "server"), "{errs:?}");
+    }
+
+    /// Every key `config/rustircd.toml` sets, dropped from the file one at a time: most make no
+    /// difference, so the file shows the code's default; the others are the file's deliberate
+    /// choices (or required), listed here. A default changed on one side only fails this.
+    #[test]
+    fn embedded_file_matches_code_defaults() {
+        use std::ops::Range;
+        use toml::de::{DeTable, DeValue};
+
+        fn keys(t: &DeTable<'_>, path: &str, out: &mut Vec<(String, Range<usize>)>) {
+            for (k, v) in t.iter() {
+                let p = if path.is_empty() { k.get_ref().to_string() } else { format!("{path}.{}", k.get_ref()) };
+                match v.get_ref() {
+                    DeValue::Table(t) => keys(t, &p, out),
+                    DeValue::Array(a) if a.iter().all(|i| i.get_ref().as_table().is_some()) => {
+                        for (i, item) in a.iter().enumerate() {
+                            keys(item.get_ref().as_table().unwrap(), &format!("{p}[{i}]"), out);
+                        }
+                    }
+                    _ => out.push((p, k.span().start..v.span().end)),
+                }
+            }
+        }
+        let mut all = Vec::new();
+        keys(DeTable::parse(EMBEDDED_DEFAULT).unwrap().get_ref(), "", &mut all);
+        all.sort_by_key(|(_, span)| span.start);
+        assert!(all.len() > 50, "{all:?}");
+
+        let embedded = format!("{:?}", Config::embedded());
+        let (mut differs, mut required) = (Vec::new(), Vec::new());
+        for (key, span) in &all {
+            let mut text = EMBEDDED_DEFAULT.to_string();
+            text.replace_range(span.clone(), "");
+            match Config::parse(EMBEDDED_NAME, &text, None) {
+                Ok(c) if format!("{c:?}") == embedded => {}
+                Ok(_) => differs.push(key.as_str()),
+                Err(_) => required.push(key.as_str()),
+            }
+        }
+        assert_eq!(required, ["server.name", "listen[0].address", "classes[0].name", "classes[1].name"]);
+        let chosen = [
+            "server.description",
+            "server.motd",
+            "server.admin.location",
+            "server.admin.location2",
+            "server.admin.email",
+            // the trusted loopback class; the "users" class is all defaults
+            "classes[0].hosts",
+            "classes[0].sendq",
+            "classes[0].recvq",
+            "classes[0].max_clients",
+            "classes[0].exempt",
+        ];
+        assert_eq!(differs, chosen);
+
+        // An absent section reads as the file's: the same defaults, and the class given when
+        // there is no [[classes]] is the file's "users" class under another name.
+        let min = Config::parse("t.toml", "[server]\nname = \"irc.test.net\"\n", None).unwrap();
+        let file = Config::embedded();
+        assert_eq!(format!("{:?}", min.limits), format!("{:?}", file.limits));
+        assert_eq!(format!("{:?}", min.database), format!("{:?}", file.database));
+        assert_eq!(format!("{:?}", min.batch), format!("{:?}", file.batch));
+        assert_eq!(format!("{:?}", min.netsplit), format!("{:?}", file.netsplit));
+        assert_eq!(format!("{:?}", min.logging), format!("{:?}", file.logging));
+        assert_eq!(format!("{:?}", min.runtime), format!("{:?}", file.runtime));
+        assert_eq!(format!("{:?}", min.lookups), format!("{:?}", file.lookups));
+        assert_eq!(min.metrics, Metrics { listen: None });
+        assert_eq!(file.metrics, Metrics { listen: None });
+        let users = Class { name: "default".into(), ..file.classes[1].clone() };
+        assert_eq!(format!("{:?}", min.classes), format!("{:?}", [users]));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -276,6 +277,21 @@ impl<'a, 'i> Tbl<'a, 'i> {
                 None
             }
         }
+    }
+
+    /// An optional sub-table: an absent one (or one that is not a table, which is reported)
+    /// reads as empty, so every getter gives its default. A default is then written once, in
+    /// the getter call, whether the section is there or not.
+    pub fn section(&mut self, doc: &mut Doc<'_>, key: &str) -> Tbl<'a, 'i> {
+        let span = self.span.clone();
+        let path = join(&self.path, key);
+        self.table(doc, key).unwrap_or_else(|| Tbl::empty(path, span))
+    }
+
+    /// A table with no keys (every getter gives its default), named `path` in errors.
+    pub fn empty(path: String, span: Range<usize>) -> Tbl<'a, 'i> {
+        static EMPTY: OnceLock<DeTable<'static>> = OnceLock::new();
+        Tbl { table: EMPTY.get_or_init(DeTable::new), path, span, used: HashSet::new() }
     }
 
     /// An array of tables (`[[key]]`).
