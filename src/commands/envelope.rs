@@ -203,6 +203,58 @@ pub enum Env {
     },
 }
 
+/// How a receiving shard orders a message: the rule of each variant, written once
+/// ([`Env::order`]); `mesh::on_mesh` dispatches on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Requests to an owner or a home, their answers, results of this shard's own jobs,
+    /// control and counts: handled on arrival, never held behind anything.
+    OnArrival,
+    /// Events and deliveries of the sender's users: applied strictly in the order the sender
+    /// sent them; when one must wait for its sequence turn, those behind it from the same
+    /// shard wait too (each user's events reach every observer in the order it made them).
+    SenderStream,
+}
+
+impl Env {
+    pub fn order(&self) -> Order {
+        match self {
+            Env::Event(_)
+            | Env::UserIntro { .. }
+            | Env::UserNick { .. }
+            | Env::UserModes { .. }
+            | Env::UserAway { .. }
+            | Env::UserRealname { .. }
+            | Env::ToUser { .. }
+            | Env::ChanMsg { .. }
+            | Env::Invite { .. } => Order::SenderStream,
+            Env::NickClaim { .. }
+            | Env::NickResult { .. }
+            | Env::NickRelease { .. }
+            | Env::ChanReq { .. }
+            | Env::ChanAck { .. }
+            | Env::QuitReq { .. }
+            | Env::QuitAck { .. }
+            | Env::WhoisReq { .. }
+            | Env::Applied { .. }
+            | Env::Replies { .. }
+            | Env::IpEvent { .. }
+            | Env::Ban(_)
+            | Env::Unban { .. }
+            | Env::Kill { .. }
+            | Env::Wallops { .. }
+            | Env::Snotice { .. }
+            | Env::OperChecked { .. }
+            | Env::Looked { .. }
+            | Env::BansSaved { .. }
+            | Env::Rehashed { .. }
+            | Env::StatsReq { .. }
+            | Env::StatsReport { .. }
+            | Env::Counts { .. } => Order::OnArrival,
+        }
+    }
+}
+
 impl Envelope for Env {
     fn weight(&self) -> usize {
         match self {

@@ -1,8 +1,8 @@
-//! Messages from other shards (and this one). Requests and answers (nick claims, channel
-//! requests and their acknowledgements, counts) are handled on arrival. Everything else is an
-//! *event* of some user, and a shard's events are applied strictly in the order they came: if
-//! one must wait for its sequence turn, the ones behind it from the same shard wait too, which
-//! keeps every user's events in the order the user made them.
+//! Messages from other shards (and this one), dispatched by their ordering rule
+//! ([`Env::order`]): requests, answers, control and counts are handled on arrival; events and
+//! deliveries of a shard's users go through that shard's stream, applied strictly in the order
+//! they came — if one must wait for its sequence turn, the ones behind it from the same shard
+//! wait too, which keeps every user's events in the order the user made them.
 
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use super::capabilities::bits;
 use super::channel::{self, apply_ready, try_event};
 use super::connection::resume;
 use super::delivery::{to_conn_shared, to_conns_shared};
-use super::envelope::Env;
+use super::envelope::{Env, Order};
 use super::message::deliver_local;
 use super::outbox::Outbox;
 use super::outgoing::Shared;
@@ -23,6 +23,9 @@ use crate::proto::Line;
 use crate::state::whowas::WasEntry;
 
 pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
+    if env.order() == Order::SenderStream {
+        return from_stream(st, out, from, env, now, unix);
+    }
     match env {
         Env::NickClaim { nick, uid, conn } => {
             let granted = st.nicks.claim(nick.clone(), uid);
@@ -67,20 +70,24 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
             st.unregistered[from] = unregistered;
             st.remote_classes[from] = classes;
         }
-        env => {
-            if !st.blocked[from].events.is_empty() {
-                st.blocked[from].hold(env, now);
-                return;
-            }
-            match stream_event(st, out, from, env, now, unix) {
-                Ok(()) => {
-                    if !st.mine.is_empty() || st.blocked.iter().any(|q| !q.events.is_empty()) {
-                        apply_ready(st, out, now, unix);
-                    }
-                }
-                Err(env) => st.blocked[from].hold(env, now),
+        other => log::error!("mesh: {:?} message in the on-arrival path", other.order()),
+    }
+}
+
+/// A message of `from`'s stream: held behind that shard's held events, else applied now (or
+/// held, when its sequence turn has not come); what it unblocks follows.
+fn from_stream(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
+    if !st.blocked[from].events.is_empty() {
+        st.blocked[from].hold(env, now);
+        return;
+    }
+    match stream_event(st, out, from, env, now, unix) {
+        Ok(()) => {
+            if !st.mine.is_empty() || st.blocked.iter().any(|q| !q.events.is_empty()) {
+                apply_ready(st, out, now, unix);
             }
         }
+        Err(env) => st.blocked[from].hold(env, now),
     }
 }
 
