@@ -242,3 +242,18 @@ fn a_trickled_handshake_ends_at_its_deadline() {
     }
     assert!(start.elapsed() < Duration::from_secs(16), "the ClientHello ({} bytes) ran out first", hello.len());
 }
+
+/// A TLS listener with no `[tls]` section still offers STS, with the default duration (30
+/// days), not 0 — which would tell a client on TLS to drop its policy.
+#[test]
+fn sts_without_a_tls_section_has_the_default_duration() {
+    let dir = TempDir::new();
+    let cert = make_cert(&dir.0, "nosection.test");
+    let cfg = tls_config(&dir.0).replace("[tls]\nsts_duration = \"1h\"\n", "");
+    let srv = Server::with_config(2, &cfg);
+    let tls_addr = srv.addrs[1];
+    let mut t = TlsClient::connect(tls_addr, &cert);
+    t.send("CAP LS 302");
+    let ls = t.expect("CAP");
+    assert!(ls.last().split(' ').any(|c| c == "sts=duration=2592000"), "{}", ls.raw);
+}

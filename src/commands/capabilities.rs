@@ -67,7 +67,9 @@ pub static CAPS: &[CapDef] = &[
 /// connection, the duration alone. Not offered without a TLS listener.
 fn sts_value(cfg: &Config, secure: bool) -> Option<String> {
     let port = cfg.tls_port()?;
-    let duration = cfg.tls.as_ref().map_or(0, |t| t.sts_duration.as_secs());
+    // Without a [tls] section the default applies, as with one that leaves the key out (0 would
+    // tell a client on TLS to drop its policy).
+    let duration = cfg.tls.as_ref().map_or(crate::config::DEFAULT_STS_DURATION, |t| t.sts_duration).as_secs();
     Some(if secure { format!("duration={duration}") } else { format!("port={port},duration={duration}") })
 }
 

@@ -546,6 +546,10 @@ fn read_limits(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Limits {
     l
 }
 
+/// How long clients keep the STS policy when `[tls] sts_duration` does not say (also with no
+/// `[tls]` section at all: a TLS listener alone still offers STS).
+pub const DEFAULT_STS_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
 fn read_tls(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Option<Tls> {
     let mut t = top.table(doc, "tls")?;
     let tls = Tls {
@@ -555,7 +559,7 @@ fn read_tls(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Op
         sts_duration: t.duration(
             doc,
             "sts_duration",
-            Duration::from_secs(30 * 86_400),
+            DEFAULT_STS_DURATION,
             Duration::ZERO,
             Duration::from_secs(366 * 86_400),
         ),
