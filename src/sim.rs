@@ -109,6 +109,81 @@ impl Sim {
         }
     }
 
+    /// Delivers the oldest message waiting from `from` to `to`. False when none waits.
+    pub fn deliver_one(&mut self, from: usize, to: usize) -> bool {
+        let Some(i) = self.shards[from].1.mesh.iter().position(|(t, _)| *t == to) else { return false };
+        let (_, env) = self.shards[from].1.mesh.remove(i);
+        let (st, out) = &mut self.shards[to];
+        mesh::on_mesh(st, out, from, env, Instant::now(), 1);
+        connection::finish(st, out);
+        true
+    }
+
+    /// Tells the oldest connection of `shard` waiting to hear that its queue drained (a long
+    /// reply's next piece, as [`Sim::pump`] does). False when none waits.
+    pub fn drain_one(&mut self, shard: usize) -> bool {
+        let (st, out) = &mut self.shards[shard];
+        if out.drains.is_empty() {
+            return false;
+        }
+        let conn = out.drains.remove(0);
+        crate::commands::query::who::drained(st, out, conn, Instant::now(), 1);
+        connection::finish(st, out);
+        true
+    }
+
+    /// What may happen next: a delivery for each (from, to) pair with messages waiting (the
+    /// oldest of the pair; a blocking job's result is a message from a shard to itself) and a
+    /// drain for each shard with connections waiting for one.
+    pub fn pending(&self) -> Vec<Pending> {
+        let mut v = Vec::new();
+        for (from, (_, out)) in self.shards.iter().enumerate() {
+            for to in 0..self.shards.len() {
+                if out.mesh.iter().any(|(t, _)| *t == to) {
+                    v.push(Pending::Deliver { from, to });
+                }
+            }
+            if !out.drains.is_empty() {
+                v.push(Pending::Drain(from));
+            }
+        }
+        v
+    }
+
+    /// Does one thing [`Sim::pending`] offers, chosen by `rng`. False when nothing waits.
+    pub fn step_random(&mut self, rng: &mut SplitMix64) -> bool {
+        let p = self.pending();
+        if p.is_empty() {
+            return false;
+        }
+        match p[rng.below(p.len())] {
+            Pending::Deliver { from, to } => self.deliver_one(from, to),
+            Pending::Drain(shard) => self.drain_one(shard),
+        }
+    }
+
+    /// Like [`Sim::pump`], but in an order `rng` chooses: FIFO within each pair of shards,
+    /// anything across pairs.
+    pub fn settle_random(&mut self, rng: &mut SplitMix64) {
+        while self.step_random(rng) {}
+    }
+
+    /// Feeds `script` in order, each step with [`Sim::feed_only`], with a random number of
+    /// random deliveries ([`Sim::step_random`]) before each step and all of them after the
+    /// last. `seed` picks everything, so a run replays exactly. A seed also picks how eagerly
+    /// messages go between inputs: from inputs piling up with most messages still in flight
+    /// to a nearly quiet mesh before each line.
+    pub fn run_script(&mut self, seed: u64, script: &[Step]) {
+        let mut rng = SplitMix64::new(seed);
+        // Out of 16: the chance, before each step, of delivering one more message first.
+        let eager = [4, 10, 14, 15][rng.below(4)];
+        for step in script {
+            while rng.below(16) < eager && self.step_random(&mut rng) {}
+            self.feed_only(step.shard, step.conn, step.line.as_bytes());
+        }
+        self.settle_random(&mut rng);
+    }
+
     /// A registered client called `nick` on `shard`.
     pub fn client(&mut self, shard: usize, nick: &str) -> Conn {
         let c = self.connect(shard);
@@ -157,6 +232,50 @@ impl Sim {
         self.shards[shard].1.text(conn)
     }
 }
+
+/// Something [`Sim::step_random`] may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// The oldest message waiting from `from` to `to`.
+    Deliver { from: usize, to: usize },
+    /// The oldest drain a connection of this shard waits for.
+    Drain(usize),
+}
+
+/// One step of a script for [`Sim::run_script`]: `conn` on `shard` sends `line` (bytes as they
+/// come from the socket: one or more lines ending in CRLF).
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub shard: usize,
+    pub conn: Conn,
+    pub line: String,
+}
+
+/// A small deterministic PRNG (splitmix64): schedules and scripts that replay from a seed.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod reorder;
 
 #[cfg(test)]
 mod tests {
