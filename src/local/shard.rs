@@ -58,6 +58,9 @@ pub struct ShardState {
     pub blocked: Vec<Held>,
     /// This shard's own accepted changes waiting for their turn to be applied and sent out.
     pub mine: Vec<Mine>,
+    /// Users whose departure has begun here (its first part applied, its QUIT shown) and whose
+    /// last part has not: NAMES leaves them out.
+    pub leaving: ahash::AHashSet<Uid>,
     /// Departing users whose channels' homes have not all been applied here.
     pub quits: AHashMap<Uid, QuitState>,
     pub whowas: Whowas,
@@ -186,6 +189,7 @@ impl ShardState {
             blocked: (0..cores).map(|_| Held::default()).collect(),
             mine: Vec::new(),
             quits: AHashMap::default(),
+            leaving: Default::default(),
             stamp: 0,
             monitors: AHashMap::default(),
             farewells: AHashMap::default(),

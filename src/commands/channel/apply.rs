@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use smallvec::SmallVec;
-
 use super::depart::quit_part_turn;
 use super::request::continue_client;
 use super::*;
@@ -161,7 +159,14 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
     match ev {
         ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
         ChanEvent::Quit { uid, line, chans, later } => {
-            let observers = quit_observers(st, uid, chans, later);
+            // Everyone here who shares a channel with the user sees its QUIT once, with the
+            // first part applied here; from then on it is leaving (left out of NAMES) until the
+            // last part removes it. Showing it with a later part could miss an observer who left
+            // the later channel meanwhile, or show it twice to one who joined it meanwhile.
+            if st.leaving.insert(*uid) {
+                let observers = super::super::mesh::observers(st, *uid, 0);
+                to_conns_shared(st, out, &observers, line, 0);
+            }
             let cores = st.cores;
             for chan in chans {
                 let Some(view) = st.channels.get_mut(chan) else { continue };
@@ -170,43 +175,16 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
                     st.channels.remove(chan);
                 }
             }
-            to_conns_shared(st, out, &observers, line, 0);
             // Left now: `forget_user` need not visit these channels again.
             if let Some(u) = st.directory.get_mut(uid) {
                 u.channels.retain(|c| !chans.contains(c));
             }
             if later.is_empty() {
+                st.leaving.remove(uid);
                 forget_user(st, out, uid, unix);
             }
         }
     }
-}
-
-/// Local members of `chans` (still holding `uid`) who see its QUIT now: each once, and not
-/// those who share one of the `later` channels with it — they see it with that part.
-fn quit_observers(st: &mut ShardState, uid: &Uid, chans: &[Folded], later: &[Folded]) -> Vec<Conn> {
-    let mut observers = Vec::new();
-    st.stamp += 1;
-    let stamp = st.stamp;
-    let later: SmallVec<[&Channel; 4]> = later.iter().filter_map(|f| st.channels.get(f)).map(|v| &v.ch).collect();
-    for chan in chans {
-        let Some(view) = st.channels.get(chan) else { continue };
-        if !view.ch.members.contains_key(uid) {
-            continue;
-        }
-        for &(u, conn) in &view.local {
-            if u == *uid || later.iter().any(|ch| ch.members.contains_key(&u) && ch.members.contains_key(uid)) {
-                continue;
-            }
-            if let Some(c) = st.clients.get_mut(&conn) {
-                if c.stamp != stamp {
-                    c.stamp = stamp;
-                    observers.push(conn);
-                }
-            }
-        }
-    }
-    observers
 }
 
 fn apply_change(

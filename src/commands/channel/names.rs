@@ -51,6 +51,7 @@ fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
         .ch
         .members
         .iter()
+        .filter(|(uid, _)| !ctx.st.leaving.contains(*uid))
         .filter_map(|(uid, status)| {
             let u = ctx.st.directory.get(uid)?;
             let prefix = if multi { status.all_prefixes() } else { status.prefix() };

@@ -65,8 +65,7 @@ pub enum ChanEvent {
     /// A change to one channel; its members see `line`.
     Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid },
     /// A user leaving the network leaves the channels of one home (`chans`); `later` are its
-    /// channels whose homes' parts come after this one. Everyone who shared a channel with it
-    /// sees `line` once, with the part that removes it from the last channel they share; with
-    /// the last part (`later` empty) the user is gone.
+    /// channels whose homes' parts come after this one (empty: the last part, and the user is
+    /// gone). Observers see `line` once, with the first part applied on their shard.
     Quit { uid: Uid, line: Shared, chans: Vec<Folded>, later: Vec<Folded> },
 }
