@@ -22,7 +22,7 @@ pub fn to_conn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u
     };
     // A client marked for closing still gets what precedes its ERROR line; once the runtime
     // has closed it, `send` refuses.
-    if let Some(queued) = out.send(conn, bytes) {
+    if let Some(queued) = send_or_hold(out, c, conn, bytes, 0) {
         if queued > st.cfg.classes[c.class].sendq && !c.closing {
             c.closing = true;
             st.to_close.push((conn, "SendQ exceeded".into(), true));
@@ -56,7 +56,7 @@ pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn]
         let bytes = variants.get(line, c.caps);
         sent += 1;
         // A shared line is one line.
-        if let Some(queued) = out.send_lines(conn, bytes, 1) {
+        if let Some(queued) = send_or_hold(out, c, conn, bytes, 1) {
             if queued > st.cfg.classes[c.class].sendq && !c.closing {
                 c.closing = true;
                 st.to_close.push((conn, "SendQ exceeded".into(), true));
@@ -67,6 +67,27 @@ pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn]
     let renders = variants.renders() as u64;
     st.metrics.c.render_misses += renders;
     st.metrics.c.render_hits += (sent as u64).saturating_sub(renders);
+}
+
+/// Queues bytes for the socket — or, while the client waits for its own change to reach every
+/// shard (`Wait::Barrier`), after that change (its `later`). Returns what is queued for it.
+/// `lines`: how many lines `bytes` holds when known (0: count them).
+fn send_or_hold(
+    out: &mut dyn Outbox,
+    c: &mut crate::local::client::Client,
+    conn: Conn,
+    bytes: &[u8],
+    lines: u64,
+) -> Option<usize> {
+    if let Some(Wait::Barrier { later, .. }) = &mut c.wait {
+        later.extend_from_slice(bytes);
+        return Some(later.len());
+    }
+    if lines == 0 {
+        out.send(conn, bytes)
+    } else {
+        out.send_lines(conn, bytes, lines)
+    }
 }
 
 /// Delivers a message to a user wherever it is: its connection here, or its shard. `at`: when

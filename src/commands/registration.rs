@@ -247,7 +247,7 @@ pub fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
     if remaining == 0 {
         ctx.send(&held);
     } else {
-        ctx.me_mut().wait = Some(Wait::Barrier { remaining, held });
+        ctx.me_mut().wait = Some(Wait::Barrier { remaining, held, later: Vec::new() });
     }
 }
 

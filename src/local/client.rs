@@ -22,7 +22,11 @@ pub enum Wait {
     /// The client's own change was sent to every shard; `held` (its own view of the change)
     /// goes out once `remaining` shards have applied it, so that whatever the client does
     /// next, or tells others out of band, every shard already knows.
-    Barrier { remaining: usize, held: Vec<u8> },
+    ///
+    /// `later`: what reaches the client meanwhile from others (their changes, messages),
+    /// sent after `held`, so the client sees its own change where its shard applied it — not
+    /// after changes that came after it (found by the simulator's reordering tests).
+    Barrier { remaining: usize, held: Vec<u8>, later: Vec<u8> },
     /// A long reply (WHO) is being written a piece at a time as the client reads it.
     Reply,
     /// Ban changes of this client are on their way to the ban file: what it is owed meanwhile

@@ -586,13 +586,17 @@ fn replay() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-/// The client's view of its channels over many interleavings. Fails on 73 of the 250 two-shard
-/// seeds, through the three bugs below (found by this test): events overtaking a joiner's held
-/// JOIN line (`held_join_line_lets_later_events_overtake_it`), a QUIT shown twice
+/// The client's view of its channels over many interleavings: what each client learned from
+/// its lines must match the servers' final state. It found the three bugs below (73 of 250
+/// two-shard seeds failed), all fixed: events overtaking a joiner's held JOIN line
+/// (`held_join_line_lets_later_events_overtake_it`), a QUIT shown twice
 /// (`quit_shown_again_after_joining_a_channel_of_a_pending_part`) and a QUIT lost
-/// (`quit_lost_when_the_observer_parts_the_last_shared_channel_meanwhile`).
+/// (`quit_lost_when_the_observer_parts_the_last_shared_channel_meanwhile`). Known and left:
+/// a MODE giving status to a user whose QUIT an observer was already shown (the home numbered
+/// the MODE before the departure's part) is still shown — 1 of 6,000 three-shard seeds
+/// (`REORDER_SEEDS=6000`, seed 2932); a KICK in the same window is now answered 441 and shown
+/// to nobody.
 #[test]
-#[ignore = "bug: events overtake a joiner's held JOIN line (held_join_line_lets_later_events_overtake_it)"]
 fn random_interleavings_client_view() {
     run_many(2, 0..250, 40, Checks { quit_once: false, view: true });
     run_many(3, 1000..1250, 50, Checks { quit_once: false, view: true });
@@ -612,7 +616,9 @@ fn delivered(sim: &mut Sim, pairs: &[(usize, usize)]) {
     }
 }
 
-/// A bug the random interleavings found (seeds 92 and 308 of the two-shard runs).
+/// A bug the random interleavings found (seeds 92 and 308 of the two-shard runs). Fixed: what
+/// reaches a client while its own change waits for every shard is held with it and sent after
+/// it (`Wait::Barrier::later`).
 ///
 /// A joiner's own JOIN line and NAMES are held until every other shard acknowledged the join,
 /// but its shard already counts it a member: changes of the channel applied meanwhile are shown
@@ -622,7 +628,6 @@ fn delivered(sim: &mut Sim, pairs: &[(usize, usize)]) {
 /// client keeps `q` in `#x` for good. (With a JOIN instead of the QUIT — `b` joining after `a`
 /// on the home's shard — `a` is shown `b`'s JOIN before its own and a NAMES without `b`.)
 #[test]
-#[ignore = "bug: events overtake a joiner's held JOIN line; its NAMES then lists a user who quit"]
 fn held_join_line_lets_later_events_overtake_it() {
     let mut sim = Sim::new(config(), 2, true);
     let x = homed_at(&sim, 0, 2, &[]);
@@ -642,7 +647,10 @@ fn held_join_line_lets_later_events_overtake_it() {
     let join = t.find(&format!(":o!~o@127.0.0.1 JOIN {x}")).expect("o joined");
     let quit = t.find(":q!~q@127.0.0.1 QUIT").expect("o was shown q's QUIT");
     assert!(join < quit, "o was shown q's QUIT before its own JOIN:\n{t}");
-    assert!(!t.contains(&format!(" 353 o = {x} :@q o")), "o's NAMES lists q, who quit:\n{t}");
+    // Its NAMES may list q only if q's QUIT comes after it.
+    if let Some(names) = t.find(&format!(" 353 o = {x} :@q o")) {
+        assert!(names < quit, "o's NAMES lists q after q's QUIT:\n{t}");
+    }
 }
 
 /// A bug the random interleavings found (seed 1103 of the three-shard runs; 12 of 5,000

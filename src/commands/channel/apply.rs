@@ -66,6 +66,16 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
         }
         _ => None,
     };
+    // A KICK of a user whose QUIT this shard has already shown (the home numbered the kick
+    // before the departure's part): applied, but told to nobody — the kicker gets 441.
+    let gone = match &m.event.ev {
+        ChanEvent::Change { mutation: Mutation::Leave { uid }, name, actor, .. }
+            if *uid != *actor && st.leaving.contains(uid) =>
+        {
+            st.directory.get(uid).map(|u| (u.nick.to_string(), name.to_string()))
+        }
+        _ => None,
+    };
     // The actor's own copy of the change waits for every shard (see `Wait::Barrier`).
     apply_event(st, out, &m.event.ev, m.conn, unix);
     let event = m.event;
@@ -84,7 +94,15 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     let Some(conn) = m.conn else { return };
     let mut held = Vec::new();
     if let (ChanEvent::Change { line, .. }, Some(c)) = (&event.ev, st.clients.get(&conn)) {
-        line.render(c.caps, &mut held);
+        match &gone {
+            None => line.render(c.caps, &mut held),
+            Some((nick, chan)) => held.extend_from_slice(&crate::commands::numeric_line(
+                &st.cfg.server.name,
+                c.target(),
+                crate::proto::Numeric::ERR_USERNOTINCHANNEL,
+                &[nick, chan],
+            )),
+        }
     }
     if let Some(c) = st.clients.get(&conn) {
         let target = c.target().to_string();
@@ -112,7 +130,7 @@ pub fn barrier(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, held: Vec<
         continue_client(st, out, conn, now, unix);
         return;
     }
-    c.wait = Some(Wait::Barrier { remaining, held });
+    c.wait = Some(Wait::Barrier { remaining, held, later: Vec::new() });
 }
 
 /// One shard applied a change this client made.
@@ -127,14 +145,17 @@ pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: In
         return;
     }
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    let Some(Wait::Barrier { remaining, held }) = &mut c.wait else { return };
+    let Some(Wait::Barrier { remaining, held, later }) = &mut c.wait else { return };
     *remaining -= 1;
     if *remaining > 0 {
         return;
     }
-    let held = std::mem::take(held);
+    let (held, later) = (std::mem::take(held), std::mem::take(later));
     c.wait = Some(Wait::Chan);
     reply(st, out, conn, &held);
+    if !later.is_empty() {
+        crate::commands::delivery::to_conn(st, out, conn, &later);
+    }
     continue_client(st, out, conn, now, unix);
 }
 
@@ -209,7 +230,9 @@ fn apply_change(
         view.ch.name = name.clone();
     }
     let show_first = matches!(mutation, Mutation::Leave { .. });
-    let targets: Vec<Conn> = view.local.iter().map(|(_, c)| *c).collect();
+    // Nobody here is shown a user leaving a channel after its QUIT (see `apply_mine`).
+    let silent = matches!(mutation, Mutation::Leave { uid } if st.leaving.contains(uid));
+    let targets: Vec<Conn> = if silent { Vec::new() } else { view.local.iter().map(|(_, c)| *c).collect() };
     if show_first {
         deliver_all(st, out, &targets, line, skip);
     }
