@@ -55,7 +55,7 @@ pub struct ShardState {
     pub homes: AHashMap<Folded, Channel>,
     pub seq: Sequencer,
     /// Events from each shard held (in arrival order) until their turn comes.
-    pub blocked: Vec<Held>,
+    pub blocked: Vec<HeldEvents>,
     /// This shard's own accepted changes waiting for their turn to be applied and sent out.
     pub mine: Vec<Mine>,
     /// Users whose departure has begun here (its first part applied, its QUIT shown) and whose
@@ -112,14 +112,14 @@ pub struct View {
 /// Events from one shard held until their turn comes, and since when the first of them has
 /// not moved (for the stall guard, `commands::channel::stall`).
 #[derive(Default)]
-pub struct Held {
+pub struct HeldEvents {
     pub events: VecDeque<Env>,
     pub since: Option<std::time::Instant>,
     /// The stall of the event now first was logged.
     pub noted: bool,
 }
 
-impl Held {
+impl HeldEvents {
     pub fn hold(&mut self, env: Env, now: std::time::Instant) {
         if self.events.is_empty() {
             self.since = Some(now);
@@ -186,7 +186,7 @@ impl ShardState {
             channels: AHashMap::default(),
             homes: AHashMap::default(),
             seq: Sequencer::new(cores),
-            blocked: (0..cores).map(|_| Held::default()).collect(),
+            blocked: (0..cores).map(|_| HeldEvents::default()).collect(),
             mine: Vec::new(),
             quits: AHashMap::default(),
             leaving: Default::default(),
