@@ -42,7 +42,7 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
         }
         Env::Replies { conn, bytes } => {
             if let Some(c) = st.clients.get_mut(&conn) {
-                if c.wait == Some(Wait::Remote) {
+                if c.wait == Some(Wait::Answer) {
                     c.wait = None;
                 }
                 super::delivery::reply(st, out, conn, &bytes);

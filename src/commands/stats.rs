@@ -61,7 +61,7 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let conn = ctx.conn;
             super::delivery::broadcast(ctx.st, ctx.out, || Env::StatsReq { conn, with_conns });
             ctx.st.stats_waits.insert(conn, pending);
-            ctx.me_mut().wait = Some(Wait::Remote);
+            ctx.me_mut().wait = Some(Wait::Answer);
             return Ok(());
         }
         _ => {}
@@ -86,7 +86,7 @@ pub fn on_report(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, report: 
     }
     let Some(mut p) = st.stats_waits.remove(&conn) else { return };
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    if c.wait == Some(Wait::Remote) {
+    if c.wait == Some(Wait::Answer) {
         c.wait = None;
     }
     let mut ctx = Ctx { st, out, conn, now, unix };

@@ -17,8 +17,10 @@ pub enum Wait {
     Nick { nick: Arc<str>, folded: Folded },
     /// A channel's home has to accept a request, and this shard to apply the change.
     Chan,
-    /// Another shard is answering a query (WHOIS of its user).
-    Remote,
+    /// An answer is on its way: from another shard (WHOIS of its user, STATS reports) or from
+    /// a blocking job of this one (OPER's password check). ("Remote" will mean behind a server
+    /// link.)
+    Answer,
     /// The client's own change was sent to every shard; `held` (its own view of the change)
     /// goes out once `remaining` shards have applied it, so that whatever the client does
     /// next, or tells others out of band, every shard already knows.

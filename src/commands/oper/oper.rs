@@ -48,7 +48,7 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Err(err!(ERR_NOOPERHOST));
     }
     let check = Check { conn: ctx.conn, name: name.to_string(), hash, password: password.to_string(), plain_ok };
-    ctx.me_mut().wait = Some(Wait::Remote);
+    ctx.me_mut().wait = Some(Wait::Answer);
     if let Some(check) = ctx.st.oper_limit.enqueue(check) {
         start(ctx.out, check);
     }
@@ -128,7 +128,7 @@ pub fn checked(
         start(out, next);
     }
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    if c.wait == Some(Wait::Remote) {
+    if c.wait == Some(Wait::Answer) {
         c.wait = None;
     }
     let (uid, ip) = (c.uid, c.addr.ip());

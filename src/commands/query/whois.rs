@@ -30,7 +30,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         let asker = ctx.me().target().to_string();
         let conn = ctx.conn;
         ctx.out.mesh(u.shard, Env::WhoisReq { conn, asker: me, asker_nick: asker.into(), target: tuid });
-        ctx.me_mut().wait = Some(Wait::Remote);
+        ctx.me_mut().wait = Some(Wait::Answer);
     }
     Ok(())
 }
