@@ -178,11 +178,6 @@ pub enum Env {
     BansSaved {
         result: Result<(), String>,
     },
-    /// The main thread's answer to a REHASH: empty when the new config took effect.
-    Rehashed {
-        conn: Conn,
-        errors: Vec<String>,
-    },
 
     /// STATS of the sending shard's client `conn`: this shard's report, please.
     StatsReq {
@@ -247,7 +242,6 @@ impl Env {
             | Env::OperChecked { .. }
             | Env::Looked { .. }
             | Env::BansSaved { .. }
-            | Env::Rehashed { .. }
             | Env::StatsReq { .. }
             | Env::StatsReport { .. }
             | Env::Counts { .. } => Order::OnArrival,

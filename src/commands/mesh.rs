@@ -70,7 +70,8 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
             st.unregistered[from] = unregistered;
             st.remote_classes[from] = classes;
         }
-        other => log::error!("mesh: {:?} message in the on-arrival path", other.order()),
+        // Stream messages were dispatched above (`Env::order`).
+        _ => log::error!("mesh: a stream message reached the on-arrival dispatch"),
     }
 }
 

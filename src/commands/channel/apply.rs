@@ -61,9 +61,7 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     quit_part_turn(st, &mut m);
     // A departing user's nick is freed only once every shard will have seen it go.
     let release = match &m.event.ev {
-        ChanEvent::Quit { uid, later, .. } if later.is_empty() => {
-            st.directory.get(uid).map(|u| (u.folded.clone(), *uid))
-        }
+        ChanEvent::Quit { uid, last: true, .. } => st.directory.get(uid).map(|u| (u.folded.clone(), *uid)),
         _ => None,
     };
     // A KICK of a user whose QUIT this shard has already shown (the home numbered the kick
@@ -179,13 +177,15 @@ pub fn try_event(
 pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, skip: Option<Conn>, unix: u64) {
     match ev {
         ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
-        ChanEvent::Quit { uid, line, chans, later } => {
+        ChanEvent::Quit { uid, line, chans, last } => {
             // Everyone here who shares a channel with the user sees its QUIT once, with the
             // first part applied here; from then on it is leaving (left out of NAMES) until the
             // last part removes it. Showing it with a later part could miss an observer who left
-            // the later channel meanwhile, or show it twice to one who joined it meanwhile.
-            if st.leaving.insert(*uid) {
-                let observers = super::super::mesh::observers(st, *uid, 0);
+            // the later channel meanwhile, or show it twice to one who joined it meanwhile. A
+            // departure of one part (the usual case) never enters `leaving`.
+            let first = if *last { !st.leaving.remove(uid) } else { st.leaving.insert(*uid) };
+            if first {
+                let observers = crate::commands::mesh::observers(st, *uid, 0);
                 to_conns_shared(st, out, &observers, line, 0);
             }
             let cores = st.cores;
@@ -200,8 +200,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
             if let Some(u) = st.directory.get_mut(uid) {
                 u.channels.retain(|c| !chans.contains(c));
             }
-            if later.is_empty() {
-                st.leaving.remove(uid);
+            if *last {
                 forget_user(st, out, uid, unix);
             }
         }

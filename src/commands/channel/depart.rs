@@ -95,7 +95,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
 /// One home's part of a departure, to be applied in that home's sequence like any change.
 fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared, chans: Vec<Folded>, now: Instant) {
     st.mine.push(Mine {
-        event: Sequenced { dep, ev: ChanEvent::Quit { uid, line, chans, later: Vec::new() }, ack: None },
+        event: Sequenced { dep, ev: ChanEvent::Quit { uid, line, chans, last: false }, ack: None },
         conn: None,
         notes: Vec::new(),
         farewell: None,
@@ -114,16 +114,17 @@ pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u1
     apply_ready(st, out, now, unix);
 }
 
-/// A departure part's turn came here: it learns which channels later parts hold; the last one
-/// carries the farewell, and its acknowledgements tell the client every shard saw it all.
+/// A departure part's turn came here: it learns whether it is the last (every shard applies the
+/// parts in the order this shard sends them); the last one carries the farewell, and its
+/// acknowledgements tell the client every shard saw it all.
 pub(super) fn quit_part_turn(st: &mut ShardState, m: &mut Mine) {
-    let ChanEvent::Quit { uid, later, .. } = &mut m.event.ev else { return };
+    let ChanEvent::Quit { uid, last, .. } = &mut m.event.ev else { return };
     let Some(q) = st.quits.get_mut(uid) else { return };
     if let Some((home, _)) = m.event.dep {
         q.parts.retain(|(h, _)| *h != home);
     }
-    *later = q.parts.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
-    if later.is_empty() {
+    *last = q.parts.is_empty();
+    if *last {
         let q = st.quits.remove(uid).expect("present");
         m.event.ack = q.farewell.as_ref().map(|(c, _)| *c);
         m.farewell = q.farewell;

@@ -103,7 +103,7 @@ mod tests {
                 uid,
                 line: Shared::plain(b"QUIT\r\n".to_vec().into()),
                 chans: Vec::new(),
-                later: Vec::new(),
+                last: false,
             },
             ack: None,
         };

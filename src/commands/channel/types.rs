@@ -64,8 +64,8 @@ pub struct Sequenced {
 pub enum ChanEvent {
     /// A change to one channel; its members see `line`.
     Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid },
-    /// A user leaving the network leaves the channels of one home (`chans`); `later` are its
-    /// channels whose homes' parts come after this one (empty: the last part, and the user is
-    /// gone). Observers see `line` once, with the first part applied on their shard.
-    Quit { uid: Uid, line: Shared, chans: Vec<Folded>, later: Vec<Folded> },
+    /// A user leaving the network leaves the channels of one home (`chans`); with the `last`
+    /// part the user is gone. Observers see `line` once, with the first part applied on their
+    /// shard.
+    Quit { uid: Uid, line: Shared, chans: Vec<Folded>, last: bool },
 }

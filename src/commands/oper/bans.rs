@@ -202,14 +202,13 @@ fn answer(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, text: &str, now
     }
 }
 
-/// Whether a raw line (without tags) is KLINE, DLINE, UNKLINE or UNDLINE.
+/// Whether a raw line is KLINE, DLINE, UNKLINE or UNDLINE, without tags (a tagged command may
+/// carry a label, which must not join a running burst).
 pub fn is_ban_command(line: &[u8]) -> bool {
-    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
-    let verb = match words.next() {
-        Some(w) if w.starts_with(b":") => words.next(),
-        w => w,
+    let Some(msg) = std::str::from_utf8(line).ok().and_then(|l| crate::proto::Message::parse(l).ok()) else {
+        return false;
     };
-    verb.is_some_and(|v| ["KLINE", "DLINE", "UNKLINE", "UNDLINE"].iter().any(|k| v.eq_ignore_ascii_case(k.as_bytes())))
+    msg.tags.is_none() && ["KLINE", "DLINE", "UNKLINE", "UNDLINE"].iter().any(|k| msg.verb.eq_ignore_ascii_case(k))
 }
 
 /// Adds a ban on this shard and closes this shard's connections it covers.
