@@ -348,7 +348,7 @@ mod tests {
         }
         sim.feed_only(0, u1, b"QUIT :one\r\n");
         sim.feed_only(1, u2, b"QUIT :two\r\n");
-        let quit_req = |e: &Env| matches!(e, Env::QuitReq { .. });
+        let quit_req = |e: &Env| matches!(e, Env::Request(crate::commands::envelope::Request::Quit { .. }));
         // Home 0 hears u1 first, home 1 hears u2 first.
         assert!(sim.deliver_until(0, 0, quit_req));
         assert!(sim.deliver_until(1, 0, quit_req));

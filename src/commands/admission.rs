@@ -11,6 +11,7 @@ use super::delivery::broadcast;
 use super::envelope::Env;
 use super::oper::bans::dline_for;
 use super::outbox::Outbox;
+use crate::commands::envelope::Control;
 use crate::local::shard::ShardState;
 use crate::state::bans::block_of;
 
@@ -47,13 +48,13 @@ pub fn refusal(st: &mut ShardState, ip: IpAddr, class: usize, now: Instant, unix
 /// A connection from `ip` opened on this shard: counted here and on every other shard.
 pub fn opened(st: &mut ShardState, out: &mut dyn Outbox, ip: IpAddr, now: Instant) {
     count(st, ip, true, now);
-    broadcast(st, out, || Env::IpEvent { ip, up: true });
+    broadcast(st, out, || Env::Control(Control::IpEvent { ip, up: true }));
 }
 
 /// A connection from `ip` of this shard closed.
 pub fn closed(st: &mut ShardState, out: &mut dyn Outbox, ip: IpAddr, now: Instant) {
     count(st, ip, false, now);
-    broadcast(st, out, || Env::IpEvent { ip, up: false });
+    broadcast(st, out, || Env::Control(Control::IpEvent { ip, up: false }));
 }
 
 /// Counts one connection from `ip` opening or closing (on any shard).

@@ -9,6 +9,7 @@ use super::channel::leave_network;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::{run_line, CmdResult, Ctx};
+use crate::commands::envelope::{Answer, Control, Request};
 use crate::local::client::{Client, Wait};
 use crate::local::shard::ShardState;
 use crate::proto::framer::Frame;
@@ -111,7 +112,7 @@ fn start_lookups(
     }
     out.blocking(Box::new(move || {
         let found = crate::lookup::lookup(peer, local, dns, ident, timeout);
-        Env::Looked { conn, ip: peer.ip(), dns, host: found.host, ident: found.ident }
+        Env::Answer(Answer::Looked { conn, ip: peer.ip(), dns, host: found.host, ident: found.ident })
     }));
 }
 
@@ -335,7 +336,9 @@ pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     if unregistered != st.sent_unregistered || classes != st.sent_classes {
         st.sent_unregistered = unregistered;
         st.sent_classes = classes.clone();
-        super::delivery::broadcast(st, out, || Env::Counts { unregistered, classes: classes.clone() });
+        super::delivery::broadcast(st, out, || {
+            Env::Control(Control::Counts { unregistered, classes: classes.clone() })
+        });
     }
 }
 
@@ -388,7 +391,7 @@ pub fn release_nick(st: &mut ShardState, out: &mut dyn Outbox, nick: crate::prot
     if owner == st.me {
         st.nicks.release(&nick, uid);
     } else {
-        out.mesh(owner, Env::NickRelease { nick, uid });
+        out.mesh(owner, Env::Request(Request::NickRelease { nick, uid }));
     }
 }
 

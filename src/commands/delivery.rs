@@ -10,6 +10,7 @@ use super::capabilities::bits;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
 use super::outgoing::{Meta, Shared, Variants};
+use crate::commands::envelope::Ordered;
 use crate::local::client::{Held, Wait};
 use crate::local::shard::ShardState;
 use crate::proto::Line;
@@ -98,7 +99,7 @@ pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Share
         st.metrics.message_latency.observe(at.elapsed());
     } else if let Some(u) = st.directory.get(&uid) {
         let shard = u.shard;
-        out.mesh(shard, Env::ToUser { uid, line: line.clone(), need, at });
+        out.mesh(shard, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at }));
     }
 }
 

@@ -1,5 +1,5 @@
-//! Messages between shards. Each variant names its sender's role: requests to the owner of a
-//! nick, replies to the requester, and events from a user's own shard to every shard.
+//! Messages between shards, grouped by how the receiver orders them: requests to an owner or
+//! a home, their answers, the ordered events and deliveries of a shard's users, and control.
 
 use std::sync::Arc;
 
@@ -12,28 +12,98 @@ use crate::proto::Folded;
 use crate::state::channel::Status;
 use crate::state::{Uid, User, UserModes};
 
+/// A message between shards, in one of four groups; the group says how the receiver orders it
+/// ([`Env::order`]), so each rule is written once.
 pub enum Env {
+    /// To the owner of a nick or the home of a channel (or the shard of a user): decided on
+    /// arrival.
+    Request(Request),
+    /// Answers to this shard's requests and the results of its own jobs: on arrival.
+    Answer(Answer),
+    /// Events and deliveries of the sender's users: in the order the sender sent them.
+    Ordered(Ordered),
+    /// Network-wide control and counts: on arrival.
+    Control(Control),
+}
+
+pub enum Request {
     /// To the nick's owner shard: may `uid` (on the sender's connection `conn`) take `nick`?
-    NickClaim {
-        nick: Folded,
-        uid: Uid,
+    NickClaim { nick: Folded, uid: Uid, conn: Conn },
+    /// To the nick's owner shard: `uid` no longer uses `nick`.
+    NickRelease { nick: Folded, uid: Uid },
+    /// To a channel's home shard: a request of a user of the sending shard.
+    Chan { conn: Conn, uid: Uid, req: ChanRequest },
+    /// To each home of a departing user's channels: remove it from these.
+    Quit { uid: Uid, chans: Vec<Folded> },
+    /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
+    Whois { conn: Conn, asker: Uid, asker_nick: Arc<str>, target: Uid },
+    /// STATS of the sending shard's client `conn`: this shard's report, please.
+    Stats {
         conn: Conn,
+        /// Include one entry per connection (STATS l for an operator).
+        with_conns: bool,
     },
-    /// The owner's answer, back to the claiming shard.
-    NickResult {
+}
+
+pub enum Answer {
+    /// The nick owner's answer, back to the claiming shard.
+    Nick {
         nick: Folded,
         uid: Uid,
         conn: Conn,
         granted: bool,
     },
-    /// To the nick's owner shard: `uid` no longer uses `nick`.
-    NickRelease {
-        nick: Folded,
+    /// The home's answer, back to the requesting shard.
+    Chan {
+        conn: Conn,
         uid: Uid,
+        outcome: Outcome,
     },
+    /// The home's answer to a departure: the sequence number it gave the removal.
+    Quit {
+        uid: Uid,
+        home: u16,
+        seq: u64,
+    },
+    /// The receiver applied the event that asked for this acknowledgement (for `conn` of the
+    /// shard it goes to).
+    Applied {
+        conn: Conn,
+    },
+    /// Reply lines for a client of the receiving shard that waits for them.
+    Replies {
+        conn: Conn,
+        bytes: Vec<u8>,
+    },
+    Stats {
+        conn: Conn,
+        report: Box<crate::metrics::ShardReport>,
+    },
+    /// The result of checking an OPER password (a blocking job of this shard).
+    OperChecked {
+        conn: Conn,
+        name: String,
+        ok: bool,
+    },
+    /// The result of this shard's host and ident lookups for a new client.
+    Looked {
+        conn: Conn,
+        ip: std::net::IpAddr,
+        dns: bool,
+        host: Option<String>,
+        ident: Option<String>,
+    },
+    /// This shard's write of ban changes is done (its blocking job): `Err` says why it failed.
+    BansSaved {
+        result: Result<(), String>,
+    },
+}
 
+pub enum Ordered {
+    /// A sequenced channel change (or a departure), from the shard that made it to every other.
+    Chan(Box<Sequenced>),
     /// A user finished registering (to every other shard). With `ack`, the receiver answers
-    /// [`Env::Applied`] once applied (the user's 001 waits for every shard).
+    /// [`Answer::Applied`] once applied (the user's 001 waits for every shard).
     UserIntro {
         user: Box<User>,
         ack: Option<Conn>,
@@ -57,31 +127,20 @@ pub enum Env {
         away: Option<Arc<str>>,
         ack: Option<Conn>,
     },
-
-    /// To a channel's home shard: a request of a user of the sending shard.
-    ChanReq {
-        conn: Conn,
+    /// A user's new realname (SETNAME).
+    UserRealname {
         uid: Uid,
-        req: ChanRequest,
+        realname: Arc<str>,
+        ack: Option<Conn>,
     },
-    /// The home's answer, back to the requesting shard.
-    ChanAck {
-        conn: Conn,
+    /// A line for one user of the receiving shard (private messages, notices...).
+    ToUser {
         uid: Uid,
-        outcome: Outcome,
-    },
-    /// A sequenced change (or a departure), from the shard that made it to every other shard.
-    Event(Box<Sequenced>),
-    /// To each home of a departing user's channels: remove it from these.
-    QuitReq {
-        uid: Uid,
-        chans: Vec<Folded>,
-    },
-    /// The home's answer: the sequence number it gave the removal.
-    QuitAck {
-        uid: Uid,
-        home: u16,
-        seq: u64,
+        line: Shared,
+        /// Capabilities the recipient needs (TAGMSG: message-tags).
+        need: u64,
+        /// When the message reached the server (latency metrics).
+        at: std::time::Instant,
     },
     /// A channel message for the receiving shard's members of `chan` (of at least `min`
     /// status, for `@#chan`/`+#chan`), except the sender.
@@ -101,41 +160,9 @@ pub enum Env {
         chan: Folded,
         line: Shared,
     },
-    /// A user's new realname (SETNAME).
-    UserRealname {
-        uid: Uid,
-        realname: Arc<str>,
-        ack: Option<Conn>,
-    },
+}
 
-    /// A line for one user of the receiving shard (private messages, notices, INVITE...).
-    ToUser {
-        uid: Uid,
-        line: Shared,
-        /// Capabilities the recipient needs (TAGMSG: message-tags).
-        need: u64,
-        /// When the message reached the server (latency metrics).
-        at: std::time::Instant,
-    },
-
-    /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
-    WhoisReq {
-        conn: Conn,
-        asker: Uid,
-        asker_nick: Arc<str>,
-        target: Uid,
-    },
-    /// The receiver applied the event that asked for this acknowledgement (for `conn` of the
-    /// shard it goes to).
-    Applied {
-        conn: Conn,
-    },
-    /// Reply lines for a client of the receiving shard that waits for them.
-    Replies {
-        conn: Conn,
-        bytes: Vec<u8>,
-    },
-
+pub enum Control {
     /// A connection from `ip` opened (`up`) or closed on the sending shard (per-IP limits).
     IpEvent {
         ip: std::net::IpAddr,
@@ -160,36 +187,6 @@ pub enum Env {
     Snotice {
         text: Arc<str>,
     },
-    /// The result of checking an OPER password (a blocking job of this shard).
-    OperChecked {
-        conn: Conn,
-        name: String,
-        ok: bool,
-    },
-    /// The result of this shard's host and ident lookups for a new client.
-    Looked {
-        conn: Conn,
-        ip: std::net::IpAddr,
-        dns: bool,
-        host: Option<String>,
-        ident: Option<String>,
-    },
-    /// This shard's write of ban changes is done (its blocking job): `Err` says why it failed.
-    BansSaved {
-        result: Result<(), String>,
-    },
-
-    /// STATS of the sending shard's client `conn`: this shard's report, please.
-    StatsReq {
-        conn: Conn,
-        /// Include one entry per connection (STATS l for an operator).
-        with_conns: bool,
-    },
-    StatsReport {
-        conn: Conn,
-        report: Box<crate::metrics::ShardReport>,
-    },
-
     /// Periodic per-shard connection counts (for LUSERS).
     Counts {
         unregistered: u32,
@@ -198,12 +195,22 @@ pub enum Env {
     },
 }
 
-/// How a receiving shard orders a message: the rule of each variant, written once
-/// ([`Env::order`]); `mesh::on_mesh` dispatches on it.
+macro_rules! group {
+    ($($g:ident),*) => {$(
+        impl From<$g> for Env {
+            fn from(m: $g) -> Env {
+                Env::$g(m)
+            }
+        }
+    )*};
+}
+group!(Request, Answer, Ordered, Control);
+
+/// How a receiving shard orders a message; `mesh::on_mesh` dispatches on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
-    /// Requests to an owner or a home, their answers, results of this shard's own jobs,
-    /// control and counts: handled on arrival, never held behind anything.
+    /// Requests, answers, results of this shard's own jobs, control and counts: handled on
+    /// arrival, never held behind anything.
     OnArrival,
     /// Events and deliveries of the sender's users: applied strictly in the order the sender
     /// sent them; when one must wait for its sequence turn, those behind it from the same
@@ -214,37 +221,8 @@ pub enum Order {
 impl Env {
     pub fn order(&self) -> Order {
         match self {
-            Env::Event(_)
-            | Env::UserIntro { .. }
-            | Env::UserNick { .. }
-            | Env::UserModes { .. }
-            | Env::UserAway { .. }
-            | Env::UserRealname { .. }
-            | Env::ToUser { .. }
-            | Env::ChanMsg { .. }
-            | Env::Invite { .. } => Order::SenderStream,
-            Env::NickClaim { .. }
-            | Env::NickResult { .. }
-            | Env::NickRelease { .. }
-            | Env::ChanReq { .. }
-            | Env::ChanAck { .. }
-            | Env::QuitReq { .. }
-            | Env::QuitAck { .. }
-            | Env::WhoisReq { .. }
-            | Env::Applied { .. }
-            | Env::Replies { .. }
-            | Env::IpEvent { .. }
-            | Env::Ban(_)
-            | Env::Unban { .. }
-            | Env::Kill { .. }
-            | Env::Wallops { .. }
-            | Env::Snotice { .. }
-            | Env::OperChecked { .. }
-            | Env::Looked { .. }
-            | Env::BansSaved { .. }
-            | Env::StatsReq { .. }
-            | Env::StatsReport { .. }
-            | Env::Counts { .. } => Order::OnArrival,
+            Env::Ordered(_) => Order::SenderStream,
+            Env::Request(_) | Env::Answer(_) | Env::Control(_) => Order::OnArrival,
         }
     }
 }
@@ -252,12 +230,14 @@ impl Env {
 impl Envelope for Env {
     fn weight(&self) -> usize {
         match self {
-            Env::UserNick { line, .. }
-            | Env::ToUser { line, .. }
-            | Env::ChanMsg { line, .. }
-            | Env::Invite { line, .. } => line.len() + 64,
-            Env::Event(_) => 256,
-            Env::UserIntro { .. } => 160,
+            Env::Ordered(
+                Ordered::UserNick { line, .. }
+                | Ordered::ToUser { line, .. }
+                | Ordered::ChanMsg { line, .. }
+                | Ordered::Invite { line, .. },
+            ) => line.len() + 64,
+            Env::Ordered(Ordered::Chan(_)) => 256,
+            Env::Ordered(Ordered::UserIntro { .. }) => 160,
             _ => 32,
         }
     }

@@ -9,6 +9,7 @@ use super::envelope::Env;
 use super::mesh::realname_seen;
 use super::registration::hold_until_applied;
 use super::{CmdResult, Ctx};
+use crate::commands::envelope::Ordered;
 use crate::proto::{Line, Message};
 
 /// `FAIL <command> <code> [context] :<description>` (IRCv3 standard-replies).
@@ -38,7 +39,7 @@ pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     realname_seen(ctx.st, ctx.out, uid);
     let ack = Some(ctx.conn);
-    broadcast(ctx.st, ctx.out, || Env::UserRealname { uid, realname: realname.clone(), ack });
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserRealname { uid, realname: realname.clone(), ack }));
     let mut own = Vec::new();
     if ctx.me().caps & bits::SETNAME != 0 {
         let mask = ctx.st.directory.get(&uid).map(|u| u.mask()).unwrap_or_default();

@@ -1,5 +1,5 @@
-//! Messages from other shards (and this one), dispatched by their ordering rule
-//! ([`Env::order`]): requests, answers, control and counts are handled on arrival; events and
+//! Messages from other shards (and this one), dispatched by their group, whose ordering rule
+//! is [`Env::order`]: requests, answers, control and counts are handled on arrival; events and
 //! deliveries of a shard's users go through that shard's stream, applied strictly in the order
 //! they came — if one must wait for its sequence turn, the ones behind it from the same shard
 //! wait too, which keeps every user's events in the order the user made them.
@@ -10,7 +10,7 @@ use super::capabilities::bits;
 use super::channel::{self, apply_ready, try_event};
 use super::connection::resume;
 use super::delivery::{to_conn_shared, to_conns_shared};
-use super::envelope::{Env, Order};
+use super::envelope::{Answer, Control, Env, Ordered, Request};
 use super::message::deliver_local;
 use super::outbox::Outbox;
 use super::outgoing::Shared;
@@ -23,24 +23,39 @@ use crate::proto::Line;
 use crate::state::whowas::WasEntry;
 
 pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
-    if env.order() == Order::SenderStream {
-        return from_stream(st, out, from, env, now, unix);
-    }
     match env {
-        Env::NickClaim { nick, uid, conn } => {
+        Env::Request(r) => on_request(st, out, from, r, now, unix),
+        Env::Answer(a) => on_answer(st, out, from, a, now, unix),
+        Env::Ordered(o) => from_stream(st, out, from, o, now, unix),
+        Env::Control(c) => on_control(st, out, from, c, now),
+    }
+}
+
+/// A request to this shard as the owner of a nick, the home of a channel or a user's shard.
+fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request, now: Instant, unix: u64) {
+    match r {
+        Request::NickClaim { nick, uid, conn } => {
             let granted = st.nicks.claim(nick.clone(), uid);
-            out.mesh(from, Env::NickResult { nick, uid, conn, granted });
+            out.mesh(from, Answer::Nick { nick, uid, conn, granted }.into());
         }
-        Env::NickResult { nick, uid, conn, granted } => nick_result(st, out, conn, nick, uid, granted, now, unix),
-        Env::NickRelease { nick, uid } => st.nicks.release(&nick, uid),
-        Env::ChanReq { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
-        Env::ChanAck { conn, uid, outcome } => channel::on_ack(st, out, conn, uid, outcome, now, unix),
-        Env::QuitReq { uid, chans } => channel::quit_at_home(st, out, from, uid, chans),
-        Env::QuitAck { uid, home, seq } => channel::on_quit_ack(st, out, uid, home, seq, now, unix),
-        Env::WhoisReq { conn, asker, asker_nick, target } => {
+        Request::NickRelease { nick, uid } => st.nicks.release(&nick, uid),
+        Request::Chan { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
+        Request::Quit { uid, chans } => channel::quit_at_home(st, out, from, uid, chans),
+        Request::Whois { conn, asker, asker_nick, target } => {
             whois::on_request(st, out, from, conn, asker, &asker_nick, target, now)
         }
-        Env::Replies { conn, bytes } => {
+        Request::Stats { conn, with_conns } => super::stats::on_request(st, out, from, conn, with_conns),
+    }
+}
+
+/// An answer to a request of this shard, or the result of one of its jobs.
+fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer, now: Instant, unix: u64) {
+    match a {
+        Answer::Nick { nick, uid, conn, granted } => nick_result(st, out, conn, nick, uid, granted, now, unix),
+        Answer::Chan { conn, uid, outcome } => channel::on_ack(st, out, conn, uid, outcome, now, unix),
+        Answer::Quit { uid, home, seq } => channel::on_quit_ack(st, out, uid, home, seq, now, unix),
+        Answer::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
+        Answer::Replies { conn, bytes } => {
             if let Some(c) = st.clients.get_mut(&conn) {
                 if c.wait == Some(Wait::Answer) {
                     c.wait = None;
@@ -49,35 +64,37 @@ pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
                 resume(st, out, conn, now, unix);
             }
         }
-        Env::StatsReq { conn, with_conns } => super::stats::on_request(st, out, from, conn, with_conns),
-        Env::StatsReport { conn, report } => super::stats::on_report(st, out, conn, *report, now, unix),
-        Env::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
-        Env::IpEvent { ip, up } => super::admission::count(st, ip, up, now),
-        Env::Ban(ban) => super::oper::bans::apply(st, out, ban),
-        Env::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),
-        Env::BansSaved { result } => super::oper::bans::saved(st, out, result, now, unix),
-        Env::Kill { target, reason } => super::oper::kill::kill_local(st, out, target, &reason),
-        Env::Wallops { line } => super::oper::wallops::deliver(st, out, &line),
-        Env::Snotice { text } => super::oper::snotice::deliver(st, out, &text),
-        Env::OperChecked { conn, name, ok } => super::oper::oper::checked(st, out, conn, name, ok, now, unix),
-        Env::Looked { conn, ip, dns, host, ident } => {
+        Answer::Stats { conn, report } => super::stats::on_report(st, out, conn, *report, now, unix),
+        Answer::OperChecked { conn, name, ok } => super::oper::oper::checked(st, out, conn, name, ok, now, unix),
+        Answer::Looked { conn, ip, dns, host, ident } => {
             if dns {
                 super::connection::remember_host(st, ip, host.as_deref(), now);
             }
             super::connection::looked(st, out, conn, dns, host, ident, now, unix);
         }
-        Env::Counts { unregistered, classes } => {
+        Answer::BansSaved { result } => super::oper::bans::saved(st, out, result, now, unix),
+    }
+}
+
+/// Control and counts from another shard.
+fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control, now: Instant) {
+    match c {
+        Control::IpEvent { ip, up } => super::admission::count(st, ip, up, now),
+        Control::Ban(ban) => super::oper::bans::apply(st, out, ban),
+        Control::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),
+        Control::Kill { target, reason } => super::oper::kill::kill_local(st, out, target, &reason),
+        Control::Wallops { line } => super::oper::wallops::deliver(st, out, &line),
+        Control::Snotice { text } => super::oper::snotice::deliver(st, out, &text),
+        Control::Counts { unregistered, classes } => {
             st.unregistered[from] = unregistered;
             st.remote_classes[from] = classes;
         }
-        // Stream messages were dispatched above (`Env::order`).
-        _ => log::error!("mesh: a stream message reached the on-arrival dispatch"),
     }
 }
 
 /// A message of `from`'s stream: held behind that shard's held events, else applied now (or
 /// held, when its sequence turn has not come); what it unblocks follows.
-fn from_stream(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
+fn from_stream(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Ordered, now: Instant, unix: u64) {
     if !st.blocked[from].events.is_empty() {
         st.blocked[from].hold(env, now);
         return;
@@ -97,30 +114,30 @@ pub fn stream_event(
     st: &mut ShardState,
     out: &mut dyn Outbox,
     from: usize,
-    env: Env,
+    env: Ordered,
     _now: Instant,
     unix: u64,
-) -> Result<(), Env> {
+) -> Result<(), Ordered> {
     match env {
-        Env::Event(ev) => {
+        Ordered::Chan(ev) => {
             let ack = ev.ack;
-            try_event(st, out, ev, unix).map_err(Env::Event)?;
+            try_event(st, out, ev, unix).map_err(Ordered::Chan)?;
             if let Some(conn) = ack {
-                out.mesh(from, Env::Applied { conn });
+                out.mesh(from, Answer::Applied { conn }.into());
             }
         }
-        Env::UserIntro { user, ack } => {
+        Ordered::UserIntro { user, ack } => {
             let (folded, mask) = (user.folded.clone(), user.mask());
             st.directory.insert(*user);
             st.max_global = st.max_global.max(st.directory.len());
             notify_online(st, out, &folded, &mask);
             if let Some(conn) = ack {
-                out.mesh(from, Env::Applied { conn });
+                out.mesh(from, Answer::Applied { conn }.into());
             }
         }
-        Env::UserNick { uid, nick, folded, ts, line, ack } => {
+        Ordered::UserNick { uid, nick, folded, ts, line, ack } => {
             if let Some(conn) = ack {
-                out.mesh(from, Env::Applied { conn });
+                out.mesh(from, Answer::Applied { conn }.into());
             }
             nick_seen(st, out, uid, &line, unix);
             let old = st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
@@ -133,40 +150,40 @@ pub fn stream_event(
                 }
             }
         }
-        Env::UserModes { uid, modes, ack } => {
+        Ordered::UserModes { uid, modes, ack } => {
             st.directory.set_modes(&uid, modes);
             if let Some(conn) = ack {
-                out.mesh(from, Env::Applied { conn });
+                out.mesh(from, Answer::Applied { conn }.into());
             }
         }
-        Env::UserAway { uid, away, ack } => {
+        Ordered::UserAway { uid, away, ack } => {
             if let Some(u) = st.directory.get_mut(&uid) {
                 u.away = away;
             }
             away_seen(st, out, uid);
             if let Some(conn) = ack {
-                out.mesh(from, Env::Applied { conn });
+                out.mesh(from, Answer::Applied { conn }.into());
             }
         }
-        Env::UserRealname { uid, realname, ack } => {
+        Ordered::UserRealname { uid, realname, ack } => {
             if let Some(u) = st.directory.get_mut(&uid) {
                 u.realname = realname;
             }
             realname_seen(st, out, uid);
             if let Some(conn) = ack {
-                out.mesh(from, Env::Applied { conn });
+                out.mesh(from, Answer::Applied { conn }.into());
             }
         }
-        Env::ToUser { uid, line, need, at } => {
+        Ordered::ToUser { uid, line, need, at } => {
             if let Some(&conn) = st.local.get(&uid) {
                 to_conn_shared(st, out, conn, &line, need);
                 st.metrics.message_latency.observe(at.elapsed());
             }
         }
-        Env::ChanMsg { chan, line, sender, min, need, at } => {
+        Ordered::ChanMsg { chan, line, sender, min, need, at } => {
             deliver_local(st, out, &chan, &line, sender, min, need, at);
         }
-        Env::Invite { target, chan, line } => {
+        Ordered::Invite { target, chan, line } => {
             if let Some(&conn) = st.local.get(&target) {
                 if let Some(c) = st.clients.get_mut(&conn) {
                     if !c.invites.contains(&chan) {
@@ -175,9 +192,6 @@ pub fn stream_event(
                 }
                 to_conn_shared(st, out, conn, &line, 0);
             }
-        }
-        other => {
-            log::error!("mesh: unexpected {} in the event stream", std::any::type_name_of_val(&other));
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use super::delivery::{meta, reply, to_conns_shared, to_user};
 use super::envelope::Env;
 use super::outgoing::Shared;
 use super::{CmdResult, Ctx};
+use crate::commands::envelope::Ordered;
 use crate::err;
 use crate::proto::framer::MAX_TAGS;
 use crate::proto::names::is_channel_name;
@@ -183,7 +184,8 @@ pub fn to_channel(ctx: &mut Ctx<'_>, chan: &Folded, line: &Shared, sender: Uid, 
         view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
     for s in shards {
         let at = ctx.now;
-        ctx.out.mesh(s, Env::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at });
+        ctx.out
+            .mesh(s, Env::Ordered(Ordered::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at }));
     }
     deliver_local(ctx.st, ctx.out, chan, line, sender, min, need, ctx.now);
 }

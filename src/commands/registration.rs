@@ -9,6 +9,7 @@ use super::mesh::nick_seen;
 use super::outbox::{Conn, Outbox};
 use super::query::monitor::{notify_offline, notify_online};
 use super::{server_info, CmdResult, Ctx};
+use crate::commands::envelope::{Ordered, Request};
 use crate::err;
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
@@ -78,7 +79,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     } else {
         let conn = ctx.conn;
-        ctx.out.mesh(owner, Env::NickClaim { nick: folded.clone(), uid, conn });
+        ctx.out.mesh(owner, Env::Request(Request::NickClaim { nick: folded.clone(), uid, conn }));
         ctx.me_mut().wait = Some(Wait::Nick { nick: new.into(), folded });
         Ok(())
     }
@@ -154,13 +155,8 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
         }
     }
     let ack = Some(ctx.conn);
-    broadcast(ctx.st, ctx.out, || Env::UserNick {
-        uid,
-        nick: nick.clone(),
-        folded: folded.clone(),
-        ts,
-        line: line.clone(),
-        ack,
+    broadcast(ctx.st, ctx.out, || {
+        Env::Ordered(Ordered::UserNick { uid, nick: nick.clone(), folded: folded.clone(), ts, line: line.clone(), ack })
     });
     let mut own = Vec::new();
     line.render(ctx.me().caps, &mut own);
@@ -225,7 +221,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
     let ack = Some(ctx.conn);
-    broadcast(ctx.st, ctx.out, || Env::UserIntro { user: Box::new(user.clone()), ack });
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserIntro { user: Box::new(user.clone()), ack }));
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
     let class = ctx.st.cfg.classes[ctx.me().class].name.clone();

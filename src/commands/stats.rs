@@ -16,6 +16,7 @@
 use std::time::Instant;
 
 use super::{CmdResult, Conn, Ctx, Env, Outbox};
+use crate::commands::envelope::{Answer, Request};
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::metrics::{ShardReport, Usage};
@@ -59,7 +60,7 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 return Ok(());
             }
             let conn = ctx.conn;
-            super::delivery::broadcast(ctx.st, ctx.out, || Env::StatsReq { conn, with_conns });
+            super::delivery::broadcast(ctx.st, ctx.out, || Env::Request(Request::Stats { conn, with_conns }));
             ctx.st.stats_waits.insert(conn, pending);
             ctx.me_mut().wait = Some(Wait::Answer);
             return Ok(());
@@ -73,7 +74,7 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// Another shard wants this shard's report for a STATS of its client `conn`.
 pub fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, conn: Conn, with_conns: bool) {
     let report = Box::new(super::report::shard_report(st, out, with_conns));
-    out.mesh(from, Env::StatsReport { conn, report });
+    out.mesh(from, Env::Answer(Answer::Stats { conn, report }));
 }
 
 /// A shard's report for a STATS of this shard's client; the last one completes the answer.

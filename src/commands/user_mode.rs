@@ -4,6 +4,7 @@
 use super::delivery::broadcast;
 use super::envelope::Env;
 use super::{CmdResult, Ctx};
+use crate::commands::envelope::Ordered;
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::UserModes;
@@ -70,7 +71,7 @@ pub fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let nick = ctx.me().target().to_string();
     let line = Line::new().source(&nick).verb("MODE").param(&nick).trailing(&diff).finish();
     let ack = Some(ctx.conn);
-    broadcast(ctx.st, ctx.out, || Env::UserModes { uid, modes, ack });
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserModes { uid, modes, ack }));
     super::registration::hold_until_applied(ctx, line);
     Ok(())
 }

@@ -13,7 +13,8 @@ use crate::state::{Directory, NickAuthority, Uid, UidAllocator};
 use std::collections::VecDeque;
 
 use crate::commands::channel::Sequenced;
-use crate::commands::{Conn, Env};
+use crate::commands::envelope::Ordered;
+use crate::commands::Conn;
 use crate::config::Config;
 use crate::proto::{CaseMapping, Folded};
 
@@ -113,14 +114,14 @@ pub struct View {
 /// not moved (for the stall guard, `commands::channel::stall`).
 #[derive(Default)]
 pub struct HeldEvents {
-    pub events: VecDeque<Env>,
+    pub events: VecDeque<Ordered>,
     pub since: Option<std::time::Instant>,
     /// The stall of the event now first was logged.
     pub noted: bool,
 }
 
 impl HeldEvents {
-    pub fn hold(&mut self, env: Env, now: std::time::Instant) {
+    pub fn hold(&mut self, env: Ordered, now: std::time::Instant) {
         if self.events.is_empty() {
             self.since = Some(now);
             self.noted = false;

@@ -34,6 +34,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::{Sim, SplitMix64, Step};
+use crate::commands::envelope::{Answer, Ordered, Request};
 use crate::commands::{Conn, Env};
 use crate::config::Config;
 
@@ -674,14 +675,14 @@ fn quit_shown_again_after_joining_a_channel_of_a_pending_part() {
     sim.feed_only(0, q, b"QUIT :bye\r\n");
     // Home 1 takes q's request and answers; shard 0 applies that part and tells shard 1, which
     // applies it: o is shown the QUIT. The request to home 2 is still on its way.
-    assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::QuitReq { .. })));
-    assert!(sim.deliver_until(1, 0, |e| matches!(e, Env::QuitAck { .. })));
-    assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::Event(_))));
+    assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::Request(Request::Quit { .. }))));
+    assert!(sim.deliver_until(1, 0, |e| matches!(e, Env::Answer(Answer::Quit { .. }))));
+    assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::Ordered(Ordered::Chan(_)))));
     assert_eq!(sim.text(1, o).matches(" QUIT :Quit: bye").count(), 1);
     // o joins #y; home 2 decides it before q's request arrives.
     sim.feed_only(1, o, format!("JOIN {y}\r\n").as_bytes());
-    assert!(sim.deliver_until(1, 2, |e| matches!(e, Env::ChanReq { .. })));
-    assert!(sim.deliver_until(2, 1, |e| matches!(e, Env::ChanAck { .. })));
+    assert!(sim.deliver_until(1, 2, |e| matches!(e, Env::Request(Request::Chan { .. }))));
+    assert!(sim.deliver_until(2, 1, |e| matches!(e, Env::Answer(Answer::Chan { .. }))));
     sim.pump();
     sim.check_consistent();
     let t = sim.text(1, o);
@@ -707,13 +708,13 @@ fn quit_lost_when_the_observer_parts_the_last_shared_channel_meanwhile() {
     sim.feed(1, o, format!("JOIN {a},{b}\r\n").as_bytes());
     sim.feed_only(1, o, format!("PART {b}\r\n").as_bytes());
     // Home 1 (shard 1 itself) numbers o's part; shard 1 has not applied it yet.
-    assert!(sim.deliver_until(1, 1, |e| matches!(e, Env::ChanReq { .. })));
+    assert!(sim.deliver_until(1, 1, |e| matches!(e, Env::Request(Request::Chan { .. }))));
     sim.feed_only(0, q, b"QUIT :bye\r\n");
     // Home 0 (shard 0 itself) removes q from #a; shard 0 applies that part and tells shard 1,
     // after its request to home 1.
-    assert!(sim.deliver_until(0, 0, |e| matches!(e, Env::QuitReq { .. })));
-    assert!(sim.deliver_until(0, 0, |e| matches!(e, Env::QuitAck { .. })));
-    assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::Event(_))));
+    assert!(sim.deliver_until(0, 0, |e| matches!(e, Env::Request(Request::Quit { .. }))));
+    assert!(sim.deliver_until(0, 0, |e| matches!(e, Env::Answer(Answer::Quit { .. }))));
+    assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::Ordered(Ordered::Chan(_)))));
     sim.pump();
     sim.check_consistent();
     let t = sim.text(1, o);

@@ -10,6 +10,7 @@ use super::*;
 use crate::commands::connection::release_nick;
 use crate::commands::delivery::{broadcast, reply, to_conns_shared};
 use crate::commands::envelope::Env;
+use crate::commands::envelope::Ordered;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::local::client::Wait;
@@ -77,7 +78,7 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     // The actor's own copy of the change waits for every shard (see `Wait::Barrier`).
     apply_event(st, out, &m.event.ev, m.conn, unix);
     let event = m.event;
-    broadcast(st, out, || Env::Event(Box::new(event.clone())));
+    broadcast(st, out, || Env::Ordered(Ordered::Chan(Box::new(event.clone()))));
     if let Some((nick, uid)) = release {
         release_nick(st, out, nick, uid);
     }

@@ -8,6 +8,7 @@ use super::*;
 use crate::commands::connection::release_nick;
 use crate::commands::delivery::meta;
 use crate::commands::envelope::Env;
+use crate::commands::envelope::Request;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::local::client::Wait;
@@ -81,7 +82,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     }
     let farewell = c.farewell.map(|l| (conn, l));
     for (h, chans) in &parts {
-        out.mesh(*h as usize, Env::QuitReq { uid: c.uid, chans: chans.clone() });
+        out.mesh(*h as usize, Env::Request(Request::Quit { uid: c.uid, chans: chans.clone() }));
     }
     let none = parts.is_empty();
     st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });

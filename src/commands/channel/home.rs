@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::commands::context::Reply;
+use crate::commands::envelope::Answer;
 use crate::commands::envelope::Env;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::local::shard::ShardState;
@@ -29,7 +30,7 @@ pub fn at_home(
         }
         Err(replies) => Outcome::Refused(replies),
     };
-    out.mesh(from, Env::ChanAck { conn, uid, outcome });
+    out.mesh(from, Env::Answer(Answer::Chan { conn, uid, outcome }));
 }
 
 type Decision = Result<(Folded, Arc<str>, Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>>;
@@ -102,5 +103,5 @@ pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid:
         }
     }
     let seq = st.seq.issue();
-    out.mesh(from, Env::QuitAck { uid, home: st.me as u16, seq });
+    out.mesh(from, Env::Answer(Answer::Quit { uid, home: st.me as u16, seq }));
 }

@@ -9,6 +9,7 @@ use super::super::envelope::Env;
 use super::super::message::to_channel;
 use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
+use crate::commands::envelope::Ordered;
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::channel::{Flags, Status};
@@ -65,7 +66,8 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         None => {
             let shard = tuid.shard(ctx.st.cores);
-            ctx.out.mesh(shard, Env::Invite { target: tuid, chan: folded.clone(), line: line.clone() });
+            ctx.out
+                .mesh(shard, Env::Ordered(Ordered::Invite { target: tuid, chan: folded.clone(), line: line.clone() }));
         }
     }
     // invite-notify: members who could have invited (ops, on a +i channel) hear of it too.

@@ -9,6 +9,7 @@ use crate::commands::connection::resume;
 use crate::commands::context::Reply;
 use crate::commands::delivery::{meta, reply};
 use crate::commands::envelope::Env;
+use crate::commands::envelope::Request;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::commands::Ctx;
@@ -36,7 +37,7 @@ fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
         Some(req) => {
             c.wait = Some(Wait::Chan);
             let home = cm.fold(req.name()).owner(cores);
-            out.mesh(home, Env::ChanReq { conn, uid: c.uid, req });
+            out.mesh(home, Env::Request(Request::Chan { conn, uid: c.uid, req }));
             true
         }
         None => {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::{ChanEvent, Sequenced};
-use crate::commands::envelope::Env;
+use crate::commands::envelope::Ordered;
 use crate::local::shard::ShardState;
 use crate::state::channel::Mutation;
 
@@ -41,7 +41,7 @@ pub fn check(st: &mut ShardState, now: Instant) {
         };
         q.noted = true;
         let what = match q.events.front() {
-            Some(Env::Event(ev)) => describe(ev),
+            Some(Ordered::Chan(ev)) => describe(ev),
             _ => "an event".to_string(),
         };
         found.push((
@@ -86,6 +86,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::commands::envelope::Env;
     use crate::commands::mesh::on_mesh;
     use crate::commands::outgoing::Shared;
     use crate::config::Config;
@@ -109,7 +110,7 @@ mod tests {
         };
         let t0 = Instant::now();
         let (st, out) = &mut sim.shards[1];
-        on_mesh(st, out, 0, Env::Event(Box::new(ev)), t0, 1);
+        on_mesh(st, out, 0, Env::Ordered(Ordered::Chan(Box::new(ev))), t0, 1);
         assert_eq!(waiting(st, t0 + Duration::from_secs(2)), (1, Duration::from_secs(2)));
         check(st, t0 + Duration::from_secs(1));
         assert_eq!(st.metrics.c.seq_stalls, 0);
@@ -117,7 +118,7 @@ mod tests {
         check(st, t0 + STALL_AFTER * 2);
         assert_eq!(st.metrics.c.seq_stalls, 1, "reported once");
         assert!(describe(&match st.blocked[0].events.front() {
-            Some(Env::Event(ev)) => (**ev).clone(),
+            Some(Ordered::Chan(ev)) => (**ev).clone(),
             _ => panic!("held"),
         })
         .contains("waits for number 99 of home 0"));

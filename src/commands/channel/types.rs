@@ -56,7 +56,7 @@ pub enum Outcome {
 pub struct Sequenced {
     pub dep: Option<Dep>,
     pub ev: ChanEvent,
-    /// Answer [`Env::Applied`] to the sending shard for this connection once applied.
+    /// Answer [`Answer::Applied`] to the sending shard for this connection once applied.
     pub ack: Option<Conn>,
 }
 

@@ -14,6 +14,7 @@ use super::super::envelope::Env;
 use super::super::outbox::{Conn, Outbox};
 use super::super::{numeric_line, CmdResult, Ctx};
 use super::snotice::snotice;
+use crate::commands::envelope::{Answer, Control};
 use crate::err;
 use crate::local::client::{Held, Wait};
 use crate::local::shard::ShardState;
@@ -103,7 +104,7 @@ fn add(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: BanKind) -> CmdResult {
         expires: if minutes > 0 { ctx.unix + minutes * 60 } else { 0 },
     };
     apply(ctx.st, ctx.out, ban.clone());
-    broadcast(ctx.st, ctx.out, || Env::Ban(ban.clone()));
+    broadcast(ctx.st, ctx.out, || Env::Control(Control::Ban(ban.clone())));
     let how_long = if minutes > 0 { format!("temporary ({minutes} min.)") } else { "permanent".into() };
     let text = format!("{who} added {how_long} {}-line for [{mask}] [{reason}]", kind.letter());
     log::info!("Ban: {text}");
@@ -127,7 +128,7 @@ fn remove(ctx: &mut Ctx<'_>, msg: &Message<'_>, kind: BanKind) -> CmdResult {
         return Ok(());
     }
     unapply(ctx.st, kind, &mask);
-    broadcast(ctx.st, ctx.out, || Env::Unban { kind, mask: mask.clone() });
+    broadcast(ctx.st, ctx.out, || Env::Control(Control::Unban { kind, mask: mask.clone() }));
     let text = format!("{who} removed {}-line for [{mask}]", kind.letter());
     log::info!("Unban: {text}");
     let ack = format!("{}-line for [{mask}] removed", kind.letter());
@@ -158,7 +159,9 @@ pub fn save_queued(st: &mut ShardState, out: &mut dyn Outbox) {
     let changes: Vec<Change> = saves.saving.iter().map(|p| p.change.clone()).collect();
     let (store, dir) = (st.ban_store.clone(), st.cfg.server.data_dir.clone());
     // Off the event loop: the write waits for the disk, and perhaps for another shard's write.
-    out.blocking(Box::new(move || Env::BansSaved { result: store.map_or(Ok(()), |s| s.save(&dir, changes)) }));
+    out.blocking(Box::new(move || {
+        Env::Answer(Answer::BansSaved { result: store.map_or(Ok(()), |s| s.save(&dir, changes)) })
+    }));
 }
 
 /// The shard's write is done: each change's operator gets the answer, the others the notice.

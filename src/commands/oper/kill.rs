@@ -8,6 +8,7 @@ use super::super::envelope::Env;
 use super::super::outbox::Outbox;
 use super::super::{CmdResult, Ctx};
 use super::snotice::snotice;
+use crate::commands::envelope::Control;
 use crate::err;
 use crate::local::shard::ShardState;
 use crate::proto::Message;
@@ -28,7 +29,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if tshard == ctx.st.me {
         kill_local(ctx.st, ctx.out, tuid, &reason);
     } else {
-        ctx.out.mesh(tshard, Env::Kill { target: tuid, reason });
+        ctx.out.mesh(tshard, Env::Control(Control::Kill { target: tuid, reason }));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx};
 use super::limit::{self, Check, Spend};
 use super::snotice::snotice;
+use crate::commands::envelope::{Answer, Ordered};
 use crate::err;
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
@@ -59,7 +60,7 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 fn start(out: &mut dyn Outbox, c: Check) {
     out.blocking(Box::new(move || {
         let ok = limit::gated(|| check_password(&c.hash, &c.password, c.plain_ok));
-        Env::OperChecked { conn: c.conn, name: c.name, ok }
+        Env::Answer(Answer::OperChecked { conn: c.conn, name: c.name, ok })
     }));
 }
 
@@ -151,7 +152,7 @@ pub fn checked(
         ctx.st.directory.set_modes(&uid, modes);
         ctx.st.snotice_targets = None;
         let ack = Some(conn);
-        broadcast(ctx.st, ctx.out, || Env::UserModes { uid, modes, ack });
+        broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserModes { uid, modes, ack }));
         let nick = ctx.me().target().to_string();
         let mut added = String::from("+");
         for (c, m) in UserModes::TABLE {

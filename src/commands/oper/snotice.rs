@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::super::delivery::{broadcast, to_conn};
 use super::super::envelope::Env;
 use super::super::outbox::Outbox;
+use crate::commands::envelope::Control;
 use crate::local::shard::ShardState;
 use crate::proto::Line;
 use crate::state::UserModes;
@@ -14,7 +15,7 @@ use crate::state::UserModes;
 pub fn snotice(st: &mut ShardState, out: &mut dyn Outbox, text: &str) {
     let text: Arc<str> = text.into();
     deliver(st, out, &text);
-    broadcast(st, out, || Env::Snotice { text: text.clone() });
+    broadcast(st, out, || Env::Control(Control::Snotice { text: text.clone() }));
 }
 
 /// Shows a server notice to this shard's `+s` operators.

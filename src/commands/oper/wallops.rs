@@ -6,6 +6,7 @@ use super::super::delivery::{broadcast, to_conn};
 use super::super::envelope::Env;
 use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx};
+use crate::commands::envelope::Control;
 use crate::local::shard::ShardState;
 use crate::proto::{Line, Message};
 use crate::state::UserModes;
@@ -16,7 +17,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(u) = ctx.st.directory.get(&uid) else { return Ok(()) };
     let line: Arc<[u8]> = Line::new().source(&u.mask()).verb("WALLOPS").trailing(msg.params[0]).finish().into();
     deliver(ctx.st, ctx.out, &line);
-    broadcast(ctx.st, ctx.out, || Env::Wallops { line: line.clone() });
+    broadcast(ctx.st, ctx.out, || Env::Control(Control::Wallops { line: line.clone() }));
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use super::super::delivery::broadcast;
 use super::super::envelope::Env;
 use super::super::registration::hold_until_applied;
 use super::super::{CmdResult, Ctx};
+use crate::commands::envelope::Ordered;
 use crate::proto::{Message, Numeric};
 
 pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
@@ -19,7 +20,7 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     super::super::mesh::away_seen(ctx.st, ctx.out, uid);
     let ack = Some(ctx.conn);
-    broadcast(ctx.st, ctx.out, || Env::UserAway { uid, away: away.clone(), ack });
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserAway { uid, away: away.clone(), ack }));
     // The answer waits until every shard knows (so a USERHOST right after is right anywhere).
     ctx.reply(if away.is_some() { Numeric::RPL_NOWAWAY } else { Numeric::RPL_UNAWAY }, &[]);
     let held = std::mem::take(&mut ctx.st.reply);

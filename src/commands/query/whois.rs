@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::super::envelope::Env;
 use super::super::{numeric_line, CmdResult, Ctx};
+use crate::commands::envelope::{Answer, Request};
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::proto::{Message, Numeric};
@@ -29,7 +30,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     } else {
         let asker = ctx.me().target().to_string();
         let conn = ctx.conn;
-        ctx.out.mesh(u.shard, Env::WhoisReq { conn, asker: me, asker_nick: asker.into(), target: tuid });
+        ctx.out.mesh(u.shard, Env::Request(Request::Whois { conn, asker: me, asker_nick: asker.into(), target: tuid }));
         ctx.me_mut().wait = Some(Wait::Answer);
     }
     Ok(())
@@ -99,5 +100,5 @@ pub fn on_request(
         let server = st.cfg.server.name.clone();
         lines.extend_from_slice(&numeric_line(&server, asker_nick, Numeric::ERR_NOSUCHNICK, &["*"]));
     }
-    out.mesh(from, Env::Replies { conn, bytes: lines });
+    out.mesh(from, Env::Answer(Answer::Replies { conn, bytes: lines }));
 }
