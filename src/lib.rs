@@ -11,6 +11,7 @@ pub mod local;
 pub mod logging;
 pub mod lookup;
 pub mod metrics;
+pub mod password;
 pub mod persist;
 pub mod proto;
 pub mod server;

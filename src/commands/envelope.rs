@@ -242,11 +242,3 @@ impl Envelope for Env {
         }
     }
 }
-
-/// Requests from a shard to the main thread (which owns the config file).
-pub enum ToMain {
-    /// Re-read the config; answer `conn` on that shard.
-    Rehash { conn: Conn },
-    /// Stop, then start again with the same command line.
-    Restart,
-}

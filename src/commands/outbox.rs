@@ -9,6 +9,14 @@ use super::envelope::Env;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Conn(pub u64);
 
+/// Requests from a shard to the main thread (which owns the config file).
+pub enum ToMain {
+    /// Re-read the config; answer `conn` on that shard.
+    Rehash { conn: Conn },
+    /// Stop, then start again with the same command line.
+    Restart,
+}
+
 pub trait Outbox {
     fn now(&self) -> Instant;
     fn shard(&self) -> usize;
@@ -33,7 +41,7 @@ pub trait Outbox {
     /// Runs slow work on a blocking thread; its result comes back as a message from this shard.
     fn blocking(&mut self, job: Box<dyn FnOnce() -> Env + Send>);
     /// A request for the main thread (config and ban files).
-    fn to_main(&mut self, msg: super::envelope::ToMain);
+    fn to_main(&mut self, msg: ToMain);
     /// The runtime's counters for this shard (bytes, records, mesh).
     fn io_stats(&self) -> shards::IoStats;
     /// Mesh messages waiting to leave this shard.
@@ -61,7 +69,7 @@ pub struct Recorder {
     pub closed: Vec<Conn>,
     pub mesh: Vec<(usize, Env)>,
     pub stop: bool,
-    pub main: Vec<super::envelope::ToMain>,
+    pub main: Vec<ToMain>,
     /// Connections that asked to hear when their queue drains (a recorder's always is).
     pub drains: Vec<Conn>,
 }
@@ -132,7 +140,7 @@ impl Outbox for Recorder {
         let env = job();
         self.mesh.push((self.shard, env));
     }
-    fn to_main(&mut self, msg: super::envelope::ToMain) {
+    fn to_main(&mut self, msg: ToMain) {
         self.main.push(msg);
     }
     fn io_stats(&self) -> shards::IoStats {

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use shards::{ConnId, ConnInfo, Disconnect, Handler, Io};
+use shards::{ConnId, ConnInfo, Disconnect, Handler, Io, Runtime};
 
 use crate::clock::unix_now;
 use crate::commands::{connection, mesh, timers, Conn, Env, Outbox};
 use crate::config::Config;
 use crate::local::shard::ShardState;
 use crate::proto::Line;
+
+/// What a shard asks of the main thread: the core makes them, the main thread answers.
+pub use crate::commands::outbox::ToMain;
 
 /// Messages from the main thread to a shard.
 pub enum Control {
@@ -38,6 +41,17 @@ pub fn gather(ctl: &shards::Controller<Control>, wait: std::time::Duration) -> V
     }
     reports.sort_by_key(|r| r.shard);
     reports
+}
+
+/// What the shards asked of the main thread since the last call, with the asking shard.
+pub fn requests(rt: &Runtime<Control>) -> impl Iterator<Item = (usize, ToMain)> {
+    // Nothing but `Out::to_main` sends to the main thread.
+    rt.requests().into_iter().filter_map(|(shard, msg)| Some((shard, *msg.downcast::<ToMain>().ok()?)))
+}
+
+/// The names of the commands the core dispatches (the Prometheus text has a counter for each).
+pub fn command_names() -> Vec<&'static str> {
+    crate::commands::COMMANDS.iter().map(|c| c.name).collect()
 }
 
 pub struct IrcShard {
@@ -108,7 +122,7 @@ impl Outbox for Out<'_> {
     fn blocking(&mut self, job: Box<dyn FnOnce() -> Env + Send>) {
         self.0.blocking(job)
     }
-    fn to_main(&mut self, msg: crate::commands::envelope::ToMain) {
+    fn to_main(&mut self, msg: ToMain) {
         self.0.to_main(Box::new(msg))
     }
     fn io_stats(&self) -> shards::IoStats {

@@ -132,6 +132,10 @@ fn valid_key(k: &str) -> bool {
     !k.is_empty() && k.len() <= 23 && k.bytes().all(|b| b.is_ascii_graphic() && b != b',')
 }
 
+/// A MODE that changes something: the mutation, the line members see, and numerics for the
+/// changes that did not take effect.
+pub type Decided = (Mutation, Arc<[u8]>, Vec<Reply>);
+
 /// At the home: the changes that take effect, the line members see, and numerics for what did
 /// not. Nothing is numbered when nothing changes.
 pub fn decide(
@@ -142,134 +146,195 @@ pub fn decide(
     max_list: usize,
     max_modes: usize,
     unix: u64,
-) -> Result<(Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>> {
+) -> Result<Decided, Vec<Reply>> {
     if !ch.status(&uid).is_some_and(|s| s.is_op()) {
         return Err(vec![err!(ERR_CHANOPRIVSNEEDED, ch.name)]);
     }
-    let name = ch.name.to_string();
-    let mut notes = Vec::new();
-    let mut out: Vec<ModeChange> = Vec::new();
-    // What the channel will look like after the changes so far (so `+k a +k b` is decided in order).
-    let mut flags = ch.flags;
-    let mut key = ch.key.clone();
-    let mut limit = ch.limit;
-    let mut lists: [Vec<ListEntry>; 3] = [ch.bans.clone(), ch.excepts.clone(), ch.invex.clone()];
-    let mut statuses: Vec<(Uid, Status)> = Vec::new();
+    let mut draft = Draft::new(ch, mask, max_list, unix);
+    for w in within_max_modes(wanted, max_modes) {
+        draft.take(w);
+    }
+    if draft.out.is_empty() {
+        return Err(draft.notes);
+    }
+    let line = mode_line(ch, mask, &draft.out, wanted);
+    Ok((Mutation::Modes(draft.out), line, draft.notes))
+}
+
+/// The changes in order, less those with a parameter beyond the first `max_modes` of them.
+fn within_max_modes(wanted: &[Requested], max_modes: usize) -> impl Iterator<Item = &Requested> {
     let mut with_param = 0;
-    for w in wanted {
+    wanted.iter().filter(move |w| {
+        if w.raw.param.is_none() {
+            return true;
+        }
+        with_param += 1;
+        with_param <= max_modes
+    })
+}
+
+/// The channel as the changes decided so far leave it (so `+k a +k b` is decided in order),
+/// the changes that take effect, and the numerics for those that do not.
+struct Draft<'a> {
+    ch: &'a Channel,
+    /// Who sets list entries, and when.
+    setter: &'a str,
+    unix: u64,
+    max_list: usize,
+    flags: Flags,
+    key: Option<Arc<str>>,
+    limit: Option<u32>,
+    lists: [Vec<ListEntry>; 3],
+    statuses: Vec<(Uid, Status)>,
+    out: Vec<ModeChange>,
+    notes: Vec<Reply>,
+}
+
+impl<'a> Draft<'a> {
+    fn new(ch: &'a Channel, setter: &'a str, max_list: usize, unix: u64) -> Self {
+        Draft {
+            ch,
+            setter,
+            unix,
+            max_list,
+            flags: ch.flags,
+            key: ch.key.clone(),
+            limit: ch.limit,
+            lists: [ch.bans.clone(), ch.excepts.clone(), ch.invex.clone()],
+            statuses: Vec::new(),
+            out: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Decides one change by its mode letter's kind.
+    fn take(&mut self, w: &Requested) {
         let r = &w.raw;
-        if r.param.is_some() {
-            with_param += 1;
-            if with_param > max_modes {
-                continue;
-            }
-        }
+        let param = r.param.as_deref().unwrap_or("");
         match r.kind {
-            ModeKind::Flag => {
-                let f = Flags::from_letter(r.letter).expect("flag letter");
-                if flags.has(f) != r.add {
-                    flags.set(f, r.add);
-                    out.push(ModeChange::Flag(f, r.letter, r.add));
-                }
-            }
-            ModeKind::Key => {
-                if r.add {
-                    let k = r.param.as_deref().unwrap_or("");
-                    if !valid_key(k) {
-                        notes.push(err!(ERR_INVALIDMODEPARAM, name, "k", "*", "Invalid key"));
-                        continue;
-                    }
-                    // RFC 2812: a key is removed before another is set.
-                    if key.is_some() {
-                        notes.push(err!(ERR_KEYSET, name));
-                        continue;
-                    }
-                    key = Some(k.into());
-                    out.push(ModeChange::Key(key.clone()));
-                } else if key.is_some() {
-                    key = None;
-                    out.push(ModeChange::Key(None));
-                }
-            }
-            ModeKind::SetParam => {
-                if r.add {
-                    let p = r.param.as_deref().unwrap_or("");
-                    match p.parse::<u32>() {
-                        Ok(n) if n > 0 => {
-                            if limit != Some(n) {
-                                limit = Some(n);
-                                out.push(ModeChange::Limit(limit));
-                            }
-                        }
-                        _ => notes.push(err!(
-                            ERR_INVALIDMODEPARAM,
-                            name,
-                            "l",
-                            if p.is_empty() { "*" } else { p },
-                            "Invalid limit"
-                        )),
-                    }
-                } else if limit.is_some() {
-                    limit = None;
-                    out.push(ModeChange::Limit(None));
-                }
-            }
-            ModeKind::List => {
-                let kind = ListKind::from_letter(r.letter).expect("list letter");
-                let idx = match kind {
-                    ListKind::Ban => 0,
-                    ListKind::Except => 1,
-                    ListKind::Invex => 2,
-                };
-                let m = normalize_ban_mask(r.param.as_deref().unwrap_or(""));
-                let list = &mut lists[idx];
-                let pos = list.iter().position(|e| e.mask.eq_ignore_ascii_case(&m));
-                if r.add {
-                    if pos.is_some() {
-                        continue;
-                    }
-                    if list.len() >= max_list {
-                        notes.push(err!(ERR_BANLISTFULL, name, r.letter.to_string()));
-                        continue;
-                    }
-                    let e = ListEntry { mask: m.into(), set_by: mask.into(), set_at: unix };
-                    list.push(e.clone());
-                    out.push(ModeChange::List(kind, true, e));
-                } else if let Some(i) = pos {
-                    let e = list.remove(i);
-                    out.push(ModeChange::List(kind, false, e));
-                }
-            }
+            ModeKind::Flag => self.flag(r),
+            ModeKind::Key if r.add => self.set_key(param),
+            ModeKind::Key => self.unset_key(),
+            ModeKind::SetParam if r.add => self.set_limit(param),
+            ModeKind::SetParam => self.unset_limit(),
+            ModeKind::List => self.list(r, param),
             ModeKind::Prefix => {
-                let Some((target, nick)) = &w.target else { continue };
-                let Some(cur) =
-                    statuses.iter().find(|(u, _)| u == target).map(|(_, s)| *s).or_else(|| ch.status(target))
-                else {
-                    notes.push(err!(ERR_USERNOTINCHANNEL, nick, name));
-                    continue;
-                };
-                let s = Status::from_mode(r.letter).expect("prefix letter");
-                if cur.has(s) != r.add {
-                    let mut next = cur;
-                    next.set(s, r.add);
-                    statuses.retain(|(u, _)| u != target);
-                    statuses.push((*target, next));
-                    out.push(ModeChange::Member(s, r.letter, r.add, *target));
+                if let Some((target, nick)) = &w.target {
+                    self.member(r, *target, nick);
                 }
             }
         }
     }
-    if out.is_empty() {
-        return Err(notes);
+
+    /// `+m`, `-t`...: a change only where the flag differs.
+    fn flag(&mut self, r: &RawChange) {
+        let f = Flags::from_letter(r.letter).expect("flag letter");
+        if self.flags.has(f) != r.add {
+            self.flags.set(f, r.add);
+            self.out.push(ModeChange::Flag(f, r.letter, r.add));
+        }
     }
+
+    fn set_key(&mut self, k: &str) {
+        if !valid_key(k) {
+            self.notes.push(err!(ERR_INVALIDMODEPARAM, self.ch.name, "k", "*", "Invalid key"));
+        } else if self.key.is_some() {
+            // RFC 2812: a key is removed before another is set.
+            self.notes.push(err!(ERR_KEYSET, self.ch.name));
+        } else {
+            self.key = Some(k.into());
+            self.out.push(ModeChange::Key(self.key.clone()));
+        }
+    }
+
+    fn unset_key(&mut self) {
+        if self.key.take().is_some() {
+            self.out.push(ModeChange::Key(None));
+        }
+    }
+
+    /// `+l <n>`: a positive number; the same limit again is no change.
+    fn set_limit(&mut self, p: &str) {
+        match p.parse::<u32>() {
+            Ok(n) if n > 0 => {
+                if self.limit != Some(n) {
+                    self.limit = Some(n);
+                    self.out.push(ModeChange::Limit(self.limit));
+                }
+            }
+            _ => self.notes.push(err!(
+                ERR_INVALIDMODEPARAM,
+                self.ch.name,
+                "l",
+                if p.is_empty() { "*" } else { p },
+                "Invalid limit"
+            )),
+        }
+    }
+
+    fn unset_limit(&mut self) {
+        if self.limit.take().is_some() {
+            self.out.push(ModeChange::Limit(None));
+        }
+    }
+
+    /// `+b <mask>` (and `e`, `I`): a mask not yet listed, while the list has room; `-b` one
+    /// that is.
+    fn list(&mut self, r: &RawChange, param: &str) {
+        let kind = ListKind::from_letter(r.letter).expect("list letter");
+        let idx = match kind {
+            ListKind::Ban => 0,
+            ListKind::Except => 1,
+            ListKind::Invex => 2,
+        };
+        let m = normalize_ban_mask(param);
+        let list = &mut self.lists[idx];
+        let pos = list.iter().position(|e| e.mask.eq_ignore_ascii_case(&m));
+        if r.add {
+            if pos.is_some() {
+                return;
+            }
+            if list.len() >= self.max_list {
+                self.notes.push(err!(ERR_BANLISTFULL, self.ch.name, r.letter.to_string()));
+                return;
+            }
+            let e = ListEntry { mask: m.into(), set_by: self.setter.into(), set_at: self.unix };
+            list.push(e.clone());
+            self.out.push(ModeChange::List(kind, true, e));
+        } else if let Some(i) = pos {
+            let e = list.remove(i);
+            self.out.push(ModeChange::List(kind, false, e));
+        }
+    }
+
+    /// `+o <nick>`, `-v <nick>`...: on a member, as the changes so far left its status.
+    fn member(&mut self, r: &RawChange, target: Uid, nick: &str) {
+        let now = self.statuses.iter().find(|(u, _)| *u == target).map(|(_, s)| *s);
+        let Some(cur) = now.or_else(|| self.ch.status(&target)) else {
+            self.notes.push(err!(ERR_USERNOTINCHANNEL, nick, self.ch.name));
+            return;
+        };
+        let s = Status::from_mode(r.letter).expect("prefix letter");
+        if cur.has(s) != r.add {
+            let mut next = cur;
+            next.set(s, r.add);
+            self.statuses.retain(|(u, _)| *u != target);
+            self.statuses.push((target, next));
+            self.out.push(ModeChange::Member(s, r.letter, r.add, target));
+        }
+    }
+}
+
+/// `:setter MODE #chan +modes params...`, members named by the nick the requester gave.
+fn mode_line(ch: &Channel, setter: &str, out: &[ModeChange], wanted: &[Requested]) -> Arc<[u8]> {
     let nick_of =
         |u: &Uid| wanted.iter().find_map(|w| w.target.as_ref().filter(|(t, _)| t == u).map(|(_, n)| n.to_string()));
-    let (modes, params) = render_changes(&out, |u| nick_of(u).unwrap_or_default());
-    let mut l = Line::new().source(mask).verb("MODE").param(&ch.name).param(&modes);
+    let (modes, params) = render_changes(out, |u| nick_of(u).unwrap_or_default());
+    let mut l = Line::new().source(setter).verb("MODE").param(&ch.name).param(&modes);
     for p in &params {
         l = l.param(p);
     }
-    Ok((Mutation::Modes(out), l.finish().into(), notes))
+    l.finish().into()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //!   is refused with 491 without a check, and operators are told once per window;
 //! - each shard runs one check at a time and queues the rest, and a process-wide gate lets
 //!   [`CONCURRENT_CHECKS`] run at once; argon2's memory is a mapping of its own, returned to
-//!   the system when the check ends ([`Mapped`]).
+//!   the system when the check ends (`crate::password`).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -146,56 +146,6 @@ impl Drop for Permit {
     }
 }
 
-/// Zeroed memory of its own mapping, unmapped on drop: argon2's working memory. A 19–64 MiB
-/// `Vec` freed on a blocking thread stayed in that thread's glibc arena (measured: four threads
-/// kept 19 MiB each, and `malloc_trim(0)` did not release them: it does not shrink the top of
-/// a thread's arena); an unmapped region is back with the system at once.
-pub struct Mapped {
-    ptr: std::ptr::NonNull<argon2::Block>,
-    len: usize,
-}
-
-impl Mapped {
-    /// `len` zeroed blocks; `None` when the system refuses the mapping.
-    pub fn blocks(len: usize) -> Option<Mapped> {
-        let bytes = len.checked_mul(std::mem::size_of::<argon2::Block>())?.max(1);
-        // SAFETY: a private anonymous mapping at an address of the kernel's choosing.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // Page-aligned, so aligned for a block (64 bytes).
-        Some(Mapped { ptr: std::ptr::NonNull::new(p.cast())?, len })
-    }
-}
-
-impl AsMut<[argon2::Block]> for Mapped {
-    fn as_mut(&mut self) -> &mut [argon2::Block] {
-        // SAFETY: `len` blocks of zeroed (valid: a block is plain integers), exclusively owned
-        // memory that lives as long as `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        let bytes = (self.len * std::mem::size_of::<argon2::Block>()).max(1);
-        // SAFETY: the mapping made in `blocks`, unmapped once.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), bytes);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,15 +202,5 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(MAX.load(Ordering::SeqCst), CONCURRENT_CHECKS);
-    }
-
-    #[test]
-    fn mapped_blocks_are_zeroed_and_writable() {
-        let mut m = Mapped::blocks(3).unwrap();
-        let b = m.as_mut();
-        assert_eq!(b.len(), 3);
-        assert!(b[2].as_ref().iter().all(|&w| w == 0));
-        b[2].as_mut()[127] = 7;
-        assert_eq!(m.as_mut()[2].as_ref()[127], 7);
     }
 }

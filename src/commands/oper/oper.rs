@@ -1,7 +1,7 @@
 //! OPER: `OPER <name> <password>` — 381 and +o on success; 491 when no oper block fits the
 //! name and host, or the address spent its budget of checks; 464 for a wrong password. The
-//! password hash is checked on a blocking thread (argon2 is slow on purpose and memory-hungry:
-//! see `limit`); the client's further input waits for the answer.
+//! password hash is checked (`crate::password`) on a blocking thread (argon2 is slow on purpose
+//! and memory-hungry: see `limit`); the client's further input waits for the answer.
 
 use super::super::connection::close_later;
 use super::super::delivery::broadcast;
@@ -59,7 +59,7 @@ pub fn oper(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// Runs a check on a blocking thread, behind the process-wide gate.
 fn start(out: &mut dyn Outbox, c: Check) {
     out.blocking(Box::new(move || {
-        let ok = limit::gated(|| check_password(&c.hash, &c.password, c.plain_ok));
+        let ok = limit::gated(|| crate::password::check(&c.hash, &c.password, c.plain_ok));
         Env::Answer(Answer::OperChecked { conn: c.conn, name: c.name, ok })
     }));
 }
@@ -72,47 +72,6 @@ fn failed(ctx: &mut Ctx<'_>) {
         let conn = ctx.conn;
         close_later(ctx.st, conn, "Too many failed OPER attempts");
     }
-}
-
-/// argon2 or bcrypt by the hash's prefix; plain text only where the oper block allows it.
-pub fn check_password(hash: &str, password: &str, plain_ok: bool) -> bool {
-    if hash.starts_with("$argon2") {
-        return verify_argon2(hash, password).unwrap_or(false);
-    }
-    if hash.starts_with("$2") {
-        return bcrypt::verify(password, hash).unwrap_or(false);
-    }
-    plain_ok && !hash.is_empty() && constant_time_eq(hash.as_bytes(), password.as_bytes())
-}
-
-/// `argon2::PasswordVerifier::verify_password`, with the working memory in a mapping of its
-/// own (see `limit::Mapped`) instead of a `Vec`. `None`: a malformed hash.
-fn verify_argon2(hash: &str, password: &str) -> Option<bool> {
-    use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
-    let h = PasswordHash::new(hash).ok()?;
-    let (salt, expected) = (h.salt?, h.hash?);
-    let params = Params::try_from(&h).ok()?;
-    let algorithm = Algorithm::try_from(h.algorithm).ok()?;
-    let version = h.version.map(Version::try_from).transpose().ok()?.unwrap_or_default();
-    let mut salt_buf = [0u8; 64];
-    let salt = salt.decode_b64(&mut salt_buf).ok()?;
-    let mut memory = limit::Mapped::blocks(params.block_count())?;
-    let mut out = vec![0u8; expected.len()];
-    let argon = Argon2::new(algorithm, version, params);
-    argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory).ok()?;
-    Some(constant_time_eq(&out, expected.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// An argon2id hash of a password, for `rustircd --mkpasswd`.
-pub fn hash_password(password: &str) -> String {
-    use argon2::password_hash::{rand_core::OsRng, SaltString};
-    use argon2::PasswordHasher;
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashing").to_string()
 }
 
 /// The password check came back.
@@ -171,40 +130,4 @@ pub fn checked(
     }
     ctx.flush();
     super::super::connection::resume(st, out, conn, now, unix);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes() {
-        let h = hash_password("hunter2");
-        assert!(h.starts_with("$argon2id$"));
-        assert!(check_password(&h, "hunter2", false));
-        assert!(!check_password(&h, "hunter3", false));
-        let b = bcrypt::hash("pw", 4).unwrap();
-        assert!(check_password(&b, "pw", false));
-        assert!(!check_password("plain", "plain", false), "plain text refused unless allowed");
-        assert!(check_password("plain", "plain", true));
-        assert!(!check_password("plain", "plai", true));
-    }
-
-    #[test]
-    fn argon2_variants_and_parameters_verify_as_the_crate_does() {
-        use argon2::password_hash::{rand_core::OsRng, SaltString};
-        use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-        for (alg, version, lanes, len) in [
-            (Algorithm::Argon2id, Version::V0x13, 1, 32),
-            (Algorithm::Argon2i, Version::V0x13, 2, 16),
-            (Algorithm::Argon2d, Version::V0x10, 3, 64),
-        ] {
-            let params = Params::new(64, 2, lanes, Some(len)).unwrap();
-            let salt = SaltString::generate(&mut OsRng);
-            let h = Argon2::new(alg, version, params).hash_password(b"pw", &salt).unwrap().to_string();
-            assert_eq!(verify_argon2(&h, "pw"), Some(true), "{h}");
-            assert_eq!(verify_argon2(&h, "pX"), Some(false), "{h}");
-        }
-        assert_eq!(verify_argon2("$argon2id$v=19$m=64,t=2,p=1$broken", "pw"), None);
-    }
 }

@@ -3,8 +3,7 @@
 //! the old one stays and the oper is told why. DIE and RESTART work only where the config
 //! allows them (`allow_die`, `allow_restart`).
 
-use super::super::envelope::ToMain;
-use super::super::outbox::{Conn, Outbox};
+use super::super::outbox::{Conn, Outbox, ToMain};
 use super::super::{CmdResult, Ctx};
 use super::snotice::snotice;
 use crate::err;
