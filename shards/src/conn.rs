@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::task::Waker;
 use std::time::Instant;
 
-/// A connection of this shard. Only meaningful on the shard that accepted it.
+/// A connection of this shard. Only meaningful on the shard that accepted or opened it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     idx: u32,
@@ -40,12 +40,22 @@ impl fmt::Debug for ConnId {
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    /// The `tag` of the listener that accepted it (see [`crate::ListenSpec`]).
-    pub listener_tag: u32,
+    /// Who opened it: a client of one of our listeners, or this shard.
+    pub origin: Origin,
     /// The connection is TLS. The handler hears of it before the handshake (to admit or refuse
     /// it); output queued meanwhile is written once the handshake is done, and a connection the
     /// handler closes before then ends without a word.
     pub tls: bool,
+}
+
+/// Which side opened a connection. Once open, both kinds are served alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Accepted on the listener at `listener` in [`crate::RuntimeConfig::listeners`], whose
+    /// `tag` it carries (see [`crate::ListenSpec`]).
+    Inbound { listener: usize, tag: u32 },
+    /// Opened by this shard, asked with [`crate::Io::connect`].
+    Outbound,
 }
 
 /// Why the runtime ended a connection (handler-initiated closes are not reported back).

@@ -1,14 +1,16 @@
-//! The handler's window onto the runtime: queue output for a connection, close it, send a
-//! message to another shard. Nothing here blocks or performs I/O itself; the connection tasks
-//! and the mesh flusher do that once the handler returns.
+//! The handler's window onto the runtime: queue output for a connection, close it, open one,
+//! send a message to another shard. Nothing here blocks or performs I/O itself; the connection
+//! tasks, the connector and the mesh flusher do that once the handler returns.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::conn::{ConnId, Table, Traffic};
 use crate::mesh::{BatchPolicy, Batcher};
 use crate::notify::Notify;
+use crate::outbound::Connect;
 use crate::{Envelope, ShardId};
 
 /// Counters the runtime keeps per shard.
@@ -48,6 +50,9 @@ pub struct Io<M: Envelope> {
     /// Work to run on a blocking thread; each result comes back through `Handler::on_mesh`.
     pub(crate) jobs: Vec<Box<dyn FnOnce() -> M + Send>>,
     pub(crate) jobs_notify: Rc<Notify>,
+    /// Connections asked for with [`Io::connect`], not yet started.
+    pub(crate) connects: Vec<Connect>,
+    pub(crate) connects_notify: Rc<Notify>,
     /// Messages for the main thread (`Runtime::requests`).
     pub(crate) to_main: Option<crossbeam_channel::Sender<(ShardId, Box<dyn std::any::Any + Send>)>>,
 }
@@ -67,6 +72,8 @@ impl<M: Envelope> Io<M> {
             stop_requested: false,
             jobs: Vec::new(),
             jobs_notify: Rc::new(Notify::default()),
+            connects: Vec::new(),
+            connects_notify: Rc::new(Notify::default()),
             to_main: None,
         }
     }
@@ -177,6 +184,19 @@ impl<M: Envelope> Io<M> {
             slot.closing = Some(self.now);
             slot.wake();
         }
+    }
+
+    /// Opens a plain TCP connection to `addr` from this shard, giving up after `timeout`. The id
+    /// comes back at once; the outcome reaches `Handler::on_connected` on a later turn (an
+    /// error if the process is full, as for accepted connections). From then on the
+    /// connection is served like an accepted one (`on_data`, `on_disconnect`, `send`, `close`).
+    /// Until then `Io` already treats it as open: output queued is written once connected, and
+    /// `close` or `abort` gives up the attempt without a call back.
+    pub fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> ConnId {
+        let conn = self.conns.insert();
+        self.connects.push(Connect { conn, addr, timeout });
+        self.connects_notify.notify();
+        conn
     }
 
     /// Sends a message to a shard (this one included). Messages to one destination arrive in

@@ -1,0 +1,87 @@
+//! Outbound connections (for server links): the shard opens the TCP connections its handler
+//! asks for with [`Io::connect`](crate::Io::connect), tells the handler how each attempt went,
+//! and serves an established one like an accepted one.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpStream;
+
+use crate::conn::{ConnId, ConnInfo, Origin};
+use crate::conn_task::{ended, poll_closed, poll_connection, take_place};
+use crate::runtime::Handler;
+use crate::shard::Shard;
+use crate::stream::Stream;
+
+/// A connection asked for: its slot exists already, under this id.
+pub(crate) struct Connect {
+    pub(crate) conn: ConnId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) timeout: Duration,
+}
+
+/// Starts each connection asked for on its own task.
+pub(crate) async fn connector<H: Handler>(shard: Rc<Shard<H>>) {
+    let notify = shard.state.borrow().io.connects_notify.clone();
+    loop {
+        notify.wait().await;
+        let asked = std::mem::take(&mut shard.state.borrow_mut().io.connects);
+        for ask in asked {
+            glommio::spawn_local(outbound(shard.clone(), ask)).detach();
+        }
+    }
+}
+
+/// The task of an outbound connection: a place in the capacity count, the connect, the
+/// handler's `on_connected`, then the same poll as an accepted connection.
+async fn outbound<H: Handler>(shard: Rc<Shard<H>>, ask: Connect) {
+    let id = ask.conn;
+    if !take_place(&shard) {
+        report(&shard, id, Err(io::Error::other("connection capacity reached")));
+        shard.state.borrow_mut().io.conns.remove(id);
+        return;
+    }
+    let tcp = match connect(&shard, &ask).await {
+        Some(Ok(tcp)) => tcp,
+        Some(Err(e)) => {
+            report(&shard, id, Err(e));
+            return ended(&shard, id);
+        }
+        None => return ended(&shard, id),
+    };
+    let _ = tcp.set_nodelay(true);
+    let info = match (tcp.peer_addr(), tcp.local_addr()) {
+        (Ok(peer), Ok(local)) => ConnInfo { peer, local, origin: Origin::Outbound, tls: false },
+        (Err(e), _) | (_, Err(e)) => {
+            report(&shard, id, Err(e.into()));
+            return ended(&shard, id);
+        }
+    };
+    report(&shard, id, Ok(info));
+    let mut stream = Stream::Plain(tcp);
+    futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
+    ended(&shard, id);
+}
+
+/// The connect, given up if the handler closes the connection first (`None`).
+async fn connect<H: Handler>(shard: &Shard<H>, ask: &Connect) -> Option<io::Result<TcpStream>> {
+    // Polled first: a connection closed while its connect completes ends without a word.
+    let closed = async {
+        futures_lite::future::poll_fn(|cx| poll_closed(shard, ask.conn, cx)).await;
+        None
+    };
+    let connect = async { Some(TcpStream::connect_timeout(ask.addr, ask.timeout).await.map_err(io::Error::from)) };
+    futures_lite::future::or(closed, connect).await
+}
+
+/// Tells the handler how the attempt went, unless it has closed the connection meanwhile.
+fn report<H: Handler>(shard: &Shard<H>, id: ConnId, result: io::Result<ConnInfo>) {
+    let mut st = shard.state.borrow_mut();
+    let st = &mut *st;
+    if st.io.is_open(id) {
+        st.io.now = Instant::now();
+        st.handler.on_connected(&mut st.io, id, result);
+    }
+}
