@@ -11,7 +11,7 @@ use rustircd::proto::CaseMapping;
 use rustircd::sim::Sim;
 use rustircd::state::channel::{Channel, Mutation, Status};
 use rustircd::state::whowas::{WasEntry, Whowas};
-use rustircd::state::{Directory, UidAllocator, User, UserModes};
+use rustircd::state::{Directory, Location, UidAllocator, User, UserModes};
 use shards::{BatchPolicy, Batcher, Envelope};
 
 fn user(a: &mut UidAllocator, nick: &str) -> User {
@@ -27,7 +27,7 @@ fn user(a: &mut UidAllocator, nick: &str) -> User {
         modes: UserModes::default(),
         away: None,
         account: None,
-        shard: 0,
+        location: Location::local(0),
         signon: 0,
         channels: Vec::new(),
     }
@@ -66,13 +66,13 @@ fn database(c: &mut Criterion) {
     });
     let mut ch = Channel::new("#bench".into(), cm.fold("#bench"), 0, 1);
     for u in users.iter().take(1000) {
-        ch.apply(&Mutation::Join { uid: u.uid, status: Status::NONE, created: None }, |_| 0);
+        ch.apply(&Mutation::Join { uid: u.uid, status: Status::NONE, created: None, at: Location::local(0) });
     }
     g.bench_function("channel_join_leave_1000", |b| {
         let extra = users[5000].uid;
         b.iter(|| {
-            ch.apply(&Mutation::Join { uid: extra, status: Status::NONE, created: None }, |_| 0);
-            ch.apply(&Mutation::Leave { uid: extra }, |_| 0)
+            ch.apply(&Mutation::Join { uid: extra, status: Status::NONE, created: None, at: Location::local(0) });
+            ch.apply(&Mutation::Leave { uid: extra })
         })
     });
     let member = users[500].uid;

@@ -210,7 +210,7 @@ impl Sim {
                 .map(|view| {
                     let c = &view.ch;
                     let mut m: Vec<String> =
-                        c.members.iter().map(|(u, s)| format!("{u}{}", s.all_prefixes())).collect();
+                        c.members.iter().map(|(u, m)| format!("{u}{}", m.status.all_prefixes())).collect();
                     m.sort();
                     let topic = c.topic.as_ref().map(|t| t.text.to_string()).unwrap_or_default();
                     format!("{} {:?} {topic:?} {}", c.name, c.mode_string(true), m.join(","))

@@ -98,7 +98,7 @@ pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Share
         to_conn_shared(st, out, conn, line, need);
         st.metrics.message_latency.observe(at.elapsed());
     } else if let Some(u) = st.directory.get(&uid) {
-        let shard = u.shard;
+        let shard = u.location.shard();
         out.mesh(shard, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at }));
     }
 }

@@ -15,7 +15,7 @@ use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::proto::names::{clean_username, valid_nick};
 use crate::proto::{Folded, Line, Message, Numeric};
-use crate::state::{User, UserModes};
+use crate::state::{Location, User, UserModes};
 
 /// `PASS <password>` (before registration).
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
@@ -210,7 +210,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         modes: if me.secure { UserModes::SECURE } else { UserModes::default() },
         away: None,
         account: None,
-        shard: ctx.st.me,
+        location: Location::local(ctx.st.me),
         signon: me.signon,
         channels: Vec::new(),
     };

@@ -501,8 +501,8 @@ fn check_observer(case: &Case, sim: &Sim, me: usize, checks: Checks, bad: &mut V
         let ids: BTreeMap<usize, (bool, bool)> = c
             .members
             .iter()
-            .filter_map(|(uid, s)| {
-                let p = s.all_prefixes();
+            .filter_map(|(uid, m)| {
+                let p = m.status.all_prefixes();
                 Some((user_of(&st.directory.get(uid)?.nick)?, (p.contains('@'), p.contains('+'))))
             })
             .collect();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use smallvec::SmallVec;
 
+use super::location::Location;
 use super::uid::Uid;
 use crate::proto::Folded;
 
@@ -159,6 +160,8 @@ pub enum Mutation {
         uid: Uid,
         status: Status,
         created: Option<u64>,
+        /// Where the member is (its shard counts it for fan-out).
+        at: Location,
     },
     /// Part, kick or quit: the member leaves.
     Leave {
@@ -166,6 +169,13 @@ pub enum Mutation {
     },
     Modes(Vec<ModeChange>),
     Topic(Option<Topic>),
+}
+
+/// A channel member: its status, and where it is (which shard's count it is in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub status: Status,
+    pub at: Location,
 }
 
 #[derive(Clone, Debug)]
@@ -180,8 +190,8 @@ pub struct Channel {
     pub bans: Vec<ListEntry>,
     pub excepts: Vec<ListEntry>,
     pub invex: Vec<ListEntry>,
-    pub members: AHashMap<Uid, Status>,
-    /// Members on each shard (fan-out goes to shards with a non-zero count).
+    pub members: AHashMap<Uid, Member>,
+    /// Members each shard delivers to (fan-out goes to shards with a non-zero count).
     pub per_shard: SmallVec<[u32; 4]>,
 }
 
@@ -221,7 +231,7 @@ impl Channel {
     }
 
     pub fn status(&self, uid: &Uid) -> Option<Status> {
-        self.members.get(uid).copied()
+        self.members.get(uid).map(|m| m.status)
     }
 
     pub fn is_secret(&self) -> bool {
@@ -252,22 +262,20 @@ impl Channel {
         (m, params)
     }
 
-    /// Applies a mutation. `shard_of` maps a member to the shard that holds it. Returns false
-    /// when the channel is left empty (the caller then forgets it).
-    pub fn apply(&mut self, m: &Mutation, shard_of: impl Fn(&Uid) -> usize) -> bool {
+    /// Applies a mutation. Returns false when the channel is left empty (the caller then
+    /// forgets it).
+    pub fn apply(&mut self, m: &Mutation) -> bool {
         match m {
-            Mutation::Join { uid, status, .. } => {
-                if self.members.insert(*uid, *status).is_none() {
-                    let s = shard_of(uid);
-                    if let Some(n) = self.per_shard.get_mut(s) {
+            Mutation::Join { uid, status, at, .. } => {
+                if self.members.insert(*uid, Member { status: *status, at: *at }).is_none() {
+                    if let Some(n) = self.per_shard.get_mut(at.shard()) {
                         *n += 1;
                     }
                 }
             }
             Mutation::Leave { uid } => {
-                if self.members.remove(uid).is_some() {
-                    let s = shard_of(uid);
-                    if let Some(n) = self.per_shard.get_mut(s) {
+                if let Some(left) = self.members.remove(uid) {
+                    if let Some(n) = self.per_shard.get_mut(left.at.shard()) {
                         *n -= 1;
                     }
                 }
@@ -281,8 +289,8 @@ impl Channel {
                         ModeChange::List(kind, true, e) => self.list_mut(*kind).push(e.clone()),
                         ModeChange::List(kind, false, e) => self.list_mut(*kind).retain(|x| x.mask != e.mask),
                         ModeChange::Member(s, _, on, uid) => {
-                            if let Some(st) = self.members.get_mut(uid) {
-                                st.set(*s, *on);
+                            if let Some(m) = self.members.get_mut(uid) {
+                                m.status.set(*s, *on);
                             }
                         }
                     }
@@ -348,14 +356,14 @@ mod tests {
         let mut a1 = UidAllocator::new("0RC", 1, 2);
         let (u0, u1) = (a0.allocate(), a1.allocate());
         let mut c = chan();
-        let shard = |u: &Uid| u.shard(2);
-        assert!(c.apply(&Mutation::Join { uid: u0, status: Status::OP, created: Some(100) }, shard));
-        assert!(c.apply(&Mutation::Join { uid: u1, status: Status::NONE, created: None }, shard));
+        let (at0, at1) = (Location::local(0), Location::Link(1));
+        assert!(c.apply(&Mutation::Join { uid: u0, status: Status::OP, created: Some(100), at: at0 }));
+        assert!(c.apply(&Mutation::Join { uid: u1, status: Status::NONE, created: None, at: at1 }));
         // joining twice changes nothing
-        c.apply(&Mutation::Join { uid: u1, status: Status::NONE, created: None }, shard);
+        c.apply(&Mutation::Join { uid: u1, status: Status::NONE, created: None, at: at1 });
         assert_eq!(&c.per_shard[..], &[1, 1]);
-        assert!(c.apply(&Mutation::Leave { uid: u0 }, shard));
-        assert!(!c.apply(&Mutation::Leave { uid: u1 }, shard), "empty after the last leaves");
+        assert!(c.apply(&Mutation::Leave { uid: u0 }));
+        assert!(!c.apply(&Mutation::Leave { uid: u1 }), "empty after the last leaves");
         assert_eq!(&c.per_shard[..], &[0, 0]);
     }
 
@@ -364,7 +372,7 @@ mod tests {
         let mut a = UidAllocator::new("0RC", 0, 1);
         let u = a.allocate();
         let mut c = chan();
-        c.apply(&Mutation::Join { uid: u, status: Status::NONE, created: None }, |_| 0);
+        c.apply(&Mutation::Join { uid: u, status: Status::NONE, created: None, at: Location::local(0) });
         let e = ListEntry { mask: "*!*@bad".into(), set_by: "op".into(), set_at: 1 };
         let changes = vec![
             ModeChange::Flag(Flags::MODERATED, 'm', true),
@@ -373,7 +381,7 @@ mod tests {
             ModeChange::Flag(Flags::TOPIC_OPS, 't', false),
             ModeChange::List(ListKind::Ban, true, e.clone()),
         ];
-        c.apply(&Mutation::Modes(changes.clone()), |_| 0);
+        c.apply(&Mutation::Modes(changes.clone()));
         assert!(c.flags.has(Flags::MODERATED) && !c.flags.has(Flags::TOPIC_OPS));
         assert!(c.status(&u).unwrap().is_op());
         assert_eq!(c.bans, vec![e.clone()]);
@@ -381,7 +389,7 @@ mod tests {
         assert_eq!(m, "+mok-t+b");
         assert_eq!(p, ["nick", "sekrit", "*!*@bad"]);
         assert_eq!(c.mode_string(true), ("+mnk".to_string(), vec!["sekrit".to_string()]));
-        c.apply(&Mutation::Modes(vec![ModeChange::List(ListKind::Ban, false, e)]), |_| 0);
+        c.apply(&Mutation::Modes(vec![ModeChange::List(ListKind::Ban, false, e)]));
         assert!(c.bans.is_empty());
     }
 }

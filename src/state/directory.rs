@@ -130,7 +130,7 @@ mod tests {
             modes: UserModes::INVISIBLE,
             away: None,
             account: None,
-            shard: 0,
+            location: crate::state::Location::local(0),
             signon: 0,
             channels: Vec::new(),
         }

@@ -5,6 +5,7 @@
 pub mod bans;
 pub mod channel;
 pub mod directory;
+pub mod location;
 pub mod nicks;
 pub mod sequencer;
 pub mod uid;
@@ -12,6 +13,7 @@ pub mod user;
 pub mod whowas;
 
 pub use directory::Directory;
+pub use location::Location;
 pub use nicks::NickAuthority;
 pub use uid::{Uid, UidAllocator};
 pub use user::{User, UserModes};

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::location::Location;
 use super::uid::Uid;
 use crate::proto::Folded;
 
@@ -69,8 +70,8 @@ pub struct User {
     pub modes: UserModes,
     pub away: Option<Arc<str>>,
     pub account: Option<Arc<str>>,
-    /// The shard whose connection (or server link) the user is behind.
-    pub shard: usize,
+    /// Where the user is: which shard delivers to it, over a connection or a server link.
+    pub location: Location,
     pub signon: u64,
     /// Channels the user is in, as this shard's views say (kept by each shard itself).
     pub channels: Vec<Folded>,

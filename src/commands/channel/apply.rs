@@ -189,11 +189,10 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
                 let observers = crate::commands::mesh::observers(st, *uid, 0);
                 to_conns_shared(st, out, &observers, line, 0);
             }
-            let cores = st.cores;
             for chan in chans {
                 let Some(view) = st.channels.get_mut(chan) else { continue };
                 view.local.retain(|(u, _)| u != uid);
-                if !view.ch.apply(&Mutation::Leave { uid: *uid }, |u| u.shard(cores)) {
+                if !view.ch.apply(&Mutation::Leave { uid: *uid }) {
                     st.channels.remove(chan);
                 }
             }
@@ -237,7 +236,7 @@ fn apply_change(
         deliver_all(st, out, &targets, line, skip);
     }
     let view = st.channels.get_mut(chan).expect("view exists");
-    let alive = view.ch.apply(mutation, |u| u.shard(cores));
+    let alive = view.ch.apply(mutation);
     match mutation {
         Mutation::Join { uid, .. } => {
             if let Some(&conn) = st.local.get(uid) {

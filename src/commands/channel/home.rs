@@ -11,7 +11,7 @@ use crate::commands::outbox::{Conn, Outbox};
 use crate::local::shard::ShardState;
 use crate::proto::Folded;
 use crate::state::channel::{Channel, Mutation};
-use crate::state::Uid;
+use crate::state::{Location, Uid};
 
 /// A request reached this shard as the channel's home.
 pub fn at_home(
@@ -23,7 +23,7 @@ pub fn at_home(
     req: ChanRequest,
     unix: u64,
 ) {
-    let outcome = match decide(st, uid, req, unix) {
+    let outcome = match decide(st, from, uid, req, unix) {
         Ok((chan, name, mutation, line, notes)) => {
             let seq = st.seq.issue();
             Outcome::Accepted { home: st.me as u16, seq, chan, name, mutation, line, notes }
@@ -35,14 +35,17 @@ pub fn at_home(
 
 type Decision = Result<(Folded, Arc<str>, Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>>;
 
-fn decide(st: &mut ShardState, uid: Uid, req: ChanRequest, unix: u64) -> Decision {
+fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u64) -> Decision {
     let folded = st.cm.fold(req.name());
     let cores = st.cores;
     let decision = match req {
         ChanRequest::Join { name, key, mask, ip_mask, invited } => {
             let ch =
                 st.homes.entry(folded.clone()).or_insert_with(|| Channel::new(name.clone(), folded.clone(), 0, cores));
-            join::decide(ch, st.cm, uid, key.as_deref(), &mask, &ip_mask, invited, unix)
+            // The directory says where the joiner is; a user is introduced to every shard
+            // before it can ask anything, so the sender's shard is only a fallback.
+            let at = st.directory.get(&uid).map_or(Location::local(from), |u| u.location);
+            join::decide(ch, st.cm, uid, at, key.as_deref(), &mask, &ip_mask, invited, unix)
                 .map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
         }
         ChanRequest::Part { mask, reason, .. } => match st.homes.get(&folded) {
@@ -82,7 +85,7 @@ fn decide(st: &mut ShardState, uid: Uid, req: ChanRequest, unix: u64) -> Decisio
         }
     };
     let ch = st.homes.get_mut(&folded).expect("decided on an existing channel");
-    if !ch.apply(&mutation, |u| u.shard(cores)) {
+    if !ch.apply(&mutation) {
         st.homes.remove(&folded);
     }
     Ok((folded, name, mutation, line, notes))
@@ -94,10 +97,9 @@ fn req_name(f: &Folded) -> String {
 
 /// A departing user's channels at this home: remove it, and number the change.
 pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid: Uid, chans: Vec<Folded>) {
-    let cores = st.cores;
     for chan in &chans {
         if let Some(ch) = st.homes.get_mut(chan) {
-            if !ch.apply(&Mutation::Leave { uid }, |u| u.shard(cores)) {
+            if !ch.apply(&Mutation::Leave { uid }) {
                 st.homes.remove(chan);
             }
         }

@@ -65,7 +65,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             to_conn_shared(ctx.st, ctx.out, conn, &line, 0);
         }
         None => {
-            let shard = tuid.shard(ctx.st.cores);
+            let Some(shard) = ctx.st.directory.get(&tuid).map(|u| u.location.shard()) else { return Ok(()) };
             ctx.out
                 .mesh(shard, Env::Ordered(Ordered::Invite { target: tuid, chan: folded.clone(), line: line.clone() }));
         }

@@ -11,7 +11,7 @@ use crate::local::shard::ShardState;
 use crate::proto::names::{is_channel_name, valid_channel};
 use crate::proto::{mask, CaseMapping, Folded, Line, Message, Numeric};
 use crate::state::channel::{Channel, ListEntry, Mutation, Status};
-use crate::state::Uid;
+use crate::state::{Location, Uid};
 
 pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let targets = msg.params[0];
@@ -72,6 +72,7 @@ pub fn decide(
     ch: &mut Channel,
     cm: CaseMapping,
     uid: Uid,
+    at: Location,
     key: Option<&str>,
     mask: &str,
     ip_mask: &str,
@@ -106,7 +107,7 @@ pub fn decide(
         (Status::NONE, None)
     };
     let line = Line::new().source(mask).verb("JOIN").param(&ch.name).finish().into();
-    Ok((Mutation::Join { uid, status, created }, line))
+    Ok((Mutation::Join { uid, status, created, at }, line))
 }
 
 /// After this shard applied its own user's JOIN: the topic and the names (returned, to go

@@ -341,14 +341,14 @@ fn mode_line(ch: &Channel, setter: &str, out: &[ModeChange], wanted: &[Requested
 mod tests {
     use super::*;
     use crate::proto::CaseMapping;
-    use crate::state::UidAllocator;
+    use crate::state::{Location, UidAllocator};
 
     fn setup() -> (Channel, Uid, Uid) {
         let mut a = UidAllocator::new("0RC", 0, 1);
         let (op, user) = (a.allocate(), a.allocate());
         let mut ch = Channel::new("#c".into(), CaseMapping::Ascii.fold("#c"), 1, 1);
-        ch.apply(&Mutation::Join { uid: op, status: Status::OP, created: Some(1) }, |_| 0);
-        ch.apply(&Mutation::Join { uid: user, status: Status::NONE, created: None }, |_| 0);
+        ch.apply(&Mutation::Join { uid: op, status: Status::OP, created: Some(1), at: Location::local(0) });
+        ch.apply(&Mutation::Join { uid: user, status: Status::NONE, created: None, at: Location::local(0) });
         (ch, op, user)
     }
 

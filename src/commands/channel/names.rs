@@ -52,9 +52,9 @@ fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
         .members
         .iter()
         .filter(|(uid, _)| !ctx.st.leaving.contains(*uid))
-        .filter_map(|(uid, status)| {
+        .filter_map(|(uid, m)| {
             let u = ctx.st.directory.get(uid)?;
-            let prefix = if multi { status.all_prefixes() } else { status.prefix() };
+            let prefix = if multi { m.status.all_prefixes() } else { m.status.prefix() };
             Some(if userhost { format!("{prefix}{}", u.mask()) } else { format!("{prefix}{}", u.nick) })
         })
         .collect();

@@ -20,7 +20,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(target) = ctx.st.directory.by_nick(&ctx.st.cm.fold(nick)) else {
         return Err(err!(ERR_NOSUCHNICK, nick));
     };
-    let (tuid, tnick, tshard) = (target.uid, target.nick.clone(), target.shard);
+    let (tuid, tnick, tshard) = (target.uid, target.nick.clone(), target.location.shard());
     let me = ctx.me().target().to_string();
     let why = msg.param(1).filter(|r| !r.is_empty()).unwrap_or("No reason given");
     let reason: Arc<str> = format!("Killed ({me} ({why}))").into();

@@ -161,7 +161,7 @@ fn row(ctx: &Ctx<'_>, rest: &Rest, uid: &Uid) -> Option<Vec<u8>> {
     let chan = match &rest.scope {
         Scope::Channel { folded, see_all } => {
             let view = st.channels.get(folded)?;
-            let status = *view.ch.members.get(uid)?;
+            let status = view.ch.members.get(uid)?.status;
             if !see_all && u.modes.has(UserModes::INVISIBLE) {
                 return None;
             }

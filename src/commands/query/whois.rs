@@ -11,7 +11,7 @@ use crate::commands::envelope::{Answer, Request};
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::proto::{Message, Numeric};
-use crate::state::{Uid, UserModes};
+use crate::state::{Location, Uid, UserModes};
 
 pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let target = if msg.params.len() >= 2 { msg.params[1] } else { msg.params[0] };
@@ -23,15 +23,21 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     };
     let tuid = u.uid;
     let me = ctx.me().uid;
-    if ctx.st.local.contains_key(&tuid) || u.shard == ctx.st.me {
-        let asker = ctx.me().target().to_string();
-        let lines = whois_lines(ctx.st, me, &asker, tuid, ctx.now);
-        ctx.send(&lines);
-    } else {
-        let asker = ctx.me().target().to_string();
-        let conn = ctx.conn;
-        ctx.out.mesh(u.shard, Env::Request(Request::Whois { conn, asker: me, asker_nick: asker.into(), target: tuid }));
-        ctx.me_mut().wait = Some(Wait::Answer);
+    // A user of another shard of this server is asked there (idle time, secure connection);
+    // one here or behind a server link is answered from what this shard knows.
+    match u.location {
+        Location::Local(s) if s as usize != ctx.st.me => {
+            let asker = ctx.me().target().to_string();
+            let conn = ctx.conn;
+            let req = Request::Whois { conn, asker: me, asker_nick: asker.into(), target: tuid };
+            ctx.out.mesh(s as usize, Env::Request(req));
+            ctx.me_mut().wait = Some(Wait::Answer);
+        }
+        _ => {
+            let asker = ctx.me().target().to_string();
+            let lines = whois_lines(ctx.st, me, &asker, tuid, ctx.now);
+            ctx.send(&lines);
+        }
     }
     Ok(())
 }
