@@ -9,9 +9,8 @@ use std::time::Instant;
 use super::capabilities::bits;
 use super::channel::{self, apply_ready, try_event};
 use super::connection::resume;
-use super::delivery::{to_conn_shared, to_conns_shared};
+use super::delivery::{channel_here, to_conns_shared, to_invitee, to_user};
 use super::envelope::{Answer, Control, Env, Ordered, Request};
-use super::message::deliver_local;
 use super::outbox::Outbox;
 use super::outgoing::Shared;
 use super::query::monitor::{notify_offline, notify_online};
@@ -174,25 +173,11 @@ pub fn stream_event(
                 out.mesh(from, Answer::Applied { conn }.into());
             }
         }
-        Ordered::ToUser { uid, line, need, at } => {
-            if let Some(&conn) = st.local.get(&uid) {
-                to_conn_shared(st, out, conn, &line, need);
-                st.metrics.message_latency.observe(at.elapsed());
-            }
-        }
+        Ordered::ToUser { uid, line, need, at } => to_user(st, out, uid, &line, need, at),
         Ordered::ChanMsg { chan, line, sender, min, need, at } => {
-            deliver_local(st, out, &chan, &line, sender, min, need, at);
+            channel_here(st, out, &chan, &line, sender, min, need, at)
         }
-        Ordered::Invite { target, chan, line } => {
-            if let Some(&conn) = st.local.get(&target) {
-                if let Some(c) = st.clients.get_mut(&conn) {
-                    if !c.invites.contains(&chan) {
-                        c.invites.push(chan);
-                    }
-                }
-                to_conn_shared(st, out, conn, &line, 0);
-            }
-        }
+        Ordered::Invite { target, chan, line } => to_invitee(st, out, target, &chan, &line),
     }
     Ok(())
 }

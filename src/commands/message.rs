@@ -6,11 +6,9 @@
 use std::sync::Arc;
 
 use super::capabilities::bits;
-use super::delivery::{meta, reply, to_conns_shared, to_user};
-use super::envelope::Env;
+use super::delivery::{meta, reply, to_channel, to_user};
 use super::outgoing::Shared;
 use super::{CmdResult, Ctx};
-use crate::commands::envelope::Ordered;
 use crate::err;
 use crate::proto::framer::MAX_TAGS;
 use crate::proto::names::is_channel_name;
@@ -112,7 +110,7 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
                 }
                 Ok(()) => {
                     let line = build(ctx, target);
-                    to_channel(ctx, &folded, &line, uid, min, need);
+                    to_channel(ctx.st, ctx.out, &folded, &line, uid, min, need, ctx.now);
                     if echo {
                         echo_back(ctx, &line);
                     }
@@ -173,57 +171,4 @@ fn can_send(ctx: &Ctx<'_>, chan: &Folded, uid: Uid) -> Result<(), ()> {
         return Err(());
     }
     Ok(())
-}
-
-/// Delivers a line to a channel's members of at least `min` status, except the sender: locally,
-/// and one envelope to each other shard that has members.
-pub fn to_channel(ctx: &mut Ctx<'_>, chan: &Folded, line: &Shared, sender: Uid, min: Status, need: u64) {
-    let Some(view) = ctx.st.channels.get(chan) else { return };
-    let me = ctx.st.me;
-    let shards: smallvec::SmallVec<[usize; 4]> =
-        view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
-    for s in shards {
-        let at = ctx.now;
-        ctx.out
-            .mesh(s, Env::Ordered(Ordered::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at }));
-    }
-    deliver_local(ctx.st, ctx.out, chan, line, sender, min, need, ctx.now);
-}
-
-/// Delivers a channel line to this shard's members of `chan` (of at least `min` status, with
-/// the capabilities `need`), except the sender; `at` is when the message reached the server.
-#[allow(clippy::too_many_arguments)]
-pub fn deliver_local(
-    st: &mut crate::local::shard::ShardState,
-    out: &mut dyn super::Outbox,
-    chan: &Folded,
-    line: &Shared,
-    sender: Uid,
-    min: Status,
-    need: u64,
-    at: std::time::Instant,
-) {
-    let Some(view) = st.channels.get(chan) else { return };
-    let members = view.ch.members.len();
-    let targets: smallvec::SmallVec<[super::Conn; 16]> = view
-        .local
-        .iter()
-        .filter(|(u, _)| *u != sender && (min == Status::NONE || view.ch.status(u).is_some_and(|s| at_least(s, min))))
-        .map(|(_, c)| *c)
-        .collect();
-    if targets.is_empty() {
-        return;
-    }
-    to_conns_shared(st, out, &targets, line, need);
-    let took = at.elapsed();
-    st.metrics.message_latency.observe(took);
-    st.metrics.broadcast(members, took);
-}
-
-fn at_least(s: Status, min: Status) -> bool {
-    if min.is_op() {
-        s.is_op()
-    } else {
-        s.can_speak()
-    }
 }

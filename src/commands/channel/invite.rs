@@ -4,12 +4,9 @@
 use std::sync::Arc;
 
 use super::super::capabilities::bits;
-use super::super::delivery::{meta, to_conn_shared};
-use super::super::envelope::Env;
-use super::super::message::to_channel;
+use super::super::delivery::{meta, to_channel, to_invitee};
 use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
-use crate::commands::envelope::Ordered;
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::channel::{Flags, Status};
@@ -55,25 +52,11 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if let Some(a) = away {
         ctx.reply(Numeric::RPL_AWAY, &[&tnick, &a]);
     }
-    match ctx.st.local.get(&tuid).copied() {
-        Some(conn) => {
-            if let Some(c) = ctx.st.clients.get_mut(&conn) {
-                if !c.invites.contains(&folded) {
-                    c.invites.push(folded.clone());
-                }
-            }
-            to_conn_shared(ctx.st, ctx.out, conn, &line, 0);
-        }
-        None => {
-            let Some(shard) = ctx.st.directory.get(&tuid).map(|u| u.location.shard()) else { return Ok(()) };
-            ctx.out
-                .mesh(shard, Env::Ordered(Ordered::Invite { target: tuid, chan: folded.clone(), line: line.clone() }));
-        }
-    }
+    to_invitee(ctx.st, ctx.out, tuid, &folded, &line);
     // invite-notify: members who could have invited (ops, on a +i channel) hear of it too.
     if let Some(view) = ctx.st.channels.get(&folded) {
         let min = if view.ch.flags.has(Flags::INVITE_ONLY) { Status::OP } else { Status::NONE };
-        to_channel(ctx, &folded, &line, uid, min, bits::INVITE_NOTIFY);
+        to_channel(ctx.st, ctx.out, &folded, &line, uid, min, bits::INVITE_NOTIFY, ctx.now);
     }
     Ok(())
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::super::message::to_channel;
 use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
+use crate::commands::delivery::to_channel;
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::channel::{Flags, Status};
@@ -44,7 +44,7 @@ pub fn knock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         .trailing(&text)
         .finish()
         .into();
-    to_channel(ctx, &folded, &Shared::plain(line), uid, Status::OP, 0);
+    to_channel(ctx.st, ctx.out, &folded, &Shared::plain(line), uid, Status::OP, 0, ctx.now);
     ctx.reply(Numeric::RPL_KNOCKDLVR, &[&name]);
     Ok(())
 }

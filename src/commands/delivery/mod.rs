@@ -1,0 +1,107 @@
+//! Getting lines to users. This file: the last hop, to a local connection (its sendq
+//! enforced; held behind the client's own change while it waits for every shard), a shared
+//! line rendered as each recipient's capabilities want it. `route`: to a user or a channel's
+//! members wherever they are. `reply`: the replies to a command, labeled when it carried a label.
+
+mod reply;
+mod route;
+
+pub use reply::{deliver, finish_label, labels, reply};
+pub use route::{broadcast, channel_here, route, to_channel, to_invitee, to_user, Route};
+
+use std::sync::Arc;
+
+use super::outbox::{Conn, Outbox};
+use super::outgoing::{Meta, Shared, Variants};
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
+use crate::state::Uid;
+
+/// Queues bytes for a local connection; past the class's sendq the connection is dropped.
+pub fn to_conn(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
+    let Some(c) = st.clients.get_mut(&conn) else {
+        return;
+    };
+    // A client marked for closing still gets what precedes its ERROR line; once the runtime
+    // has closed it, `send` refuses.
+    if let Some(queued) = send_or_hold(out, c, conn, bytes, 0) {
+        if queued > st.cfg.classes[c.class].sendq && !c.closing {
+            c.closing = true;
+            st.to_close.push((conn, "SendQ exceeded".into(), true));
+            st.metrics.c.sendq_exceeded += 1;
+        }
+    }
+}
+
+/// A shared line for one local connection, if it has the capabilities `need` asks for.
+pub fn to_conn_shared(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, line: &Shared, need: u64) {
+    let Some(c) = st.clients.get(&conn) else { return };
+    if c.caps & need != need {
+        return;
+    }
+    let mut buf = Vec::with_capacity(line.len() + 64);
+    line.render(c.caps, &mut buf);
+    to_conn(st, out, conn, &buf);
+}
+
+/// A shared line for many local connections: rendered once per distinct capability set.
+pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &Shared, need: u64) {
+    let mut variants = Variants::default();
+    let mut sent = 0;
+    for &conn in conns {
+        // One lookup per member: the client is borrowed from `st.clients` while the other
+        // fields of `st` are used beside it.
+        let Some(c) = st.clients.get_mut(&conn) else { continue };
+        if c.caps & need != need {
+            continue;
+        }
+        let bytes = variants.get(line, c.caps);
+        sent += 1;
+        // A shared line is one line.
+        if let Some(queued) = send_or_hold(out, c, conn, bytes, 1) {
+            if queued > st.cfg.classes[c.class].sendq && !c.closing {
+                c.closing = true;
+                st.to_close.push((conn, "SendQ exceeded".into(), true));
+                st.metrics.c.sendq_exceeded += 1;
+            }
+        }
+    }
+    let renders = variants.renders() as u64;
+    st.metrics.c.render_misses += renders;
+    st.metrics.c.render_hits += (sent as u64).saturating_sub(renders);
+}
+
+/// Queues bytes for the socket — or, while the client waits for its own change to reach every
+/// shard (`Wait::Barrier`), after that change (its `later`). Returns what is queued for it.
+/// `lines`: how many lines `bytes` holds when known (0: count them).
+fn send_or_hold(
+    out: &mut dyn Outbox,
+    c: &mut crate::local::client::Client,
+    conn: Conn,
+    bytes: &[u8],
+    lines: u64,
+) -> Option<usize> {
+    if let Some(Wait::Barrier { later, .. }) = &mut c.wait {
+        later.extend_from_slice(bytes);
+        return Some(later.len());
+    }
+    if lines == 0 {
+        out.send(conn, bytes)
+    } else {
+        out.send_lines(conn, bytes, lines)
+    }
+}
+
+/// Metadata for a new message or event from `sender`: the time, a fresh msgid, the sender's
+/// account and bot flag, and any client-only tags.
+pub fn meta(st: &mut ShardState, sender: Option<Uid>, client_tags: Option<Box<str>>) -> Arc<Meta> {
+    st.msgids += 1;
+    let u = sender.and_then(|s| st.directory.get(&s));
+    Arc::new(Meta {
+        time_ms: crate::clock::unix_now_ms(),
+        msgid: format!("{}{:x}{:x}", st.started_unix, st.me, st.msgids).into(),
+        client_tags,
+        account: u.and_then(|u| u.account.clone()),
+        bot: u.is_some_and(|u| u.modes.has(crate::state::UserModes::BOT)),
+    })
+}

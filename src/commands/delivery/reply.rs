@@ -1,0 +1,98 @@
+//! The replies to a command: held while the client's ban changes are saved, gathered under its
+//! label when it carried one (one line, a `labeled-response` batch, or an ACK).
+
+use super::to_conn;
+use crate::commands::capabilities::bits;
+use crate::commands::outbox::{Conn, Outbox};
+use crate::local::client::{Held, Wait};
+use crate::local::shard::ShardState;
+use crate::proto::Line;
+
+/// Part of the reply to the running command of `conn`: held while the client's ban changes are
+/// being saved (so its replies keep their order), then as [`deliver`] says.
+pub fn reply(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if let Some(Wait::Saving { held }) = &mut c.wait {
+            match held.back_mut() {
+                Some(Held::Bytes(b)) => b.extend_from_slice(bytes),
+                _ => held.push_back(Held::Bytes(bytes.to_vec())),
+            }
+            return;
+        }
+    }
+    deliver(st, out, conn, bytes);
+}
+
+/// Replies released now: gathered under the client's label if it has one, else sent.
+pub fn deliver(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if c.label.is_some() {
+            c.labeled.extend_from_slice(bytes);
+            return;
+        }
+    }
+    to_conn(st, out, conn, bytes);
+}
+
+/// The labeled command of `conn` is complete: its replies go out with the label — on the one
+/// line, in a `labeled-response` batch when several, or as an ACK when none.
+pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
+    let server = st.cfg.server.name.clone();
+    let Some(c) = st.clients.get_mut(&conn) else { return };
+    if c.wait.is_some() {
+        return;
+    }
+    let Some(label) = c.label.take() else { return };
+    let body = std::mem::take(&mut c.labeled);
+    let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').filter(|l| l.len() > 2).collect();
+    let mut escaped = Vec::new();
+    crate::proto::tags::escape_into(&mut escaped, &label);
+    let label_tag = String::from_utf8_lossy(&escaped).into_owned();
+    let mut buf = Vec::with_capacity(body.len() + 128);
+    match lines.len() {
+        0 => buf.extend_from_slice(&Line::new().tag("label", Some(&label)).source(&server).verb("ACK").finish()),
+        1 => add_tag(&mut buf, lines[0], &format!("label={label_tag}")),
+        _ => {
+            c.batches += 1;
+            let id = format!("lr{}", c.batches);
+            buf.extend_from_slice(
+                &Line::new()
+                    .tag("label", Some(&label))
+                    .source(&server)
+                    .verb("BATCH")
+                    .param(&format!("+{id}"))
+                    .param("labeled-response")
+                    .finish(),
+            );
+            for l in &lines {
+                add_tag(&mut buf, l, &format!("batch={id}"));
+            }
+            buf.extend_from_slice(&Line::new().source(&server).verb("BATCH").param(&format!("-{id}")).finish());
+        }
+    }
+    to_conn(st, out, conn, &buf);
+}
+
+/// Adds a tag in front of a line's own tags.
+fn add_tag(buf: &mut Vec<u8>, line: &[u8], tag: &str) {
+    buf.push(b'@');
+    buf.extend_from_slice(tag.as_bytes());
+    match line.strip_prefix(b"@") {
+        Some(rest) => {
+            buf.push(b';');
+            buf.extend_from_slice(rest);
+        }
+        None => {
+            buf.push(b' ');
+            buf.extend_from_slice(line);
+        }
+    }
+}
+
+/// Whether a client wants replies labeled at all (labeled-response negotiated).
+pub fn labels(caps: u64) -> bool {
+    caps & bits::LABELED_RESPONSE != 0
+}

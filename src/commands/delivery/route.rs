@@ -1,0 +1,146 @@
+//! Routing: a line for a user, or for a channel's members, wherever they are. Every decision
+//! reads the user's [`Location`] (through [`route`]); the same functions serve the shard where
+//! a message starts and the shard it is sent to, so a delivery is written once.
+
+use std::time::Instant;
+
+use super::to_conn_shared;
+use super::to_conns_shared;
+use crate::commands::envelope::{Env, Ordered};
+use crate::commands::outbox::{Conn, Outbox};
+use crate::commands::outgoing::Shared;
+use crate::local::shard::ShardState;
+use crate::proto::Folded;
+use crate::state::channel::Status;
+use crate::state::{Location, Uid};
+
+/// Where a line for a user goes from this shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Its connection, here.
+    Here(Conn),
+    /// The shard that delivers to it (its connection's, or its server link's).
+    Shard(usize),
+    /// The server link this shard holds.
+    Link,
+    /// Nowhere: it left (its departure is on its way) or was never known.
+    Gone,
+}
+
+pub fn route(st: &ShardState, uid: Uid) -> Route {
+    if let Some(&conn) = st.local.get(&uid) {
+        return Route::Here(conn);
+    }
+    match st.directory.get(&uid).map(|u| u.location) {
+        Some(at) if at.shard() != st.me => Route::Shard(at.shard()),
+        Some(Location::Link(_)) => Route::Link,
+        // One of ours without a connection: it is closing.
+        Some(Location::Local(_)) | None => Route::Gone,
+    }
+}
+
+/// A line for a user wherever it is; `at`: when the message reached the server.
+pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Shared, need: u64, at: Instant) {
+    match route(st, uid) {
+        Route::Here(conn) => {
+            to_conn_shared(st, out, conn, line, need);
+            st.metrics.message_latency.observe(at.elapsed());
+        }
+        Route::Shard(s) => out.mesh(s, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at })),
+        Route::Link => no_link(uid),
+        Route::Gone => {}
+    }
+}
+
+/// An INVITE for a user wherever it is: the invitation is remembered where the user is.
+pub fn to_invitee(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, chan: &Folded, line: &Shared) {
+    match route(st, uid) {
+        Route::Here(conn) => {
+            if let Some(c) = st.clients.get_mut(&conn) {
+                if !c.invites.contains(chan) {
+                    c.invites.push(chan.clone());
+                }
+            }
+            to_conn_shared(st, out, conn, line, 0);
+        }
+        Route::Shard(s) => {
+            out.mesh(s, Env::Ordered(Ordered::Invite { target: uid, chan: chan.clone(), line: line.clone() }))
+        }
+        Route::Link => no_link(uid),
+        Route::Gone => {}
+    }
+}
+
+/// Server links come with TS6 linking (issue 13); until then no user is behind one.
+fn no_link(uid: Uid) {
+    log::debug!("No server link for {uid}: line dropped");
+}
+
+/// A line for a channel's members of at least `min` status with the capabilities `need`,
+/// except the sender: here, and one envelope to each other shard that delivers to members.
+#[allow(clippy::too_many_arguments)]
+pub fn to_channel(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &Folded,
+    line: &Shared,
+    sender: Uid,
+    min: Status,
+    need: u64,
+    at: Instant,
+) {
+    let Some(view) = st.channels.get(chan) else { return };
+    let me = st.me;
+    let shards: smallvec::SmallVec<[usize; 4]> =
+        view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
+    for s in shards {
+        out.mesh(s, Env::Ordered(Ordered::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at }));
+    }
+    channel_here(st, out, chan, line, sender, min, need, at);
+}
+
+/// The part of [`to_channel`] for this shard's members.
+#[allow(clippy::too_many_arguments)]
+pub fn channel_here(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &Folded,
+    line: &Shared,
+    sender: Uid,
+    min: Status,
+    need: u64,
+    at: Instant,
+) {
+    let Some(view) = st.channels.get(chan) else { return };
+    let members = view.ch.members.len();
+    let targets: smallvec::SmallVec<[Conn; 16]> = view
+        .local
+        .iter()
+        .filter(|(u, _)| *u != sender && (min == Status::NONE || view.ch.status(u).is_some_and(|s| at_least(s, min))))
+        .map(|(_, c)| *c)
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    to_conns_shared(st, out, &targets, line, need);
+    let took = at.elapsed();
+    st.metrics.message_latency.observe(took);
+    st.metrics.broadcast(members, took);
+}
+
+fn at_least(s: Status, min: Status) -> bool {
+    if min.is_op() {
+        s.is_op()
+    } else {
+        s.can_speak()
+    }
+}
+
+/// Sends one envelope to every other shard, built per destination.
+pub fn broadcast(st: &ShardState, out: &mut dyn Outbox, mut make: impl FnMut() -> Env) {
+    for s in 0..st.cores {
+        if s != st.me {
+            out.mesh(s, make());
+        }
+    }
+}
