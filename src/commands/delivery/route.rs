@@ -144,3 +144,38 @@ pub fn broadcast(st: &ShardState, out: &mut dyn Outbox, mut make: impl FnMut() -
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::sim::Sim;
+
+    #[test]
+    fn every_shard_routes_a_user_by_its_location() {
+        let mut sim = Sim::new(Arc::new(Config::embedded()), 3, true);
+        let alice = sim.client(1, "alice");
+        let uid = sim.shards[1].0.clients[&alice].uid;
+        assert_eq!(route(&sim.shards[1].0, uid), Route::Here(alice));
+        assert_eq!(route(&sim.shards[0].0, uid), Route::Shard(1));
+        assert_eq!(route(&sim.shards[2].0, uid), Route::Shard(1));
+        // A user behind a link held by shard 2: the others send it there; shard 2 to the link.
+        for (st, _) in &mut sim.shards {
+            st.directory.get_mut(&uid).expect("introduced").location = Location::Link(2);
+        }
+        assert_eq!(route(&sim.shards[0].0, uid), Route::Shard(2));
+        assert_eq!(route(&sim.shards[2].0, uid), Route::Link);
+    }
+
+    #[test]
+    fn a_user_of_this_shard_without_a_connection_is_gone() {
+        let mut sim = Sim::new(Arc::new(Config::embedded()), 2, true);
+        let bob = sim.client(0, "bob");
+        let uid = sim.shards[0].0.clients[&bob].uid;
+        sim.shards[0].0.local.remove(&uid);
+        assert_eq!(route(&sim.shards[0].0, uid), Route::Gone);
+        assert_eq!(route(&sim.shards[1].0, uid), Route::Shard(0));
+    }
+}
