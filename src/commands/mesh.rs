@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::capabilities::bits;
-use super::channel::{self, apply_ready, try_event};
+use super::channel::{self, try_event};
 use super::connection::resume;
 use super::delivery::{channel_here, to_conns_shared, to_invitee, to_user};
 use super::envelope::{Answer, Control, Env, Ordered, Request};
@@ -53,7 +53,7 @@ fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer,
         Answer::Nick { nick, uid, conn, granted } => nick_result(st, out, conn, nick, uid, granted, now, unix),
         Answer::Chan { conn, uid, outcome } => channel::on_ack(st, out, conn, uid, outcome, now, unix),
         Answer::Quit { uid, home, seq } => channel::on_quit_ack(st, out, uid, home, seq, now, unix),
-        Answer::Applied { conn } => channel::on_applied(st, out, conn, now, unix),
+        Answer::Applied { conn } => super::barrier::on_applied(st, out, conn, now, unix),
         Answer::Replies { conn, bytes } => {
             if let Some(c) = st.clients.get_mut(&conn) {
                 if c.wait == Some(Wait::Answer) {
@@ -101,7 +101,7 @@ fn from_stream(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Orde
     match stream_event(st, out, from, env, now, unix) {
         Ok(()) => {
             if !st.mine.is_empty() || st.blocked.iter().any(|q| !q.events.is_empty()) {
-                apply_ready(st, out, now, unix);
+                channel::settle(st, out, now, unix);
             }
         }
         Err(env) => st.blocked[from].hold(env, now),

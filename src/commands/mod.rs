@@ -4,6 +4,7 @@
 //! [`Env`] messages to other shards; they never touch a socket.
 
 pub mod admission;
+pub mod barrier;
 pub mod cap;
 pub mod capabilities;
 pub mod channel;

@@ -235,15 +235,11 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     hold_until_applied(ctx, burst);
 }
 
-/// The client's own view of a change it just sent to every shard (its NICK line, its welcome)
-/// goes out only once every shard applied the change: from then on, anything the client does,
-/// or tells anyone, finds every shard up to date. Its input waits meanwhile.
+/// The client's own view of a change it just sent to every shard waits behind the client
+/// barrier ([`super::barrier`]), or goes out now when there is nothing to wait for.
 pub fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
-    let remaining = ctx.st.cores - 1;
-    if remaining == 0 {
-        ctx.send(&held);
-    } else {
-        ctx.me_mut().wait = Some(Wait::Barrier { remaining, held, later: Vec::new() });
+    if let Some(now) = super::barrier::hold(ctx.st, ctx.conn, held) {
+        ctx.send(&now);
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::depart::quit_part_turn;
-use super::request::continue_client;
 use super::*;
 use crate::commands::connection::release_nick;
 use crate::commands::delivery::{broadcast, reply, to_conns_shared};
@@ -20,16 +19,28 @@ use crate::state::channel::{Channel, Mutation};
 use crate::state::whowas::WasEntry;
 use crate::state::Uid;
 
+/// What applying leaves for the caller to do once nothing more can move: the engine never
+/// calls back into a client's command dispatch in the middle of its loop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The client's change is done here and it waits for nothing more: its next request, or
+    /// its queued input.
+    Continue(Conn),
+}
+
 /// Applies every held event whose turn has come — this shard's own first, then those from
-/// other shards, each source in arrival order — until nothing more can move.
-pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64) {
+/// other shards, each source in arrival order — until nothing more can move. Returns what the
+/// caller must do next (see [`super::settle`], which runs it).
+#[must_use = "run the effects (channel::settle)"]
+pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64) -> Vec<Effect> {
+    let mut effects = Vec::new();
     loop {
         let mut progress = false;
         let mut i = 0;
         while i < st.mine.len() {
             if st.seq.ready(st.mine[i].event.dep) {
                 let m = st.mine.remove(i);
-                apply_mine(st, out, m, now, unix);
+                apply_mine(st, out, m, now, unix, &mut effects);
                 progress = true;
             } else {
                 i += 1;
@@ -50,14 +61,14 @@ pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix
             }
         }
         if !progress {
-            break;
+            return effects;
         }
     }
 }
 
 /// One of this shard's own changes: apply, show, send to every other shard, answer the
 /// requester, and let it go on.
-fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Instant, unix: u64) {
+fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Instant, unix: u64, fx: &mut Vec<Effect>) {
     st.seq.advance(m.event.dep);
     quit_part_turn(st, &mut m);
     // A departing user's nick is freed only once every shard will have seen it go.
@@ -115,47 +126,13 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
             held.extend_from_slice(&join::after_join(st, out, conn, chan, now, unix));
         }
     }
-    barrier(st, out, conn, held, now, unix);
-}
-
-/// Holds `held` for the client until every other shard acknowledged the change just sent
-/// out, then sends it and lets the client go on.
-pub fn barrier(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, held: Vec<u8>, now: Instant, unix: u64) {
-    let remaining = st.cores - 1;
-    let Some(c) = st.clients.get_mut(&conn) else { return };
-    if remaining == 0 || c.departing.is_some() {
-        c.wait = Some(Wait::Chan);
-        reply(st, out, conn, &held);
-        continue_client(st, out, conn, now, unix);
-        return;
-    }
-    c.wait = Some(Wait::Barrier { remaining, held, later: Vec::new() });
-}
-
-/// One shard applied a change this client made.
-pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
-    if let Some((remaining, _)) = st.farewells.get_mut(&conn) {
-        *remaining -= 1;
-        if *remaining == 0 {
-            let (_, line) = st.farewells.remove(&conn).expect("present");
-            out.send(conn, &line);
-            out.close(conn);
+    if let Some(held) = crate::commands::barrier::hold(st, conn, held) {
+        if let Some(c) = st.clients.get_mut(&conn) {
+            c.wait = Some(Wait::Chan);
         }
-        return;
+        reply(st, out, conn, &held);
+        fx.push(Effect::Continue(conn));
     }
-    let Some(c) = st.clients.get_mut(&conn) else { return };
-    let Some(Wait::Barrier { remaining, held, later }) = &mut c.wait else { return };
-    *remaining -= 1;
-    if *remaining > 0 {
-        return;
-    }
-    let (held, later) = (std::mem::take(held), std::mem::take(later));
-    c.wait = Some(Wait::Chan);
-    reply(st, out, conn, &held);
-    if !later.is_empty() {
-        crate::commands::delivery::to_conn(st, out, conn, &later);
-    }
-    continue_client(st, out, conn, now, unix);
 }
 
 /// An event from another shard: applied if its turn has come, else handed back to be held.

@@ -89,7 +89,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     if none {
         let now = Instant::now();
         push_quit_part(st, c.uid, None, line, Vec::new(), now);
-        apply_ready(st, out, now, _unix);
+        super::settle(st, out, now, _unix);
     }
 }
 
@@ -112,7 +112,7 @@ pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u1
     let Some((_, chans)) = q.parts.iter().find(|(h, _)| *h == home) else { return };
     let (line, chans) = (q.line.clone(), chans.clone());
     push_quit_part(st, uid, Some((home, seq)), line, chans, now);
-    apply_ready(st, out, now, unix);
+    super::settle(st, out, now, unix);
 }
 
 /// A departure part's turn came here: it learns whether it is the last (every shard applies the

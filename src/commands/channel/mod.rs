@@ -22,8 +22,8 @@ mod home;
 mod request;
 mod types;
 
-pub use apply::{apply_event, apply_ready, barrier, local_members, on_applied, try_event};
+pub use apply::{apply_event, apply_ready, local_members, try_event, Effect};
 pub use depart::{leave_network, on_quit_ack};
 pub use home::{at_home, quit_at_home};
-pub use request::{on_ack, submit};
+pub use request::{continue_client, on_ack, settle, submit};
 pub use types::{ChanEvent, ChanRequest, Outcome, Sequenced};

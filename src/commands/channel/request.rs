@@ -49,8 +49,17 @@ fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
     }
 }
 
+/// Applies what is ready, then runs what that left to do (clients going on with their input).
+pub fn settle(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64) {
+    for effect in apply_ready(st, out, now, unix) {
+        match effect {
+            Effect::Continue(conn) => continue_client(st, out, conn, now, unix),
+        }
+    }
+}
+
 /// After a request was answered (and applied): the next one, or the client's queued input.
-pub(super) fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+pub fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
     let Some(c) = st.clients.get_mut(&conn) else { return };
     if c.departing.is_some() {
         c.chan_queue.clear();
@@ -100,7 +109,7 @@ pub fn on_ack(
                 ack: Some(conn),
             };
             st.mine.push(Mine { event, conn: Some(conn), notes, farewell: None, since: now, noted: false });
-            apply_ready(st, out, now, unix);
+            settle(st, out, now, unix);
         }
     }
 }
