@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the IRC core (no sockets): the state tables, the WHOWAS cache,
-//! channel fan-out to 10/100/1000 members on one shard and across two, mesh batching, modes.
+//! channel fan-out to 10/100/1000 members on one shard and across two, one line's dispatch,
+//! mesh batching, modes.
 //! `cargo bench --bench core`
 
 use std::sync::Arc;
@@ -141,6 +142,18 @@ fn broadcast(c: &mut Criterion) {
     g.finish();
 }
 
+/// One line from a registered client through the whole input path (framing, flood control,
+/// the table lookup, the handler, the reply): PING has a short handler, an unknown verb none.
+fn dispatch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dispatch");
+    let mut sim = Sim::new(Arc::new(Config::embedded()), 1, false);
+    let me = sim.client(0, "bencher");
+    g.bench_function("ping", |b| b.iter(|| sim.feed(0, me, black_box(b"PING :token\r\n"))));
+    g.bench_function("pong", |b| b.iter(|| sim.feed(0, me, black_box(b"PONG :token\r\n"))));
+    g.bench_function("unknown", |b| b.iter(|| sim.feed(0, me, black_box(b"FOOBAR x\r\n"))));
+    g.finish();
+}
+
 struct Msg(#[allow(dead_code)] u64);
 impl Envelope for Msg {
     fn weight(&self) -> usize {
@@ -193,5 +206,5 @@ fn user_modes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, database, cache, broadcast, batch_optimizer, user_modes);
+criterion_group!(benches, database, cache, broadcast, dispatch, batch_optimizer, user_modes);
 criterion_main!(benches);

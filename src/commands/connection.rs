@@ -1,6 +1,8 @@
-//! A connection's life: accepted, fed bytes (framed into lines, queued while the client waits
-//! for another shard), and closed — with `ERROR`, the QUIT seen by others, the nick released.
-//! Also PING, PONG and QUIT.
+//! A connection's life: accepted (as a client: every listener serves clients), looked up
+//! (hostname, ident), fed bytes (framed into lines, queued while the client waits for another
+//! shard or for flood-control tokens, resumed), and closed — with `ERROR`, the QUIT seen by
+//! others, the nick released. No command handler lives here: PING and PONG are in `ping.rs`,
+//! QUIT in `quit.rs`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -8,12 +10,12 @@ use std::time::Instant;
 use super::channel::leave_network;
 use super::envelope::Env;
 use super::outbox::{Conn, Outbox};
-use super::{run_line, CmdResult, Ctx};
+use super::{run_line, Ctx};
 use crate::commands::envelope::{Answer, Control, Request};
 use crate::local::client::{Client, Wait};
 use crate::local::shard::ShardState;
 use crate::proto::framer::Frame;
-use crate::proto::{Line, Message, Numeric};
+use crate::proto::{Line, Numeric};
 
 /// A new connection: refused when a D-line or a limit of its class says so; otherwise it joins
 /// the first class that matches its address, and hostname/ident lookups start if configured.
@@ -393,31 +395,4 @@ pub fn release_nick(st: &mut ShardState, out: &mut dyn Outbox, nick: crate::prot
     } else {
         out.mesh(owner, Env::Request(Request::NickRelease { nick, uid }));
     }
-}
-
-/// `PING <token>`: answered with PONG carrying the token.
-pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    let Some(token) = msg.param(0) else {
-        return Err(crate::err!(ERR_NOORIGIN));
-    };
-    let server = ctx.server().to_string();
-    let line = Line::new().source(&server).verb("PONG").param(&server).trailing(token).finish();
-    ctx.send(&line);
-    Ok(())
-}
-
-/// `PONG`: any line already counts as life; nothing more to do.
-pub fn pong(_ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
-    Ok(())
-}
-
-/// `QUIT [:reason]`
-pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    let reason = match msg.param(0) {
-        Some(r) if !r.is_empty() => format!("Quit: {r}"),
-        _ => "Client Quit".to_string(),
-    };
-    let conn = ctx.conn;
-    close_later(ctx.st, conn, reason);
-    Ok(())
 }

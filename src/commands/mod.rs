@@ -1,7 +1,8 @@
 //! Commands: one module per family, one table that says for each verb how many parameters it
-//! needs and when it is allowed. The dispatcher checks that once (451, 461, 481), so handlers
-//! hold only the command's meaning. Handlers write to the reply sink in [`Ctx`] and send
-//! [`Env`] messages to other shards; they never touch a socket.
+//! needs, when it is allowed, and which handler runs it for each kind of connection (a client,
+//! a server link). The dispatcher checks that once (451, 462, 461), so handlers hold only the
+//! command's meaning. Handlers write to the reply sink in [`Ctx`] and send [`Env`] messages to
+//! other shards; they never touch a socket.
 
 pub mod admission;
 pub mod barrier;
@@ -20,7 +21,9 @@ pub mod message;
 pub mod oper;
 pub mod outbox;
 pub mod outgoing;
+pub mod ping;
 pub mod query;
+pub mod quit;
 pub mod registration;
 pub mod report;
 pub mod server_info;
@@ -36,6 +39,7 @@ pub use context::{numeric_line, CmdResult, Ctx, Reply};
 pub use envelope::Env;
 pub use outbox::{Conn, Outbox};
 
+use crate::local::kind::Kind;
 use crate::proto::line::MAX_BODY;
 use crate::proto::message::{Message, ParseError};
 use crate::proto::Numeric;
@@ -56,27 +60,50 @@ pub enum When {
 
 pub type HandlerFn = fn(&mut Ctx<'_>, &Message<'_>) -> CmdResult;
 
+/// A row of the command table: a handler slot per kind of connection, as Solanum's
+/// `m_join`/`ms_join`. `min_params` applies to both; `when` (registration) to clients only.
 pub struct Spec {
     pub name: &'static str,
     pub min_params: usize,
     pub when: When,
-    pub run: HandlerFn,
+    /// What runs the command for a client.
+    pub client: HandlerFn,
+    /// What runs it for a server link; None: ignored from a server (Solanum's `mg_ignore`).
+    pub server: Option<HandlerFn>,
 }
 
-const fn spec(name: &'static str, min_params: usize, when: When, run: HandlerFn) -> Spec {
-    Spec { name, min_params, when, run }
+impl Spec {
+    /// The same row with a handler for server links.
+    pub const fn with_server(self, run: HandlerFn) -> Spec {
+        Spec { server: Some(run), ..self }
+    }
+
+    /// The handler for a connection of `kind` (None: the command is ignored from it).
+    #[inline]
+    pub fn handler(&self, kind: Kind) -> Option<HandlerFn> {
+        match kind {
+            Kind::Client => Some(self.client),
+            Kind::Server => self.server,
+        }
+    }
 }
 
-/// Every command the server knows.
+/// A row with a client handler; `.with_server(h)` adds a server link's.
+const fn spec(name: &'static str, min_params: usize, when: When, client: HandlerFn) -> Spec {
+    Spec { name, min_params, when, client, server: None }
+}
+
+/// Every command the server knows. No row has a server handler yet (server links come with
+/// their protocol): from a server link, every command is ignored.
 pub static COMMANDS: &[Spec] = &[
-    // registration and connection (registration.rs, cap.rs, connection.rs)
+    // registration (registration.rs, cap.rs), keep-alive (ping.rs), leaving (quit.rs)
     spec("CAP", 1, When::Always, cap::cap),
     spec("PASS", 1, When::Unregistered, registration::pass),
     spec("NICK", 0, When::Always, registration::nick),
     spec("USER", 4, When::Unregistered, registration::user),
-    spec("PING", 0, When::Always, connection::ping),
-    spec("PONG", 0, When::Always, connection::pong),
-    spec("QUIT", 0, When::Always, connection::quit),
+    spec("PING", 0, When::Always, ping::ping),
+    spec("PONG", 0, When::Always, ping::pong),
+    spec("QUIT", 0, When::Always, quit::quit),
     // channels (channel/*.rs)
     spec("JOIN", 1, When::Registered, channel::join::join),
     spec("PART", 1, When::Registered, channel::part::part),
@@ -148,7 +175,7 @@ pub fn lookup_index(verb: &str) -> Option<usize> {
     table().get(upper).copied()
 }
 
-/// Runs one complete line from a client.
+/// Runs one complete line from a connection: a client's, or a server link's.
 pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
     let text = String::from_utf8_lossy(raw);
     let msg = match Message::parse(&text) {
@@ -159,9 +186,11 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
             return;
         }
     };
+    let me = ctx.me();
+    let (kind, registered, caps) = (me.kind, me.registered, me.caps);
     // labeled-response: every reply to this command carries the label (delivery::reply holds
     // them until the command is complete).
-    if delivery::labels(ctx.me().caps) {
+    if delivery::labels(caps) {
         if let Some(label) = msg.tag("label").filter(|l| !l.is_empty()) {
             ctx.me_mut().label = Some(label.into_owned());
         }
@@ -176,17 +205,41 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
     let body_len = raw.len() - tag_part;
     if body_len > MAX_BODY || tag_part > CLIENT_TAGS {
         ctx.st.metrics.c.parse_errors += 1;
+        if kind == Kind::Server {
+            return ignored(ctx, "an over-long line", msg.verb);
+        }
         ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
         return;
     }
     let Some(index) = lookup_index(msg.verb) else {
         ctx.st.metrics.c.unknown_commands += 1;
+        if kind == Kind::Server {
+            return ignored(ctx, "an unknown command", msg.verb);
+        }
         ctx.reply(Numeric::ERR_UNKNOWNCOMMAND, &[msg.verb]);
         return;
     };
-    let spec = &COMMANDS[index];
     ctx.st.metrics.command(index, raw.len() + 2);
-    let registered = ctx.me().registered;
+    dispatch_as(ctx, &COMMANDS[index], &msg, kind, registered);
+}
+
+/// Runs a known command with the handler for the connection's kind. A client's is checked
+/// against its registration (451, 462) and the parameter count (461); refusals are answered.
+/// A server link's runs only if its row has a server handler and is otherwise ignored, as
+/// Solanum ignores what it has no handler for; too few parameters drop the link (Solanum's
+/// "Insufficient parameters"), and a refusal is logged (a numeric is no answer to a server).
+pub fn dispatch(ctx: &mut Ctx<'_>, spec: &Spec, msg: &Message<'_>) {
+    let me = ctx.me();
+    let (kind, registered) = (me.kind, me.registered);
+    dispatch_as(ctx, spec, msg, kind, registered);
+}
+
+/// [`dispatch`] for a connection of `kind`, registered or not (as `run_line` read them).
+#[inline]
+fn dispatch_as(ctx: &mut Ctx<'_>, spec: &Spec, msg: &Message<'_>, kind: Kind, registered: bool) {
+    if kind == Kind::Server {
+        return from_server(ctx, spec, msg);
+    }
     match (spec.when, registered) {
         (When::Registered, false) => return ctx.reply(Numeric::ERR_NOTREGISTERED, &[]),
         (When::Unregistered, true) => return ctx.reply(Numeric::ERR_ALREADYREGISTERED, &[]),
@@ -195,9 +248,34 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
     if msg.params.len() < spec.min_params {
         return ctx.reply(Numeric::ERR_NEEDMOREPARAMS, &[spec.name]);
     }
-    if let Err(r) = (spec.run)(ctx, &msg) {
+    if let Err(r) = (spec.client)(ctx, msg) {
         ctx.reply_err(&r);
     }
+}
+
+/// A server link's command (see [`dispatch`]).
+#[cold]
+fn from_server(ctx: &mut Ctx<'_>, spec: &Spec, msg: &Message<'_>) {
+    let Some(run) = spec.handler(Kind::Server) else {
+        return ignored(ctx, "a command with no server handler", spec.name);
+    };
+    if msg.params.len() < spec.min_params {
+        let why =
+            format!("Insufficient parameters ({} < {}) for command '{}'", msg.params.len(), spec.min_params, spec.name);
+        log::warn!("Server link [{}] dropped: {why}", ctx.me().addr);
+        connection::close_later(ctx.st, ctx.conn, why);
+        return;
+    }
+    if let Err(r) = run(ctx, msg) {
+        log::debug!("Server link [{}]: {} refused with {}", ctx.me().addr, spec.name, r.numeric.as_str());
+    }
+}
+
+/// What a server link sent and nothing handles: logged, not answered (an error reply to a
+/// server could start an error loop between the two).
+#[cold]
+fn ignored(ctx: &Ctx<'_>, what: &str, verb: &str) {
+    log::debug!("Server link [{}]: {what} ignored: {verb}", ctx.me().addr);
 }
 
 #[cfg(test)]
@@ -210,6 +288,96 @@ mod tests {
         assert_eq!(lookup("PiNg").unwrap().name, "PING");
         assert!(lookup("FOOBAR").is_none());
         assert!(lookup(&"X".repeat(100)).is_none());
+    }
+
+    fn client_slot(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
+        ctx.send(b"client slot\r\n");
+        Ok(())
+    }
+
+    fn server_slot(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
+        ctx.send(b"server slot\r\n");
+        Ok(())
+    }
+
+    /// A row with a handler in each slot, one parameter needed.
+    const BOTH: Spec = spec("TEST", 1, When::Always, client_slot).with_server(server_slot);
+
+    /// One shard, one connection (registered as `alice` when `register`), of `kind`.
+    fn one(kind: Kind, register: bool) -> (crate::sim::Sim, Conn) {
+        let mut sim = crate::sim::Sim::new(std::sync::Arc::new(crate::config::Config::embedded()), 1, true);
+        let c = if register { sim.client(0, "alice") } else { sim.connect(0) };
+        sim.shards[0].0.clients.get_mut(&c).expect("connected").kind = kind;
+        sim.shards[0].1.out.clear();
+        (sim, c)
+    }
+
+    /// Dispatches `line` to `row` for `conn` on shard 0, as `run_line` does after the lookup.
+    fn dispatch_to(sim: &mut crate::sim::Sim, conn: Conn, row: &Spec, line: &str) {
+        let (st, out) = &mut sim.shards[0];
+        let mut ctx = Ctx { st, out, conn, now: std::time::Instant::now(), unix: 1 };
+        dispatch(&mut ctx, row, &Message::parse(line).expect("a line"));
+        ctx.flush();
+    }
+
+    #[test]
+    fn slots_by_kind() {
+        assert!(BOTH.handler(Kind::Client).is_some() && BOTH.handler(Kind::Server).is_some());
+        assert!(spec("X", 0, When::Always, client_slot).handler(Kind::Server).is_none());
+        // Today no row has a server handler.
+        assert!(COMMANDS.iter().all(|s| s.server.is_none()));
+    }
+
+    #[test]
+    fn a_client_runs_the_client_slot() {
+        let (mut sim, c) = one(Kind::Client, true);
+        dispatch_to(&mut sim, c, &BOTH, "TEST x");
+        assert_eq!(sim.shards[0].1.text(c), "client slot\r\n");
+    }
+
+    #[test]
+    fn a_server_link_runs_the_server_slot() {
+        // Unregistered as a client: `when` is a client's rule, not a link's.
+        let (mut sim, c) = one(Kind::Server, false);
+        dispatch_to(&mut sim, c, &BOTH, "TEST x");
+        assert_eq!(sim.shards[0].1.text(c), "server slot\r\n");
+    }
+
+    #[test]
+    fn too_few_parameters_drop_a_server_link() {
+        let (mut sim, c) = one(Kind::Server, true);
+        dispatch_to(&mut sim, c, &BOTH, "TEST");
+        let st = &sim.shards[0].0;
+        assert!(st.clients[&c].closing);
+        assert!(st.to_close.iter().any(|(k, why, _)| *k == c && why.starts_with("Insufficient parameters")));
+        // From a client, the same line is answered with 461.
+        let (mut sim, c) = one(Kind::Client, true);
+        dispatch_to(&mut sim, c, &BOTH, "TEST");
+        assert!(sim.shards[0].1.text(c).contains(" 461 alice TEST "));
+    }
+
+    #[test]
+    fn a_server_link_gets_no_answer_where_nothing_handles() {
+        // The whole input path: known commands with no server handler, an unknown one, a
+        // client's command before registration. Nothing is answered, nothing runs, the link
+        // stays.
+        let (mut sim, c) = one(Kind::Server, true);
+        let unknown = sim.shards[0].0.metrics.c.unknown_commands;
+        sim.feed(0, c, b"PING :x\r\nFOOBAR y\r\nJOIN #a\r\nUSER a b c d\r\n");
+        let (st, out) = &sim.shards[0];
+        assert_eq!(out.text(c), "");
+        assert!(!st.clients[&c].closing && !out.closed.contains(&c));
+        assert!(st.channels.is_empty());
+        assert_eq!(st.metrics.c.unknown_commands, unknown + 1);
+    }
+
+    #[test]
+    fn a_client_is_answered_as_before() {
+        let (mut sim, c) = one(Kind::Client, true);
+        sim.feed(0, c, b"PING :x\r\nFOOBAR y\r\n");
+        let text = sim.shards[0].1.text(c);
+        let (pong, unknown) = (text.find(" PONG "), text.find(" 421 alice FOOBAR "));
+        assert!(pong.is_some() && unknown.is_some() && pong < unknown, "{text}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::kind::Kind;
 use crate::commands::Conn;
 use crate::proto::framer::Framer;
 use crate::proto::Folded;
@@ -46,8 +47,12 @@ pub enum Held {
     Ban,
 }
 
+/// A connection's session. Its `kind` says whether a user or a server link is at the other end;
+/// what follows is a client's (a server link's own state comes with the link protocol).
 pub struct Client {
     pub conn: Conn,
+    /// A client or a server link: the command table's handler slot the dispatcher uses.
+    pub kind: Kind,
     pub uid: Uid,
     pub addr: SocketAddr,
     pub ip: Arc<str>,
@@ -126,6 +131,7 @@ impl Client {
         let ip: Arc<str> = display_ip(addr).into();
         Client {
             conn,
+            kind: Kind::Client,
             uid,
             addr,
             host: ip.clone(),

@@ -150,6 +150,22 @@ impl Handler for IrcShard {
         connection::finish(&mut self.st, &mut out);
     }
 
+    /// The core opens no connection yet (server links come with their protocol): one that
+    /// opens anyway is logged and closed, so it is never served as a client.
+    fn on_connected(&mut self, io: &mut Io<Env>, c: ConnId, result: std::io::Result<ConnInfo>) {
+        match result {
+            Ok(info) => {
+                log::warn!(
+                    "Outbound connection to [{}] shard={}: no server link protocol yet, closed",
+                    info.peer,
+                    self.st.me
+                );
+                io.close(c);
+            }
+            Err(e) => log::warn!("Outbound connection failed: shard={} {e}", self.st.me),
+        }
+    }
+
     fn on_data(&mut self, io: &mut Io<Env>, c: ConnId, data: &[u8]) {
         let now = io.now();
         let mut out = Out(io);
