@@ -20,6 +20,12 @@ impl Reply {
     pub fn new(numeric: Numeric, params: &[&str]) -> Reply {
         Reply { numeric, params: params.iter().map(|s| s.to_string()).collect() }
     }
+
+    /// The line it becomes, from `server` to `target`: the one way a `Reply` is written.
+    pub fn write(&self, server: &str, target: &str, buf: &mut Vec<u8>) {
+        let params: SmallVec<[&str; 4]> = self.params.iter().map(|s| s.as_str()).collect();
+        buf.extend_from_slice(&numeric_line(server, target, self.numeric, &params));
+    }
 }
 
 pub type CmdResult = Result<(), Reply>;
@@ -85,8 +91,8 @@ impl Ctx<'_> {
     }
 
     pub fn reply_err(&mut self, r: &Reply) {
-        let params: SmallVec<[&str; 4]> = r.params.iter().map(|s| s.as_str()).collect();
-        self.reply(r.numeric, &params);
+        let target = self.me().target().to_string();
+        r.write(&self.st.cfg.server.name, &target, &mut self.st.reply);
     }
 
     /// Appends a finished line to the reply.

@@ -4,10 +4,7 @@
 use std::time::Instant;
 
 use super::envelope::Env;
-
-/// A connection of this shard, as the core sees it: an opaque handle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Conn(pub u64);
+pub use crate::local::conn::Conn;
 
 /// Requests from a shard to the main thread (which owns the config file).
 pub enum ToMain {

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::conn::Conn;
 use super::kind::Kind;
-use crate::commands::Conn;
 use crate::proto::framer::Framer;
 use crate::proto::Folded;
 use crate::state::Uid;

@@ -5,5 +5,6 @@
 //! handlers act on it; only its shard's thread touches it.
 
 pub mod client;
+pub mod conn;
 pub mod kind;
 pub mod shard;

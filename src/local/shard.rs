@@ -12,9 +12,9 @@ use crate::state::whowas::Whowas;
 use crate::state::{Directory, NickAuthority, Uid, UidAllocator};
 use std::collections::VecDeque;
 
+use super::conn::Conn;
 use crate::commands::channel::Sequenced;
 use crate::commands::envelope::Ordered;
-use crate::commands::Conn;
 use crate::config::Config;
 use crate::proto::{CaseMapping, Folded};
 
@@ -85,11 +85,11 @@ pub struct ShardState {
     /// This shard's `+s` operators, computed when needed and forgotten whenever a local user's
     /// modes change; a departing user is taken out of it (server notices are frequent,
     /// operators few, and a rebuild scans every local user).
-    pub snotice_targets: Option<Vec<crate::commands::Conn>>,
+    pub snotice_targets: Option<Vec<Conn>>,
     /// Clients whose socket is not read while their input waits (`Client::paused`).
-    pub paused: Vec<crate::commands::Conn>,
+    pub paused: Vec<Conn>,
     /// Clients whose commands wait for flood-control tokens.
-    pub lagged: Vec<crate::commands::Conn>,
+    pub lagged: Vec<Conn>,
     /// OPER's guards: budgets per address, and the queue of password checks.
     pub oper_limit: crate::commands::oper::limit::OperLimit,
     /// Hostnames found for IPs (reverse DNS, forward-confirmed; `None`: none), with when.

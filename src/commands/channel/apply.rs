@@ -117,8 +117,7 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     if let Some(c) = st.clients.get(&conn) {
         let target = c.target().to_string();
         for r in &m.notes {
-            let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
-            held.extend_from_slice(&crate::commands::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
+            r.write(&st.cfg.server.name, &target, &mut held);
         }
     }
     if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {

@@ -122,8 +122,7 @@ fn send_replies(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, replies: 
     let target = c.target().to_string();
     let mut buf = Vec::new();
     for r in replies {
-        let params: Vec<&str> = r.params.iter().map(String::as_str).collect();
-        buf.extend_from_slice(&crate::commands::numeric_line(&st.cfg.server.name, &target, r.numeric, &params));
+        r.write(&st.cfg.server.name, &target, &mut buf);
     }
     reply(st, out, conn, &buf);
 }
