@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use rustircd::cli;
 use rustircd::config::{Config, ConfigError};
+use rustircd::glue::{Control, IrcShard, ToMain};
 use rustircd::persist::BanStore;
-use rustircd::server::{Control, IrcShard, ToMain};
 use shards::{Runtime, RuntimeConfig};
 
 fn load(args: &cli::Args) -> Result<Config, Vec<ConfigError>> {
@@ -253,9 +253,9 @@ fn start_metrics(addr: SocketAddr, ctl: shards::Controller<Control>, started: u6
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot serve metrics on {addr} ([metrics] address): {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let names = rustircd::server::command_names();
+    let names = rustircd::glue::command_names();
     let scrape = move || {
-        let reports = rustircd::server::gather(&ctl, Duration::from_secs(2));
+        let reports = rustircd::glue::gather(&ctl, Duration::from_secs(2));
         if reports.len() < ctl.cores() {
             log::warn!("Metrics scrape: {} of {} shards answered in time", reports.len(), ctl.cores());
         }
@@ -315,7 +315,7 @@ fn on_signals(
 
 /// REHASH (answered on the asking shard) and RESTART (`Some`) from operators.
 fn on_requests(args: &cli::Args, rt: &Runtime<Control>, current: &mut Arc<Config>) -> Option<Ended> {
-    for (shard, msg) in rustircd::server::requests(rt) {
+    for (shard, msg) in rustircd::glue::requests(rt) {
         match msg {
             ToMain::Rehash { conn } => {
                 log::info!("Config reload requested: REHASH (shard {shard})");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::commands::outbox::Recorder;
-use crate::commands::{connection, mesh, Conn, Env};
+use crate::commands::{connection, inbox, Conn, Env};
 use crate::config::Config;
 use crate::local::shard::ShardState;
 
@@ -76,7 +76,7 @@ impl Sim {
         self.shards[from].1.mesh = rest;
         for env in now {
             let (st, out) = &mut self.shards[to];
-            mesh::on_mesh(st, out, from, env, Instant::now(), 1);
+            inbox::receive(st, out, from, env, Instant::now(), 1);
             connection::finish(st, out);
         }
         true
@@ -99,7 +99,7 @@ impl Sim {
                 for (to, env) in batch {
                     moved = true;
                     let (st, out) = &mut self.shards[to];
-                    mesh::on_mesh(st, out, from, env, Instant::now(), 1);
+                    inbox::receive(st, out, from, env, Instant::now(), 1);
                     connection::finish(st, out);
                 }
             }
@@ -114,7 +114,7 @@ impl Sim {
         let Some(i) = self.shards[from].1.mesh.iter().position(|(t, _)| *t == to) else { return false };
         let (_, env) = self.shards[from].1.mesh.remove(i);
         let (st, out) = &mut self.shards[to];
-        mesh::on_mesh(st, out, from, env, Instant::now(), 1);
+        inbox::receive(st, out, from, env, Instant::now(), 1);
         connection::finish(st, out);
         true
     }

@@ -44,7 +44,7 @@ pub fn accept(
     };
     // max_clients is per class across the process: this shard's count and the others' last
     // reported ones.
-    let elsewhere: usize = st.remote_classes.iter().map(|v| v.get(class).copied().unwrap_or(0) as usize).sum();
+    let elsewhere: usize = st.classes_elsewhere.iter().map(|v| v.get(class).copied().unwrap_or(0) as usize).sum();
     if st.class_counts[class] + elsewhere >= st.cfg.classes[class].max_clients {
         return refuse(st, out, "Too many connections in your class");
     }
@@ -393,6 +393,6 @@ pub fn release_nick(st: &mut ShardState, out: &mut dyn Outbox, nick: crate::prot
     if owner == st.me {
         st.nicks.release(&nick, uid);
     } else {
-        out.mesh(owner, Env::Request(Request::NickRelease { nick, uid }));
+        out.to_shard(owner, Env::Request(Request::NickRelease { nick, uid }));
     }
 }

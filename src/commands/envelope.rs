@@ -206,7 +206,7 @@ macro_rules! group {
 }
 group!(Request, Answer, Ordered, Control);
 
-/// How a receiving shard orders a message; `mesh::on_mesh` dispatches on it.
+/// How a receiving shard orders a message; `inbox::receive` dispatches on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Order {
     /// Requests, answers, results of this shard's own jobs, control and counts: handled on

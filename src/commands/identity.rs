@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::capabilities::bits;
 use super::delivery::broadcast;
 use super::envelope::Env;
-use super::mesh::realname_seen;
+use super::inbox::realname_seen;
 use super::registration::hold_until_applied;
 use super::{CmdResult, Ctx};
 use crate::commands::envelope::Ordered;

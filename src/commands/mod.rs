@@ -16,7 +16,8 @@ pub mod envelope;
 pub mod flood;
 pub mod help;
 pub mod identity;
-pub mod mesh;
+pub mod inbox;
+pub mod info;
 pub mod message;
 pub mod oper;
 pub mod outbox;
@@ -26,7 +27,6 @@ pub mod query;
 pub mod quit;
 pub mod registration;
 pub mod report;
-pub mod server_info;
 pub mod stats;
 pub mod timers;
 pub mod user_mode;
@@ -131,21 +131,21 @@ pub static COMMANDS: &[Spec] = &[
     spec("OPER", 1, When::Registered, oper::oper::oper),
     spec("KILL", 1, When::Registered, oper::kill::kill),
     spec("WALLOPS", 1, When::Registered, oper::wallops::wallops),
-    spec("REHASH", 0, When::Registered, oper::server::rehash),
-    spec("DIE", 0, When::Registered, oper::server::die),
-    spec("RESTART", 0, When::Registered, oper::server::restart),
+    spec("REHASH", 0, When::Registered, oper::process::rehash),
+    spec("DIE", 0, When::Registered, oper::process::die),
+    spec("RESTART", 0, When::Registered, oper::process::restart),
     spec("KLINE", 1, When::Registered, oper::bans::kline),
     spec("UNKLINE", 1, When::Registered, oper::bans::unkline),
     spec("DLINE", 1, When::Registered, oper::bans::dline),
     spec("UNDLINE", 1, When::Registered, oper::bans::undline),
-    // server queries (server_info.rs)
-    spec("MOTD", 0, When::Registered, server_info::motd),
-    spec("LUSERS", 0, When::Registered, server_info::lusers),
-    spec("VERSION", 0, When::Registered, server_info::version),
-    spec("TIME", 0, When::Registered, server_info::time),
-    spec("ADMIN", 0, When::Registered, server_info::admin),
-    spec("INFO", 0, When::Registered, server_info::info),
-    spec("LINKS", 0, When::Registered, server_info::links),
+    // server queries (info.rs)
+    spec("MOTD", 0, When::Registered, info::motd),
+    spec("LUSERS", 0, When::Registered, info::lusers),
+    spec("VERSION", 0, When::Registered, info::version),
+    spec("TIME", 0, When::Registered, info::time),
+    spec("ADMIN", 0, When::Registered, info::admin),
+    spec("INFO", 0, When::Registered, info::info),
+    spec("LINKS", 0, When::Registered, info::links),
     spec("STATS", 0, When::Registered, stats::stats),
     spec("HELP", 0, When::Registered, help::help),
     spec("HELPOP", 0, When::Registered, help::help),

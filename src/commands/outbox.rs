@@ -32,7 +32,7 @@ pub trait Outbox {
     fn close(&mut self, conn: Conn);
     /// Closes at once, discarding queued output (a client that stopped reading).
     fn abort(&mut self, conn: Conn);
-    fn mesh(&mut self, to: usize, env: Env);
+    fn to_shard(&mut self, to: usize, env: Env);
     /// Asks the process to stop (DIE).
     fn request_stop(&mut self);
     /// Runs slow work on a blocking thread; its result comes back as a message from this shard.
@@ -54,7 +54,7 @@ pub trait Outbox {
 
 /// An [`Outbox`] that keeps what the core produced, for unit tests and benchmarks: bytes per
 /// connection, closes, and mesh messages (which the caller delivers with
-/// `commands::mesh::on_mesh` to play the other shards).
+/// `commands::inbox::receive` to play the other shards).
 pub struct Recorder {
     pub shard: usize,
     pub cores: usize,
@@ -126,7 +126,7 @@ impl Outbox for Recorder {
     fn abort(&mut self, conn: Conn) {
         self.closed.push(conn);
     }
-    fn mesh(&mut self, to: usize, env: Env) {
+    fn to_shard(&mut self, to: usize, env: Env) {
         self.mesh.push((to, env));
     }
     fn request_stop(&mut self) {

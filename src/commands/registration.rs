@@ -5,10 +5,10 @@ use std::sync::Arc;
 use super::connection::{close_later, release_nick, resume};
 use super::delivery::broadcast;
 use super::envelope::Env;
-use super::mesh::nick_seen;
+use super::inbox::nick_seen;
 use super::outbox::{Conn, Outbox};
 use super::query::monitor::{notify_offline, notify_online};
-use super::{server_info, CmdResult, Ctx};
+use super::{info, CmdResult, Ctx};
 use crate::commands::envelope::{Ordered, Request};
 use crate::err;
 use crate::local::client::Wait;
@@ -79,7 +79,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     } else {
         let conn = ctx.conn;
-        ctx.out.mesh(owner, Env::Request(Request::NickClaim { nick: folded.clone(), uid, conn }));
+        ctx.out.to_shard(owner, Env::Request(Request::NickClaim { nick: folded.clone(), uid, conn }));
         ctx.me_mut().wait = Some(Wait::Nick { nick: new.into(), folded });
         Ok(())
     }
@@ -247,7 +247,7 @@ pub fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
 fn welcome(ctx: &mut Ctx<'_>, u: &User) {
     let cfg = ctx.st.cfg.clone();
     let s = &cfg.server;
-    let version = server_info::version_string();
+    let version = info::version_string();
     ctx.reply(
         Numeric::RPL_WELCOME,
         &[&format!("Welcome to the {} Internet Relay Chat Network {}", s.network, u.mask())],
@@ -262,12 +262,12 @@ fn welcome(ctx: &mut Ctx<'_>, u: &User) {
             .param(&u.nick)
             .param(&s.name)
             .param(&version)
-            .param(server_info::USER_MODES)
-            .param(server_info::CHANNEL_MODES)
-            .param(server_info::CHANNEL_MODES_WITH_PARAM)
+            .param(info::USER_MODES)
+            .param(info::CHANNEL_MODES)
+            .param(info::CHANNEL_MODES_WITH_PARAM)
             .finish(),
     );
-    server_info::send_isupport(ctx);
-    server_info::send_lusers(ctx);
-    server_info::send_motd(ctx);
+    info::send_isupport(ctx);
+    info::send_lusers(ctx);
+    info::send_motd(ctx);
 }

@@ -74,7 +74,7 @@ pub fn stats(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// Another shard wants this shard's report for a STATS of its client `conn`.
 pub fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, conn: Conn, with_conns: bool) {
     let report = Box::new(super::report::shard_report(st, out, with_conns));
-    out.mesh(from, Env::Answer(Answer::Stats { conn, report }));
+    out.to_shard(from, Env::Answer(Answer::Stats { conn, report }));
 }
 
 /// A shard's report for a STATS of this shard's client; the last one completes the answer.

@@ -49,7 +49,7 @@ pub struct ShardState {
     pub sent_unregistered: u32,
     /// The last per-class connection counts this shard broadcast, and those of the others.
     pub sent_classes: Vec<u32>,
-    pub remote_classes: Vec<Vec<u32>>,
+    pub classes_elsewhere: Vec<Vec<u32>>,
     /// This shard's copy (view) of every channel, with its local members for delivery.
     pub channels: AHashMap<Folded, View>,
     /// The authoritative state of the channels this shard is home to.
@@ -160,7 +160,7 @@ pub struct QuitState {
 
 impl ShardState {
     pub fn new(cfg: Arc<Config>, me: usize, cores: usize, started_unix: u64, created: String) -> Self {
-        let isupport = crate::commands::server_info::isupport(&cfg);
+        let isupport = crate::commands::info::isupport(&cfg);
         let cfg_whowas = (cfg.database.user_cache_size, cfg.database.user_cache_ttl.as_secs());
         ShardState {
             cm: cfg.server.casemapping,
@@ -183,7 +183,7 @@ impl ShardState {
             isupport,
             sent_unregistered: 0,
             sent_classes: Vec::new(),
-            remote_classes: vec![Vec::new(); cores],
+            classes_elsewhere: vec![Vec::new(); cores],
             channels: AHashMap::default(),
             homes: AHashMap::default(),
             seq: Sequencer::new(cores),
@@ -235,7 +235,7 @@ impl ShardState {
         for c in self.clients.values() {
             self.class_counts[c.class] += 1;
         }
-        self.isupport = crate::commands::server_info::isupport(&cfg);
+        self.isupport = crate::commands::info::isupport(&cfg);
         self.whowas.configure(cfg.database.user_cache_size, cfg.database.user_cache_ttl.as_secs());
         self.cfg = cfg;
     }

@@ -48,7 +48,7 @@ pub fn apply_ready(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix
         }
         for from in 0..st.cores {
             while let Some(env) = st.blocked[from].events.pop_front() {
-                match crate::commands::mesh::stream_event(st, out, from, env, now, unix) {
+                match crate::commands::inbox::stream_event(st, out, from, env, now, unix) {
                     Ok(()) => {
                         progress = true;
                         st.blocked[from].moved(now);
@@ -162,7 +162,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
             // departure of one part (the usual case) never enters `leaving`.
             let first = if *last { !st.leaving.remove(uid) } else { st.leaving.insert(*uid) };
             if first {
-                let observers = crate::commands::mesh::observers(st, *uid, 0);
+                let observers = crate::commands::inbox::observers(st, *uid, 0);
                 to_conns_shared(st, out, &observers, line, 0);
             }
             for chan in chans {

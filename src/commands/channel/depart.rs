@@ -82,7 +82,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     }
     let farewell = c.farewell.map(|l| (conn, l));
     for (h, chans) in &parts {
-        out.mesh(*h as usize, Env::Request(Request::Quit { uid: c.uid, chans: chans.clone() }));
+        out.to_shard(*h as usize, Env::Request(Request::Quit { uid: c.uid, chans: chans.clone() }));
     }
     let none = parts.is_empty();
     st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });

@@ -30,7 +30,7 @@ pub fn at_home(
         }
         Err(replies) => Outcome::Refused(replies),
     };
-    out.mesh(from, Env::Answer(Answer::Chan { conn, uid, outcome }));
+    out.to_shard(from, Env::Answer(Answer::Chan { conn, uid, outcome }));
 }
 
 type Decision = Result<(Folded, Arc<str>, Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>>;
@@ -105,5 +105,5 @@ pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid:
         }
     }
     let seq = st.seq.issue();
-    out.mesh(from, Env::Answer(Answer::Quit { uid, home: st.me as u16, seq }));
+    out.to_shard(from, Env::Answer(Answer::Quit { uid, home: st.me as u16, seq }));
 }

@@ -37,7 +37,7 @@ fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
         Some(req) => {
             c.wait = Some(Wait::Chan);
             let home = cm.fold(req.name()).owner(cores);
-            out.mesh(home, Env::Request(Request::Chan { conn, uid: c.uid, req }));
+            out.to_shard(home, Env::Request(Request::Chan { conn, uid: c.uid, req }));
             true
         }
         None => {

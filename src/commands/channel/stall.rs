@@ -87,7 +87,7 @@ mod tests {
 
     use super::*;
     use crate::commands::envelope::Env;
-    use crate::commands::mesh::on_mesh;
+    use crate::commands::inbox::receive;
     use crate::commands::outgoing::Shared;
     use crate::config::Config;
     use crate::sim::Sim;
@@ -110,7 +110,7 @@ mod tests {
         };
         let t0 = Instant::now();
         let (st, out) = &mut sim.shards[1];
-        on_mesh(st, out, 0, Env::Ordered(Ordered::Chan(Box::new(ev))), t0, 1);
+        receive(st, out, 0, Env::Ordered(Ordered::Chan(Box::new(ev))), t0, 1);
         assert_eq!(waiting(st, t0 + Duration::from_secs(2)), (1, Duration::from_secs(2)));
         check(st, t0 + Duration::from_secs(1));
         assert_eq!(st.metrics.c.seq_stalls, 0);

@@ -46,7 +46,7 @@ pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Share
             to_conn_shared(st, out, conn, line, need);
             st.metrics.message_latency.observe(at.elapsed());
         }
-        Route::Shard(s) => out.mesh(s, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at })),
+        Route::Shard(s) => out.to_shard(s, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at })),
         Route::Link => no_link(uid),
         Route::Gone => {}
     }
@@ -64,7 +64,7 @@ pub fn to_invitee(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, chan: &Fo
             to_conn_shared(st, out, conn, line, 0);
         }
         Route::Shard(s) => {
-            out.mesh(s, Env::Ordered(Ordered::Invite { target: uid, chan: chan.clone(), line: line.clone() }))
+            out.to_shard(s, Env::Ordered(Ordered::Invite { target: uid, chan: chan.clone(), line: line.clone() }))
         }
         Route::Link => no_link(uid),
         Route::Gone => {}
@@ -94,7 +94,10 @@ pub fn to_channel(
     let shards: smallvec::SmallVec<[usize; 4]> =
         view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
     for s in shards {
-        out.mesh(s, Env::Ordered(Ordered::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at }));
+        out.to_shard(
+            s,
+            Env::Ordered(Ordered::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at }),
+        );
     }
     channel_here(st, out, chan, line, sender, min, need, at);
 }
@@ -140,7 +143,7 @@ fn at_least(s: Status, min: Status) -> bool {
 pub fn broadcast(st: &ShardState, out: &mut dyn Outbox, mut make: impl FnMut() -> Env) {
     for s in 0..st.cores {
         if s != st.me {
-            out.mesh(s, make());
+            out.to_shard(s, make());
         }
     }
 }

@@ -29,7 +29,7 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if tshard == ctx.st.me {
         kill_local(ctx.st, ctx.out, tuid, &reason);
     } else {
-        ctx.out.mesh(tshard, Env::Control(Control::Kill { target: tuid, reason }));
+        ctx.out.to_shard(tshard, Env::Control(Control::Kill { target: tuid, reason }));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ pub mod kill;
 pub mod limit;
 #[allow(clippy::module_inception)] // OPER, beside KILL, WALLOPS...: one file per command family
 pub mod oper;
-pub mod server;
+pub mod process;
 pub mod snotice;
 pub mod wallops;
 

@@ -18,7 +18,7 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if let Some(u) = ctx.st.directory.get_mut(&uid) {
         u.away = away.clone();
     }
-    super::super::mesh::away_seen(ctx.st, ctx.out, uid);
+    super::super::inbox::away_seen(ctx.st, ctx.out, uid);
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserAway { uid, away: away.clone(), ack }));
     // The answer waits until every shard knows (so a USERHOST right after is right anywhere).

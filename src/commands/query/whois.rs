@@ -30,7 +30,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let asker = ctx.me().target().to_string();
             let conn = ctx.conn;
             let req = Request::Whois { conn, asker: me, asker_nick: asker.into(), target: tuid };
-            ctx.out.mesh(s as usize, Env::Request(req));
+            ctx.out.to_shard(s as usize, Env::Request(req));
             ctx.me_mut().wait = Some(Wait::Answer);
         }
         _ => {
@@ -106,5 +106,5 @@ pub fn on_request(
         let server = st.cfg.server.name.clone();
         lines.extend_from_slice(&numeric_line(&server, asker_nick, Numeric::ERR_NOSUCHNICK, &["*"]));
     }
-    out.mesh(from, Env::Answer(Answer::Replies { conn, bytes: lines }));
+    out.to_shard(from, Env::Answer(Answer::Replies { conn, bytes: lines }));
 }

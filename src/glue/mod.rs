@@ -7,7 +7,7 @@ use std::time::Instant;
 use shards::{ConnId, ConnInfo, Disconnect, Handler, Io, Runtime};
 
 use crate::clock::unix_now;
-use crate::commands::{connection, mesh, timers, Conn, Env, Outbox};
+use crate::commands::{connection, inbox, timers, Conn, Env, Outbox};
 use crate::config::Config;
 use crate::local::shard::ShardState;
 use crate::proto::Line;
@@ -113,7 +113,7 @@ impl Outbox for Out<'_> {
     fn abort(&mut self, c: Conn) {
         self.0.abort(conn_id(c))
     }
-    fn mesh(&mut self, to: usize, env: Env) {
+    fn to_shard(&mut self, to: usize, env: Env) {
         self.0.mesh(to, env)
     }
     fn request_stop(&mut self) {
@@ -189,7 +189,7 @@ impl Handler for IrcShard {
     fn on_mesh(&mut self, io: &mut Io<Env>, from: usize, msg: Env) {
         let now = io.now();
         let mut out = Out(io);
-        mesh::on_mesh(&mut self.st, &mut out, from, msg, now, unix_now());
+        inbox::receive(&mut self.st, &mut out, from, msg, now, unix_now());
         connection::finish(&mut self.st, &mut out);
     }
 
@@ -228,7 +228,7 @@ impl Handler for IrcShard {
             }
             Control::Rehashed { conn, errors } => {
                 let mut out = Out(_io);
-                crate::commands::oper::server::rehashed(&mut self.st, &mut out, conn, errors);
+                crate::commands::oper::process::rehashed(&mut self.st, &mut out, conn, errors);
                 connection::finish(&mut self.st, &mut out);
             }
         }

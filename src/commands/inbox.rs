@@ -21,7 +21,7 @@ use crate::local::shard::ShardState;
 use crate::proto::Line;
 use crate::state::whowas::WasEntry;
 
-pub fn on_mesh(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
+pub fn receive(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env, now: Instant, unix: u64) {
     match env {
         Env::Request(r) => on_request(st, out, from, r, now, unix),
         Env::Answer(a) => on_answer(st, out, from, a, now, unix),
@@ -35,7 +35,7 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
     match r {
         Request::NickClaim { nick, uid, conn } => {
             let granted = st.nicks.claim(nick.clone(), uid);
-            out.mesh(from, Answer::Nick { nick, uid, conn, granted }.into());
+            out.to_shard(from, Answer::Nick { nick, uid, conn, granted }.into());
         }
         Request::NickRelease { nick, uid } => st.nicks.release(&nick, uid),
         Request::Chan { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
@@ -86,7 +86,7 @@ fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control
         Control::Snotice { text } => super::oper::snotice::deliver(st, out, &text),
         Control::Counts { unregistered, classes } => {
             st.unregistered[from] = unregistered;
-            st.remote_classes[from] = classes;
+            st.classes_elsewhere[from] = classes;
         }
     }
 }
@@ -122,7 +122,7 @@ pub fn stream_event(
             let ack = ev.ack;
             try_event(st, out, ev, unix).map_err(Ordered::Chan)?;
             if let Some(conn) = ack {
-                out.mesh(from, Answer::Applied { conn }.into());
+                out.to_shard(from, Answer::Applied { conn }.into());
             }
         }
         Ordered::UserIntro { user, ack } => {
@@ -131,12 +131,12 @@ pub fn stream_event(
             st.max_global = st.max_global.max(st.directory.len());
             notify_online(st, out, &folded, &mask);
             if let Some(conn) = ack {
-                out.mesh(from, Answer::Applied { conn }.into());
+                out.to_shard(from, Answer::Applied { conn }.into());
             }
         }
         Ordered::UserNick { uid, nick, folded, ts, line, ack } => {
             if let Some(conn) = ack {
-                out.mesh(from, Answer::Applied { conn }.into());
+                out.to_shard(from, Answer::Applied { conn }.into());
             }
             nick_seen(st, out, uid, &line, unix);
             let old = st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
@@ -152,7 +152,7 @@ pub fn stream_event(
         Ordered::UserModes { uid, modes, ack } => {
             st.directory.set_modes(&uid, modes);
             if let Some(conn) = ack {
-                out.mesh(from, Answer::Applied { conn }.into());
+                out.to_shard(from, Answer::Applied { conn }.into());
             }
         }
         Ordered::UserAway { uid, away, ack } => {
@@ -161,7 +161,7 @@ pub fn stream_event(
             }
             away_seen(st, out, uid);
             if let Some(conn) = ack {
-                out.mesh(from, Answer::Applied { conn }.into());
+                out.to_shard(from, Answer::Applied { conn }.into());
             }
         }
         Ordered::UserRealname { uid, realname, ack } => {
@@ -170,7 +170,7 @@ pub fn stream_event(
             }
             realname_seen(st, out, uid);
             if let Some(conn) = ack {
-                out.mesh(from, Answer::Applied { conn }.into());
+                out.to_shard(from, Answer::Applied { conn }.into());
             }
         }
         Ordered::ToUser { uid, line, need, at } => to_user(st, out, uid, &line, need, at),
