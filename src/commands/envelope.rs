@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use shards::Envelope;
-
 use super::channel::{ChanRequest, Outcome, Sequenced};
 use super::outgoing::Shared;
 use super::Conn;
@@ -223,22 +221,6 @@ impl Env {
         match self {
             Env::Ordered(_) => Order::SenderStream,
             Env::Request(_) | Env::Answer(_) | Env::Control(_) => Order::OnArrival,
-        }
-    }
-}
-
-impl Envelope for Env {
-    fn weight(&self) -> usize {
-        match self {
-            Env::Ordered(
-                Ordered::UserNick { line, .. }
-                | Ordered::ToUser { line, .. }
-                | Ordered::ChanMsg { line, .. }
-                | Ordered::Invite { line, .. },
-            ) => line.len() + 64,
-            Env::Ordered(Ordered::Chan(_)) => 256,
-            Env::Ordered(Ordered::UserIntro { .. }) => 160,
-            _ => 32,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! What the IRC core needs from the runtime, as a trait: the core is written and unit-tested
-//! against this; the server glue implements it over `shards::Io`.
+//! against this; the glue implements it over the runtime's `Io`.
 
 use std::time::Instant;
 
 use super::envelope::Env;
 pub use crate::local::conn::Conn;
+use crate::metrics::{IoFigures, Traffic};
 
 /// Requests from a shard to the main thread (which owns the config file).
 pub enum ToMain {
@@ -40,11 +41,11 @@ pub trait Outbox {
     /// A request for the main thread (config and ban files).
     fn to_main(&mut self, msg: ToMain);
     /// The runtime's counters for this shard (bytes, records, mesh).
-    fn io_stats(&self) -> shards::IoStats;
+    fn io_stats(&self) -> IoFigures;
     /// Mesh messages waiting to leave this shard.
     fn mesh_waiting(&self) -> u64;
     /// What a connection has moved so far.
-    fn traffic(&mut self, conn: Conn) -> Option<shards::Traffic>;
+    fn traffic(&mut self, conn: Conn) -> Option<Traffic>;
     /// Stops or resumes reading a connection (TCP back-pressure while its input waits).
     /// Without a socket (tests, benchmarks) there is nothing to hold back.
     fn pause_reading(&mut self, conn: Conn, paused: bool) {
@@ -140,14 +141,14 @@ impl Outbox for Recorder {
     fn to_main(&mut self, msg: ToMain) {
         self.main.push(msg);
     }
-    fn io_stats(&self) -> shards::IoStats {
-        shards::IoStats { bytes_out: self.bytes, ..Default::default() }
+    fn io_stats(&self) -> IoFigures {
+        IoFigures { bytes_out: self.bytes, ..Default::default() }
     }
     fn mesh_waiting(&self) -> u64 {
         0
     }
-    fn traffic(&mut self, conn: Conn) -> Option<shards::Traffic> {
+    fn traffic(&mut self, conn: Conn) -> Option<Traffic> {
         let n = self.out.get(&conn).map_or(0, |v| v.len() as u64);
-        (!self.closed.contains(&conn)).then_some(shards::Traffic { bytes_out: n, ..Default::default() })
+        (!self.closed.contains(&conn)).then_some(Traffic { bytes_out: n, ..Default::default() })
     }
 }

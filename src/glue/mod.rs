@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use shards::{ConnId, ConnInfo, Disconnect, Handler, Io, Runtime};
+use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime};
 
 use crate::clock::unix_now;
+use crate::commands::envelope::Ordered;
 use crate::commands::{connection, inbox, timers, Conn, Env, Outbox};
 use crate::config::Config;
 use crate::local::shard::ShardState;
+use crate::metrics::{IoFigures, Traffic};
 use crate::proto::Line;
 
 /// What a shard asks of the main thread: the core makes them, the main thread answers.
@@ -125,14 +127,28 @@ impl Outbox for Out<'_> {
     fn to_main(&mut self, msg: ToMain) {
         self.0.to_main(Box::new(msg))
     }
-    fn io_stats(&self) -> shards::IoStats {
-        self.0.stats()
+    fn io_stats(&self) -> IoFigures {
+        let s = self.0.stats();
+        IoFigures {
+            accepted: s.accepted,
+            refused_full: s.refused_full,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            mesh_msgs_out: s.mesh_msgs_out,
+            mesh_msgs_in: s.mesh_msgs_in,
+            mesh_batches_waiting: s.mesh_batches_waiting,
+            records_out: s.records_out,
+            dropped_sends: s.dropped_sends,
+            handshake_failures: s.handshake_failures,
+            tick_lateness: s.tick_lateness,
+        }
     }
     fn mesh_waiting(&self) -> u64 {
         (0..self.0.cores()).filter(|&s| s != self.0.shard()).map(|s| self.0.mesh_depth(s) as u64).sum()
     }
-    fn traffic(&mut self, c: Conn) -> Option<shards::Traffic> {
-        self.0.traffic(conn_id(c))
+    fn traffic(&mut self, c: Conn) -> Option<Traffic> {
+        let t = self.0.traffic(conn_id(c))?;
+        Some(Traffic { bytes_in: t.bytes_in, bytes_out: t.bytes_out, records_out: t.records_out, queued: t.queued })
     }
     fn pause_reading(&mut self, c: Conn, paused: bool) {
         self.0.pause_reading(conn_id(c), paused)
@@ -245,5 +261,22 @@ impl Handler for IrcShard {
             out.close(c);
         }
         log::info!("Shard {} stopping: {} connections closed", self.st.me, self.st.clients.len());
+    }
+}
+
+/// What a message weighs in a mesh batch (the runtime seals a batch by weight).
+impl Envelope for Env {
+    fn weight(&self) -> usize {
+        match self {
+            Env::Ordered(
+                Ordered::UserNick { line, .. }
+                | Ordered::ToUser { line, .. }
+                | Ordered::ChanMsg { line, .. }
+                | Ordered::Invite { line, .. },
+            ) => line.len() + 64,
+            Env::Ordered(Ordered::Chan(_)) => 256,
+            Env::Ordered(Ordered::UserIntro { .. }) => 160,
+            _ => 32,
+        }
     }
 }

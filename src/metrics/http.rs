@@ -17,7 +17,7 @@ const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// Longest request head read.
 const MAX_HEAD: usize = 8 * 1024;
 /// Connections held at once (memory: at most `MAX_HEAD` each while reading). Few enough to stay
-/// within the file descriptors the process keeps beside its clients (`shards::limits`); a
+/// within the file descriptors the process keeps beside its clients (the runtime's reserve); a
 /// scraper still always gets in, as a newcomer evicts the oldest incomplete request.
 const MAX_OPEN: usize = 16;
 /// Longest wait in `poll` when no deadline is nearer.

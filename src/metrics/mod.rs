@@ -8,10 +8,12 @@
 
 pub mod histogram;
 pub mod http;
+pub mod io;
 pub mod prometheus;
 pub mod report;
 pub mod shard;
 
 pub use histogram::Histogram;
+pub use io::{IoFigures, Traffic};
 pub use report::{ConnReport, ShardReport};
 pub use shard::{Counters, ShardMetrics, Usage};

@@ -10,7 +10,7 @@ use super::{Counters, Histogram, Usage};
 pub struct ConnReport {
     /// `nick[user@host]`, or `*[ip]` before registration.
     pub name: String,
-    pub traffic: shards::Traffic,
+    pub traffic: super::Traffic,
     pub lines_in: u64,
     pub open: Duration,
 }
@@ -35,7 +35,7 @@ pub struct ShardReport {
     pub seq_held: u64,
     pub seq_oldest_wait: Duration,
     pub counters: Counters,
-    pub io: shards::IoStats,
+    pub io: super::IoFigures,
     /// Indexed like `commands::COMMANDS`.
     pub usage: Vec<Usage>,
     /// Connections of this shard per class (indexed like the config's classes).

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::Histogram;
 
-/// Event counters of one shard (the runtime's byte and record counters are in `shards::IoStats`).
+/// Event counters of one shard (the runtime's byte and record counters are in `IoFigures`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Lines received from clients and handled.
