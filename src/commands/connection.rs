@@ -365,17 +365,20 @@ fn close_marked(st: &mut ShardState, out: &mut dyn Outbox) {
             let text = format!("{reason}: {} [{}] disconnected", c.mask(), c.addr);
             out.abort(conn);
             super::oper::snotice::snotice(st, out, &text);
-            leave_network(st, out, conn, &reason, None, crate::clock::unix_now());
+            let unix = out.unix_ms() / 1000;
+            leave_network(st, out, conn, &reason, None, unix);
             continue;
         }
         let line = Line::new().verb("ERROR").trailing(&format!("Closing Link: {} ({reason})", c.host)).finish();
         if c.registered {
             // The goodbye waits until every shard has seen the user leave (see `depart`).
-            leave_network(st, out, conn, &reason, Some(line), crate::clock::unix_now());
+            let unix = out.unix_ms() / 1000;
+            leave_network(st, out, conn, &reason, Some(line), unix);
         } else {
             out.send(conn, &line);
             out.close(conn);
-            leave_network(st, out, conn, &reason, None, crate::clock::unix_now());
+            let unix = out.unix_ms() / 1000;
+            leave_network(st, out, conn, &reason, None, unix);
         }
     }
 }
@@ -383,7 +386,8 @@ fn close_marked(st: &mut ShardState, out: &mut dyn Outbox) {
 /// The peer went away (EOF or error): the same as a close, without the ERROR line.
 pub fn disconnected(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
     if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
-        leave_network(st, out, conn, reason, None, crate::clock::unix_now());
+        let unix = out.unix_ms() / 1000;
+        leave_network(st, out, conn, reason, None, unix);
     }
 }
 

@@ -93,7 +93,7 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
                 l = l.trailing(t);
             }
             let body: Arc<[u8]> = l.finish().into();
-            Shared::with_meta(body, meta(ctx.st, Some(uid), tags.clone()))
+            Shared::with_meta(body, meta(ctx.st, &*ctx.out, Some(uid), tags.clone()))
         };
         if is_channel_name(chan_name) {
             let folded = ctx.st.cm.fold(chan_name);

@@ -17,6 +17,8 @@ pub enum ToMain {
 
 pub trait Outbox {
     fn now(&self) -> Instant;
+    /// Wall-clock time of this turn, in milliseconds since the epoch (server-time, msgids).
+    fn unix_ms(&self) -> u64;
     fn shard(&self) -> usize;
     fn cores(&self) -> usize;
     /// Queues bytes; returns what is now queued for the connection (None if it is gone).
@@ -60,6 +62,7 @@ pub struct Recorder {
     pub shard: usize,
     pub cores: usize,
     pub now: Instant,
+    pub unix_ms: u64,
     /// Keep the bytes per connection (tests) or only count them (benchmarks).
     pub keep: bool,
     pub bytes: u64,
@@ -78,6 +81,7 @@ impl Recorder {
             shard,
             cores,
             now: Instant::now(),
+            unix_ms: crate::clock::unix_now_ms(),
             keep,
             bytes: 0,
             out: Default::default(),
@@ -98,6 +102,9 @@ impl Recorder {
 impl Outbox for Recorder {
     fn now(&self) -> Instant {
         self.now
+    }
+    fn unix_ms(&self) -> u64 {
+        self.unix_ms
     }
     fn shard(&self) -> usize {
         self.shard

@@ -134,7 +134,7 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
         return;
     }
     let body: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
-    let line = super::outgoing::Shared::with_meta(body, super::delivery::meta(ctx.st, Some(uid), None));
+    let line = super::outgoing::Shared::with_meta(body, super::delivery::meta(ctx.st, &*ctx.out, Some(uid), None));
     let ts = ctx.unix;
     ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
     nick_seen(ctx.st, ctx.out, uid, &line, ts);

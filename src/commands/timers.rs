@@ -45,7 +45,7 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
         close_later(st, conn, why);
     }
     super::admission::prune(st, now);
-    let unix = crate::clock::unix_now();
+    let unix = out.unix_ms() / 1000;
     super::connection::lookups_overdue(st, out, now, unix);
     expire_bans(st, unix);
     super::channel::stall::check(st, now);

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime};
 
-use crate::clock::unix_now;
 use crate::commands::envelope::Ordered;
 use crate::commands::{connection, inbox, timers, Conn, Env, Outbox};
 use crate::config::Config;
@@ -80,7 +79,18 @@ impl IrcShard {
 }
 
 /// `shards::Io` seen through the core's [`Outbox`] trait.
-struct Out<'a>(&'a mut Io<Env>);
+/// The core's outbox over the runtime's `Io`, with the wall-clock time of this turn (read once
+/// per runtime event: handlers never read the clock themselves).
+struct Out<'a>(&'a mut Io<Env>, u64);
+
+impl<'a> Out<'a> {
+    fn new(io: &'a mut Io<Env>) -> Out<'a> {
+        Out(io, crate::clock::unix_now_ms())
+    }
+    fn unix(&self) -> u64 {
+        self.1 / 1000
+    }
+}
 
 fn conn_id(c: Conn) -> ConnId {
     ConnId::from_u64(c.0)
@@ -93,6 +103,9 @@ fn conn(c: ConnId) -> Conn {
 impl Outbox for Out<'_> {
     fn now(&self) -> Instant {
         self.0.now()
+    }
+    fn unix_ms(&self) -> u64 {
+        self.1
     }
     fn shard(&self) -> usize {
         self.0.shard()
@@ -161,8 +174,9 @@ impl Handler for IrcShard {
 
     fn on_accept(&mut self, io: &mut Io<Env>, c: ConnId, info: ConnInfo) {
         let now = io.now();
-        let mut out = Out(io);
-        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.local, info.tls, now, unix_now());
+        let mut out = Out::new(io);
+        let unix = out.unix();
+        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.local, info.tls, now, unix);
         connection::finish(&mut self.st, &mut out);
     }
 
@@ -184,28 +198,31 @@ impl Handler for IrcShard {
 
     fn on_data(&mut self, io: &mut Io<Env>, c: ConnId, data: &[u8]) {
         let now = io.now();
-        let mut out = Out(io);
-        connection::data(&mut self.st, &mut out, conn(c), data, now, unix_now());
+        let mut out = Out::new(io);
+        let unix = out.unix();
+        connection::data(&mut self.st, &mut out, conn(c), data, now, unix);
         connection::finish(&mut self.st, &mut out);
     }
 
     fn on_disconnect(&mut self, io: &mut Io<Env>, c: ConnId, why: Disconnect) {
-        let mut out = Out(io);
+        let mut out = Out::new(io);
         connection::disconnected(&mut self.st, &mut out, conn(c), &why.to_string());
         connection::finish(&mut self.st, &mut out);
     }
 
     fn on_drained(&mut self, io: &mut Io<Env>, c: ConnId) {
         let now = io.now();
-        let mut out = Out(io);
-        crate::commands::query::who::drained(&mut self.st, &mut out, conn(c), now, unix_now());
+        let mut out = Out::new(io);
+        let unix = out.unix();
+        crate::commands::query::who::drained(&mut self.st, &mut out, conn(c), now, unix);
         connection::finish(&mut self.st, &mut out);
     }
 
     fn on_mesh(&mut self, io: &mut Io<Env>, from: usize, msg: Env) {
         let now = io.now();
-        let mut out = Out(io);
-        inbox::receive(&mut self.st, &mut out, from, msg, now, unix_now());
+        let mut out = Out::new(io);
+        let unix = out.unix();
+        inbox::receive(&mut self.st, &mut out, from, msg, now, unix);
         connection::finish(&mut self.st, &mut out);
     }
 
@@ -214,15 +231,16 @@ impl Handler for IrcShard {
         let stats = io.stats();
         self.st.metrics.tick(now, stats.records_out, stats.tick_lateness);
         if !self.st.lagged.is_empty() {
-            let mut out = Out(io);
-            crate::commands::flood::on_tick(&mut self.st, &mut out, now, unix_now());
+            let mut out = Out::new(io);
+            let unix = out.unix();
+            crate::commands::flood::on_tick(&mut self.st, &mut out, now, unix);
             connection::finish(&mut self.st, &mut out);
         }
         if now.duration_since(self.last_check) < timers::CHECK_EVERY {
             return;
         }
         self.last_check = now;
-        let mut out = Out(io);
+        let mut out = Out::new(io);
         timers::on_tick(&mut self.st, &mut out, now);
         connection::finish(&mut self.st, &mut out);
     }
@@ -235,15 +253,15 @@ impl Handler for IrcShard {
                     let _ = done.send(self.st.me);
                 }
                 crate::commands::admission::recount_blocks(&mut self.st);
-                let mut out = Out(_io);
+                let mut out = Out::new(_io);
                 crate::commands::oper::snotice::deliver(&mut self.st, &mut out, "Configuration reloaded");
             }
             Control::Report(reply) => {
-                let mut out = Out(_io);
+                let mut out = Out::new(_io);
                 let _ = reply.send(crate::commands::report::shard_report(&self.st, &mut out, false));
             }
             Control::Rehashed { conn, errors } => {
-                let mut out = Out(_io);
+                let mut out = Out::new(_io);
                 crate::commands::oper::process::rehashed(&mut self.st, &mut out, conn, errors);
                 connection::finish(&mut self.st, &mut out);
             }
@@ -251,7 +269,7 @@ impl Handler for IrcShard {
     }
 
     fn on_stop(&mut self, io: &mut Io<Env>) {
-        let mut out = Out(io);
+        let mut out = Out::new(io);
         let conns: Vec<Conn> = self.st.clients.keys().copied().collect();
         for c in conns {
             let host = self.st.clients[&c].host.clone();

@@ -45,7 +45,8 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     let Some(c) = st.clients.remove(&conn) else { return };
     let reason = c.departing.clone().unwrap_or_default();
     st.class_counts[c.class] -= 1;
-    crate::commands::admission::closed(st, out, c.addr.ip(), Instant::now());
+    let now = out.now();
+    crate::commands::admission::closed(st, out, c.addr.ip(), now);
     log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
     for f in &c.monitor {
         crate::commands::query::monitor::unwatch(st, f, conn);
@@ -70,7 +71,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     );
     crate::commands::oper::snotice::snotice(st, out, &exit);
     let body: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
-    let line = Shared::with_meta(body, meta(st, Some(c.uid), None));
+    let line = Shared::with_meta(body, meta(st, &*out, Some(c.uid), None));
     let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
     let mut parts: Vec<(u16, Vec<Folded>)> = Vec::new();
     for f in chans {
@@ -87,7 +88,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     let none = parts.is_empty();
     st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });
     if none {
-        let now = Instant::now();
+        let now = out.now();
         push_quit_part(st, c.uid, None, line, Vec::new(), now);
         super::settle(st, out, now, _unix);
     }

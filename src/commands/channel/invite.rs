@@ -47,7 +47,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
     let body: Arc<[u8]> = Line::new().source(&me.mask()).verb("INVITE").param(&tnick).param(&name).finish().into();
-    let line = Shared::with_meta(body, meta(ctx.st, Some(uid), None));
+    let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, Some(uid), None));
     ctx.reply(Numeric::RPL_INVITING, &[&tnick, &name]);
     if let Some(a) = away {
         ctx.reply(Numeric::RPL_AWAY, &[&tnick, &a]);

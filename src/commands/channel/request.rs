@@ -89,7 +89,7 @@ pub fn on_ack(
         }
         Outcome::Accepted { home, seq, chan, name, mutation, line, notes } => {
             // The change gets its time and msgid here, once; a JOIN also its extended-join form.
-            let mut line = Shared::with_meta(line, meta(st, Some(uid), None));
+            let mut line = Shared::with_meta(line, meta(st, &*out, Some(uid), None));
             if matches!(mutation, Mutation::Join { .. }) {
                 if let Some(u) = st.directory.get(&uid) {
                     let account = u.account.as_deref().unwrap_or("*");

@@ -94,11 +94,11 @@ fn send_or_hold(
 
 /// Metadata for a new message or event from `sender`: the time, a fresh msgid, the sender's
 /// account and bot flag, and any client-only tags.
-pub fn meta(st: &mut ShardState, sender: Option<Uid>, client_tags: Option<Box<str>>) -> Arc<Meta> {
+pub fn meta(st: &mut ShardState, out: &dyn Outbox, sender: Option<Uid>, client_tags: Option<Box<str>>) -> Arc<Meta> {
     st.msgids += 1;
     let u = sender.and_then(|s| st.directory.get(&s));
     Arc::new(Meta {
-        time_ms: crate::clock::unix_now_ms(),
+        time_ms: out.unix_ms(),
         msgid: format!("{}{:x}{:x}", st.started_unix, st.me, st.msgids).into(),
         client_tags,
         account: u.and_then(|u| u.account.clone()),
