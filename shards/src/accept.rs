@@ -40,8 +40,11 @@ pub(crate) async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpLi
         };
         shard.state.borrow_mut().io.stats.accepted += 1;
         let tls = shard.tls.borrow().get(index).cloned().flatten();
-        let info =
-            ConnInfo { peer, local: local_addr, origin: Origin::Inbound { listener: index, tag }, tls: tls.is_some() };
+        let info = ConnInfo {
+            peer,
+            local: local_addr,
+            origin: Origin::Inbound { listener: index as u16, tls: tls.is_some(), tag },
+        };
         glommio::spawn_local(connection(shard.clone(), stream, tls, info)).detach();
     }
 }

@@ -53,7 +53,7 @@ async fn outbound<H: Handler>(shard: Rc<Shard<H>>, ask: Connect) {
     };
     let _ = tcp.set_nodelay(true);
     let info = match (tcp.peer_addr(), tcp.local_addr()) {
-        (Ok(peer), Ok(local)) => ConnInfo { peer, local, origin: Origin::Outbound, tls: false },
+        (Ok(peer), Ok(local)) => ConnInfo { peer, local, origin: Origin::Outbound },
         (Err(e), _) | (_, Err(e)) => {
             report(&shard, id, Err(e.into()));
             return ended(&shard, id);

@@ -139,7 +139,7 @@ fn outbound_connect_served_like_accepted() {
     // An accepted connection, for contrast: it carries its listener.
     let mut client = BufReader::new(TcpStream::connect(rt.bound()[0]).unwrap());
     client.get_ref().set_read_timeout(Some(WAIT)).unwrap();
-    assert_eq!(next(&seen), Seen::Accepted(Origin::Inbound { listener: 0, tag: 7 }));
+    assert_eq!(next(&seen), Seen::Accepted(Origin::Inbound { listener: 0, tls: false, tag: 7 }));
 
     // Shard 1 connects out; bytes flow both ways.
     let far = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -176,7 +176,7 @@ impl Handler for IrcShard {
         let now = io.now();
         let mut out = Out::new(io);
         let unix = out.unix();
-        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.local, info.tls, now, unix);
+        connection::accept(&mut self.st, &mut out, conn(c), info.peer, info.local, info.tls(), now, unix);
         connection::finish(&mut self.st, &mut out);
     }
 
