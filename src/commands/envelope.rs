@@ -140,24 +140,27 @@ pub enum Ordered {
         /// When the message reached the server (latency metrics).
         at: std::time::Instant,
     },
-    /// A channel message for the receiving shard's members of `chan` (of at least `min`
-    /// status, for `@#chan`/`+#chan`), except the sender.
-    ChanMsg {
-        chan: Folded,
-        line: Shared,
-        sender: Uid,
-        min: Status,
-        /// Capabilities a recipient needs (TAGMSG: message-tags).
-        need: u64,
-        /// When the message reached the server (latency metrics).
-        at: std::time::Instant,
-    },
+    /// A channel message for the receiving shard's members.
+    ChanMsg(ChanMsg),
     /// An INVITE for a user of the receiving shard.
     Invite {
         target: Uid,
         chan: Folded,
         line: Shared,
     },
+}
+
+/// A line for a channel's members of at least `min` status (`@#chan`/`+#chan`) with the
+/// capabilities `need` (TAGMSG: message-tags), except the sender; `at`: when the message
+/// reached the server (latency metrics).
+#[derive(Clone)]
+pub struct ChanMsg {
+    pub chan: Folded,
+    pub line: Shared,
+    pub sender: Uid,
+    pub min: Status,
+    pub need: u64,
+    pub at: std::time::Instant,
 }
 
 pub enum Control {

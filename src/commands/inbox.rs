@@ -174,9 +174,7 @@ pub fn stream_event(
             }
         }
         Ordered::ToUser { uid, line, need, at } => to_user(st, out, uid, &line, need, at),
-        Ordered::ChanMsg { chan, line, sender, min, need, at } => {
-            channel_here(st, out, &chan, &line, sender, min, need, at)
-        }
+        Ordered::ChanMsg(msg) => channel_here(st, out, &msg),
         Ordered::Invite { target, chan, line } => to_invitee(st, out, target, &chan, &line),
     }
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::capabilities::bits;
 use super::delivery::{meta, reply, to_channel, to_user};
+use super::envelope::ChanMsg;
 use super::outgoing::Shared;
 use super::{CmdResult, Ctx};
 use crate::err;
@@ -110,7 +111,8 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
                 }
                 Ok(()) => {
                     let line = build(ctx, target);
-                    to_channel(ctx.st, ctx.out, &folded, &line, uid, min, need, ctx.now);
+                    let msg = ChanMsg { chan: folded, line: line.clone(), sender: uid, min, need, at: ctx.now };
+                    to_channel(ctx.st, ctx.out, msg);
                     if echo {
                         echo_back(ctx, &line);
                     }

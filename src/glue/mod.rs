@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime};
 
-use crate::commands::envelope::Ordered;
+use crate::commands::envelope::{ChanMsg, Ordered};
 use crate::commands::{connection, inbox, timers, Conn, Env, Outbox};
 use crate::config::Config;
 use crate::local::shard::ShardState;
@@ -289,7 +289,7 @@ impl Envelope for Env {
             Env::Ordered(
                 Ordered::UserNick { line, .. }
                 | Ordered::ToUser { line, .. }
-                | Ordered::ChanMsg { line, .. }
+                | Ordered::ChanMsg(ChanMsg { line, .. })
                 | Ordered::Invite { line, .. },
             ) => line.len() + 64,
             Env::Ordered(Ordered::Chan(_)) => 256,

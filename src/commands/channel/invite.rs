@@ -7,6 +7,7 @@ use super::super::capabilities::bits;
 use super::super::delivery::{meta, to_channel, to_invitee};
 use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
+use crate::commands::envelope::ChanMsg;
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::channel::{Flags, Status};
@@ -56,7 +57,8 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     // invite-notify: members who could have invited (ops, on a +i channel) hear of it too.
     if let Some(view) = ctx.st.channels.get(&folded) {
         let min = if view.ch.flags.has(Flags::INVITE_ONLY) { Status::OP } else { Status::NONE };
-        to_channel(ctx.st, ctx.out, &folded, &line, uid, min, bits::INVITE_NOTIFY, ctx.now);
+        let msg = ChanMsg { chan: folded, line, sender: uid, min, need: bits::INVITE_NOTIFY, at: ctx.now };
+        to_channel(ctx.st, ctx.out, msg);
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::super::outgoing::Shared;
 use super::super::{CmdResult, Ctx};
 use crate::commands::delivery::to_channel;
+use crate::commands::envelope::ChanMsg;
 use crate::err;
 use crate::proto::{Line, Message, Numeric};
 use crate::state::channel::{Flags, Status};
@@ -44,7 +45,8 @@ pub fn knock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         .trailing(&text)
         .finish()
         .into();
-    to_channel(ctx.st, ctx.out, &folded, &Shared::plain(line), uid, Status::OP, 0, ctx.now);
+    let msg = ChanMsg { chan: folded, line: Shared::plain(line), sender: uid, min: Status::OP, need: 0, at: ctx.now };
+    to_channel(ctx.st, ctx.out, msg);
     ctx.reply(Numeric::RPL_KNOCKDLVR, &[&name]);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::to_conn_shared;
 use super::to_conns_shared;
-use crate::commands::envelope::{Env, Ordered};
+use crate::commands::envelope::{ChanMsg, Env, Ordered};
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::local::shard::ShardState;
@@ -76,46 +76,24 @@ fn no_link(uid: Uid) {
     log::debug!("No server link for {uid}: line dropped");
 }
 
-/// A line for a channel's members of at least `min` status with the capabilities `need`,
-/// except the sender: here, and one envelope to each other shard that delivers to members.
-#[allow(clippy::too_many_arguments)]
-pub fn to_channel(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    chan: &Folded,
-    line: &Shared,
-    sender: Uid,
-    min: Status,
-    need: u64,
-    at: Instant,
-) {
-    let Some(view) = st.channels.get(chan) else { return };
+/// A line for a channel's members: here, and one envelope to each other shard that delivers
+/// to members.
+pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
+    let Some(view) = st.channels.get(&msg.chan) else { return };
     let me = st.me;
     let shards: smallvec::SmallVec<[usize; 4]> =
         view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
     for s in shards {
-        out.to_shard(
-            s,
-            Env::Ordered(Ordered::ChanMsg { chan: chan.clone(), line: line.clone(), sender, min, need, at }),
-        );
+        out.to_shard(s, Env::Ordered(Ordered::ChanMsg(msg.clone())));
     }
-    channel_here(st, out, chan, line, sender, min, need, at);
+    channel_here(st, out, &msg);
 }
 
 /// The part of [`to_channel`] for this shard's members.
-#[allow(clippy::too_many_arguments)]
-pub fn channel_here(
-    st: &mut ShardState,
-    out: &mut dyn Outbox,
-    chan: &Folded,
-    line: &Shared,
-    sender: Uid,
-    min: Status,
-    need: u64,
-    at: Instant,
-) {
-    let Some(view) = st.channels.get(chan) else { return };
+pub fn channel_here(st: &mut ShardState, out: &mut dyn Outbox, msg: &ChanMsg) {
+    let Some(view) = st.channels.get(&msg.chan) else { return };
     let members = view.ch.members.len();
+    let (sender, min) = (msg.sender, msg.min);
     let targets: smallvec::SmallVec<[Conn; 16]> = view
         .local
         .iter()
@@ -125,8 +103,8 @@ pub fn channel_here(
     if targets.is_empty() {
         return;
     }
-    to_conns_shared(st, out, &targets, line, need);
-    let took = at.elapsed();
+    to_conns_shared(st, out, &targets, &msg.line, msg.need);
+    let took = msg.at.elapsed();
     st.metrics.message_latency.observe(took);
     st.metrics.broadcast(members, took);
 }
