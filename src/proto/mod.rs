@@ -10,6 +10,7 @@ pub mod modes;
 pub mod names;
 pub mod numeric;
 pub mod tags;
+pub mod ts6;
 
 pub use casemap::{CaseMapping, Folded};
 pub use line::Line;
