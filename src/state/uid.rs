@@ -29,7 +29,7 @@ fn value36(c: u8) -> Option<u64> {
 impl Uid {
     pub fn parse(s: &str) -> Option<Uid> {
         let b = s.as_bytes();
-        if b.len() != 9 || !crate::proto::names::valid_sid(&s[..3]) || !b[3].is_ascii_uppercase() {
+        if b.len() != 9 || !s.get(..3).is_some_and(crate::proto::names::valid_sid) || !b[3].is_ascii_uppercase() {
             return None;
         }
         if !b[4..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
@@ -105,6 +105,12 @@ impl UidAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multibyte_character_is_refused_not_a_panic() {
+        assert_eq!(Uid::parse("12\u{e9}AAAAAA"), None);
+        assert_eq!(Uid::parse("0RCAAAAAB").map(|u| u.to_string()), Some("0RCAAAAAB".to_string()));
+    }
     use std::collections::HashSet;
 
     #[test]
