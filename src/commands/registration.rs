@@ -238,8 +238,8 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
 /// The client's own view of a change it just sent to every shard waits behind the client
 /// barrier ([`super::barrier`]), or goes out now when there is nothing to wait for.
 pub fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
-    if let Some(now) = super::barrier::hold(ctx.st, ctx.conn, held) {
-        ctx.send(&now);
+    if let Some(ready) = super::barrier::hold(ctx.st, ctx.conn, held) {
+        ctx.send(&ready);
     }
 }
 
