@@ -8,6 +8,7 @@ use super::outgoing::Shared;
 use super::Conn;
 use crate::proto::Folded;
 use crate::state::channel::Status;
+use crate::state::servers::{Server, Sid};
 use crate::state::{Uid, User, UserModes};
 
 /// A message between shards, in one of four groups; the group says how the receiver orders it
@@ -41,6 +42,37 @@ pub enum Request {
         /// Include one entry per connection (STATS l for an operator).
         with_conns: bool,
     },
+    /// To shard 0 (the register of the network's servers): may the link `conn` of the sending
+    /// shard bring in this server?
+    ServerClaim { conn: Conn, sid: Sid, name: Arc<str> },
+    /// To shard 0: these servers left the network.
+    ServerRelease { sids: Vec<Sid> },
+    /// To the nick's owner shard: a user introduced (or renamed) by a server link of the
+    /// sending shard wants `nick`; the owner applies the TS rules (docs/ts6 §6.1).
+    NickTs { conn: Conn, claim: NickTsClaim },
+}
+
+/// A remote user's claim on a nick, with what the TS rules compare.
+#[derive(Clone, Debug)]
+pub struct NickTsClaim {
+    pub nick: Folded,
+    pub uid: Uid,
+    pub ts: u64,
+    pub user: Arc<str>,
+    pub ip: Arc<str>,
+}
+
+/// The owner's verdict on a [`NickTsClaim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NickVerdict {
+    /// The nick is free (or was the claimant's): introduce it.
+    Introduce,
+    /// The claimant loses: it is killed toward the link it came from only.
+    KillNew,
+    /// The holder loses (killed everywhere); the claimant has the nick.
+    KillOld(Uid),
+    /// Equal TS: both are killed.
+    KillBoth(Uid),
 }
 
 pub enum Answer {
@@ -95,6 +127,18 @@ pub enum Answer {
     BansSaved {
         result: Result<(), String>,
     },
+    /// Shard 0's answer to a [`Request::ServerClaim`]: Err says why not (the peer's ERROR).
+    ServerClaim {
+        conn: Conn,
+        sid: Sid,
+        result: Result<(), &'static str>,
+    },
+    /// The nick owner's verdict on a [`Request::NickTs`].
+    NickTs {
+        conn: Conn,
+        claim: NickTsClaim,
+        verdict: NickVerdict,
+    },
 }
 
 pub enum Ordered {
@@ -148,6 +192,14 @@ pub enum Ordered {
         chan: Folded,
         line: Shared,
     },
+    /// A server joined the network behind a link of the sending shard.
+    ServerIntro(Box<Server>),
+    /// These servers left the network (a split seen by the sending shard), children first.
+    /// (The links heard the SQUIT before, through `ToLinks`.)
+    ServerSplit { sids: Vec<Sid> },
+    /// A line for every server link of the receiving shard except the one toward `except`
+    /// (a remote change the links must hear, already in TS6 form).
+    ToLinks { except: Option<Sid>, line: Arc<[u8]> },
 }
 
 /// A line for a channel's members of at least `min` status (`@#chan`/`+#chan`) with the

@@ -16,7 +16,8 @@ use crate::proto::Line;
 pub fn take(st: &mut ShardState, conn: Conn, now: Instant) -> bool {
     let Some(c) = st.clients.get_mut(&conn) else { return true };
     let k = &st.cfg.classes[c.class];
-    if k.exempt {
+    // A server link carries a whole network's traffic: never held back.
+    if k.exempt || c.kind == crate::local::kind::Kind::Server {
         return true;
     }
     let burst = k.flood_burst as f32;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::capabilities::bits;
 use super::channel::{self, try_event};
+use super::link;
 use super::connection::resume;
 use super::delivery::{channel_here, to_conns_shared, to_invitee, to_user};
 use super::envelope::{Answer, Control, Env, Ordered, Request};
@@ -44,6 +45,13 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
             whois::on_request(st, out, from, conn, asker, &asker_nick, target, now)
         }
         Request::Stats { conn, with_conns } => super::stats::on_request(st, out, from, conn, with_conns),
+        Request::ServerClaim { conn, sid, name } => link::handshake::on_claim(st, out, from, conn, sid, &name),
+        Request::ServerRelease { sids } => {
+            for s in sids {
+                st.register.release(s);
+            }
+        }
+        Request::NickTs { conn, claim } => link::s2s::on_nick_claim(st, out, from, conn, claim),
     }
 }
 
@@ -72,6 +80,8 @@ fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer,
             super::connection::looked(st, out, conn, dns, host, ident, now, unix);
         }
         Answer::BansSaved { result } => super::oper::bans::saved(st, out, result, now, unix),
+        Answer::ServerClaim { conn, sid, result } => link::handshake::claimed(st, out, conn, sid, result, now, unix),
+        Answer::NickTs { conn, claim, verdict } => link::s2s::nick_verdict(st, out, conn, claim, verdict, now, unix),
     }
 }
 
@@ -127,6 +137,7 @@ pub fn stream_event(
         }
         Ordered::UserIntro { user, ack } => {
             let (folded, mask) = (user.folded.clone(), user.mask());
+            link::relay::user_intro(st, out, &user);
             st.directory.insert(*user);
             st.max_global = st.max_global.max(st.directory.len());
             notify_online(st, out, &folded, &mask);
@@ -140,6 +151,7 @@ pub fn stream_event(
             }
             nick_seen(st, out, uid, &line, unix);
             let old = st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
+            link::relay::nick(st, out, uid, &nick, ts);
             st.directory.rename(&uid, nick, folded.clone(), ts);
             if let Some((of, on)) = old {
                 if of != folded {
@@ -156,6 +168,7 @@ pub fn stream_event(
             }
         }
         Ordered::UserAway { uid, away, ack } => {
+            link::relay::away(st, out, uid, away.as_deref());
             if let Some(u) = st.directory.get_mut(&uid) {
                 u.away = away;
             }
@@ -176,6 +189,9 @@ pub fn stream_event(
         Ordered::ToUser { uid, line, need, at } => to_user(st, out, uid, &line, need, at),
         Ordered::ChanMsg(msg) => channel_here(st, out, &msg),
         Ordered::Invite { target, chan, line } => to_invitee(st, out, target, &chan, &line),
+        Ordered::ServerIntro(server) => link::s2s::server_seen(st, out, *server),
+        Ordered::ServerSplit { sids } => link::s2s::split_seen(st, &sids),
+        Ordered::ToLinks { except, line } => link::to_my_links(st, out, except, &line),
     }
     Ok(())
 }

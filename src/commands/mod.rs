@@ -18,6 +18,7 @@ pub mod help;
 pub mod identity;
 pub mod inbox;
 pub mod info;
+pub mod link;
 pub mod message;
 pub mod oper;
 pub mod outbox;
@@ -93,17 +94,28 @@ const fn spec(name: &'static str, min_params: usize, when: When, client: Handler
     Spec { name, min_params, when, client, server: None }
 }
 
-/// Every command the server knows. No row has a server handler yet (server links come with
-/// their protocol): from a server link, every command is ignored.
+/// Every command the server knows. A server link's handlers are in `link/` (`s2s.rs` for what a
+/// linked peer sends, `handshake.rs` for registering one); a row without one is ignored from a
+/// link. For a link, `when` says whether the row runs before it is up (`Unregistered`,
+/// `Always`) or only after (`Registered`).
 pub static COMMANDS: &[Spec] = &[
     // registration (registration.rs, cap.rs), keep-alive (ping.rs), leaving (quit.rs)
     spec("CAP", 1, When::Always, cap::cap),
-    spec("PASS", 1, When::Unregistered, registration::pass),
-    spec("NICK", 0, When::Always, registration::nick),
+    spec("PASS", 1, When::Unregistered, registration::pass).with_server(registration::pass),
+    spec("NICK", 0, When::Always, registration::nick).with_server(link::s2s::nick),
     spec("USER", 4, When::Unregistered, registration::user),
-    spec("PING", 0, When::Always, ping::ping),
-    spec("PONG", 0, When::Always, ping::pong),
-    spec("QUIT", 0, When::Always, quit::quit),
+    spec("PING", 0, When::Always, ping::ping).with_server(link::s2s::ping),
+    spec("PONG", 0, When::Always, ping::pong).with_server(link::s2s::pong),
+    spec("QUIT", 0, When::Always, quit::quit).with_server(link::s2s::quit),
+    // server links (link/*.rs): a new connection's CAPAB or SERVER makes it one
+    spec("CAPAB", 1, When::Unregistered, link::handshake::capab).with_server(link::handshake::capab),
+    spec("SERVER", 1, When::Unregistered, link::handshake::server).with_server(link::handshake::server),
+    spec("SVINFO", 4, When::Registered, link::not_for_clients).with_server(link::handshake::svinfo),
+    spec("ERROR", 0, When::Always, link::not_for_clients).with_server(link::handshake::error),
+    spec("SID", 5, When::Registered, link::not_for_clients).with_server(link::s2s::sid),
+    spec("UID", 11, When::Registered, link::not_for_clients).with_server(link::s2s::uid),
+    spec("EOB", 0, When::Registered, link::not_for_clients).with_server(link::s2s::eob),
+    spec("SQUIT", 1, When::Registered, link::not_for_clients).with_server(link::s2s::squit),
     // channels (channel/*.rs)
     spec("JOIN", 1, When::Registered, channel::join::join),
     spec("PART", 1, When::Registered, channel::part::part),
@@ -115,8 +127,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("INVITE", 0, When::Registered, channel::invite::invite),
     spec("KNOCK", 1, When::Registered, channel::knock::knock),
     // messages (message.rs)
-    spec("PRIVMSG", 0, When::Registered, message::privmsg),
-    spec("NOTICE", 0, When::Registered, message::notice),
+    spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
+    spec("NOTICE", 0, When::Registered, message::notice).with_server(link::s2s::message),
     spec("TAGMSG", 1, When::Registered, message::tagmsg),
     spec("SETNAME", 1, When::Registered, identity::setname),
     // queries about users (query/*.rs)
@@ -125,11 +137,11 @@ pub static COMMANDS: &[Spec] = &[
     spec("WHOWAS", 1, When::Registered, query::whowas::whowas),
     spec("ISON", 1, When::Registered, query::userhost::ison),
     spec("USERHOST", 1, When::Registered, query::userhost::userhost),
-    spec("AWAY", 0, When::Registered, query::away::away),
+    spec("AWAY", 0, When::Registered, query::away::away).with_server(link::s2s::away),
     spec("MONITOR", 1, When::Registered, query::monitor::monitor),
     // operators (oper/*.rs)
     spec("OPER", 1, When::Registered, oper::oper::oper),
-    spec("KILL", 1, When::Registered, oper::kill::kill),
+    spec("KILL", 1, When::Registered, oper::kill::kill).with_server(link::s2s::kill),
     spec("WALLOPS", 1, When::Registered, oper::wallops::wallops),
     spec("REHASH", 0, When::Registered, oper::process::rehash),
     spec("DIE", 0, When::Registered, oper::process::die),
@@ -259,6 +271,9 @@ fn from_server(ctx: &mut Ctx<'_>, spec: &Spec, msg: &Message<'_>) {
     let Some(run) = spec.handler(Kind::Server) else {
         return ignored(ctx, "a command with no server handler", spec.name);
     };
+    if spec.when == When::Registered && !ctx.me().registered {
+        return ignored(ctx, "a command before the link is up", spec.name);
+    }
     if msg.params.len() < spec.min_params {
         let why =
             format!("Insufficient parameters ({} < {}) for command '{}'", msg.params.len(), spec.min_params, spec.name);
@@ -324,8 +339,8 @@ mod tests {
     fn slots_by_kind() {
         assert!(BOTH.handler(Kind::Client).is_some() && BOTH.handler(Kind::Server).is_some());
         assert!(spec("X", 0, When::Always, client_slot).handler(Kind::Server).is_none());
-        // Today no row has a server handler.
-        assert!(COMMANDS.iter().all(|s| s.server.is_none()));
+        // The client-only commands have no server handler.
+        assert!(lookup("USER").unwrap().server.is_none() && lookup("JOIN").unwrap().server.is_none());
     }
 
     #[test]
@@ -363,7 +378,7 @@ mod tests {
         // stays.
         let (mut sim, c) = one(Kind::Server, true);
         let unknown = sim.shards[0].0.metrics.c.unknown_commands;
-        sim.feed(0, c, b"PING :x\r\nFOOBAR y\r\nJOIN #a\r\nUSER a b c d\r\n");
+        sim.feed(0, c, b"FOOBAR y\r\nJOIN #a\r\nUSER a b c d\r\n");
         let (st, out) = &sim.shards[0];
         assert_eq!(out.text(c), "");
         assert!(!st.clients[&c].closing && !out.closed.contains(&c));

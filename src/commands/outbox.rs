@@ -36,6 +36,10 @@ pub trait Outbox {
     /// Closes at once, discarding queued output (a client that stopped reading).
     fn abort(&mut self, conn: Conn);
     fn to_shard(&mut self, to: usize, env: Env);
+    /// Opens a connection to another server from this shard (a server link), giving up after
+    /// `timeout`; the outcome comes back through the glue (`link::handshake::opened`, or a
+    /// failed dial).
+    fn connect(&mut self, addr: std::net::SocketAddr, timeout: std::time::Duration) -> Conn;
     /// Asks the process to stop (DIE).
     fn request_stop(&mut self);
     /// Runs slow work on a blocking thread; its result comes back as a message from this shard.
@@ -73,6 +77,8 @@ pub struct Recorder {
     pub main: Vec<ToMain>,
     /// Connections that asked to hear when their queue drains (a recorder's always is).
     pub drains: Vec<Conn>,
+    /// Connections asked for with `connect`, and where to.
+    pub connects: Vec<(Conn, std::net::SocketAddr)>,
 }
 
 impl Recorder {
@@ -90,6 +96,7 @@ impl Recorder {
             stop: false,
             main: Vec::new(),
             drains: Vec::new(),
+            connects: Vec::new(),
         }
     }
 
@@ -136,6 +143,12 @@ impl Outbox for Recorder {
     }
     fn to_shard(&mut self, to: usize, env: Env) {
         self.mesh.push((to, env));
+    }
+    fn connect(&mut self, addr: std::net::SocketAddr, _timeout: std::time::Duration) -> Conn {
+        // Numbered from the top, clear of the connections tests make.
+        let conn = Conn(u64::MAX - self.connects.len() as u64);
+        self.connects.push((conn, addr));
+        conn
     }
     fn request_stop(&mut self) {
         self.stop = true;

@@ -21,6 +21,8 @@ pub struct Meta {
     pub account: Option<Arc<str>>,
     /// The sender is a bot (`+B`).
     pub bot: bool,
+    /// Who sent it (a server link names the sender by UID).
+    pub sender: Option<crate::state::Uid>,
 }
 
 /// A line for many recipients.
@@ -136,6 +138,7 @@ mod tests {
             client_tags: Some("+draft/reply=x\\sy".into()),
             account: Some("acct".into()),
             bot: true,
+            sender: None,
         };
         Shared::with_meta(Arc::from(&b":n!u@h PRIVMSG #c :hi\r\n"[..]), Arc::new(meta))
     }

@@ -140,6 +140,7 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
     nick_seen(ctx.st, ctx.out, uid, &line, ts);
     let old_nick = ctx.st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
     ctx.st.directory.rename(&uid, nick.clone(), folded.clone(), ts);
+    crate::commands::link::relay::nick(ctx.st, ctx.out, uid, &nick, ts);
     if let Some((of, on)) = old_nick {
         if of != folded {
             notify_offline(ctx.st, ctx.out, &of, &on);
@@ -220,6 +221,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     ctx.me_mut().registered = true;
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
+    crate::commands::link::relay::user_intro(ctx.st, ctx.out, &user);
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserIntro { user: Box::new(user.clone()), ack }));
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());

@@ -34,16 +34,22 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     }
     if !ping.is_empty() {
         let line = Line::new().verb("PING").trailing(&st.cfg.server.name).finish();
+        // A server link is pinged with our SID (TS6 names servers by ID).
+        let link_line = Line::new().verb("PING").trailing(&st.cfg.server.sid).finish();
         for conn in ping {
-            if let Some(c) = st.clients.get_mut(&conn) {
-                c.ping_sent = Some(now);
+            let Some(c) = st.clients.get_mut(&conn) else { continue };
+            c.ping_sent = Some(now);
+            if c.kind == crate::local::kind::Kind::Server {
+                super::link::write(st, out, conn, &link_line);
+            } else {
+                to_conn(st, out, conn, &line);
             }
-            to_conn(st, out, conn, &line);
         }
     }
     for (conn, why) in expired {
         close_later(st, conn, why);
     }
+    super::link::dial::on_tick(st, out, now);
     super::admission::prune(st, now);
     let unix = out.unix_ms() / 1000;
     super::connection::lookups_overdue(st, out, now, unix);

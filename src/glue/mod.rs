@@ -7,7 +7,7 @@ use std::time::Instant;
 use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime};
 
 use crate::commands::envelope::{ChanMsg, Ordered};
-use crate::commands::{connection, inbox, timers, Conn, Env, Outbox};
+use crate::commands::{connection, inbox, link, timers, Conn, Env, Outbox};
 use crate::config::Config;
 use crate::local::shard::ShardState;
 use crate::metrics::{IoFigures, Traffic};
@@ -131,6 +131,9 @@ impl Outbox for Out<'_> {
     fn to_shard(&mut self, to: usize, env: Env) {
         self.0.mesh(to, env)
     }
+    fn connect(&mut self, addr: std::net::SocketAddr, timeout: std::time::Duration) -> Conn {
+        conn(self.0.connect(addr, timeout))
+    }
     fn request_stop(&mut self) {
         self.0.request_stop()
     }
@@ -180,20 +183,14 @@ impl Handler for IrcShard {
         connection::finish(&mut self.st, &mut out);
     }
 
-    /// The core opens no connection yet (server links come with their protocol): one that
-    /// opens anyway is logged and closed, so it is never served as a client.
+    /// A server link this shard dialed is open (or could not be).
     fn on_connected(&mut self, io: &mut Io<Env>, c: ConnId, result: std::io::Result<ConnInfo>) {
-        match result {
-            Ok(info) => {
-                log::warn!(
-                    "Outbound connection to [{}] shard={}: no server link protocol yet, closed",
-                    info.peer,
-                    self.st.me
-                );
-                io.close(c);
-            }
-            Err(e) => log::warn!("Outbound connection failed: shard={} {e}", self.st.me),
-        }
+        let now = io.now();
+        let mut out = Out::new(io);
+        let unix = out.unix();
+        let result = result.map(|info| info.peer).map_err(|e| e.to_string());
+        link::dial::connected(&mut self.st, &mut out, conn(c), result, now, unix);
+        connection::finish(&mut self.st, &mut out);
     }
 
     fn on_data(&mut self, io: &mut Io<Env>, c: ConnId, data: &[u8]) {

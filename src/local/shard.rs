@@ -102,6 +102,17 @@ pub struct ShardState {
     pub stats_waits: AHashMap<Conn, crate::commands::stats::Pending>,
     /// Departed clients whose ERROR line waits for this many shards to apply the departure.
     pub farewells: AHashMap<Conn, (usize, Vec<u8>)>,
+    /// The other servers of the network (every shard's copy).
+    pub servers: crate::state::servers::Servers,
+    /// Shard 0 only: the register every new server is claimed in first.
+    pub register: crate::state::servers::Register,
+    /// This shard's server links, by connection (registering or up).
+    pub links: AHashMap<Conn, super::link::Link>,
+    /// This shard's links that are up, by the peer's SID.
+    pub peers: AHashMap<crate::state::servers::Sid, Conn>,
+    /// Outgoing links this shard opens (`[[links]]` blocks with an address, by block index):
+    /// the connection being tried, and when to try again.
+    pub dials: AHashMap<usize, super::link::Dial>,
 }
 
 /// A channel as this shard sees it: the state, and which of its members are local.
@@ -209,6 +220,11 @@ impl ShardState {
             metrics: crate::metrics::ShardMetrics::new(crate::commands::COMMANDS.len()),
             cpu: None,
             stats_waits: AHashMap::default(),
+            servers: Default::default(),
+            register: Default::default(),
+            links: AHashMap::default(),
+            peers: AHashMap::default(),
+            dials: AHashMap::default(),
         }
     }
 
@@ -218,7 +234,7 @@ impl ShardState {
 
     /// Unregistered connections on this shard.
     pub fn local_unregistered(&self) -> usize {
-        self.clients.len() - self.local.len()
+        self.clients.len() - self.local.len() - self.peers.len()
     }
 }
 

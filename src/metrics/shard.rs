@@ -31,7 +31,7 @@ pub struct Counters {
     /// Message cache: a shared line rendered once per capability set; a hit reuses a rendering.
     pub render_hits: u64,
     pub render_misses: u64,
-    /// Netsplits seen (server links come with TS6; none until then).
+    /// Netsplits this shard's links saw (a link lost, or a server behind one).
     pub netsplits: u64,
     /// Sequenced channel changes that waited for their turn longer than the stall limit.
     pub seq_stalls: u64,
@@ -61,6 +61,8 @@ pub struct ShardMetrics {
     /// From a channel message's arrival to its queueing for all of this shard's members, by
     /// channel size (`SIZE_BUCKETS`).
     pub broadcast_latency: [Histogram; 4],
+    /// From a link's opening to the end of its peer's burst.
+    pub burst_time: Histogram,
     sample: Option<(Instant, u64, u64)>,
     /// Lines in and records out per second over the last full window.
     pub rate_in: u64,
@@ -71,12 +73,18 @@ pub struct ShardMetrics {
 }
 
 impl ShardMetrics {
+    /// A peer's burst ended, `took` after its link opened.
+    pub fn burst(&mut self, took: Duration) {
+        self.burst_time.observe(took);
+    }
+
     pub fn new(commands: usize) -> Self {
         ShardMetrics {
             c: Counters::default(),
             usage: vec![Usage::default(); commands],
             message_latency: Histogram::default(),
             broadcast_latency: Default::default(),
+            burst_time: Histogram::default(),
             sample: None,
             rate_in: 0,
             rate_out: 0,

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod location;
 pub mod nicks;
 pub mod sequencer;
+pub mod servers;
 pub mod uid;
 pub mod user;
 pub mod whowas;

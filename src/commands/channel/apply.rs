@@ -177,7 +177,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
                 u.channels.retain(|c| !chans.contains(c));
             }
             if *last {
-                forget_user(st, out, uid, unix);
+                forget_user(st, out, uid, line, unix);
             }
         }
     }
@@ -270,8 +270,11 @@ fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: 
 }
 
 /// A user left the network: out of the directory, into WHOWAS, and MONITOR watchers told.
-fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, unix: u64) {
+fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, quit: &Shared, unix: u64) {
     let Some(u) = st.directory.remove(uid) else { return };
+    // Our own users' QUITs go to this shard's links as it applies them (a remote user's
+    // departure went to the links when its link said so).
+    crate::commands::link::relay::quit(st, out, &u, quit);
     for chan in &u.channels {
         if let Some(view) = st.channels.get_mut(chan) {
             view.local.retain(|(x, _)| x != uid);

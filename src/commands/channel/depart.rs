@@ -51,6 +51,10 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     for f in &c.monitor {
         crate::commands::query::monitor::unwatch(st, f, conn);
     }
+    if c.kind == crate::local::kind::Kind::Server {
+        crate::commands::link::split::link_closed(st, out, conn, &reason);
+        return;
+    }
     if !c.registered {
         if let Some((_, folded)) = c.nick {
             release_nick(st, out, folded, c.uid);
@@ -70,9 +74,25 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
         c.ip
     );
     crate::commands::oper::snotice::snotice(st, out, &exit);
-    let body: Arc<[u8]> = crate::proto::Line::new().source(&c.mask()).verb("QUIT").trailing(&reason).finish().into();
-    let line = Shared::with_meta(body, meta(st, &*out, Some(c.uid), None));
-    let chans = st.directory.get(&c.uid).map(|u| u.channels.clone()).unwrap_or_default();
+    let mask = c.mask();
+    let farewell = c.farewell.map(|l| (conn, l));
+    depart_user(st, out, c.uid, &mask, &reason, farewell);
+}
+
+/// A user leaves the network: one of this shard's clients, or a user behind one of its server
+/// links. Its channels' homes number its removal; the QUIT is shown as the parts are applied.
+pub fn depart_user(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    uid: Uid,
+    mask: &str,
+    reason: &str,
+    farewell: Option<(Conn, Vec<u8>)>,
+) {
+    let unix = out.unix_ms() / 1000;
+    let body: Arc<[u8]> = crate::proto::Line::new().source(mask).verb("QUIT").trailing(reason).finish().into();
+    let line = Shared::with_meta(body, meta(st, &*out, Some(uid), None));
+    let chans = st.directory.get(&uid).map(|u| u.channels.clone()).unwrap_or_default();
     let mut parts: Vec<(u16, Vec<Folded>)> = Vec::new();
     for f in chans {
         let h = f.owner(st.cores) as u16;
@@ -81,16 +101,15 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
             None => parts.push((h, vec![f])),
         }
     }
-    let farewell = c.farewell.map(|l| (conn, l));
     for (h, chans) in &parts {
-        out.to_shard(*h as usize, Env::Request(Request::Quit { uid: c.uid, chans: chans.clone() }));
+        out.to_shard(*h as usize, Env::Request(Request::Quit { uid, chans: chans.clone() }));
     }
     let none = parts.is_empty();
-    st.quits.insert(c.uid, QuitState { line: line.clone(), parts, farewell });
+    st.quits.insert(uid, QuitState { line: line.clone(), parts, farewell });
     if none {
         let now = out.now();
-        push_quit_part(st, c.uid, None, line, Vec::new(), now);
-        super::settle(st, out, now, _unix);
+        push_quit_part(st, uid, None, line, Vec::new(), now);
+        super::settle(st, out, now, unix);
     }
 }
 

@@ -103,5 +103,6 @@ pub fn meta(st: &mut ShardState, out: &dyn Outbox, sender: Option<Uid>, client_t
         client_tags,
         account: u.and_then(|u| u.account.clone()),
         bot: u.is_some_and(|u| u.modes.has(crate::state::UserModes::BOT)),
+        sender,
     })
 }

@@ -47,7 +47,7 @@ pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Share
             st.metrics.message_latency.observe(at.elapsed());
         }
         Route::Shard(s) => out.to_shard(s, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at })),
-        Route::Link => no_link(uid),
+        Route::Link => crate::commands::link::relay::message(st, out, uid, line),
         Route::Gone => {}
     }
 }
@@ -71,9 +71,9 @@ pub fn to_invitee(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, chan: &Fo
     }
 }
 
-/// Server links come with TS6 linking (issue 13); until then no user is behind one.
+/// INVITE across links comes with channels across links.
 fn no_link(uid: Uid) {
-    log::debug!("No server link for {uid}: line dropped");
+    log::debug!("No INVITE across server links yet: {uid}'s dropped");
 }
 
 /// A line for a channel's members: here, and one envelope to each other shard that delivers

@@ -19,6 +19,7 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         u.away = away.clone();
     }
     super::super::inbox::away_seen(ctx.st, ctx.out, uid);
+    crate::commands::link::relay::away(ctx.st, ctx.out, uid, away.as_deref());
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserAway { uid, away: away.clone(), ack }));
     // The answer waits until every shard knows (so a USERHOST right after is right anywhere).

@@ -64,7 +64,11 @@ pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, n
     for chunk in chans.chunks(20) {
         add(Numeric::RPL_WHOISCHANNELS, &[&nick, &chunk.join(" ")]);
     }
-    add(Numeric::RPL_WHOISSERVER, &[&nick, server, &st.cfg.server.description]);
+    // A remote user's server, from the network map.
+    match st.servers.get(&crate::state::servers::Sid::of(&target)) {
+        Some(s) => add(Numeric::RPL_WHOISSERVER, &[&nick, &s.name, &s.desc]),
+        None => add(Numeric::RPL_WHOISSERVER, &[&nick, server, &st.cfg.server.description]),
+    }
     if let Some(a) = &u.away {
         add(Numeric::RPL_AWAY, &[&nick, a]);
     }

@@ -1,0 +1,49 @@
+//! Our burst to a new peer (docs/ts6 §3): every server and user on our side of the tree, in
+//! one turn of the link's shard from its own copy of the network, then PING and EOB. From the
+//! same turn on the link hears every change this shard applies, so nothing is missed or told
+//! twice. (Channels follow with channel links.)
+
+use std::time::Instant;
+
+use super::relay::uid_line;
+use super::s2s::sid_line;
+use super::{our_sid, write};
+use crate::commands::outbox::{Conn, Outbox};
+use crate::local::shard::ShardState;
+use crate::proto::Line;
+use crate::state::servers::Sid;
+
+/// Writes the burst for the peer `peer` on link `conn`.
+pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, now: Instant) {
+    let mut b: Vec<u8> = Vec::with_capacity(4096);
+    for s in st.servers.in_tree_order() {
+        if s.via != peer {
+            b.extend_from_slice(&sid_line(st, s));
+        }
+    }
+    for u in st.directory.iter() {
+        if super::direction(st, Sid::of(&u.uid)) == Some(peer) {
+            continue;
+        }
+        b.extend_from_slice(&uid_line(st, u));
+        if let Some(a) = &u.away {
+            b.extend_from_slice(&Line::new().source(u.uid.as_str()).verb("AWAY").trailing(a).finish());
+        }
+    }
+    let sid = our_sid(st).to_string();
+    b.extend_from_slice(&Line::new().verb("PING").trailing(&sid).finish());
+    if st.links.get(&conn).is_some_and(|l| l.has_cap("EOB")) {
+        b.extend_from_slice(&Line::new().source(&sid).verb("EOB").finish());
+        // Servers behind us that finished their own bursts.
+        let synced: Vec<Sid> = st.servers.iter().filter(|s| s.synced && s.via != peer).map(|s| s.sid).collect();
+        for s in synced {
+            b.extend_from_slice(&Line::new().source(s.as_str()).verb("EOB").finish());
+        }
+    }
+    let lines = b.iter().filter(|&&c| c == b'\n').count();
+    write(st, out, conn, &b);
+    if let Some(l) = st.links.get_mut(&conn) {
+        l.burst_sent = Some(now);
+    }
+    log::info!("Server burst: {lines} lines ({} bytes) sent to {peer} shard={}", b.len(), st.me);
+}

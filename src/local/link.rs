@@ -1,0 +1,81 @@
+//! A server link's session on the shard that holds it: who the peer is, what it can do, how far
+//! the handshake got, and its counters (STATS l). The connection itself is a `Client` of kind
+//! `Server` (framing, queue, timeouts are shared with clients).
+
+use std::time::Instant;
+
+use crate::state::servers::Sid;
+
+/// How far a link got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The peer opened it and said CAPAB; its SERVER has not come.
+    Registering,
+    /// We opened it and sent PASS/CAPAB/SERVER; waiting for the peer's.
+    Connecting,
+    /// Its SERVER is being checked against the network (shard 0 holds the register of SIDs).
+    Claiming,
+    /// Registered: part of the network, bursting or synced.
+    Up,
+}
+
+pub struct Link {
+    /// Which `[[links]]` block it matched (or was opened for).
+    pub block: Option<usize>,
+    pub phase: Phase,
+    /// We opened the connection (the initiator sends first).
+    pub outbound: bool,
+    /// The peer's CAPAB tokens.
+    pub caps: Vec<Box<str>>,
+    /// Known once its SERVER is accepted.
+    pub peer: Option<(Sid, Box<str>)>,
+    pub opened: Instant,
+    /// When our burst went out, and when the peer's ended (EOB or PONG).
+    pub burst_sent: Option<Instant>,
+    pub synced: Option<Instant>,
+    /// Lines written to the peer (lines read are the connection's `lines_in`).
+    pub lines_out: u64,
+    /// A server it brought in, waiting for shard 0's register.
+    pub pending: Option<Box<crate::state::servers::Server>>,
+    /// A user it introduced or renamed, waiting for the nick owner's verdict.
+    pub pending_user: Option<Box<crate::state::User>>,
+}
+
+impl Link {
+    pub fn new(block: Option<usize>, outbound: bool, now: Instant) -> Link {
+        Link {
+            block,
+            phase: if outbound { Phase::Connecting } else { Phase::Registering },
+            outbound,
+            caps: Vec::new(),
+            peer: None,
+            opened: now,
+            burst_sent: None,
+            synced: None,
+            lines_out: 0,
+            pending: None,
+            pending_user: None,
+        }
+    }
+
+    pub fn has_cap(&self, cap: &str) -> bool {
+        self.caps.iter().any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    pub fn sid(&self) -> Option<Sid> {
+        self.peer.as_ref().map(|(s, _)| *s)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.phase == Phase::Up
+    }
+}
+
+/// An outgoing link this shard keeps trying (autoconnect or CONNECT): the attempt under way,
+/// and when the next may start (the wait doubles after each failure, up to the block's max).
+#[derive(Clone, Debug)]
+pub struct Dial {
+    pub conn: Option<crate::local::conn::Conn>,
+    pub next: Instant,
+    pub backoff: std::time::Duration,
+}

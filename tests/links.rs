@@ -1,0 +1,260 @@
+//! Server links in TS6 against the real binary: a scripted peer speaking hybrid 8.2's dialect
+//! (the lines of `shared/ts6-captures`), and two rustircd processes linked to each other.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Msg, Server, BASE_CONFIG};
+
+/// The base config with a `[[links]]` block for the scripted peer `peer.test` (SID 2BB).
+fn config_with_peer(extra: &str) -> String {
+    format!(
+        "{BASE_CONFIG}
+[[links]]
+name = \"peer.test\"
+sid = \"2BB\"
+send_password = \"tothem\"
+accept_password = \"tous\"
+{extra}
+"
+    )
+}
+
+/// A scripted server connecting to `srv`; it says PASS/CAPAB/SERVER as hybrid does.
+fn peer(srv: &Server, pass: &str, name: &str, sid: &str) -> Client {
+    let mut p = Client::connect(srv.addr);
+    p.nick = format!("peer {name}");
+    p.send(&format!("PASS {pass} TS 6 :{sid}"));
+    p.send("CAPAB :MLOCK KNOCK KLN TBURST RESYNC ENCAP UNKLN DLN UNDLN RHOST CLUSTER EOB HOP");
+    p.send(&format!("SERVER {name} 1 {sid} + :scripted peer"));
+    p
+}
+
+/// Reads the server's side of the handshake and burst up to its EOB; returns the burst lines.
+fn handshake(p: &mut Client, srv_sid: &str) -> Vec<Msg> {
+    let pass = p.expect_verb("PASS");
+    assert_eq!(pass.p(0), "tothem");
+    let capab = p.expect_verb("CAPAB");
+    assert!(!capab.p(0).split(' ').any(|c| c == "AOP" || c == "QOP"), "{}", capab.raw);
+    let server = p.expect_verb("SERVER");
+    assert_eq!((server.p(0), server.p(1), server.p(2)), ("irc.test.local", "1", srv_sid));
+    let svinfo = p.expect_verb("SVINFO");
+    assert_eq!((svinfo.p(0), svinfo.p(1), svinfo.p(2)), ("6", "6", "0"));
+    let mut burst = Vec::new();
+    loop {
+        let m = p.expect("burst line", |_| true);
+        if m.verb == "EOB" {
+            assert_eq!(m.source.as_deref(), Some(srv_sid));
+            return burst;
+        }
+        burst.push(m);
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[test]
+fn a_peer_links_bursts_and_messages_cross_both_ways() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.client("alice");
+    let mut p = peer(&srv, "tous", "peer.test", "2BB");
+    let burst = handshake(&mut p, "0TS");
+    let alice_uid = burst
+        .iter()
+        .find(|m| m.verb == "UID" && m.p(0) == "alice")
+        .unwrap_or_else(|| panic!("alice in the burst: {burst:#?}"))
+        .p(8)
+        .to_string();
+    assert!(burst.iter().any(|m| m.verb == "PING" && m.p(0) == "0TS"), "{burst:#?}");
+    let t = now();
+    p.send(&format!(":2BB SVINFO 6 6 0 :{t}"));
+    p.send(&format!(":2BB UID bob 1 {t} +i bob bob.host bob.host 127.0.0.2 2BBAAAAAA * :Bob Remote"));
+    p.send(":2BB EOB");
+    p.send("PING :2BB");
+    let pong = p.expect_verb("PONG");
+    assert_eq!((pong.source.as_deref(), pong.last()), (Some("0TS"), "2BB"));
+
+    // Clients on both shards see bob and reach him: exactly one line on the link each.
+    let mut more = srv.clients_on_both_shards("c", 1);
+    for (c, _) in more.iter_mut() {
+        c.send("WHOIS bob");
+        let whois = c.expect_verb("311");
+        assert_eq!((whois.p(1), whois.p(2), whois.p(3)), ("bob", "bob", "bob.host"));
+        let server = c.expect_verb("312");
+        assert_eq!(server.p(2), "peer.test", "{}", server.raw);
+        c.send("PRIVMSG bob :hi from a shard");
+    }
+    // The two clients registered after the link: the peer heard of them.
+    let mut uids = Vec::new();
+    for _ in 0..2 {
+        let m = p.expect("a UID for a new client", |m| m.verb == "UID");
+        uids.push(m.p(8).to_string());
+    }
+    for _ in 0..2 {
+        let m = p.expect("a PRIVMSG", |m| m.verb == "PRIVMSG");
+        assert_eq!((m.p(0), m.p(1)), ("2BBAAAAAA", "hi from a shard"));
+        assert!(uids.contains(&m.source.clone().unwrap()), "{} from {uids:?}", m.raw);
+    }
+    alice.send("PRIVMSG bob :hello bob");
+    let m = p.expect("alice's PRIVMSG", |m| m.verb == "PRIVMSG");
+    assert_eq!((m.source.as_deref(), m.p(0), m.p(1)), (Some(alice_uid.as_str()), "2BBAAAAAA", "hello bob"));
+
+    // And back: by UID, as TS6 sends it.
+    p.send(&format!(":2BBAAAAAA PRIVMSG {alice_uid} :hello alice"));
+    let m = alice.expect_verb("PRIVMSG");
+    assert_eq!((m.source.as_deref(), m.p(0), m.p(1)), (Some("bob!bob@bob.host"), "alice", "hello alice"));
+
+    // A fake direction: a source the link does not lead to is dropped.
+    p.send(&format!(":0TSAAAAAA PRIVMSG {alice_uid} :spoofed"));
+    // bob quits; then nothing more reaches alice from him.
+    p.send(":2BBAAAAAA QUIT :bye");
+    alice.send("WHOIS bob");
+    alice.expect("401 for bob after his QUIT", |m| m.verb == "401" || m.verb == "311");
+    p.send(&format!(":2BB UID bob2 1 {t} +i bob bob.host bob.host 127.0.0.2 2BBAAAAAB * :Bob Again"));
+    p.send("PING :2BB");
+    p.expect_verb("PONG");
+    // The peer goes away: its users leave the network everywhere.
+    drop(p);
+    for (c, _) in more.iter_mut() {
+        let mut gone = false;
+        for _ in 0..50 {
+            c.send("WHOIS bob2");
+            let m = c.expect("311 or 401", |m| m.verb == "401" || m.verb == "311");
+            if m.verb == "401" {
+                gone = true;
+                break;
+            }
+            c.sync();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(gone, "bob2 left with the split");
+    }
+    srv.wait_log(&["Link closed: peer.test", "Netsplit:"]);
+    assert!(alice.read_line(Duration::from_millis(100)).is_none_or(|m| !m.raw.contains("spoofed")));
+}
+
+#[test]
+fn a_peer_is_refused_with_a_clear_error() {
+    let srv = Server::with_config(1, &config_with_peer(""));
+    let cases = [
+        ("wrong", "peer.test", "2BB", "Invalid password"),
+        ("tous", "nobody.test", "2BB", "No connect {} block"),
+        ("tous", "peer.test", "3CC", "Wrong SID"),
+    ];
+    for (pass, name, sid, why) in cases {
+        let mut p = peer(&srv, pass, name, sid);
+        let e = p.expect("an ERROR", |m| m.verb == "ERROR");
+        assert!(e.p(0).contains(why), "{name}/{pass}: {}", e.raw);
+        p.expect_closed();
+    }
+    // A charybdis-style three-argument SERVER (Atheme's ratbox module).
+    let mut p = Client::connect(srv.addr);
+    p.send("PASS tous TS 6 :2BB");
+    p.send("CAPAB :QS EX IE KLN UNKLN ENCAP TB SERVICES EUID EOPMOD MLOCK");
+    p.send("SERVER peer.test 1 :atheme");
+    let e = p.expect("an ERROR", |m| m.verb == "ERROR");
+    assert!(e.p(0).contains("Not enough parameters"), "{}", e.raw);
+    // The same server twice: the second is refused, the first stays.
+    let mut first = peer(&srv, "tous", "peer.test", "2BB");
+    handshake(&mut first, "0TS");
+    let mut second = peer(&srv, "tous", "peer.test", "2BB");
+    let e = second.expect("an ERROR", |m| m.verb == "ERROR");
+    assert!(e.p(0).contains("already exists"), "{}", e.raw);
+    first.send("PING :2BB");
+    first.expect_verb("PONG");
+}
+
+#[test]
+fn nick_collisions_follow_the_ts_rules() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.client("alice");
+    let mut dave = srv.client("dave");
+    let mut p = peer(&srv, "tous", "peer.test", "2BB");
+    let burst = handshake(&mut p, "0TS");
+    let uid_of = |n: &str| burst.iter().find(|m| m.verb == "UID" && m.p(0) == n).unwrap().p(8).to_string();
+    let (alice_uid, dave_uid) = (uid_of("alice"), uid_of("dave"));
+    let t = now();
+    // Another user, newer: the incoming one loses, killed toward its own server only.
+    p.send(&format!(":2BB UID alice 1 {} +i other other.host other.host 10.0.0.9 2BBAAAAAA * :x", t + 100));
+    let k = p.expect_verb("KILL");
+    assert_eq!(k.p(0), "2BBAAAAAA");
+    assert!(k.p(1).contains("Nick collision"), "{}", k.raw);
+    alice.send("PING :still");
+    alice.expect_verb("PONG");
+    // Another user, older: ours loses, everywhere.
+    p.send(&format!(":2BB UID dave 1 {} +i other other.host other.host 10.0.0.9 2BBAAAAAB * :x", t - 1000));
+    let k = p.expect_verb("KILL");
+    assert_eq!(k.p(0), dave_uid);
+    dave.expect("dave's ERROR", |m| m.verb == "ERROR" || m.verb == "KILL");
+    let mut c = srv.client("watcher");
+    c.send("WHOIS dave");
+    let w = c.expect_verb("311");
+    assert_eq!(w.p(2), "other", "the remote dave has the nick");
+    let _ = alice_uid;
+}
+
+#[test]
+fn two_servers_link_and_users_meet() {
+    let b = Server::with_config(
+        2,
+        &BASE_CONFIG.replace("irc.test.local", "irc.b.test").replace("0TS", "2BB")
+            + "\n[[links]]\nname = \"irc.test.local\"\nsid = \"0TS\"\nsend_password = \"a2b\"\naccept_password = \"b2a\"\n",
+    );
+    let a = Server::with_config(
+        2,
+        &format!(
+            "{BASE_CONFIG}\n[[links]]\nname = \"irc.b.test\"\nsid = \"2BB\"\naddress = \"{}\"\nsend_password = \"b2a\"\naccept_password = \"a2b\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n",
+            b.addr
+        ),
+    );
+    a.wait_log(&["Link established: irc.b.test"]);
+    b.wait_log(&["Link established: irc.test.local"]);
+    let mut on_a = a.clients_on_both_shards("a", 1);
+    let mut on_b = b.clients_on_both_shards("b", 1);
+    for (c, _) in on_b.iter_mut() {
+        c.sync();
+    }
+    // Every user of A reaches every user of B and back, whichever shard either is on.
+    for (ca, _) in on_a.iter_mut() {
+        for (cb, _) in on_b.iter_mut() {
+            let mut found = false;
+            for _ in 0..50 {
+                ca.send(&format!("WHOIS {}", cb.nick));
+                let m = ca.expect("311 or 401", |m| m.verb == "311" || m.verb == "401");
+                if m.verb == "311" {
+                    found = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(found, "{} sees {}", ca.nick, cb.nick);
+            ca.send(&format!("PRIVMSG {} :hi from {}", cb.nick, ca.nick));
+            let m = cb.expect_verb("PRIVMSG");
+            assert_eq!(m.p(1), format!("hi from {}", ca.nick));
+            assert!(m.source.as_deref().unwrap().starts_with(&format!("{}!", ca.nick)));
+            cb.send(&format!("PRIVMSG {} :back", ca.nick));
+            let m = ca.expect_verb("PRIVMSG");
+            assert_eq!(m.p(1), "back");
+        }
+    }
+    // B goes down hard: A splits, and its users lose B's.
+    b.signal(9);
+    a.wait_log(&["Link closed: irc.b.test", "Netsplit:"]);
+    let (ca, _) = &mut on_a[0];
+    let nick = on_b[0].0.nick.clone();
+    let mut gone = false;
+    for _ in 0..50 {
+        ca.send(&format!("WHOIS {nick}"));
+        if ca.expect("311 or 401", |m| m.verb == "311" || m.verb == "401").verb == "401" {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone);
+    // Autoconnect keeps trying, backing off.
+    a.wait_log(&["Link irc.b.test: next attempt in"]);
+}
