@@ -65,6 +65,9 @@ pub struct ServerInfo {
     pub data_dir: PathBuf,
     pub allow_die: bool,
     pub allow_restart: bool,
+    /// Server names (services such as Anope) whose SVS* commands are honoured; from any other
+    /// server they are dropped, as hybrid does.
+    pub services: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -187,14 +190,35 @@ pub struct Lookups {
     pub timeout: Duration,
 }
 
+/// A `[[links]]` block: a TS6 peer that may connect to us, and that we connect to when it has
+/// an `address`.
 #[derive(Clone, Debug)]
 pub struct Link {
+    /// The peer's server name, as its SERVER line gives it.
     pub name: String,
+    /// The SID the peer must announce, if set.
     pub sid: Option<String>,
+    /// Where to connect; None: the peer connects to us.
     pub address: Option<SocketAddr>,
+    /// What our PASS sends, and what the peer's PASS must carry. One token each.
     pub send_password: String,
     pub accept_password: String,
+    /// Connect, and reconnect after a failure or split, while no link to it is up.
     pub autoconnect: bool,
+    /// Index into `Config.classes`: the link's sendq and ping frequency. None: a class's
+    /// defaults (what a `[[classes]]` block that sets nothing gets).
+    pub class: Option<usize>,
+    /// Masks of server names the peer may introduce behind it; empty: a leaf, it may introduce
+    /// none.
+    pub hub_mask: Vec<String>,
+    /// Masks of server names it may not introduce, even when `hub_mask` matches.
+    pub leaf_mask: Vec<String>,
+    /// Connect over TLS (outbound only: needs `address`).
+    pub tls: bool,
+    /// The wait before reconnecting grows from `reconnect_min` to `reconnect_max`, so a peer
+    /// that is down is not redialled in a loop.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -278,7 +302,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
     let batch = read_batch(doc, top);
     let netsplit = read_netsplit(doc, top);
     let opers = read_opers(doc, top);
-    let links = read_links(doc, top);
+    let links = read_links(doc, top, &server, &classes);
     let logging = read_logging(doc, top, base);
     let runtime = read_runtime(doc, top);
     let lookups = read_lookups(doc, top);
@@ -443,6 +467,7 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
             data_dir: PathBuf::new(),
             allow_die: false,
             allow_restart: false,
+            services: Vec::new(),
         };
     };
     let name = t.req_str(doc, "name");
@@ -475,6 +500,15 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
         );
         CaseMapping::Ascii
     });
+    // Checked here, where the key's line is known; the links are read later.
+    if casemapping != CaseMapping::Ascii && top.has("links") {
+        doc.error(
+            t.value_span("casemapping").as_ref(),
+            "server.casemapping",
+            "must be \"ascii\" when [[links]] are configured: TS6 peers (ircd-hybrid) fold nicks in ascii, \
+             and another mapping would decide nick collisions differently on each side",
+        );
+    }
     let password = t.opt_str(doc, "password");
     let motd_text = t.opt_str(doc, "motd");
     let motd_file = t.opt_str(doc, "motd_file");
@@ -503,6 +537,12 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
     let data_dir = resolve(base, &t.str(doc, "data_dir", "rustircd-data"));
     let allow_die = t.bool(doc, "allow_die", false);
     let allow_restart = t.bool(doc, "allow_restart", false);
+    let services = t.str_list(doc, "services", &[]);
+    for s in &services {
+        if !names::valid_ts6_server_name(s) {
+            doc.error(t.value_span("services").as_ref(), "server.services", not_server_name(s));
+        }
+    }
     let mut a = t.section(doc, "admin");
     let loc = a.str(doc, "location", "");
     let loc2 = a.str(doc, "location2", "");
@@ -523,6 +563,7 @@ fn read_server(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) ->
         data_dir,
         allow_die,
         allow_restart,
+        services,
     }
 }
 
@@ -723,39 +764,127 @@ fn read_opers(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Oper> {
     out
 }
 
-fn read_links(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Vec<Link> {
-    let mut out = Vec::new();
+fn read_links(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, server: &ServerInfo, classes: &[Class]) -> Vec<Link> {
+    let mut out: Vec<Link> = Vec::new();
     for mut t in top.tables(doc, "links") {
-        let name = t.req_str(doc, "name");
-        let sid = t.opt_str(doc, "sid");
-        if let Some(s) = &sid {
-            if !names::valid_sid(s) {
-                doc.error(t.value_span("sid").as_ref(), &format!("{}.sid", t.path), format!("{s:?} is not a TS6 SID"));
-            }
-        }
-        let address = t.opt_str(doc, "address").and_then(|a| match a.parse::<SocketAddr>() {
-            Ok(x) => Some(x),
-            Err(_) => {
-                doc.error(
-                    t.value_span("address").as_ref(),
-                    &format!("{}.address", t.path),
-                    format!("{a:?} is not HOST:PORT"),
-                );
-                None
-            }
-        });
-        let l = Link {
-            name,
-            sid,
-            address,
-            send_password: t.req_str(doc, "send_password"),
-            accept_password: t.req_str(doc, "accept_password"),
-            autoconnect: t.bool(doc, "autoconnect", false),
-        };
+        let l = read_link(doc, &mut t, classes);
+        check_link(doc, &t, &l, server, &out);
         t.finish(doc);
         out.push(l);
     }
     out
+}
+
+/// One `[[links]]` block, each key checked on its own; [`check_link`] checks them together.
+fn read_link(doc: &mut Doc<'_>, t: &mut Tbl<'_, '_>, classes: &[Class]) -> Link {
+    let name = t.req_str(doc, "name");
+    if t.has("name") && !names::valid_ts6_server_name(&name) {
+        key_error(doc, t, "name", not_server_name(&name));
+    }
+    let sid = t.opt_str(doc, "sid");
+    if let Some(s) = sid.as_ref().filter(|s| !names::valid_sid(s)) {
+        key_error(doc, t, "sid", format!("{s:?} is not a TS6 SID (a digit, then two digits or uppercase letters)"));
+    }
+    let address = t.opt_str(doc, "address").and_then(|a| match a.parse::<SocketAddr>() {
+        Ok(x) => Some(x),
+        Err(_) => {
+            key_error(doc, t, "address", format!("{a:?} is not HOST:PORT (an IP address and a port)"));
+            None
+        }
+    });
+    let send_password = read_link_password(doc, t, "send_password");
+    let accept_password = read_link_password(doc, t, "accept_password");
+    let autoconnect = t.bool(doc, "autoconnect", false);
+    let class = t.opt_str(doc, "class").and_then(|c| {
+        let i = classes.iter().position(|k| k.name == c);
+        if i.is_none() {
+            let known: Vec<&str> = classes.iter().map(|k| k.name.as_str()).collect();
+            key_error(doc, t, "class", format!("no [[classes]] block is named {c:?} (known: {})", known.join(", ")));
+        }
+        i
+    });
+    Link {
+        name,
+        sid,
+        address,
+        send_password,
+        accept_password,
+        autoconnect,
+        class,
+        hub_mask: read_server_masks(doc, t, "hub_mask"),
+        leaf_mask: read_server_masks(doc, t, "leaf_mask"),
+        tls: t.bool(doc, "tls", false),
+        reconnect_min: t.duration(doc, "reconnect_min", Duration::from_secs(5), Duration::ZERO, DAY),
+        reconnect_max: t.duration(doc, "reconnect_max", Duration::from_secs(300), Duration::ZERO, DAY),
+    }
+}
+
+/// TS6 `PASS` carries the password as one middle parameter: a space would cut it, a leading
+/// `:` would swallow the rest of the line, and an empty one cannot be sent.
+fn read_link_password(doc: &mut Doc<'_>, t: &mut Tbl<'_, '_>, key: &str) -> String {
+    let p = t.req_str(doc, key);
+    let one_token = !p.is_empty() && !p.starts_with(':') && !p.chars().any(|c| c.is_whitespace() || c.is_control());
+    if t.has(key) && !one_token {
+        key_error(doc, t, key, "must be one word for TS6 PASS: not empty, no spaces, not starting with ':'");
+    }
+    p
+}
+
+/// `hub_mask`/`leaf_mask`: glob masks on server names (`*`, `?`).
+fn read_server_masks(doc: &mut Doc<'_>, t: &mut Tbl<'_, '_>, key: &str) -> Vec<String> {
+    let masks = t.str_list(doc, key, &[]);
+    for m in masks.iter().filter(|m| m.is_empty() || m.contains(char::is_whitespace)) {
+        key_error(doc, t, key, format!("{m:?} is not a mask of server names (empty, or with a space)"));
+    }
+    masks
+}
+
+/// What one block's keys say together, and against our own `[server]` and the blocks before.
+fn check_link(doc: &mut Doc<'_>, t: &Tbl<'_, '_>, l: &Link, server: &ServerInfo, before: &[Link]) {
+    if l.address.is_none() && !t.has("address") {
+        if l.autoconnect {
+            key_error(doc, t, "autoconnect", "needs an address to connect to");
+        }
+        if l.tls {
+            key_error(doc, t, "tls", "needs an address (TLS applies to the connections we open)");
+        }
+    }
+    if l.reconnect_min.is_zero() {
+        key_error(doc, t, "reconnect_min", "must be more than 0 (a peer that is down would be redialled in a loop)");
+    } else if l.reconnect_min > l.reconnect_max {
+        let key = if t.has("reconnect_min") { "reconnect_min" } else { "reconnect_max" };
+        key_error(
+            doc,
+            t,
+            key,
+            format!("reconnect_min ({:?}) is more than reconnect_max ({:?})", l.reconnect_min, l.reconnect_max),
+        );
+    }
+    if l.name.is_empty() {
+        return;
+    }
+    if l.name.eq_ignore_ascii_case(&server.name) {
+        key_error(doc, t, "name", format!("{:?} is this server's own name ([server] name)", l.name));
+    } else if before.iter().any(|b| b.name.eq_ignore_ascii_case(&l.name)) {
+        key_error(doc, t, "name", format!("a link to {:?} is defined twice", l.name));
+    }
+    if let Some(sid) = &l.sid {
+        if *sid == server.sid {
+            key_error(doc, t, "sid", format!("{sid:?} is this server's own SID ([server] sid)"));
+        } else if before.iter().any(|b| b.sid.as_ref() == Some(sid)) {
+            key_error(doc, t, "sid", format!("SID {sid:?} is given to two links"));
+        }
+    }
+}
+
+fn not_server_name(name: &str) -> String {
+    format!("{name:?} is not a valid server name (a dot; letters, digits, '.', '-'; at most 63 characters)")
+}
+
+/// An error on `key` of this table, at the key's line (the block's when the key is absent).
+fn key_error(doc: &mut Doc<'_>, t: &Tbl<'_, '_>, key: &str, reason: impl Into<String>) {
+    let span = t.value_span(key).unwrap_or_else(|| t.span().clone());
+    doc.error(Some(&span), &format!("{}.{key}", t.path), reason);
 }
 
 #[cfg(test)]
@@ -878,6 +1007,249 @@ mod tests {
         assert_eq!(file.metrics, Metrics { listen: None });
         let users = Class { name: "default".into(), ..file.classes[1].clone() };
         assert_eq!(format!("{:?}", min.classes), format!("{:?}", [users]));
+    }
+
+    /// `[server]` for the link tests: our name irc.test.net, SID 0RC, and two classes.
+    const LINKED: &str = "[server]\nname = \"irc.test.net\"\nsid = \"0RC\"\n\
+        [[classes]]\nname = \"users\"\n[[classes]]\nname = \"servers\"\nhosts = []\n";
+
+    /// `LINKED` with one more `[server]` key.
+    fn linked_with(server_key: &str) -> String {
+        LINKED.replacen("sid = \"0RC\"\n", &format!("sid = \"0RC\"\n{server_key}\n"), 1)
+    }
+
+    /// A valid link block, with `extra` lines added to it.
+    fn link(name: &str, sid: &str, extra: &str) -> String {
+        format!(
+            "[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"out\"\naccept_password = \"in\"\n{extra}"
+        )
+    }
+
+    /// The errors of `LINKED` + `text`, as shown.
+    fn link_errors(text: &str) -> Vec<String> {
+        let errs = Config::parse("t.toml", &format!("{LINKED}{text}"), None).unwrap_err();
+        errs.iter().map(|e| e.to_string()).collect()
+    }
+
+    /// Exactly one error, with a line, on `key`, whose reason contains `reason`.
+    fn one_link_error(text: &str, key: &str, reason: &str) {
+        let shown = link_errors(text);
+        assert_eq!(shown.len(), 1, "{shown:#?}");
+        let (line, rest) = shown[0].strip_prefix("t.toml:").unwrap().split_once(": ").unwrap();
+        assert!(line.parse::<usize>().is_ok(), "{shown:#?}");
+        assert!(rest.starts_with(&format!("{key}: ")) && rest.contains(reason), "{shown:#?}");
+    }
+
+    #[test]
+    fn link_with_every_key() {
+        let text = format!(
+            "{}{}",
+            linked_with("services = []"),
+            link(
+                "hub.example.net",
+                "1HB",
+                "address = \"127.0.0.1:7000\"\nautoconnect = true\nclass = \"servers\"\n\
+                 hub_mask = [\"*\"]\nleaf_mask = [\"*.evil.net\", \"x.y\"]\ntls = true\n\
+                 reconnect_min = \"2s\"\nreconnect_max = 60\n"
+            )
+        );
+        let c = Config::parse("t.toml", &text, None).unwrap();
+        let l = &c.links[0];
+        assert_eq!((l.name.as_str(), l.sid.as_deref()), ("hub.example.net", Some("1HB")));
+        assert_eq!(l.address, Some("127.0.0.1:7000".parse().unwrap()));
+        assert_eq!((l.send_password.as_str(), l.accept_password.as_str()), ("out", "in"));
+        assert!(l.autoconnect && l.tls);
+        assert_eq!(l.class, Some(1));
+        assert_eq!(c.classes[1].name, "servers");
+        assert_eq!(l.hub_mask, ["*"]);
+        assert_eq!(l.leaf_mask, ["*.evil.net", "x.y"]);
+        assert_eq!((l.reconnect_min, l.reconnect_max), (Duration::from_secs(2), Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn link_defaults() {
+        let text =
+            format!("{LINKED}[[links]]\nname = \"leaf.example.net\"\nsend_password = \"a\"\naccept_password = \"b\"\n");
+        let c = Config::parse("t.toml", &text, None).unwrap();
+        let l = &c.links[0];
+        assert_eq!((l.sid.as_deref(), l.address, l.autoconnect, l.tls), (None, None, false, false));
+        assert_eq!(l.class, None);
+        assert!(l.hub_mask.is_empty() && l.leaf_mask.is_empty(), "a leaf by default");
+        assert_eq!((l.reconnect_min, l.reconnect_max), (Duration::from_secs(5), Duration::from_secs(300)));
+        assert!(c.server.services.is_empty());
+    }
+
+    #[test]
+    fn link_class_must_exist() {
+        one_link_error(
+            &link("a.net", "1AA", "class = \"nope\"\n"),
+            "links[0].class",
+            "no [[classes]] block is named \"nope\" (known: users, servers)",
+        );
+        // With no [[classes]], the one class there is is called "default".
+        let c = Config::parse(
+            "t.toml",
+            &format!("[server]\nname = \"irc.test.net\"\n{}", link("a.net", "1AA", "class = \"default\"\n")),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.links[0].class, Some(0));
+    }
+
+    #[test]
+    fn link_masks_are_not_empty() {
+        one_link_error(&link("a.net", "1AA", "hub_mask = [\"*\", \"\"]\n"), "links[0].hub_mask", "\"\" is not a mask");
+        one_link_error(&link("a.net", "1AA", "leaf_mask = [\"a b\"]\n"), "links[0].leaf_mask", "\"a b\" is not a mask");
+        let shown = link_errors(&link("a.net", "1AA", "hub_mask = [1]\n"));
+        assert!(shown[0].contains("links[0].hub_mask[0]: expected a string"), "{shown:#?}");
+    }
+
+    #[test]
+    fn link_tls_and_autoconnect_need_an_address() {
+        one_link_error(&link("a.net", "1AA", "tls = true\n"), "links[0].tls", "needs an address");
+        one_link_error(&link("a.net", "1AA", "autoconnect = true\n"), "links[0].autoconnect", "needs an address");
+        // A bad address is reported once, as itself.
+        one_link_error(
+            &link("a.net", "1AA", "address = \"a.net\"\nautoconnect = true\n"),
+            "links[0].address",
+            "is not HOST:PORT",
+        );
+    }
+
+    #[test]
+    fn link_reconnect_bounds() {
+        one_link_error(&link("a.net", "1AA", "reconnect_min = 0\n"), "links[0].reconnect_min", "must be more than 0");
+        one_link_error(
+            &link("a.net", "1AA", "reconnect_min = \"10m\"\n"),
+            "links[0].reconnect_min",
+            "is more than reconnect_max (300s)",
+        );
+        one_link_error(
+            &link("a.net", "1AA", "reconnect_max = \"1s\"\n"),
+            "links[0].reconnect_max",
+            "reconnect_min (5s) is more than",
+        );
+        one_link_error(
+            &link("a.net", "1AA", "reconnect_max = \"soon\"\n"),
+            "links[0].reconnect_max",
+            "is not a duration",
+        );
+        let c = Config::parse(
+            "t.toml",
+            &format!("{LINKED}{}", link("a.net", "1AA", "reconnect_min = \"1s\"\nreconnect_max = \"1s\"\n")),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.links[0].reconnect_max, SECOND);
+    }
+
+    #[test]
+    fn link_names_are_ts6_server_names() {
+        for bad in ["localhost", "irc_b.lab", "*.lab", ""] {
+            one_link_error(&link(bad, "1AA", ""), "links[0].name", "is not a valid server name");
+        }
+        let long = format!("{}.net", "x".repeat(60));
+        one_link_error(&link(&long, "1AA", ""), "links[0].name", "at most 63 characters");
+        one_link_error(&link("a.net", "AAA", ""), "links[0].sid", "is not a TS6 SID");
+        let shown = link_errors("[[links]]\nsend_password = \"a\"\naccept_password = \"b\"\n");
+        assert_eq!(shown, ["t.toml:9: links[0].name: is required"]);
+    }
+
+    #[test]
+    fn links_are_unique_and_not_ourselves() {
+        let two = format!("{}{}", link("hub.example.net", "1HB", ""), link("HUB.Example.NET", "2HB", ""));
+        one_link_error(&two, "links[1].name", "a link to \"HUB.Example.NET\" is defined twice");
+        let two = format!("{}{}", link("a.net", "1AA", ""), link("b.net", "1AA", ""));
+        one_link_error(&two, "links[1].sid", "SID \"1AA\" is given to two links");
+        one_link_error(&link("IRC.test.net", "1AA", ""), "links[0].name", "this server's own name");
+        one_link_error(&link("a.net", "0RC", ""), "links[0].sid", "this server's own SID");
+        // No SID given twice: fine.
+        let two = format!(
+            "{}{}",
+            link("a.net", "1AA", "").replace("sid = \"1AA\"\n", ""),
+            link("b.net", "1BB", "").replace("sid = \"1BB\"\n", "")
+        );
+        assert_eq!(Config::parse("t.toml", &format!("{LINKED}{two}"), None).unwrap().links.len(), 2);
+    }
+
+    #[test]
+    fn link_passwords_are_one_token() {
+        one_link_error(
+            &link("a.net", "1AA", "").replace("\"out\"", "\"two words\""),
+            "links[0].send_password",
+            "must be one word",
+        );
+        one_link_error(&link("a.net", "1AA", "").replace("\"out\"", "\"\""), "links[0].send_password", "not empty");
+        one_link_error(
+            &link("a.net", "1AA", "").replace("\"in\"", "\":colon\""),
+            "links[0].accept_password",
+            "not starting with ':'",
+        );
+        one_link_error(
+            &link("a.net", "1AA", "").replace("\"in\"", "\"tab\\tin\""),
+            "links[0].accept_password",
+            "no spaces",
+        );
+        let shown = link_errors("[[links]]\nname = \"a.net\"\n");
+        assert_eq!(
+            shown,
+            ["t.toml:9: links[0].send_password: is required", "t.toml:9: links[0].accept_password: is required"]
+        );
+    }
+
+    #[test]
+    fn services_are_server_names() {
+        let text = "[server]\nname = \"irc.test.net\"\nservices = [\"services.example.net\", \"x.y\"]\n";
+        assert_eq!(Config::parse("t.toml", text, None).unwrap().server.services, ["services.example.net", "x.y"]);
+        let text = "[server]\nname = \"irc.test.net\"\nservices = [\"services.example.net\", \"services\"]\n";
+        let shown: Vec<String> =
+            Config::parse("t.toml", text, None).unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 1, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("t.toml:3: server.services: \"services\" is not a valid server name"),
+            "{shown:#?}"
+        );
+    }
+
+    #[test]
+    fn links_need_ascii_casemapping() {
+        let rfc = linked_with("casemapping = \"rfc1459\"");
+        let shown: Vec<String> = Config::parse("t.toml", &format!("{rfc}{}", link("a.net", "1AA", "")), None)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(shown.len(), 1, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("t.toml:4: server.casemapping: must be \"ascii\" when [[links]] are configured"),
+            "{shown:#?}"
+        );
+        // Without links, rfc1459 is fine; with links, ascii (also the default) is.
+        assert!(Config::parse("t.toml", &rfc, None).is_ok());
+        let ascii = linked_with("casemapping = \"ascii\"");
+        assert!(Config::parse("t.toml", &format!("{ascii}{}", link("a.net", "1AA", "")), None).is_ok());
+        assert!(Config::parse("t.toml", &format!("{LINKED}{}", link("a.net", "1AA", "")), None).is_ok());
+    }
+
+    /// The commented `[[links]]` example and `services` line of `config/rustircd.toml`, taken
+    /// in, parse: the documentation names the keys the code reads.
+    #[test]
+    fn embedded_link_example_parses() {
+        let mut text = String::new();
+        let mut in_links = false;
+        for line in EMBEDDED_DEFAULT.lines() {
+            in_links = line == "# [[links]]" || (in_links && !line.is_empty());
+            let example = in_links || line.starts_with("# services = ");
+            text.push_str(if example { line.strip_prefix("# ").unwrap() } else { line });
+            text.push('\n');
+        }
+        text.push_str("[[classes]]\nname = \"servers\"\nhosts = []\n");
+        let c = Config::parse(EMBEDDED_NAME, &text, None).unwrap();
+        assert_eq!(c.server.services, ["services.example.net"]);
+        let l = &c.links[0];
+        assert_eq!((l.name.as_str(), l.class), ("hub.example.net", Some(2)));
+        assert_eq!((l.reconnect_min, l.reconnect_max), (Duration::from_secs(5), Duration::from_secs(300)));
+        assert_eq!((l.hub_mask.len(), l.leaf_mask.len(), l.tls, l.autoconnect), (1, 0, false, false));
     }
 
     #[test]

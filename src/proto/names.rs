@@ -82,6 +82,15 @@ pub fn valid_server_name(name: &str) -> bool {
             && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_')))
 }
 
+/// A server name a TS6 link may carry (a `[[links]]` peer, a `[server] services` name): a dot,
+/// only letters, digits, `.` and `-`, at most 63 bytes. Hybrid refuses a SERVER name without a
+/// dot or over HOSTLEN (63) as "Bogus server name".
+pub fn valid_ts6_server_name(name: &str) -> bool {
+    name.len() <= 63
+        && name.contains('.')
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
+}
+
 /// A TS6 server ID: a digit, then two digits or uppercase letters.
 pub fn valid_sid(sid: &str) -> bool {
     let b = sid.as_bytes();
@@ -123,5 +132,16 @@ mod tests {
         assert!(valid_sid("0RC"));
         assert!(!valid_sid("ABC"));
         assert!(!valid_sid("0rc"));
+    }
+
+    #[test]
+    fn ts6_server_names() {
+        for ok in ["irc.b.lab", "services.lab", "a.b", "hub-1.example.net", &format!("{}.net", "x".repeat(59))] {
+            assert!(valid_ts6_server_name(ok), "{ok}");
+        }
+        let long = format!("{}.net", "x".repeat(60));
+        for bad in ["", "localhost", "irc_b.lab", "irc b.lab", "irc.b.lab:7000", "*.lab", "irc.é.lab", long.as_str()] {
+            assert!(!valid_ts6_server_name(bad), "{bad}");
+        }
     }
 }
