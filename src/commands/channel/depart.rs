@@ -47,13 +47,13 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     st.class_counts[c.class] -= 1;
     let now = out.now();
     crate::commands::admission::closed(st, out, c.addr.ip(), now);
-    log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
-    for f in &c.monitor {
-        crate::commands::query::monitor::unwatch(st, f, conn);
-    }
     if c.kind == crate::local::kind::Kind::Server {
         crate::commands::link::split::link_closed(st, out, conn, &reason);
         return;
+    }
+    log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
+    for f in &c.monitor {
+        crate::commands::query::monitor::unwatch(st, f, conn);
     }
     if !c.registered {
         if let Some((_, folded)) = c.nick {
