@@ -8,6 +8,7 @@ const TOPICS: &[(&str, &str)] = &[
     ("ADMIN", "ADMIN [<server>] — who runs this server"),
     ("AWAY", "AWAY [:<message>] — mark yourself away (no message: back)"),
     ("CAP", "CAP LS [302] | LIST | REQ :<caps> | END — IRCv3 capability negotiation"),
+    ("CAPAB", "CAPAB :<tokens> — a linking server's capabilities (TS6)"),
     ("DIE", "DIE — stop the server (operators, when allow_die is set)"),
     ("DLINE", "DLINE [<minutes>] <ip[/bits]> :<reason> — ban an address or block (operators)"),
     ("HELP", "HELP [<subject>] — this help"),
@@ -38,6 +39,7 @@ const TOPICS: &[(&str, &str)] = &[
     ("QUIT", "QUIT [:<reason>] — leave"),
     ("REHASH", "REHASH — re-read the configuration; on any error the old one stays (operators)"),
     ("RESTART", "RESTART — restart the server (operators, when allow_restart is set)"),
+    ("SERVER", "SERVER <name> 1 <SID> + :<description> — a server linking in (TS6; after PASS and CAPAB)"),
     ("SETNAME", "SETNAME :<realname> — change your realname (IRCv3 setname)"),
     ("STATS", "STATS <letter> — server statistics: u uptime; k K-lines, d D-lines, o operators (operators)"),
     ("TAGMSG", "TAGMSG <target> — a message of tags only (IRCv3 message-tags)"),
@@ -56,7 +58,7 @@ const TOPICS: &[(&str, &str)] = &[
 
 pub fn help(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(subject) = msg.param(0).filter(|s| !s.is_empty()) else {
-        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        let names: Vec<&str> = COMMANDS.iter().filter(|c| c.for_clients).map(|c| c.name).collect();
         ctx.reply(Numeric::RPL_HELPSTART, &["index", "Commands this server knows (HELP <command> for each):"]);
         for chunk in names.chunks(8) {
             ctx.reply(Numeric::RPL_HELPTXT, &["index", &chunk.join(" ")]);
@@ -81,7 +83,7 @@ mod tests {
 
     #[test]
     fn every_client_command_has_help() {
-        for c in COMMANDS {
+        for c in COMMANDS.iter().filter(|c| c.for_clients) {
             assert!(TOPICS.iter().any(|(n, _)| *n == c.name), "no help for {}", c.name);
         }
     }

@@ -71,6 +71,8 @@ pub struct Spec {
     pub client: HandlerFn,
     /// What runs it for a server link; None: ignored from a server (Solanum's `mg_ignore`).
     pub server: Option<HandlerFn>,
+    /// A client may use it (false: a server's command, unknown to clients, left out of HELP).
+    pub for_clients: bool,
 }
 
 impl Spec {
@@ -91,7 +93,12 @@ impl Spec {
 
 /// A row with a client handler; `.with_server(h)` adds a server link's.
 const fn spec(name: &'static str, min_params: usize, when: When, client: HandlerFn) -> Spec {
-    Spec { name, min_params, when, client, server: None }
+    Spec { name, min_params, when, client, server: None, for_clients: true }
+}
+
+/// A server's command: from a client it is unknown (421, as on hybrid).
+const fn link_only(name: &'static str, min_params: usize, when: When, server: HandlerFn) -> Spec {
+    Spec { name, min_params, when, client: link::not_for_clients, server: Some(server), for_clients: false }
 }
 
 /// Every command the server knows. A server link's handlers are in `link/` (`s2s.rs` for what a
@@ -110,12 +117,12 @@ pub static COMMANDS: &[Spec] = &[
     // server links (link/*.rs): a new connection's CAPAB or SERVER makes it one
     spec("CAPAB", 1, When::Unregistered, link::handshake::capab).with_server(link::handshake::capab),
     spec("SERVER", 1, When::Unregistered, link::handshake::server).with_server(link::handshake::server),
-    spec("SVINFO", 4, When::Registered, link::not_for_clients).with_server(link::handshake::svinfo),
-    spec("ERROR", 0, When::Always, link::not_for_clients).with_server(link::handshake::error),
-    spec("SID", 5, When::Registered, link::not_for_clients).with_server(link::s2s::sid),
-    spec("UID", 11, When::Registered, link::not_for_clients).with_server(link::s2s::uid),
-    spec("EOB", 0, When::Registered, link::not_for_clients).with_server(link::s2s::eob),
-    spec("SQUIT", 1, When::Registered, link::not_for_clients).with_server(link::s2s::squit),
+    link_only("SVINFO", 4, When::Registered, link::handshake::svinfo),
+    link_only("ERROR", 0, When::Always, link::handshake::error),
+    link_only("SID", 5, When::Registered, link::s2s::sid),
+    link_only("UID", 11, When::Registered, link::s2s::uid),
+    link_only("EOB", 0, When::Registered, link::s2s::eob),
+    link_only("SQUIT", 1, When::Registered, link::s2s::squit),
     // channels (channel/*.rs)
     spec("JOIN", 1, When::Registered, channel::join::join),
     spec("PART", 1, When::Registered, channel::part::part),
@@ -251,6 +258,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, spec: &Spec, msg: &Message<'_>) {
 fn dispatch_as(ctx: &mut Ctx<'_>, spec: &Spec, msg: &Message<'_>, kind: Kind, registered: bool) {
     if kind == Kind::Server {
         return from_server(ctx, spec, msg);
+    }
+    if !spec.for_clients {
+        ctx.st.metrics.c.unknown_commands += 1;
+        return ctx.reply(Numeric::ERR_UNKNOWNCOMMAND, &[spec.name]);
     }
     match (spec.when, registered) {
         (When::Registered, false) => return ctx.reply(Numeric::ERR_NOTREGISTERED, &[]),
