@@ -123,11 +123,15 @@ pub static COMMANDS: &[Spec] = &[
     link_only("UID", 11, When::Registered, link::s2s::uid),
     link_only("EOB", 0, When::Registered, link::s2s::eob),
     link_only("SQUIT", 1, When::Registered, link::s2s::squit),
+    link_only("SJOIN", 4, When::Registered, link::channels::sjoin),
+    link_only("TMODE", 3, When::Registered, link::channels::tmode),
+    link_only("BMASK", 4, When::Registered, link::channels::bmask),
+    link_only("TBURST", 5, When::Registered, link::channels::tburst),
     // channels (channel/*.rs)
-    spec("JOIN", 1, When::Registered, channel::join::join),
-    spec("PART", 1, When::Registered, channel::part::part),
-    spec("KICK", 2, When::Registered, channel::kick::kick),
-    spec("TOPIC", 1, When::Registered, channel::topic::topic),
+    spec("JOIN", 1, When::Registered, channel::join::join).with_server(link::channels::join),
+    spec("PART", 1, When::Registered, channel::part::part).with_server(link::channels::part),
+    spec("KICK", 2, When::Registered, channel::kick::kick).with_server(link::channels::kick),
+    spec("TOPIC", 1, When::Registered, channel::topic::topic).with_server(link::channels::topic),
     spec("MODE", 1, When::Registered, channel::mode::mode),
     spec("NAMES", 0, When::Registered, channel::names::names),
     spec("LIST", 0, When::Registered, channel::list::list),
@@ -351,7 +355,7 @@ mod tests {
         assert!(BOTH.handler(Kind::Client).is_some() && BOTH.handler(Kind::Server).is_some());
         assert!(spec("X", 0, When::Always, client_slot).handler(Kind::Server).is_none());
         // The client-only commands have no server handler.
-        assert!(lookup("USER").unwrap().server.is_none() && lookup("JOIN").unwrap().server.is_none());
+        assert!(lookup("USER").unwrap().server.is_none() && lookup("LIST").unwrap().server.is_none());
     }
 
     #[test]

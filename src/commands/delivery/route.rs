@@ -91,6 +91,7 @@ pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
 
 /// The part of [`to_channel`] for this shard's members.
 pub fn channel_here(st: &mut ShardState, out: &mut dyn Outbox, msg: &ChanMsg) {
+    crate::commands::link::relay::chan_message(st, out, msg);
     let Some(view) = st.channels.get(&msg.chan) else { return };
     let members = view.ch.members.len();
     let (sender, min) = (msg.sender, msg.min);

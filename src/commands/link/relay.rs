@@ -103,3 +103,134 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
     let wire = Line::new().source(&sender).verb(m.verb).param(to.as_str()).trailing(m.param(1).unwrap_or("")).finish();
     super::write(st, out, conn, &wire);
 }
+
+/// The TS6 source of a change: its user, or the server it came from (or us).
+fn source_of(st: &ShardState, actor: Uid, via: Option<Sid>) -> String {
+    if st.directory.get(&actor).is_some() {
+        actor.to_string()
+    } else {
+        via.map_or_else(|| our_sid(st).to_string(), |s| s.to_string())
+    }
+}
+
+/// A channel change applied here, told to this shard's links (not back toward `via`), in TS6
+/// form: our users' joins as SJOIN (a new channel) or JOIN, their parts, kicks, modes (TMODE)
+/// and topics, and a burst that came from another link as the SJOIN it resulted in.
+pub fn chan_change(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &crate::proto::Folded,
+    mutation: &crate::state::channel::Mutation,
+    line: &Shared,
+    actor: Uid,
+    via: Option<Sid>,
+) {
+    use crate::state::channel::Mutation;
+    if st.peers.is_empty() {
+        return;
+    }
+    let src = source_of(st, actor, via);
+    let view = st.channels.get(chan);
+    let ts = view.map_or(0, |v| v.ch.created).to_string();
+    let text = String::from_utf8_lossy(&line.body).into_owned();
+    let client = crate::proto::Message::parse(text.trim_end()).ok();
+    let name = client.as_ref().and_then(|m| m.param(0)).unwrap_or(chan.as_str()).to_string();
+    let wire = match mutation {
+        Mutation::Join { uid, status, created: Some(_), .. } => {
+            let Some(v) = view else { return };
+            let (modes, params) = v.ch.mode_string(true);
+            let mut l = Line::new().source(our_sid(st)).verb("SJOIN").param(&ts).param(&v.ch.name).param(&modes);
+            for p in &params {
+                l = l.param(p);
+            }
+            l.trailing(&format!("{}{uid}", status.all_prefixes())).finish()
+        }
+        Mutation::Join { uid, .. } => Line::new().source(uid.as_str()).verb("JOIN").param(&ts).param(&name).param("+").finish(),
+        Mutation::Leave { uid } => match client.as_ref().map(|m| m.verb) {
+            Some("KICK") => {
+                let reason = client.as_ref().and_then(|m| m.param(2)).unwrap_or("");
+                Line::new().source(&src).verb("KICK").param(&name).param(uid.as_str()).trailing(reason).finish()
+            }
+            _ => {
+                let mut l = Line::new().source(uid.as_str()).verb("PART").param(&name);
+                if let Some(r) = client.as_ref().and_then(|m| m.param(1)) {
+                    l = l.trailing(r);
+                }
+                l.finish()
+            }
+        },
+        Mutation::Modes(changes) => {
+            let (modes, params) = crate::state::channel::render_changes(changes, |u| u.to_string());
+            let mut l = Line::new().source(&src).verb("TMODE").param(&ts).param(&name).param(&modes);
+            for p in &params {
+                l = l.param(p);
+            }
+            l.finish()
+        }
+        Mutation::Topic(t) => {
+            Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
+        }
+        Mutation::Burst { joins, .. } => {
+            let Some(v) = view else { return };
+            let (modes, params) = v.ch.mode_string(true);
+            let args: Vec<&str> = params.iter().map(String::as_str).collect();
+            let members: Vec<String> = joins.iter().map(|(u, s, _)| format!("{}{u}", s.all_prefixes())).collect();
+            let members: Vec<crate::proto::ts6::Member<'_>> =
+                members.iter().filter_map(|m| crate::proto::ts6::Member::parse(m).ok()).collect();
+            let from = via.map_or_else(|| our_sid(st).to_string(), |s| s.to_string());
+            let mut b = Vec::new();
+            for l in crate::proto::ts6::sjoin_lines(&from, v.ch.created, &v.ch.name, &modes, &args, &members) {
+                b.extend_from_slice(l.as_bytes());
+                b.extend_from_slice(b"\r\n");
+            }
+            b
+        }
+    };
+    if !wire.is_empty() {
+        to_my_links(st, out, via, &wire);
+    }
+}
+
+/// A channel message for the members behind this shard's links: one copy per link with
+/// members behind it, none toward the sender's own server.
+pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::commands::envelope::ChanMsg) {
+    if st.peers.is_empty() || st.directory.get(&msg.sender).is_none() {
+        return;
+    }
+    let Some(view) = st.channels.get(&msg.chan) else { return };
+    let me = crate::state::Location::Link(st.me as u16);
+    let from = direction(st, Sid::of(&msg.sender));
+    let mut peers: smallvec::SmallVec<[Sid; 4]> = smallvec::SmallVec::new();
+    for (uid, m) in &view.ch.members {
+        if m.at != me {
+            continue;
+        }
+        if let Some(d) = direction(st, Sid::of(uid)) {
+            if Some(d) != from && !peers.contains(&d) {
+                peers.push(d);
+                if peers.len() == st.peers.len() {
+                    break;
+                }
+            }
+        }
+    }
+    if peers.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&msg.line.body);
+    let Ok(m) = crate::proto::Message::parse(text.trim_end()) else { return };
+    if !matches!(m.verb, "PRIVMSG" | "NOTICE") {
+        return;
+    }
+    let wire = Line::new()
+        .source(msg.sender.as_str())
+        .verb(m.verb)
+        .param(m.param(0).unwrap_or(""))
+        .trailing(m.param(1).unwrap_or(""))
+        .finish();
+    for p in peers {
+        if let Some(&conn) = st.peers.get(&p) {
+            super::write(st, out, conn, &wire);
+        }
+    }
+}

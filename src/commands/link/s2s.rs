@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::handshake::{announce, claim};
 use super::{direction, our_sid, to_all_links, to_my_links, write};
 use crate::commands::delivery::{broadcast, meta, to_user};
-use crate::commands::envelope::{Answer, Env, NickTsClaim, NickVerdict, Ordered, Request};
+use crate::commands::envelope::{Answer, ChanMsg, Env, NickTsClaim, NickVerdict, Ordered, Request};
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::commands::query::monitor::{notify_offline, notify_online};
@@ -16,6 +16,7 @@ use crate::commands::{CmdResult, Ctx};
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::proto::{ts6, Line, Message};
+use crate::state::channel::Status;
 use crate::state::servers::{Server, Sid};
 use crate::state::{Location, Uid, User, UserModes};
 
@@ -28,7 +29,7 @@ pub enum Source {
 
 /// The line's source, when it is behind this link (no prefix: the peer itself). Anything else
 /// is logged and the line dropped.
-fn source(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Source> {
+pub fn source(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Source> {
     let peer = ctx.st.links.get(&ctx.conn)?.sid()?;
     let Some(s) = msg.source else { return Some(Source::Server(peer)) };
     let found = if s.len() == 9 {
@@ -512,6 +513,22 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         Source::User(u) => (Some(u), ctx.st.directory.get(&u).map(|x| x.mask()).unwrap_or_default()),
         Source::Server(s) => (None, ctx.st.servers.get(&s).map(|x| x.name.to_string()).unwrap_or_default()),
     };
+    let (min, chan) = match target.as_bytes().first() {
+        Some(b'@') => (Status::OP, &target[1..]),
+        Some(b'+') => (Status::VOICE, &target[1..]),
+        _ => (Status::NONE, target),
+    };
+    if crate::proto::names::is_channel_name(chan) {
+        let folded = ctx.st.cm.fold(chan);
+        let Some(name) = ctx.st.channels.get(&folded).map(|v| v.ch.name.clone()) else { return Ok(()) };
+        let shown = if min == Status::NONE { name.to_string() } else { format!("{}{name}", &target[..1]) };
+        let body: Arc<[u8]> = Line::new().source(&mask).verb(msg.verb).param(&shown).trailing(text).finish().into();
+        let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, from_uid, None));
+        let sender = from_uid.unwrap_or(ctx.me().uid);
+        let m = ChanMsg { chan: folded, line, sender, min, need: 0, at: ctx.now };
+        crate::commands::delivery::to_channel(ctx.st, ctx.out, m);
+        return Ok(());
+    }
     let to = Uid::parse(target).or_else(|| ctx.st.directory.by_nick(&ctx.st.cm.fold(target)).map(|u| u.uid));
     let Some(to) = to.filter(|u| ctx.st.directory.get(u).is_some()) else {
         log::debug!("Link {}: {} to unknown {target} dropped", peer(ctx), msg.verb);
