@@ -263,3 +263,139 @@ fn two_servers_link_and_users_meet() {
     // Autoconnect keeps trying, backing off.
     a.wait_log(&["Link irc.b.test: next attempt in"]);
 }
+
+/// A scripted peer linked to `srv` with bob (2BBAAAAAA) behind it; returns the peer and our
+/// burst.
+fn linked_with_bob(srv: &Server) -> (Client, Vec<Msg>) {
+    let mut p = peer(srv, "tous", "peer.test", "2BB");
+    let burst = handshake(&mut p, "0TS");
+    let t = now();
+    p.send(&format!(":2BB SVINFO 6 6 0 :{t}"));
+    p.send(&format!(":2BB UID bob 1 {t} +i bob bob.host bob.host 127.0.0.2 2BBAAAAAA * :Bob Remote"));
+    (p, burst)
+}
+
+/// Reads until a line matching `pred`, failing on any line matching `never` meanwhile.
+fn expect_without(c: &mut Client, what: &str, pred: impl Fn(&Msg) -> bool, never: impl Fn(&Msg) -> bool) -> Msg {
+    c.expect(what, |m| {
+        assert!(!never(m), "{what}: unexpected {}", m.raw);
+        pred(m)
+    })
+}
+
+#[test]
+fn channels_cross_a_link() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut members = srv.clients_on_both_shards("m", 1);
+    for (c, _) in members.iter_mut() {
+        c.send("JOIN #lab");
+        c.expect_verb("366");
+    }
+    for (c, _) in members.iter_mut() {
+        c.sync();
+    }
+    let (mut p, burst) = linked_with_bob(&srv);
+    let sjoin = burst.iter().find(|m| m.verb == "SJOIN" && m.p(1) == "#lab").expect("#lab in the burst");
+    assert_eq!(sjoin.source.as_deref(), Some("0TS"));
+    let ts = sjoin.p(0).to_string();
+    assert_eq!(sjoin.last().split(' ').count(), members.len(), "{}", sjoin.raw);
+    assert!(sjoin.last().split(' ').any(|m| m.starts_with('@')), "the creator is opped: {}", sjoin.raw);
+    // bob joins with the same TS: statuses merge, every member sees him once.
+    p.send(&format!(":2BB SJOIN {ts} #lab +nt :@2BBAAAAAA"));
+    for (c, _) in members.iter_mut() {
+        let j = c.expect("bob's JOIN", |m| m.verb == "JOIN");
+        assert_eq!((j.source.as_deref(), j.p(0)), (Some("bob!bob@bob.host"), "#lab"));
+        let o = c.expect("bob's op", |m| m.verb == "MODE");
+        assert_eq!((o.p(0), o.p(1), o.p(2)), ("#lab", "+o", "bob"));
+    }
+    // bob speaks: every member on both shards hears it once.
+    p.send(":2BBAAAAAA PRIVMSG #lab :hello channel");
+    for (c, _) in members.iter_mut() {
+        let m = c.expect("bob's message", |m| m.verb == "PRIVMSG");
+        assert_eq!((m.source.as_deref(), m.p(0), m.p(1)), (Some("bob!bob@bob.host"), "#lab", "hello channel"));
+    }
+    // Our members speak: one copy each at the peer, never echoed back to us.
+    for (c, _) in members.iter_mut() {
+        c.send("PRIVMSG #lab :from a member");
+    }
+    for _ in 0..members.len() {
+        let m = p.expect("a member's message", |m| m.verb == "PRIVMSG");
+        assert_eq!((m.p(0), m.p(1)), ("#lab", "from a member"));
+    }
+    // A new channel of ours reaches the peer as SJOIN, our join to an existing one as JOIN.
+    let (c0, _) = &mut members[0];
+    c0.send("JOIN #fresh");
+    c0.expect("own JOIN", |m| m.verb == "JOIN");
+    let s = p.expect("SJOIN #fresh", |m| m.verb == "SJOIN");
+    assert_eq!((s.p(1), s.p(2)), ("#fresh", "+nt"));
+    assert!(s.last().starts_with('@'), "{}", s.raw);
+    // Their topic, a kick and a part reach our members.
+    p.send(":2BBAAAAAA TOPIC #lab :remote topic");
+    for (c, _) in members.iter_mut() {
+        let t = c.expect("TOPIC", |m| m.verb == "TOPIC");
+        assert_eq!((t.source.as_deref(), t.p(1)), (Some("bob!bob@bob.host"), "remote topic"));
+    }
+    p.send(&format!(":2BB TMODE {ts} #lab +m"));
+    for (c, _) in members.iter_mut() {
+        let m = c.expect("MODE +m", |m| m.verb == "MODE");
+        assert_eq!((m.source.as_deref(), m.p(1)), (Some("peer.test"), "+m"));
+    }
+    // A TMODE with a newer TS is ignored.
+    p.send(&format!(":2BB TMODE {} #lab +i", ts.parse::<u64>().unwrap() + 10));
+    // Our op's mode change reaches the peer as TMODE with the channel TS.
+    let (c0, _) = &mut members[0];
+    c0.send("MODE #lab -m");
+    let t = p.expect("TMODE", |m| m.verb == "TMODE");
+    assert_eq!((t.p(0), t.p(1), t.p(2)), (ts.as_str(), "#lab", "-m"));
+    for (c, _) in members.iter_mut() {
+        expect_without(c, "MODE -m", |m| m.verb == "MODE" && m.p(1) == "-m", |m| m.verb == "MODE" && m.p(1) == "+i");
+    }
+    // The peer splits: bob's QUIT reaches each member once, with the servers' names.
+    drop(p);
+    for (c, _) in members.iter_mut() {
+        let q = c.expect("bob's QUIT", |m| m.verb == "QUIT");
+        assert_eq!((q.source.as_deref(), q.p(0)), (Some("bob!bob@bob.host"), "irc.test.local peer.test"));
+        c.send("NAMES #lab");
+        let names = c.expect_verb("353");
+        assert!(!names.last().contains("bob"), "{}", names.raw);
+        c.expect_verb("366");
+        c.expect_silence(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn channel_ts_conflicts_follow_the_rules() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.client("alice");
+    alice.send("JOIN #tswar");
+    alice.expect_verb("366");
+    alice.send("MODE #tswar +s");
+    alice.expect("MODE +s", |m| m.verb == "MODE");
+    let (mut p, burst) = linked_with_bob(&srv);
+    let ours: u64 = burst.iter().find(|m| m.verb == "SJOIN" && m.p(1) == "#tswar").unwrap().p(0).parse().unwrap();
+    // Theirs is older: they win (the capture's #tswar).
+    p.send(&format!(":2BB SJOIN {} #tswar +mnt :@2BBAAAAAA", ours - 2));
+    let n = alice.expect("the TS notice", |m| m.verb == "NOTICE");
+    assert_eq!(n.last(), format!("*** Notice -- TS for #tswar changed from {ours} to {}", ours - 2));
+    let m = alice.expect("our op and modes go", |m| m.verb == "MODE");
+    assert_eq!((m.p(1), m.p(2)), ("-o+m-s", "alice"), "{}", m.raw);
+    alice.expect("bob's JOIN", |m| m.verb == "JOIN");
+    alice.send("MODE #tswar");
+    let modes = alice.expect_verb("324");
+    assert_eq!(modes.p(2), "+mnt");
+    alice.send("NAMES #tswar");
+    let names = alice.expect_verb("353");
+    let mut n: Vec<&str> = names.last().split(' ').collect();
+    n.sort();
+    assert_eq!(n, ["@bob", "alice"]);
+    // A SJOIN with a newer TS joins without statuses.
+    p.send(&format!(":2BB UID carol 1 {} +i carol c.host c.host 127.0.0.3 2BBAAAAAB * :Carol", now()));
+    p.send(&format!(":2BB SJOIN {} #tswar +ik key :@2BBAAAAAB", ours + 50));
+    let j = alice.expect("carol's JOIN", |m| m.verb == "JOIN");
+    assert_eq!(j.source.as_deref(), Some("carol!carol@c.host"));
+    alice.send("NAMES #tswar");
+    let names = alice.expect_verb("353");
+    assert!(names.last().split(' ').any(|x| x == "carol"), "{}", names.raw);
+    alice.send("MODE #tswar");
+    assert_eq!(alice.expect_verb("324").p(2), "+mnt");
+}
