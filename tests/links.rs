@@ -399,3 +399,127 @@ fn channel_ts_conflicts_follow_the_rules() {
     alice.send("MODE #tswar");
     assert_eq!(alice.expect_verb("324").p(2), "+mnt");
 }
+
+/// The base config for a server of another name and SID, with `links` blocks appended.
+fn server_config(name: &str, sid: &str, links: &str) -> String {
+    BASE_CONFIG.replace("irc.test.local", name).replace("0TS", sid) + links
+}
+
+/// A `[[links]]` block; `address` makes us dial it (autoconnect, quick backoff).
+fn link_block(name: &str, sid: &str, address: Option<std::net::SocketAddr>, hub: bool) -> String {
+    let mut b = format!(
+        "\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n"
+    );
+    if let Some(a) = address {
+        b += &format!("address = \"{a}\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n");
+    }
+    if hub {
+        b += "hub_mask = [\"*\"]\n";
+    }
+    b
+}
+
+/// Asks `c` for WHOIS of `nick` until it is `there` (or not), within about 5 s.
+fn until_whois(c: &mut Client, nick: &str, there: bool) {
+    for _ in 0..100 {
+        c.send(&format!("WHOIS {nick}"));
+        let m = c.expect("311 or 401", |m| m.verb == "311" || m.verb == "401");
+        c.expect_verb("318");
+        if (m.verb == "311") == there {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{}: WHOIS {nick} never became {there}", c.nick);
+}
+
+#[test]
+fn three_servers_in_a_chain_chat_split_and_relink() {
+    let b_links = link_block("irc.a.test", "1AA", None, false) + &link_block("irc.c.test", "3CC", None, false);
+    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &b_links));
+    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
+    let c = Server::with_config(2, &server_config("irc.c.test", "3CC", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
+    a.wait_log(&["Link established: irc.b.test"]);
+    c.wait_log(&["Link established: irc.b.test"]);
+    let mut on_a = a.clients_on_both_shards("a", 1);
+    let mut on_c = c.clients_on_both_shards("c", 1);
+    until_whois(&mut on_a[0].0, &on_c.last().unwrap().0.nick.clone(), true);
+    until_whois(&mut on_c[0].0, &on_a.last().unwrap().0.nick.clone(), true);
+    let w = {
+        let nick = on_c[0].0.nick.clone();
+        let ca = &mut on_a[0].0;
+        ca.send(&format!("WHOIS {nick}"));
+        ca.expect_verb("312")
+    };
+    assert_eq!(w.p(2), "irc.c.test", "{}", w.raw);
+
+    // Everyone joins #chain (A's side first); each sees every other join once.
+    let total = on_a.len() + on_c.len();
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        cl.send("JOIN #chain");
+        cl.expect_verb("366");
+    }
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        until_names(cl, "#chain", total);
+    }
+    // Every message reaches every other member exactly once, through B.
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        let text = format!("from {}", cl.nick);
+        cl.send(&format!("PRIVMSG #chain :{text}"));
+    }
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        let mut got = Vec::new();
+        while got.len() < total - 1 {
+            let m = cl.expect("a channel message", |m| m.verb == "PRIVMSG");
+            assert!(!got.contains(&m.p(1).to_string()), "{} twice", m.raw);
+            assert_ne!(m.p(1), format!("from {}", cl.nick), "own message echoed");
+            got.push(m.p(1).to_string());
+        }
+    }
+
+    // B dies: A's members see each of C's users quit once, "irc.b.test irc.c.test", and the
+    // other way round.
+    b.signal(9);
+    let (a_nicks, c_nicks): (Vec<String>, Vec<String>) =
+        (on_a.iter().map(|(x, _)| x.nick.clone()).collect(), on_c.iter().map(|(x, _)| x.nick.clone()).collect());
+    for (side, others, why) in [(&mut on_a, &c_nicks, "irc.b.test irc.c.test"), (&mut on_c, &a_nicks, "irc.b.test irc.a.test")] {
+        for (cl, _) in side.iter_mut() {
+            let mut quit = Vec::new();
+            while quit.len() < others.len() {
+                let m = cl.expect("a QUIT", |m| m.verb == "QUIT");
+                let nick = m.source.as_deref().unwrap().split('!').next().unwrap().to_string();
+                assert!(others.contains(&nick) && !quit.contains(&nick), "{}", m.raw);
+                assert_eq!(m.p(0), why);
+                quit.push(nick);
+            }
+        }
+    }
+    // B comes back on its port; A and C relink by themselves and meet again.
+    let port = b.addr.to_string();
+    drop(b);
+    let b = Server::with_args(2, &server_config("irc.b.test", "2BB", &b_links), &["--listen", &port]);
+    a.wait_log(&["Server burst: end of burst from irc.b.test"]);
+    until_whois(&mut on_a[0].0, &c_nicks[0], true);
+    until_whois(&mut on_c[0].0, &a_nicks[0], true);
+    drop(b);
+}
+
+/// NAMES of `chan` until it has `n` members (within about 5 s).
+fn until_names(c: &mut Client, chan: &str, n: usize) {
+    for _ in 0..100 {
+        c.send(&format!("NAMES {chan}"));
+        let mut count = 0;
+        loop {
+            let m = c.expect("NAMES", |m| m.verb == "353" || m.verb == "366");
+            if m.verb == "366" {
+                break;
+            }
+            count += m.last().split(' ').filter(|x| !x.is_empty()).count();
+        }
+        if count == n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{}: {chan} never had {n} members", c.nick);
+}
