@@ -132,10 +132,10 @@ pub static COMMANDS: &[Spec] = &[
     spec("PART", 1, When::Registered, channel::part::part).with_server(link::channels::part),
     spec("KICK", 2, When::Registered, channel::kick::kick).with_server(link::channels::kick),
     spec("TOPIC", 1, When::Registered, channel::topic::topic).with_server(link::channels::topic),
-    spec("MODE", 1, When::Registered, channel::mode::mode),
+    spec("MODE", 1, When::Registered, channel::mode::mode).with_server(link::s2s::umode),
     spec("NAMES", 0, When::Registered, channel::names::names),
     spec("LIST", 0, When::Registered, channel::list::list),
-    spec("INVITE", 0, When::Registered, channel::invite::invite),
+    spec("INVITE", 0, When::Registered, channel::invite::invite).with_server(link::s2s::invite),
     spec("KNOCK", 1, When::Registered, channel::knock::knock),
     // messages (message.rs)
     spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
@@ -144,7 +144,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("SETNAME", 1, When::Registered, identity::setname),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),
-    spec("WHOIS", 1, When::Registered, query::whois::whois),
+    spec("WHOIS", 1, When::Registered, query::whois::whois).with_server(link::s2s::whois),
     spec("WHOWAS", 1, When::Registered, query::whowas::whowas),
     spec("ISON", 1, When::Registered, query::userhost::ison),
     spec("USERHOST", 1, When::Registered, query::userhost::userhost),
@@ -153,7 +153,7 @@ pub static COMMANDS: &[Spec] = &[
     // operators (oper/*.rs)
     spec("OPER", 1, When::Registered, oper::oper::oper),
     spec("KILL", 1, When::Registered, oper::kill::kill).with_server(link::s2s::kill),
-    spec("WALLOPS", 1, When::Registered, oper::wallops::wallops),
+    spec("WALLOPS", 1, When::Registered, oper::wallops::wallops).with_server(link::s2s::wallops),
     spec("REHASH", 0, When::Registered, oper::process::rehash),
     spec("DIE", 0, When::Registered, oper::process::die),
     spec("RESTART", 0, When::Registered, oper::process::restart),

@@ -72,6 +72,9 @@ pub fn away(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, away: Option<&s
     to_my_links(st, out, None, &l.finish());
 }
 
+/// How every KILL's departure reason starts.
+pub const KILLED: &str = "Killed (";
+
 /// A user of ours left the network; its QUIT line as observers saw it gives the reason.
 pub fn quit(st: &mut ShardState, out: &mut dyn Outbox, u: &User, line: &Shared) {
     if st.peers.is_empty() || !u.location.is_local() {
@@ -79,6 +82,12 @@ pub fn quit(st: &mut ShardState, out: &mut dyn Outbox, u: &User, line: &Shared) 
     }
     let text = String::from_utf8_lossy(&line.body);
     let reason = text.trim_end().split_once(" :").map_or("", |(_, r)| r);
+    // A killed user's KILL went to the links when it was killed: its server sends no QUIT
+    // (docs/ts6 §4). Every kill's reason, and only a kill's, starts so (a user's own QUIT
+    // says "Quit: ").
+    if reason.starts_with(KILLED) {
+        return;
+    }
     let wire = Line::new().source(u.uid.as_str()).verb("QUIT").trailing(reason).finish();
     to_my_links(st, out, None, &wire);
 }
@@ -233,4 +242,47 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
             super::write(st, out, conn, &wire);
         }
     }
+}
+
+/// A user of ours changed its modes: `:<UID> MODE <UID> :<+added-removed>` (remote users'
+/// changes pass through as received).
+pub fn umodes(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, before: crate::state::UserModes, after: crate::state::UserModes) {
+    if st.peers.is_empty() || except(st, uid).is_some() || before == after {
+        return;
+    }
+    let mut diff = String::new();
+    for (on, sign) in [(true, '+'), (false, '-')] {
+        let letters: String = crate::state::UserModes::TABLE
+            .iter()
+            .filter(|(_, m)| after.has(*m) == on && before.has(*m) != on)
+            .map(|(c, _)| *c)
+            .collect();
+        if !letters.is_empty() {
+            diff.push(sign);
+            diff.push_str(&letters);
+        }
+    }
+    let line = Line::new().source(uid.as_str()).verb("MODE").param(uid.as_str()).trailing(&diff).finish();
+    to_my_links(st, out, None, &line);
+}
+
+/// An INVITE for a user behind a link of this shard: `:<UID> INVITE <UID> <chan> <ts>`.
+pub fn invite(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, chan: &crate::proto::Folded, line: &Shared) {
+    let Some(conn) = super::link_toward(st, Sid::of(&to)) else { return };
+    let Some(from) = line.meta.as_ref().and_then(|m| m.sender) else { return };
+    let Some(view) = st.channels.get(chan) else { return };
+    let wire = Line::new()
+        .source(from.as_str())
+        .verb("INVITE")
+        .param(to.as_str())
+        .param(&view.ch.name)
+        .param(&view.ch.created.to_string())
+        .finish();
+    super::write(st, out, conn, &wire);
+}
+
+/// A WALLOPS of one of our users, for every link.
+pub fn wallops(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, text: &str) {
+    let line = Line::new().source(uid.as_str()).verb("WALLOPS").trailing(text).finish();
+    super::to_all_links(st, out, None, line.into());
 }
