@@ -734,7 +734,6 @@ fn a_hybrid_operator_kills_a_rustircd_user() {
 /// victim's server sends no QUIT"): hybrid has already removed the user and answers the QUIT
 /// from an unknown UID with `KILL <uid> :irc.hybrid.test (Unknown Client)`.
 #[test]
-#[ignore = "rustircd bug: after `:<hybrid oper UID> KILL <our UID>` it sends `:<our UID> QUIT :Killed (...)` back to the link; hybrid answers `:1HY KILL <uid> :irc.hybrid.test (Unknown Client)`"]
 fn no_quit_goes_to_the_link_for_a_user_killed_from_it() {
     if !hybrid_installed() {
         return;
@@ -765,7 +764,6 @@ fn no_quit_goes_to_the_link_for_a_user_killed_from_it() {
 /// An operator on rustircd KILLs a hybrid user: a KILL goes to hybrid, which disconnects the
 /// user; rustircd forgets it.
 #[test]
-#[ignore = "rustircd bug: `KILL <remote nick>` by a local operator says `Received KILL message for ...` but sends no KILL to the link and keeps the user (oper/kill.rs sends Control::Kill to the link's shard, where kill_local finds no local connection)"]
 fn a_rustircd_operator_kills_a_hybrid_user() {
     if !hybrid_installed() {
         return;
@@ -789,7 +787,6 @@ fn a_rustircd_operator_kills_a_hybrid_user() {
 /// `WHOIS nick nick` on hybrid asks the user's server (`:<UID> WHOIS <our UID> :nick`): rustircd
 /// must answer with the WHOIS numerics, or the hybrid user waits for a 318 that never comes.
 #[test]
-#[ignore = "not implemented in rustircd: a remote WHOIS (`:1HYAAAAAB WHOIS 0TSAAAAAA :nick`) from a link is dropped, no numerics are sent back"]
 fn a_remote_whois_from_hybrid_is_answered() {
     if !hybrid_installed() {
         return;
@@ -804,10 +801,23 @@ fn a_remote_whois_from_hybrid_is_answered() {
     h.expect_verb("318");
 }
 
+/// NAMES of `chan` on `c`, as one list of names (prefixes kept).
+fn names_of(c: &mut Client, chan: &str) -> Vec<String> {
+    c.send(&format!("NAMES {chan}"));
+    let mut names = Vec::new();
+    loop {
+        let m = c.expect("NAMES", |m| m.verb == "353" || m.verb == "366");
+        if m.verb == "366" {
+            return names;
+        }
+        names.extend(m.last().split(' ').filter(|x| !x.is_empty()).map(str::to_string));
+    }
+}
+
 /// User modes cross the link both ways: hybrid's operator is one for rustircd's WHOIS (313),
-/// and a rustircd user's +i counts as invisible in hybrid's LUSERS.
+/// and a rustircd user's +i hides it from hybrid's NAMES for non-members (hybrid's LUSERS
+/// counts invisible users as they were introduced, not their later changes).
 #[test]
-#[ignore = "not implemented in rustircd: `:<UID> MODE <UID> :+...` from the link is ignored (no 313 for hybrid's opers, +i not applied), and a local user's MODE +i/-i is not sent to links"]
 fn user_modes_cross_the_link() {
     if !hybrid_installed() {
         return;
@@ -816,12 +826,21 @@ fn user_modes_cross_the_link() {
     let _hop = hybrid_oper(&hybrid, "hop");
     let mut r = srv.client("rinvis");
     let uid = uid_of(&relay, "rustircd", "rinvis");
+    r.send("JOIN #vis");
+    r.expect_verb("366");
+    let mut h = hybrid.client("hlook");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !names_of(&mut h, "#vis").iter().any(|n| n.trim_start_matches('@') == "rinvis") {
+        assert!(Instant::now() < deadline, "hybrid never saw rinvis in #vis");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     r.send("MODE rinvis +i");
     relay.wait_line("rustircd", &[&format!(":{uid} MODE {uid} :+i")], Duration::from_secs(5));
-    let mut h = hybrid.client("hlook");
-    h.send("LUSERS");
-    let m = h.expect_verb("251");
-    assert!(m.last().contains("and 1 invisible"), "{}", m.raw);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names_of(&mut h, "#vis").iter().any(|n| n.trim_start_matches('@') == "rinvis") {
+        assert!(Instant::now() < deadline, "hybrid still shows +i rinvis to a non-member");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     whois_until_known(&mut r, "hop");
     r.send("WHOIS hop");
     let lines = r.collect_until("318");
@@ -830,7 +849,6 @@ fn user_modes_cross_the_link() {
 
 /// LUSERS on rustircd counts the linked server and its users as remote.
 #[test]
-#[ignore = "rustircd bug: with hybrid linked and 1 user on each side, LUSERS says `on 1 servers`, `I have 2 clients and 0 servers`, `265 ... 2 2` (remote users counted as local)"]
 fn lusers_counts_the_linked_server() {
     if !hybrid_installed() {
         return;
