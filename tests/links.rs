@@ -523,3 +523,63 @@ fn until_names(c: &mut Client, chan: &str, n: usize) {
     }
     panic!("{}: {chan} never had {n} members", c.nick);
 }
+
+#[test]
+fn services_set_accounts_and_force_changes() {
+    let config = format!(
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
+        config_with_peer("").replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
+    );
+    let srv = Server::with_config(2, &config);
+    let mut alice = Client::connect(srv.addr);
+    alice.register_caps("alice", "account-notify extended-join");
+    let mut bob = srv.client("bob");
+    for c in [&mut alice, &mut bob] {
+        c.send("JOIN #acct");
+        c.expect_verb("366");
+    }
+    alice.expect("bob's JOIN", |m| m.verb == "JOIN" && m.source.as_deref().unwrap().starts_with("bob!"));
+    let mut s = peer(&srv, "tous", "services.test", "3SV");
+    let burst = handshake(&mut s, "0TS");
+    let b = burst.iter().find(|m| m.verb == "UID" && m.p(0) == "bob").unwrap();
+    let (buid, bts) = (b.p(8).to_string(), b.p(2).to_string());
+    s.send(&format!(":3SV UID NickServ 1 {} +io services services.test services.test 0.0.0.0 3SVAAAAAG * :Nickname Registration Service", now()));
+    s.send(&format!(":3SV SVSACCOUNT {buid} {bts} bob"));
+    s.send(&format!(":3SVAAAAAG SVSMODE {buid} {bts} +r"));
+    let m = alice.expect("account-notify", |m| m.verb == "ACCOUNT");
+    assert_eq!((m.source.as_deref(), m.p(0)), (Some("bob!~bob@127.0.0.1"), "bob"));
+    let m = bob.expect("bob's +r", |m| m.verb == "MODE");
+    assert_eq!(m.last(), "+r");
+    alice.send("WHOIS bob");
+    let w = alice.collect_until("318");
+    assert!(w.iter().any(|m| m.verb == "330" && m.p(2) == "bob"), "{w:?}");
+    // A server not named in `services` is not obeyed.
+    let (mut p, _) = linked_with_bob_named(&srv, "peer.test", "2BB");
+    p.send(&format!(":2BB SVSACCOUNT {buid} {bts} mallory"));
+    p.send("PING :2BB");
+    p.expect_verb("PONG");
+    alice.send("WHOIS bob");
+    let w = alice.collect_until("318");
+    assert!(w.iter().any(|m| m.verb == "330" && m.p(2) == "bob"), "{w:?}");
+    // Forced changes run as if bob had sent them.
+    s.send(&format!(":3SV SVSJOIN {buid} #forced"));
+    let j = bob.expect("the forced JOIN", |m| m.verb == "JOIN");
+    assert_eq!(j.p(0), "#forced");
+    s.send(&format!(":3SV SVSNICK {buid} {bts} bobby {}", now()));
+    let n = bob.expect("the forced NICK", |m| m.verb == "NICK");
+    assert_eq!(n.p(0), "bobby");
+    let n = alice.expect("bob's NICK", |m| m.verb == "NICK");
+    assert_eq!(n.p(0), "bobby");
+    // Logging out.
+    s.send(&format!(":3SV SVSACCOUNT {buid} 0 *"));
+    let m = alice.expect("account-notify", |m| m.verb == "ACCOUNT");
+    assert_eq!(m.p(0), "*");
+}
+
+/// A scripted peer of another name, with bob's twin `remote` behind it.
+fn linked_with_bob_named(srv: &Server, name: &str, sid: &str) -> (Client, Vec<Msg>) {
+    let mut p = peer(srv, "tous", name, sid);
+    let burst = handshake(&mut p, "0TS");
+    p.send(&format!(":{sid} SVINFO 6 6 0 :{}", now()));
+    (p, burst)
+}

@@ -192,6 +192,10 @@ pub enum Ordered {
         chan: Folded,
         line: Shared,
     },
+    /// Services logged a user in (`Some`) or out (SVSACCOUNT).
+    UserAccount { uid: Uid, account: Option<Arc<str>> },
+    /// Services changed a user's visible host (SVSHOST).
+    UserHost { uid: Uid, host: Arc<str> },
     /// A server joined the network behind a link of the sending shard.
     ServerIntro(Box<Server>),
     /// These servers left the network (a split seen by the sending shard), children first.
@@ -236,6 +240,9 @@ pub enum Control {
     Wallops {
         line: Arc<[u8]>,
     },
+    /// Services make a user of the receiving shard do something (SVSNICK, SVSJOIN, SVSPART):
+    /// `line` runs as if the user had sent it.
+    RunAs { target: Uid, line: Box<[u8]> },
     /// A server notice for the receiving shard's +s operators.
     Snotice {
         text: Arc<str>,

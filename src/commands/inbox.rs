@@ -93,6 +93,7 @@ fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control
         Control::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),
         Control::Kill { target, reason } => super::oper::kill::kill_local(st, out, target, &reason),
         Control::Wallops { line } => super::oper::wallops::deliver(st, out, &line),
+        Control::RunAs { target, line } => link::services::run_as(st, out, target, &line),
         Control::Snotice { text } => super::oper::snotice::deliver(st, out, &text),
         Control::Counts { unregistered, classes } => {
             st.unregistered[from] = unregistered;
@@ -193,6 +194,8 @@ pub fn stream_event(
         Ordered::ToUser { uid, line, need, at } => to_user(st, out, uid, &line, need, at),
         Ordered::ChanMsg(msg) => channel_here(st, out, &msg),
         Ordered::Invite { target, chan, line } => to_invitee(st, out, target, &chan, &line),
+        Ordered::UserAccount { uid, account } => link::services::account_seen(st, out, uid, account),
+        Ordered::UserHost { uid, host } => link::services::host_seen(st, uid, host),
         Ordered::ServerIntro(server) => link::s2s::server_seen(st, out, *server),
         Ordered::ServerSplit { sids } => link::s2s::split_seen(st, &sids),
         Ordered::ToLinks { except, line } => link::to_my_links(st, out, except, &line),

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::err;
 use crate::proto::{names, Line, Message, Numeric};
 
-pub const USER_MODES: &str = "Biosw";
+pub const USER_MODES: &str = "Biorsw";
 pub const CHANNEL_MODES: &str = "beIiklmnopstv";
 pub const CHANNEL_MODES_WITH_PARAM: &str = "beIklov";
 

@@ -127,6 +127,17 @@ pub static COMMANDS: &[Spec] = &[
     link_only("TMODE", 3, When::Registered, link::channels::tmode),
     link_only("BMASK", 4, When::Registered, link::channels::bmask),
     link_only("TBURST", 5, When::Registered, link::channels::tburst),
+    // services (link/services.rs): obeyed from `[server] services` servers only
+    link_only("SVSACCOUNT", 3, When::Registered, link::services::svsaccount),
+    link_only("SVSMODE", 3, When::Registered, link::services::svsmode),
+    link_only("SVSHOST", 3, When::Registered, link::services::svshost),
+    link_only("SVSNICK", 3, When::Registered, link::services::svsnick),
+    link_only("SVSJOIN", 2, When::Registered, link::services::svsjoin),
+    link_only("SVSPART", 2, When::Registered, link::services::svspart),
+    link_only("SVSKILL", 1, When::Registered, link::services::svskill),
+    link_only("SVSTAG", 1, When::Registered, link::services::pass_through),
+    link_only("RESV", 1, When::Registered, link::services::pass_through),
+    link_only("ENCAP", 2, When::Registered, link::services::pass_through),
     // channels (channel/*.rs)
     spec("JOIN", 1, When::Registered, channel::join::join).with_server(link::channels::join),
     spec("PART", 1, When::Registered, channel::part::part).with_server(link::channels::part),

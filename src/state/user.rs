@@ -17,13 +17,16 @@ impl UserModes {
     pub const SNOTICE: UserModes = UserModes(1 << 3); // +s
     pub const SECURE: UserModes = UserModes(1 << 4); // +Z
     pub const BOT: UserModes = UserModes(1 << 5); // +B
+    /// +r: the nick is registered with services and its user identified (services set it).
+    pub const REGISTERED: UserModes = UserModes(1 << 6);
 
     /// Mode letters in display order.
-    pub const TABLE: [(char, UserModes); 6] = [
+    pub const TABLE: [(char, UserModes); 7] = [
         ('B', UserModes::BOT),
         ('Z', UserModes::SECURE),
         ('i', UserModes::INVISIBLE),
         ('o', UserModes::OPER),
+        ('r', UserModes::REGISTERED),
         ('s', UserModes::SNOTICE),
         ('w', UserModes::WALLOPS),
     ];

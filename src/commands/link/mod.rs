@@ -15,6 +15,7 @@ pub mod dial;
 pub mod handshake;
 pub mod relay;
 pub mod s2s;
+pub mod services;
 pub mod split;
 
 use std::sync::Arc;

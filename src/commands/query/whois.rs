@@ -78,6 +78,9 @@ pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, n
     if u.modes.has(UserModes::BOT) {
         add(Numeric::RPL_WHOISBOT, &[&nick]);
     }
+    if let Some(account) = &u.account {
+        add(Numeric::RPL_WHOISACCOUNT, &[&nick, account]);
+    }
     if u.modes.has(UserModes::SECURE) {
         add(Numeric::RPL_WHOISSECURE, &[&nick]);
     }

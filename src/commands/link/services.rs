@@ -1,0 +1,291 @@
+//! Services commands (docs/ts6 §4.1), obeyed only from the servers `[server] services` names
+//! (hybrid's `service {}` block); from any other server they are logged and dropped. Accounts
+//! set by services show in WHOIS (330), `account-notify`, `account-tag` and `extended-join`.
+//! Forced changes (SVSNICK, SVSJOIN, SVSPART) run on the user's own shard as if the user had
+//! sent the command, so they take the ordinary paths (nick claims, channel homes, links).
+
+use std::sync::Arc;
+
+use super::s2s::{source, Source};
+use super::{is_service, to_all_links};
+use crate::commands::delivery::broadcast;
+use crate::commands::envelope::{Control, Env, Ordered};
+use crate::commands::outbox::Outbox;
+use crate::commands::{CmdResult, Ctx};
+use crate::local::shard::ShardState;
+use crate::proto::{Line, Message};
+use crate::state::servers::Sid;
+use crate::state::{Location, Uid, UserModes};
+
+/// The line's source when it is a services server (or one of its pseudo-clients).
+fn from_services(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Sid> {
+    let sid = match source(ctx, msg)? {
+        Source::Server(s) => s,
+        Source::User(u) => Sid::of(&u),
+    };
+    let name = ctx.st.servers.get(&sid)?.name.clone();
+    if is_service(ctx.st, &name) {
+        Some(sid)
+    } else {
+        log::info!("Services command {} from {name}, not a [server] services server: dropped", msg.verb);
+        None
+    }
+}
+
+/// The target user and whether the TS in the line (0: any) is its nick TS.
+fn target(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Uid> {
+    let uid = Uid::parse(msg.params[0]).or_else(|| ctx.st.directory.by_nick(&ctx.st.cm.fold(msg.params[0])).map(|u| u.uid))?;
+    let u = ctx.st.directory.get(&uid)?;
+    let ts: u64 = msg.param(1).and_then(|t| t.parse().ok()).unwrap_or(0);
+    (ts == 0 || ts == u.nick_ts).then_some(uid)
+}
+
+/// The line as received, for the other links (each server applies services' changes itself).
+fn pass_on(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let mut l = Line::new();
+    if let Some(s) = msg.source {
+        l = l.source(s);
+    }
+    l = l.verb(msg.verb);
+    let n = msg.params.len();
+    for (i, p) in msg.params.iter().enumerate() {
+        l = if i + 1 == n { l.trailing(p) } else { l.param(p) };
+    }
+    let except = ctx.st.links.get(&ctx.conn).and_then(|l| l.sid());
+    to_all_links(ctx.st, ctx.out, except, l.finish().into());
+}
+
+/// `:<S> SVSACCOUNT <UID> <ts> <account|*>`.
+pub fn svsaccount(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if from_services(ctx, msg).is_none() {
+        return Ok(());
+    }
+    let Some(uid) = target(ctx, msg) else { return Ok(()) };
+    let account = msg.param(2).filter(|a| *a != "*" && !a.is_empty()).map(Arc::<str>::from);
+    pass_on(ctx, msg);
+    set_account(ctx.st, ctx.out, uid, account.clone());
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserAccount { uid, account: account.clone() }));
+    Ok(())
+}
+
+/// A user's account changed: in this shard's directory, and told to this shard's users who
+/// share a channel with it and asked (`account-notify`).
+pub fn set_account(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account: Option<Arc<str>>) {
+    let Some(u) = st.directory.get_mut(&uid) else { return };
+    if u.account == account {
+        return;
+    }
+    u.account = account.clone();
+    let mask = u.mask();
+    let line = Line::new().source(&mask).verb("ACCOUNT").param(account.as_deref().unwrap_or("*")).finish();
+    let bit = crate::commands::capabilities::bits::ACCOUNT_NOTIFY;
+    let mut targets = crate::commands::inbox::observers(st, uid, bit);
+    // The user itself hears it too, when it asked.
+    if let Some(&me) = st.local.get(&uid) {
+        if st.clients.get(&me).is_some_and(|c| c.caps & bit != 0) {
+            targets.push(me);
+        }
+    }
+    let shared = crate::commands::outgoing::Shared::plain(line.into());
+    crate::commands::delivery::to_conns_shared(st, out, &targets, &shared, 0);
+}
+
+/// `:<S> SVSMODE <UID> <ts> <+modes-modes>`.
+pub fn svsmode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if from_services(ctx, msg).is_none() {
+        return Ok(());
+    }
+    let Some(uid) = target(ctx, msg) else { return Ok(()) };
+    let Some(mut modes) = ctx.st.directory.get(&uid).map(|u| u.modes) else { return Ok(()) };
+    let before = modes;
+    let mut on = true;
+    for c in msg.param(2).unwrap_or("").chars() {
+        match c {
+            '+' | '-' => on = c == '+',
+            c => {
+                if let Some(m) = UserModes::from_letter(c) {
+                    modes.set(m, on);
+                }
+            }
+        }
+    }
+    pass_on(ctx, msg);
+    if modes == before {
+        return Ok(());
+    }
+    ctx.st.directory.set_modes(&uid, modes);
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserModes { uid, modes, ack: None }));
+    // The user is shown its new modes, as after its own MODE.
+    let diff = mode_diff(before, modes);
+    let to = ctx.st.directory.get(&uid).map(|u| u.nick.to_string()).unwrap_or_default();
+    let server = ctx.st.cfg.server.name.clone();
+    let line = Line::new().source(&server).verb("MODE").param(&to).trailing(&diff).finish();
+    run_or_tell(ctx.st, ctx.out, uid, None, Some(line));
+    Ok(())
+}
+
+fn mode_diff(before: UserModes, after: UserModes) -> String {
+    let mut diff = String::new();
+    for (on, sign) in [(true, '+'), (false, '-')] {
+        let letters: String =
+            UserModes::TABLE.iter().filter(|(_, m)| after.has(*m) == on && before.has(*m) != on).map(|(c, _)| *c).collect();
+        if !letters.is_empty() {
+            diff.push(sign);
+            diff.push_str(&letters);
+        }
+    }
+    diff
+}
+
+/// `:<S> SVSHOST <UID> <ts> <host>`.
+pub fn svshost(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if from_services(ctx, msg).is_none() {
+        return Ok(());
+    }
+    let Some(uid) = target(ctx, msg) else { return Ok(()) };
+    let Some(host) = msg.param(2).filter(|h| crate::proto::names::valid_hostname(h)) else { return Ok(()) };
+    let host: Arc<str> = host.into();
+    pass_on(ctx, msg);
+    if let Some(u) = ctx.st.directory.get_mut(&uid) {
+        u.host = host.clone();
+    }
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserHost { uid, host: host.clone() }));
+    Ok(())
+}
+
+/// `:<S> SVSNICK <UID> <ts> <newnick> [<newts>]`: the user changes nick as if it asked.
+pub fn svsnick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if from_services(ctx, msg).is_none() {
+        return Ok(());
+    }
+    let (Some(uid), Some(nick)) = (target(ctx, msg), msg.param(2)) else { return Ok(()) };
+    let line = format!("NICK {nick}");
+    if !ours(ctx.st, uid) {
+        pass_on(ctx, msg);
+        return Ok(());
+    }
+    run_or_tell(ctx.st, ctx.out, uid, Some(line.into_bytes()), None);
+    Ok(())
+}
+
+/// `:<S> SVSJOIN <UID> <chan> [<key>]` and `:<S> SVSPART <UID> <chan> [:<reason>]`.
+pub fn svsjoin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    forced(ctx, msg, "JOIN")
+}
+
+pub fn svspart(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    forced(ctx, msg, "PART")
+}
+
+fn forced(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
+    if from_services(ctx, msg).is_none() {
+        return Ok(());
+    }
+    let Some(uid) = Uid::parse(msg.params[0]).filter(|u| ctx.st.directory.get(u).is_some()) else { return Ok(()) };
+    let (Some(chan), rest) = (msg.param(1), msg.param(2)) else { return Ok(()) };
+    if !ours(ctx.st, uid) {
+        pass_on(ctx, msg);
+        return Ok(());
+    }
+    let line = match (verb, rest) {
+        ("PART", Some(r)) => format!("PART {chan} :{r}"),
+        (_, Some(k)) => format!("{verb} {chan} {k}"),
+        _ => format!("{verb} {chan}"),
+    };
+    run_or_tell(ctx.st, ctx.out, uid, Some(line.into_bytes()), None);
+    Ok(())
+}
+
+/// `:<S> SVSKILL <UID> :<reason>`: services disconnect a user (one of ours; or passed on).
+pub fn svskill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(sid) = from_services(ctx, msg) else { return Ok(()) };
+    let Some(uid) = Uid::parse(msg.params[0]).filter(|u| ctx.st.directory.get(u).is_some()) else { return Ok(()) };
+    let server = ctx.st.servers.get(&sid).map(|s| s.name.to_string()).unwrap_or_default();
+    let reason = format!("Killed ({server} ({}))", msg.param(1).unwrap_or("SVSKILL"));
+    if !ours(ctx.st, uid) {
+        pass_on(ctx, msg);
+        return Ok(());
+    }
+    // Its server tells the network: a KILL from us, so nobody waits for a QUIT.
+    let line = Line::new().source(super::our_sid(ctx.st)).verb("KILL").param(uid.as_str()).trailing(&format!("{server} ({})", msg.param(1).unwrap_or("SVSKILL"))).finish();
+    to_all_links(ctx.st, ctx.out, None, line.into());
+    let shard = ctx.st.directory.get(&uid).map_or(0, |u| u.location.shard());
+    let reason: Arc<str> = reason.into();
+    if shard == ctx.st.me {
+        crate::commands::oper::kill::kill_local(ctx.st, ctx.out, uid, &reason);
+    } else {
+        ctx.out.to_shard(shard, Env::Control(Control::Kill { target: uid, reason }));
+    }
+    Ok(())
+}
+
+/// `:<S> RESV ...`, `:<S> ENCAP ...` and other services lines we do not act on: passed on to the
+/// other links (every server decides for itself), logged here.
+pub fn pass_through(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if source(ctx, msg).is_none() {
+        return Ok(());
+    }
+    log::debug!("Link: {} passed on, not acted on here", msg.verb);
+    pass_on(ctx, msg);
+    Ok(())
+}
+
+/// Whether the user is one of this server's (on any shard).
+fn ours(st: &ShardState, uid: Uid) -> bool {
+    st.directory.get(&uid).is_some_and(|u| u.location.is_local())
+}
+
+/// Runs `line` as the user (or shows it `tell`), on the user's own shard.
+fn run_or_tell(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: Option<Vec<u8>>, tell: Option<Vec<u8>>) {
+    let Some(at) = st.directory.get(&uid).map(|u| u.location) else { return };
+    let Location::Local(shard) = at else { return };
+    if let Some(t) = tell {
+        if shard as usize == st.me {
+            if let Some(&conn) = st.local.get(&uid) {
+                crate::commands::delivery::to_conn(st, out, conn, &t);
+            }
+        } else {
+            out.to_shard(shard as usize, Env::Control(Control::RunAs { target: uid, line: [b"\x00".as_slice(), &t].concat().into() }));
+        }
+    }
+    if let Some(l) = line {
+        if shard as usize == st.me {
+            run_as(st, out, uid, &l);
+        } else {
+            out.to_shard(shard as usize, Env::Control(Control::RunAs { target: uid, line: l.into() }));
+        }
+    }
+}
+
+/// On the user's shard: a forced command runs as if the user sent it (a line starting with NUL
+/// is only shown to the user).
+pub fn run_as(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &[u8]) {
+    let Some(&conn) = st.local.get(&uid) else { return };
+    if let Some(shown) = line.strip_prefix(b"\x00") {
+        crate::commands::delivery::to_conn(st, out, conn, shown);
+        return;
+    }
+    // Behind whatever the user is waiting for, like its own input.
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if c.wait.is_some() || !c.queue.is_empty() {
+            c.queued_bytes += line.len();
+            c.queue.push_back(line.into());
+            return;
+        }
+    }
+    let (now, unix) = (out.now(), out.unix_ms() / 1000);
+    let mut ctx = Ctx { st, out, conn, now, unix };
+    crate::commands::run_line(&mut ctx, line);
+    ctx.flush();
+}
+
+/// Applies another shard's `UserAccount` / `UserHost`.
+pub fn account_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account: Option<Arc<str>>) {
+    set_account(st, out, uid, account);
+}
+
+pub fn host_seen(st: &mut ShardState, uid: Uid, host: Arc<str>) {
+    if let Some(u) = st.directory.get_mut(&uid) {
+        u.host = host;
+    }
+}
