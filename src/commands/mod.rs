@@ -122,7 +122,6 @@ pub static COMMANDS: &[Spec] = &[
     link_only("SID", 5, When::Registered, link::s2s::sid),
     link_only("UID", 11, When::Registered, link::s2s::uid),
     link_only("EOB", 0, When::Registered, link::s2s::eob),
-    link_only("SQUIT", 1, When::Registered, link::s2s::squit),
     // channels (channel/*.rs)
     spec("JOIN", 1, When::Registered, channel::join::join),
     spec("PART", 1, When::Registered, channel::part::part),
@@ -157,6 +156,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("UNKLINE", 1, When::Registered, oper::bans::unkline),
     spec("DLINE", 1, When::Registered, oper::bans::dline),
     spec("UNDLINE", 1, When::Registered, oper::bans::undline),
+    spec("CONNECT", 1, When::Registered, oper::links::connect),
+    spec("SQUIT", 1, When::Registered, oper::links::squit).with_server(link::s2s::squit),
     // server queries (info.rs)
     spec("MOTD", 0, When::Registered, info::motd),
     spec("LUSERS", 0, When::Registered, info::lusers),
@@ -165,6 +166,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("ADMIN", 0, When::Registered, info::admin),
     spec("INFO", 0, When::Registered, info::info),
     spec("LINKS", 0, When::Registered, info::links),
+    spec("MAP", 0, When::Registered, info::map),
     spec("STATS", 0, When::Registered, stats::stats),
     spec("HELP", 0, When::Registered, help::help),
     spec("HELPOP", 0, When::Registered, help::help),
