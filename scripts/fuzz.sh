@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(parse dispatch)
+[ ${#targets[@]} -eq 0 ] && targets=(parse dispatch s2s)
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/new-corpus/$t"

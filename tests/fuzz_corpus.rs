@@ -25,3 +25,8 @@ fn parse_corpus() {
 fn dispatch_corpus() {
     replay("dispatch", rustircd::fuzzing::dispatch);
 }
+
+#[test]
+fn s2s_corpus() {
+    replay("s2s", rustircd::fuzzing::s2s);
+}

@@ -263,3 +263,263 @@ fn two_servers_link_and_users_meet() {
     // Autoconnect keeps trying, backing off.
     a.wait_log(&["Link irc.b.test: next attempt in"]);
 }
+
+/// A scripted peer linked to `srv` with bob (2BBAAAAAA) behind it; returns the peer and our
+/// burst.
+fn linked_with_bob(srv: &Server) -> (Client, Vec<Msg>) {
+    let mut p = peer(srv, "tous", "peer.test", "2BB");
+    let burst = handshake(&mut p, "0TS");
+    let t = now();
+    p.send(&format!(":2BB SVINFO 6 6 0 :{t}"));
+    p.send(&format!(":2BB UID bob 1 {t} +i bob bob.host bob.host 127.0.0.2 2BBAAAAAA * :Bob Remote"));
+    (p, burst)
+}
+
+/// Reads until a line matching `pred`, failing on any line matching `never` meanwhile.
+fn expect_without(c: &mut Client, what: &str, pred: impl Fn(&Msg) -> bool, never: impl Fn(&Msg) -> bool) -> Msg {
+    c.expect(what, |m| {
+        assert!(!never(m), "{what}: unexpected {}", m.raw);
+        pred(m)
+    })
+}
+
+#[test]
+fn channels_cross_a_link() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut members = srv.clients_on_both_shards("m", 1);
+    for (c, _) in members.iter_mut() {
+        c.send("JOIN #lab");
+        c.expect_verb("366");
+    }
+    for (c, _) in members.iter_mut() {
+        c.sync();
+    }
+    let (mut p, burst) = linked_with_bob(&srv);
+    let sjoin = burst.iter().find(|m| m.verb == "SJOIN" && m.p(1) == "#lab").expect("#lab in the burst");
+    assert_eq!(sjoin.source.as_deref(), Some("0TS"));
+    let ts = sjoin.p(0).to_string();
+    assert_eq!(sjoin.last().split(' ').count(), members.len(), "{}", sjoin.raw);
+    assert!(sjoin.last().split(' ').any(|m| m.starts_with('@')), "the creator is opped: {}", sjoin.raw);
+    // bob joins with the same TS: statuses merge, every member sees him once.
+    p.send(&format!(":2BB SJOIN {ts} #lab +nt :@2BBAAAAAA"));
+    for (c, _) in members.iter_mut() {
+        let j = c.expect("bob's JOIN", |m| m.verb == "JOIN");
+        assert_eq!((j.source.as_deref(), j.p(0)), (Some("bob!bob@bob.host"), "#lab"));
+        let o = c.expect("bob's op", |m| m.verb == "MODE");
+        assert_eq!((o.p(0), o.p(1), o.p(2)), ("#lab", "+o", "bob"));
+    }
+    // bob speaks: every member on both shards hears it once.
+    p.send(":2BBAAAAAA PRIVMSG #lab :hello channel");
+    for (c, _) in members.iter_mut() {
+        let m = c.expect("bob's message", |m| m.verb == "PRIVMSG");
+        assert_eq!((m.source.as_deref(), m.p(0), m.p(1)), (Some("bob!bob@bob.host"), "#lab", "hello channel"));
+    }
+    // Our members speak: one copy each at the peer, never echoed back to us.
+    for (c, _) in members.iter_mut() {
+        c.send("PRIVMSG #lab :from a member");
+    }
+    for _ in 0..members.len() {
+        let m = p.expect("a member's message", |m| m.verb == "PRIVMSG");
+        assert_eq!((m.p(0), m.p(1)), ("#lab", "from a member"));
+    }
+    // A new channel of ours reaches the peer as SJOIN, our join to an existing one as JOIN.
+    let (c0, _) = &mut members[0];
+    c0.send("JOIN #fresh");
+    c0.expect("own JOIN", |m| m.verb == "JOIN");
+    let s = p.expect("SJOIN #fresh", |m| m.verb == "SJOIN");
+    assert_eq!((s.p(1), s.p(2)), ("#fresh", "+nt"));
+    assert!(s.last().starts_with('@'), "{}", s.raw);
+    // Their topic, a kick and a part reach our members.
+    p.send(":2BBAAAAAA TOPIC #lab :remote topic");
+    for (c, _) in members.iter_mut() {
+        let t = c.expect("TOPIC", |m| m.verb == "TOPIC");
+        assert_eq!((t.source.as_deref(), t.p(1)), (Some("bob!bob@bob.host"), "remote topic"));
+    }
+    p.send(&format!(":2BB TMODE {ts} #lab +m"));
+    for (c, _) in members.iter_mut() {
+        let m = c.expect("MODE +m", |m| m.verb == "MODE");
+        assert_eq!((m.source.as_deref(), m.p(1)), (Some("peer.test"), "+m"));
+    }
+    // A TMODE with a newer TS is ignored.
+    p.send(&format!(":2BB TMODE {} #lab +i", ts.parse::<u64>().unwrap() + 10));
+    // Our op's mode change reaches the peer as TMODE with the channel TS.
+    let (c0, _) = &mut members[0];
+    c0.send("MODE #lab -m");
+    let t = p.expect("TMODE", |m| m.verb == "TMODE");
+    assert_eq!((t.p(0), t.p(1), t.p(2)), (ts.as_str(), "#lab", "-m"));
+    for (c, _) in members.iter_mut() {
+        expect_without(c, "MODE -m", |m| m.verb == "MODE" && m.p(1) == "-m", |m| m.verb == "MODE" && m.p(1) == "+i");
+    }
+    // The peer splits: bob's QUIT reaches each member once, with the servers' names.
+    drop(p);
+    for (c, _) in members.iter_mut() {
+        let q = c.expect("bob's QUIT", |m| m.verb == "QUIT");
+        assert_eq!((q.source.as_deref(), q.p(0)), (Some("bob!bob@bob.host"), "irc.test.local peer.test"));
+        c.send("NAMES #lab");
+        let names = c.expect_verb("353");
+        assert!(!names.last().contains("bob"), "{}", names.raw);
+        c.expect_verb("366");
+        c.expect_silence(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn channel_ts_conflicts_follow_the_rules() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.client("alice");
+    alice.send("JOIN #tswar");
+    alice.expect_verb("366");
+    alice.send("MODE #tswar +s");
+    alice.expect("MODE +s", |m| m.verb == "MODE");
+    let (mut p, burst) = linked_with_bob(&srv);
+    let ours: u64 = burst.iter().find(|m| m.verb == "SJOIN" && m.p(1) == "#tswar").unwrap().p(0).parse().unwrap();
+    // Theirs is older: they win (the capture's #tswar).
+    p.send(&format!(":2BB SJOIN {} #tswar +mnt :@2BBAAAAAA", ours - 2));
+    let n = alice.expect("the TS notice", |m| m.verb == "NOTICE");
+    assert_eq!(n.last(), format!("*** Notice -- TS for #tswar changed from {ours} to {}", ours - 2));
+    let m = alice.expect("our op and modes go", |m| m.verb == "MODE");
+    assert_eq!((m.p(1), m.p(2)), ("-o+m-s", "alice"), "{}", m.raw);
+    alice.expect("bob's JOIN", |m| m.verb == "JOIN");
+    alice.send("MODE #tswar");
+    let modes = alice.expect_verb("324");
+    assert_eq!(modes.p(2), "+mnt");
+    alice.send("NAMES #tswar");
+    let names = alice.expect_verb("353");
+    let mut n: Vec<&str> = names.last().split(' ').collect();
+    n.sort();
+    assert_eq!(n, ["@bob", "alice"]);
+    // A SJOIN with a newer TS joins without statuses.
+    p.send(&format!(":2BB UID carol 1 {} +i carol c.host c.host 127.0.0.3 2BBAAAAAB * :Carol", now()));
+    p.send(&format!(":2BB SJOIN {} #tswar +ik key :@2BBAAAAAB", ours + 50));
+    let j = alice.expect("carol's JOIN", |m| m.verb == "JOIN");
+    assert_eq!(j.source.as_deref(), Some("carol!carol@c.host"));
+    alice.send("NAMES #tswar");
+    let names = alice.expect_verb("353");
+    assert!(names.last().split(' ').any(|x| x == "carol"), "{}", names.raw);
+    alice.send("MODE #tswar");
+    assert_eq!(alice.expect_verb("324").p(2), "+mnt");
+}
+
+/// The base config for a server of another name and SID, with `links` blocks appended.
+fn server_config(name: &str, sid: &str, links: &str) -> String {
+    BASE_CONFIG.replace("irc.test.local", name).replace("0TS", sid) + links
+}
+
+/// A `[[links]]` block; `address` makes us dial it (autoconnect, quick backoff).
+fn link_block(name: &str, sid: &str, address: Option<std::net::SocketAddr>, hub: bool) -> String {
+    let mut b = format!(
+        "\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n"
+    );
+    if let Some(a) = address {
+        b += &format!("address = \"{a}\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n");
+    }
+    if hub {
+        b += "hub_mask = [\"*\"]\n";
+    }
+    b
+}
+
+/// Asks `c` for WHOIS of `nick` until it is `there` (or not), within about 5 s.
+fn until_whois(c: &mut Client, nick: &str, there: bool) {
+    for _ in 0..100 {
+        c.send(&format!("WHOIS {nick}"));
+        let m = c.expect("311 or 401", |m| m.verb == "311" || m.verb == "401");
+        c.expect_verb("318");
+        if (m.verb == "311") == there {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{}: WHOIS {nick} never became {there}", c.nick);
+}
+
+#[test]
+fn three_servers_in_a_chain_chat_split_and_relink() {
+    let b_links = link_block("irc.a.test", "1AA", None, false) + &link_block("irc.c.test", "3CC", None, false);
+    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &b_links));
+    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
+    let c = Server::with_config(2, &server_config("irc.c.test", "3CC", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
+    a.wait_log(&["Link established: irc.b.test"]);
+    c.wait_log(&["Link established: irc.b.test"]);
+    let mut on_a = a.clients_on_both_shards("a", 1);
+    let mut on_c = c.clients_on_both_shards("c", 1);
+    until_whois(&mut on_a[0].0, &on_c.last().unwrap().0.nick.clone(), true);
+    until_whois(&mut on_c[0].0, &on_a.last().unwrap().0.nick.clone(), true);
+    let w = {
+        let nick = on_c[0].0.nick.clone();
+        let ca = &mut on_a[0].0;
+        ca.send(&format!("WHOIS {nick}"));
+        ca.expect_verb("312")
+    };
+    assert_eq!(w.p(2), "irc.c.test", "{}", w.raw);
+
+    // Everyone joins #chain (A's side first); each sees every other join once.
+    let total = on_a.len() + on_c.len();
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        cl.send("JOIN #chain");
+        cl.expect_verb("366");
+    }
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        until_names(cl, "#chain", total);
+    }
+    // Every message reaches every other member exactly once, through B.
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        let text = format!("from {}", cl.nick);
+        cl.send(&format!("PRIVMSG #chain :{text}"));
+    }
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        let mut got = Vec::new();
+        while got.len() < total - 1 {
+            let m = cl.expect("a channel message", |m| m.verb == "PRIVMSG");
+            assert!(!got.contains(&m.p(1).to_string()), "{} twice", m.raw);
+            assert_ne!(m.p(1), format!("from {}", cl.nick), "own message echoed");
+            got.push(m.p(1).to_string());
+        }
+    }
+
+    // B dies: A's members see each of C's users quit once, "irc.b.test irc.c.test", and the
+    // other way round.
+    b.signal(9);
+    let (a_nicks, c_nicks): (Vec<String>, Vec<String>) =
+        (on_a.iter().map(|(x, _)| x.nick.clone()).collect(), on_c.iter().map(|(x, _)| x.nick.clone()).collect());
+    for (side, others, why) in [(&mut on_a, &c_nicks, "irc.b.test irc.c.test"), (&mut on_c, &a_nicks, "irc.b.test irc.a.test")] {
+        for (cl, _) in side.iter_mut() {
+            let mut quit = Vec::new();
+            while quit.len() < others.len() {
+                let m = cl.expect("a QUIT", |m| m.verb == "QUIT");
+                let nick = m.source.as_deref().unwrap().split('!').next().unwrap().to_string();
+                assert!(others.contains(&nick) && !quit.contains(&nick), "{}", m.raw);
+                assert_eq!(m.p(0), why);
+                quit.push(nick);
+            }
+        }
+    }
+    // B comes back on its port; A and C relink by themselves and meet again.
+    let port = b.addr.to_string();
+    drop(b);
+    let b = Server::with_args(2, &server_config("irc.b.test", "2BB", &b_links), &["--listen", &port]);
+    a.wait_log(&["Server burst: end of burst from irc.b.test"]);
+    until_whois(&mut on_a[0].0, &c_nicks[0], true);
+    until_whois(&mut on_c[0].0, &a_nicks[0], true);
+    drop(b);
+}
+
+/// NAMES of `chan` until it has `n` members (within about 5 s).
+fn until_names(c: &mut Client, chan: &str, n: usize) {
+    for _ in 0..100 {
+        c.send(&format!("NAMES {chan}"));
+        let mut count = 0;
+        loop {
+            let m = c.expect("NAMES", |m| m.verb == "353" || m.verb == "366");
+            if m.verb == "366" {
+                break;
+            }
+            count += m.last().split(' ').filter(|x| !x.is_empty()).count();
+        }
+        if count == n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{}: {chan} never had {n} members", c.nick);
+}

@@ -142,6 +142,7 @@ pub fn stream_event(
             link::relay::user_intro(st, out, &user);
             st.directory.insert(*user);
             st.max_global = st.max_global.max(st.directory.len());
+            st.max_local = st.max_local.max(st.directory.locals());
             notify_online(st, out, &folded, &mask);
             if let Some(conn) = ack {
                 out.to_shard(from, Answer::Applied { conn }.into());
@@ -164,6 +165,9 @@ pub fn stream_event(
             }
         }
         Ordered::UserModes { uid, modes, ack } => {
+            if let Some(before) = st.directory.get(&uid).map(|u| u.modes) {
+                link::relay::umodes(st, out, uid, before, modes);
+            }
             st.directory.set_modes(&uid, modes);
             if let Some(conn) = ack {
                 out.to_shard(from, Answer::Applied { conn }.into());

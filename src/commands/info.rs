@@ -74,12 +74,15 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
         .map(|(i, n)| if i == st.me { st.local_unregistered() } else { *n as usize })
         .sum();
     let channels = st.channels.len();
-    // Until servers link, every user is local to this server (whatever shard holds it).
+    // Local: this server's users, whatever shard holds them; global: the network's.
+    let local = st.directory.locals();
+    let servers = st.servers.len() + 1;
+    let peers = st.servers.iter().filter(|s| s.uplink.is_none()).count();
     let max_global = st.max_global.max(total);
-    let max_local = max_global;
+    let max_local = st.max_local.max(local);
     ctx.reply(
         Numeric::RPL_LUSERCLIENT,
-        &[&format!("There are {} users and {invisible} invisible on 1 servers", total - invisible)],
+        &[&format!("There are {} users and {invisible} invisible on {servers} servers", total - invisible)],
     );
     if opers > 0 {
         ctx.reply(Numeric::RPL_LUSEROP, &[&opers.to_string()]);
@@ -90,9 +93,9 @@ pub fn send_lusers(ctx: &mut Ctx<'_>) {
     if channels > 0 {
         ctx.reply(Numeric::RPL_LUSERCHANNELS, &[&channels.to_string()]);
     }
-    ctx.reply(Numeric::RPL_LUSERME, &[&format!("I have {total} clients and 0 servers")]);
-    let (t, ml, mg) = (total.to_string(), max_local.to_string(), max_global.to_string());
-    ctx.reply(Numeric::RPL_LOCALUSERS, &[&t, &ml, &format!("Current local users {total}, max {max_local}")]);
+    ctx.reply(Numeric::RPL_LUSERME, &[&format!("I have {local} clients and {peers} servers")]);
+    let (t, l, ml, mg) = (total.to_string(), local.to_string(), max_local.to_string(), max_global.to_string());
+    ctx.reply(Numeric::RPL_LOCALUSERS, &[&l, &ml, &format!("Current local users {local}, max {max_local}")]);
     ctx.reply(Numeric::RPL_GLOBALUSERS, &[&t, &mg, &format!("Current global users {total}, max {max_global}")]);
 }
 

@@ -122,15 +122,19 @@ pub static COMMANDS: &[Spec] = &[
     link_only("SID", 5, When::Registered, link::s2s::sid),
     link_only("UID", 11, When::Registered, link::s2s::uid),
     link_only("EOB", 0, When::Registered, link::s2s::eob),
+    link_only("SJOIN", 4, When::Registered, link::channels::sjoin),
+    link_only("TMODE", 3, When::Registered, link::channels::tmode),
+    link_only("BMASK", 4, When::Registered, link::channels::bmask),
+    link_only("TBURST", 5, When::Registered, link::channels::tburst),
     // channels (channel/*.rs)
-    spec("JOIN", 1, When::Registered, channel::join::join),
-    spec("PART", 1, When::Registered, channel::part::part),
-    spec("KICK", 2, When::Registered, channel::kick::kick),
-    spec("TOPIC", 1, When::Registered, channel::topic::topic),
-    spec("MODE", 1, When::Registered, channel::mode::mode),
+    spec("JOIN", 1, When::Registered, channel::join::join).with_server(link::channels::join),
+    spec("PART", 1, When::Registered, channel::part::part).with_server(link::channels::part),
+    spec("KICK", 2, When::Registered, channel::kick::kick).with_server(link::channels::kick),
+    spec("TOPIC", 1, When::Registered, channel::topic::topic).with_server(link::channels::topic),
+    spec("MODE", 1, When::Registered, channel::mode::mode).with_server(link::s2s::umode),
     spec("NAMES", 0, When::Registered, channel::names::names),
     spec("LIST", 0, When::Registered, channel::list::list),
-    spec("INVITE", 0, When::Registered, channel::invite::invite),
+    spec("INVITE", 0, When::Registered, channel::invite::invite).with_server(link::s2s::invite),
     spec("KNOCK", 1, When::Registered, channel::knock::knock),
     // messages (message.rs)
     spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
@@ -139,7 +143,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("SETNAME", 1, When::Registered, identity::setname),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),
-    spec("WHOIS", 1, When::Registered, query::whois::whois),
+    spec("WHOIS", 1, When::Registered, query::whois::whois).with_server(link::s2s::whois),
     spec("WHOWAS", 1, When::Registered, query::whowas::whowas),
     spec("ISON", 1, When::Registered, query::userhost::ison),
     spec("USERHOST", 1, When::Registered, query::userhost::userhost),
@@ -148,7 +152,7 @@ pub static COMMANDS: &[Spec] = &[
     // operators (oper/*.rs)
     spec("OPER", 1, When::Registered, oper::oper::oper),
     spec("KILL", 1, When::Registered, oper::kill::kill).with_server(link::s2s::kill),
-    spec("WALLOPS", 1, When::Registered, oper::wallops::wallops),
+    spec("WALLOPS", 1, When::Registered, oper::wallops::wallops).with_server(link::s2s::wallops),
     spec("REHASH", 0, When::Registered, oper::process::rehash),
     spec("DIE", 0, When::Registered, oper::process::die),
     spec("RESTART", 0, When::Registered, oper::process::restart),
@@ -353,7 +357,7 @@ mod tests {
         assert!(BOTH.handler(Kind::Client).is_some() && BOTH.handler(Kind::Server).is_some());
         assert!(spec("X", 0, When::Always, client_slot).handler(Kind::Server).is_none());
         // The client-only commands have no server handler.
-        assert!(lookup("USER").unwrap().server.is_none() && lookup("JOIN").unwrap().server.is_none());
+        assert!(lookup("USER").unwrap().server.is_none() && lookup("LIST").unwrap().server.is_none());
     }
 
     #[test]

@@ -135,7 +135,9 @@ fn nick_granted(ctx: &mut Ctx<'_>, nick: Arc<str>, folded: Folded) {
     }
     let body: Arc<[u8]> = Line::new().source(&ctx.me().mask()).verb("NICK").param(&nick).finish().into();
     let line = super::outgoing::Shared::with_meta(body, super::delivery::meta(ctx.st, &*ctx.out, Some(uid), None));
-    let ts = ctx.unix;
+    // A change of case keeps the nick's TS (hybrid does: it is the same nick).
+    let same = old.as_ref().is_some_and(|(_, f)| *f == folded);
+    let ts = if same { ctx.st.directory.get(&uid).map_or(ctx.unix, |u| u.nick_ts) } else { ctx.unix };
     ctx.me_mut().nick = Some((nick.clone(), folded.clone()));
     nick_seen(ctx.st, ctx.out, uid, &line, ts);
     let old_nick = ctx.st.directory.get(&uid).map(|u| (u.folded.clone(), u.nick.clone()));
@@ -226,6 +228,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserIntro { user: Box::new(user.clone()), ack }));
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
+    ctx.st.max_local = ctx.st.max_local.max(ctx.st.directory.locals());
     let class = ctx.st.cfg.classes[ctx.me().class].name.clone();
     let text = format!(
         "Client connecting: {} ({}@{}) [{}] {{{class}}} [{}]",

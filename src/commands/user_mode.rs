@@ -67,6 +67,7 @@ pub fn user_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     }
     ctx.st.directory.set_modes(&uid, modes);
+    crate::commands::link::relay::umodes(ctx.st, ctx.out, uid, before, modes);
     ctx.st.snotice_targets = None;
     let nick = ctx.me().target().to_string();
     let line = Line::new().source(&nick).verb("MODE").param(&nick).trailing(&diff).finish();

@@ -36,6 +36,8 @@ pub struct ShardState {
     /// Connections per class on this shard.
     pub class_counts: Vec<usize>,
     pub max_global: usize,
+    /// The most users this server had at once (LUSERS' local maximum).
+    pub max_local: usize,
     /// Lines for the client whose command is running, sent in one piece when it finishes.
     pub reply: Vec<u8>,
     /// Connections to close once the current event is handled: reason, and whether to
@@ -186,6 +188,7 @@ impl ShardState {
             nicks: NickAuthority::default(),
             unregistered: vec![0; cores],
             max_global: 0,
+            max_local: 0,
             reply: Vec::with_capacity(4096),
             to_close: Vec::new(),
             started_unix,

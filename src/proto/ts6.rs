@@ -41,6 +41,9 @@ pub enum Ts6Error {
     BadMember,
     /// BMASK: a list other than `b`, `e`, `I`.
     BadList,
+    /// TMODE: a mode parameter that is empty, holds a space or starts with `:` (hybrid writes
+    /// them as middle parameters, which cannot carry one).
+    BadModeParam,
 }
 
 impl fmt::Display for Ts6Error {
@@ -58,6 +61,7 @@ impl fmt::Display for Ts6Error {
             Ts6Error::ModeArgs => f.write_str("mode parameters do not match the mode letters"),
             Ts6Error::BadMember => f.write_str("bad SJOIN member"),
             Ts6Error::BadList => f.write_str("list mode must be b, e or I"),
+            Ts6Error::BadModeParam => f.write_str("mode parameter must be a word"),
         }
     }
 }
@@ -393,7 +397,9 @@ impl fmt::Display for Sjoin<'_> {
     }
 }
 
-/// `:<U or S> TMODE <channelTS> <#chan> <modes> [args...]` (§4).
+/// `:<U or S> TMODE <channelTS> <#chan> <modes> [args...]` (§4). The modes and their
+/// parameters are words: hybrid writes them without a `:`, so one that needed it (empty, with
+/// a space, or starting with `:`) would not render back and is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tmode<'a> {
     pub source: Option<&'a str>,
@@ -408,8 +414,11 @@ pub fn parse_tmode<'a>(m: &Message<'a>) -> Result<Tmode<'a>, Ts6Error> {
     need(m, 3)?;
     let p = &m.params;
     let modes = p[2];
-    if !modes.starts_with(['+', '-']) || modes.len() < 2 {
+    if !modes.starts_with(['+', '-']) || modes.len() < 2 || modes.contains(' ') {
         return Err(Ts6Error::BadFlags);
+    }
+    if !p[3..].iter().all(|a| !a.is_empty() && !a.contains(' ') && !a.starts_with(':')) {
+        return Err(Ts6Error::BadModeParam);
     }
     Ok(Tmode { source: m.source, ts: num(p[0], "channel TS")?, channel: channel(p[1])?, modes, args: p[3..].to_vec() })
 }
@@ -494,11 +503,15 @@ impl fmt::Display for Tburst<'_> {
 }
 
 /// Our `UID` line for `u` (its `source` should be our SID). A gecos that would make the line
-/// longer than 510 bytes is cut at a character boundary; nothing else is shortened.
+/// longer than 510 bytes is cut at a character boundary; nothing else is shortened. Should the
+/// other fields alone not fit (the caller's to prevent), the gecos is dropped and the line,
+/// longer than 510 bytes, still says the rest.
 pub fn uid_line(u: &UidIntro<'_>) -> String {
     let mut line = u.to_string();
     if line.len() > MAX_LINE {
-        let mut cut = MAX_LINE;
+        // Up to and including the ` :` before the gecos: a character boundary.
+        let head = line.len() - u.gecos.len();
+        let mut cut = MAX_LINE.max(head);
         while !line.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -661,6 +674,28 @@ mod tests {
     }
 
     #[test]
+    fn uid_line_cuts_only_the_gecos() {
+        // Found by fuzz/fuzz_targets/s2s.rs: when the fields before the gecos took more than
+        // 510 bytes, the line was cut inside them (a 7-parameter UID). Now only the gecos goes.
+        let host = "h".repeat(520);
+        let line = format!(":1AA UID n 1 1 + u {host} h 1.2.3.4 1AAAAAAAA * :gecos");
+        let m = msg(&line);
+        let u = parse_uid(&m).unwrap();
+        let out = uid_line(&u);
+        assert_eq!(out, line.strip_suffix("gecos").unwrap());
+        let back = parse_uid(&msg(&out)).unwrap();
+        assert_eq!(back, UidIntro { gecos: "", ..u });
+        // The ` :` itself at bytes 510 and 511: the cut used to leave a trailing space.
+        let pad = 511 - (line.len() - host.len() - "gecos".len());
+        let line = format!(":1AA UID n 1 1 + u {} h 1.2.3.4 1AAAAAAAA * :gecos", "h".repeat(pad));
+        assert_eq!(line.len() - "gecos".len(), 511);
+        let m = msg(&line);
+        let out = uid_line(&parse_uid(&m).unwrap());
+        assert_eq!(out.len(), 511);
+        assert_eq!(parse_uid(&msg(&out)).unwrap().gecos, "");
+    }
+
+    #[test]
     fn sjoin() {
         let line = ":2BB SJOIN 1795785376 #tswar +nst :@2BBAAAAAA";
         let s = parse_sjoin(&msg(line)).unwrap();
@@ -739,6 +774,19 @@ mod tests {
         assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c m")), Err(Ts6Error::BadFlags));
         assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c +")), Err(Ts6Error::BadFlags));
         assert_eq!(parse_tmode(&msg(":1AA TMODE -5 #c +m")), Err(Ts6Error::BadNumber("channel TS")));
+    }
+
+    #[test]
+    fn tmode_params_are_words() {
+        // Found by fuzz/fuzz_targets/s2s.rs: a last parameter taking the rest of the line
+        // rendered back as several parameters (or none).
+        let line = ":1AA TMODE 5 #c +b :spam!*@*";
+        assert_eq!(parse_tmode(&msg(line)).unwrap().to_string(), ":1AA TMODE 5 #c +b spam!*@*");
+        assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c +b :a b")), Err(Ts6Error::BadModeParam));
+        assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c +k :")), Err(Ts6Error::BadModeParam));
+        assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c +k ::x")), Err(Ts6Error::BadModeParam));
+        assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c +o 1AAAAAAAA :")), Err(Ts6Error::BadModeParam));
+        assert_eq!(parse_tmode(&msg(":1AA TMODE 5 #c :+m n")), Err(Ts6Error::BadFlags));
     }
 
     #[test]

@@ -169,6 +169,11 @@ pub enum Mutation {
     },
     Modes(Vec<ModeChange>),
     Topic(Option<Topic>),
+    /// Users of another server join at once (a TS6 `SJOIN`, or `JOIN` with a TS), as the home
+    /// decided by the channel TS rules: `ts` is the channel's new TS when theirs was lower (or
+    /// the channel is new), `modes` what changes first (our statuses, lists and modes cleared
+    /// when we lost; their modes), `clear_topic` when we lost, then `joins`.
+    Burst { ts: Option<u64>, modes: Vec<ModeChange>, clear_topic: bool, joins: Vec<(Uid, Status, Location)> },
 }
 
 /// A channel member: its status, and where it is (which shard's count it is in).
@@ -297,6 +302,18 @@ impl Channel {
                 }
             }
             Mutation::Topic(t) => self.topic = t.clone(),
+            Mutation::Burst { ts, modes, clear_topic, joins } => {
+                if let Some(ts) = ts {
+                    self.created = *ts;
+                }
+                self.apply(&Mutation::Modes(modes.clone()));
+                if *clear_topic {
+                    self.topic = None;
+                }
+                for (uid, status, at) in joins {
+                    self.apply(&Mutation::Join { uid: *uid, status: *status, created: None, at: *at });
+                }
+            }
         }
         !self.members.is_empty()
     }

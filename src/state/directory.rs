@@ -17,6 +17,8 @@ pub struct Directory {
     by_nick: AHashMap<Folded, Uid>,
     invisible: usize,
     opers: usize,
+    /// Users of this server (on any shard), as opposed to those behind server links.
+    locals: usize,
 }
 
 impl Directory {
@@ -49,6 +51,9 @@ impl Directory {
         }
         if u.modes.has(UserModes::OPER) {
             d(&mut self.opers);
+        }
+        if u.location.is_local() {
+            d(&mut self.locals);
         }
     }
 
@@ -103,6 +108,11 @@ impl Directory {
 
     pub fn opers(&self) -> usize {
         self.opers
+    }
+
+    /// Users of this server (LUSERS' "local").
+    pub fn locals(&self) -> usize {
+        self.locals
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &User> {

@@ -102,6 +102,12 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
         }
     }
     let Some(conn) = m.conn else { return };
+    // A server link's change: nothing to show it, no barrier (its next lines only need this
+    // shard to have applied it; the other shards get what follows in this shard's stream).
+    if st.clients.get(&conn).is_some_and(|c| c.kind == crate::local::kind::Kind::Server) {
+        fx.push(Effect::Continue(conn));
+        return;
+    }
     let mut held = Vec::new();
     if let (ChanEvent::Change { line, .. }, Some(c)) = (&event.ev, st.clients.get(&conn)) {
         match &gone {
@@ -153,7 +159,10 @@ pub fn try_event(
 /// `skip` is a connection not to show it to (the actor, whose copy is held for later).
 pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, skip: Option<Conn>, unix: u64) {
     match ev {
-        ChanEvent::Change { chan, name, mutation, line, .. } => apply_change(st, out, chan, name, mutation, line, skip),
+        ChanEvent::Change { chan, name, mutation, line, actor, via } => {
+            apply_change(st, out, chan, name, mutation, line, skip);
+            crate::commands::link::relay::chan_change(st, out, chan, mutation, line, *actor, *via);
+        }
         ChanEvent::Quit { uid, line, chans, last } => {
             // Everyone here who shares a channel with the user sees its QUIT once, with the
             // first part applied here; from then on it is leaving (left out of NAMES) until the
@@ -200,7 +209,7 @@ fn apply_change(
         };
         View { ch: Channel::new(name.clone(), chan.clone(), created, cores), local: Vec::new() }
     });
-    if let Mutation::Join { created: Some(ts), .. } = mutation {
+    if let Mutation::Join { created: Some(ts), .. } | Mutation::Burst { ts: Some(ts), .. } = mutation {
         view.ch.created = *ts;
         view.ch.name = name.clone();
     }
@@ -224,6 +233,15 @@ fn apply_change(
             if let Some(u) = st.directory.get_mut(uid) {
                 if !u.channels.contains(chan) {
                     u.channels.push(chan.clone());
+                }
+            }
+        }
+        Mutation::Burst { joins, .. } => {
+            for (uid, _, _) in joins {
+                if let Some(u) = st.directory.get_mut(uid) {
+                    if !u.channels.contains(chan) {
+                        u.channels.push(chan.clone());
+                    }
                 }
             }
         }

@@ -65,6 +65,20 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
                 topic::decide(ch, uid, &mask, &text, unix).map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
             }
         },
+        ChanRequest::Remote(r) => {
+            let r = *r;
+            if !matches!(r, remote::RemoteChan::Sjoin { .. }) && !st.homes.contains_key(&folded) {
+                return Err(Vec::new());
+            }
+            let name = r.name().clone();
+            let ch = st.homes.entry(folded.clone()).or_insert_with(|| Channel::new(name, folded.clone(), 0, cores));
+            let dir = &st.directory;
+            let nick_of = |u: &Uid| dir.get(u).map_or_else(|| u.to_string(), |x| x.nick.to_string());
+            match remote::decide(ch, r, &st.cfg.server.name, &nick_of) {
+                Some((m, line)) => Ok((ch.name.clone(), m, line.into(), Vec::new())),
+                None => Err(Vec::new()),
+            }
+        }
         ChanRequest::Mode { name, mask, changes } => match st.homes.get(&folded) {
             None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
             Some(ch) => {

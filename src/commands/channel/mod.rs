@@ -13,6 +13,7 @@ pub mod list;
 pub mod mode;
 pub mod names;
 pub mod part;
+pub mod remote;
 pub mod stall;
 pub mod topic;
 

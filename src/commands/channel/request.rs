@@ -37,7 +37,12 @@ fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
         Some(req) => {
             c.wait = Some(Wait::Chan);
             let home = cm.fold(req.name()).owner(cores);
-            out.to_shard(home, Env::Request(Request::Chan { conn, uid: c.uid, req }));
+            // A server link's change is made by the user behind it, when a user makes it.
+            let uid = match &req {
+                ChanRequest::Remote(r) => r.by().unwrap_or(c.uid),
+                _ => c.uid,
+            };
+            out.to_shard(home, Env::Request(Request::Chan { conn, uid, req }));
             true
         }
         None => {
@@ -88,8 +93,14 @@ pub fn on_ack(
             continue_client(st, out, conn, now, unix);
         }
         Outcome::Accepted { home, seq, chan, name, mutation, line, notes } => {
+            // A server link's change: through which peer it came (it is not told again).
+            let via = st.links.get(&conn).and_then(|l| l.sid());
             // The change gets its time and msgid here, once; a JOIN also its extended-join form.
-            let mut line = Shared::with_meta(line, meta(st, &*out, Some(uid), None));
+            // (A burst's lines are several, shown as they are.)
+            let mut line = match mutation {
+                Mutation::Burst { .. } => Shared::plain(line),
+                _ => Shared::with_meta(line, meta(st, &*out, Some(uid), None)),
+            };
             if matches!(mutation, Mutation::Join { .. }) {
                 if let Some(u) = st.directory.get(&uid) {
                     let account = u.account.as_deref().unwrap_or("*");
@@ -105,7 +116,7 @@ pub fn on_ack(
             }
             let event = Sequenced {
                 dep: Some((home, seq)),
-                ev: ChanEvent::Change { chan, name, mutation, line, actor: uid },
+                ev: ChanEvent::Change { chan, name, mutation, line, actor: uid, via },
                 ack: Some(conn),
             };
             st.mine.push(Mine { event, conn: Some(conn), notes, farewell: None, since: now, noted: false });

@@ -10,6 +10,7 @@ use crate::commands::outgoing::Shared;
 use crate::proto::Folded;
 use crate::state::channel::Mutation;
 use crate::state::sequencer::Dep;
+use crate::state::servers::Sid;
 use crate::state::Uid;
 
 /// A user's request to a channel's home. `mask` is the user's `nick!user@host`.
@@ -20,6 +21,8 @@ pub enum ChanRequest {
     Kick { name: Arc<str>, mask: Arc<str>, target: Uid, target_nick: Arc<str>, reason: String },
     Topic { name: Arc<str>, mask: Arc<str>, text: String },
     Mode { name: Arc<str>, mask: Arc<str>, changes: Vec<mode::Requested> },
+    /// A change a server link brought: decided by the TS rules, not by a user's rights.
+    Remote(Box<remote::RemoteChan>),
 }
 
 impl ChanRequest {
@@ -30,6 +33,7 @@ impl ChanRequest {
             | ChanRequest::Kick { name, .. }
             | ChanRequest::Topic { name, .. }
             | ChanRequest::Mode { name, .. } => name,
+            ChanRequest::Remote(r) => r.name(),
         }
     }
 }
@@ -62,8 +66,9 @@ pub struct Sequenced {
 
 #[derive(Clone, Debug)]
 pub enum ChanEvent {
-    /// A change to one channel; its members see `line`.
-    Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid },
+    /// A change to one channel; its members see `line`. `via`: the server link it came
+    /// through (None: made here), which is not told it again.
+    Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid, via: Option<Sid> },
     /// A user leaving the network leaves the channels of one home (`chans`); with the `last`
     /// part the user is gone. Observers see `line` once, with the first part applied on their
     /// shard.

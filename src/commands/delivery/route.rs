@@ -66,14 +66,9 @@ pub fn to_invitee(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, chan: &Fo
         Route::Shard(s) => {
             out.to_shard(s, Env::Ordered(Ordered::Invite { target: uid, chan: chan.clone(), line: line.clone() }))
         }
-        Route::Link => no_link(uid),
+        Route::Link => crate::commands::link::relay::invite(st, out, uid, chan, line),
         Route::Gone => {}
     }
-}
-
-/// INVITE across links comes with channels across links.
-fn no_link(uid: Uid) {
-    log::debug!("No INVITE across server links yet: {uid}'s dropped");
 }
 
 /// A line for a channel's members: here, and one envelope to each other shard that delivers
@@ -91,6 +86,7 @@ pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
 
 /// The part of [`to_channel`] for this shard's members.
 pub fn channel_here(st: &mut ShardState, out: &mut dyn Outbox, msg: &ChanMsg) {
+    crate::commands::link::relay::chan_message(st, out, msg);
     let Some(view) = st.channels.get(&msg.chan) else { return };
     let members = view.ch.members.len();
     let (sender, min) = (msg.sender, msg.min);

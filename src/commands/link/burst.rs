@@ -1,7 +1,7 @@
 //! Our burst to a new peer (docs/ts6 §3): every server and user on our side of the tree, in
 //! one turn of the link's shard from its own copy of the network, then PING and EOB. From the
 //! same turn on the link hears every change this shard applies, so nothing is missed or told
-//! twice. (Channels follow with channel links.)
+//! twice.
 
 use std::time::Instant;
 
@@ -31,6 +31,7 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
         }
     }
     let sid = our_sid(st).to_string();
+    channels(st, peer, &sid, &mut b);
     b.extend_from_slice(&Line::new().verb("PING").trailing(&sid).finish());
     if st.links.get(&conn).is_some_and(|l| l.has_cap("EOB")) {
         b.extend_from_slice(&Line::new().source(&sid).verb("EOB").finish());
@@ -46,4 +47,49 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
         l.burst_sent = Some(now);
     }
     log::info!("Server burst: {lines} lines ({} bytes) sent to {peer} shard={}", b.len(), st.me);
+}
+
+/// Every channel with members on our side: SJOIN (members split over lines), BMASK per list,
+/// TBURST when it has a topic (§3.3–3.5).
+fn channels(st: &ShardState, peer: Sid, sid: &str, b: &mut Vec<u8>) {
+    use crate::proto::ts6;
+    use crate::state::channel::ListKind;
+    for view in st.channels.values() {
+        let ch = &view.ch;
+        let members: Vec<String> = ch
+            .members
+            .iter()
+            .filter(|(u, _)| super::direction(st, Sid::of(u)) != Some(peer))
+            .map(|(u, m)| format!("{}{u}", m.status.all_prefixes()))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let members: Vec<ts6::Member<'_>> = members.iter().filter_map(|m| ts6::Member::parse(m).ok()).collect();
+        let (modes, params) = ch.mode_string(true);
+        let args: Vec<&str> = params.iter().map(String::as_str).collect();
+        for l in ts6::sjoin_lines(sid, ch.created, &ch.name, &modes, &args, &members) {
+            b.extend_from_slice(l.as_bytes());
+            b.extend_from_slice(b"\r\n");
+        }
+        for kind in [ListKind::Ban, ListKind::Except, ListKind::Invex] {
+            let masks: Vec<&str> = ch.list(kind).iter().map(|e| &*e.mask).collect();
+            for l in ts6::bmask_lines(sid, ch.created, &ch.name, kind.letter(), &masks) {
+                b.extend_from_slice(l.as_bytes());
+                b.extend_from_slice(b"\r\n");
+            }
+        }
+        if let Some(t) = &ch.topic {
+            let line = Line::new()
+                .source(sid)
+                .verb("TBURST")
+                .param(&ch.created.to_string())
+                .param(&ch.name)
+                .param(&t.set_at.to_string())
+                .param(&t.set_by)
+                .trailing(&t.text)
+                .finish();
+            b.extend_from_slice(&line);
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! came from.
 
 pub mod burst;
+pub mod channels;
 pub mod dial;
 pub mod handshake;
 pub mod relay;

@@ -72,6 +72,9 @@ pub fn away(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, away: Option<&s
     to_my_links(st, out, None, &l.finish());
 }
 
+/// How every KILL's departure reason starts.
+pub const KILLED: &str = "Killed (";
+
 /// A user of ours left the network; its QUIT line as observers saw it gives the reason.
 pub fn quit(st: &mut ShardState, out: &mut dyn Outbox, u: &User, line: &Shared) {
     if st.peers.is_empty() || !u.location.is_local() {
@@ -79,6 +82,12 @@ pub fn quit(st: &mut ShardState, out: &mut dyn Outbox, u: &User, line: &Shared) 
     }
     let text = String::from_utf8_lossy(&line.body);
     let reason = text.trim_end().split_once(" :").map_or("", |(_, r)| r);
+    // A killed user's KILL went to the links when it was killed: its server sends no QUIT
+    // (docs/ts6 §4). Every kill's reason, and only a kill's, starts so (a user's own QUIT
+    // says "Quit: ").
+    if reason.starts_with(KILLED) {
+        return;
+    }
     let wire = Line::new().source(u.uid.as_str()).verb("QUIT").trailing(reason).finish();
     to_my_links(st, out, None, &wire);
 }
@@ -102,4 +111,178 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
     };
     let wire = Line::new().source(&sender).verb(m.verb).param(to.as_str()).trailing(m.param(1).unwrap_or("")).finish();
     super::write(st, out, conn, &wire);
+}
+
+/// The TS6 source of a change: its user, or the server it came from (or us).
+fn source_of(st: &ShardState, actor: Uid, via: Option<Sid>) -> String {
+    if st.directory.get(&actor).is_some() {
+        actor.to_string()
+    } else {
+        via.map_or_else(|| our_sid(st).to_string(), |s| s.to_string())
+    }
+}
+
+/// A channel change applied here, told to this shard's links (not back toward `via`), in TS6
+/// form: our users' joins as SJOIN (a new channel) or JOIN, their parts, kicks, modes (TMODE)
+/// and topics, and a burst that came from another link as the SJOIN it resulted in.
+pub fn chan_change(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &crate::proto::Folded,
+    mutation: &crate::state::channel::Mutation,
+    line: &Shared,
+    actor: Uid,
+    via: Option<Sid>,
+) {
+    use crate::state::channel::Mutation;
+    if st.peers.is_empty() {
+        return;
+    }
+    let src = source_of(st, actor, via);
+    let view = st.channels.get(chan);
+    let ts = view.map_or(0, |v| v.ch.created).to_string();
+    let text = String::from_utf8_lossy(&line.body).into_owned();
+    let client = crate::proto::Message::parse(text.trim_end()).ok();
+    let name = client.as_ref().and_then(|m| m.param(0)).unwrap_or(chan.as_str()).to_string();
+    let wire = match mutation {
+        Mutation::Join { uid, status, created: Some(_), .. } => {
+            let Some(v) = view else { return };
+            let (modes, params) = v.ch.mode_string(true);
+            let mut l = Line::new().source(our_sid(st)).verb("SJOIN").param(&ts).param(&v.ch.name).param(&modes);
+            for p in &params {
+                l = l.param(p);
+            }
+            l.trailing(&format!("{}{uid}", status.all_prefixes())).finish()
+        }
+        Mutation::Join { uid, .. } => Line::new().source(uid.as_str()).verb("JOIN").param(&ts).param(&name).param("+").finish(),
+        Mutation::Leave { uid } => match client.as_ref().map(|m| m.verb) {
+            Some("KICK") => {
+                let reason = client.as_ref().and_then(|m| m.param(2)).unwrap_or("");
+                Line::new().source(&src).verb("KICK").param(&name).param(uid.as_str()).trailing(reason).finish()
+            }
+            _ => {
+                let mut l = Line::new().source(uid.as_str()).verb("PART").param(&name);
+                if let Some(r) = client.as_ref().and_then(|m| m.param(1)) {
+                    l = l.trailing(r);
+                }
+                l.finish()
+            }
+        },
+        Mutation::Modes(changes) => {
+            let (modes, params) = crate::state::channel::render_changes(changes, |u| u.to_string());
+            let mut l = Line::new().source(&src).verb("TMODE").param(&ts).param(&name).param(&modes);
+            for p in &params {
+                l = l.param(p);
+            }
+            l.finish()
+        }
+        Mutation::Topic(t) => {
+            Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
+        }
+        Mutation::Burst { joins, .. } => {
+            let Some(v) = view else { return };
+            let (modes, params) = v.ch.mode_string(true);
+            let args: Vec<&str> = params.iter().map(String::as_str).collect();
+            let members: Vec<String> = joins.iter().map(|(u, s, _)| format!("{}{u}", s.all_prefixes())).collect();
+            let members: Vec<crate::proto::ts6::Member<'_>> =
+                members.iter().filter_map(|m| crate::proto::ts6::Member::parse(m).ok()).collect();
+            let from = via.map_or_else(|| our_sid(st).to_string(), |s| s.to_string());
+            let mut b = Vec::new();
+            for l in crate::proto::ts6::sjoin_lines(&from, v.ch.created, &v.ch.name, &modes, &args, &members) {
+                b.extend_from_slice(l.as_bytes());
+                b.extend_from_slice(b"\r\n");
+            }
+            b
+        }
+    };
+    if !wire.is_empty() {
+        to_my_links(st, out, via, &wire);
+    }
+}
+
+/// A channel message for the members behind this shard's links: one copy per link with
+/// members behind it, none toward the sender's own server.
+pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::commands::envelope::ChanMsg) {
+    if st.peers.is_empty() || st.directory.get(&msg.sender).is_none() {
+        return;
+    }
+    let Some(view) = st.channels.get(&msg.chan) else { return };
+    let me = crate::state::Location::Link(st.me as u16);
+    let from = direction(st, Sid::of(&msg.sender));
+    let mut peers: smallvec::SmallVec<[Sid; 4]> = smallvec::SmallVec::new();
+    for (uid, m) in &view.ch.members {
+        if m.at != me {
+            continue;
+        }
+        if let Some(d) = direction(st, Sid::of(uid)) {
+            if Some(d) != from && !peers.contains(&d) {
+                peers.push(d);
+                if peers.len() == st.peers.len() {
+                    break;
+                }
+            }
+        }
+    }
+    if peers.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&msg.line.body);
+    let Ok(m) = crate::proto::Message::parse(text.trim_end()) else { return };
+    if !matches!(m.verb, "PRIVMSG" | "NOTICE") {
+        return;
+    }
+    let wire = Line::new()
+        .source(msg.sender.as_str())
+        .verb(m.verb)
+        .param(m.param(0).unwrap_or(""))
+        .trailing(m.param(1).unwrap_or(""))
+        .finish();
+    for p in peers {
+        if let Some(&conn) = st.peers.get(&p) {
+            super::write(st, out, conn, &wire);
+        }
+    }
+}
+
+/// A user of ours changed its modes: `:<UID> MODE <UID> :<+added-removed>` (remote users'
+/// changes pass through as received).
+pub fn umodes(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, before: crate::state::UserModes, after: crate::state::UserModes) {
+    if st.peers.is_empty() || except(st, uid).is_some() || before == after {
+        return;
+    }
+    let mut diff = String::new();
+    for (on, sign) in [(true, '+'), (false, '-')] {
+        let letters: String = crate::state::UserModes::TABLE
+            .iter()
+            .filter(|(_, m)| after.has(*m) == on && before.has(*m) != on)
+            .map(|(c, _)| *c)
+            .collect();
+        if !letters.is_empty() {
+            diff.push(sign);
+            diff.push_str(&letters);
+        }
+    }
+    let line = Line::new().source(uid.as_str()).verb("MODE").param(uid.as_str()).trailing(&diff).finish();
+    to_my_links(st, out, None, &line);
+}
+
+/// An INVITE for a user behind a link of this shard: `:<UID> INVITE <UID> <chan> <ts>`.
+pub fn invite(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, chan: &crate::proto::Folded, line: &Shared) {
+    let Some(conn) = super::link_toward(st, Sid::of(&to)) else { return };
+    let Some(from) = line.meta.as_ref().and_then(|m| m.sender) else { return };
+    let Some(view) = st.channels.get(chan) else { return };
+    let wire = Line::new()
+        .source(from.as_str())
+        .verb("INVITE")
+        .param(to.as_str())
+        .param(&view.ch.name)
+        .param(&view.ch.created.to_string())
+        .finish();
+    super::write(st, out, conn, &wire);
+}
+
+/// A WALLOPS of one of our users, for every link.
+pub fn wallops(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, text: &str) {
+    let line = Line::new().source(uid.as_str()).verb("WALLOPS").trailing(text).finish();
+    super::to_all_links(st, out, None, line.into());
 }

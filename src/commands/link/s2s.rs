@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::handshake::{announce, claim};
 use super::{direction, our_sid, to_all_links, to_my_links, write};
 use crate::commands::delivery::{broadcast, meta, to_user};
-use crate::commands::envelope::{Answer, Env, NickTsClaim, NickVerdict, Ordered, Request};
+use crate::commands::envelope::{Answer, ChanMsg, Env, NickTsClaim, NickVerdict, Ordered, Request};
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::commands::query::monitor::{notify_offline, notify_online};
@@ -16,6 +16,7 @@ use crate::commands::{CmdResult, Ctx};
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::proto::{ts6, Line, Message};
+use crate::state::channel::Status;
 use crate::state::servers::{Server, Sid};
 use crate::state::{Location, Uid, User, UserModes};
 
@@ -28,7 +29,7 @@ pub enum Source {
 
 /// The line's source, when it is behind this link (no prefix: the peer itself). Anything else
 /// is logged and the line dropped.
-fn source(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Source> {
+pub fn source(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Source> {
     let peer = ctx.st.links.get(&ctx.conn)?.sid()?;
     let Some(s) = msg.source else { return Some(Source::Server(peer)) };
     let found = if s.len() == 9 {
@@ -413,7 +414,8 @@ pub fn quit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
     let reason = msg.param(0).unwrap_or("");
     to_all_links(ctx.st, ctx.out, Some(Sid::of(&uid)), relayed(msg));
-    depart_remote(ctx.st, ctx.out, uid, &format!("Quit: {reason}"));
+    // Hybrid's QUIT already carries the "Quit: " its user was shown.
+    depart_remote(ctx.st, ctx.out, uid, reason);
     Ok(())
 }
 
@@ -512,6 +514,22 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         Source::User(u) => (Some(u), ctx.st.directory.get(&u).map(|x| x.mask()).unwrap_or_default()),
         Source::Server(s) => (None, ctx.st.servers.get(&s).map(|x| x.name.to_string()).unwrap_or_default()),
     };
+    let (min, chan) = match target.as_bytes().first() {
+        Some(b'@') => (Status::OP, &target[1..]),
+        Some(b'+') => (Status::VOICE, &target[1..]),
+        _ => (Status::NONE, target),
+    };
+    if crate::proto::names::is_channel_name(chan) {
+        let folded = ctx.st.cm.fold(chan);
+        let Some(name) = ctx.st.channels.get(&folded).map(|v| v.ch.name.clone()) else { return Ok(()) };
+        let shown = if min == Status::NONE { name.to_string() } else { format!("{}{name}", &target[..1]) };
+        let body: Arc<[u8]> = Line::new().source(&mask).verb(msg.verb).param(&shown).trailing(text).finish().into();
+        let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, from_uid, None));
+        let sender = from_uid.unwrap_or(ctx.me().uid);
+        let m = ChanMsg { chan: folded, line, sender, min, need: 0, at: ctx.now };
+        crate::commands::delivery::to_channel(ctx.st, ctx.out, m);
+        return Ok(());
+    }
     let to = Uid::parse(target).or_else(|| ctx.st.directory.by_nick(&ctx.st.cm.fold(target)).map(|u| u.uid));
     let Some(to) = to.filter(|u| ctx.st.directory.get(u).is_some()) else {
         log::debug!("Link {}: {} to unknown {target} dropped", peer(ctx), msg.verb);
@@ -521,6 +539,85 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let body: Arc<[u8]> = Line::new().source(&mask).verb(msg.verb).param(&tnick).trailing(text).finish().into();
     let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, from_uid, None));
     to_user(ctx.st, ctx.out, to, &line, 0, ctx.now);
+    Ok(())
+}
+
+/// `:<UID> MODE <UID> :<+modes-modes>`: a remote user's own modes (channel modes come as
+/// TMODE).
+pub fn umode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
+    if msg.params[0] != uid.as_str() {
+        return Ok(());
+    }
+    let Some(mut modes) = ctx.st.directory.get(&uid).map(|u| u.modes) else { return Ok(()) };
+    let mut on = true;
+    for c in msg.param(1).unwrap_or("").chars() {
+        match c {
+            '+' | '-' => on = c == '+',
+            c => {
+                if let Some(m) = UserModes::from_letter(c) {
+                    modes.set(m, on);
+                }
+            }
+        }
+    }
+    ctx.st.directory.set_modes(&uid, modes);
+    to_all_links(ctx.st, ctx.out, Some(Sid::of(&uid)), relayed(msg));
+    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserModes { uid, modes, ack: None }));
+    Ok(())
+}
+
+/// `:<UID> INVITE <UID> <chan> <ts>`: for a user here, or passed on toward it.
+pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(from)) = source(ctx, msg) else { return Ok(()) };
+    let (Some(to), Some(chan)) = (Uid::parse(msg.params[0]), msg.param(1)) else { return Ok(()) };
+    let folded = ctx.st.cm.fold(chan);
+    let ts: Option<u64> = msg.param(2).and_then(|t| t.parse().ok());
+    let Some(view) = ctx.st.channels.get(&folded) else { return Ok(()) };
+    if ts.is_some_and(|t| t > view.ch.created) {
+        return Ok(());
+    }
+    let (Some(f), Some(t)) = (ctx.st.directory.get(&from), ctx.st.directory.get(&to)) else { return Ok(()) };
+    let body: Arc<[u8]> = Line::new().source(&f.mask()).verb("INVITE").param(&t.nick).param(&view.ch.name).finish().into();
+    let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, Some(from), None));
+    crate::commands::delivery::to_invitee(ctx.st, ctx.out, to, &folded, &line);
+    Ok(())
+}
+
+/// `:<UID> WALLOPS :<text>` (or a server's): to our `+w` users, and on to the other links.
+pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let from = match src {
+        Source::User(u) => ctx.st.directory.get(&u).map(|x| x.mask()).unwrap_or_default(),
+        Source::Server(s) => ctx.st.servers.get(&s).map(|x| x.name.to_string()).unwrap_or_default(),
+    };
+    let line: Arc<[u8]> = Line::new().source(&from).verb("WALLOPS").trailing(msg.params[0]).finish().into();
+    crate::commands::oper::wallops::deliver(ctx.st, ctx.out, &line);
+    broadcast(ctx.st, ctx.out, || Env::Control(crate::commands::envelope::Control::Wallops { line: line.clone() }));
+    let except = Some(peer(ctx));
+    to_all_links(ctx.st, ctx.out, except, relayed(msg));
+    Ok(())
+}
+
+/// `:<UID> WHOIS <our SID or nick> :<nick>`: a remote user's WHOIS of one of ours, answered with
+/// numerics from our SID addressed to its UID (hybrid sends it when its user asks for idle time).
+pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(asker)) = source(ctx, msg) else { return Ok(()) };
+    let nick = msg.param(1).unwrap_or(msg.params[0]);
+    let name = ctx.st.cfg.server.name.clone();
+    let lines = match ctx.st.directory.by_nick(&ctx.st.cm.fold(nick)).map(|u| u.uid) {
+        Some(target) => crate::commands::query::whois::whois_lines(ctx.st, asker, asker.as_str(), target, ctx.now),
+        None => {
+            let mut b = crate::commands::numeric_line(&name, asker.as_str(), crate::proto::Numeric::ERR_NOSUCHNICK, &[nick]);
+            b.extend_from_slice(&crate::commands::numeric_line(&name, asker.as_str(), crate::proto::Numeric::RPL_ENDOFWHOIS, &[nick]));
+            b
+        }
+    };
+    // Between servers a numeric comes from our SID.
+    let (ours, sid) = (format!(":{name} "), format!(":{} ", our_sid(ctx.st)));
+    let text = String::from_utf8_lossy(&lines).replace(&ours, &sid);
+    let conn = ctx.conn;
+    write(ctx.st, ctx.out, conn, text.as_bytes());
     Ok(())
 }
 

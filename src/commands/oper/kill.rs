@@ -26,6 +26,13 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let reason: Arc<str> = format!("Killed ({me} ({why}))").into();
     snotice(ctx.st, ctx.out, &format!("Received KILL message for {tnick} from {me} ({why})"));
     log::info!("Kill: {tnick} by {me} ({why})");
+    // The network hears the KILL (hybrid's path: server!host!user!nick); the victim's
+    // departure sends no QUIT to the links.
+    let (host, user) = (ctx.me().host.to_string(), ctx.me().user.as_ref().map_or("*".into(), |u| u.0.to_string()));
+    let path = format!("{}!{host}!{user}!{me} ({why})", ctx.st.cfg.server.name);
+    let oper = ctx.me().uid;
+    let line = crate::proto::Line::new().source(oper.as_str()).verb("KILL").param(tuid.as_str()).trailing(&path).finish();
+    crate::commands::link::to_all_links(ctx.st, ctx.out, None, line.into());
     if tshard == ctx.st.me {
         kill_local(ctx.st, ctx.out, tuid, &reason);
     } else {
@@ -34,9 +41,12 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Ends a user of this shard for a KILL.
-pub fn kill_local(st: &mut ShardState, _out: &mut dyn Outbox, uid: Uid, reason: &str) {
+/// Ends a user of this shard for a KILL: its connection, or, for a user behind a link of this
+/// shard, its departure (the KILL went to the links already).
+pub fn kill_local(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, reason: &str) {
     if let Some(&conn) = st.local.get(&uid) {
         close_later(st, conn, reason);
+    } else if st.directory.get(&uid).is_some_and(|u| u.location == crate::state::Location::Link(st.me as u16)) {
+        crate::commands::link::s2s::depart_remote(st, out, uid, reason);
     }
 }

@@ -109,6 +109,7 @@ pub fn checked(
         modes.set(UserModes::SNOTICE, true);
         modes.set(UserModes::WALLOPS, true);
         ctx.st.directory.set_modes(&uid, modes);
+        crate::commands::link::relay::umodes(ctx.st, ctx.out, uid, before, modes);
         ctx.st.snotice_targets = None;
         let ack = Some(conn);
         broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserModes { uid, modes, ack }));

@@ -18,6 +18,7 @@ pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let line: Arc<[u8]> = Line::new().source(&u.mask()).verb("WALLOPS").trailing(msg.params[0]).finish().into();
     deliver(ctx.st, ctx.out, &line);
     broadcast(ctx.st, ctx.out, || Env::Control(Control::Wallops { line: line.clone() }));
+    crate::commands::link::relay::wallops(ctx.st, ctx.out, uid, msg.params[0]);
     Ok(())
 }
 

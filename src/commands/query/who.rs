@@ -175,16 +175,25 @@ fn row(ctx: &Ctx<'_>, rest: &Rest, uid: &Uid) -> Option<Vec<u8>> {
     let flags = flags(u, chan.as_ref().map(|(_, s)| s), rest.multi);
     let chan_name = chan.map_or("*".to_string(), |(n, _)| n);
     let server = &st.cfg.server.name;
+    let (on, hops) = user_server(st, u);
     let me = ctx.me().target();
     Some(match &rest.whox {
         None => numeric_line(
             server,
             me,
             Numeric::RPL_WHOREPLY,
-            &[&chan_name, &u.user, &u.host, server, &u.nick, &flags, &format!("0 {}", u.realname)],
+            &[&chan_name, &u.user, &u.host, &on, &u.nick, &flags, &format!("{hops} {}", u.realname)],
         ),
         Some(w) => whox_row(ctx, w, u, &chan_name, &flags),
     })
+}
+
+/// The server a user is on and how many hops away (ours: 0), from the network map.
+pub fn user_server(st: &crate::local::shard::ShardState, u: &User) -> (String, u32) {
+    match st.servers.get(&crate::state::servers::Sid::of(&u.uid)) {
+        Some(s) => (s.name.to_string(), s.hop),
+        None => (st.cfg.server.name.clone(), 0),
+    }
 }
 
 /// Whether a mask lists `u` (None if not), and the channel shown beside it: its first channel
@@ -192,7 +201,7 @@ fn row(ctx: &Ctx<'_>, rest: &Rest, uid: &Uid) -> Option<Vec<u8>> {
 fn matched(ctx: &Ctx<'_>, pattern: &str, u: &User) -> Option<Option<(String, Status)>> {
     let (st, me) = (&*ctx.st, ctx.me().uid);
     let cm = st.cm;
-    let server = &st.cfg.server.name;
+    let server = user_server(st, u).0;
     let hit =
         [&*u.nick, &*u.user, &*u.host, server.as_str(), &*u.realname].iter().any(|f| mask::matches(cm, pattern, f));
     if !hit {
@@ -246,10 +255,10 @@ fn whox_row(ctx: &Ctx<'_>, w: &Whox, u: &User, chan: &str, flags: &str) -> Vec<u
             'u' => u.user.to_string(),
             'i' => u.ip.to_string(),
             'h' => u.host.to_string(),
-            's' => server.clone(),
+            's' => user_server(st, u).0,
             'n' => u.nick.to_string(),
             'f' => flags.to_string(),
-            'd' => "0".to_string(),
+            'd' => user_server(st, u).1.to_string(),
             'l' => idle.to_string(),
             'a' => u.account.as_deref().unwrap_or("0").to_string(),
             'o' => "n/a".to_string(),

@@ -1,0 +1,183 @@
+//! Channel lines from a linked peer (docs/ts6 §3.3–3.6, §4): SJOIN, JOIN, PART, KICK, TMODE,
+//! TOPIC, TBURST, BMASK. Each becomes a request to the channel's home, decided there by the TS
+//! rules (`channel::remote`); the link's next line waits until this shard applied the change,
+//! so the link's order is kept for every member of the network.
+
+use std::sync::Arc;
+
+use super::s2s::{source, Source};
+use crate::commands::channel::remote::{entry, Joiner, RemoteChan, SimpleModes, TopicBurst};
+use crate::commands::channel::{submit, ChanRequest};
+use crate::commands::{CmdResult, Ctx};
+use crate::proto::{ts6, Message};
+use crate::state::channel::{Flags, ListKind, ModeChange, Status};
+use crate::state::servers::Sid;
+use crate::state::{Location, Uid};
+
+/// Who the members see making a change: a user's mask or a server's name.
+fn shown(ctx: &Ctx<'_>, src: Source) -> (Arc<str>, Option<Uid>) {
+    match src {
+        Source::User(u) => (ctx.st.directory.get(&u).map_or_else(|| u.to_string(), |x| x.mask()).into(), Some(u)),
+        Source::Server(s) => (ctx.st.servers.get(&s).map_or_else(|| s.to_string(), |x| x.name.to_string()).into(), None),
+    }
+}
+
+fn send(ctx: &mut Ctx<'_>, r: RemoteChan) {
+    submit(ctx, vec![ChanRequest::Remote(Box::new(r))]);
+}
+
+/// Members of an SJOIN or a JOIN that are users behind this link (others are skipped, §3.3).
+fn joiner(ctx: &Ctx<'_>, uid: &str, status: Status) -> Option<Joiner> {
+    let uid = Uid::parse(uid)?;
+    let peer = ctx.st.links.get(&ctx.conn)?.sid()?;
+    let u = ctx.st.directory.get(&uid)?;
+    (super::direction(ctx.st, Sid::of(&uid)) == Some(peer))
+        .then(|| Joiner { uid, status, mask: u.mask().into(), at: Location::Link(ctx.st.me as u16) })
+}
+
+/// `:<SID> SJOIN <ts> <chan> +<modes> [args] :<members>`.
+pub fn sjoin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let Ok(s) = ts6::parse_sjoin(msg) else {
+        log::warn!("Link: bad SJOIN dropped: {}", msg.params.join(" "));
+        return Ok(());
+    };
+    let members: Vec<Joiner> = s
+        .members
+        .iter()
+        .filter_map(|m| {
+            let mut st = Status::NONE;
+            st.set(Status::OP, m.op());
+            st.set(Status::VOICE, m.voice());
+            joiner(ctx, m.uid, st)
+        })
+        .collect();
+    let (source, _) = shown(ctx, src);
+    let modes = SimpleModes::parse(s.modes, &s.mode_args);
+    send(ctx, RemoteChan::Sjoin { name: s.channel.into(), ts: s.ts, modes: Some(modes), members, source });
+    Ok(())
+}
+
+/// `:<UID> JOIN <ts> <chan> +` (a JOIN carries no modes, §4).
+pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
+    let (Some(ts), Some(chan)) = (msg.param(0).and_then(|t| t.parse().ok()), msg.param(1)) else {
+        // `JOIN 0` (leave all) has no TS: not hybrid's dialect.
+        return Ok(());
+    };
+    let Some(j) = joiner(ctx, uid.as_str(), Status::NONE) else { return Ok(()) };
+    let source = ctx.st.servers.get(&Sid::of(&uid)).map_or_else(|| Arc::from("*"), |s| s.name.clone());
+    send(ctx, RemoteChan::Sjoin { name: chan.into(), ts, modes: None, members: vec![j], source });
+    Ok(())
+}
+
+/// `:<UID> PART <chan>[,<chan>...] [:<reason>]`.
+pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
+    let Some(mask) = ctx.st.directory.get(&uid).map(|u| Arc::<str>::from(u.mask())) else { return Ok(()) };
+    let reason = msg.param(1).map(str::to_string);
+    let reqs = msg.params[0]
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(|c| ChanRequest::Remote(Box::new(RemoteChan::Part { name: c.into(), uid, mask: mask.clone(), reason: reason.clone() })))
+        .collect();
+    submit(ctx, reqs);
+    Ok(())
+}
+
+/// `:<UID or SID> KICK <chan> <UID> :<reason>`.
+pub fn kick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let Some(target) = Uid::parse(msg.params[1]) else { return Ok(()) };
+    let Some(target_nick) = ctx.st.directory.get(&target).map(|u| u.nick.clone()) else { return Ok(()) };
+    let (source, by) = shown(ctx, src);
+    let reason = msg.param(2).unwrap_or(&target_nick).to_string();
+    send(ctx, RemoteChan::Kick { name: msg.params[0].into(), source, by, target, target_nick, reason });
+    Ok(())
+}
+
+/// `:<UID> TOPIC <chan> :<text>`.
+pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let (source, by) = shown(ctx, src);
+    let text = msg.param(1).unwrap_or("").to_string();
+    let setter = source.clone();
+    let (name, at) = (msg.params[0].into(), ctx.unix);
+    send(ctx, RemoteChan::Topic { name, source, by, text, setter, at, burst: None });
+    Ok(())
+}
+
+/// `:<SID> TBURST <chan ts> <chan> <topic ts> <setter> :<topic>` (§3.5).
+pub fn tburst(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let Ok(t) = ts6::parse_tburst(msg) else { return Ok(()) };
+    let (source, by) = shown(ctx, src);
+    let from_service = super::is_service(ctx.st, &source);
+    let burst = Some(TopicBurst { chan_ts: t.ts, from_service });
+    let r = RemoteChan::Topic {
+        name: t.channel.into(),
+        source,
+        by,
+        text: t.topic.to_string(),
+        setter: t.setter.into(),
+        at: t.topic_ts,
+        burst,
+    };
+    send(ctx, r);
+    Ok(())
+}
+
+/// `:<SID> BMASK <ts> <chan> <b|e|I> :<masks>` (§3.4).
+pub fn bmask(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let Ok(b) = ts6::parse_bmask(msg) else { return Ok(()) };
+    let (source, by) = shown(ctx, src);
+    let kind = ListKind::from_letter(b.list).expect("parse_bmask checked the list");
+    let changes = b.masks.iter().map(|m| ModeChange::List(kind, true, entry(m, &source, ctx.unix))).collect();
+    send(ctx, RemoteChan::Modes { name: b.channel.into(), source, by, ts: b.ts, changes, nicks: Vec::new() });
+    Ok(())
+}
+
+/// `:<UID or SID> TMODE <ts> <chan> <modes> [args...]` (§4): members named by UID.
+pub fn tmode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let Ok(t) = ts6::parse_tmode(msg) else { return Ok(()) };
+    let (source, by) = shown(ctx, src);
+    let mut args = t.args.iter();
+    let mut on = true;
+    let mut changes = Vec::new();
+    let mut nicks = Vec::new();
+    for c in t.modes.chars() {
+        match c {
+            '+' | '-' => on = c == '+',
+            'o' | 'v' => {
+                let Some(uid) = args.next().and_then(|a| Uid::parse(a)) else { continue };
+                let Some(nick) = ctx.st.directory.get(&uid).map(|u| u.nick.clone()) else { continue };
+                nicks.push((uid, nick));
+                let s = Status::from_mode(c).expect("o or v");
+                changes.push(ModeChange::Member(s, c, on, uid));
+            }
+            'k' => {
+                let key = args.next();
+                changes.push(ModeChange::Key(if on { key.map(|k| Arc::from(*k)) } else { None }));
+            }
+            'l' => {
+                let limit = if on { args.next().and_then(|l| l.parse().ok()) } else { None };
+                if on && limit.is_none() {
+                    continue;
+                }
+                changes.push(ModeChange::Limit(limit));
+            }
+            c => {
+                if let Some(kind) = ListKind::from_letter(c) {
+                    let Some(mask) = args.next() else { continue };
+                    changes.push(ModeChange::List(kind, on, entry(mask, &source, ctx.unix)));
+                } else if let Some(f) = Flags::from_letter(c) {
+                    changes.push(ModeChange::Flag(f, c, on));
+                }
+            }
+        }
+    }
+    send(ctx, RemoteChan::Modes { name: t.channel.into(), source, by, ts: t.ts, changes, nicks });
+    Ok(())
+}
