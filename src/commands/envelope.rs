@@ -247,6 +247,20 @@ pub enum Control {
     Snotice {
         text: Arc<str>,
     },
+    /// An operator's CONNECT, for the shard that dials the `[[links]]` block `name`
+    /// (`link::dial::dialer`), to `addr` (the block's, or with the operator's port).
+    Connect {
+        name: Arc<str>,
+        addr: std::net::SocketAddr,
+        by: Uid,
+    },
+    /// An operator's SQUIT of `sid`, for the shard holding the link toward it: a direct peer's
+    /// link is closed, a server further away gets the SQUIT routed toward it.
+    Squit {
+        sid: Sid,
+        reason: Arc<str>,
+        by: Uid,
+    },
     /// Periodic per-shard connection counts (for LUSERS).
     Counts {
         unregistered: u32,

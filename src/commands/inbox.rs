@@ -95,6 +95,8 @@ fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control
         Control::Wallops { line } => super::oper::wallops::deliver(st, out, &line),
         Control::RunAs { target, line } => link::services::run_as(st, out, target, &line),
         Control::Snotice { text } => super::oper::snotice::deliver(st, out, &text),
+        Control::Connect { name, addr, by } => super::oper::links::connect_here(st, out, &name, addr, by, now),
+        Control::Squit { sid, reason, by } => super::oper::links::squit_here(st, out, sid, &reason, by),
         Control::Counts { unregistered, classes } => {
             st.unregistered[from] = unregistered;
             st.classes_elsewhere[from] = classes;

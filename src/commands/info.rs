@@ -1,9 +1,12 @@
-//! What the server says about itself: RPL_ISUPPORT, LUSERS, MOTD, VERSION, TIME, ADMIN, INFO.
+//! What the server says about itself and its network: RPL_ISUPPORT, LUSERS, MOTD, VERSION,
+//! TIME, ADMIN, INFO, LINKS, MAP.
 
 use super::{CmdResult, Ctx};
 use crate::config::Config;
 use crate::err;
+use crate::local::shard::ShardState;
 use crate::proto::{names, Line, Message, Numeric};
+use crate::state::servers::{Server, Servers, Sid};
 
 pub const USER_MODES: &str = "Biorsw";
 pub const CHANNEL_MODES: &str = "beIiklmnopstv";
@@ -168,15 +171,105 @@ pub fn admin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
-/// `LINKS [[<server>] <mask>]`: this server, until servers link.
+fn is_oper(ctx: &Ctx<'_>) -> bool {
+    ctx.st.directory.get(&ctx.me().uid).is_some_and(|u| u.modes.has(crate::state::UserModes::OPER))
+}
+
+/// The servers of the network other than this one, depth first from this one (each after its
+/// uplink, siblings by name), with their depth (1: our direct peers).
+pub fn network_tree(servers: &Servers) -> Vec<(usize, &Server)> {
+    fn walk<'a>(servers: &'a Servers, up: Option<Sid>, depth: usize, out: &mut Vec<(usize, &'a Server)>) {
+        let mut kids: Vec<&Server> = servers.iter().filter(|s| s.uplink == up).collect();
+        kids.sort_by(|a, b| a.name.cmp(&b.name));
+        for k in kids {
+            out.push((depth, k));
+            walk(servers, Some(k.sid), depth + 1, out);
+        }
+    }
+    let mut out = Vec::with_capacity(servers.len());
+    walk(servers, None, 1, &mut out);
+    out
+}
+
+/// `LINKS [[<server>] <mask>]`: every server of the network whose name matches the mask, this
+/// one first: `364 <name> <uplink> :<hops> <description>` (hybrid's form), then 365. Servers
+/// flagged `+h` (hidden) are listed to operators only, their description marked `(H)`.
 pub fn links(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    let mask = msg.params.last().copied().unwrap_or("*");
+    let mask = msg.params.last().copied().filter(|m| !m.is_empty()).unwrap_or("*");
+    let oper = is_oper(ctx);
     let cfg = ctx.st.cfg.clone();
-    if crate::proto::mask::matches(ctx.st.cm, mask, &cfg.server.name) {
-        ctx.reply(Numeric::RPL_LINKS, &[&cfg.server.name, &cfg.server.name, &format!("0 {}", cfg.server.description)]);
+    let me = cfg.server.name.as_str();
+    let mut rows: Vec<(String, String, String)> = vec![(me.into(), me.into(), format!("0 {}", cfg.server.description))];
+    for (_, s) in network_tree(&ctx.st.servers) {
+        if s.hidden && !oper {
+            continue;
+        }
+        let up = s.uplink.and_then(|u| ctx.st.servers.get(&u)).map_or(me, |u| &u.name);
+        let desc = if s.hidden { format!("(H) {}", s.desc) } else { s.desc.to_string() };
+        rows.push((s.name.to_string(), up.to_string(), format!("{} {desc}", s.hop)));
+    }
+    for (name, up, text) in rows {
+        if crate::proto::mask::matches(ctx.st.cm, mask, &name) {
+            ctx.reply(Numeric::RPL_LINKS, &[&name, &up, &text]);
+        }
     }
     ctx.reply(Numeric::RPL_ENDOFLINKS, &[mask]);
     Ok(())
+}
+
+/// Where MAP puts `| Users:` (Solanum's column).
+const MAP_USER_COL: usize = 50;
+
+/// `MAP` (operators): the network as a tree from this server, one `015` per server with its SID
+/// and users (and their share of the network's), then `017` — Solanum's layout:
+///
+/// ```text
+/// irc.a.net[0AA] ----------------------------------- | Users:     3 (60.0%)
+///  |- irc.b.net[1BB] ------------------------------- | Users:     1 (20.0%)
+///  |   `- services.net[3SV] ------------------------ | Users:     0 ( 0.0%)
+///  `- irc.c.net[2CC] ------------------------------- | Users:     1 (20.0%)
+/// ```
+pub fn map(ctx: &mut Ctx<'_>, _msg: &Message<'_>) -> CmdResult {
+    if !is_oper(ctx) {
+        return Err(err!(ERR_NOPRIVILEGES));
+    }
+    for l in map_lines(ctx.st) {
+        ctx.reply(Numeric::RPL_MAP, &[&l]);
+    }
+    ctx.reply(Numeric::RPL_MAPEND, &[]);
+    Ok(())
+}
+
+/// MAP's lines, from this shard's copy of the network map and directory.
+fn map_lines(st: &ShardState) -> Vec<String> {
+    let mut users: ahash::AHashMap<&str, usize> = ahash::AHashMap::default();
+    for u in st.directory.iter() {
+        *users.entry(u.uid.sid()).or_default() += 1;
+    }
+    let total = st.directory.len();
+    let line = |head: &str, name: &str, sid: &str| {
+        let mut l = format!("{head}{name}[{sid}] ");
+        while l.len() < MAP_USER_COL {
+            l.push('-');
+        }
+        let n = users.get(sid).copied().unwrap_or(0);
+        let frac = (1000 * n + total / 2) / total.max(1);
+        l.push_str(&format!(" | Users: {n:>5} ({:>2}.{}%)", frac / 10, frac % 10));
+        l
+    };
+    let mut lines = vec![line("", &st.cfg.server.name, &st.cfg.server.sid)];
+    // Each level indents by 4: " |- " for a server with siblings after it, " `- " for the last,
+    // and below them " |  " or "    " so the branches line up.
+    let tree = network_tree(&st.servers);
+    let mut conts: Vec<&str> = Vec::new();
+    for (i, (depth, s)) in tree.iter().enumerate() {
+        let last = !tree[i + 1..].iter().take_while(|(d, _)| d >= depth).any(|(d, _)| d == depth);
+        conts.truncate(depth - 1);
+        let head = format!("{}{}", conts.concat(), if last { " `- " } else { " |- " });
+        lines.push(line(&head, &s.name, s.sid.as_str()));
+        conts.push(if last { "    " } else { " |  " });
+    }
+    lines
 }
 
 pub fn info(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
@@ -192,4 +285,59 @@ pub fn info(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     ctx.reply(Numeric::RPL_ENDOFINFO, &[]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(sid: &str, name: &str, uplink: Option<&str>, hop: u32) -> Server {
+        let sid = Sid::parse(sid).unwrap();
+        Server {
+            sid,
+            name: name.into(),
+            hop,
+            desc: "d".into(),
+            hidden: false,
+            uplink: uplink.and_then(Sid::parse),
+            via: sid,
+            shard: 0,
+            synced: true,
+        }
+    }
+
+    #[test]
+    fn map_draws_the_tree_with_user_counts() {
+        let mut sim = crate::sim::Sim::new(std::sync::Arc::new(crate::config::Config::embedded()), 1, true);
+        sim.client(0, "alice");
+        let st = &mut sim.shards[0].0;
+        // 1BB ─ 3SV ─ 5EE, 1BB ─ 4DD; 2CC: a tree with a branch under a server that has a
+        // sibling after it.
+        for s in [
+            server("1BB", "b.net", None, 1),
+            server("2CC", "c.net", None, 1),
+            server("3SV", "s.net", Some("1BB"), 2),
+            server("4DD", "t.net", Some("1BB"), 2),
+            server("5EE", "e.net", Some("3SV"), 3),
+        ] {
+            assert!(st.servers.insert(s));
+        }
+        let me = format!("{}[{}]", st.cfg.server.name, st.cfg.server.sid);
+        let heads: Vec<String> = map_lines(st).iter().map(|l| l.split(" -").next().unwrap().to_string()).collect();
+        assert_eq!(
+            heads,
+            [
+                me.as_str(),
+                " |- b.net[1BB]",
+                " |   |- s.net[3SV]",
+                " |   |   `- e.net[5EE]",
+                " |   `- t.net[4DD]",
+                " `- c.net[2CC]"
+            ]
+        );
+        let lines = map_lines(st);
+        assert!(lines[0].ends_with("| Users:     1 (100.0%)"), "{}", lines[0]);
+        assert!(lines.iter().all(|l| l.find(" | Users:") == Some(MAP_USER_COL)), "{lines:#?}");
+        assert!(lines[1].ends_with("| Users:     0 ( 0.0%)"), "{}", lines[1]);
+    }
 }

@@ -2,8 +2,9 @@
 //! that owns the state, for STATS and the metrics endpoint: `metrics/` knows nothing of it.
 
 use crate::commands::Outbox;
+use crate::local::link::Phase;
 use crate::local::shard::ShardState;
-use crate::metrics::{ConnReport, ShardReport};
+use crate::metrics::{ConnReport, LinkReport, ShardReport};
 
 /// This shard's figures now; `with_conns` adds one entry per connection.
 pub fn shard_report(st: &ShardState, out: &mut dyn Outbox, with_conns: bool) -> ShardReport {
@@ -19,6 +20,9 @@ pub fn shard_report(st: &ShardState, out: &mut dyn Outbox, with_conns: bool) -> 
         let mut clients: Vec<_> = st.clients.values().collect();
         clients.sort_by_key(|c| c.connected_at);
         for c in clients {
+            if st.links.contains_key(&c.conn) {
+                continue;
+            }
             let Some(traffic) = out.traffic(c.conn) else { continue };
             let name = match (&c.nick, &c.user) {
                 (Some((nick, _)), Some((user, _))) if c.registered => format!("{nick}[{user}@{}]", c.ip),
@@ -33,6 +37,7 @@ pub fn shard_report(st: &ShardState, out: &mut dyn Outbox, with_conns: bool) -> 
             });
         }
     }
+    let links = links(st, out, now);
     let io = out.io_stats();
     let (seq_held, seq_oldest_wait) = crate::commands::channel::stall::waiting(st, now);
     ShardReport {
@@ -57,5 +62,45 @@ pub fn shard_report(st: &ShardState, out: &mut dyn Outbox, with_conns: bool) -> 
         message_latency: m.message_latency.clone(),
         broadcast_latency: m.broadcast_latency.clone(),
         conns,
+        links,
+        servers: st.servers.len() as u64,
+        burst_time: m.burst_time.clone(),
     }
+}
+
+/// This shard's server links, oldest first.
+fn links(st: &ShardState, out: &mut dyn Outbox, now: std::time::Instant) -> Vec<LinkReport> {
+    let mut links: Vec<_> = st.links.iter().collect();
+    links.sort_by_key(|(_, l)| l.opened);
+    let mut found = Vec::with_capacity(links.len());
+    for (&conn, l) in links {
+        let Some(c) = st.clients.get(&conn) else { continue };
+        let traffic = out.traffic(conn).unwrap_or_default();
+        let block = l.block.and_then(|b| st.cfg.links.get(b)).map(|b| b.name.as_str());
+        let name = l
+            .peer
+            .as_ref()
+            .map(|p| p.1.to_string())
+            .or_else(|| block.map(str::to_string))
+            .unwrap_or_else(|| "*".into());
+        let state = match (l.phase, l.synced) {
+            (Phase::Up, Some(at)) => format!("up, synced in {} ms", at.saturating_duration_since(l.opened).as_millis()),
+            (Phase::Up, None) => "up, bursting".to_string(),
+            (Phase::Claiming, _) => "registering".to_string(),
+            (Phase::Registering, _) => "handshake (inbound)".to_string(),
+            (Phase::Connecting, _) => "handshake (outbound)".to_string(),
+        };
+        found.push(LinkReport {
+            name,
+            ip: crate::local::client::display_ip(c.addr),
+            up: l.is_up(),
+            state,
+            caps: l.caps.join(" "),
+            traffic,
+            lines_in: c.lines_in,
+            lines_out: l.lines_out,
+            open: now.saturating_duration_since(l.opened),
+        });
+    }
+    found
 }

@@ -5,7 +5,7 @@
 //! | letter | shows | who |
 //! |---|---|---|
 //! | `m` | command usage (212): count, bytes, count from servers | everyone |
-//! | `l` | server links (none yet), and for operators every connection (211) | everyone |
+//! | `l` | server links (211), and for operators every connection (211) | everyone |
 //! | `u` | uptime (242) | everyone |
 //! | `c` | connect blocks (213) and connection statistics (249) | operators |
 //! | `y` | classes: limits and current use (218) | operators |
@@ -101,7 +101,12 @@ fn answer(ctx: &mut Ctx<'_>, p: &mut Pending) {
     p.reports.sort_by_key(|r| r.shard);
     match p.letter {
         'm' | 'M' => commands(ctx, &p.reports),
-        'l' | 'L' if p.oper => connections(ctx, &p.reports, p.mask.as_deref()),
+        'l' | 'L' => {
+            links(ctx, &p.reports, p.oper, p.mask.as_deref());
+            if p.oper {
+                connections(ctx, &p.reports, p.mask.as_deref());
+            }
+        }
         'c' | 'C' => connect_stats(ctx, &p.reports),
         'y' | 'Y' => classes(ctx, &p.reports),
         'S' | 's' => shards(ctx, &p.reports),
@@ -129,7 +134,33 @@ fn commands(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
     }
 }
 
-/// `STATS l` for operators: 211 per connection, as RFC 2812 has it: `<name> <sendq> <sent
+/// `STATS l`: 211 per server link of every shard, as hybrid shows them: `<name>[<ip>] <sendq>
+/// <sent messages> <sent Kbytes> <received messages> <received Kbytes> <seconds open> :<state;
+/// the peer's capabilities>` (the address for operators only). A mask narrows them by name.
+fn links(ctx: &mut Ctx<'_>, reports: &[ShardReport], oper: bool, mask: Option<&str>) {
+    let cm = ctx.st.cm;
+    for l in reports.iter().flat_map(|r| &r.links) {
+        if mask.is_some_and(|m| !crate::proto::mask::matches(cm, m, &l.name)) {
+            continue;
+        }
+        let t = l.traffic;
+        let name = if oper { format!("{}[{}]", l.name, l.ip) } else { l.name.clone() };
+        let fields = [
+            name,
+            t.queued.to_string(),
+            l.lines_out.to_string(),
+            (t.bytes_out / 1024).to_string(),
+            l.lines_in.to_string(),
+            (t.bytes_in / 1024).to_string(),
+            l.open.as_secs().to_string(),
+            format!("{}; caps: {}", l.state, l.caps),
+        ];
+        let params: Vec<&str> = fields.iter().map(String::as_str).collect();
+        ctx.reply(Numeric::RPL_STATSLINKINFO, &params);
+    }
+}
+
+/// `STATS l` for operators, after the links: 211 per connection, as RFC 2812 has it: `<name> <sendq> <sent
 /// messages> <sent Kbytes> <received messages> <received Kbytes> <seconds open>`. The listing
 /// stops at half the operator's sendq, and says so; a mask narrows it.
 fn connections(ctx: &mut Ctx<'_>, reports: &[ShardReport], mask: Option<&str>) {
@@ -165,13 +196,27 @@ fn connections(ctx: &mut Ctx<'_>, reports: &[ShardReport], mask: Option<&str>) {
     }
 }
 
-/// `STATS c`: 213 per connect block, then the connection statistics (249).
+/// `STATS c`: 213 `C <host> <flags> <name> <port> <class>` per `[[links]]` block (host `*`
+/// and port 0 without an address; flags `A` autoconnect, `T` TLS, `*` none; the class `default`
+/// when the block names none), then the connection statistics (249).
 fn connect_stats(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
-    let links: Vec<(String, String)> =
-        ctx.st.cfg.links.iter().map(|l| (l.address.map_or("*".into(), |a| a.to_string()), l.name.clone())).collect();
-    for (addr, name) in links {
-        let (host, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
-        ctx.reply(Numeric::RPL_STATSCLINE, &["C", host, "*", &name, port, "server"]);
+    let cfg = ctx.st.cfg.clone();
+    for l in &cfg.links {
+        let (host, port) = l.address.map_or(("*".to_string(), "0".to_string()), |a| {
+            (crate::local::client::display_ip(a), a.port().to_string())
+        });
+        let mut flags = String::new();
+        if l.autoconnect {
+            flags.push('A');
+        }
+        if l.tls {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('*');
+        }
+        let class = l.class.and_then(|c| cfg.classes.get(c)).map_or("default", |c| c.name.as_str());
+        ctx.reply(Numeric::RPL_STATSCLINE, &["C", &host, &flags, &l.name, &port, class]);
     }
     let sum = |f: &dyn Fn(&ShardReport) -> u64| reports.iter().map(f).sum::<u64>();
     let text = format!(

@@ -172,7 +172,8 @@ pub struct Oper {
 }
 
 /// What operators may be given.
-pub const PRIVILEGES: &[&str] = &["kill", "wallops", "rehash", "die", "restart", "kline", "dline", "snotice", "stats"];
+pub const PRIVILEGES: &[&str] =
+    &["kill", "wallops", "rehash", "die", "restart", "kline", "dline", "snotice", "stats", "connect", "squit"];
 
 impl Oper {
     pub fn may(&self, privilege: &str) -> bool {

@@ -39,6 +39,8 @@ pub struct Link {
     pub pending: Option<Box<crate::state::servers::Server>>,
     /// A user it introduced or renamed, waiting for the nick owner's verdict.
     pub pending_user: Option<Box<crate::state::User>>,
+    /// The operator whose SQUIT is closing it: the SQUIT the other links hear names them.
+    pub squit_by: Option<crate::state::Uid>,
 }
 
 impl Link {
@@ -55,6 +57,7 @@ impl Link {
             lines_out: 0,
             pending: None,
             pending_user: None,
+            squit_by: None,
         }
     }
 

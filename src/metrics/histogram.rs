@@ -24,6 +24,15 @@ impl Histogram {
         self.sum_ns += d.as_nanos();
     }
 
+    /// Adds another histogram's observations (the sum over shards).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+    }
+
     /// Cumulative counts per bound (`le`), the last for `+Inf`.
     pub fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
         let mut total = 0;

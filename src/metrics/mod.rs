@@ -15,5 +15,5 @@ pub mod shard;
 
 pub use histogram::Histogram;
 pub use io::{IoFigures, Traffic};
-pub use report::{ConnReport, ShardReport};
+pub use report::{ConnReport, LinkReport, ShardReport};
 pub use shard::{Counters, ShardMetrics, Usage};

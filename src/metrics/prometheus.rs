@@ -136,8 +136,12 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
         r,
         |r| r.channels_homed,
     );
-    o.head("rustircd_servers", "gauge", "Servers linked to this one.");
-    o.sample("rustircd_servers", &[], 0);
+    // The network map is the same on every shard once quiet: shard 0's, or the first that answered.
+    let servers = r.iter().find(|s| s.shard == 0).or(r.first()).map_or(0, |s| s.servers);
+    o.head("rustircd_servers", "gauge", "Servers of the network besides this one (the network map).");
+    o.sample("rustircd_servers", &[], servers);
+    o.head("rustircd_server_links", "gauge", "Server links up (direct peers), over all shards.");
+    o.sample("rustircd_server_links", &[], r.iter().flat_map(|s| &s.links).filter(|l| l.up).count());
     o.per_shard_by(
         "rustircd_mesh_queue_depth",
         "gauge",
@@ -232,7 +236,8 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
         "reason",
         |s| [("excess_flood", s.counters.excess_flood), ("sendq_exceeded", s.counters.sendq_exceeded)],
     );
-    o.per_shard("rustircd_netsplits_total", "counter", "Netsplits seen.", r, |r| r.counters.netsplits);
+    o.head("rustircd_netsplits_total", "counter", "Netsplits seen: links lost, and servers lost behind them.");
+    o.sample("rustircd_netsplits_total", &[], r.iter().map(|s| s.counters.netsplits).sum::<u64>());
     o.per_shard("rustircd_joins_total", "counter", "Channel joins by the shard's users.", r, |r| r.counters.joins);
     o.per_shard("rustircd_parts_total", "counter", "Channel parts and kicks of the shard's users.", r, |r| {
         r.counters.parts
@@ -289,9 +294,17 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
             o.histogram("rustircd_channel_broadcast_latency_seconds", &[("shard", &shard), ("size", size)], h);
         }
     }
-    // Server links come with TS6: these are declared, with no samples until then.
-    o.head("rustircd_burst_duration_seconds", "histogram", "Duration of server bursts (sent or received).");
-    o.histogram("rustircd_burst_duration_seconds", &[], &Histogram::default());
+    let mut bursts = Histogram::default();
+    for s in r {
+        bursts.merge(&s.burst_time);
+    }
+    o.head(
+        "rustircd_burst_duration_seconds",
+        "histogram",
+        "From a server link's opening to the end of the peer's burst (its EOB), over all shards.",
+    );
+    o.histogram("rustircd_burst_duration_seconds", &[], &bursts);
+    // Declared, with no samples yet.
     o.head("rustircd_link_propagation_latency_seconds", "histogram", "Propagation latency per server link.");
     o.text
 }

@@ -15,6 +15,24 @@ pub struct ConnReport {
     pub open: Duration,
 }
 
+/// One server link of a shard, for STATS l.
+#[derive(Clone, Debug)]
+pub struct LinkReport {
+    /// The peer's server name (or the block's, before its SERVER is accepted).
+    pub name: String,
+    /// The peer's address, shown to operators.
+    pub ip: String,
+    /// Registered: part of the network.
+    pub up: bool,
+    /// `up, synced in N ms`, `up, bursting`, or how far the handshake got.
+    pub state: String,
+    pub caps: String,
+    pub traffic: super::Traffic,
+    pub lines_in: u64,
+    pub lines_out: u64,
+    pub open: Duration,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ShardReport {
     pub shard: usize,
@@ -42,8 +60,14 @@ pub struct ShardReport {
     pub classes: Vec<u64>,
     pub message_latency: Histogram,
     pub broadcast_latency: [Histogram; 4],
-    /// Filled only when asked for (STATS l by an operator).
+    /// Filled only when asked for (STATS l by an operator); server links are in `links`.
     pub conns: Vec<ConnReport>,
+    /// The shard's server links (registering or up).
+    pub links: Vec<LinkReport>,
+    /// Servers of the network other than this one, in the shard's copy of the network map.
+    pub servers: u64,
+    /// From a link's opening to the end of its peer's burst, for the links of this shard.
+    pub burst_time: Histogram,
 }
 
 impl ShardReport {

@@ -73,6 +73,8 @@ numerics! {
     RPL_CREATED           = "003", "RFC 2812";
     RPL_MYINFO            = "004", "RFC 2812";
     RPL_ISUPPORT          = "005", "Modern",        "are supported by this server";
+    RPL_MAP               = "015", "ircd-ratbox/Solanum";
+    RPL_MAPEND            = "017", "ircd-ratbox/Solanum", "End of /MAP";
     RPL_STATSLINKINFO     = "211", "RFC 2812";
     RPL_STATSCOMMANDS     = "212", "RFC 2812";
     RPL_STATSCLINE        = "213", "RFC 1459";

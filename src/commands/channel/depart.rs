@@ -48,6 +48,12 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     let now = out.now();
     crate::commands::admission::closed(st, out, c.addr.ip(), now);
     if c.kind == crate::local::kind::Kind::Server {
+        // Closed by us (SQUIT, ERROR, a refusal): the ERROR line goes after what is queued,
+        // then the socket closes. A link the peer closed has no farewell and nothing to close.
+        if let Some(line) = &c.farewell {
+            out.send(conn, line);
+            out.close(conn);
+        }
         crate::commands::link::split::link_closed(st, out, conn, &reason);
         return;
     }

@@ -16,8 +16,8 @@ pub fn dialer(st: &ShardState, block: usize) -> usize {
     st.cm.fold(&st.cfg.links[block].name).owner(st.cores)
 }
 
-/// Whether a link to the block's server is up or being made on this shard.
-fn linked(st: &ShardState, block: usize) -> bool {
+/// Whether a link to the block's server is up (on any shard) or being made on this shard.
+pub fn linked(st: &ShardState, block: usize) -> bool {
     let name = &st.cfg.links[block].name;
     st.links.values().any(|l| l.block == Some(block)) || st.servers.by_name(name).is_some()
 }
@@ -82,6 +82,8 @@ pub fn connected(
         Ok(peer) => super::handshake::opened(st, out, conn, block, peer, now, unix),
         Err(e) => {
             log::warn!("Link {}: connection failed: {e}", st.cfg.links[block].name);
+            let text = format!("Link with {} failed: {e}", st.cfg.links[block].name);
+            crate::commands::oper::snotice::snotice(st, out, &text);
             failed(st, block, now);
         }
     }

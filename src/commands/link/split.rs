@@ -32,12 +32,25 @@ pub fn link_closed(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason
     let took = out.now().duration_since(link.opened).as_secs();
     log::warn!("Link closed: {name} sid={sid} after {took} s shard={} reason={reason}", st.me);
     crate::commands::oper::snotice::snotice(st, out, &format!("Server {name} split from us: {reason}"));
-    lose(st, out, sid, reason, None);
+    lose_by(st, out, sid, reason, None, link.squit_by);
 }
 
 /// `sid` and everything behind it left the network as seen from this shard's link (`from`: the
 /// peer that said so, which is not told again).
 pub fn lose(st: &mut ShardState, out: &mut dyn Outbox, sid: Sid, reason: &str, from: Option<Sid>) {
+    lose_by(st, out, sid, reason, from, None);
+}
+
+/// [`lose`], the SQUIT to the other links sourced from `by` (the operator who ordered it;
+/// None: unprefixed, the link just closed).
+pub fn lose_by(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    sid: Sid,
+    reason: &str,
+    from: Option<Sid>,
+    by: Option<crate::state::Uid>,
+) {
     let started = out.now();
     let sids = st.servers.subtree(sid);
     if sids.is_empty() {
@@ -57,7 +70,11 @@ pub fn lose(st: &mut ShardState, out: &mut dyn Outbox, sid: Sid, reason: &str, f
             names.iter().find(|(x, _)| *x == s).map(|(_, why)| (u.uid, why.clone()))
         })
         .collect();
-    let line: Arc<[u8]> = Line::new().verb("SQUIT").param(sid.as_str()).trailing(reason).finish().into();
+    let mut squit = Line::new();
+    if let Some(by) = &by {
+        squit = squit.source(by.as_str());
+    }
+    let line: Arc<[u8]> = squit.verb("SQUIT").param(sid.as_str()).trailing(reason).finish().into();
     // The other links (ours now, the other shards' in this shard's stream) hear one SQUIT.
     to_all_links(st, out, from.or(Some(sid)), line.clone());
     let n = users.len();

@@ -1,9 +1,10 @@
 //! Operator commands: OPER, KILL, WALLOPS, REHASH, DIE, RESTART, KLINE/UNKLINE, DLINE/UNDLINE,
-//! and the server notices operators with `+s` receive.
+//! CONNECT and SQUIT, and the server notices operators with `+s` receive.
 
 pub mod bans;
 pub mod kill;
 pub mod limit;
+pub mod links;
 #[allow(clippy::module_inception)] // OPER, beside KILL, WALLOPS...: one file per command family
 pub mod oper;
 pub mod process;
