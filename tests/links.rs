@@ -437,7 +437,9 @@ fn until_whois(c: &mut Client, nick: &str, there: bool) {
 fn three_servers_in_a_chain_chat_split_and_relink() {
     let b_links = link_block("irc.a.test", "1AA", None, false) + &link_block("irc.c.test", "3CC", None, false);
     let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &b_links));
-    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
+    let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
+    let a_links = link_block("irc.b.test", "2BB", Some(b.addr), true) + opers;
+    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &a_links));
     let c = Server::with_config(2, &server_config("irc.c.test", "3CC", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
     a.wait_log(&["Link established: irc.b.test"]);
     c.wait_log(&["Link established: irc.b.test"]);
@@ -477,23 +479,25 @@ fn three_servers_in_a_chain_chat_split_and_relink() {
         }
     }
 
+    let (a_nicks, c_nicks): (Vec<String>, Vec<String>) =
+        (on_a.iter().map(|(x, _)| x.nick.clone()).collect(), on_c.iter().map(|(x, _)| x.nick.clone()).collect());
+    // An operator on A squits C, two hops away: B, next to C, closes that link. Each side sees
+    // the other's users leave once; C's autoconnect brings it back and the channel fills again.
+    let mut op = a.client("opa");
+    op.send("OPER boss pw");
+    op.expect_verb("381");
+    op.send("SQUIT irc.c.test :maintenance");
+    expect_quits(&mut on_a, &c_nicks, "irc.b.test irc.c.test");
+    expect_quits(&mut on_c, &a_nicks, "irc.b.test irc.a.test");
+    c.wait_log(&["Netsplit: 2 server(s)"]);
+    for (cl, _) in on_a.iter_mut().chain(on_c.iter_mut()) {
+        until_names(cl, "#chain", total);
+    }
     // B dies: A's members see each of C's users quit once, "irc.b.test irc.c.test", and the
     // other way round.
     b.signal(9);
-    let (a_nicks, c_nicks): (Vec<String>, Vec<String>) =
-        (on_a.iter().map(|(x, _)| x.nick.clone()).collect(), on_c.iter().map(|(x, _)| x.nick.clone()).collect());
-    for (side, others, why) in [(&mut on_a, &c_nicks, "irc.b.test irc.c.test"), (&mut on_c, &a_nicks, "irc.b.test irc.a.test")] {
-        for (cl, _) in side.iter_mut() {
-            let mut quit = Vec::new();
-            while quit.len() < others.len() {
-                let m = cl.expect("a QUIT", |m| m.verb == "QUIT");
-                let nick = m.source.as_deref().unwrap().split('!').next().unwrap().to_string();
-                assert!(others.contains(&nick) && !quit.contains(&nick), "{}", m.raw);
-                assert_eq!(m.p(0), why);
-                quit.push(nick);
-            }
-        }
-    }
+    expect_quits(&mut on_a, &c_nicks, "irc.b.test irc.c.test");
+    expect_quits(&mut on_c, &a_nicks, "irc.b.test irc.a.test");
     // B comes back on its port; A and C relink by themselves and meet again.
     let port = b.addr.to_string();
     drop(b);
@@ -582,4 +586,18 @@ fn linked_with_bob_named(srv: &Server, name: &str, sid: &str) -> (Client, Vec<Ms
     let burst = handshake(&mut p, "0TS");
     p.send(&format!(":{sid} SVINFO 6 6 0 :{}", now()));
     (p, burst)
+}
+
+/// Each client sees each of `others` quit exactly once, with `why`.
+fn expect_quits(side: &mut [(Client, usize)], others: &[String], why: &str) {
+    for (cl, _) in side.iter_mut() {
+        let mut quit = Vec::new();
+        while quit.len() < others.len() {
+            let m = cl.expect("a QUIT", |m| m.verb == "QUIT");
+            let nick = m.source.as_deref().unwrap().split('!').next().unwrap().to_string();
+            assert!(others.contains(&nick) && !quit.contains(&nick), "{}", m.raw);
+            assert_eq!(m.p(0), why);
+            quit.push(nick);
+        }
+    }
 }

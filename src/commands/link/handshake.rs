@@ -240,7 +240,7 @@ pub fn opened(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, block: usiz
     client.kind = Kind::Server;
     st.clients.insert(conn, client);
     st.links.insert(conn, Link::new(Some(block), true, now));
-    log::info!("Link connecting: {} [{peer}] shard={}", st.cfg.links[block].name, st.me);
+    log::info!("Link open: {} [{peer}] shard={}: handshake sent", st.cfg.links[block].name, st.me);
     let hello = hello(st, block);
     write(st, out, conn, &hello);
 }

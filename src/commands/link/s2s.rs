@@ -624,7 +624,7 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// `[:<S or U>] SQUIT <SID or name> :<reason>`: on a direct link, naming us or the peer, the
 /// link is being closed; naming a server behind the peer, that part of the net is gone.
 pub fn squit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    let Some(_) = source(ctx, msg) else { return Ok(()) };
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
     let target = msg.params[0];
     let reason = msg.param(1).unwrap_or("").to_string();
     let p = peer(ctx);
@@ -635,7 +635,21 @@ pub fn squit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     match found {
         Some(sid) if direction(ctx.st, sid) == Some(p) => super::split::lose(ctx.st, ctx.out, sid, &reason, Some(p)),
-        _ => log::debug!("Link {p}: SQUIT for unknown or misdirected {target} ignored"),
+        // An operator's SQUIT of a server behind another of our links: we close our link when
+        // it is our peer, else it goes on toward it (the server next to it closes, §7.1).
+        Some(sid) => match src {
+            Source::User(by) => {
+                let shard = ctx.st.servers.get(&sid).map_or(ctx.st.me, |s| s.shard as usize);
+                if shard == ctx.st.me {
+                    crate::commands::oper::links::squit_here(ctx.st, ctx.out, sid, &reason, by);
+                } else {
+                    let c = crate::commands::envelope::Control::Squit { sid, reason: reason.as_str().into(), by };
+                    ctx.out.to_shard(shard, Env::Control(c));
+                }
+            }
+            Source::Server(_) => forward(ctx, msg, sid.as_str()),
+        },
+        None => log::debug!("Link {p}: SQUIT for unknown {target} ignored"),
     }
     Ok(())
 }
