@@ -377,7 +377,20 @@ fn kill_line(st: &ShardState, uid: Uid, reason: &str) -> Vec<u8> {
 /// A user is removed from the whole network by this server: the KILL to every link (it
 /// carries the news; the victim's own server sends no QUIT), and its departure here.
 pub fn kill_everywhere(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, reason: &str, except: Option<Sid>) {
-    let Some(u) = st.directory.get(&uid) else { return };
+    let Some(u) = st.directory.get(&uid) else {
+        // A client of ours still registering holds the nick: it is overridden, as on hybrid
+        // (the shard that allocated its UID holds its connection).
+        if uid.sid() == our_sid(st) {
+            let shard = uid.shard(st.cores);
+            let reason: Arc<str> = "Overridden".into();
+            if shard == st.me {
+                crate::commands::oper::kill::kill_local(st, out, uid, &reason);
+            } else {
+                out.to_shard(shard, Env::Control(crate::commands::envelope::Control::Kill { target: uid, reason }));
+            }
+        }
+        return;
+    };
     let location = u.location;
     let line = kill_line(st, uid, reason);
     to_all_links(st, out, except, line.into());

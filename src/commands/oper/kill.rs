@@ -48,5 +48,11 @@ pub fn kill_local(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, reason: &
         close_later(st, conn, reason);
     } else if st.directory.get(&uid).is_some_and(|u| u.location == crate::state::Location::Link(st.me as u16)) {
         crate::commands::link::s2s::depart_remote(st, out, uid, reason);
+    } else if let Some(conn) = st.clients.iter().find(|(_, c)| c.uid == uid && !c.registered).map(|(k, _)| *k) {
+        // Not registered yet (a nick collision overrides it): its nick is someone else's now.
+        if let Some(c) = st.clients.get_mut(&conn) {
+            c.nick = None;
+        }
+        close_later(st, conn, reason);
     }
 }
