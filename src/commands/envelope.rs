@@ -30,6 +30,9 @@ pub enum Request {
     NickClaim { nick: Folded, uid: Uid, conn: Conn },
     /// To the nick's owner shard: `uid` no longer uses `nick`.
     NickRelease { nick: Folded, uid: Uid },
+    /// To the nick's owner shard: keep `nick` from local clients until `until` (unix seconds),
+    /// its user was lost in a netsplit.
+    NickReserve { nick: Folded, until: u64 },
     /// To a channel's home shard: a request of a user of the sending shard.
     Chan { conn: Conn, uid: Uid, req: ChanRequest },
     /// To each home of a departing user's channels: remove it from these.

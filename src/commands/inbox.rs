@@ -35,10 +35,11 @@ pub fn receive(st: &mut ShardState, out: &mut dyn Outbox, from: usize, env: Env,
 fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request, now: Instant, unix: u64) {
     match r {
         Request::NickClaim { nick, uid, conn } => {
-            let granted = st.nicks.claim(nick.clone(), uid);
+            let granted = !st.nicks.is_reserved(&nick, unix) && st.nicks.claim(nick.clone(), uid);
             out.to_shard(from, Answer::Nick { nick, uid, conn, granted }.into());
         }
         Request::NickRelease { nick, uid } => st.nicks.release(&nick, uid),
+        Request::NickReserve { nick, until } => st.nicks.reserve(nick, until),
         Request::Chan { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
         Request::Quit { uid, chans } => channel::quit_at_home(st, out, from, uid, chans),
         Request::Whois { conn, asker, asker_nick, target } => {

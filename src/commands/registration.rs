@@ -71,7 +71,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     let owner = folded.owner(ctx.st.cores);
     if owner == ctx.st.me {
-        if ctx.st.nicks.claim(folded.clone(), uid) {
+        if !ctx.st.nicks.is_reserved(&folded, ctx.unix) && ctx.st.nicks.claim(folded.clone(), uid) {
             nick_granted(ctx, new.into(), folded);
             Ok(())
         } else {

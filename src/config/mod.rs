@@ -154,9 +154,9 @@ pub struct Batch {
 
 #[derive(Clone, Debug)]
 pub struct Netsplit {
+    /// How long the nick of a user lost in a netsplit is kept from local clients (the split may
+    /// heal and bring the user back).
     pub split_user_grace_period: Duration,
-    pub burst_optimization_enabled: bool,
-    pub burst_optimization_window: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -363,15 +363,13 @@ fn read_netsplit(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Netsplit {
             Duration::ZERO,
             DAY,
         ),
-        burst_optimization_enabled: t.bool(doc, "burst_optimization_enabled", true),
-        burst_optimization_window: t.duration(
-            doc,
-            "burst_optimization_window",
-            Duration::from_secs(5),
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        ),
     };
+    // The burst optimisation these keys configured is not part of rustircd: a link always gets
+    // the full burst (hybrid's peers need it, and a rustircd peer's costs the same). Said
+    // plainly rather than silently ignored.
+    for key in ["burst_optimization_enabled", "burst_optimization_window"] {
+        t.removed(doc, key, "no longer a setting: every link gets the full burst (remove the key)");
+    }
     t.finish(doc);
     n
 }

@@ -95,6 +95,13 @@ impl<'a, 'i> Tbl<'a, 'i> {
         self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
     }
 
+    /// A key that is no longer a setting: an error saying why, if the file has it.
+    pub fn removed(&mut self, doc: &mut Doc<'_>, key: &str, why: &str) {
+        if let Some(v) = self.get(key) {
+            doc.error(Some(&v.span()), &join(&self.path, key), why.to_string());
+        }
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.table.iter().any(|(k, _)| k.get_ref().as_ref() == key)
     }

@@ -10,9 +10,34 @@ use crate::proto::Folded;
 #[derive(Default)]
 pub struct NickAuthority {
     owners: AHashMap<Folded, Uid>,
+    /// Nicks of users lost in a netsplit, kept from local clients until this time (unix
+    /// seconds): the user's server may come back with it (IRCnet's nick delay).
+    reserved: AHashMap<Folded, u64>,
 }
 
 impl NickAuthority {
+    /// Keeps `nick` from local claims until `until` (a split user's nick).
+    pub fn reserve(&mut self, nick: Folded, until: u64) {
+        self.reserved.insert(nick, until);
+    }
+
+    /// Whether a local client may not take `nick` now (reserved after a split).
+    pub fn is_reserved(&mut self, nick: &Folded, now: u64) -> bool {
+        match self.reserved.get(nick) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                self.reserved.remove(nick);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A server brought a user with the nick: the reservation has served.
+    pub fn unreserve(&mut self, nick: &Folded) {
+        self.reserved.remove(nick);
+    }
+
     /// Grants `nick` to `uid` unless someone else holds it. A user re-claiming its own nick
     /// (a case change) succeeds.
     pub fn claim(&mut self, nick: Folded, uid: Uid) -> bool {
@@ -50,6 +75,18 @@ mod tests {
     use super::*;
     use crate::proto::CaseMapping;
     use crate::state::UidAllocator;
+
+    #[test]
+    fn a_reserved_nick_lapses() {
+        let cm = CaseMapping::Ascii;
+        let mut n = NickAuthority::default();
+        n.reserve(cm.fold("Dave"), 100);
+        assert!(n.is_reserved(&cm.fold("dave"), 99));
+        assert!(!n.is_reserved(&cm.fold("dave"), 100));
+        n.reserve(cm.fold("dave"), 200);
+        n.unreserve(&cm.fold("DAVE"));
+        assert!(!n.is_reserved(&cm.fold("dave"), 0));
+    }
 
     #[test]
     fn exactly_one_claim_wins() {

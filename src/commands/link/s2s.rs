@@ -315,6 +315,7 @@ pub fn decide_nick(st: &mut ShardState, c: &NickTsClaim) -> NickVerdict {
             }
         }
     };
+    st.nicks.unreserve(&c.nick);
     match verdict {
         NickVerdict::Introduce | NickVerdict::KillOld(_) => {
             if let Some(h) = holder {

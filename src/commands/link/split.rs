@@ -78,7 +78,21 @@ pub fn lose_by(
     // The other links (ours now, the other shards' in this shard's stream) hear one SQUIT.
     to_all_links(st, out, from.or(Some(sid)), line.clone());
     let n = users.len();
+    // Their nicks stay theirs a while: the split may heal (`[netsplit] split_user_grace_period`).
+    // Sent before the departures, whose releases follow on the same queues.
+    let grace = st.cfg.netsplit.split_user_grace_period.as_secs();
+    let until = out.unix_ms() / 1000 + grace;
     for (uid, why) in users {
+        if grace > 0 {
+            if let Some(nick) = st.directory.get(&uid).map(|u| u.folded.clone()) {
+                let owner = nick.owner(st.cores);
+                if owner == st.me {
+                    st.nicks.reserve(nick, until);
+                } else {
+                    out.to_shard(owner, Env::Request(Request::NickReserve { nick, until }));
+                }
+            }
+        }
         depart_remote(st, out, uid, &why);
     }
     st.servers.remove_subtree(sid);
