@@ -12,8 +12,6 @@
 //! rustircd through a line-logging relay (`Relay`, as in `interop_hybrid.rs`), and its `Drop`
 //! stops it. When the tests run as root Anope runs as `nobody` through `setpriv`. A failing test
 //! prints the server-to-server lines and Anope's output.
-//!
-//! The `#[ignore]`d test is a known gap of rustircd, named in its reason.
 
 mod common;
 
@@ -578,9 +576,6 @@ fn chanserv_registers_a_channel_for_its_op() {
 /// (2, continued) The founder leaves its registered channel (a peer keeps it alive, so the
 /// founder comes back without the creator's op) and rejoins: ChanServ ops it.
 #[test]
-#[ignore = "rustircd ignores a link's channel MODE: Anope 2.0's hybrid module sends channel modes as \
-            `:<UID> MODE #chan +o <UID>` (IRCDProto::SendModeInternal, not TMODE; hybrid 8.2 accepts it \
-            from servers), but the MODE row's server handler (s2s::umode) only applies user modes"]
 fn chanserv_ops_the_founder_on_join() {
     if !anope_installed() {
         return;

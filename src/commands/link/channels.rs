@@ -142,12 +142,33 @@ pub fn bmask(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 pub fn tmode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };
     let Ok(t) = ts6::parse_tmode(msg) else { return Ok(()) };
+    channel_modes(ctx, src, t.ts, t.channel, t.modes, &t.args);
+    Ok(())
+}
+
+/// `:<UID or SID> MODE <chan> <modes> [args...]`: a channel mode change without a TS, as Anope
+/// sends them (hybrid takes it from servers): applied as a TMODE at the channel's own TS.
+pub fn mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let chan = msg.params[0];
+    let Some(ts) = ctx.st.channels.get(&ctx.st.cm.fold(chan)).map(|v| v.ch.created) else { return Ok(()) };
+    let (Some(modes), args) = (msg.param(1), msg.params.get(2..).unwrap_or(&[])) else { return Ok(()) };
+    if !modes.starts_with(['+', '-']) {
+        return Ok(());
+    }
+    channel_modes(ctx, src, ts, chan, modes, args);
+    Ok(())
+}
+
+/// A channel mode change from a link, members named by UID; letters we do not have (Anope's
+/// `+r` for a registered channel) are skipped.
+fn channel_modes(ctx: &mut Ctx<'_>, src: Source, ts: u64, chan: &str, modes: &str, args: &[&str]) {
     let (source, by) = shown(ctx, src);
-    let mut args = t.args.iter();
+    let mut args = args.iter();
     let mut on = true;
     let mut changes = Vec::new();
     let mut nicks = Vec::new();
-    for c in t.modes.chars() {
+    for c in modes.chars() {
         match c {
             '+' | '-' => on = c == '+',
             'o' | 'v' => {
@@ -178,6 +199,5 @@ pub fn tmode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             }
         }
     }
-    send(ctx, RemoteChan::Modes { name: t.channel.into(), source, by, ts: t.ts, changes, nicks });
-    Ok(())
+    send(ctx, RemoteChan::Modes { name: chan.into(), source, by, ts, changes, nicks });
 }

@@ -559,6 +559,9 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// `:<UID> MODE <UID> :<+modes-modes>`: a remote user's own modes (channel modes come as
 /// TMODE).
 pub fn umode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if crate::proto::names::is_channel_name(msg.params[0]) {
+        return super::channels::mode(ctx, msg);
+    }
     let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
     if msg.params[0] != uid.as_str() {
         return Ok(());

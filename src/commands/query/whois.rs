@@ -86,7 +86,7 @@ pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, n
     }
     let asker_is_oper = st.directory.get(&asker).is_some_and(|a| a.modes.has(UserModes::OPER));
     if asker == target || asker_is_oper {
-        add(Numeric::RPL_WHOISACTUALLY, &[&nick, &u.ip, "is actually using host"]);
+        add(Numeric::RPL_WHOISACTUALLY, &[&nick, &u.ip]);
     }
     if let Some(c) = st.local.get(&target).and_then(|c| st.clients.get(c)) {
         let idle = now.duration_since(c.last_spoke).as_secs().to_string();
