@@ -58,7 +58,7 @@ pub fn parse(data: &[u8]) {
     }
 }
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [server]
 name = "irc.fuzz.local"
 sid = "0FZ"
@@ -71,11 +71,18 @@ name = "op"
 password = "pw"
 allow_plaintext = true
 privileges = ["all"]
+[[links]]
+name = "peer.fuzz"
+sid = "2FZ"
+send_password = "out"
+accept_password = "in"
+hub_mask = ["*"]
 "#;
 
 /// The command dispatcher on arbitrary input: two shards (the in-process simulator), a few
-/// clients (registered, one an operator, one not) spread over them, and the input fed to them
-/// interleaved. Nothing may panic, and once all is delivered the shards must agree.
+/// clients (registered, one an operator, one not) spread over them, and a linked TS6 server
+/// (with a user in a channel), and the input fed to them interleaved — the server link's as
+/// server lines. Nothing may panic, and once all is delivered the shards must agree.
 pub fn dispatch(data: &[u8]) {
     static CFG: std::sync::OnceLock<Arc<Config>> = std::sync::OnceLock::new();
     let cfg =
@@ -85,6 +92,10 @@ pub fn dispatch(data: &[u8]) {
         vec![(0, sim.client(0, "alice")), (1, sim.client(1, "bob")), (0, sim.client(0, "carol")), (1, sim.connect(1))];
     sim.feed(1, conns[1].1, b"OPER op pw\r\nJOIN #a,#b\r\n");
     sim.feed(0, conns[0].1, b"JOIN #a\r\n");
+    let link = sim.connect(1);
+    sim.feed(1, link, LINK);
+    sim.pump();
+    conns.push((1, link));
     // Each chunk: one byte picks the client, the rest (up to the next 0xFF) is its input.
     for chunk in data.split(|&b| b == 0xFF) {
         let Some((&who, bytes)) = chunk.split_first() else { continue };
@@ -99,6 +110,11 @@ pub fn dispatch(data: &[u8]) {
     sim.pump();
     sim.check_consistent();
 }
+
+/// A TS6 peer linking in (as hybrid does), with a user that joins `#a`.
+pub(crate) const LINK: &[u8] = b"PASS in TS 6 :2FZ\r\nCAPAB :EOB TBURST ENCAP RHOST\r\nSERVER peer.fuzz 1 2FZ + :fuzz\r\n\
+:2FZ SVINFO 6 6 0 :0\r\n:2FZ UID dave 1 1 +i dave h h 10.0.0.1 2FZAAAAAA * :Dave\r\n\
+:2FZ SJOIN 1 #a +nt :@2FZAAAAAA\r\n:2FZ EOB\r\n";
 
 /// The TS6 server-to-server wire format (`proto::ts6`) on arbitrary lines (framed as a
 /// connection would frame them). For every line: the ID validators agree with each other on

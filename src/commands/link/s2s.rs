@@ -460,7 +460,8 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// `:<UID> NICK <nick> :<ts>`: a remote user's nick change, claimed like an introduction.
 pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
-    let new = msg.params[0];
+    // The NICK row takes no parameter for clients (431): a link's bare NICK is dropped here.
+    let Some(new) = msg.param(0) else { return Ok(()) };
     if !crate::proto::names::valid_nick(new, 64) {
         return Ok(());
     }
@@ -587,7 +588,7 @@ pub fn umode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// `:<UID> INVITE <UID> <chan> <ts>`: for a user here, or passed on toward it.
 pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(Source::User(from)) = source(ctx, msg) else { return Ok(()) };
-    let (Some(to), Some(chan)) = (Uid::parse(msg.params[0]), msg.param(1)) else { return Ok(()) };
+    let (Some(to), Some(chan)) = (msg.param(0).and_then(Uid::parse), msg.param(1)) else { return Ok(()) };
     let folded = ctx.st.cm.fold(chan);
     let ts: Option<u64> = msg.param(2).and_then(|t| t.parse().ok());
     let Some(view) = ctx.st.channels.get(&folded) else { return Ok(()) };
@@ -705,6 +706,33 @@ mod tests {
         let same = user == "same";
         let cl = claim("2BBAAAAAB", ts, if same { &uname } else { user }, if same { &ip } else { "10.0.0.1" });
         (decide_nick(st, &cl), old)
+    }
+
+    #[test]
+    fn a_peer_links_in_the_simulator_and_every_shard_agrees() {
+        // What the dispatch fuzzer starts from: a TS6 peer with dave in #a, on shard 1.
+        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let alice = sim.client(0, "alice");
+        sim.feed(0, alice, b"JOIN #a\r\n");
+        let link = sim.connect(1);
+        sim.feed(1, link, crate::fuzzing::LINK);
+        sim.pump();
+        let out = sim.text(1, link);
+        assert!(out.contains("SERVER irc.fuzz.local 1 0FZ + :"), "{out}");
+        assert!(out.contains(" UID alice 1 "), "{out}");
+        for s in 0..2 {
+            let st = &sim.shards[s].0;
+            let dave = st.directory.by_nick(&CaseMapping::Ascii.fold("dave")).expect("dave everywhere");
+            assert_eq!(dave.location, Location::Link(1));
+            let chan = &st.channels[&CaseMapping::Ascii.fold("#a")].ch;
+            assert_eq!(chan.members.len(), 2, "shard {s}");
+            assert_eq!(st.servers.len(), 1);
+        }
+        // Equal TS (the simulator's clock says 1 too): merged, dave joins with his op.
+        let seen = sim.text(0, alice);
+        assert!(seen.contains(":dave!dave@h JOIN #a\r\n:peer.fuzz MODE #a +o dave\r\n"), "{seen}");
+        sim.check_consistent();
     }
 
     #[test]
