@@ -15,15 +15,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::relay::Relay;
 use common::{Client, Msg, Server, TempDir, BASE_CONFIG};
 
 const ANOPE: &str = "/usr/sbin/anope";
@@ -215,118 +214,6 @@ accept_password = \"s2r\"
     )
 }
 
-/// A line-logging TCP relay put between Anope and rustircd (as the ts6-lab's `relay.py`, and
-/// the same as `interop_hybrid.rs`'s): every connection accepted on `addr` is joined to
-/// `target`, and every line either way is recorded with the name of its sender.
-struct Relay {
-    addr: SocketAddr,
-    lines: Arc<Mutex<Vec<(&'static str, String)>>>,
-    stop: Arc<AtomicBool>,
-    socks: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Relay {
-    fn start(target: SocketAddr, dialer: &'static str, target_name: &'static str) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let r = Relay {
-            addr: listener.local_addr().unwrap(),
-            lines: Default::default(),
-            stop: Default::default(),
-            socks: Default::default(),
-        };
-        let (lines, stop, socks) = (r.lines.clone(), r.stop.clone(), r.socks.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let a = match listener.accept() {
-                    Ok((a, _)) => a,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                    Err(_) => break,
-                };
-                a.set_nonblocking(false).unwrap();
-                let Ok(b) = TcpStream::connect(target) else { continue };
-                {
-                    let mut s = socks.lock().unwrap();
-                    s.push(a.try_clone().unwrap());
-                    s.push(b.try_clone().unwrap());
-                }
-                let pump = |from: TcpStream, to: TcpStream, who: &'static str| {
-                    let lines = lines.clone();
-                    std::thread::spawn(move || relay_pump(from, to, who, lines))
-                };
-                pump(a.try_clone().unwrap(), b.try_clone().unwrap(), dialer);
-                pump(b, a, target_name);
-            }
-        });
-        r
-    }
-
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn sent_by(&self, who: &str) -> Vec<String> {
-        self.lines().into_iter().filter(|(w, _)| *w == who).map(|(_, l)| l).collect()
-    }
-
-    fn transcript(&self) -> String {
-        self.lines().iter().map(|(w, l)| format!("{w:>8}: {l}\n")).collect()
-    }
-
-    /// Waits (bounded) until `who` has sent a line containing every one of `needles`; returns it.
-    fn wait_line(&self, who: &str, needles: &[&str], within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(l) = self.sent_by(who).into_iter().find(|l| needles.iter().all(|n| l.contains(n))) {
-                return l;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{who} sent no line with {needles:?} within {within:?}:\n{}",
-                self.transcript()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn relay_pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    who: &'static str,
-    lines: Arc<Mutex<Vec<(&'static str, String)>>>,
-) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    while let Ok(n) = from.read(&mut chunk) {
-        if n == 0 || to.write_all(&chunk[..n]).is_err() {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
-            lines.lock().unwrap().push((who, line));
-        }
-    }
-    let _ = to.shutdown(std::net::Shutdown::Both);
-    let _ = from.shutdown(std::net::Shutdown::Both);
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("=== server-to-server lines ===\n{}", self.transcript());
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        for s in self.socks.lock().unwrap().iter() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
 
 /// rustircd (2 shards) with Anope linked to it through a relay, both bursts done. Dropped in
 /// reverse order: Anope first (it SQUITs), then the relay, then rustircd.

@@ -57,7 +57,7 @@ fn peer(ctx: &Ctx<'_>) -> Sid {
 }
 
 /// The line as received, for the other links (TS6 lines pass through unchanged).
-fn relayed(msg: &Message<'_>) -> Arc<[u8]> {
+pub fn relayed(msg: &Message<'_>) -> Arc<[u8]> {
     let mut l = Line::new();
     if let Some(s) = msg.source {
         l = l.source(s);

@@ -42,17 +42,8 @@ fn target(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Uid> {
 
 /// The line as received, for the other links (each server applies services' changes itself).
 fn pass_on(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
-    let mut l = Line::new();
-    if let Some(s) = msg.source {
-        l = l.source(s);
-    }
-    l = l.verb(msg.verb);
-    let n = msg.params.len();
-    for (i, p) in msg.params.iter().enumerate() {
-        l = if i + 1 == n { l.trailing(p) } else { l.param(p) };
-    }
     let except = ctx.st.links.get(&ctx.conn).and_then(|l| l.sid());
-    to_all_links(ctx.st, ctx.out, except, l.finish().into());
+    to_all_links(ctx.st, ctx.out, except, super::s2s::relayed(msg));
 }
 
 /// `:<S> SVSACCOUNT <UID> <ts> <account|*>`.
