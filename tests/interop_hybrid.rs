@@ -691,6 +691,23 @@ fn a_remote_whois_from_hybrid_is_answered() {
     h.expect_verb("318");
 }
 
+/// The other way: `WHOIS hnick hnick` on rustircd asks hybrid, whose numerics (idle time, 317)
+/// come back to the asker from hybrid's name.
+#[test]
+fn a_remote_whois_to_hybrid_brings_its_idle_time() {
+    if !hybrid_installed() {
+        return;
+    }
+    let (hybrid, _relay, srv) = linked_rustircd_dials(|a| rustircd_config(Some(a)));
+    let _h = hybrid.client("htarget");
+    let mut r = srv.client("rasker");
+    whois_until_known(&mut r, "htarget");
+    r.send("WHOIS htarget htarget");
+    let lines = r.collect_until("318");
+    let idle = lines.iter().find(|m| m.verb == "317").unwrap_or_else(|| panic!("no 317: {lines:?}"));
+    assert_eq!((idle.source.as_deref(), idle.p(0), idle.p(1)), (Some("irc.hybrid.test"), "rasker", "htarget"));
+}
+
 /// NAMES of `chan` on `c`, as one list of names (prefixes kept).
 fn names_of(c: &mut Client, chan: &str) -> Vec<String> {
     c.send(&format!("NAMES {chan}"));

@@ -110,6 +110,16 @@ fn a_peer_links_bursts_and_messages_cross_both_ways() {
     let m = alice.expect_verb("PRIVMSG");
     assert_eq!((m.source.as_deref(), m.p(0), m.p(1)), (Some("bob!bob@bob.host"), "alice", "hello alice"));
 
+    // `WHOIS bob bob` asks bob's server (idle time); its numerics come back to alice.
+    alice.send("WHOIS bob bob");
+    let w = p.expect("the remote WHOIS", |m| m.verb == "WHOIS");
+    assert_eq!((w.source.as_deref(), w.p(0), w.p(1)), (Some(alice_uid.as_str()), "2BBAAAAAA", "bob"));
+    p.send(&format!(":2BB 311 {alice_uid} bob bob bob.host * :Bob Remote"));
+    p.send(&format!(":2BB 317 {alice_uid} bob 42 {t} :seconds idle, signon time"));
+    p.send(&format!(":2BB 318 {alice_uid} bob :End of /WHOIS list."));
+    let idle = alice.expect("317", |m| m.verb == "317");
+    assert_eq!((idle.source.as_deref(), idle.p(0), idle.p(1), idle.p(2)), (Some("peer.test"), "alice", "bob", "42"));
+    alice.expect_verb("318");
     // A fake direction: a source the link does not lead to is dropped.
     p.send(&format!(":0TSAAAAAA PRIVMSG {alice_uid} :spoofed"));
     // bob quits; then nothing more reaches alice from him.

@@ -204,6 +204,8 @@ pub enum Ordered {
     /// These servers left the network (a split seen by the sending shard), children first.
     /// (The links heard the SQUIT before, through `ToLinks`.)
     ServerSplit { sids: Vec<Sid> },
+    /// A line for the one server link of the receiving shard that leads toward `toward`.
+    ToLink { toward: Sid, line: Arc<[u8]> },
     /// A line for every server link of the receiving shard except the one toward `except`
     /// (a remote change the links must hear, already in TS6 form).
     ToLinks { except: Option<Sid>, line: Arc<[u8]> },

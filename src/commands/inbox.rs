@@ -202,6 +202,7 @@ pub fn stream_event(
         Ordered::ServerIntro(server) => link::s2s::server_seen(st, out, *server),
         Ordered::ServerSplit { sids } => link::s2s::split_seen(st, &sids),
         Ordered::ToLinks { except, line } => link::to_my_links(st, out, except, &line),
+        Ordered::ToLink { toward, line } => link::to_link(st, out, toward, line),
     }
     Ok(())
 }

@@ -248,6 +248,10 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
         return;
     }
     let Some(index) = lookup_index(msg.verb) else {
+        if kind == Kind::Server && registered && msg.verb.len() == 3 && msg.verb.bytes().all(|b| b.is_ascii_digit()) {
+            // A numeric: an answer for one of our users (a remote WHOIS).
+            return link::s2s::numeric(ctx, &msg);
+        }
         ctx.st.metrics.c.unknown_commands += 1;
         if kind == Kind::Server {
             return ignored(ctx, "an unknown command", msg.verb);

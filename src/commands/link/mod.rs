@@ -70,6 +70,18 @@ pub fn to_all_links(st: &mut ShardState, out: &mut dyn Outbox, except: Option<Si
     broadcast(st, out, || Env::Ordered(Ordered::ToLinks { except, line: line.clone() }));
 }
 
+/// Writes a line to the link toward `sid`, wherever it is held (this shard, or through the
+/// holding shard's stream).
+pub fn to_link(st: &mut ShardState, out: &mut dyn Outbox, toward: Sid, line: Arc<[u8]>) {
+    if let Some(conn) = link_toward(st, toward) {
+        return write(st, out, conn, &line);
+    }
+    match st.servers.get(&toward).map(|s| s.shard as usize) {
+        Some(shard) if shard != st.me => out.to_shard(shard, Env::Ordered(Ordered::ToLink { toward, line })),
+        _ => log::debug!("No link toward {toward}: line dropped"),
+    }
+}
+
 /// Our direct peer through which `sid` is reached.
 pub fn direction(st: &ShardState, sid: Sid) -> Option<Sid> {
     st.servers.get(&sid).map(|s| s.via)

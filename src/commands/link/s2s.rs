@@ -639,6 +639,28 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// A numeric from a link, for one of our users (answers to its remote WHOIS and queries):
+/// shown from the server's name, to the user's nick. One for a user elsewhere goes on.
+pub fn numeric(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
+    let Some(Source::Server(sid)) = source(ctx, msg) else { return };
+    let Some(to) = msg.param(0).and_then(Uid::parse) else { return };
+    let Some(u) = ctx.st.directory.get(&to) else { return };
+    if !u.location.is_local() {
+        let line = relayed(msg);
+        super::to_link(ctx.st, ctx.out, Sid::of(&to), line);
+        return;
+    }
+    let nick = u.nick.to_string();
+    let server = ctx.st.servers.get(&sid).map_or_else(|| sid.to_string(), |s| s.name.to_string());
+    let mut l = Line::new().source(&server).verb(msg.verb).param(&nick);
+    let rest = &msg.params[1..];
+    for (i, p) in rest.iter().enumerate() {
+        l = if i + 1 == rest.len() { l.trailing(p) } else { l.param(p) };
+    }
+    let line = Shared::plain(l.finish().into());
+    to_user(ctx.st, ctx.out, to, &line, 0, ctx.now);
+}
+
 /// `[:<S or U>] SQUIT <SID or name> :<reason>`: on a direct link, naming us or the peer, the
 /// link is being closed; naming a server behind the peer, that part of the net is gone.
 pub fn squit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
