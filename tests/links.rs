@@ -611,3 +611,22 @@ fn expect_quits(side: &mut [(Client, usize)], others: &[String], why: &str) {
         }
     }
 }
+
+#[test]
+fn knock_crosses_a_link_both_ways() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.client("alice");
+    alice.send("JOIN #shut");
+    alice.expect_verb("366");
+    alice.send("MODE #shut +i");
+    alice.expect("MODE +i", |m| m.verb == "MODE");
+    let (mut p, _) = linked_with_bob(&srv);
+    p.send(":2BBAAAAAA KNOCK #shut :let me in");
+    let k = alice.expect("710", |m| m.verb == "710");
+    assert_eq!((k.p(1), k.p(2), k.last()), ("#shut", "bob!bob@bob.host", "has asked for an invite (let me in)"));
+    let mut carol = srv.client("carol");
+    carol.send("KNOCK #shut :me too");
+    carol.expect_verb("711");
+    let k = p.expect("KNOCK", |m| m.verb == "KNOCK");
+    assert_eq!((k.p(0), k.p(1)), ("#shut", "me too"));
+}

@@ -146,7 +146,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("NAMES", 0, When::Registered, channel::names::names),
     spec("LIST", 0, When::Registered, channel::list::list),
     spec("INVITE", 0, When::Registered, channel::invite::invite).with_server(link::s2s::invite),
-    spec("KNOCK", 1, When::Registered, channel::knock::knock),
+    spec("KNOCK", 1, When::Registered, channel::knock::knock).with_server(link::s2s::knock),
     // messages (message.rs)
     spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
     spec("NOTICE", 0, When::Registered, message::notice).with_server(link::s2s::message),

@@ -30,23 +30,43 @@ pub fn knock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Err(err!(ERR_TOOMANYKNOCK, name));
     }
     ctx.me_mut().last_knock = Some(now);
-    let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
-    let mut text = "has asked for an invite".to_string();
-    if let Some(reason) = msg.param(1).filter(|r| !r.is_empty()) {
-        text = format!("has asked for an invite ({reason})");
+    let reason = msg.param(1).filter(|r| !r.is_empty());
+    tell_ops(ctx.st, ctx.out, uid, &name, reason, ctx.now);
+    // The channel's ops on other servers hear it too (hybrid's KNOCK capability).
+    let mut l = Line::new().source(uid.as_str()).verb("KNOCK").param(&name);
+    if let Some(r) = reason {
+        l = l.trailing(r);
     }
+    crate::commands::link::to_all_links(ctx.st, ctx.out, None, l.finish().into());
+    ctx.reply(Numeric::RPL_KNOCKDLVR, &[&name]);
+    Ok(())
+}
+
+/// Tells the channel's operators (on every shard) that `uid` knocked.
+pub fn tell_ops(
+    st: &mut crate::local::shard::ShardState,
+    out: &mut dyn crate::commands::Outbox,
+    uid: crate::state::Uid,
+    name: &str,
+    reason: Option<&str>,
+    now: std::time::Instant,
+) {
+    let Some(me) = st.directory.get(&uid) else { return };
+    let text = match reason {
+        Some(r) => format!("has asked for an invite ({r})"),
+        None => "has asked for an invite".to_string(),
+    };
     // As ircd-hybrid does: the numeric is addressed to the channel, so one line serves every op.
     let line: Arc<[u8]> = Line::new()
-        .source(ctx.server())
+        .source(&st.cfg.server.name)
         .verb(Numeric::RPL_KNOCK.as_str())
-        .param(&name)
-        .param(&name)
+        .param(name)
+        .param(name)
         .param(&me.mask())
         .trailing(&text)
         .finish()
         .into();
-    let msg = ChanMsg { chan: folded, line: Shared::plain(line), sender: uid, min: Status::OP, need: 0, at: ctx.now };
-    to_channel(ctx.st, ctx.out, msg);
-    ctx.reply(Numeric::RPL_KNOCKDLVR, &[&name]);
-    Ok(())
+    let chan = st.cm.fold(name);
+    let msg = ChanMsg { chan, line: Shared::plain(line), sender: uid, min: Status::OP, need: 0, at: now };
+    to_channel(st, out, msg);
 }

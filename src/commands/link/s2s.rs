@@ -602,6 +602,17 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// `:<UID> KNOCK <chan> [:<reason>]`: the channel's ops here are told, and the other links.
+pub fn knock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(uid)) = source(ctx, msg) else { return Ok(()) };
+    let Some(name) = ctx.st.channels.get(&ctx.st.cm.fold(msg.params[0])).map(|v| v.ch.name.clone()) else {
+        return Ok(());
+    };
+    crate::commands::channel::knock::tell_ops(ctx.st, ctx.out, uid, &name, msg.param(1), ctx.now);
+    to_all_links(ctx.st, ctx.out, Some(Sid::of(&uid)), relayed(msg));
+    Ok(())
+}
+
 /// `:<UID> WALLOPS :<text>` (or a server's): to our `+w` users, and on to the other links.
 pub fn wallops(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };
