@@ -65,6 +65,7 @@ pub fn shard_report(st: &ShardState, out: &mut dyn Outbox, with_conns: bool) -> 
         links,
         servers: st.servers.len() as u64,
         burst_time: m.burst_time.clone(),
+        link_latency: m.link_latency.clone(),
     }
 }
 

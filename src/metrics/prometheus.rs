@@ -304,8 +304,14 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
         "From a server link's opening to the end of the peer's burst (its EOB), over all shards.",
     );
     o.histogram("rustircd_burst_duration_seconds", &[], &bursts);
-    // Declared, with no samples yet.
-    o.head("rustircd_link_propagation_latency_seconds", "histogram", "Propagation latency per server link.");
+    o.head(
+        "rustircd_link_propagation_latency_seconds",
+        "histogram",
+        "From a message's arrival at this server to its write on a server link, per shard holding links.",
+    );
+    for s in r {
+        o.histogram("rustircd_link_propagation_latency_seconds", &[("shard", &s.shard.to_string())], &s.link_latency);
+    }
     o.text
 }
 

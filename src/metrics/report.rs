@@ -68,6 +68,8 @@ pub struct ShardReport {
     pub servers: u64,
     /// From a link's opening to the end of its peer's burst, for the links of this shard.
     pub burst_time: Histogram,
+    /// From a message's arrival to its write on a server link of this shard.
+    pub link_latency: Histogram,
 }
 
 impl ShardReport {

@@ -63,6 +63,8 @@ pub struct ShardMetrics {
     pub broadcast_latency: [Histogram; 4],
     /// From a link's opening to the end of its peer's burst.
     pub burst_time: Histogram,
+    /// From a message's arrival at the server to its write on a server link (one per link).
+    pub link_latency: Histogram,
     sample: Option<(Instant, u64, u64)>,
     /// Lines in and records out per second over the last full window.
     pub rate_in: u64,
@@ -85,6 +87,7 @@ impl ShardMetrics {
             message_latency: Histogram::default(),
             broadcast_latency: Default::default(),
             burst_time: Histogram::default(),
+            link_latency: Histogram::default(),
             sample: None,
             rate_in: 0,
             rate_out: 0,

@@ -47,7 +47,7 @@ pub fn to_user(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &Share
             st.metrics.message_latency.observe(at.elapsed());
         }
         Route::Shard(s) => out.to_shard(s, Env::Ordered(Ordered::ToUser { uid, line: line.clone(), need, at })),
-        Route::Link => crate::commands::link::relay::message(st, out, uid, line),
+        Route::Link => crate::commands::link::relay::message(st, out, uid, line, at),
         Route::Gone => {}
     }
 }

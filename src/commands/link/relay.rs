@@ -94,7 +94,7 @@ pub fn quit(st: &mut ShardState, out: &mut dyn Outbox, u: &User, line: &Shared) 
 
 /// A PRIVMSG or NOTICE for a user behind a link of this shard: `:<sender> VERB <UID> :text`,
 /// the sender named by its UID (or our SID for the server's own notices).
-pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared) {
+pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared, at: std::time::Instant) {
     let Some(conn) = super::link_toward(st, Sid::of(&to)) else {
         log::debug!("No link toward {to}: line dropped");
         return;
@@ -111,6 +111,7 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
     };
     let wire = Line::new().source(&sender).verb(m.verb).param(to.as_str()).trailing(m.param(1).unwrap_or("")).finish();
     super::write(st, out, conn, &wire);
+    st.metrics.link_latency.observe(at.elapsed());
 }
 
 /// The TS6 source of a change: its user, or the server it came from (or us).
@@ -240,6 +241,7 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
     for p in peers {
         if let Some(&conn) = st.peers.get(&p) {
             super::write(st, out, conn, &wire);
+            st.metrics.link_latency.observe(msg.at.elapsed());
         }
     }
 }

@@ -765,6 +765,15 @@ mod tests {
         // Equal TS (the simulator's clock says 1 too): merged, dave joins with his op.
         let seen = sim.text(0, alice);
         assert!(seen.contains(":dave!dave@h JOIN #a\r\n:peer.fuzz MODE #a +o dave\r\n"), "{seen}");
+        // alice (shard 0) speaks to dave and to #a: one line each on the link (shard 1), each
+        // timed in the link propagation histogram.
+        sim.feed(0, alice, b"PRIVMSG dave :hi\r\nPRIVMSG #a :all\r\n");
+        sim.pump();
+        let out = sim.text(1, link);
+        let uid = sim.shards[0].0.clients[&alice].uid;
+        assert!(out.contains(&format!(":{uid} PRIVMSG 2FZAAAAAA :hi\r\n")), "{out}");
+        assert_eq!(out.matches(&format!(":{uid} PRIVMSG #a :all\r\n")).count(), 1, "{out}");
+        assert!(sim.shards[1].0.metrics.link_latency.quantile_us(0.5).is_some());
         sim.check_consistent();
     }
 
