@@ -65,6 +65,10 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         // `JOIN 0` (leave all) has no TS: not hybrid's dialect.
         return Ok(());
     };
+    if !crate::proto::names::valid_channel(chan, 200) {
+        log::warn!("Link: JOIN to a bad channel name dropped: {chan}");
+        return Ok(());
+    }
     let Some(j) = joiner(ctx, uid.as_str(), Status::NONE) else { return Ok(()) };
     let source = ctx.st.servers.get(&Sid::of(&uid)).map_or_else(|| Arc::from("*"), |s| s.name.clone());
     send(ctx, RemoteChan::Sjoin { name: chan.into(), ts, modes: None, members: vec![j], source });
