@@ -196,9 +196,17 @@ fn up(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, server: Server, now
     link.phase = Phase::Up;
     link.peer = Some((sid, server.name.as_ref().into()));
     let (outbound, block) = (link.outbound, link.block.unwrap_or(0));
+    // The block's class gives the link its ping frequency and sendq (the class its address
+    // matched was a client's).
+    let class = st.cfg.links.get(block).and_then(|b| b.class);
     if let Some(c) = st.clients.get_mut(&conn) {
         c.registered = true;
         c.kind = Kind::Server;
+        if let Some(k) = class {
+            st.class_counts[c.class] -= 1;
+            st.class_counts[k] += 1;
+            c.class = k;
+        }
     }
     if let Some(d) = st.dials.get_mut(&block) {
         // A link made: the next failure starts the backoff from its minimum again.

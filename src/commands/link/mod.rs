@@ -42,12 +42,29 @@ pub fn our_sid(st: &ShardState) -> &str {
     &st.cfg.server.sid
 }
 
-/// Writes one TS6 line (CRLF included) to a link of this shard, counting it.
+/// What a link may have queued when its block names no class: a burst of 10,000 users and
+/// their channels is about 1.2 MB.
+pub const LINK_SENDQ: usize = 32 << 20;
+
+/// Writes TS6 lines (CRLF included) to a link of this shard, counting them. A peer that stops
+/// reading is dropped once its sendq (its block's class's, or [`LINK_SENDQ`]) is full.
 pub fn write(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, line: &[u8]) {
-    if let Some(l) = st.links.get_mut(&conn) {
-        l.lines_out += line.iter().filter(|&&b| b == b'\n').count() as u64;
+    let Some(l) = st.links.get_mut(&conn) else {
+        out.send(conn, line);
+        return;
+    };
+    l.lines_out += line.iter().filter(|&&b| b == b'\n').count() as u64;
+    let class = l.block.and_then(|b| st.cfg.links.get(b)).and_then(|b| b.class);
+    let limit = class.map_or(LINK_SENDQ, |c| st.cfg.classes[c].sendq);
+    if out.send(conn, line).is_some_and(|queued| queued > limit) {
+        let name = l.peer.as_ref().map_or("?".to_string(), |p| p.1.to_string());
+        if let Some(c) = st.clients.get_mut(&conn).filter(|c| !c.closing) {
+            c.closing = true;
+            log::warn!("Link {name}: SendQ exceeded ({limit} bytes): dropped");
+            st.metrics.c.sendq_exceeded += 1;
+            st.to_close.push((conn, "SendQ exceeded".into(), true));
+        }
     }
-    out.send(conn, line);
 }
 
 /// Writes a line to every link of this shard that is up, except the one toward `except`.

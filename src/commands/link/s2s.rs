@@ -778,6 +778,24 @@ mod tests {
     }
 
     #[test]
+    fn a_link_that_stops_reading_is_dropped_at_its_class_sendq() {
+        let text = crate::fuzzing::CONFIG.replace("hub_mask = [\"*\"]", "hub_mask = [\"*\"]\nclass = \"links\"")
+            + "[[classes]]\nname = \"links\"\nhosts = []\nsendq = 4096\n";
+        let cfg = Arc::new(crate::config::Config::parse("t", &text, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 1, true);
+        let link = sim.connect(0);
+        sim.feed(0, link, crate::fuzzing::LINK);
+        assert!(sim.shards[0].0.peers.len() == 1, "linked");
+        // Our users' introductions pile up unread on the link (the recorder never drains).
+        for i in 0..60 {
+            sim.client(0, &format!("user{i}"));
+        }
+        assert!(sim.shards[0].1.closed.contains(&link), "dropped past 4096 bytes");
+        assert!(sim.shards[0].0.peers.is_empty() && sim.shards[0].0.servers.is_empty());
+        assert!(sim.shards[0].0.metrics.c.sendq_exceeded >= 1);
+    }
+
+    #[test]
     fn nick_collisions_follow_the_ts_table() {
         let (v, old) = verdict(114, "daveB");
         assert_eq!(v, NickVerdict::KillBoth(old), "equal TS: both");
