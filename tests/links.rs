@@ -630,3 +630,22 @@ fn knock_crosses_a_link_both_ways() {
     let k = p.expect("KNOCK", |m| m.verb == "KNOCK");
     assert_eq!((k.p(0), k.p(1)), ("#shut", "me too"));
 }
+
+#[test]
+fn a_silent_link_times_out_and_splits() {
+    let config = config_with_peer("class = \"links\"")
+        + "\n[[classes]]\nname = \"links\"\nhosts = []\nping_frequency = \"1s\"\nsendq = \"1MiB\"\n";
+    let srv = Server::with_config(2, &config);
+    let mut alice = srv.client("alice");
+    let (mut p, _) = linked_with_bob(&srv);
+    p.send("PING :2BB");
+    p.expect_verb("PONG");
+    // The peer goes quiet: after a PING with no answer within the class's ping frequency, the
+    // link is dropped and bob leaves.
+    let ping = p.expect("our PING", |m| m.verb == "PING");
+    assert_eq!(ping.p(0), "0TS");
+    let e = p.expect("the ERROR", |m| m.verb == "ERROR");
+    assert!(e.p(0).contains("Ping timeout"), "{}", e.raw);
+    srv.wait_log(&["Link closed: peer.test", "Ping timeout"]);
+    until_whois(&mut alice, "bob", false);
+}
