@@ -408,6 +408,10 @@ fn channel_ts_conflicts_follow_the_rules() {
     assert!(names.last().split(' ').any(|x| x == "carol"), "{}", names.raw);
     alice.send("MODE #tswar");
     assert_eq!(alice.expect_verb("324").p(2), "+mnt");
+    // A remote nick change is shown as one (not as a new user).
+    p.send(&format!(":2BBAAAAAA NICK robert :{}", now()));
+    let n = alice.expect("bob's NICK", |m| m.verb == "NICK" || m.verb == "JOIN");
+    assert_eq!((n.verb.as_str(), n.source.as_deref(), n.p(0)), ("NICK", Some("bob!bob@bob.host"), "robert"));
 }
 
 /// The base config for a server of another name and SID, with `links` blocks appended.

@@ -63,6 +63,9 @@ pub struct NickTsClaim {
     pub ts: u64,
     pub user: Arc<str>,
     pub ip: Arc<str>,
+    /// The user was introduced already (this shard's copy showed the nick free): a verdict
+    /// against it is carried out as a collision found afterwards, by KILLs.
+    pub optimistic: bool,
 }
 
 /// The owner's verdict on a [`NickTsClaim`].

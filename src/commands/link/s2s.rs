@@ -275,7 +275,18 @@ pub fn uid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         signon: u.ts,
         channels: Vec::new(),
     };
-    let c = NickTsClaim { nick: user.folded.clone(), uid, ts: u.ts, user: user.user.clone(), ip: user.ip.clone() };
+    let mut c =
+        NickTsClaim { nick: user.folded.clone(), uid, ts: u.ts, user: user.user.clone(), ip: user.ip.clone(), optimistic: false };
+    // A burst is mostly nicks nobody here holds: when this shard's copy shows the nick free and
+    // its owner is another shard, the user is introduced at once and the owner's verdict follows
+    // (a collision with a claim still in flight is then settled by KILLs, as between servers).
+    // Waiting for every verdict would cost a mesh round trip per user.
+    if c.nick.owner(ctx.st.cores) != ctx.st.me && ctx.st.directory.by_nick(&c.nick).is_none() {
+        c.optimistic = true;
+        introduce_user(ctx.st, ctx.out, user);
+        ctx.out.to_shard(c.nick.owner(ctx.st.cores), Env::Request(Request::NickTs { conn, claim: c }));
+        return Ok(());
+    }
     if let Some(l) = ctx.st.links.get_mut(&conn) {
         l.pending_user = Some(Box::new(user));
     }
@@ -345,17 +356,31 @@ pub fn nick_verdict(
     now: std::time::Instant,
     unix: u64,
 ) {
+    let reason = "Nick collision";
+    if c.optimistic {
+        // Introduced already: the link did not wait. A lost claim removes it everywhere.
+        if let NickVerdict::KillOld(old) | NickVerdict::KillBoth(old) = verdict {
+            kill_everywhere(st, out, old, reason, None);
+        }
+        if let NickVerdict::KillNew | NickVerdict::KillBoth(_) = verdict {
+            kill_everywhere(st, out, c.uid, &format!("{reason} (new)"), None);
+        }
+        return;
+    }
     if let Some(cl) = st.clients.get_mut(&conn) {
         if cl.wait == Some(Wait::Answer) {
             cl.wait = None;
         }
     }
     let pending = st.links.get_mut(&conn).and_then(|l| l.pending_user.take()).filter(|u| u.uid == c.uid);
-    let reason = "Nick collision";
     if let NickVerdict::KillOld(old) | NickVerdict::KillBoth(old) = verdict {
         kill_everywhere(st, out, old, reason, None);
     }
     match (verdict, pending) {
+        // A nick change of a known user (NICK), or a new one (UID).
+        (NickVerdict::Introduce | NickVerdict::KillOld(_), Some(user)) if st.directory.get(&user.uid).is_some() => {
+            apply_nick(st, out, user.uid, &user.nick, user.nick_ts)
+        }
         (NickVerdict::Introduce | NickVerdict::KillOld(_), Some(user)) => introduce_user(st, out, *user),
         (NickVerdict::KillNew | NickVerdict::KillBoth(_), _) => {
             // Back toward its server only: the rest of the network never heard of it.
@@ -476,7 +501,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     pending.nick = new.into();
     pending.folded = folded.clone();
     pending.nick_ts = ts;
-    let c = NickTsClaim { nick: folded, uid, ts, user: u.user.clone(), ip: u.ip.clone() };
+    let c = NickTsClaim { nick: folded, uid, ts, user: u.user.clone(), ip: u.ip.clone(), optimistic: false };
     let conn = ctx.conn;
     if let Some(l) = ctx.st.links.get_mut(&conn) {
         l.pending_user = Some(Box::new(pending));
@@ -724,6 +749,7 @@ mod tests {
             ts,
             user: user.into(),
             ip: ip.into(),
+            optimistic: false,
         }
     }
 
