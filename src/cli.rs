@@ -6,12 +6,14 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 Usage: rustircd [--cores N] [--config FILE] [--listen HOST:PORT]... [--check-config]
        rustircd --mkpasswd
+       rustircd --fingerprint CERT.pem
 
   --cores N           shards to run, one pinned to each core (default: every core this process may use)
   --config FILE       configuration file (default: the embedded config/rustircd.toml)
   --listen HOST:PORT  listen here instead of the configured plain-text listeners (repeatable)
   --check-config      validate the configuration, print every error, and exit
   --mkpasswd          read a password from stdin, print its argon2id hash for an [[opers]] block
+  --fingerprint FILE  print the SHA-256 fingerprint of a PEM certificate, for [[links]] fingerprint
   -h, --help          this text
   -V, --version       the version
 ";
@@ -23,6 +25,7 @@ pub struct Args {
     pub listen: Vec<SocketAddr>,
     pub check_config: bool,
     pub mkpasswd: bool,
+    pub fingerprint: Option<PathBuf>,
     pub help: bool,
     pub version: bool,
 }
@@ -55,6 +58,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
             }
             "--check-config" => a.check_config = true,
             "--mkpasswd" => a.mkpasswd = true,
+            "--fingerprint" => a.fingerprint = Some(PathBuf::from(value("--fingerprint")?)),
             "-h" | "--help" => a.help = true,
             "-V" | "--version" => a.version = true,
             other => return Err(format!("unknown argument {other:?}")),
@@ -82,5 +86,7 @@ mod tests {
         assert!(p(&["--listen", "nowhere"]).is_err());
         assert!(p(&["--bogus"]).is_err());
         assert!(p(&["--check-config"]).unwrap().check_config);
+        assert_eq!(p(&["--fingerprint", "c.pem"]).unwrap().fingerprint.unwrap().to_str(), Some("c.pem"));
+        assert!(p(&["--fingerprint"]).is_err());
     }
 }

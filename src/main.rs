@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     exit_code(run(args, cfg))
 }
 
-/// `--help`, `--version` and `--mkpasswd`: answered before any config is read.
+/// `--help`, `--version`, `--mkpasswd` and `--fingerprint`: answered before any config is read.
 fn answer_without_config(args: &cli::Args) -> Option<ExitCode> {
     if args.help {
         print!("{}", cli::USAGE);
@@ -66,6 +66,18 @@ fn answer_without_config(args: &cli::Args) -> Option<ExitCode> {
     if args.version {
         println!("rustircd {}", env!("CARGO_PKG_VERSION"));
         return Some(ExitCode::SUCCESS);
+    }
+    if let Some(cert) = &args.fingerprint {
+        return Some(match rustircd::certpin::of_pem_file(cert) {
+            Ok(fp) => {
+                println!("{}", rustircd::certpin::to_hex(&fp));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rustircd: {e}");
+                ExitCode::from(1)
+            }
+        });
     }
     args.mkpasswd.then(mkpasswd)
 }

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conn::{ConnId, Table, Traffic};
@@ -194,7 +195,24 @@ impl<M: Envelope> Io<M> {
     /// `close` or `abort` gives up the attempt without a call back.
     pub fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> ConnId {
         let conn = self.conns.insert();
-        self.connects.push(Connect { conn, addr, timeout });
+        self.connects.push(Connect { conn, addr, timeout, tls: None });
+        self.connects_notify.notify();
+        conn
+    }
+
+    /// [`Io::connect`], then a TLS handshake as the client, with `config` (its certificate
+    /// verifier decides whom to trust) asking for `server_name` (SNI). `Handler::on_connected`
+    /// is called once the handshake is done, or with its error (it gets `timeout` too, after
+    /// the connect).
+    pub fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+        config: Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    ) -> ConnId {
+        let conn = self.conns.insert();
+        self.connects.push(Connect { conn, addr, timeout, tls: Some((config, server_name)) });
         self.connects_notify.notify();
         conn
     }

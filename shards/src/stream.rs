@@ -1,5 +1,6 @@
-//! A connection's byte stream: plain TCP, or TLS (rustls) over it. Both are polled the same
-//! way by the connection task.
+//! A connection's byte stream: plain TCP, or TLS (rustls) over it, as the server side (an
+//! accepted connection) or the client side (an outbound one). All are polled the same way by
+//! the connection task.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -12,6 +13,7 @@ use glommio::net::TcpStream;
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    TlsClient(Box<futures_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Stream {
@@ -19,6 +21,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.as_raw_fd(),
             Stream::Tls(s) => s.get_ref().0.as_raw_fd(),
+            Stream::TlsClient(s) => s.get_ref().0.as_raw_fd(),
         }
     }
 
@@ -26,6 +29,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Stream::TlsClient(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 
@@ -33,6 +37,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            Stream::TlsClient(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -41,14 +46,22 @@ impl Stream {
         match self {
             Stream::Plain(_) => Poll::Ready(Ok(())),
             Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            Stream::TlsClient(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
     /// Best effort, never waits: a TLS close_notify before the socket closes.
     pub(crate) fn start_close(&mut self, cx: &mut Context<'_>) {
-        if let Stream::Tls(s) = self {
-            s.get_mut().1.send_close_notify();
-            let _ = Pin::new(&mut **s).poll_flush(cx);
+        match self {
+            Stream::Plain(_) => {}
+            Stream::Tls(s) => {
+                s.get_mut().1.send_close_notify();
+                let _ = Pin::new(&mut **s).poll_flush(cx);
+            }
+            Stream::TlsClient(s) => {
+                s.get_mut().1.send_close_notify();
+                let _ = Pin::new(&mut **s).poll_flush(cx);
+            }
         }
     }
 }

@@ -40,6 +40,15 @@ pub trait Outbox {
     /// `timeout`; the outcome comes back through the glue (`link::handshake::opened`, or a
     /// failed dial).
     fn connect(&mut self, addr: std::net::SocketAddr, timeout: std::time::Duration) -> Conn;
+    /// `connect`, then TLS as the client to the link `link`, accepting only the certificate
+    /// whose SHA-256 is `fingerprint`; the outcome comes back once the handshake is done.
+    fn connect_tls(
+        &mut self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+        link: &str,
+        fingerprint: crate::certpin::Fingerprint,
+    ) -> Conn;
     /// Asks the process to stop (DIE).
     fn request_stop(&mut self);
     /// Runs slow work on a blocking thread; its result comes back as a message from this shard.
@@ -79,6 +88,8 @@ pub struct Recorder {
     pub drains: Vec<Conn>,
     /// Connections asked for with `connect`, and where to.
     pub connects: Vec<(Conn, std::net::SocketAddr)>,
+    /// Those of `connects` asked for over TLS, with the fingerprint pinned.
+    pub tls_connects: Vec<(Conn, crate::certpin::Fingerprint)>,
 }
 
 impl Recorder {
@@ -97,6 +108,7 @@ impl Recorder {
             main: Vec::new(),
             drains: Vec::new(),
             connects: Vec::new(),
+            tls_connects: Vec::new(),
         }
     }
 
@@ -148,6 +160,17 @@ impl Outbox for Recorder {
         // Numbered from the top, clear of the connections tests make.
         let conn = Conn(u64::MAX - self.connects.len() as u64);
         self.connects.push((conn, addr));
+        conn
+    }
+    fn connect_tls(
+        &mut self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+        _link: &str,
+        fingerprint: crate::certpin::Fingerprint,
+    ) -> Conn {
+        let conn = self.connect(addr, timeout);
+        self.tls_connects.push((conn, fingerprint));
         conn
     }
     fn request_stop(&mut self) {

@@ -216,6 +216,9 @@ pub struct Link {
     pub leaf_mask: Vec<String>,
     /// Connect over TLS (outbound only: needs `address`).
     pub tls: bool,
+    /// SHA-256 of the peer's certificate (DER), the one certificate a TLS link accepts
+    /// (required with `tls`).
+    pub fingerprint: Option<crate::certpin::Fingerprint>,
     /// The wait before reconnecting grows from `reconnect_min` to `reconnect_max`, so a peer
     /// that is down is not redialled in a loop.
     pub reconnect_min: Duration,
@@ -813,6 +816,18 @@ fn read_link(doc: &mut Doc<'_>, t: &mut Tbl<'_, '_>, classes: &[Class]) -> Link 
         hub_mask: read_server_masks(doc, t, "hub_mask"),
         leaf_mask: read_server_masks(doc, t, "leaf_mask"),
         tls: t.bool(doc, "tls", false),
+        fingerprint: t.opt_str(doc, "fingerprint").and_then(|f| {
+            let fp = crate::certpin::parse(&f);
+            if fp.is_none() {
+                key_error(
+                    doc,
+                    t,
+                    "fingerprint",
+                    format!("{f:?} is not a SHA-256 fingerprint (64 hex digits, colons optional)"),
+                );
+            }
+            fp
+        }),
         reconnect_min: t.duration(doc, "reconnect_min", Duration::from_secs(5), Duration::ZERO, DAY),
         reconnect_max: t.duration(doc, "reconnect_max", Duration::from_secs(300), Duration::ZERO, DAY),
     }
@@ -847,6 +862,17 @@ fn check_link(doc: &mut Doc<'_>, t: &Tbl<'_, '_>, l: &Link, server: &ServerInfo,
         if l.tls {
             key_error(doc, t, "tls", "needs an address (TLS applies to the connections we open)");
         }
+    }
+    if l.tls && !t.has("fingerprint") {
+        key_error(
+            doc,
+            t,
+            "tls",
+            "needs a fingerprint: the SHA-256 of the peer's certificate (`rustircd --fingerprint cert.pem` prints it)",
+        );
+    }
+    if !l.tls && t.has("fingerprint") {
+        key_error(doc, t, "fingerprint", "is only checked over TLS: set tls = true");
     }
     if l.reconnect_min.is_zero() {
         key_error(doc, t, "reconnect_min", "must be more than 0 (a peer that is down would be redialled in a loop)");
@@ -1047,9 +1073,11 @@ mod tests {
             link(
                 "hub.example.net",
                 "1HB",
-                "address = \"127.0.0.1:7000\"\nautoconnect = true\nclass = \"servers\"\n\
-                 hub_mask = [\"*\"]\nleaf_mask = [\"*.evil.net\", \"x.y\"]\ntls = true\n\
-                 reconnect_min = \"2s\"\nreconnect_max = 60\n"
+                &format!(
+                    "address = \"127.0.0.1:7000\"\nautoconnect = true\nclass = \"servers\"\n\
+                     hub_mask = [\"*\"]\nleaf_mask = [\"*.evil.net\", \"x.y\"]\ntls = true\n\
+                     fingerprint = \"{FP}\"\nreconnect_min = \"2s\"\nreconnect_max = 60\n"
+                )
             )
         );
         let c = Config::parse("t.toml", &text, None).unwrap();
@@ -1058,6 +1086,7 @@ mod tests {
         assert_eq!(l.address, Some("127.0.0.1:7000".parse().unwrap()));
         assert_eq!((l.send_password.as_str(), l.accept_password.as_str()), ("out", "in"));
         assert!(l.autoconnect && l.tls);
+        assert_eq!(l.fingerprint, crate::certpin::parse(FP));
         assert_eq!(l.class, Some(1));
         assert_eq!(c.classes[1].name, "servers");
         assert_eq!(l.hub_mask, ["*"]);
@@ -1105,7 +1134,11 @@ mod tests {
 
     #[test]
     fn link_tls_and_autoconnect_need_an_address() {
-        one_link_error(&link("a.net", "1AA", "tls = true\n"), "links[0].tls", "needs an address");
+        one_link_error(
+            &link("a.net", "1AA", &format!("tls = true\nfingerprint = \"{FP}\"\n")),
+            "links[0].tls",
+            "needs an address",
+        );
         one_link_error(&link("a.net", "1AA", "autoconnect = true\n"), "links[0].autoconnect", "needs an address");
         // A bad address is reported once, as itself.
         one_link_error(
@@ -1113,6 +1146,39 @@ mod tests {
             "links[0].address",
             "is not HOST:PORT",
         );
+    }
+
+    /// A fingerprint as `openssl x509 -fingerprint -sha256` prints one.
+    const FP: &str = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+
+    #[test]
+    fn link_tls_needs_a_fingerprint() {
+        let at = "address = \"127.0.0.1:7000\"\n";
+        one_link_error(&link("a.net", "1AA", &format!("{at}tls = true\n")), "links[0].tls", "needs a fingerprint");
+        one_link_error(
+            &link("a.net", "1AA", &format!("{at}tls = true\nfingerprint = \"AB:CD\"\n")),
+            "links[0].fingerprint",
+            "is not a SHA-256 fingerprint",
+        );
+        one_link_error(
+            &link("a.net", "1AA", &format!("{at}tls = true\nfingerprint = \"{}\"\n", FP.replace('A', "X"))),
+            "links[0].fingerprint",
+            "64 hex digits",
+        );
+        one_link_error(
+            &link("a.net", "1AA", &format!("{at}fingerprint = \"{FP}\"\n")),
+            "links[0].fingerprint",
+            "only checked over TLS",
+        );
+        let bare = FP.replace(':', "").to_lowercase();
+        let c = Config::parse(
+            "t.toml",
+            &format!("{LINKED}{}", link("a.net", "1AA", &format!("{at}tls = true\nfingerprint = \"{bare}\"\n"))),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.links[0].fingerprint, crate::certpin::parse(FP));
+        assert_eq!(c.links[0].fingerprint.unwrap()[..3], [0xAB, 0xCD, 0xEF]);
     }
 
     #[test]
@@ -1239,7 +1305,9 @@ mod tests {
         for line in EMBEDDED_DEFAULT.lines() {
             in_links = line == "# [[links]]" || (in_links && !line.is_empty());
             let example = in_links || line.starts_with("# services = ");
-            text.push_str(if example { line.strip_prefix("# ").unwrap() } else { line });
+            let line = if example { line.strip_prefix("# ").unwrap() } else { line };
+            // The example is a plain link; its fingerprint line is for tls = true.
+            text.push_str(if line.starts_with("tls = false") { "tls = true" } else { line });
             text.push('\n');
         }
         text.push_str("[[classes]]\nname = \"servers\"\nhosts = []\n");
@@ -1248,7 +1316,8 @@ mod tests {
         let l = &c.links[0];
         assert_eq!((l.name.as_str(), l.class), ("hub.example.net", Some(2)));
         assert_eq!((l.reconnect_min, l.reconnect_max), (Duration::from_secs(5), Duration::from_secs(300)));
-        assert_eq!((l.hub_mask.len(), l.leaf_mask.len(), l.tls, l.autoconnect), (1, 0, false, false));
+        assert_eq!((l.hub_mask.len(), l.leaf_mask.len(), l.tls, l.autoconnect), (1, 0, true, false));
+        assert!(l.fingerprint.is_some());
     }
 
     #[test]

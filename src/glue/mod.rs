@@ -134,6 +134,16 @@ impl Outbox for Out<'_> {
     fn connect(&mut self, addr: std::net::SocketAddr, timeout: std::time::Duration) -> Conn {
         conn(self.0.connect(addr, timeout))
     }
+    fn connect_tls(
+        &mut self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+        link: &str,
+        fingerprint: crate::certpin::Fingerprint,
+    ) -> Conn {
+        let cfg = crate::certpin::client_config(link, fingerprint);
+        conn(self.0.connect_tls(addr, timeout, cfg, crate::certpin::server_name(link, addr)))
+    }
     fn request_stop(&mut self) {
         self.0.request_stop()
     }

@@ -39,17 +39,17 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
 
 /// Opens a connection for block `block` (autoconnect, or an operator's CONNECT).
 pub fn connect(st: &mut ShardState, out: &mut dyn Outbox, block: usize, addr: std::net::SocketAddr, now: Instant) {
-    if st.cfg.links[block].tls {
-        // Never in clear what the operator asked to protect: the link is not made at all.
-        let d = st.dials.entry(block).or_insert(Dial { conn: None, next: now, backoff: Duration::ZERO });
-        d.next = now + st.cfg.links[block].reconnect_max;
-        log::error!("Link {}: tls = true, but TLS for outgoing links is not built yet: not connecting", st.cfg.links[block].name);
-        return;
-    }
-    let conn = out.connect(addr, CONNECT_TIMEOUT);
+    let l = &st.cfg.links[block];
+    let conn = if l.tls {
+        // The config requires a fingerprint with tls; without one nothing would match.
+        out.connect_tls(addr, CONNECT_TIMEOUT, &l.name, l.fingerprint.unwrap_or_default())
+    } else {
+        out.connect(addr, CONNECT_TIMEOUT)
+    };
     let d = st.dials.entry(block).or_insert(Dial { conn: None, next: now, backoff: Duration::ZERO });
     d.conn = Some(conn);
-    log::info!("Link connecting: {} [{addr}] shard={}", st.cfg.links[block].name, st.me);
+    let tls = if st.cfg.links[block].tls { " tls" } else { "" };
+    log::info!("Link connecting: {} [{addr}] shard={}{tls}", st.cfg.links[block].name, st.me);
 }
 
 /// The block of an outgoing connection, if `conn` is one this shard is dialing.
