@@ -28,6 +28,16 @@ Scenarios:
                                                        N clients (in channels of M if given) leave at once:
                                                        server CPU, time until LUSERS shows them gone, a
                                                        bystander's PING round trips
+  link-burst         --users N --channels C --per-channel M [--messages K] [--split close|squit]
+                                                       the harness links as a TS6 server and bursts N users in
+                                                       C channels of M: burst time in and out, split cleanup
+                                                       seen by observers, per-hop message latency both ways
+                     [--link-password PW] [--peer-name NAME --peer-sid SID] [--peer2-name NAME --peer2-sid SID]
+                     [--observer-channels J] [--no-burst-out] [--client-server HOST:PORT] [--callgrind]
+                                                       (--server: where links connect; --client-server: where
+                                                       the observers do, when the server keeps them apart;
+                                                       --callgrind: the server runs under valgrind's callgrind,
+                                                       dumped at each phase's end with callgrind_control)
 
 Common options:
   --server HOST:PORT   the server (a loopback address: 127.0.0.0/8 or ::1)
@@ -56,9 +66,31 @@ pub struct Opts {
     pub messages: usize,
     pub quit_half: bool,
     pub channel_size: usize,
+    /// link-burst: users and members per channel in the burst, the link's names and password,
+    /// channels per observer, how the link is split, whether a second peer takes the server's
+    /// own burst.
+    pub users: usize,
+    pub per_channel: usize,
+    pub link_password: String,
+    pub peer_name: String,
+    pub peer_sid: String,
+    pub peer2_name: String,
+    pub peer2_sid: String,
+    pub observer_channels: usize,
+    pub split_squit: bool,
+    pub burst_out: bool,
+    pub client_server: Option<SocketAddr>,
+    pub callgrind: bool,
+    /// The options given on the command line (a scenario's own defaults apply to the others).
+    pub given: Vec<String>,
 }
 
 impl Opts {
+    /// Whether `flag` was on the command line.
+    pub fn has(&self, flag: &str) -> bool {
+        self.given.iter().any(|g| g == flag)
+    }
+
     /// The source address for the `i`-th client: loopback addresses spread the ephemeral ports
     /// (about 28,000 per source address).
     pub fn source(&self, i: usize) -> Option<IpAddr> {
@@ -88,9 +120,23 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
         messages: 20,
         quit_half: false,
         channel_size: 0,
+        users: 10_000,
+        per_channel: 10,
+        link_password: "loadtest".into(),
+        peer_name: "peer-a.loadtest".into(),
+        peer_sid: "9LA".into(),
+        peer2_name: "peer-b.loadtest".into(),
+        peer2_sid: "9LB".into(),
+        observer_channels: 25,
+        split_squit: false,
+        burst_out: true,
+        client_server: None,
+        callgrind: false,
+        given: Vec::new(),
     };
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
+        o.given.push(a.clone());
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
         let num = |v: String| v.parse::<f64>().map_err(|_| format!("{a}: {v:?} is not a number"));
         match a.as_str() {
@@ -110,11 +156,34 @@ fn parse(args: &[String]) -> Result<(String, Opts), String> {
             "--messages" => o.messages = num(val()?)? as usize,
             "--quit-half" => o.quit_half = true,
             "--channel-size" => o.channel_size = num(val()?)? as usize,
+            "--users" => o.users = num(val()?)? as usize,
+            "--per-channel" => o.per_channel = (num(val()?)? as usize).max(1),
+            "--link-password" => o.link_password = val()?,
+            "--peer-name" => o.peer_name = val()?,
+            "--peer-sid" => o.peer_sid = val()?,
+            "--peer2-name" => o.peer2_name = val()?,
+            "--peer2-sid" => o.peer2_sid = val()?,
+            "--observer-channels" => o.observer_channels = (num(val()?)? as usize).max(1),
+            "--split" => {
+                o.split_squit = match val()?.as_str() {
+                    "close" => false,
+                    "squit" => true,
+                    v => return Err(format!("--split: {v:?} is neither close nor squit")),
+                }
+            }
+            "--no-burst-out" => o.burst_out = false,
+            "--callgrind" => o.callgrind = true,
+            "--client-server" => {
+                o.client_server = Some(val()?.parse().map_err(|_| "--client-server: not HOST:PORT".to_string())?)
+            }
             other => return Err(format!("unknown option {other:?}")),
         }
     }
     if !o.server.ip().is_loopback() {
         return Err(format!("--server {}: only loopback addresses (127.0.0.0/8, ::1) may be load-tested", o.server));
+    }
+    if let Some(c) = o.client_server.filter(|c| !c.ip().is_loopback()) {
+        return Err(format!("--client-server {c}: only loopback addresses (127.0.0.0/8, ::1) may be load-tested"));
     }
     if o.duration > Duration::from_secs(24 * 3600) {
         return Err("--duration: at most 24h".into());
@@ -166,6 +235,7 @@ fn main() -> ExitCode {
         "mixed-workload" => scenarios::mixed(&opts, false),
         "soak" => scenarios::mixed(&opts, true),
         "mass-disconnect" => scenarios::mass_disconnect(&opts),
+        "link-burst" => scenarios::link_burst(&opts),
         other => Err(format!("unknown scenario {other:?}")),
     };
     match result {

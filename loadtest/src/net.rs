@@ -25,6 +25,8 @@ pub struct Conn {
     pub registered: bool,
     pub closed: bool,
     pub nick: String,
+    /// A raw connection (a server link): no NICK/USER, and its PINGs go to the caller.
+    pub raw: bool,
 }
 
 /// What `Pool::poll` reports for each complete line.
@@ -58,6 +60,18 @@ impl Pool {
 
     /// Opens a connection (from `source`, a loopback address, when given) and sends NICK/USER.
     pub fn connect(&mut self, server: SocketAddr, source: Option<IpAddr>, nick: &str) -> io::Result<usize> {
+        let idx = self.open(server, source, nick, false)?;
+        self.send(idx, format!("NICK {nick}\r\nUSER lt 0 * :loadtest\r\n").as_bytes());
+        Ok(idx)
+    }
+
+    /// Opens a raw connection (a server link speaking for itself): nothing is sent, and PING
+    /// lines are handed to the caller instead of being answered.
+    pub fn connect_raw(&mut self, server: SocketAddr, name: &str) -> io::Result<usize> {
+        self.open(server, None, name, true)
+    }
+
+    fn open(&mut self, server: SocketAddr, source: Option<IpAddr>, nick: &str, raw: bool) -> io::Result<usize> {
         let domain = if server.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
         let sk = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
         if let Some(ip) = source {
@@ -91,9 +105,14 @@ impl Pool {
             registered: false,
             closed: false,
             nick: nick.to_string(),
+            raw,
         });
-        self.send(idx, format!("NICK {nick}\r\nUSER lt 0 * :loadtest\r\n").as_bytes());
         Ok(idx)
+    }
+
+    /// Bytes queued for `idx` that the socket has not taken yet.
+    pub fn unsent(&self, idx: usize) -> usize {
+        self.conns[idx].wbuf.len()
     }
 
     /// Queues bytes and writes what the socket takes now.
@@ -163,12 +182,12 @@ impl Pool {
                 let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
                 start = end + 1;
                 let Ok(line) = std::str::from_utf8(raw) else { continue };
-                if let Some(rest) = line.strip_prefix("PING ") {
+                if let (false, Some(rest)) = (self.conns[idx].raw, line.strip_prefix("PING ")) {
                     let pong = format!("PONG {rest}\r\n");
                     self.send(idx, pong.as_bytes());
                     continue;
                 }
-                if !self.conns[idx].registered {
+                if !self.conns[idx].registered && !self.conns[idx].raw {
                     match line.split(' ').nth(1) {
                         Some("001") => self.conns[idx].registered = true,
                         // nick taken (a previous run's client may still be leaving): another
@@ -212,17 +231,19 @@ impl Pool {
     }
 }
 
+/// Writes what the socket takes; the written part leaves the buffer once per call (a burst of
+/// a megabyte is not moved down after every partial write).
 fn flush(c: &mut Conn) {
-    while !c.wbuf.is_empty() {
-        match c.stream.write(&c.wbuf) {
-            Ok(0) => return,
-            Ok(n) => {
-                c.wbuf.drain(..n);
-            }
+    let mut done = 0;
+    while done < c.wbuf.len() {
+        match c.stream.write(&c.wbuf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return,
+            Err(_) => break,
         }
     }
+    c.wbuf.drain(..done);
 }
 
 /// `recvmsg` with the kernel's receive timestamp of the data (0 when none came).

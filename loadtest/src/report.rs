@@ -31,6 +31,18 @@ pub fn sample_proc(pid: u32) -> Option<ProcSample> {
     Some(ProcSample { rss_kib, cpu_ticks, fds })
 }
 
+/// CPU time (ns) all threads of a process have run, from each task's `schedstat` (finer than
+/// the clock ticks of `/proc/PID/stat`; threads that already exited are not counted).
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let p = t.ok()?.path().join("schedstat");
+        let s = std::fs::read_to_string(p).unwrap_or_default();
+        total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Some(total)
+}
+
 /// CPU seconds this process has used (user + system).
 pub fn own_cpu() -> f64 {
     // SAFETY: getrusage writes the struct passed in.

@@ -18,11 +18,16 @@ impl Drop for Server {
 }
 
 fn server() -> Server {
+    server_with(&[])
+}
+
+fn server_with(extra: &[&str]) -> Server {
     let harness = PathBuf::from(env!("CARGO_BIN_EXE_rustircd-loadtest"));
     let bin = harness.with_file_name("rustircd");
     assert!(bin.exists(), "{} is missing: build the workspace (cargo test --workspace)", bin.display());
     let mut child = Command::new(bin)
         .args(["--cores", "2", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("RUST_LOG", "warn,rustircd=info")
         .stderr(Stdio::piped())
         .spawn()
@@ -95,6 +100,94 @@ fn every_scenario_counts_exactly() {
 
     let v = run(&srv, &["soak", "--clients", "20", "--rate", "100", "--duration", "4"]);
     assert!(v["rss_slope_kib_per_min"].is_number(), "{v}");
+}
+
+/// A server with link blocks for the harness's two peers.
+const LINK_CONFIG: &str = r#"
+[server]
+name = "irc.smoke.test"
+sid = "0SM"
+network = "SmokeNet"
+description = "link-burst smoke test"
+motd = "smoke"
+
+[server.admin]
+location = "here"
+email = "admin@smoke.test"
+
+[[listen]]
+address = "127.0.0.1:0"
+
+[[classes]]
+name = "local"
+hosts = ["127.*"]
+sendq = "16MiB"
+recvq = "64KiB"
+exempt = true
+
+[[links]]
+name = "peer-a.loadtest"
+sid = "9LA"
+send_password = "loadtest"
+accept_password = "loadtest"
+
+[[links]]
+name = "peer-b.loadtest"
+sid = "9LB"
+send_password = "loadtest"
+accept_password = "loadtest"
+"#;
+
+#[test]
+fn link_burst_counts_every_user_and_quit() {
+    let dir = std::env::temp_dir().join(format!("rustircd-loadtest-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("link.toml");
+    std::fs::write(
+        &cfg,
+        LINK_CONFIG.replace("motd = \"smoke\"", &format!("motd = \"smoke\"\ndata_dir = {:?}", dir.join("data"))),
+    )
+    .unwrap();
+    let srv = server_with(&["--config", cfg.to_str().unwrap()]);
+    // 300 users, 20 channels of 10 (100 users in no channel), two observers (12 channels
+    // each at most); closed link, then the same again split by SQUIT.
+    for split in ["close", "squit"] {
+        let v = run(
+            &srv,
+            &[
+                "link-burst",
+                "--users",
+                "300",
+                "--channels",
+                "20",
+                "--per-channel",
+                "10",
+                "--messages",
+                "20",
+                "--observer-channels",
+                "12",
+                "--split",
+                split,
+            ],
+        );
+        assert_eq!(v["burst_lines"], 300 + 20 + 3, "{v}");
+        assert_eq!(v["lusers_after_pong"], 302, "{v}");
+        assert_eq!(v["names_burst_members"], 200, "{v}");
+        assert_eq!(v["burst_out_uids"], 302, "{v}");
+        assert_eq!(v["burst_out_sjoin_members"], 200 + 20, "{v}");
+        assert_eq!(v["messages_lost"], 0, "{v}");
+        assert_eq!(v["client_to_peer_privmsg_latency_us"]["samples"], 20, "{v}");
+        assert_eq!(v["peer_to_client_channel_latency_us"]["samples"], 20, "{v}");
+        assert_eq!(v["split_completed"], true, "{v}");
+        assert_eq!(v["split_quits_expected"], 200, "{v}");
+        assert_eq!(v["split_quits_seen"], 200, "{v}");
+        assert_eq!(v["split_quits_duplicate"], 0, "{v}");
+        assert_eq!(v["split_quits_bad_reason"], 0, "{v}");
+        assert!(v["burst_in_ms"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(v["burst_in_server_cpu_ms"].is_number(), "{v}");
+    }
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

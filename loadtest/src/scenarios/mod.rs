@@ -4,6 +4,7 @@
 mod big_channel;
 mod channel_load;
 mod connection_stress;
+mod link_burst;
 mod mass_disconnect;
 mod message_throughput;
 mod mixed;
@@ -11,6 +12,7 @@ mod mixed;
 pub use big_channel::big_channel;
 pub use channel_load::channel_load;
 pub use connection_stress::connection_stress;
+pub use link_burst::link_burst;
 pub use mass_disconnect::mass_disconnect;
 pub use message_throughput::message_throughput;
 pub use mixed::mixed;
