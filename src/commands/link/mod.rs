@@ -80,6 +80,15 @@ pub fn to_my_links(st: &mut ShardState, out: &mut dyn Outbox, except: Option<Sid
     }
 }
 
+/// Whether this shard holds a link other than the one toward `except`: if not, a line for
+/// its links need not be built (a burst's lines would be made for nobody).
+pub fn any_link_but(st: &ShardState, except: Option<Sid>) -> bool {
+    match except.and_then(|s| direction(st, s)) {
+        Some(skip) => st.peers.keys().any(|p| *p != skip),
+        None => !st.peers.is_empty(),
+    }
+}
+
 /// Writes a line to every link of the network's part this server holds (every shard's),
 /// except the one toward `except`: this shard's now, the others' through its mesh stream.
 pub fn to_all_links(st: &mut ShardState, out: &mut dyn Outbox, except: Option<Sid>, line: Arc<[u8]>) {

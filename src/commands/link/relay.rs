@@ -44,7 +44,7 @@ fn except(st: &ShardState, uid: Uid) -> Option<Sid> {
 
 /// A user joined the network.
 pub fn user_intro(st: &mut ShardState, out: &mut dyn Outbox, u: &User) {
-    if st.peers.is_empty() {
+    if !super::any_link_but(st, except(st, u.uid)) {
         return;
     }
     let line = uid_line(st, u);
@@ -136,7 +136,7 @@ pub fn chan_change(
     via: Option<Sid>,
 ) {
     use crate::state::channel::Mutation;
-    if st.peers.is_empty() {
+    if !super::any_link_but(st, via) {
         return;
     }
     let src = source_of(st, actor, via);
