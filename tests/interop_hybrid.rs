@@ -708,6 +708,26 @@ fn a_remote_whois_to_hybrid_brings_its_idle_time() {
     assert_eq!((idle.source.as_deref(), idle.p(0), idle.p(1)), (Some("irc.hybrid.test"), "rasker", "htarget"));
 }
 
+/// Server queries across the link: `VERSION irc.hybrid.test` on rustircd is answered by hybrid,
+/// and hybrid's `VERSION irc.test.local` by rustircd.
+#[test]
+fn version_of_the_other_server_is_answered() {
+    if !hybrid_installed() {
+        return;
+    }
+    let (hybrid, _relay, srv) = linked_rustircd_dials(|a| rustircd_config(Some(a)));
+    let mut r = srv.client("rver");
+    let mut h = hybrid.client("hver");
+    whois_until_known(&mut r, "hver");
+    r.send(&format!("VERSION {HYBRID_NAME}"));
+    let v = r.expect("351 from hybrid", |m| m.verb == "351" || m.verb == "402");
+    assert_eq!((v.verb.as_str(), v.source.as_deref()), ("351", Some(HYBRID_NAME)), "{}", v.raw);
+    h.send("VERSION irc.test.local");
+    let v = h.expect("351 from rustircd", |m| m.verb == "351" || m.verb == "402");
+    assert_eq!(v.verb, "351", "{}", v.raw);
+    assert!(v.p(1).starts_with("rustircd"), "{}", v.raw);
+}
+
 /// NAMES of `chan` on `c`, as one list of names (prefixes kept).
 fn names_of(c: &mut Client, chan: &str) -> Vec<String> {
     c.send(&format!("NAMES {chan}"));

@@ -653,3 +653,27 @@ fn a_silent_link_times_out_and_splits() {
     srv.wait_log(&["Link closed: peer.test", "Ping timeout"]);
     until_whois(&mut alice, "bob", false);
 }
+
+#[test]
+fn server_queries_cross_a_link_both_ways() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.client("alice");
+    let (mut p, burst) = linked_with_bob(&srv);
+    let alice_uid = burst.iter().find(|m| m.verb == "UID" && m.p(0) == "alice").unwrap().p(8).to_string();
+    // bob asks our VERSION and TIME: numerics from our SID, to his UID.
+    p.send(":2BBAAAAAA VERSION :0TS");
+    let v = p.expect("351", |m| m.verb == "351");
+    assert_eq!((v.source.as_deref(), v.p(0), v.p(2)), (Some("0TS"), "2BBAAAAAA", "irc.test.local"));
+    p.send(":2BBAAAAAA TIME :irc.test.local");
+    let t = p.expect("391", |m| m.verb == "391");
+    assert_eq!((t.source.as_deref(), t.p(0)), (Some("0TS"), "2BBAAAAAA"));
+    // alice asks the peer's: the query goes to it, its answer comes back to her.
+    alice.send("VERSION peer.test");
+    let q = p.expect("the VERSION query", |m| m.verb == "VERSION");
+    assert_eq!((q.source.as_deref(), q.p(0)), (Some(alice_uid.as_str()), "2BB"));
+    p.send(&format!(":2BB 351 {alice_uid} fake-1.0 peer.test :a scripted peer"));
+    let v = alice.expect("351", |m| m.verb == "351");
+    assert_eq!((v.source.as_deref(), v.p(0), v.p(1)), (Some("peer.test"), "alice", "fake-1.0"));
+    alice.send("ADMIN nowhere.test");
+    alice.expect_verb("402");
+}

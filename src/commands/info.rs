@@ -113,28 +113,49 @@ pub fn send_motd(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// A server name parameter must be this server (the only one there is, until links exist).
-fn check_target(ctx: &Ctx<'_>, msg: &Message<'_>, idx: usize) -> CmdResult {
-    match msg.param(idx) {
-        Some(t) if !crate::proto::mask::matches(ctx.st.cm, t, ctx.server()) => Err(err!(ERR_NOSUCHSERVER, t)),
-        _ => Ok(()),
+/// A server name parameter: this server (true: answer here), another server of the network
+/// (the query goes to it, `:<UID> <VERB> ... :<SID>`, and its numerics come back; false), or
+/// none (402).
+fn check_target(ctx: &mut Ctx<'_>, msg: &Message<'_>, idx: usize) -> Result<bool, crate::commands::Reply> {
+    let Some(t) = msg.param(idx).filter(|t| !t.is_empty()) else { return Ok(true) };
+    if crate::proto::mask::matches(ctx.st.cm, t, ctx.server()) || ctx.st.links.contains_key(&ctx.conn) {
+        return Ok(true);
     }
+    let cm = ctx.st.cm;
+    let Some(sid) = ctx.st.servers.find(t).or_else(|| ctx.st.servers.iter().find(|s| crate::proto::mask::matches(cm, t, &s.name))).map(|s| s.sid)
+    else {
+        return Err(err!(ERR_NOSUCHSERVER, t));
+    };
+    let uid = ctx.me().uid;
+    let mut l = Line::new().source(uid.as_str()).verb(msg.verb);
+    for p in msg.params.iter().take(idx) {
+        l = l.param(p);
+    }
+    let line = l.trailing(sid.as_str()).finish();
+    crate::commands::link::to_link(ctx.st, ctx.out, sid, line.into());
+    Ok(false)
 }
 
 pub fn motd(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    check_target(ctx, msg, 0)?;
+    if !check_target(ctx, msg, 0)? {
+        return Ok(());
+    }
     send_motd(ctx);
     Ok(())
 }
 
 pub fn lusers(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    check_target(ctx, msg, 1)?;
+    if !check_target(ctx, msg, 1)? {
+        return Ok(());
+    }
     send_lusers(ctx);
     Ok(())
 }
 
 pub fn version(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    check_target(ctx, msg, 0)?;
+    if !check_target(ctx, msg, 0)? {
+        return Ok(());
+    }
     let server = ctx.server().to_string();
     let comment = format!("thread-per-core, {} shards", ctx.st.cores);
     ctx.reply(Numeric::RPL_VERSION, &[&version_string(), &server, &comment]);
@@ -143,14 +164,18 @@ pub fn version(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 }
 
 pub fn time(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    check_target(ctx, msg, 0)?;
+    if !check_target(ctx, msg, 0)? {
+        return Ok(());
+    }
     let server = ctx.server().to_string();
     ctx.reply(Numeric::RPL_TIME, &[&server, &crate::clock::format_utc(ctx.unix)]);
     Ok(())
 }
 
 pub fn admin(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    check_target(ctx, msg, 0)?;
+    if !check_target(ctx, msg, 0)? {
+        return Ok(());
+    }
     let cfg = ctx.st.cfg.clone();
     let s = &cfg.server;
     if s.admin_location.is_empty() && s.admin_location2.is_empty() && s.admin_email.is_empty() {
@@ -273,7 +298,9 @@ fn map_lines(st: &ShardState) -> Vec<String> {
 }
 
 pub fn info(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    check_target(ctx, msg, 0)?;
+    if !check_target(ctx, msg, 0)? {
+        return Ok(());
+    }
     let lines = [
         format!("{} — a thread-per-core IRC server in Rust", version_string()),
         format!("Running on {} shards (one pinned executor per core, io_uring via glommio)", ctx.st.cores),

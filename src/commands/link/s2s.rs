@@ -675,6 +675,42 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// `:<UID> VERSION|TIME|ADMIN|MOTD|INFO :<server>` and `:<UID> LUSERS <mask> :<server>`: a
+/// remote user's query of this server, answered with numerics from our SID to its UID (the
+/// client command's own handler makes them); a query for another server goes on toward it.
+pub fn query(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(Source::User(asker)) = source(ctx, msg) else { return Ok(()) };
+    let Some(dest) = msg.params.last().copied() else { return Ok(()) };
+    if !is_us(ctx.st, dest) {
+        if let Some(sid) = ctx.st.servers.find(dest).map(|s| s.sid) {
+            super::to_link(ctx.st, ctx.out, sid, relayed(msg));
+        }
+        return Ok(());
+    }
+    let Some(spec) = crate::commands::lookup(msg.verb) else { return Ok(()) };
+    // The handler answers "the running client" (the link, `*`) into the reply buffer: taken
+    // from there and readdressed.
+    let local = Message { tags: None, source: None, verb: msg.verb, params: msg.params[..msg.params.len() - 1].iter().copied().collect() };
+    let held = std::mem::take(&mut ctx.st.reply);
+    let result = (spec.client)(ctx, &local);
+    let mut answer = std::mem::replace(&mut ctx.st.reply, held);
+    if let Err(r) = result {
+        let name = ctx.st.cfg.server.name.clone();
+        r.write(&name, "*", &mut answer);
+    }
+    let (ours, sid) = (format!(":{} ", ctx.st.cfg.server.name), our_sid(ctx.st).to_string());
+    let mut wire = Vec::with_capacity(answer.len());
+    for line in String::from_utf8_lossy(&answer).split_inclusive('\n') {
+        let Some(rest) = line.strip_prefix(&ours) else { continue };
+        let mut parts = rest.splitn(3, ' ');
+        let (verb, _target, tail) = (parts.next().unwrap_or(""), parts.next(), parts.next().unwrap_or("\r\n"));
+        wire.extend_from_slice(format!(":{sid} {verb} {asker} {tail}").as_bytes());
+    }
+    let conn = ctx.conn;
+    write(ctx.st, ctx.out, conn, &wire);
+    Ok(())
+}
+
 /// A numeric from a link, for one of our users (answers to its remote WHOIS and queries):
 /// shown from the server's name, to the user's nick. One for a user elsewhere goes on.
 pub fn numeric(ctx: &mut Ctx<'_>, msg: &Message<'_>) {
