@@ -112,7 +112,8 @@ pub fn dispatch(data: &[u8]) {
 }
 
 /// A TS6 peer linking in (as hybrid does), with a user that joins `#a`.
-pub(crate) const LINK: &[u8] = b"PASS in TS 6 :2FZ\r\nCAPAB :EOB TBURST ENCAP RHOST\r\nSERVER peer.fuzz 1 2FZ + :fuzz\r\n\
+pub(crate) const LINK: &[u8] =
+    b"PASS in TS 6 :2FZ\r\nCAPAB :EOB TBURST ENCAP RHOST\r\nSERVER peer.fuzz 1 2FZ + :fuzz\r\n\
 :2FZ SVINFO 6 6 0 :0\r\n:2FZ UID dave 1 1 +i dave h h 10.0.0.1 2FZAAAAAA * :Dave\r\n\
 :2FZ SJOIN 1 #a +nt :@2FZAAAAAA\r\n:2FZ EOB\r\n";
 

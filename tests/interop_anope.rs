@@ -214,7 +214,6 @@ accept_password = \"s2r\"
     )
 }
 
-
 /// rustircd (2 shards) with Anope linked to it through a relay, both bursts done. Dropped in
 /// reverse order: Anope first (it SQUITs), then the relay, then rustircd.
 struct Net {

@@ -40,7 +40,10 @@ fn hybrid_installed() -> bool {
         "{HYBRID} is not installed (Debian: apt-get install --no-install-recommends ircd-hybrid; \
          see README \"Interop tests\")"
     );
-    assert!(std::env::var_os("RUSTIRCD_REQUIRE_HYBRID").is_none_or(|v| v != "1"), "RUSTIRCD_REQUIRE_HYBRID=1 but {why}");
+    assert!(
+        std::env::var_os("RUSTIRCD_REQUIRE_HYBRID").is_none_or(|v| v != "1"),
+        "RUSTIRCD_REQUIRE_HYBRID=1 but {why}"
+    );
     eprintln!("SKIPPED: {why}");
     false
 }
@@ -74,7 +77,8 @@ impl Hybrid {
         // Under /tmp, not $TMPDIR: when we are root hybrid runs as nobody, who must reach this
         // directory and write its logs and databases in it.
         static N: AtomicUsize = AtomicUsize::new(0);
-        let path = PathBuf::from(format!("/tmp/rustircd-hybrid-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let path =
+            PathBuf::from(format!("/tmp/rustircd-hybrid-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         let dir = TempDir(path);
@@ -109,8 +113,11 @@ impl Hybrid {
     /// Writes the config for the current ports and starts the process; true once it accepts
     /// clients on both ports.
     fn spawn(&mut self) -> bool {
-        std::fs::write(self.conf_path(), hybrid_conf(self.client_addr.port(), self.server_addr.port(), &self.connects, &self.dir.0))
-            .unwrap();
+        std::fs::write(
+            self.conf_path(),
+            hybrid_conf(self.client_addr.port(), self.server_addr.port(), &self.connects, &self.dir.0),
+        )
+        .unwrap();
         let d = &self.dir.0;
         let mut cmd = if is_root() {
             // ircd-hybrid: "This server won't run as root/superuser". setpriv execs it, so the
@@ -132,12 +139,8 @@ impl Hybrid {
             cmd.arg(format!("-{db}file")).arg(d.join(format!("{db}.db")));
         }
         let out = std::fs::File::create(d.join("hybrid.out")).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start ircd-hybrid");
+        let child =
+            cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).spawn().expect("start ircd-hybrid");
         self.child = Some(child);
         // Ready when "Server ready" is logged and the client port answers; the server port is
         // only checked in the log (a connection to it would be a half-open server link).
@@ -244,7 +247,6 @@ impl Drop for Hybrid {
         self.stop();
     }
 }
-
 
 /// An ircd.conf for one hybrid 8.2, after the ts6-lab's `gen-hybrid-conf.sh` (leaf, loopback
 /// only, lab limits, no ident, an operator admin/operpass), plus these `connect {}` blocks.
@@ -399,11 +401,23 @@ fn users_meet(ours: &mut [(Client, usize)], theirs: &mut [Client]) {
     for (r, _) in ours.iter_mut() {
         for h in theirs.iter_mut() {
             let (user, _, server) = whois_until_known(r, &h.nick);
-            assert_eq!((user.as_str(), server.as_str()), (h.nick.to_lowercase().as_str(), HYBRID_NAME), "{} WHOIS {}", r.nick, h.nick);
+            assert_eq!(
+                (user.as_str(), server.as_str()),
+                (h.nick.to_lowercase().as_str(), HYBRID_NAME),
+                "{} WHOIS {}",
+                r.nick,
+                h.nick
+            );
             let (user, _, server) = whois_until_known(h, &r.nick);
             // rustircd marks a username that no ident confirmed with '~'.
             let user = user.trim_start_matches('~');
-            assert_eq!((user, server.as_str()), (r.nick.to_lowercase().as_str(), OUR_NAME), "{} WHOIS {}", h.nick, r.nick);
+            assert_eq!(
+                (user, server.as_str()),
+                (r.nick.to_lowercase().as_str(), OUR_NAME),
+                "{} WHOIS {}",
+                h.nick,
+                r.nick
+            );
 
             r.send(&format!("PRIVMSG {} :hello from {}", h.nick, r.nick));
             let m = h.expect_verb("PRIVMSG");
@@ -412,7 +426,12 @@ fn users_meet(ours: &mut [(Client, usize)], theirs: &mut [Client]) {
 
             h.send(&format!("PRIVMSG {} :hello back from {}", r.nick, h.nick));
             let m = r.expect_verb("PRIVMSG");
-            assert_eq!((m.p(0), m.p(1)), (r.nick.as_str(), format!("hello back from {}", h.nick).as_str()), "{}", m.raw);
+            assert_eq!(
+                (m.p(0), m.p(1)),
+                (r.nick.as_str(), format!("hello back from {}", h.nick).as_str()),
+                "{}",
+                m.raw
+            );
             assert!(m.source.as_deref().unwrap_or("").starts_with(&format!("{}!", h.nick)), "{}", m.raw);
         }
     }
@@ -554,7 +573,11 @@ fn hybrid_dies_and_rustircd_splits_then_relinks() {
     let mut theirs = vec![hybrid.client("hback")];
     users_meet(&mut ours, &mut theirs);
     // What crossed: hybrid's KILLed process sent nothing more; the relink burst again.
-    assert!(relay.sent_by("rustircd").iter().filter(|l| l.starts_with("SERVER ")).count() >= 2, "{}", relay.transcript());
+    assert!(
+        relay.sent_by("rustircd").iter().filter(|l| l.starts_with("SERVER ")).count() >= 2,
+        "{}",
+        relay.transcript()
+    );
 }
 
 /// A nick collision in the burst (§6.1): hybrid's dave is older and another user@host, so

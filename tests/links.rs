@@ -421,9 +421,8 @@ fn server_config(name: &str, sid: &str, links: &str) -> String {
 
 /// A `[[links]]` block; `address` makes us dial it (autoconnect, quick backoff).
 fn link_block(name: &str, sid: &str, address: Option<std::net::SocketAddr>, hub: bool) -> String {
-    let mut b = format!(
-        "\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n"
-    );
+    let mut b =
+        format!("\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n");
     if let Some(a) = address {
         b += &format!("address = \"{a}\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n");
     }
@@ -454,7 +453,10 @@ fn three_servers_in_a_chain_chat_split_and_relink() {
     let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
     let a_links = link_block("irc.b.test", "2BB", Some(b.addr), true) + opers;
     let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &a_links));
-    let c = Server::with_config(2, &server_config("irc.c.test", "3CC", &link_block("irc.b.test", "2BB", Some(b.addr), true)));
+    let c = Server::with_config(
+        2,
+        &server_config("irc.c.test", "3CC", &link_block("irc.b.test", "2BB", Some(b.addr), true)),
+    );
     a.wait_log(&["Link established: irc.b.test"]);
     c.wait_log(&["Link established: irc.b.test"]);
     let mut on_a = a.clients_on_both_shards("a", 1);

@@ -199,19 +199,33 @@ pub enum Ordered {
         line: Shared,
     },
     /// Services logged a user in (`Some`) or out (SVSACCOUNT).
-    UserAccount { uid: Uid, account: Option<Arc<str>> },
+    UserAccount {
+        uid: Uid,
+        account: Option<Arc<str>>,
+    },
     /// Services changed a user's visible host (SVSHOST).
-    UserHost { uid: Uid, host: Arc<str> },
+    UserHost {
+        uid: Uid,
+        host: Arc<str>,
+    },
     /// A server joined the network behind a link of the sending shard.
     ServerIntro(Box<Server>),
     /// These servers left the network (a split seen by the sending shard), children first.
     /// (The links heard the SQUIT before, through `ToLinks`.)
-    ServerSplit { sids: Vec<Sid> },
+    ServerSplit {
+        sids: Vec<Sid>,
+    },
     /// A line for the one server link of the receiving shard that leads toward `toward`.
-    ToLink { toward: Sid, line: Arc<[u8]> },
+    ToLink {
+        toward: Sid,
+        line: Arc<[u8]>,
+    },
     /// A line for every server link of the receiving shard except the one toward `except`
     /// (a remote change the links must hear, already in TS6 form).
-    ToLinks { except: Option<Sid>, line: Arc<[u8]> },
+    ToLinks {
+        except: Option<Sid>,
+        line: Arc<[u8]>,
+    },
 }
 
 /// A line for a channel's members of at least `min` status (`@#chan`/`+#chan`) with the
@@ -250,7 +264,10 @@ pub enum Control {
     },
     /// Services make a user of the receiving shard do something (SVSNICK, SVSJOIN, SVSPART):
     /// `line` runs as if the user had sent it.
-    RunAs { target: Uid, line: Box<[u8]> },
+    RunAs {
+        target: Uid,
+        line: Box<[u8]>,
+    },
     /// A server notice for the receiving shard's +s operators.
     Snotice {
         text: Arc<str>,

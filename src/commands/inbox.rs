@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use super::capabilities::bits;
 use super::channel::{self, try_event};
-use super::link;
 use super::connection::resume;
 use super::delivery::{channel_here, to_conns_shared, to_invitee, to_user};
 use super::envelope::{Answer, Control, Env, Ordered, Request};
+use super::link;
 use super::outbox::Outbox;
 use super::outgoing::Shared;
 use super::query::monitor::{notify_offline, notify_online};

@@ -122,7 +122,12 @@ fn check_target(ctx: &mut Ctx<'_>, msg: &Message<'_>, idx: usize) -> Result<bool
         return Ok(true);
     }
     let cm = ctx.st.cm;
-    let Some(sid) = ctx.st.servers.find(t).or_else(|| ctx.st.servers.iter().find(|s| crate::proto::mask::matches(cm, t, &s.name))).map(|s| s.sid)
+    let Some(sid) = ctx
+        .st
+        .servers
+        .find(t)
+        .or_else(|| ctx.st.servers.iter().find(|s| crate::proto::mask::matches(cm, t, &s.name)))
+        .map(|s| s.sid)
     else {
         return Err(err!(ERR_NOSUCHSERVER, t));
     };

@@ -173,7 +173,12 @@ pub enum Mutation {
     /// decided by the channel TS rules: `ts` is the channel's new TS when theirs was lower (or
     /// the channel is new), `modes` what changes first (our statuses, lists and modes cleared
     /// when we lost; their modes), `clear_topic` when we lost, then `joins`.
-    Burst { ts: Option<u64>, modes: Vec<ModeChange>, clear_topic: bool, joins: Vec<(Uid, Status, Location)> },
+    Burst {
+        ts: Option<u64>,
+        modes: Vec<ModeChange>,
+        clear_topic: bool,
+        joins: Vec<(Uid, Status, Location)>,
+    },
 }
 
 /// A channel member: its status, and where it is (which shard's count it is in).

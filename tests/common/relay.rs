@@ -80,13 +80,22 @@ impl Relay {
             if let Some(l) = self.sent_by(who).into_iter().find(|l| needles.iter().all(|n| l.contains(n))) {
                 return l;
             }
-            assert!(Instant::now() < deadline, "{who} sent no line with {needles:?} within {within:?}:\n{}", self.transcript());
+            assert!(
+                Instant::now() < deadline,
+                "{who} sent no line with {needles:?} within {within:?}:\n{}",
+                self.transcript()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
-fn relay_pump(mut from: TcpStream, mut to: TcpStream, who: &'static str, lines: Arc<Mutex<Vec<(&'static str, String)>>>) {
+fn relay_pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    who: &'static str,
+    lines: Arc<Mutex<Vec<(&'static str, String)>>>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
     while let Ok(n) = from.read(&mut chunk) {

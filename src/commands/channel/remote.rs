@@ -59,9 +59,27 @@ impl Joiner {
 #[derive(Clone, Debug)]
 pub enum RemoteChan {
     /// SJOIN (with the sender's modes) or JOIN (`modes` None: a JOIN carries none).
-    Sjoin { name: Arc<str>, ts: u64, modes: Option<SimpleModes>, members: Vec<Joiner>, source: Arc<str> },
-    Part { name: Arc<str>, uid: Uid, mask: Arc<str>, reason: Option<String> },
-    Kick { name: Arc<str>, source: Arc<str>, by: Option<Uid>, target: Uid, target_nick: Arc<str>, reason: String },
+    Sjoin {
+        name: Arc<str>,
+        ts: u64,
+        modes: Option<SimpleModes>,
+        members: Vec<Joiner>,
+        source: Arc<str>,
+    },
+    Part {
+        name: Arc<str>,
+        uid: Uid,
+        mask: Arc<str>,
+        reason: Option<String>,
+    },
+    Kick {
+        name: Arc<str>,
+        source: Arc<str>,
+        by: Option<Uid>,
+        target: Uid,
+        target_nick: Arc<str>,
+        reason: String,
+    },
     /// TOPIC, or TBURST (`burst`: the rules of §3.5 decide).
     Topic {
         name: Arc<str>,
@@ -113,9 +131,16 @@ impl RemoteChan {
 }
 
 /// The home's decision: the mutation and the lines members see, or nothing to do.
-pub fn decide(ch: &mut Channel, r: RemoteChan, server: &str, nick_of: &dyn Fn(&Uid) -> String) -> Option<(Mutation, Vec<u8>)> {
+pub fn decide(
+    ch: &mut Channel,
+    r: RemoteChan,
+    server: &str,
+    nick_of: &dyn Fn(&Uid) -> String,
+) -> Option<(Mutation, Vec<u8>)> {
     match r {
-        RemoteChan::Sjoin { ts, modes, members, source, .. } => Some(sjoin(ch, ts, modes.as_ref(), &members, &source, server, nick_of)),
+        RemoteChan::Sjoin { ts, modes, members, source, .. } => {
+            Some(sjoin(ch, ts, modes.as_ref(), &members, &source, server, nick_of))
+        }
         RemoteChan::Part { uid, mask, reason, .. } => ch.members.contains_key(&uid).then(|| {
             let mut l = Line::new().source(&mask).verb("PART").param(&ch.name);
             if let Some(r) = &reason {
@@ -123,12 +148,11 @@ pub fn decide(ch: &mut Channel, r: RemoteChan, server: &str, nick_of: &dyn Fn(&U
             }
             (Mutation::Leave { uid }, l.finish())
         }),
-        RemoteChan::Kick { source, target, target_nick, reason, .. } => {
-            ch.members.contains_key(&target).then(|| {
-                let line = Line::new().source(&source).verb("KICK").param(&ch.name).param(&target_nick).trailing(&reason).finish();
-                (Mutation::Leave { uid: target }, line)
-            })
-        }
+        RemoteChan::Kick { source, target, target_nick, reason, .. } => ch.members.contains_key(&target).then(|| {
+            let line =
+                Line::new().source(&source).verb("KICK").param(&ch.name).param(&target_nick).trailing(&reason).finish();
+            (Mutation::Leave { uid: target }, line)
+        }),
         RemoteChan::Topic { source, text, setter, at, burst, .. } => {
             if let Some(b) = burst {
                 let newer = ch.topic.as_ref().is_none_or(|t| at > t.set_at);
@@ -136,9 +160,18 @@ pub fn decide(ch: &mut Channel, r: RemoteChan, server: &str, nick_of: &dyn Fn(&U
                     return None;
                 }
             }
-            let same = ch.topic.as_ref().map(|t| &*t.text) == Some(text.as_str()) || (ch.topic.is_none() && text.is_empty());
-            let topic = (!text.is_empty()).then(|| crate::state::channel::Topic { text: text.as_str().into(), set_by: setter, set_at: at });
-            let line = if same { Vec::new() } else { Line::new().source(&source).verb("TOPIC").param(&ch.name).trailing(&text).finish() };
+            let same =
+                ch.topic.as_ref().map(|t| &*t.text) == Some(text.as_str()) || (ch.topic.is_none() && text.is_empty());
+            let topic = (!text.is_empty()).then(|| crate::state::channel::Topic {
+                text: text.as_str().into(),
+                set_by: setter,
+                set_at: at,
+            });
+            let line = if same {
+                Vec::new()
+            } else {
+                Line::new().source(&source).verb("TOPIC").param(&ch.name).trailing(&text).finish()
+            };
             Some((Mutation::Topic(topic), line))
         }
         RemoteChan::Modes { source, ts, changes, nicks, .. } => {
@@ -300,7 +333,8 @@ fn sjoin(
             }
         }
     }
-    let joined_nick = |u: &Uid| members.iter().find(|j| j.uid == *u).map_or_else(|| nick_of(u), |j| j.nick().to_string());
+    let joined_nick =
+        |u: &Uid| members.iter().find(|j| j.uid == *u).map_or_else(|| nick_of(u), |j| j.nick().to_string());
     lines.extend_from_slice(&mode_lines(source, &ch.name, &granted, &joined_nick));
     let ts = (new || lower).then_some(ts);
     (Mutation::Burst { ts, modes: changes, clear_topic: lower, joins }, lines)
@@ -334,7 +368,11 @@ mod tests {
     }
 
     fn nick(u: &Uid) -> String {
-        if u.as_str() == "2BBAAAAAA" { "bob".into() } else { u.to_string() }
+        if u.as_str() == "2BBAAAAAA" {
+            "bob".into()
+        } else {
+            u.to_string()
+        }
     }
 
     /// `sjoin`, applied as the home then does.

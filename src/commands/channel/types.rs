@@ -16,11 +16,35 @@ use crate::state::Uid;
 /// A user's request to a channel's home. `mask` is the user's `nick!user@host`.
 #[derive(Clone, Debug)]
 pub enum ChanRequest {
-    Join { name: Arc<str>, key: Option<String>, mask: Arc<str>, ip_mask: String, invited: bool },
-    Part { name: Arc<str>, mask: Arc<str>, reason: Option<String> },
-    Kick { name: Arc<str>, mask: Arc<str>, target: Uid, target_nick: Arc<str>, reason: String },
-    Topic { name: Arc<str>, mask: Arc<str>, text: String },
-    Mode { name: Arc<str>, mask: Arc<str>, changes: Vec<mode::Requested> },
+    Join {
+        name: Arc<str>,
+        key: Option<String>,
+        mask: Arc<str>,
+        ip_mask: String,
+        invited: bool,
+    },
+    Part {
+        name: Arc<str>,
+        mask: Arc<str>,
+        reason: Option<String>,
+    },
+    Kick {
+        name: Arc<str>,
+        mask: Arc<str>,
+        target: Uid,
+        target_nick: Arc<str>,
+        reason: String,
+    },
+    Topic {
+        name: Arc<str>,
+        mask: Arc<str>,
+        text: String,
+    },
+    Mode {
+        name: Arc<str>,
+        mask: Arc<str>,
+        changes: Vec<mode::Requested>,
+    },
     /// A change a server link brought: decided by the TS rules, not by a user's rights.
     Remote(Box<remote::RemoteChan>),
 }

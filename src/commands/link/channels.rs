@@ -18,7 +18,9 @@ use crate::state::{Location, Uid};
 fn shown(ctx: &Ctx<'_>, src: Source) -> (Arc<str>, Option<Uid>) {
     match src {
         Source::User(u) => (ctx.st.directory.get(&u).map_or_else(|| u.to_string(), |x| x.mask()).into(), Some(u)),
-        Source::Server(s) => (ctx.st.servers.get(&s).map_or_else(|| s.to_string(), |x| x.name.to_string()).into(), None),
+        Source::Server(s) => {
+            (ctx.st.servers.get(&s).map_or_else(|| s.to_string(), |x| x.name.to_string()).into(), None)
+        }
     }
 }
 
@@ -31,8 +33,12 @@ fn joiner(ctx: &Ctx<'_>, uid: &str, status: Status) -> Option<Joiner> {
     let uid = Uid::parse(uid)?;
     let peer = ctx.st.links.get(&ctx.conn)?.sid()?;
     let u = ctx.st.directory.get(&uid)?;
-    (super::direction(ctx.st, Sid::of(&uid)) == Some(peer))
-        .then(|| Joiner { uid, status, mask: u.mask().into(), at: Location::Link(ctx.st.me as u16) })
+    (super::direction(ctx.st, Sid::of(&uid)) == Some(peer)).then(|| Joiner {
+        uid,
+        status,
+        mask: u.mask().into(),
+        at: Location::Link(ctx.st.me as u16),
+    })
 }
 
 /// `:<SID> SJOIN <ts> <chan> +<modes> [args] :<members>`.
@@ -83,7 +89,14 @@ pub fn part(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let reqs = msg.params[0]
         .split(',')
         .filter(|c| !c.is_empty())
-        .map(|c| ChanRequest::Remote(Box::new(RemoteChan::Part { name: c.into(), uid, mask: mask.clone(), reason: reason.clone() })))
+        .map(|c| {
+            ChanRequest::Remote(Box::new(RemoteChan::Part {
+                name: c.into(),
+                uid,
+                mask: mask.clone(),
+                reason: reason.clone(),
+            }))
+        })
         .collect();
     submit(ctx, reqs);
     Ok(())

@@ -82,9 +82,10 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         Some(b) => b,
         None => {
-            let found = cfg.links.iter().position(|l| {
-                l.name.eq_ignore_ascii_case(intro.name) && l.address.is_none_or(|a| a.ip() == peer_ip)
-            });
+            let found = cfg
+                .links
+                .iter()
+                .position(|l| l.name.eq_ignore_ascii_case(intro.name) && l.address.is_none_or(|a| a.ip() == peer_ip));
             match found {
                 Some(b) => b,
                 None => return refuse(ctx.st, conn, "No connect {} block"),
@@ -99,7 +100,9 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return refuse(ctx.st, conn, "Wrong SID");
     }
     let link = ctx.st.links.get(&conn).expect("present");
-    if (link.has_cap("AOP") || link.has_cap("QOP")) && !cfg.server.services.iter().any(|s| s.eq_ignore_ascii_case(intro.name)) {
+    if (link.has_cap("AOP") || link.has_cap("QOP"))
+        && !cfg.server.services.iter().any(|s| s.eq_ignore_ascii_case(intro.name))
+    {
         return refuse(ctx.st, conn, "Mismatching AOP/QOP capabilities");
     }
     if intro.sid == cfg.server.sid || intro.name.eq_ignore_ascii_case(&cfg.server.name) {
@@ -183,7 +186,9 @@ pub fn claimed(
 fn link_name(st: &ShardState, conn: Conn) -> String {
     st.links
         .get(&conn)
-        .and_then(|l| l.pending.as_ref().map(|s| s.name.to_string()).or_else(|| l.peer.as_ref().map(|p| p.1.to_string())))
+        .and_then(|l| {
+            l.pending.as_ref().map(|s| s.name.to_string()).or_else(|| l.peer.as_ref().map(|p| p.1.to_string()))
+        })
         .unwrap_or_else(|| "?".into())
 }
 
@@ -213,7 +218,12 @@ fn up(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, server: Server, now
         d.backoff = std::time::Duration::ZERO;
     }
     let peer_addr = st.clients.get(&conn).map(|c| c.addr.to_string()).unwrap_or_default();
-    log::info!("Link established: {} [{}] sid={sid} shard={me} {}", server.name, peer_addr, if outbound { "outbound" } else { "inbound" });
+    log::info!(
+        "Link established: {} [{}] sid={sid} shard={me} {}",
+        server.name,
+        peer_addr,
+        if outbound { "outbound" } else { "inbound" }
+    );
     crate::commands::oper::snotice::snotice(st, out, &format!("Link with {} established", server.name));
     if !outbound {
         let hello = hello(st, block);
@@ -229,10 +239,23 @@ fn up(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, server: Server, now
 /// PASS carries hybrid's old `TS 6 :<SID>` suffix: hybrid ignores it, other TS6 servers read it.
 pub fn hello(st: &ShardState, block: usize) -> Vec<u8> {
     let cfg = &st.cfg;
-    let mut b = Line::new().verb("PASS").param(&cfg.links[block].send_password).param("TS").param("6").trailing(&cfg.server.sid).finish();
+    let mut b = Line::new()
+        .verb("PASS")
+        .param(&cfg.links[block].send_password)
+        .param("TS")
+        .param("6")
+        .trailing(&cfg.server.sid)
+        .finish();
     b.extend_from_slice(&Line::new().verb("CAPAB").trailing(CAPAB).finish());
     b.extend_from_slice(
-        &Line::new().verb("SERVER").param(&cfg.server.name).param("1").param(&cfg.server.sid).param("+").trailing(&cfg.server.description).finish(),
+        &Line::new()
+            .verb("SERVER")
+            .param(&cfg.server.name)
+            .param("1")
+            .param(&cfg.server.sid)
+            .param("+")
+            .trailing(&cfg.server.description)
+            .finish(),
     );
     b
 }
@@ -240,7 +263,15 @@ pub fn hello(st: &ShardState, block: usize) -> Vec<u8> {
 /// We opened a link (an outgoing link of block `block`): it is a server link from the start, and
 /// we speak first.
 #[allow(clippy::too_many_arguments)]
-pub fn opened(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, block: usize, peer: SocketAddr, now: Instant, unix: u64) {
+pub fn opened(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    block: usize,
+    peer: SocketAddr,
+    now: Instant,
+    unix: u64,
+) {
     let class = st.cfg.class_for(&crate::local::client::display_ip(peer)).unwrap_or(0);
     st.class_counts[class] += 1;
     let uid = st.uids.allocate();

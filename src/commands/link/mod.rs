@@ -27,7 +27,10 @@ use crate::local::shard::ShardState;
 use crate::state::servers::Sid;
 
 /// A server's command sent by a client: unknown to it (421), as on hybrid.
-pub fn not_for_clients(_ctx: &mut crate::commands::Ctx<'_>, msg: &crate::proto::Message<'_>) -> crate::commands::CmdResult {
+pub fn not_for_clients(
+    _ctx: &mut crate::commands::Ctx<'_>,
+    msg: &crate::proto::Message<'_>,
+) -> crate::commands::CmdResult {
     Err(crate::err!(ERR_UNKNOWNCOMMAND, msg.verb))
 }
 

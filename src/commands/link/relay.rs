@@ -155,7 +155,9 @@ pub fn chan_change(
             }
             l.trailing(&format!("{}{uid}", status.all_prefixes())).finish()
         }
-        Mutation::Join { uid, .. } => Line::new().source(uid.as_str()).verb("JOIN").param(&ts).param(&name).param("+").finish(),
+        Mutation::Join { uid, .. } => {
+            Line::new().source(uid.as_str()).verb("JOIN").param(&ts).param(&name).param("+").finish()
+        }
         Mutation::Leave { uid } => match client.as_ref().map(|m| m.verb) {
             Some("KICK") => {
                 let reason = client.as_ref().and_then(|m| m.param(2)).unwrap_or("");
@@ -248,7 +250,13 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
 
 /// A user of ours changed its modes: `:<UID> MODE <UID> :<+added-removed>` (remote users'
 /// changes pass through as received).
-pub fn umodes(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, before: crate::state::UserModes, after: crate::state::UserModes) {
+pub fn umodes(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    uid: Uid,
+    before: crate::state::UserModes,
+    after: crate::state::UserModes,
+) {
     if st.peers.is_empty() || except(st, uid).is_some() || before == after {
         return;
     }

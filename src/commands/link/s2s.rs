@@ -275,8 +275,14 @@ pub fn uid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         signon: u.ts,
         channels: Vec::new(),
     };
-    let mut c =
-        NickTsClaim { nick: user.folded.clone(), uid, ts: u.ts, user: user.user.clone(), ip: user.ip.clone(), optimistic: false };
+    let mut c = NickTsClaim {
+        nick: user.folded.clone(),
+        uid,
+        ts: u.ts,
+        user: user.user.clone(),
+        ip: user.ip.clone(),
+        optimistic: false,
+    };
     // A burst is mostly nicks nobody here holds: when this shard's copy shows the nick free and
     // its owner is another shard, the user is introduced at once and the owner's verdict follows
     // (a collision with a claim still in flight is then settled by KILLs, as between servers).
@@ -295,7 +301,14 @@ pub fn uid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 }
 
 /// Sends a remote user's nick claim to the nick's owner (or decides it here).
-fn claim_nick(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, c: NickTsClaim, now: std::time::Instant, unix: u64) {
+fn claim_nick(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    c: NickTsClaim,
+    now: std::time::Instant,
+    unix: u64,
+) {
     let owner = c.nick.owner(st.cores);
     if owner == st.me {
         let verdict = decide_nick(st, &c);
@@ -423,9 +436,11 @@ pub fn kill_everywhere(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, reas
     let why: Arc<str> = format!("Killed ({} ({reason}))", st.cfg.server.name).into();
     match location {
         Location::Local(s) if s as usize == st.me => crate::commands::oper::kill::kill_local(st, out, uid, &why),
-        Location::Local(s) => out.to_shard(s as usize, Env::Control(crate::commands::envelope::Control::Kill { target: uid, reason: why })),
+        Location::Local(s) => out
+            .to_shard(s as usize, Env::Control(crate::commands::envelope::Control::Kill { target: uid, reason: why })),
         Location::Link(s) if s as usize == st.me => depart_remote(st, out, uid, &why),
-        Location::Link(s) => out.to_shard(s as usize, Env::Control(crate::commands::envelope::Control::Kill { target: uid, reason: why })),
+        Location::Link(s) => out
+            .to_shard(s as usize, Env::Control(crate::commands::envelope::Control::Kill { target: uid, reason: why })),
     }
 }
 
@@ -469,13 +484,21 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         Source::Server(s) => ctx.st.servers.get(&s).map_or_else(|| s.to_string(), |x| x.name.to_string()),
     };
     let path = msg.param(1).unwrap_or("");
-    let reason: Arc<str> = format!("Killed ({from} ({}))", path.split_once(' ').map_or(path, |(_, r)| r.trim_matches(|c| c == '(' || c == ')'))).into();
+    let reason: Arc<str> = format!(
+        "Killed ({from} ({}))",
+        path.split_once(' ').map_or(path, |(_, r)| r.trim_matches(|c| c == '(' || c == ')'))
+    )
+    .into();
     let from_peer = Some(peer(ctx));
     to_all_links(ctx.st, ctx.out, from_peer, relayed(msg));
     let location = ctx.st.directory.get(&target).map(|u| u.location);
     match location {
-        Some(Location::Local(s)) if s as usize == ctx.st.me => crate::commands::oper::kill::kill_local(ctx.st, ctx.out, target, &reason),
-        Some(Location::Local(s)) => ctx.out.to_shard(s as usize, Env::Control(crate::commands::envelope::Control::Kill { target, reason })),
+        Some(Location::Local(s)) if s as usize == ctx.st.me => {
+            crate::commands::oper::kill::kill_local(ctx.st, ctx.out, target, &reason)
+        }
+        Some(Location::Local(s)) => {
+            ctx.out.to_shard(s as usize, Env::Control(crate::commands::envelope::Control::Kill { target, reason }))
+        }
         Some(Location::Link(_)) => depart_remote(ctx.st, ctx.out, target, &reason),
         None => {}
     }
@@ -528,7 +551,14 @@ pub fn apply_nick(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, nick: &st
     }
     super::relay::nick(st, out, uid, &nick, ts);
     broadcast(st, out, || {
-        Env::Ordered(Ordered::UserNick { uid, nick: nick.clone(), folded: folded.clone(), ts, line: line.clone(), ack: None })
+        Env::Ordered(Ordered::UserNick {
+            uid,
+            nick: nick.clone(),
+            folded: folded.clone(),
+            ts,
+            line: line.clone(),
+            ack: None,
+        })
     });
 }
 
@@ -621,7 +651,8 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Ok(());
     }
     let (Some(f), Some(t)) = (ctx.st.directory.get(&from), ctx.st.directory.get(&to)) else { return Ok(()) };
-    let body: Arc<[u8]> = Line::new().source(&f.mask()).verb("INVITE").param(&t.nick).param(&view.ch.name).finish().into();
+    let body: Arc<[u8]> =
+        Line::new().source(&f.mask()).verb("INVITE").param(&t.nick).param(&view.ch.name).finish().into();
     let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, Some(from), None));
     crate::commands::delivery::to_invitee(ctx.st, ctx.out, to, &folded, &line);
     Ok(())
@@ -662,8 +693,14 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let lines = match ctx.st.directory.by_nick(&ctx.st.cm.fold(nick)).map(|u| u.uid) {
         Some(target) => crate::commands::query::whois::whois_lines(ctx.st, asker, asker.as_str(), target, ctx.now),
         None => {
-            let mut b = crate::commands::numeric_line(&name, asker.as_str(), crate::proto::Numeric::ERR_NOSUCHNICK, &[nick]);
-            b.extend_from_slice(&crate::commands::numeric_line(&name, asker.as_str(), crate::proto::Numeric::RPL_ENDOFWHOIS, &[nick]));
+            let mut b =
+                crate::commands::numeric_line(&name, asker.as_str(), crate::proto::Numeric::ERR_NOSUCHNICK, &[nick]);
+            b.extend_from_slice(&crate::commands::numeric_line(
+                &name,
+                asker.as_str(),
+                crate::proto::Numeric::RPL_ENDOFWHOIS,
+                &[nick],
+            ));
             b
         }
     };
@@ -690,7 +727,12 @@ pub fn query(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(spec) = crate::commands::lookup(msg.verb) else { return Ok(()) };
     // The handler answers "the running client" (the link, `*`) into the reply buffer: taken
     // from there and readdressed.
-    let local = Message { tags: None, source: None, verb: msg.verb, params: msg.params[..msg.params.len() - 1].iter().copied().collect() };
+    let local = Message {
+        tags: None,
+        source: None,
+        verb: msg.verb,
+        params: msg.params[..msg.params.len() - 1].iter().copied().collect(),
+    };
     let held = std::mem::take(&mut ctx.st.reply);
     let result = (spec.client)(ctx, &local);
     let mut answer = std::mem::replace(&mut ctx.st.reply, held);

@@ -34,7 +34,8 @@ fn from_services(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Sid> {
 
 /// The target user and whether the TS in the line (0: any) is its nick TS.
 fn target(ctx: &Ctx<'_>, msg: &Message<'_>) -> Option<Uid> {
-    let uid = Uid::parse(msg.params[0]).or_else(|| ctx.st.directory.by_nick(&ctx.st.cm.fold(msg.params[0])).map(|u| u.uid))?;
+    let uid = Uid::parse(msg.params[0])
+        .or_else(|| ctx.st.directory.by_nick(&ctx.st.cm.fold(msg.params[0])).map(|u| u.uid))?;
     let u = ctx.st.directory.get(&uid)?;
     let ts: u64 = msg.param(1).and_then(|t| t.parse().ok()).unwrap_or(0);
     (ts == 0 || ts == u.nick_ts).then_some(uid)
@@ -118,8 +119,11 @@ pub fn svsmode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 fn mode_diff(before: UserModes, after: UserModes) -> String {
     let mut diff = String::new();
     for (on, sign) in [(true, '+'), (false, '-')] {
-        let letters: String =
-            UserModes::TABLE.iter().filter(|(_, m)| after.has(*m) == on && before.has(*m) != on).map(|(c, _)| *c).collect();
+        let letters: String = UserModes::TABLE
+            .iter()
+            .filter(|(_, m)| after.has(*m) == on && before.has(*m) != on)
+            .map(|(c, _)| *c)
+            .collect();
         if !letters.is_empty() {
             diff.push(sign);
             diff.push_str(&letters);
@@ -198,7 +202,12 @@ pub fn svskill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Ok(());
     }
     // Its server tells the network: a KILL from us, so nobody waits for a QUIT.
-    let line = Line::new().source(super::our_sid(ctx.st)).verb("KILL").param(uid.as_str()).trailing(&format!("{server} ({})", msg.param(1).unwrap_or("SVSKILL"))).finish();
+    let line = Line::new()
+        .source(super::our_sid(ctx.st))
+        .verb("KILL")
+        .param(uid.as_str())
+        .trailing(&format!("{server} ({})", msg.param(1).unwrap_or("SVSKILL")))
+        .finish();
     to_all_links(ctx.st, ctx.out, None, line.into());
     let shard = ctx.st.directory.get(&uid).map_or(0, |u| u.location.shard());
     let reason: Arc<str> = reason.into();
@@ -236,7 +245,10 @@ fn run_or_tell(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: Option
                 crate::commands::delivery::to_conn(st, out, conn, &t);
             }
         } else {
-            out.to_shard(shard as usize, Env::Control(Control::RunAs { target: uid, line: [b"\x00".as_slice(), &t].concat().into() }));
+            out.to_shard(
+                shard as usize,
+                Env::Control(Control::RunAs { target: uid, line: [b"\x00".as_slice(), &t].concat().into() }),
+            );
         }
     }
     if let Some(l) = line {

@@ -96,9 +96,7 @@ pub fn lose_by(
         depart_remote(st, out, uid, &why);
     }
     st.servers.remove_subtree(sid);
-    crate::commands::delivery::broadcast(st, out, || {
-        Env::Ordered(Ordered::ServerSplit { sids: sids.clone() })
-    });
+    crate::commands::delivery::broadcast(st, out, || Env::Ordered(Ordered::ServerSplit { sids: sids.clone() }));
     release(st, out, sids.clone());
     log::warn!(
         "Netsplit: {} server(s) and {n} user(s) lost behind {sid} shard={} ({} us)",

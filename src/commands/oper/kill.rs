@@ -31,7 +31,8 @@ pub fn kill(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let (host, user) = (ctx.me().host.to_string(), ctx.me().user.as_ref().map_or("*".into(), |u| u.0.to_string()));
     let path = format!("{}!{host}!{user}!{me} ({why})", ctx.st.cfg.server.name);
     let oper = ctx.me().uid;
-    let line = crate::proto::Line::new().source(oper.as_str()).verb("KILL").param(tuid.as_str()).trailing(&path).finish();
+    let line =
+        crate::proto::Line::new().source(oper.as_str()).verb("KILL").param(tuid.as_str()).trailing(&path).finish();
     crate::commands::link::to_all_links(ctx.st, ctx.out, None, line.into());
     if tshard == ctx.st.me {
         kill_local(ctx.st, ctx.out, tuid, &reason);

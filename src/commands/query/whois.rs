@@ -35,7 +35,12 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         // `WHOIS nick nick` of a user behind a link: its server answers (idle time and all).
         Location::Link(_) if msg.params.len() >= 2 => {
-            let line = crate::proto::Line::new().source(me.as_str()).verb("WHOIS").param(tuid.as_str()).trailing(nick).finish();
+            let line = crate::proto::Line::new()
+                .source(me.as_str())
+                .verb("WHOIS")
+                .param(tuid.as_str())
+                .trailing(nick)
+                .finish();
             let sid = crate::state::servers::Sid::of(&tuid);
             crate::commands::link::to_link(ctx.st, ctx.out, sid, line.into());
         }
