@@ -186,16 +186,20 @@ pub fn ping(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         write(ctx.st, ctx.out, conn, &line);
         return Ok(());
     }
-    forward(ctx, msg, dest.unwrap_or(""));
+    // Only a link that is up routes pings on.
+    if ctx.me().registered {
+        forward(ctx, msg, dest.unwrap_or(""));
+    }
     Ok(())
 }
 
 /// `:<S> PONG <name> :<destination>`: the answer to our post-burst PING marks the peer synced
 /// when it sends no EOB; a PONG for someone else goes on toward it.
 pub fn pong(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    // PONG runs before a link is up too (the row is `Always`): nothing to mark then.
+    let Some(p) = ctx.st.links.get(&ctx.conn).and_then(|l| l.sid()) else { return Ok(()) };
     let dest = msg.param(1).unwrap_or("");
     if dest.is_empty() || is_us(ctx.st, dest) {
-        let p = peer(ctx);
         if !ctx.st.links.get(&ctx.conn).is_some_and(|l| l.has_cap("EOB")) {
             synced(ctx.st, ctx.out, p, ctx.conn, ctx.now);
         }
@@ -220,7 +224,7 @@ fn forward(ctx: &mut Ctx<'_>, msg: &Message<'_>, dest: &str) {
         Some(_) => {}
         None => {
             let line = relayed(msg);
-            let except = Some(peer(ctx));
+            let except = ctx.st.links.get(&ctx.conn).and_then(|l| l.sid());
             broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::ToLinks { except, line: line.clone() }));
         }
     }
@@ -897,6 +901,22 @@ mod tests {
         assert!(sim.shards[0].1.closed.contains(&link), "dropped past 4096 bytes");
         assert!(sim.shards[0].0.peers.is_empty() && sim.shards[0].0.servers.is_empty());
         assert!(sim.shards[0].0.metrics.c.sendq_exceeded >= 1);
+    }
+
+    #[test]
+    fn a_link_not_yet_up_may_ping_and_pong_without_harm() {
+        // PING and PONG run before a link is up (their rows are `Always`): a peer that says
+        // CAPAB, then PONG or a routed PING, is answered or ignored — no panic, nothing routed.
+        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let up = sim.connect(1);
+        sim.feed(1, up, crate::fuzzing::LINK);
+        let early = sim.connect(1);
+        sim.feed(1, early, b"CAPAB :EOB\r\nPONG peer.fuzz :irc.fuzz.local\r\nPING x :2FZ\r\nPING :tok\r\n");
+        let out = sim.text(1, early);
+        assert!(out.contains("PONG irc.fuzz.local :tok"), "{out}");
+        assert!(!sim.text(1, up).contains("PING x"), "not routed from an unregistered link");
+        assert!(!sim.shards[1].0.clients[&early].closing);
     }
 
     #[test]
