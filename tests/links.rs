@@ -526,22 +526,23 @@ fn three_servers_in_a_chain_chat_split_and_relink() {
 
 /// NAMES of `chan` until it has `n` members (within about 5 s).
 fn until_names(c: &mut Client, chan: &str, n: usize) {
+    let mut names = Vec::new();
     for _ in 0..100 {
         c.send(&format!("NAMES {chan}"));
-        let mut count = 0;
+        names.clear();
         loop {
             let m = c.expect("NAMES", |m| m.verb == "353" || m.verb == "366");
             if m.verb == "366" {
                 break;
             }
-            count += m.last().split(' ').filter(|x| !x.is_empty()).count();
+            names.extend(m.last().split(' ').filter(|x| !x.is_empty()).map(str::to_string));
         }
-        if count == n {
+        if names.len() == n {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{}: {chan} never had {n} members", c.nick);
+    panic!("{}: {chan} never had {n} members: {names:?}", c.nick);
 }
 
 #[test]
@@ -678,4 +679,56 @@ fn server_queries_cross_a_link_both_ways() {
     assert_eq!((v.source.as_deref(), v.p(0), v.p(1)), (Some("peer.test"), "alice", "fake-1.0"));
     alice.send("ADMIN nowhere.test");
     alice.expect_verb("402");
+}
+
+/// A link's channel lines are pipelined (many requests to their homes in flight at once); a
+/// link lost while they are in flight must still take every user out of every channel it had
+/// joined: each observer sees each burst user join and quit once, and no member is left behind.
+#[test]
+fn a_link_lost_mid_burst_leaves_no_member_behind() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut observers = srv.clients_on_both_shards("o", 1);
+    let chans: Vec<String> = (0..40).map(|i| format!("#mid{i}")).collect();
+    for (c, _) in observers.iter_mut() {
+        c.send(&format!("JOIN {}", chans.join(",")));
+        for _ in &chans {
+            c.expect_verb("366");
+        }
+    }
+    let (mut p, _) = linked_with_bob_named(&srv, "peer.test", "2BB");
+    let t = now();
+    let users: Vec<String> = (0..200).map(|i| format!("mb{i}")).collect();
+    let mut lines = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        lines.push(format!(":2BB UID {u} 1 {t} +i u h.example h.example 127.0.0.2 2BBA{i:05} * :mid burst"));
+    }
+    // Each channel gets five users; channels are older here (TS 1), so they join with status.
+    for (i, c) in chans.iter().enumerate() {
+        let members: Vec<String> = (0..5).map(|k| format!("@2BBA{:05}", i * 5 + k)).collect();
+        lines.push(format!(":2BB SJOIN 1 {c} +nt :{}", members.join(" ")));
+    }
+    // The burst is written in one go and the link closed behind it, before any EOB.
+    p.send(&lines.join("\r\n"));
+    drop(p);
+    for (c, _) in observers.iter_mut() {
+        let (mut joined, mut quit) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+        while quit.len() < users.len() {
+            let m = c.expect("a JOIN or QUIT of a burst user", |m| m.verb == "JOIN" || m.verb == "QUIT");
+            let nick = m.source.as_deref().unwrap().split('!').next().unwrap().to_string();
+            if m.verb == "JOIN" {
+                assert!(!quit.contains(&nick), "{nick} joined after quitting");
+                joined.insert(nick);
+            } else {
+                assert_eq!(m.p(0), "irc.test.local peer.test");
+                assert!(joined.contains(&nick) && quit.insert(nick.clone()), "{}: {}", c.nick, m.raw);
+            }
+        }
+    }
+    srv.wait_log(&["Netsplit: 1 server(s) and 200 user(s) lost behind 2BB"]);
+    let n = observers.len();
+    for (c, _) in observers.iter_mut() {
+        for ch in &chans {
+            until_names(c, ch, n);
+        }
+    }
 }

@@ -250,7 +250,7 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             ctx.flush();
         }
         Frame::Line(line) => {
-            if (c.wait.is_some() && !runs_while_saving(c, line)) || c.throttled || !c.queue.is_empty() {
+            if (c.wait.is_some() && !runs_while_waiting(c, line)) || c.throttled || !c.queue.is_empty() {
                 c.queued_bytes += line.len();
                 c.queue.push_back(line.into());
                 if c.wait.is_some() && !c.paused {
@@ -287,7 +287,7 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
         if c.closing || c.queue.is_empty() {
             return;
         }
-        if c.wait.is_some() && !c.queue.front().is_some_and(|l| runs_while_saving(c, l)) {
+        if c.wait.is_some() && !c.queue.front().is_some_and(|l| runs_while_waiting(c, l)) {
             return;
         }
         if !super::flood::take(st, conn, now) {
@@ -307,10 +307,15 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
 }
 
 /// Whether a line may run although its client waits: a ban command while the client's earlier
-/// ban changes are being saved, so that a pipelined burst shares one write. Not under a label
-/// still open (the new command's label would replace it), nor with tags.
-fn runs_while_saving(c: &Client, line: &[u8]) -> bool {
-    matches!(c.wait, Some(Wait::Saving { .. })) && c.label.is_none() && super::oper::bans::is_ban_command(line)
+/// ban changes are being saved, so that a pipelined burst shares one write (not under a label
+/// still open — the new command's label would replace it —, nor with tags); a server link's
+/// channel line while its earlier channel requests are in flight.
+fn runs_while_waiting(c: &Client, line: &[u8]) -> bool {
+    match c.wait {
+        Some(Wait::Saving { .. }) => c.label.is_none() && super::oper::bans::is_ban_command(line),
+        Some(Wait::Chan) => c.kind == crate::local::kind::Kind::Server && super::link::pipelined(line),
+        _ => false,
+    }
 }
 
 /// Marks a connection for closing at the end of the current event.

@@ -41,6 +41,10 @@ pub struct Link {
     pub pending_user: Option<Box<crate::state::User>>,
     /// The operator whose SQUIT is closing it: the SQUIT the other links hear names them.
     pub squit_by: Option<crate::state::Uid>,
+    /// Channel requests sent to their homes and not yet answered and applied here: the
+    /// link's channel lines are pipelined (`commands::link::pipelined`); any other line waits
+    /// until this is back to 0.
+    pub in_flight: u32,
 }
 
 impl Link {
@@ -58,6 +62,7 @@ impl Link {
             pending: None,
             pending_user: None,
             squit_by: None,
+            in_flight: 0,
         }
     }
 

@@ -24,8 +24,45 @@ pub fn submit(ctx: &mut Ctx<'_>, reqs: Vec<ChanRequest>) {
     if reqs.is_empty() {
         return;
     }
+    if ctx.me().kind == crate::local::kind::Kind::Server {
+        return submit_pipelined(ctx, reqs);
+    }
     ctx.me_mut().chan_queue.extend(reqs);
     send_next(ctx.st, ctx.out, ctx.conn);
+}
+
+/// A server link's requests all go at once: its channel lines do not wait for each other (a
+/// home answers its requests in the order they came; what one line needs of another's answer
+/// is the same channel's, hence the same home's). The link's other lines wait until every
+/// answer is applied here (`link::pipelined`).
+fn submit_pipelined(ctx: &mut Ctx<'_>, reqs: Vec<ChanRequest>) {
+    let (cores, cm, conn) = (ctx.st.cores, ctx.st.cm, ctx.conn);
+    let Some(link) = ctx.st.links.get_mut(&conn) else { return };
+    link.in_flight += reqs.len() as u32;
+    ctx.me_mut().wait = Some(Wait::Chan);
+    for req in reqs {
+        let home = cm.fold(req.name()).owner(cores);
+        let uid = match &req {
+            ChanRequest::Remote(r) => r.by().unwrap_or(ctx.me().uid),
+            _ => ctx.me().uid,
+        };
+        ctx.out.to_shard(home, Env::Request(Request::Chan { conn, uid, req }));
+    }
+}
+
+/// One of a link's requests was answered and applied: true while others are still in flight.
+fn link_still_waiting(st: &mut ShardState, conn: Conn) -> bool {
+    let Some(link) = st.links.get_mut(&conn) else { return false };
+    link.in_flight = link.in_flight.saturating_sub(1);
+    if link.in_flight > 0 {
+        return true;
+    }
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if c.wait == Some(Wait::Chan) {
+            c.wait = None;
+        }
+    }
+    false
 }
 
 /// Sends the client's next queued request. False when none is left (the wait is over).
@@ -65,6 +102,10 @@ pub fn settle(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64
 
 /// After a request was answered (and applied): the next one, or the client's queued input.
 pub fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    if st.clients.get(&conn).is_some_and(|c| c.kind == crate::local::kind::Kind::Server) && link_still_waiting(st, conn)
+    {
+        return;
+    }
     let Some(c) = st.clients.get_mut(&conn) else { return };
     if c.departing.is_some() {
         c.chan_queue.clear();

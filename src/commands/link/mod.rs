@@ -26,6 +26,24 @@ use super::outbox::{Conn, Outbox};
 use crate::local::shard::ShardState;
 use crate::state::servers::Sid;
 
+/// Whether a peer's line may be sent on while the link's earlier channel requests are in
+/// flight: the channel lines of `channels.rs`, each a request to the channel's home that reads
+/// nothing of the other requests' outcome (those of one channel go to one home, which answers
+/// them in order). Not MODE (it reads the channel's TS here), nor anything else: a QUIT, a
+/// message or an EOB must find every earlier change applied.
+pub fn pipelined(line: &[u8]) -> bool {
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let mut verb = words.next().unwrap_or_default();
+    if verb.first() == Some(&b'@') {
+        verb = words.next().unwrap_or_default();
+    }
+    if verb.first() == Some(&b':') {
+        verb = words.next().unwrap_or_default();
+    }
+    const VERBS: [&[u8]; 8] = [b"SJOIN", b"JOIN", b"PART", b"KICK", b"TMODE", b"TOPIC", b"TBURST", b"BMASK"];
+    VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb))
+}
+
 /// A server's command sent by a client: unknown to it (421), as on hybrid.
 pub fn not_for_clients(
     _ctx: &mut crate::commands::Ctx<'_>,
@@ -126,5 +144,24 @@ pub fn uplink_name(st: &ShardState, sid: Sid) -> Arc<str> {
     match st.servers.get(&sid).and_then(|s| s.uplink).and_then(|u| st.servers.get(&u)) {
         Some(up) => up.name.clone(),
         None => st.cfg.server.name.as_str().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pipelined;
+
+    #[test]
+    fn channel_lines_pipeline_and_the_rest_waits() {
+        assert!(pipelined(b":42X SJOIN 1 #a + :@42XAAAAAB"));
+        assert!(pipelined(b":42XAAAAAB JOIN 1 #a +"));
+        assert!(pipelined(b"@t=1 :42X TBURST 1 #a 2 x :y"));
+        assert!(pipelined(b"bmask 1 #a b :x!*@*"));
+        assert!(!pipelined(b":42XAAAAAB MODE #a +o 42XAAAAAC"));
+        assert!(!pipelined(b":42XAAAAAB PRIVMSG #a :hi"));
+        assert!(!pipelined(b":42XAAAAAB QUIT :bye"));
+        assert!(!pipelined(b":42X EOB"));
+        assert!(!pipelined(b":42X"));
+        assert!(!pipelined(b""));
     }
 }
