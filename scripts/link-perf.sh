@@ -13,7 +13,8 @@
 #
 # CALLGRIND=1: every server runs under valgrind's callgrind instead, and the harness has it dump
 # its counts at the end of each phase (`--callgrind`): the instructions of each phase are
-# printed per burst line / per departing user (timings are then meaningless). Rounds: 1 is enough,
+# printed per burst line / per departing user (timings are then meaningless); KEEP_CG=DIR keeps
+# the per-phase callgrind files there for callgrind_annotate. Rounds: 1 is enough,
 # the counts barely move. rustircd --cores 2 does not get its clients registered under valgrind
 # (its shards' threads are serialized): measure rustircd-1 and hybrid.
 set -euo pipefail
@@ -197,6 +198,7 @@ for round in $(seq 1 "$ROUNDS"); do
         printf '{"label":"%s","round":%s,"phase":"%s","instructions":%s}\n' "$s" "$round" \
           "$(sed -n 's/^desc: Trigger: dump //p' "$f")" "$(sed -n 's/^totals: //p' "$f")"
       done | grep -v '"phase":""' >> "$OUT.callgrind" || true
+      if [ -n "${KEEP_CG:-}" ]; then mkdir -p "$KEEP_CG" && cp "$DIR/cg/$s.$round".* "$KEEP_CG/"; fi
     fi
     sleep 1
   done

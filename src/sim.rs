@@ -276,6 +276,8 @@ impl SplitMix64 {
 
 #[cfg(test)]
 mod reorder;
+#[cfg(test)]
+mod split;
 
 #[cfg(test)]
 mod tests {

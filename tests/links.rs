@@ -688,6 +688,7 @@ fn server_queries_cross_a_link_both_ways() {
 fn a_link_lost_mid_burst_leaves_no_member_behind() {
     let srv = Server::with_config(2, &config_with_peer(""));
     let mut observers = srv.clients_on_both_shards("o", 1);
+    // 600 users: more than one piece of a split's departures (256 a turn).
     let chans: Vec<String> = (0..40).map(|i| format!("#mid{i}")).collect();
     for (c, _) in observers.iter_mut() {
         c.send(&format!("JOIN {}", chans.join(",")));
@@ -697,14 +698,14 @@ fn a_link_lost_mid_burst_leaves_no_member_behind() {
     }
     let (mut p, _) = linked_with_bob_named(&srv, "peer.test", "2BB");
     let t = now();
-    let users: Vec<String> = (0..200).map(|i| format!("mb{i}")).collect();
+    let users: Vec<String> = (0..600).map(|i| format!("mb{i}")).collect();
     let mut lines = Vec::new();
     for (i, u) in users.iter().enumerate() {
         lines.push(format!(":2BB UID {u} 1 {t} +i u h.example h.example 127.0.0.2 2BBA{i:05} * :mid burst"));
     }
-    // Each channel gets five users; channels are older here (TS 1), so they join with status.
+    // Each channel gets 15 users; channels are older here (TS 1), so they join with status.
     for (i, c) in chans.iter().enumerate() {
-        let members: Vec<String> = (0..5).map(|k| format!("@2BBA{:05}", i * 5 + k)).collect();
+        let members: Vec<String> = (0..15).map(|k| format!("@2BBA{:05}", i * 15 + k)).collect();
         lines.push(format!(":2BB SJOIN 1 {c} +nt :{}", members.join(" ")));
     }
     // The burst is written in one go and the link closed behind it, before any EOB.
@@ -724,7 +725,7 @@ fn a_link_lost_mid_burst_leaves_no_member_behind() {
             }
         }
     }
-    srv.wait_log(&["Netsplit: 1 server(s) and 200 user(s) lost behind 2BB"]);
+    srv.wait_log(&["Netsplit: 1 server(s) and 600 user(s) lost behind 2BB"]);
     let n = observers.len();
     for (c, _) in observers.iter_mut() {
         for ch in &chans {

@@ -45,6 +45,9 @@ pub struct Io<M: Envelope> {
     pub(crate) mesh: Batcher<M>,
     pub(crate) loopback: VecDeque<M>,
     pub(crate) loopback_notify: Rc<Notify>,
+    /// Messages to itself for a later turn ([`Io::later`]).
+    pub(crate) later: VecDeque<M>,
+    pub(crate) later_notify: Rc<Notify>,
     pub(crate) stats: IoStats,
     pub(crate) close_grace: Duration,
     pub(crate) stop_requested: bool,
@@ -68,6 +71,8 @@ impl<M: Envelope> Io<M> {
             mesh: Batcher::new(cores, policy),
             loopback: VecDeque::new(),
             loopback_notify: Rc::new(Notify::default()),
+            later: VecDeque::new(),
+            later_notify: Rc::new(Notify::default()),
             stats: IoStats::default(),
             close_grace,
             stop_requested: false,
@@ -226,6 +231,14 @@ impl<M: Envelope> Io<M> {
         } else {
             self.mesh.push(to, msg);
         }
+    }
+
+    /// A message to this shard's own handler for a later turn: after every other task that is
+    /// ready has run (the connections' writes, the mesh batches out), so that a long piece of
+    /// work done in parts lets what each part produced leave before the next part starts.
+    pub fn later(&mut self, msg: M) {
+        self.later.push_back(msg);
+        self.later_notify.notify();
     }
 
     /// Messages waiting to leave for `to` (the mesh queue depth this side of the SPSC queue).

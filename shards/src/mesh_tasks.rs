@@ -49,6 +49,24 @@ pub(crate) async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
     }
 }
 
+/// Messages this shard sent itself for a later turn ([`crate::Io::later`]): the task first
+/// yields, so every other ready task (writers, the mesh flusher, receivers) runs before them.
+pub(crate) async fn later<H: Handler>(shard: Rc<Shard<H>>) {
+    let notify = shard.state.borrow().io.later_notify.clone();
+    loop {
+        notify.wait().await;
+        futures_lite::future::yield_now().await;
+        let batch = std::mem::take(&mut shard.state.borrow_mut().io.later);
+        for m in batch {
+            let mut st = shard.state.borrow_mut();
+            let st = &mut *st;
+            st.io.now = Instant::now();
+            let me = st.io.shard();
+            st.handler.on_mesh(&mut st.io, me, m);
+        }
+    }
+}
+
 /// Hands the batches gathered during a turn to the SPSC queues, then lets waiting writers go on.
 pub(crate) async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<Option<ConnectedSender<Vec<H::Msg>>>>) {
     let notify = shard.state.borrow().io.mesh.notify.clone();

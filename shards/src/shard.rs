@@ -20,7 +20,7 @@ use crate::accept::accept_loop;
 use crate::conn::ConnId;
 use crate::io::Io;
 use crate::jobs::blocking_jobs;
-use crate::mesh_tasks::{loopback, mesh_flusher, mesh_receiver};
+use crate::mesh_tasks::{later, loopback, mesh_flusher, mesh_receiver};
 use crate::outbound::connector;
 use crate::runtime::{Ctl, Handler, RuntimeConfig};
 use crate::start::MeshRow;
@@ -107,6 +107,7 @@ pub(crate) async fn shard_main<H, F>(
     let (senders, mut tasks) = connect_mesh(&shard, mesh, &phase).await;
     tasks.push(glommio::spawn_local(mesh_flusher(shard.clone(), senders)));
     tasks.push(glommio::spawn_local(loopback(shard.clone())));
+    tasks.push(glommio::spawn_local(later(shard.clone())));
     tasks.push(glommio::spawn_local(blocking_jobs(shard.clone())));
     tasks.push(glommio::spawn_local(connector(shard.clone())));
     let accepts = start_listeners(&shard, fds);

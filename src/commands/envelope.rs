@@ -30,13 +30,14 @@ pub enum Request {
     NickClaim { nick: Folded, uid: Uid, conn: Conn },
     /// To the nick's owner shard: `uid` no longer uses `nick`.
     NickRelease { nick: Folded, uid: Uid },
-    /// To the nick's owner shard: keep `nick` from local clients until `until` (unix seconds),
-    /// its user was lost in a netsplit.
-    NickReserve { nick: Folded, until: u64 },
+    /// To the nicks' owner shard: keep `nicks` from local clients until `until` (unix seconds),
+    /// their users were lost in a netsplit.
+    NickReserve { nicks: Vec<Folded>, until: u64 },
     /// To a channel's home shard: a request of a user of the sending shard.
     Chan { conn: Conn, uid: Uid, req: ChanRequest },
-    /// To each home of a departing user's channels: remove it from these.
-    Quit { uid: Uid, chans: Vec<Folded> },
+    /// To each home of departing users' channels: remove each from these (one user, or all
+    /// those a netsplit takes).
+    Quit { users: Vec<(Uid, Vec<Folded>)> },
     /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
     Whois { conn: Conn, asker: Uid, asker_nick: Arc<str>, target: Uid },
     /// STATS of the sending shard's client `conn`: this shard's report, please.
@@ -95,9 +96,9 @@ pub enum Answer {
         uid: Uid,
         outcome: Outcome,
     },
-    /// The home's answer to a departure: the sequence number it gave the removal.
+    /// The home's answer to a departure: the one sequence number it gave the removal of them all.
     Quit {
-        uid: Uid,
+        uids: Vec<Uid>,
         home: u16,
         seq: u64,
     },
@@ -242,6 +243,8 @@ pub struct ChanMsg {
 }
 
 pub enum Control {
+    /// To itself, for a later turn: the next piece of a netsplit's departures.
+    SplitMore,
     /// A connection from `ip` opened (`up`) or closed on the sending shard (per-IP limits).
     IpEvent {
         ip: std::net::IpAddr,

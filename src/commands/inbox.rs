@@ -39,9 +39,9 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
             out.to_shard(from, Answer::Nick { nick, uid, conn, granted }.into());
         }
         Request::NickRelease { nick, uid } => st.nicks.release(&nick, uid),
-        Request::NickReserve { nick, until } => st.nicks.reserve(nick, until),
+        Request::NickReserve { nicks, until } => st.nicks.reserve_all(nicks, until),
         Request::Chan { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
-        Request::Quit { uid, chans } => channel::quit_at_home(st, out, from, uid, chans),
+        Request::Quit { users } => channel::quit_at_home(st, out, from, users),
         Request::Whois { conn, asker, asker_nick, target } => {
             whois::on_request(st, out, from, conn, asker, &asker_nick, target, now)
         }
@@ -61,7 +61,7 @@ fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer,
     match a {
         Answer::Nick { nick, uid, conn, granted } => nick_result(st, out, conn, nick, uid, granted, now, unix),
         Answer::Chan { conn, uid, outcome } => channel::on_ack(st, out, conn, uid, outcome, now, unix),
-        Answer::Quit { uid, home, seq } => channel::on_quit_ack(st, out, uid, home, seq, now, unix),
+        Answer::Quit { uids, home, seq } => channel::on_quit_ack(st, out, uids, home, seq, now, unix),
         Answer::Applied { conn } => super::barrier::on_applied(st, out, conn, now, unix),
         Answer::Replies { conn, bytes } => {
             if let Some(c) = st.clients.get_mut(&conn) {
@@ -89,6 +89,7 @@ fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer,
 /// Control and counts from another shard.
 fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control, now: Instant) {
     match c {
+        Control::SplitMore => link::split::depart_more(st, out),
         Control::IpEvent { ip, up } => super::admission::count(st, ip, up, now),
         Control::Ban(ban) => super::oper::bans::apply(st, out, ban),
         Control::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),

@@ -36,6 +36,9 @@ pub trait Outbox {
     /// Closes at once, discarding queued output (a client that stopped reading).
     fn abort(&mut self, conn: Conn);
     fn to_shard(&mut self, to: usize, env: Env);
+    /// A message to this shard itself, handled in a later turn, once what this one wrote has
+    /// gone out: long work done in parts (a netsplit's departures).
+    fn later(&mut self, env: Env);
     /// Opens a connection to another server from this shard (a server link), giving up after
     /// `timeout`; the outcome comes back through the glue (`link::handshake::opened`, or a
     /// failed dial).
@@ -155,6 +158,9 @@ impl Outbox for Recorder {
     }
     fn to_shard(&mut self, to: usize, env: Env) {
         self.mesh.push((to, env));
+    }
+    fn later(&mut self, env: Env) {
+        self.mesh.push((self.shard, env));
     }
     fn connect(&mut self, addr: std::net::SocketAddr, _timeout: std::time::Duration) -> Conn {
         // Numbered from the top, clear of the connections tests make.

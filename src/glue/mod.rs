@@ -131,6 +131,9 @@ impl Outbox for Out<'_> {
     fn to_shard(&mut self, to: usize, env: Env) {
         self.0.mesh(to, env)
     }
+    fn later(&mut self, env: Env) {
+        self.0.later(env)
+    }
     fn connect(&mut self, addr: std::net::SocketAddr, timeout: std::time::Duration) -> Conn {
         conn(self.0.connect(addr, timeout))
     }

@@ -66,6 +66,8 @@ pub struct ShardState {
     pub leaving: ahash::AHashSet<Uid>,
     /// Departing users whose channels' homes have not all been applied here.
     pub quits: AHashMap<Uid, QuitState>,
+    /// Netsplits whose users are still departing, a piece per turn (`link::split`).
+    pub splitting: std::collections::VecDeque<crate::commands::link::split::Splitting>,
     pub whowas: Whowas,
     /// Counter for "once per observer" deliveries (see `Client::stamp`).
     pub stamp: u64,
@@ -204,6 +206,7 @@ impl ShardState {
             blocked: (0..cores).map(|_| HeldEvents::default()).collect(),
             mine: Vec::new(),
             quits: AHashMap::default(),
+            splitting: Default::default(),
             leaving: Default::default(),
             stamp: 0,
             monitors: AHashMap::default(),

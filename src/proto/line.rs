@@ -60,6 +60,17 @@ impl Line {
         self
     }
 
+    /// A user's `nick!user@host` as the source, written in place (no mask string first).
+    pub fn source_mask(mut self, nick: &str, user: &str, host: &str) -> Self {
+        self.open_body();
+        self.buf.push(b':');
+        for (part, sep) in [(nick, b'!'), (user, b'@'), (host, b' ')] {
+            self.buf.extend_from_slice(part.as_bytes());
+            self.buf.push(sep);
+        }
+        self
+    }
+
     pub fn verb(mut self, v: &str) -> Self {
         self.open_body();
         self.buf.extend_from_slice(v.as_bytes());
@@ -116,6 +127,14 @@ pub fn truncate_body(buf: &mut Vec<u8>, body_start: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_mask_is_the_mask_written_in_place() {
+        let l = Line::new().source_mask("dan", "~d", "h.example").verb("QUIT").trailing("a.net b.net").finish();
+        assert_eq!(l, b":dan!~d@h.example QUIT :a.net b.net\r\n");
+        let tagged = Line::new().tag("time", Some("x")).source_mask("n", "u", "h").verb("PING").finish();
+        assert_eq!(tagged, b"@time=x :n!u@h PING\r\n");
+    }
 
     #[test]
     fn builds_lines() {

@@ -21,6 +21,10 @@ impl NickAuthority {
         self.reserved.insert(nick, until);
     }
 
+    pub fn reserve_all(&mut self, nicks: Vec<Folded>, until: u64) {
+        self.reserved.extend(nicks.into_iter().map(|n| (n, until)));
+    }
+
     /// Whether a local client may not take `nick` now (reserved after a split).
     pub fn is_reserved(&mut self, nick: &Folded, now: u64) -> bool {
         match self.reserved.get(nick) {

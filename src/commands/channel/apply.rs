@@ -72,9 +72,13 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     st.seq.advance(m.event.dep);
     quit_part_turn(st, &mut m);
     // A departing user's nick is freed only once every shard will have seen it go.
-    let release = match &m.event.ev {
-        ChanEvent::Quit { uid, last: true, .. } => st.directory.get(uid).map(|u| (u.folded.clone(), *uid)),
-        _ => None,
+    let release: Vec<(Folded, Uid)> = match &m.event.ev {
+        ChanEvent::Quit { parts } => parts
+            .iter()
+            .filter(|p| p.last)
+            .filter_map(|p| st.directory.get(&p.uid).map(|u| (u.folded.clone(), p.uid)))
+            .collect(),
+        _ => Vec::new(),
     };
     // A KICK of a user whose QUIT this shard has already shown (the home numbered the kick
     // before the departure's part): applied, but told to nobody — the kicker gets 441.
@@ -90,7 +94,7 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     apply_event(st, out, &m.event.ev, m.conn, unix);
     let event = m.event;
     broadcast(st, out, || Env::Ordered(Ordered::Chan(Box::new(event.clone()))));
-    if let Some((nick, uid)) = release {
+    for (nick, uid) in release {
         release_nick(st, out, nick, uid);
     }
     if let Some((conn, line)) = m.farewell {
@@ -163,32 +167,39 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
             apply_change(st, out, chan, name, mutation, line, skip);
             crate::commands::link::relay::chan_change(st, out, chan, mutation, line, *actor, *via);
         }
-        ChanEvent::Quit { uid, line, chans, last } => {
-            // Everyone here who shares a channel with the user sees its QUIT once, with the
-            // first part applied here; from then on it is leaving (left out of NAMES) until the
-            // last part removes it. Showing it with a later part could miss an observer who left
-            // the later channel meanwhile, or show it twice to one who joined it meanwhile. A
-            // departure of one part (the usual case) never enters `leaving`.
-            let first = if *last { !st.leaving.remove(uid) } else { st.leaving.insert(*uid) };
-            if first {
-                let observers = crate::commands::inbox::observers(st, *uid, 0);
-                to_conns_shared(st, out, &observers, line, 0);
-            }
-            for chan in chans {
-                let Some(view) = st.channels.get_mut(chan) else { continue };
-                view.local.retain(|(u, _)| u != uid);
-                if !view.ch.apply(&Mutation::Leave { uid: *uid }) {
-                    st.channels.remove(chan);
-                }
-            }
-            // Left now: `forget_user` need not visit these channels again.
-            if let Some(u) = st.directory.get_mut(uid) {
-                u.channels.retain(|c| !chans.contains(c));
-            }
-            if *last {
-                forget_user(st, out, uid, line, unix);
+        ChanEvent::Quit { parts } => {
+            for p in parts {
+                apply_quit_part(st, out, p, unix);
             }
         }
+    }
+}
+
+/// Everyone here who shares a channel with the user sees its QUIT once, with the first part
+/// applied here; from then on it is leaving (left out of NAMES) until the last part removes
+/// it. Showing it with a later part could miss an observer who left the later channel
+/// meanwhile, or show it twice to one who joined it meanwhile. A departure of one part (the
+/// usual case) never enters `leaving`.
+fn apply_quit_part(st: &mut ShardState, out: &mut dyn Outbox, p: &QuitPart, unix: u64) {
+    let QuitPart { uid, line, chans, last } = p;
+    let first = if *last { !st.leaving.remove(uid) } else { st.leaving.insert(*uid) };
+    if first {
+        let observers = crate::commands::inbox::observers(st, *uid, 0);
+        to_conns_shared(st, out, &observers, line, 0);
+    }
+    for chan in chans {
+        let Some(view) = st.channels.get_mut(chan) else { continue };
+        view.local.retain(|(u, _)| u != uid);
+        if !view.ch.apply(&Mutation::Leave { uid: *uid }) {
+            st.channels.remove(chan);
+        }
+    }
+    // Left now: `forget_user` need not visit these channels again.
+    if let Some(u) = st.directory.get_mut(uid) {
+        u.channels.retain(|c| !chans.contains(c));
+    }
+    if *last {
+        forget_user(st, out, uid, line, unix);
     }
 }
 

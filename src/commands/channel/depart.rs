@@ -95,34 +95,65 @@ pub fn depart_user(
     reason: &str,
     farewell: Option<(Conn, Vec<u8>)>,
 ) {
-    let unix = out.unix_ms() / 1000;
+    let line = quit_line(st, &*out, uid, mask, reason);
+    depart_users(st, out, vec![(uid, line, farewell)]);
+}
+
+/// The QUIT line observers of a departing user see.
+pub fn quit_line(st: &mut ShardState, out: &dyn Outbox, uid: Uid, mask: &str, reason: &str) -> Shared {
     let body: Arc<[u8]> = crate::proto::Line::new().source(mask).verb("QUIT").trailing(reason).finish().into();
-    let line = Shared::with_meta(body, meta(st, &*out, Some(uid), None));
-    let chans = st.directory.get(&uid).map(|u| u.channels.clone()).unwrap_or_default();
-    let mut parts: Vec<(u16, Vec<Folded>)> = Vec::new();
-    for f in chans {
-        let h = f.owner(st.cores) as u16;
-        match parts.iter_mut().find(|(x, _)| *x == h) {
-            Some((_, v)) => v.push(f),
-            None => parts.push((h, vec![f])),
+    Shared::with_meta(body, meta(st, out, Some(uid), None))
+}
+
+/// Users leave the network at once (a netsplit takes all those behind the lost servers): one
+/// request per home for all of them, one numbered part per home back, so a split of 10,000
+/// users costs a handful of mesh messages, not two per user and home. Each user's QUIT is
+/// still shown once per observer, with the first part applied on the observer's shard.
+/// A departure with a farewell (a client's ERROR line) departs alone.
+pub fn depart_users(st: &mut ShardState, out: &mut dyn Outbox, users: Vec<(Uid, Shared, Option<(Conn, Vec<u8>)>)>) {
+    debug_assert!(users.len() == 1 || users.iter().all(|(_, _, f)| f.is_none()));
+    let unix = out.unix_ms() / 1000;
+    let mut requests: Vec<(u16, Vec<(Uid, Vec<Folded>)>)> = Vec::new();
+    let mut unattached = Vec::new();
+    for (uid, line, farewell) in users {
+        if st.quits.contains_key(&uid) {
+            // Already on its way out (a KILL while its netsplit departs it a piece at a time).
+            continue;
         }
+        let chans = st.directory.get(&uid).map(|u| u.channels.clone()).unwrap_or_default();
+        let mut parts: Vec<(u16, Vec<Folded>)> = Vec::new();
+        for f in chans {
+            let h = f.owner(st.cores) as u16;
+            match parts.iter_mut().find(|(x, _)| *x == h) {
+                Some((_, v)) => v.push(f),
+                None => parts.push((h, vec![f])),
+            }
+        }
+        for (h, chans) in &parts {
+            match requests.iter_mut().find(|(x, _)| x == h) {
+                Some((_, v)) => v.push((uid, chans.clone())),
+                None => requests.push((*h, vec![(uid, chans.clone())])),
+            }
+        }
+        if parts.is_empty() {
+            unattached.push(QuitPart { uid, line: line.clone(), chans: Vec::new(), last: false });
+        }
+        st.quits.insert(uid, QuitState { line, parts, farewell });
     }
-    for (h, chans) in &parts {
-        out.to_shard(*h as usize, Env::Request(Request::Quit { uid, chans: chans.clone() }));
+    for (h, users) in requests {
+        out.to_shard(h as usize, Env::Request(Request::Quit { users }));
     }
-    let none = parts.is_empty();
-    st.quits.insert(uid, QuitState { line: line.clone(), parts, farewell });
-    if none {
+    if !unattached.is_empty() {
         let now = out.now();
-        push_quit_part(st, uid, None, line, Vec::new(), now);
+        push_quit_part(st, None, unattached, now);
         super::settle(st, out, now, unix);
     }
 }
 
 /// One home's part of a departure, to be applied in that home's sequence like any change.
-fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared, chans: Vec<Folded>, now: Instant) {
+fn push_quit_part(st: &mut ShardState, dep: Option<Dep>, parts: Vec<QuitPart>, now: Instant) {
     st.mine.push(Mine {
-        event: Sequenced { dep, ev: ChanEvent::Quit { uid, line, chans, last: false }, ack: None },
+        event: Sequenced { dep, ev: ChanEvent::Quit { parts }, ack: None },
         conn: None,
         notes: Vec::new(),
         farewell: None,
@@ -131,13 +162,27 @@ fn push_quit_part(st: &mut ShardState, uid: Uid, dep: Option<Dep>, line: Shared,
     });
 }
 
-/// A home numbered a departing user's removal from its channels: that part goes out on its
-/// own, in that home's sequence, whatever the other homes answered.
-pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u16, seq: u64, now: Instant, unix: u64) {
-    let Some(q) = st.quits.get(&uid) else { return };
-    let Some((_, chans)) = q.parts.iter().find(|(h, _)| *h == home) else { return };
-    let (line, chans) = (q.line.clone(), chans.clone());
-    push_quit_part(st, uid, Some((home, seq)), line, chans, now);
+/// A home numbered departing users' removal from its channels: that part goes out on its
+/// own, in that home's sequence, whatever the other homes answered. (Applied even if none of
+/// the users is still known here: every shard waits for the number.)
+pub fn on_quit_ack(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    uids: Vec<Uid>,
+    home: u16,
+    seq: u64,
+    now: Instant,
+    unix: u64,
+) {
+    let parts = uids
+        .into_iter()
+        .filter_map(|uid| {
+            let q = st.quits.get(&uid)?;
+            let (_, chans) = q.parts.iter().find(|(h, _)| *h == home)?;
+            Some(QuitPart { uid, line: q.line.clone(), chans: chans.clone(), last: false })
+        })
+        .collect();
+    push_quit_part(st, Some((home, seq)), parts, now);
     super::settle(st, out, now, unix);
 }
 
@@ -145,15 +190,19 @@ pub fn on_quit_ack(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, home: u1
 /// parts in the order this shard sends them); the last one carries the farewell, and its
 /// acknowledgements tell the client every shard saw it all.
 pub(super) fn quit_part_turn(st: &mut ShardState, m: &mut Mine) {
-    let ChanEvent::Quit { uid, last, .. } = &mut m.event.ev else { return };
-    let Some(q) = st.quits.get_mut(uid) else { return };
-    if let Some((home, _)) = m.event.dep {
-        q.parts.retain(|(h, _)| *h != home);
-    }
-    *last = q.parts.is_empty();
-    if *last {
-        let q = st.quits.remove(uid).expect("present");
-        m.event.ack = q.farewell.as_ref().map(|(c, _)| *c);
-        m.farewell = q.farewell;
+    let ChanEvent::Quit { parts } = &mut m.event.ev else { return };
+    for p in parts {
+        let Some(q) = st.quits.get_mut(&p.uid) else { continue };
+        if let Some((home, _)) = m.event.dep {
+            q.parts.retain(|(h, _)| *h != home);
+        }
+        p.last = q.parts.is_empty();
+        if p.last {
+            let q = st.quits.remove(&p.uid).expect("present");
+            if q.farewell.is_some() {
+                m.event.ack = q.farewell.as_ref().map(|(c, _)| *c);
+                m.farewell = q.farewell;
+            }
+        }
     }
 }

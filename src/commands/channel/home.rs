@@ -109,15 +109,18 @@ fn req_name(f: &Folded) -> String {
     f.as_str().to_string()
 }
 
-/// A departing user's channels at this home: remove it, and number the change.
-pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, uid: Uid, chans: Vec<Folded>) {
-    for chan in &chans {
-        if let Some(ch) = st.homes.get_mut(chan) {
-            if !ch.apply(&Mutation::Leave { uid }) {
-                st.homes.remove(chan);
+/// Departing users' channels at this home: remove each, and number the removal of them all once.
+pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, users: Vec<(Uid, Vec<Folded>)>) {
+    for (uid, chans) in &users {
+        for chan in chans {
+            if let Some(ch) = st.homes.get_mut(chan) {
+                if !ch.apply(&Mutation::Leave { uid: *uid }) {
+                    st.homes.remove(chan);
+                }
             }
         }
     }
     let seq = st.seq.issue();
-    out.to_shard(from, Env::Answer(Answer::Quit { uid, home: st.me as u16, seq }));
+    let uids = users.into_iter().map(|(u, _)| u).collect();
+    out.to_shard(from, Env::Answer(Answer::Quit { uids, home: st.me as u16, seq }));
 }

@@ -24,7 +24,7 @@ mod request;
 mod types;
 
 pub use apply::{apply_event, apply_ready, local_members, try_event, Effect};
-pub use depart::{depart_user, leave_network, on_quit_ack};
+pub use depart::{depart_user, depart_users, leave_network, on_quit_ack, quit_line};
 pub use home::{at_home, quit_at_home};
 pub use request::{continue_client, on_ack, settle, submit};
-pub use types::{ChanEvent, ChanRequest, Outcome, Sequenced};
+pub use types::{ChanEvent, ChanRequest, Outcome, QuitPart, Sequenced};

@@ -74,7 +74,10 @@ fn describe(ev: &Sequenced) -> String {
             };
             format!("{kind} of {actor} on {name}")
         }
-        ChanEvent::Quit { uid, chans, .. } => format!("departure of {uid} from {} channel(s)", chans.len()),
+        ChanEvent::Quit { parts } => match parts.as_slice() {
+            [p] => format!("departure of {} from {} channel(s)", p.uid, p.chans.len()),
+            _ => format!("departure of {} users", parts.len()),
+        },
     };
     match ev.dep {
         Some((home, seq)) => format!("{what} waits for number {seq} of home {home}"),
@@ -87,6 +90,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::commands::channel::QuitPart;
     use crate::commands::envelope::Env;
     use crate::commands::inbox::receive;
     use crate::commands::outgoing::Shared;
@@ -102,10 +106,12 @@ mod tests {
         let ev = Sequenced {
             dep: Some((0, 99)),
             ev: ChanEvent::Quit {
-                uid,
-                line: Shared::plain(b"QUIT\r\n".to_vec().into()),
-                chans: Vec::new(),
-                last: false,
+                parts: vec![QuitPart {
+                    uid,
+                    line: Shared::plain(b"QUIT\r\n".to_vec().into()),
+                    chans: Vec::new(),
+                    last: false,
+                }],
             },
             ack: None,
         };

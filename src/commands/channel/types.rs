@@ -93,8 +93,17 @@ pub enum ChanEvent {
     /// A change to one channel; its members see `line`. `via`: the server link it came
     /// through (None: made here), which is not told it again.
     Change { chan: Folded, name: Arc<str>, mutation: Mutation, line: Shared, actor: Uid, via: Option<Sid> },
-    /// A user leaving the network leaves the channels of one home (`chans`); with the `last`
-    /// part the user is gone. Observers see `line` once, with the first part applied on their
-    /// shard.
-    Quit { uid: Uid, line: Shared, chans: Vec<Folded>, last: bool },
+    /// Users leaving the network leave the channels of one home: one user as a rule, every
+    /// user behind a lost server in a netsplit (one event per home, not one per user).
+    Quit { parts: Vec<QuitPart> },
+}
+
+/// One user's part of a departure: the channels of one home (`chans`); with the `last` part
+/// the user is gone. Observers see `line` once, with the first part applied on their shard.
+#[derive(Clone, Debug)]
+pub struct QuitPart {
+    pub uid: Uid,
+    pub line: Shared,
+    pub chans: Vec<Folded>,
+    pub last: bool,
 }

@@ -5,13 +5,16 @@
 
 use std::sync::Arc;
 
-use super::s2s::depart_remote;
 use super::to_all_links;
-use crate::commands::envelope::{Env, Ordered, Request};
+use crate::commands::channel::depart_users;
+use crate::commands::delivery::meta;
+use crate::commands::envelope::{Control, Env, Ordered, Request};
 use crate::commands::outbox::{Conn, Outbox};
+use crate::commands::outgoing::Shared;
 use crate::local::shard::ShardState;
-use crate::proto::Line;
+use crate::proto::{Folded, Line};
 use crate::state::servers::Sid;
+use crate::state::Uid;
 
 /// A link of this shard closed (`reason` is why): its peer and everything behind it is gone.
 pub fn link_closed(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
@@ -62,12 +65,12 @@ pub fn lose_by(
         .iter()
         .map(|s| (*s, format!("{} {}", super::uplink_name(st, *s), st.servers.get(s).map_or("?", |x| &x.name))))
         .collect();
-    let users: Vec<(crate::state::Uid, String)> = st
+    let users: Vec<(Uid, usize)> = st
         .directory
         .iter()
         .filter_map(|u| {
             let s = Sid::of(&u.uid);
-            names.iter().find(|(x, _)| *x == s).map(|(_, why)| (u.uid, why.clone()))
+            names.iter().position(|(x, _)| *x == s).map(|i| (u.uid, i))
         })
         .collect();
     let mut squit = Line::new();
@@ -77,33 +80,84 @@ pub fn lose_by(
     let line: Arc<[u8]> = squit.verb("SQUIT").param(sid.as_str()).trailing(reason).finish().into();
     // The other links (ours now, the other shards' in this shard's stream) hear one SQUIT.
     to_all_links(st, out, from.or(Some(sid)), line.clone());
-    let n = users.len();
     // Their nicks stay theirs a while: the split may heal (`[netsplit] split_user_grace_period`).
     // Sent before the departures, whose releases follow on the same queues.
     let grace = st.cfg.netsplit.split_user_grace_period.as_secs();
-    let until = out.unix_ms() / 1000 + grace;
-    for (uid, why) in users {
-        if grace > 0 {
-            if let Some(nick) = st.directory.get(&uid).map(|u| u.folded.clone()) {
-                let owner = nick.owner(st.cores);
-                if owner == st.me {
-                    st.nicks.reserve(nick, until);
-                } else {
-                    out.to_shard(owner, Env::Request(Request::NickReserve { nick, until }));
-                }
+    if grace > 0 {
+        let until = out.unix_ms() / 1000 + grace;
+        let mut reserve: Vec<Vec<Folded>> = vec![Vec::new(); st.cores];
+        for (uid, _) in &users {
+            if let Some(u) = st.directory.get(uid) {
+                reserve[u.folded.owner(st.cores)].push(u.folded.clone());
             }
         }
-        depart_remote(st, out, uid, &why);
+        for (owner, nicks) in reserve.into_iter().enumerate().filter(|(_, n)| !n.is_empty()) {
+            if owner == st.me {
+                st.nicks.reserve_all(nicks, until);
+            } else {
+                out.to_shard(owner, Env::Request(Request::NickReserve { nicks, until }));
+            }
+        }
     }
     st.servers.remove_subtree(sid);
     crate::commands::delivery::broadcast(st, out, || Env::Ordered(Ordered::ServerSplit { sids: sids.clone() }));
-    release(st, out, sids.clone());
-    log::warn!(
-        "Netsplit: {} server(s) and {n} user(s) lost behind {sid} shard={} ({} us)",
-        sids.len(),
-        st.me,
-        out.now().duration_since(started).as_micros()
-    );
+    let reasons = names.into_iter().map(|(_, why)| why).collect();
+    let count = users.len();
+    st.splitting.push_back(Splitting { users, reasons, sids, sid, count, started });
+    depart_more(st, out);
+}
+
+/// How many users of a netsplit depart per turn: each piece's QUITs reach the observers (and
+/// the next piece's requests the homes) while the next is being prepared.
+#[cfg(not(test))]
+const PIECE: usize = 256;
+#[cfg(test)]
+const PIECE: usize = 2;
+
+/// A netsplit's users not yet departed.
+pub struct Splitting {
+    users: Vec<(Uid, usize)>,
+    /// The QUIT reason of each lost server's users (`users` index it).
+    reasons: Vec<String>,
+    sids: Vec<Sid>,
+    sid: Sid,
+    count: usize,
+    started: std::time::Instant,
+}
+
+/// The next piece of the oldest netsplit's departures: every user of the piece leaves in one
+/// departure (one request per channel home, not one per user). Another piece, if any, follows
+/// in a later turn; once the last has gone, the lost SIDs may come back.
+pub fn depart_more(st: &mut ShardState, out: &mut dyn Outbox) {
+    let Some(split) = st.splitting.front_mut() else { return };
+    let piece = split.users.split_off(split.users.len().saturating_sub(PIECE));
+    let reasons = std::mem::take(&mut split.reasons);
+    let leaving = piece
+        .iter()
+        .filter_map(|&(uid, i)| {
+            let u = st.directory.get(&uid)?;
+            let body = Line::new().source_mask(&u.nick, &u.user, &u.host).verb("QUIT").trailing(&reasons[i]).finish();
+            Some((uid, Shared::with_meta(body.into(), meta(st, &*out, Some(uid), None)), None))
+        })
+        .collect();
+    depart_users(st, out, leaving);
+    let split = st.splitting.front_mut().expect("still there");
+    split.reasons = reasons;
+    if split.users.is_empty() {
+        let done = st.splitting.pop_front().expect("still there");
+        release(st, out, done.sids.clone());
+        log::warn!(
+            "Netsplit: {} server(s) and {} user(s) lost behind {} shard={} ({} us)",
+            done.sids.len(),
+            done.count,
+            done.sid,
+            st.me,
+            out.now().duration_since(done.started).as_micros()
+        );
+    }
+    if !st.splitting.is_empty() {
+        out.later(Env::Control(Control::SplitMore));
+    }
 }
 
 /// The register at shard 0 forgets servers that left.
