@@ -733,3 +733,25 @@ fn a_link_lost_mid_burst_leaves_no_member_behind() {
         }
     }
 }
+
+/// MONITOR sees users behind a link come and go, on both shards (their masks are only built
+/// for a watched nick).
+#[test]
+fn monitor_sees_remote_users_come_and_go() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut watchers = srv.clients_on_both_shards("w", 1);
+    for (c, _) in watchers.iter_mut() {
+        c.send("MONITOR + bob");
+        c.expect_verb("731");
+    }
+    let (mut p, _) = linked_with_bob(&srv);
+    for (c, _) in watchers.iter_mut() {
+        let on = c.expect_verb("730");
+        assert_eq!(on.last(), "bob!bob@bob.host", "{}", on.raw);
+    }
+    p.send(":2BBAAAAAA QUIT :bye");
+    for (c, _) in watchers.iter_mut() {
+        let off = c.expect_verb("731");
+        assert_eq!(off.last(), "bob", "{}", off.raw);
+    }
+}

@@ -141,12 +141,14 @@ pub fn stream_event(
             }
         }
         Ordered::UserIntro { user, ack } => {
-            let (folded, mask) = (user.folded.clone(), user.mask());
+            let online = super::query::monitor::watched(st, &user.folded).then(|| (user.folded.clone(), user.mask()));
             link::relay::user_intro(st, out, &user);
             st.directory.insert(*user);
             st.max_global = st.max_global.max(st.directory.len());
             st.max_local = st.max_local.max(st.directory.locals());
-            notify_online(st, out, &folded, &mask);
+            if let Some((folded, mask)) = online {
+                notify_online(st, out, &folded, &mask);
+            }
             if let Some(conn) = ack {
                 out.to_shard(from, Answer::Applied { conn }.into());
             }

@@ -459,12 +459,14 @@ pub fn depart_remote(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, reason
 /// A user behind the link joins the network: in this shard's directory, every other shard's
 /// (through this shard's stream), and told to the other links.
 fn introduce_user(st: &mut ShardState, out: &mut dyn Outbox, user: User) {
-    let (folded, mask) = (user.folded.clone(), user.mask());
-    st.directory.insert(user.clone());
-    st.max_global = st.max_global.max(st.directory.len());
+    let online = crate::commands::query::monitor::watched(st, &user.folded).then(|| (user.folded.clone(), user.mask()));
     super::relay::user_intro(st, out, &user);
     broadcast(st, out, || Env::Ordered(Ordered::UserIntro { user: Box::new(user.clone()), ack: None }));
-    notify_online(st, out, &folded, &mask);
+    st.directory.insert(user);
+    st.max_global = st.max_global.max(st.directory.len());
+    if let Some((folded, mask)) = online {
+        notify_online(st, out, &folded, &mask);
+    }
 }
 
 /// `:<UID> QUIT :<reason>`.

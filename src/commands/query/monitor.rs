@@ -100,6 +100,12 @@ fn notify(st: &mut ShardState, out: &mut dyn Outbox, f: &Folded, n: Numeric, wha
     }
 }
 
+/// Whether anyone here watches `f` (a burst introduces thousands of users: their masks are
+/// only formatted for a MONITOR notice when someone is watching).
+pub fn watched(st: &ShardState, f: &Folded) -> bool {
+    st.monitors.contains_key(f)
+}
+
 /// A watched nick came online (`mask` is its nick!user@host).
 pub fn notify_online(st: &mut ShardState, out: &mut dyn Outbox, f: &Folded, mask: &str) {
     notify(st, out, f, Numeric::RPL_MONONLINE, mask);
