@@ -79,6 +79,19 @@ impl Link {
     }
 }
 
+/// A netsplit's users not yet departed (`commands::link::split` departs them a piece a turn).
+pub struct Splitting {
+    pub users: Vec<(crate::state::Uid, usize)>,
+    /// The QUIT reason of each lost server's users (`users` index it).
+    pub reasons: Vec<String>,
+    /// The servers lost, released at shard 0's register once every user has gone.
+    pub sids: Vec<Sid>,
+    /// The server the split was seen behind, and how many users it took (for the log line).
+    pub sid: Sid,
+    pub count: usize,
+    pub started: Instant,
+}
+
 /// An outgoing link this shard keeps trying (autoconnect or CONNECT): the attempt under way,
 /// and when the next may start (the wait doubles after each failure, up to the block's max).
 #[derive(Clone, Debug)]

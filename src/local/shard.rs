@@ -67,7 +67,7 @@ pub struct ShardState {
     /// Departing users whose channels' homes have not all been applied here.
     pub quits: AHashMap<Uid, QuitState>,
     /// Netsplits whose users are still departing, a piece per turn (`link::split`).
-    pub splitting: std::collections::VecDeque<crate::commands::link::split::Splitting>,
+    pub splitting: std::collections::VecDeque<super::link::Splitting>,
     pub whowas: Whowas,
     /// Counter for "once per observer" deliveries (see `Client::stamp`).
     pub stamp: u64,

@@ -11,6 +11,7 @@ use crate::commands::delivery::meta;
 use crate::commands::envelope::{Control, Env, Ordered, Request};
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
+use crate::local::link::Splitting;
 use crate::local::shard::ShardState;
 use crate::proto::{Folded, Line};
 use crate::state::servers::Sid;
@@ -113,17 +114,6 @@ pub fn lose_by(
 const PIECE: usize = 256;
 #[cfg(test)]
 const PIECE: usize = 2;
-
-/// A netsplit's users not yet departed.
-pub struct Splitting {
-    users: Vec<(Uid, usize)>,
-    /// The QUIT reason of each lost server's users (`users` index it).
-    reasons: Vec<String>,
-    sids: Vec<Sid>,
-    sid: Sid,
-    count: usize,
-    started: std::time::Instant,
-}
 
 /// The next piece of the oldest netsplit's departures: every user of the piece leaves in one
 /// departure (one request per channel home, not one per user). Another piece, if any, follows
