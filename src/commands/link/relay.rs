@@ -115,7 +115,7 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
 pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>) -> Option<Vec<u8>> {
     let rest = body.strip_prefix(b":")?;
     fn word(s: &[u8]) -> Option<(usize, &[u8])> {
-        s.iter().position(|&b| b == b' ').map(|i| (i, &s[i + 1..]))
+        memchr::memchr(b' ', s).map(|i| (i, &s[i + 1..]))
     }
     let (_, rest) = word(rest)?;
     let (n, after) = word(rest)?;
@@ -123,7 +123,7 @@ pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>) -> Option<Ve
     if verb != b"PRIVMSG" && verb != b"NOTICE" {
         return None;
     }
-    let end = after.iter().position(|&b| b == b' ' || b == b'\r').unwrap_or(after.len());
+    let end = memchr::memchr2(b' ', b'\r', after).unwrap_or(after.len());
     let (old_target, text) = after.split_at(end);
     let text = text.strip_suffix(b"\r\n").unwrap_or(text);
     let target = target.map_or(old_target, str::as_bytes);
