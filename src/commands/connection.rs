@@ -339,8 +339,11 @@ pub fn finish(st: &mut ShardState, out: &mut dyn Outbox) {
     }
     super::oper::bans::save_queued(st, out);
     let unregistered = st.local_unregistered() as u32;
-    let classes: Vec<u32> = st.class_counts.iter().map(|&n| n as u32).collect();
-    if unregistered != st.sent_unregistered || classes != st.sent_classes {
+    // Compared in place: this runs after every event, and the counts rarely change.
+    let same = st.class_counts.len() == st.sent_classes.len()
+        && st.class_counts.iter().zip(&st.sent_classes).all(|(&n, &sent)| n as u32 == sent);
+    if unregistered != st.sent_unregistered || !same {
+        let classes: Vec<u32> = st.class_counts.iter().map(|&n| n as u32).collect();
         st.sent_unregistered = unregistered;
         st.sent_classes = classes.clone();
         super::delivery::broadcast(st, out, || {

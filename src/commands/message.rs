@@ -163,6 +163,9 @@ fn can_send(ctx: &Ctx<'_>, chan: &Folded, uid: Uid) -> Result<(), ()> {
     if view.ch.flags.has(Flags::MODERATED) {
         return Err(());
     }
+    if view.ch.bans.is_empty() {
+        return Ok(());
+    }
     let u = ctx.st.directory.get(&uid).ok_or(())?;
     let masks = [u.mask(), format!("{}!{}@{}", u.nick, u.user, u.ip)];
     let masks: Vec<&str> = masks.iter().map(String::as_str).collect();

@@ -213,7 +213,12 @@ pub fn lookup_index(verb: &str) -> Option<usize> {
 
 /// Runs one complete line from a connection: a client's, or a server link's.
 pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
-    let text = String::from_utf8_lossy(raw);
+    // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` goes byte by byte even
+    // when nothing needs replacing (most lines).
+    let text = match std::str::from_utf8(raw) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let msg = match Message::parse(&text) {
         Ok(m) => m,
         Err(ParseError::Empty) => return,

@@ -9,6 +9,7 @@ use ahash::AHashMap;
 use smallvec::SmallVec;
 
 use super::location::Location;
+use super::servers::Sid;
 use super::uid::Uid;
 use crate::proto::Folded;
 
@@ -203,6 +204,9 @@ pub struct Channel {
     pub members: AHashMap<Uid, Member>,
     /// Members each shard delivers to (fan-out goes to shards with a non-zero count).
     pub per_shard: SmallVec<[u32; 4]>,
+    /// Members behind server links, counted by their server (no zero entries): the links a
+    /// channel message must cross are found from these, not from a scan of the members.
+    pub per_server: SmallVec<[(Sid, u32); 2]>,
 }
 
 impl Channel {
@@ -221,6 +225,26 @@ impl Channel {
             invex: Vec::new(),
             members: AHashMap::default(),
             per_shard: smallvec::smallvec![0; shards],
+            per_server: SmallVec::new(),
+        }
+    }
+
+    /// Counts a member of another server in or out of [`Channel::per_server`].
+    fn count_server(&mut self, uid: &Uid, at: Location, delta: i32) {
+        if at.is_local() {
+            return;
+        }
+        let sid = Sid::of(uid);
+        match self.per_server.iter().position(|(s, _)| *s == sid) {
+            Some(i) => {
+                let n = &mut self.per_server[i].1;
+                *n = n.saturating_add_signed(delta);
+                if *n == 0 {
+                    self.per_server.swap_remove(i);
+                }
+            }
+            None if delta > 0 => self.per_server.push((sid, delta as u32)),
+            None => {}
         }
     }
 
@@ -281,6 +305,7 @@ impl Channel {
                     if let Some(n) = self.per_shard.get_mut(at.shard()) {
                         *n += 1;
                     }
+                    self.count_server(uid, *at, 1);
                 }
             }
             Mutation::Leave { uid } => {
@@ -288,6 +313,7 @@ impl Channel {
                     if let Some(n) = self.per_shard.get_mut(left.at.shard()) {
                         *n -= 1;
                     }
+                    self.count_server(uid, left.at, -1);
                 }
             }
             Mutation::Modes(changes) => {
@@ -387,6 +413,35 @@ mod tests {
         assert!(c.apply(&Mutation::Leave { uid: u0 }));
         assert!(!c.apply(&Mutation::Leave { uid: u1 }), "empty after the last leaves");
         assert_eq!(&c.per_shard[..], &[0, 0]);
+    }
+
+    #[test]
+    fn members_behind_links_are_counted_by_server() {
+        let uid = |s: &str| Uid::parse(s).unwrap();
+        let (b1, b2, c1) = (uid("2BBAAAAAA"), uid("2BBAAAAAB"), uid("3CCAAAAAA"));
+        let local = UidAllocator::new("0RC", 0, 2).allocate();
+        let mut c = chan();
+        let join = |u: Uid, at: Location| Mutation::Join { uid: u, status: Status::NONE, created: None, at };
+        c.apply(&join(local, Location::local(0)));
+        c.apply(&join(b1, Location::Link(1)));
+        c.apply(&join(b2, Location::Link(1)));
+        c.apply(&join(b2, Location::Link(1)));
+        c.apply(&join(c1, Location::Link(0)));
+        let count = |c: &Channel, s: &str| c.per_server.iter().find(|(x, _)| x.as_str() == s).map(|(_, n)| *n);
+        assert_eq!(c.per_server.len(), 2, "our own users are not counted");
+        assert_eq!((count(&c, "2BB"), count(&c, "3CC")), (Some(2), Some(1)));
+        c.apply(&Mutation::Leave { uid: b1 });
+        c.apply(&Mutation::Leave { uid: c1 });
+        c.apply(&Mutation::Leave { uid: c1 });
+        assert_eq!((count(&c, "2BB"), count(&c, "3CC")), (Some(1), None), "no zero entries");
+        c.apply(&Mutation::Burst {
+            ts: None,
+            modes: vec![],
+            clear_topic: false,
+            joins: vec![(b1, Status::OP, Location::Link(1))],
+        });
+        c.apply(&Mutation::Leave { uid: local });
+        assert_eq!(count(&c, "2BB"), Some(2));
     }
 
     #[test]

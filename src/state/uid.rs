@@ -48,6 +48,11 @@ impl Uid {
         &self.as_str()[..3]
     }
 
+    /// The SID's three bytes (valid: every `Uid` starts with a checked SID).
+    pub fn sid_bytes(&self) -> [u8; 3] {
+        [self.0[0], self.0[1], self.0[2]]
+    }
+
     /// The number encoded by the six ID characters.
     fn value(&self) -> u64 {
         let first = (self.0[3] - b'A') as u64;

@@ -40,12 +40,13 @@ pub fn deliver(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u
 /// The labeled command of `conn` is complete: its replies go out with the label — on the one
 /// line, in a `labeled-response` batch when several, or as an ACK when none.
 pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
-    let server = st.cfg.server.name.clone();
     let Some(c) = st.clients.get_mut(&conn) else { return };
     if c.wait.is_some() {
         return;
     }
     let Some(label) = c.label.take() else { return };
+    // Only now: this runs after every command, and most carry no label.
+    let server = st.cfg.server.name.clone();
     let body = std::mem::take(&mut c.labeled);
     let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').filter(|l| l.len() > 2).collect();
     let mut escaped = Vec::new();

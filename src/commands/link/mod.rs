@@ -74,7 +74,7 @@ pub fn write(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, line: &[u8])
         out.send(conn, line);
         return;
     };
-    l.lines_out += line.iter().filter(|&&b| b == b'\n').count() as u64;
+    l.lines_out += memchr::memchr_iter(b'\n', line).count() as u64;
     let class = l.block.and_then(|b| st.cfg.links.get(b)).and_then(|b| b.class);
     let limit = class.map_or(LINK_SENDQ, |c| st.cfg.classes[c].sendq);
     if out.send(conn, line).is_some_and(|queued| queued > limit) {

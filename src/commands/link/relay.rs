@@ -2,8 +2,6 @@
 //! writes what it applies (its own users' changes and those it gets through the mesh) to each
 //! of its links, except the one toward the user's server: one copy per link, never back.
 
-use std::sync::Arc;
-
 use super::{direction, our_sid, to_my_links};
 use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
@@ -99,19 +97,47 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
         log::debug!("No link toward {to}: line dropped");
         return;
     };
-    let text = String::from_utf8_lossy(&line.body);
-    let Ok(m) = crate::proto::Message::parse(text.trim_end()) else { return };
-    if !matches!(m.verb, "PRIVMSG" | "NOTICE") {
-        // TAGMSG and the rest have no TS6 form for hybrid.
-        return;
-    }
-    let sender: Arc<str> = match line.meta.as_ref().and_then(|m| m.sender) {
-        Some(uid) => uid.as_str().into(),
-        None => our_sid(st).into(),
+    let sender = line.meta.as_ref().and_then(|m| m.sender);
+    let source = match &sender {
+        Some(uid) => uid.as_str(),
+        None => our_sid(st),
     };
-    let wire = Line::new().source(&sender).verb(m.verb).param(to.as_str()).trailing(m.param(1).unwrap_or("")).finish();
+    // TAGMSG and the rest have no TS6 form for hybrid.
+    let Some(wire) = ts6_message(&line.body, source, Some(to.as_str())) else { return };
     super::write(st, out, conn, &wire);
     st.metrics.link_latency.observe(at.elapsed());
+}
+
+/// The TS6 copy of a PRIVMSG or NOTICE line we built (`:<mask> VERB <target> :text`): the
+/// same line from `source`, to `target` when given (else the same target), cut to 510 bytes
+/// as `Line::finish` cuts. The line is not parsed again: only its first three words change.
+/// None for any other verb.
+pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>) -> Option<Vec<u8>> {
+    let rest = body.strip_prefix(b":")?;
+    fn word(s: &[u8]) -> Option<(usize, &[u8])> {
+        memchr::memchr(b' ', s).map(|i| (i, &s[i + 1..]))
+    }
+    let (_, rest) = word(rest)?;
+    let (n, after) = word(rest)?;
+    let verb = &rest[..n];
+    if verb != b"PRIVMSG" && verb != b"NOTICE" {
+        return None;
+    }
+    let end = memchr::memchr2(b' ', b'\r', after).unwrap_or(after.len());
+    let (old_target, text) = after.split_at(end);
+    let text = text.strip_suffix(b"\r\n").unwrap_or(text);
+    let target = target.map_or(old_target, str::as_bytes);
+    let mut wire = Vec::with_capacity(source.len() + verb.len() + target.len() + text.len() + 8);
+    wire.push(b':');
+    wire.extend_from_slice(source.as_bytes());
+    wire.push(b' ');
+    wire.extend_from_slice(verb);
+    wire.push(b' ');
+    wire.extend_from_slice(target);
+    wire.extend_from_slice(if text.is_empty() { b" :" } else { text });
+    crate::proto::line::truncate_body(&mut wire, 0);
+    wire.extend_from_slice(b"\r\n");
+    Some(wire)
 }
 
 /// The TS6 source of a change: its user, or the server it came from (or us).
@@ -204,47 +230,31 @@ pub fn chan_change(
 }
 
 /// A channel message for the members behind this shard's links: one copy per link with
-/// members behind it, none toward the sender's own server.
+/// members behind it, none toward the sender's own server. The channel counts its members per
+/// server (`per_server`), so this costs a lookup per server with members, not a member scan.
 pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::commands::envelope::ChanMsg) {
     if st.peers.is_empty() || st.directory.get(&msg.sender).is_none() {
         return;
     }
     let Some(view) = st.channels.get(&msg.chan) else { return };
-    let me = crate::state::Location::Link(st.me as u16);
     let from = direction(st, Sid::of(&msg.sender));
-    let mut peers: smallvec::SmallVec<[Sid; 4]> = smallvec::SmallVec::new();
-    for (uid, m) in &view.ch.members {
-        if m.at != me {
-            continue;
-        }
-        if let Some(d) = direction(st, Sid::of(uid)) {
-            if Some(d) != from && !peers.contains(&d) {
-                peers.push(d);
-                if peers.len() == st.peers.len() {
-                    break;
-                }
+    let mut links: smallvec::SmallVec<[crate::commands::outbox::Conn; 4]> = smallvec::SmallVec::new();
+    for (sid, _) in &view.ch.per_server {
+        // Behind one of this shard's links, and not the one the message came from.
+        let Some(via) = direction(st, *sid).filter(|d| Some(*d) != from) else { continue };
+        if let Some(&conn) = st.peers.get(&via) {
+            if !links.contains(&conn) {
+                links.push(conn);
             }
         }
     }
-    if peers.is_empty() {
+    if links.is_empty() {
         return;
     }
-    let text = String::from_utf8_lossy(&msg.line.body);
-    let Ok(m) = crate::proto::Message::parse(text.trim_end()) else { return };
-    if !matches!(m.verb, "PRIVMSG" | "NOTICE") {
-        return;
-    }
-    let wire = Line::new()
-        .source(msg.sender.as_str())
-        .verb(m.verb)
-        .param(m.param(0).unwrap_or(""))
-        .trailing(m.param(1).unwrap_or(""))
-        .finish();
-    for p in peers {
-        if let Some(&conn) = st.peers.get(&p) {
-            super::write(st, out, conn, &wire);
-            st.metrics.link_latency.observe(msg.at.elapsed());
-        }
+    let Some(wire) = ts6_message(&msg.line.body, msg.sender.as_str(), None) else { return };
+    for conn in links {
+        super::write(st, out, conn, &wire);
+        st.metrics.link_latency.observe(msg.at.elapsed());
     }
 }
 
@@ -295,4 +305,45 @@ pub fn invite(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, chan: &crate::
 pub fn wallops(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, text: &str) {
     let line = Line::new().source(uid.as_str()).verb("WALLOPS").trailing(text).finish();
     super::to_all_links(st, out, None, line.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ts6_message;
+
+    fn wire(body: &str, source: &str, target: Option<&str>) -> Option<String> {
+        ts6_message(body.as_bytes(), source, target).map(|w| String::from_utf8(w).unwrap())
+    }
+
+    #[test]
+    fn a_message_line_gets_its_ts6_source_and_target() {
+        let w = wire(":al!a@h PRIVMSG bob :hi there\r\n", "0RCAAAAAA", Some("2BBAAAAAB"));
+        assert_eq!(w.as_deref(), Some(":0RCAAAAAA PRIVMSG 2BBAAAAAB :hi there\r\n"));
+        // A channel keeps its target as shown (with a STATUSMSG prefix); the text is kept as
+        // local members see it, trailing spaces and colons included.
+        let w = wire(":al!a@h NOTICE @#Chan :: x  \r\n", "0RCAAAAAA", None);
+        assert_eq!(w.as_deref(), Some(":0RCAAAAAA NOTICE @#Chan :: x  \r\n"));
+        let w = wire(":al!a@h PRIVMSG #c\r\n", "0RC", None);
+        assert_eq!(w.as_deref(), Some(":0RC PRIVMSG #c :\r\n"));
+        assert_eq!(wire(":al!a@h TAGMSG #c\r\n", "0RCAAAAAA", None), None);
+        assert_eq!(wire("PRIVMSG #c :x\r\n", "0RCAAAAAA", None), None);
+    }
+
+    #[test]
+    fn a_longer_source_or_target_is_cut_as_line_cuts() {
+        // The client line is at the limit with a short mask: the UIDs make it longer.
+        let text = "é".repeat(300);
+        let body = crate::proto::Line::new().source("a!b@c").verb("PRIVMSG").param("d").trailing(&text).finish();
+        let w = ts6_message(&body, "0RCAAAAAA", Some("2BBAAAAAB")).unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let m = crate::proto::Message::parse(text.trim_end()).unwrap();
+        let rebuilt = crate::proto::Line::new()
+            .source("0RCAAAAAA")
+            .verb("PRIVMSG")
+            .param("2BBAAAAAB")
+            .trailing(m.param(1).unwrap())
+            .finish();
+        assert_eq!(w, rebuilt);
+        assert!(w.len() <= 512 && w.len() < body.len() + 8, "cut: {}", w.len());
+    }
 }

@@ -598,7 +598,8 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if crate::proto::names::is_channel_name(chan) {
         let folded = ctx.st.cm.fold(chan);
         let Some(name) = ctx.st.channels.get(&folded).map(|v| v.ch.name.clone()) else { return Ok(()) };
-        let shown = if min == Status::NONE { name.to_string() } else { format!("{}{name}", &target[..1]) };
+        let shown: std::borrow::Cow<'_, str> =
+            if min == Status::NONE { (&*name).into() } else { format!("{}{name}", &target[..1]).into() };
         let body: Arc<[u8]> = Line::new().source(&mask).verb(msg.verb).param(&shown).trailing(text).finish().into();
         let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, from_uid, None));
         let sender = from_uid.unwrap_or(ctx.me().uid);
