@@ -755,3 +755,68 @@ fn monitor_sees_remote_users_come_and_go() {
         assert_eq!(off.last(), "bob", "{}", off.raw);
     }
 }
+
+/// Between two rustircd servers (both say `MTAGS` in CAPAB), client-only message tags ride with
+/// PRIVMSG and TAGMSG crosses, privately and in a channel; a client without message-tags gets
+/// the PRIVMSG bare and no TAGMSG. A hybrid-style peer (no `MTAGS`) never gets tags or TAGMSG.
+#[test]
+fn message_tags_and_tagmsg_cross_between_rustircd_servers() {
+    let b =
+        Server::with_config(2, &server_config("irc.b.test", "2BB", &link_block("irc.test.local", "0TS", None, false)));
+    let a = Server::with_config(
+        2,
+        &server_config("irc.test.local", "0TS", &link_block("irc.b.test", "2BB", Some(b.addr), false)),
+    );
+    a.wait_log(&["Link established: irc.b.test"]);
+    b.wait_log(&["Link established: irc.test.local"]);
+    let mut alice = a.connect();
+    alice.register_caps("alice", "message-tags");
+    let mut tbob = b.connect();
+    tbob.register_caps("tbob", "message-tags");
+    let mut pbob = b.client("pbob");
+    for c in [&mut alice, &mut tbob, &mut pbob] {
+        c.send("JOIN #tags");
+        c.expect_verb("366");
+    }
+    until_names(&mut alice, "#tags", 3);
+    until_whois(&mut alice, "tbob", true);
+    alice.send("@+draft/reply=abc;+x=1 PRIVMSG #tags :tagged hello");
+    alice.send("@+typing=active TAGMSG #tags");
+    alice.send("@+typing=paused TAGMSG tbob");
+    alice.send("@+draft/react=ok PRIVMSG pbob :to the plain one");
+    let m = tbob.expect("the channel PRIVMSG", |m| m.verb == "PRIVMSG");
+    assert_eq!(m.p(1), "tagged hello");
+    let tag = |m: &Msg, k: &str| m.tags.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    assert_eq!((tag(&m, "+draft/reply").as_deref(), tag(&m, "+x").as_deref()), (Some("abc"), Some("1")), "{}", m.raw);
+    let t = tbob.expect("the channel TAGMSG", |m| m.verb == "TAGMSG");
+    assert_eq!((t.p(0), tag(&t, "+typing").as_deref()), ("#tags", Some("active")), "{}", t.raw);
+    let t = tbob.expect("the private TAGMSG", |m| m.verb == "TAGMSG");
+    assert_eq!((t.p(0), tag(&t, "+typing").as_deref()), ("tbob", Some("paused")), "{}", t.raw);
+    // The plain client: the PRIVMSGs without tags, never a TAGMSG.
+    let m = expect_without(&mut pbob, "the channel PRIVMSG", |m| m.verb == "PRIVMSG", |m| m.verb == "TAGMSG");
+    assert!(m.raw.starts_with(':') && m.p(1) == "tagged hello", "{}", m.raw);
+    let m = expect_without(&mut pbob, "the private PRIVMSG", |m| m.verb == "PRIVMSG", |m| m.verb == "TAGMSG");
+    assert!(m.raw.starts_with(':') && m.p(1) == "to the plain one", "{}", m.raw);
+    // And back from B to A.
+    tbob.send("@+draft/reply=back TAGMSG alice");
+    let t = alice.expect("TAGMSG from B", |m| m.verb == "TAGMSG");
+    assert_eq!(
+        (t.source.as_deref().map(|s| s.starts_with("tbob!")), tag(&t, "+draft/reply").as_deref()),
+        (Some(true), Some("back"))
+    );
+}
+
+/// A peer that did not say `MTAGS` (hybrid) gets messages without tags and no TAGMSG at all.
+#[test]
+fn a_peer_without_mtags_gets_no_tags() {
+    let srv = Server::with_config(2, &config_with_peer(""));
+    let mut alice = srv.connect();
+    alice.register_caps("alice", "message-tags");
+    let (mut p, _) = linked_with_bob(&srv);
+    p.send("PING :2BB");
+    p.expect_verb("PONG");
+    alice.send("@+typing=active TAGMSG bob");
+    alice.send("@+draft/reply=x PRIVMSG bob :plain for hybrid");
+    let m = expect_without(&mut p, "the PRIVMSG", |m| m.verb == "PRIVMSG", |m| m.verb == "TAGMSG");
+    assert!(m.raw.starts_with(':') && m.p(1) == "plain for hybrid", "{}", m.raw);
+}

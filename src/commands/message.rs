@@ -38,6 +38,12 @@ fn client_tags(ctx: &Ctx<'_>, msg: &Message<'_>) -> Result<Option<Box<str>>, ()>
         return Ok(None);
     }
     let Some(raw) = msg.tags else { return Ok(None) };
+    keep_client_tags(raw)
+}
+
+/// The client-only (`+`) tags of a raw tag section, as written; Err when they are too long.
+/// (A client's, or a linked rustircd server's: links pass them on as received.)
+pub fn keep_client_tags(raw: &str) -> Result<Option<Box<str>>, ()> {
     let kept: Vec<&str> = raw
         .split(';')
         .filter(|t| t.starts_with('+') && crate::proto::tags::valid_key(t.split('=').next().unwrap_or("")))

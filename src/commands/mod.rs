@@ -150,7 +150,7 @@ pub static COMMANDS: &[Spec] = &[
     // messages (message.rs)
     spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
     spec("NOTICE", 0, When::Registered, message::notice).with_server(link::s2s::message),
-    spec("TAGMSG", 1, When::Registered, message::tagmsg),
+    spec("TAGMSG", 1, When::Registered, message::tagmsg).with_server(link::s2s::message),
     spec("SETNAME", 1, When::Registered, identity::setname),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),

@@ -27,6 +27,8 @@ pub struct Link {
     pub outbound: bool,
     /// The peer's CAPAB tokens.
     pub caps: Vec<Box<str>>,
+    /// The peer said `MTAGS`: client-only message tags and TAGMSG cross this link.
+    pub tags: bool,
     /// Known once its SERVER is accepted.
     pub peer: Option<(Sid, Box<str>)>,
     pub opened: Instant,
@@ -54,6 +56,7 @@ impl Link {
             phase: if outbound { Phase::Connecting } else { Phase::Registering },
             outbound,
             caps: Vec::new(),
+            tags: false,
             peer: None,
             opened: now,
             burst_sent: None,

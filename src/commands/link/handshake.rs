@@ -23,8 +23,12 @@ use crate::state::servers::{Server, Sid};
 
 /// The capabilities we advertise. Never AOP or QOP: hybrid drops a peer whose AOP/QOP differ
 /// from its own, and Debian's hybrid has neither. No HOP (no half-ops here), no MLOCK or RESYNC
-/// yet.
-pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK";
+/// yet. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
+/// rustircd servers, client-only message tags and TAGMSG cross the link.
+pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK MTAGS";
+
+/// Our CAPAB token for message tags across a link (see [`CAPAB`]).
+pub const MTAGS: &str = "MTAGS";
 
 /// The TS6 protocol version we speak (SVINFO's first two fields).
 const TS_CURRENT: u32 = 6;
@@ -37,6 +41,7 @@ const TS_WARN_DELTA: u64 = 3;
 pub fn capab(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(link) = become_link(ctx)? else { return Ok(()) };
     link.caps = msg.params[0].split_ascii_whitespace().map(Into::into).collect();
+    link.tags = link.has_cap(MTAGS);
     Ok(())
 }
 

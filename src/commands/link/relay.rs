@@ -102,17 +102,27 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
         Some(uid) => uid.as_str(),
         None => our_sid(st),
     };
-    // TAGMSG and the rest have no TS6 form for hybrid.
-    let Some(wire) = ts6_message(&line.body, source, Some(to.as_str())) else { return };
+    let tags = link_tags(st, conn, line);
+    // TAGMSG crosses only to a peer that takes tags (a rustircd server).
+    let Some(wire) = ts6_message(&line.body, source, Some(to.as_str()), tags) else { return };
     super::write(st, out, conn, &wire);
     st.metrics.link_latency.observe(at.elapsed());
 }
 
-/// The TS6 copy of a PRIVMSG or NOTICE line we built (`:<mask> VERB <target> :text`): the
-/// same line from `source`, to `target` when given (else the same target), cut to 510 bytes
-/// as `Line::finish` cuts. The line is not parsed again: only its first three words change.
-/// None for any other verb.
-pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>) -> Option<Vec<u8>> {
+/// The client-only tags of `line` for the link `conn`, if it takes them (`MTAGS`).
+fn link_tags<'l>(st: &ShardState, conn: crate::commands::outbox::Conn, line: &'l Shared) -> Option<&'l str> {
+    if !st.links.get(&conn).is_some_and(|l| l.tags) {
+        return None;
+    }
+    line.meta.as_ref()?.client_tags.as_deref()
+}
+
+/// The TS6 copy of a PRIVMSG, NOTICE or TAGMSG line we built (`:<mask> VERB <target> :text`):
+/// the same line from `source`, to `target` when given (else the same target), cut to 510
+/// bytes as `Line::finish` cuts, with the client-only `tags` in front for a peer that takes
+/// them. The line is not parsed again: only its first three words change. None for any other
+/// verb, and for a TAGMSG without tags to carry.
+pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>, tags: Option<&str>) -> Option<Vec<u8>> {
     let rest = body.strip_prefix(b":")?;
     fn word(s: &[u8]) -> Option<(usize, &[u8])> {
         memchr::memchr(b' ', s).map(|i| (i, &s[i + 1..]))
@@ -120,22 +130,32 @@ pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>) -> Option<Ve
     let (_, rest) = word(rest)?;
     let (n, after) = word(rest)?;
     let verb = &rest[..n];
-    if verb != b"PRIVMSG" && verb != b"NOTICE" {
+    let tagmsg = verb == b"TAGMSG";
+    if !(verb == b"PRIVMSG" || verb == b"NOTICE" || (tagmsg && tags.is_some())) {
         return None;
     }
     let end = memchr::memchr2(b' ', b'\r', after).unwrap_or(after.len());
     let (old_target, text) = after.split_at(end);
     let text = text.strip_suffix(b"\r\n").unwrap_or(text);
     let target = target.map_or(old_target, str::as_bytes);
-    let mut wire = Vec::with_capacity(source.len() + verb.len() + target.len() + text.len() + 8);
+    let tags = tags.unwrap_or("");
+    let mut wire = Vec::with_capacity(tags.len() + source.len() + verb.len() + target.len() + text.len() + 10);
+    if !tags.is_empty() {
+        wire.push(b'@');
+        wire.extend_from_slice(tags.as_bytes());
+        wire.push(b' ');
+    }
+    let body_start = wire.len();
     wire.push(b':');
     wire.extend_from_slice(source.as_bytes());
     wire.push(b' ');
     wire.extend_from_slice(verb);
     wire.push(b' ');
     wire.extend_from_slice(target);
-    wire.extend_from_slice(if text.is_empty() { b" :" } else { text });
-    crate::proto::line::truncate_body(&mut wire, 0);
+    if !tagmsg {
+        wire.extend_from_slice(if text.is_empty() { b" :" } else { text });
+    }
+    crate::proto::line::truncate_body(&mut wire, body_start);
     wire.extend_from_slice(b"\r\n");
     Some(wire)
 }
@@ -251,9 +271,14 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
     if links.is_empty() {
         return;
     }
-    let Some(wire) = ts6_message(&msg.line.body, msg.sender.as_str(), None) else { return };
+    // Built once for the peers without tags and once for those with (rustircd servers).
+    let (mut plain, mut tagged) = (None, None);
     for conn in links {
-        super::write(st, out, conn, &wire);
+        let tags = link_tags(st, conn, &msg.line);
+        let slot = if tags.is_some() { &mut tagged } else { &mut plain };
+        let wire = slot.get_or_insert_with(|| ts6_message(&msg.line.body, msg.sender.as_str(), None, tags));
+        let Some(wire) = wire.as_ref() else { continue };
+        super::write(st, out, conn, wire);
         st.metrics.link_latency.observe(msg.at.elapsed());
     }
 }
@@ -312,7 +337,28 @@ mod tests {
     use super::ts6_message;
 
     fn wire(body: &str, source: &str, target: Option<&str>) -> Option<String> {
-        ts6_message(body.as_bytes(), source, target).map(|w| String::from_utf8(w).unwrap())
+        ts6_message(body.as_bytes(), source, target, None).map(|w| String::from_utf8(w).unwrap())
+    }
+
+    #[test]
+    fn client_tags_go_in_front_and_a_tagmsg_needs_them() {
+        let tagged = |body: &str, tags| {
+            ts6_message(body.as_bytes(), "0RCAAAAAA", None, tags).map(|w| String::from_utf8(w).unwrap())
+        };
+        assert_eq!(
+            tagged(":al!a@h PRIVMSG #c :hi\r\n", Some("+draft/reply=1;+x")).as_deref(),
+            Some("@+draft/reply=1;+x :0RCAAAAAA PRIVMSG #c :hi\r\n")
+        );
+        assert_eq!(
+            tagged(":al!a@h TAGMSG bob\r\n", Some("+typing=active")).as_deref(),
+            Some("@+typing=active :0RCAAAAAA TAGMSG bob\r\n")
+        );
+        assert_eq!(tagged(":al!a@h TAGMSG bob\r\n", None), None);
+        // The 510-byte cut counts from after the tags.
+        let long = format!(":al!a@h PRIVMSG #c :{}\r\n", "x".repeat(600));
+        let w = tagged(&long, Some(&format!("+t={}", "y".repeat(300)))).unwrap();
+        let body = w.split_once(' ').unwrap().1;
+        assert_eq!(body.len(), 512, "{body}");
     }
 
     #[test]
@@ -334,7 +380,7 @@ mod tests {
         // The client line is at the limit with a short mask: the UIDs make it longer.
         let text = "é".repeat(300);
         let body = crate::proto::Line::new().source("a!b@c").verb("PRIVMSG").param("d").trailing(&text).finish();
-        let w = ts6_message(&body, "0RCAAAAAA", Some("2BBAAAAAB")).unwrap();
+        let w = ts6_message(&body, "0RCAAAAAA", Some("2BBAAAAAB"), None).unwrap();
         let text = String::from_utf8_lossy(&body);
         let m = crate::proto::Message::parse(text.trim_end()).unwrap();
         let rebuilt = crate::proto::Line::new()

@@ -585,7 +585,27 @@ pub fn away(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// toward it. (Channel targets come with channels across links.)
 pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };
-    let (Some(target), Some(text)) = (msg.param(0), msg.param(1)) else { return Ok(()) };
+    let tagmsg = msg.verb.eq_ignore_ascii_case("TAGMSG");
+    let (Some(target), text) = (msg.param(0), msg.param(1)) else { return Ok(()) };
+    if text.is_none() && !tagmsg {
+        return Ok(());
+    }
+    // Client-only tags come from a peer that takes them (a rustircd server, `MTAGS`); a TAGMSG
+    // without any is nothing, and reaches only clients with message-tags.
+    let tags = msg.tags.and_then(|raw| crate::commands::message::keep_client_tags(raw).ok().flatten());
+    if tagmsg && tags.is_none() {
+        return Ok(());
+    }
+    let need = if tagmsg { crate::commands::capabilities::bits::MESSAGE_TAGS } else { 0 };
+    let build = |mask: &str, to: &str| {
+        let l = Line::new().source(mask).verb(msg.verb).param(to);
+        let l = match text {
+            Some(t) => l.trailing(t),
+            None => l,
+        };
+        let body: Arc<[u8]> = l.finish().into();
+        body
+    };
     let (from_uid, mask) = match src {
         Source::User(u) => (Some(u), ctx.st.directory.get(&u).map(|x| x.mask()).unwrap_or_default()),
         Source::Server(s) => (None, ctx.st.servers.get(&s).map(|x| x.name.to_string()).unwrap_or_default()),
@@ -600,10 +620,9 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         let Some(name) = ctx.st.channels.get(&folded).map(|v| v.ch.name.clone()) else { return Ok(()) };
         let shown: std::borrow::Cow<'_, str> =
             if min == Status::NONE { (&*name).into() } else { format!("{}{name}", &target[..1]).into() };
-        let body: Arc<[u8]> = Line::new().source(&mask).verb(msg.verb).param(&shown).trailing(text).finish().into();
-        let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, from_uid, None));
+        let line = Shared::with_meta(build(&mask, &shown), meta(ctx.st, &*ctx.out, from_uid, tags));
         let sender = from_uid.unwrap_or(ctx.me().uid);
-        let m = ChanMsg { chan: folded, line, sender, min, need: 0, at: ctx.now };
+        let m = ChanMsg { chan: folded, line, sender, min, need, at: ctx.now };
         crate::commands::delivery::to_channel(ctx.st, ctx.out, m);
         return Ok(());
     }
@@ -613,9 +632,8 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Ok(());
     };
     let tnick = ctx.st.directory.get(&to).map(|u| u.nick.clone()).expect("checked above");
-    let body: Arc<[u8]> = Line::new().source(&mask).verb(msg.verb).param(&tnick).trailing(text).finish().into();
-    let line = Shared::with_meta(body, meta(ctx.st, &*ctx.out, from_uid, None));
-    to_user(ctx.st, ctx.out, to, &line, 0, ctx.now);
+    let line = Shared::with_meta(build(&mask, &tnick), meta(ctx.st, &*ctx.out, from_uid, tags));
+    to_user(ctx.st, ctx.out, to, &line, need, ctx.now);
     Ok(())
 }
 
