@@ -10,7 +10,9 @@
 #   scripts/atheme-lab.sh --conf [PORT]   only (re)write the config; prints its path
 #
 # Atheme dials 127.0.0.1:PORT (default 7103) at once and, failing, retries every `recontime`
-# (10 s here). Ctrl-C or SIGTERM stops it (it is exec'd: the PID of this script is Atheme's).
+# (10 s here). Ctrl-C or SIGTERM stops it (it is exec'd: the PID of this script is Atheme's). From
+# a harness, signal that PID or the one in $ATHEME_LAB/run/atheme.pid and wait for it to go: a
+# wrapper in between (timeout(1) killed with -9) can leave Atheme running, seen once.
 # Atheme refuses to run as root: as root it runs as nobody (65534) through setpriv, as the
 # ts6-lab's daemons run as an unprivileged user; the lab directory is then made reachable by it.
 #
