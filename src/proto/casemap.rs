@@ -57,9 +57,11 @@ impl CaseMapping {
 }
 
 /// A casefolded name. Only [`CaseMapping::fold`] makes one, so two `Folded` compare equal
-/// exactly when their names are the same under the server's casemapping.
+/// exactly when their names are the same under the server's casemapping. Shared (`Arc`): a
+/// name is cloned into requests, events, indexes and departures far more often than made
+/// (a netsplit cloned each user's channel list three times, an allocation per name each).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Folded(Box<str>);
+pub struct Folded(std::sync::Arc<str>);
 
 impl Folded {
     pub fn as_str(&self) -> &str {
