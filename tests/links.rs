@@ -164,11 +164,17 @@ fn a_peer_is_refused_with_a_clear_error() {
         assert!(e.p(0).contains(why), "{name}/{pass}: {}", e.raw);
         p.expect_closed();
     }
-    // A charybdis-style three-argument SERVER (Atheme's ratbox module).
+    // A charybdis-style three-argument SERVER needs the SID its PASS gives.
     let mut p = Client::connect(srv.addr);
-    p.send("PASS tous TS 6 :2BB");
+    p.send("PASS tous TS 6");
     p.send("CAPAB :QS EX IE KLN UNKLN ENCAP TB SERVICES EUID EOPMOD MLOCK");
     p.send("SERVER peer.test 1 :atheme");
+    let e = p.expect("an ERROR", |m| m.verb == "ERROR");
+    assert!(e.p(0).contains("Invalid SID"), "{}", e.raw);
+    // Four parameters is neither form.
+    let mut p = Client::connect(srv.addr);
+    p.send("PASS tous TS 6 :2BB");
+    p.send("SERVER peer.test 1 2BB :desc");
     let e = p.expect("an ERROR", |m| m.verb == "ERROR");
     assert!(e.p(0).contains("Not enough parameters"), "{}", e.raw);
     // The same server twice: the second is refused, the first stays.
@@ -819,4 +825,52 @@ fn a_peer_without_mtags_gets_no_tags() {
     alice.send("@+draft/reply=x PRIVMSG bob :plain for hybrid");
     let m = expect_without(&mut p, "the PRIVMSG", |m| m.verb == "PRIVMSG", |m| m.verb == "TAGMSG");
     assert!(m.raw.starts_with(':') && m.p(1) == "plain for hybrid", "{}", m.raw);
+}
+
+/// Atheme (protocol/charybdis) links in the charybdis form: its SID only in PASS, a 3-parameter
+/// SERVER, `SVINFO 6 3`, a PING at once (scripts/atheme-lab.sh recorded these lines), and
+/// 9-parameter UIDs. We answer, burst our users in its form (9 parameters: a hybrid UID would
+/// have its real host read as the IP), and its clients become users on both shards.
+#[test]
+fn an_atheme_like_peer_links_in_the_charybdis_form() {
+    let config = format!(
+        "{BASE_CONFIG}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"r2s\"\naccept_password = \"s2r\"\n"
+    );
+    let srv = Server::with_config(2, &config);
+    let mut alice = srv.client("alice");
+    let mut p = Client::connect(srv.addr);
+    p.nick = "atheme".into();
+    let t = now();
+    p.send("PASS s2r TS 6 :3SV");
+    p.send("CAPAB :QS EX IE KLN UNKLN ENCAP TB SERVICES EUID EOPMOD MLOCK");
+    p.send("SERVER services.test 1 :Atheme for rustircd tests");
+    p.send(&format!("SVINFO 6 3 0 :{t}"));
+    p.send("PING :services.test");
+    assert_eq!(p.expect_verb("PASS").p(0), "r2s");
+    p.expect_verb("CAPAB");
+    p.expect_verb("SERVER");
+    p.expect_verb("SVINFO");
+    let uid = p.expect("alice's UID", |m| m.verb == "UID" && m.p(0) == "alice");
+    assert_eq!(uid.params.len(), 9, "the charybdis form: {}", uid.raw);
+    assert_eq!((uid.p(5), uid.p(6)), ("127.0.0.1", "127.0.0.1"), "host, then the IP: {}", uid.raw);
+    let pong = p.expect("the PONG", |m| m.verb == "PONG");
+    assert_eq!(pong.last(), "services.test", "{}", pong.raw);
+    p.send(&format!(":3SV UID NickServ 1 {t} +ioS NickServ services.test 0 3SVAAAAAB :Nickname Services"));
+    p.send(&format!(":3SV UID SaslServ 1 {t} +ioS SaslServ services.test 0 3SVAAAAAC :SASL Authentication Agent"));
+    let mut watchers: Vec<Client> = srv.clients_on_both_shards("w", 1).into_iter().map(|(c, _)| c).collect();
+    for c in watchers.iter_mut() {
+        until_whois(c, "NickServ", true);
+        c.send("WHOIS SaslServ");
+        let w = c.expect_verb("311");
+        assert_eq!((w.p(2), w.p(3)), ("SaslServ", "services.test"), "{}", w.raw);
+        let s = c.expect_verb("312");
+        assert_eq!(s.p(2), "services.test");
+    }
+    // A user registering now is introduced to it in its form too.
+    let _bob = srv.client("bob");
+    let uid = p.expect("bob's UID", |m| m.verb == "UID" && m.p(0) == "bob");
+    assert_eq!(uid.params.len(), 9, "{}", uid.raw);
+    alice.send("PRIVMSG NickServ :HELP");
+    let m = p.expect("the PRIVMSG to NickServ", |m| m.verb == "PRIVMSG");
+    assert_eq!((m.p(0), m.p(1)), ("3SVAAAAAB", "HELP"));
 }

@@ -17,9 +17,12 @@ use crate::proto::names::{clean_username, valid_nick};
 use crate::proto::{Folded, Line, Message, Numeric};
 use crate::state::{Location, User, UserModes};
 
-/// `PASS <password>` (before registration).
+/// `PASS <password>` (before registration); `PASS <password> TS 6 :<SID>` is a server's.
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     ctx.me_mut().pass = msg.param(0).map(str::to_string);
+    if msg.param(1).is_some_and(|t| t.eq_ignore_ascii_case("TS")) {
+        return crate::commands::link::handshake::pass(ctx, msg);
+    }
     Ok(())
 }
 

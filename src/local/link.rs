@@ -6,6 +6,16 @@ use std::time::Instant;
 
 use crate::state::servers::Sid;
 
+/// The TS6 family a peer speaks, told by its SERVER line: hybrid's (5 parameters, the SID in
+/// it) or charybdis' (3 parameters, the SID in its PASS; Atheme, solanum). What we send it
+/// follows: the UID form (11 parameters or 9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Form {
+    #[default]
+    Hybrid,
+    Charybdis,
+}
+
 /// How far a link got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -29,6 +39,9 @@ pub struct Link {
     pub caps: Vec<Box<str>>,
     /// The peer said `MTAGS`: client-only message tags and TAGMSG cross this link.
     pub tags: bool,
+    /// The SID its `PASS <pw> TS 6 :<SID>` gave (a charybdis SERVER line carries none).
+    pub pass_sid: Option<Sid>,
+    pub form: Form,
     /// Known once its SERVER is accepted.
     pub peer: Option<(Sid, Box<str>)>,
     pub opened: Instant,
@@ -57,6 +70,8 @@ impl Link {
             outbound,
             caps: Vec::new(),
             tags: false,
+            pass_sid: None,
+            form: Form::Hybrid,
             peer: None,
             opened: now,
             burst_sent: None,

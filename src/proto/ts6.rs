@@ -200,6 +200,31 @@ pub fn parse_server<'a>(m: &Message<'a>) -> Result<ServerIntro<'a>, Ts6Error> {
     ServerIntro::parse(m, IntroKind::Server)
 }
 
+/// The charybdis form, `SERVER <name> <hop> :[(H) ]<desc>` (solanum's ts6 doc; Atheme sends
+/// it): the SID is the one its `PASS <pw> TS 6 :<SID>` gave. `(H) ` before the description
+/// marks a hidden server.
+pub fn parse_server_charybdis<'a, 'm: 'a>(m: &Message<'m>, sid: &'a str) -> Result<ServerIntro<'a>, Ts6Error> {
+    check_verb(m, "SERVER")?;
+    exact(m, 3)?;
+    if !valid_sid(sid) {
+        return Err(Ts6Error::BadSid);
+    }
+    let p = &m.params;
+    let (flags, desc) = match p[2].strip_prefix("(H) ") {
+        Some(d) => ("+h", d),
+        None => ("+", p[2]),
+    };
+    Ok(ServerIntro {
+        kind: IntroKind::Server,
+        source: m.source,
+        name: word(p[0], "server name")?,
+        hop: num(p[1], "hop count")?,
+        sid,
+        flags,
+        desc,
+    })
+}
+
 /// `:<uplink> SID <name> <hop> <SID> +<flags> :<desc>` (§3.1).
 pub fn parse_sid<'a>(m: &Message<'a>) -> Result<ServerIntro<'a>, Ts6Error> {
     ServerIntro::parse(m, IntroKind::Sid)
@@ -271,8 +296,32 @@ impl UidIntro<'_> {
     }
 }
 
+/// Hybrid's 11-parameter UID, or charybdis' 9 (`... <host> <ip> <UID> :<gecos>`: no real host,
+/// no account; Atheme and solanum send it). The counts never overlap, so the form is told by
+/// the count.
 pub fn parse_uid<'a>(m: &Message<'a>) -> Result<UidIntro<'a>, Ts6Error> {
     check_verb(m, "UID")?;
+    if m.params.len() == 9 {
+        let p = &m.params;
+        if !valid_uid(p[7]) {
+            return Err(Ts6Error::BadUid);
+        }
+        let host = word(p[5], "host")?;
+        return Ok(UidIntro {
+            source: m.source,
+            nick: word(p[0], "nick")?,
+            hop: num(p[1], "hop count")?,
+            ts: num(p[2], "nick TS")?,
+            umodes: plus(p[3])?,
+            user: word(p[4], "user")?,
+            host,
+            realhost: host,
+            ip: word(p[6], "ip")?,
+            uid: p[7],
+            account: "*",
+            gecos: p[8],
+        });
+    }
     exact(m, 11)?;
     let p = &m.params;
     if !valid_uid(p[8]) {
@@ -520,6 +569,26 @@ pub fn uid_line(u: &UidIntro<'_>) -> String {
     line
 }
 
+/// [`uid_line`] in the charybdis form (9 parameters: no real host, no account), for a peer
+/// that speaks it.
+pub fn uid_line_charybdis(u: &UidIntro<'_>) -> String {
+    let mut line = String::with_capacity(128 + u.gecos.len());
+    if let Some(s) = u.source {
+        line.push(':');
+        line.push_str(s);
+        line.push(' ');
+    }
+    use std::fmt::Write as _;
+    let _ = write!(line, "UID {} {} {} {} {} {} {} {} :", u.nick, u.hop, u.ts, u.umodes, u.user, u.host, u.ip, u.uid);
+    let mut cut = MAX_LINE.max(line.len()).min(line.len() + u.gecos.len());
+    line.push_str(u.gecos);
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    line
+}
+
 /// Joins `items` after `head` (which ends in ` :`), as many per line as fit in 510 bytes;
 /// at least one line, and at least one item per line (an item never fits otherwise).
 fn packed(head: &str, items: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -597,6 +666,36 @@ mod tests {
         }
     }
 
+    /// Atheme's lines (scripts/atheme-lab.sh transcript, docs/sasl-plan.md).
+    #[test]
+    fn the_charybdis_forms_of_server_and_uid() {
+        let s = parse_server_charybdis(&msg("SERVER services.test 1 :Atheme for rustircd tests"), "3SV").unwrap();
+        assert_eq!(
+            (s.name, s.hop, s.sid, s.desc, s.hidden()),
+            ("services.test", 1, "3SV", "Atheme for rustircd tests", false)
+        );
+        let h = parse_server_charybdis(&msg("SERVER hidden.test 1 :(H) not shown"), "4HH").unwrap();
+        assert_eq!((h.desc, h.hidden()), ("not shown", true));
+        assert_eq!(parse_server_charybdis(&msg("SERVER x.test 1 :d"), "bad"), Err(Ts6Error::BadSid));
+        assert!(parse_server_charybdis(&msg("SERVER x.test 1 3SV + :d"), "3SV").is_err());
+
+        let line = ":3SV UID NickServ 1 1796191583 +ioS NickServ services.test 0 3SVAAAAAB :Nickname Services";
+        let u = parse_uid(&msg(line)).unwrap();
+        assert_eq!(
+            (u.nick, u.user, u.host, u.realhost, u.ip, u.uid),
+            ("NickServ", "NickServ", "services.test", "services.test", "0", "3SVAAAAAB")
+        );
+        assert_eq!((u.account, u.gecos), ("*", "Nickname Services"));
+        assert_eq!(uid_line_charybdis(&u), line);
+        assert!(parse_uid(&msg(":3SV UID a 1 1 +i u h 0 bad :g")).is_err());
+        // Ten parameters is neither form.
+        assert!(parse_uid(&msg(":3SV UID a 1 1 +i u h 0 3SVAAAAAB x :g")).is_err());
+        // A long gecos is cut at 510 bytes on a character boundary.
+        let long = UidIntro { gecos: &"é".repeat(300), ..u.clone() };
+        let cut = uid_line_charybdis(&long);
+        assert!(cut.len() <= MAX_LINE && cut.len() > MAX_LINE - 2, "{}", cut.len());
+    }
+
     #[test]
     fn server_and_sid() {
         let line = "SERVER irc.b.lab 1 2BB + :ts6 lab server 2BB";
@@ -650,9 +749,16 @@ mod tests {
         let u = parse_uid(&msg(svc)).unwrap();
         assert_eq!((u.host, u.ip, u.logged_in()), ("services.lab", "0.0.0.0", None));
 
-        // The older 9/10-parameter forms (no realhost/account) are dropped by hybrid 8.2.
-        let old = ":2BB UID bob 1 1795785373 +r bob 127.0.0.1 127.0.0.1 2BBAAAAAA :lab user bob";
-        assert_eq!(parse_uid(&msg(old)).unwrap_err(), Ts6Error::NotEnoughParams { need: 11, got: 9 });
+        // Hybrid 8.2 drops the 9-parameter form; it is charybdis' (Atheme, solanum), taken here
+        // with no real host and no account. Ten parameters is neither.
+        let charybdis = ":2BB UID bob 1 1795785373 +r bob 127.0.0.1 127.0.0.1 2BBAAAAAA :lab user bob";
+        let u = parse_uid(&msg(charybdis)).unwrap();
+        assert_eq!(
+            (u.host, u.realhost, u.ip, u.uid, u.logged_in()),
+            ("127.0.0.1", "127.0.0.1", "127.0.0.1", "2BBAAAAAA", None)
+        );
+        let ten = ":2BB UID bob 1 1795785373 +r bob 127.0.0.1 127.0.0.1 2BBAAAAAA x :lab user bob";
+        assert_eq!(parse_uid(&msg(ten)).unwrap_err(), Ts6Error::NotEnoughParams { need: 11, got: 10 });
         let bad_uid = ":2BB UID bob 1 1 + bob h h 1.2.3.4 2BB0AAAAA * :g";
         assert_eq!(parse_uid(&msg(bad_uid)), Err(Ts6Error::BadUid));
         let bad_ts = ":2BB UID bob 1 x + bob h h 1.2.3.4 2BBAAAAAA * :g";

@@ -21,11 +21,12 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
             b.extend_from_slice(&sid_line(st, s));
         }
     }
+    let form = st.links.get(&conn).map_or(Default::default(), |l| l.form);
     for u in st.directory.iter() {
         if super::direction(st, Sid::of(&u.uid)) == Some(peer) {
             continue;
         }
-        b.extend_from_slice(&uid_line(st, u));
+        b.extend_from_slice(&uid_line(st, u, form));
         if let Some(a) = &u.away {
             b.extend_from_slice(&Line::new().source(u.uid.as_str()).verb("AWAY").trailing(a).finish());
         }

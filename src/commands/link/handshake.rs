@@ -45,6 +45,15 @@ pub fn capab(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// `PASS <pw> TS 6 :<SID>`: a server is calling (its password was kept by the client PASS);
+/// the SID is kept for a SERVER line in the charybdis form, which has none.
+pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let sid = msg.param(3).and_then(Sid::parse);
+    let Some(link) = become_link(ctx)? else { return Ok(()) };
+    link.pass_sid = sid;
+    Ok(())
+}
+
 /// Turns a new connection into a server link (its first CAPAB or SERVER), or finds its link.
 /// A client that already sent NICK or USER cannot turn into a server.
 fn become_link<'c>(ctx: &'c mut Ctx<'_>) -> Result<Option<&'c mut Link>, crate::commands::Reply> {
@@ -68,7 +77,12 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Ok(());
     }
     let conn = ctx.conn;
-    let intro = match ts6::parse_server(msg) {
+    let pass_sid = ctx.st.links.get(&conn).and_then(|l| l.pass_sid);
+    let pass_sid_str = pass_sid.as_ref().map(|s| s.as_str().to_string()).unwrap_or_default();
+    let charybdis = msg.params.len() == 3;
+    let parsed: Result<ts6::ServerIntro<'_>, _> =
+        if charybdis { ts6::parse_server_charybdis(msg, &pass_sid_str) } else { ts6::parse_server(msg) };
+    let intro = match parsed {
         Ok(i) => i,
         Err(ts6::Ts6Error::BadSid) => return refuse(ctx.st, conn, "Invalid SID"),
         Err(ts6::Ts6Error::NotEnoughParams { .. }) => return refuse(ctx.st, conn, "Not enough parameters"),
@@ -127,6 +141,7 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     };
     let link = ctx.st.links.get_mut(&conn).expect("present");
     link.block = Some(block);
+    link.form = if charybdis { crate::local::link::Form::Charybdis } else { crate::local::link::Form::Hybrid };
     link.phase = Phase::Claiming;
     link.pending = Some(Box::new(server));
     claim(ctx.st, ctx.out, conn, sid, intro.name, ctx.now, ctx.unix);
