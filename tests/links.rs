@@ -828,11 +828,11 @@ fn a_peer_without_mtags_gets_no_tags() {
 }
 
 /// Atheme (protocol/charybdis) links in the charybdis form: its SID only in PASS, a 3-parameter
-/// SERVER, `SVINFO 6 3`, a PING at once (scripts/atheme-lab.sh recorded these lines), and
-/// 9-parameter UIDs. We answer, burst our users in its form (9 parameters: a hybrid UID would
-/// have its real host read as the IP), and its clients become users on both shards.
-#[test]
-fn an_atheme_like_peer_links_in_the_charybdis_form() {
+/// SERVER, `SVINFO 6 3`, a PING at once (scripts/atheme-lab.sh recorded these lines). With
+/// `EUID` in its CAPAB (as Atheme's) users go both ways as EUID; without it as the 9-parameter
+/// charybdis UID (a hybrid UID would have its real host read as the IP). Its clients become
+/// users on both shards, and ours reach it in its form.
+fn atheme_like_peer_links(euid: bool) {
     let config = format!(
         "{BASE_CONFIG}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"r2s\"\naccept_password = \"s2r\"\n"
     );
@@ -841,22 +841,26 @@ fn an_atheme_like_peer_links_in_the_charybdis_form() {
     let mut p = Client::connect(srv.addr);
     p.nick = "atheme".into();
     let t = now();
+    let (intro, n) = if euid { ("EUID", 11) } else { ("UID", 9) };
     p.send("PASS s2r TS 6 :3SV");
-    p.send("CAPAB :QS EX IE KLN UNKLN ENCAP TB SERVICES EUID EOPMOD MLOCK");
+    p.send(&format!("CAPAB :QS EX IE KLN UNKLN ENCAP TB SERVICES {}EOPMOD MLOCK", if euid { "EUID " } else { "" }));
     p.send("SERVER services.test 1 :Atheme for rustircd tests");
     p.send(&format!("SVINFO 6 3 0 :{t}"));
     p.send("PING :services.test");
     assert_eq!(p.expect_verb("PASS").p(0), "r2s");
-    p.expect_verb("CAPAB");
+    assert!(p.expect_verb("CAPAB").p(0).split(' ').any(|c| c == "EUID"));
     p.expect_verb("SERVER");
     p.expect_verb("SVINFO");
-    let uid = p.expect("alice's UID", |m| m.verb == "UID" && m.p(0) == "alice");
-    assert_eq!(uid.params.len(), 9, "the charybdis form: {}", uid.raw);
+    let uid = p.expect("alice's introduction", |m| (m.verb == "UID" || m.verb == "EUID") && m.p(0) == "alice");
+    assert_eq!((uid.verb.as_str(), uid.params.len()), (intro, n), "{}", uid.raw);
     assert_eq!((uid.p(5), uid.p(6)), ("127.0.0.1", "127.0.0.1"), "host, then the IP: {}", uid.raw);
     let pong = p.expect("the PONG", |m| m.verb == "PONG");
     assert_eq!(pong.last(), "services.test", "{}", pong.raw);
-    p.send(&format!(":3SV UID NickServ 1 {t} +ioS NickServ services.test 0 3SVAAAAAB :Nickname Services"));
-    p.send(&format!(":3SV UID SaslServ 1 {t} +ioS SaslServ services.test 0 3SVAAAAAC :SASL Authentication Agent"));
+    let tail = if euid { " * *" } else { "" };
+    p.send(&format!(":3SV {intro} NickServ 1 {t} +ioS NickServ services.test 0 3SVAAAAAB{tail} :Nickname Services"));
+    p.send(&format!(
+        ":3SV {intro} SaslServ 1 {t} +ioS SaslServ services.test 0 3SVAAAAAC{tail} :SASL Authentication Agent"
+    ));
     let mut watchers: Vec<Client> = srv.clients_on_both_shards("w", 1).into_iter().map(|(c, _)| c).collect();
     for c in watchers.iter_mut() {
         until_whois(c, "NickServ", true);
@@ -868,9 +872,29 @@ fn an_atheme_like_peer_links_in_the_charybdis_form() {
     }
     // A user registering now is introduced to it in its form too.
     let _bob = srv.client("bob");
-    let uid = p.expect("bob's UID", |m| m.verb == "UID" && m.p(0) == "bob");
-    assert_eq!(uid.params.len(), 9, "{}", uid.raw);
+    let uid = p.expect("bob's introduction", |m| (m.verb == "UID" || m.verb == "EUID") && m.p(0) == "bob");
+    assert_eq!((uid.verb.as_str(), uid.params.len()), (intro, n), "{}", uid.raw);
     alice.send("PRIVMSG NickServ :HELP");
     let m = p.expect("the PRIVMSG to NickServ", |m| m.verb == "PRIVMSG");
     assert_eq!((m.p(0), m.p(1)), ("3SVAAAAAB", "HELP"));
+    if euid {
+        // An EUID with an account: the user is logged in everywhere at once.
+        p.send(&format!(":3SV EUID carol 1 {t} +i carol c.example 10.0.0.3 3SVAAAAAD real.example carol :Carol"));
+        for c in watchers.iter_mut() {
+            until_whois(c, "carol", true);
+            c.send("WHOIS carol");
+            let acct = c.expect("330", |m| m.verb == "330" || m.verb == "318");
+            assert_eq!((acct.verb.as_str(), acct.p(2)), ("330", "carol"), "{}", acct.raw);
+        }
+    }
+}
+
+#[test]
+fn an_atheme_like_peer_links_with_euid() {
+    atheme_like_peer_links(true);
+}
+
+#[test]
+fn an_atheme_like_peer_links_with_the_charybdis_uid() {
+    atheme_like_peer_links(false);
 }

@@ -16,6 +16,15 @@ pub enum Form {
     Charybdis,
 }
 
+/// The form of the user introductions a peer gets: `EUID` if it said so in CAPAB, else the
+/// UID of its family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UidForm {
+    Hybrid,
+    Charybdis,
+    Euid,
+}
+
 /// How far a link got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -86,6 +95,14 @@ impl Link {
 
     pub fn has_cap(&self, cap: &str) -> bool {
         self.caps.iter().any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    pub fn uid_form(&self) -> UidForm {
+        match self.form {
+            _ if self.has_cap("EUID") => UidForm::Euid,
+            Form::Charybdis => UidForm::Charybdis,
+            Form::Hybrid => UidForm::Hybrid,
+        }
     }
 
     pub fn sid(&self) -> Option<Sid> {

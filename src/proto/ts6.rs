@@ -343,6 +343,34 @@ pub fn parse_uid<'a>(m: &Message<'a>) -> Result<UidIntro<'a>, Ts6Error> {
     })
 }
 
+/// `:<SID> EUID <nick> <hop> <nickTS> +<umodes> <user> <host> <ip> <UID> <realhost> <account>
+/// :<gecos>` (solanum's ts6 doc; a peer that said `EUID` in CAPAB): hybrid's fields in another
+/// order, `*` for a real host equal to the host and for no account.
+pub fn parse_euid<'a>(m: &Message<'a>) -> Result<UidIntro<'a>, Ts6Error> {
+    check_verb(m, "EUID")?;
+    exact(m, 11)?;
+    let p = &m.params;
+    if !valid_uid(p[7]) {
+        return Err(Ts6Error::BadUid);
+    }
+    let host = word(p[5], "host")?;
+    let realhost = word(p[8], "real host")?;
+    Ok(UidIntro {
+        source: m.source,
+        nick: word(p[0], "nick")?,
+        hop: num(p[1], "hop count")?,
+        ts: num(p[2], "nick TS")?,
+        umodes: plus(p[3])?,
+        user: word(p[4], "user")?,
+        host,
+        realhost: if realhost == "*" { host } else { realhost },
+        ip: word(p[6], "ip")?,
+        uid: p[7],
+        account: word(p[9], "account")?,
+        gecos: p[10],
+    })
+}
+
 impl fmt::Display for UidIntro<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         source(f, self.source)?;
@@ -580,8 +608,32 @@ pub fn uid_line_charybdis(u: &UidIntro<'_>) -> String {
     }
     use std::fmt::Write as _;
     let _ = write!(line, "UID {} {} {} {} {} {} {} {} :", u.nick, u.hop, u.ts, u.umodes, u.user, u.host, u.ip, u.uid);
-    let mut cut = MAX_LINE.max(line.len()).min(line.len() + u.gecos.len());
-    line.push_str(u.gecos);
+    with_gecos(line, u.gecos)
+}
+
+/// `EUID` for `u` (see [`parse_euid`]): the real host `*` when it is the host.
+pub fn euid_line(u: &UidIntro<'_>) -> String {
+    let mut line = String::with_capacity(160 + u.gecos.len());
+    if let Some(s) = u.source {
+        line.push(':');
+        line.push_str(s);
+        line.push(' ');
+    }
+    let realhost = if u.realhost == u.host { "*" } else { u.realhost };
+    use std::fmt::Write as _;
+    let _ = write!(
+        line,
+        "EUID {} {} {} {} {} {} {} {} {} {} :",
+        u.nick, u.hop, u.ts, u.umodes, u.user, u.host, u.ip, u.uid, realhost, u.account
+    );
+    with_gecos(line, u.gecos)
+}
+
+/// Appends the gecos to a line ending in ` :`, cut (on a character boundary) where the line
+/// would pass 510 bytes.
+fn with_gecos(mut line: String, gecos: &str) -> String {
+    let mut cut = MAX_LINE.max(line.len()).min(line.len() + gecos.len());
+    line.push_str(gecos);
     while !line.is_char_boundary(cut) {
         cut -= 1;
     }
@@ -688,6 +740,18 @@ mod tests {
         assert_eq!((u.account, u.gecos), ("*", "Nickname Services"));
         assert_eq!(uid_line_charybdis(&u), line);
         assert!(parse_uid(&msg(":3SV UID a 1 1 +i u h 0 bad :g")).is_err());
+        let euid = ":3SV EUID NickServ 1 1796191583 +ioS NickServ services.test 0 3SVAAAAAB * * :Nickname Services";
+        let e = parse_euid(&msg(euid)).unwrap();
+        assert_eq!(
+            (e.host, e.realhost, e.ip, e.uid, e.logged_in()),
+            ("services.test", "services.test", "0", "3SVAAAAAB", None)
+        );
+        assert_eq!(euid_line(&e), euid);
+        let logged = ":0TS EUID bob 1 5 +i bob vhost.example 10.0.0.2 0TSAAAAAB real.example alice :bob";
+        let e = parse_euid(&msg(logged)).unwrap();
+        assert_eq!((e.host, e.realhost, e.logged_in()), ("vhost.example", "real.example", Some("alice")));
+        assert_eq!(euid_line(&e), logged);
+        assert!(parse_euid(&msg(":3SV EUID a 1 1 +i u h 0 3SVAAAAAB * :g")).is_err());
         // Ten parameters is neither form.
         assert!(parse_uid(&msg(":3SV UID a 1 1 +i u h 0 3SVAAAAAB x :g")).is_err());
         // A long gecos is cut at 510 bytes on a character boundary.

@@ -21,7 +21,7 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
             b.extend_from_slice(&sid_line(st, s));
         }
     }
-    let form = st.links.get(&conn).map_or(Default::default(), |l| l.form);
+    let form = st.links.get(&conn).map_or(crate::local::link::UidForm::Hybrid, |l| l.uid_form());
     for u in st.directory.iter() {
         if super::direction(st, Sid::of(&u.uid)) == Some(peer) {
             continue;

@@ -23,9 +23,10 @@ use crate::state::servers::{Server, Sid};
 
 /// The capabilities we advertise. Never AOP or QOP: hybrid drops a peer whose AOP/QOP differ
 /// from its own, and Debian's hybrid has neither. No HOP (no half-ops here), no MLOCK or RESYNC
-/// yet. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
+/// yet. `EUID`: a charybdis-family peer (Atheme, Anope's charybdis module) introduces users
+/// with EUID (real host and account) and gets ours so. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
 /// rustircd servers, client-only message tags and TAGMSG cross the link.
-pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK MTAGS";
+pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK EUID MTAGS";
 
 /// Our CAPAB token for message tags across a link (see [`CAPAB`]).
 pub const MTAGS: &str = "MTAGS";

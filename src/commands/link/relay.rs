@@ -5,7 +5,7 @@
 use super::{direction, our_sid, to_my_links};
 use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
-use crate::local::link::Form;
+use crate::local::link::UidForm;
 use crate::local::shard::ShardState;
 use crate::proto::Line;
 use crate::state::servers::Sid;
@@ -13,7 +13,7 @@ use crate::state::{Uid, User};
 
 /// `:<SID> UID ...` for a user (hop 1 for ours, one more than its server's for others), in
 /// the peer's form (hybrid's 11 parameters, charybdis' 9).
-pub fn uid_line(st: &ShardState, u: &User, form: Form) -> Vec<u8> {
+pub fn uid_line(st: &ShardState, u: &User, form: UidForm) -> Vec<u8> {
     let sid = Sid::of(&u.uid);
     let hop = st.servers.get(&sid).map_or(1, |s| s.hop + 1);
     let modes = u.modes.to_mode_string();
@@ -32,8 +32,9 @@ pub fn uid_line(st: &ShardState, u: &User, form: Form) -> Vec<u8> {
         gecos: &u.realname,
     };
     let mut line = match form {
-        Form::Hybrid => crate::proto::ts6::uid_line(&intro),
-        Form::Charybdis => crate::proto::ts6::uid_line_charybdis(&intro),
+        UidForm::Hybrid => crate::proto::ts6::uid_line(&intro),
+        UidForm::Charybdis => crate::proto::ts6::uid_line_charybdis(&intro),
+        UidForm::Euid => crate::proto::ts6::euid_line(&intro),
     }
     .into_bytes();
     line.extend_from_slice(b"\r\n");
@@ -52,17 +53,16 @@ pub fn user_intro(st: &mut ShardState, out: &mut dyn Outbox, u: &User) {
         return;
     }
     let skip = except(st, u.uid).and_then(|s| direction(st, s));
-    let links: smallvec::SmallVec<[(crate::commands::outbox::Conn, Form); 4]> = st
+    let links: smallvec::SmallVec<[(crate::commands::outbox::Conn, UidForm); 4]> = st
         .peers
         .iter()
         .filter(|(sid, _)| Some(**sid) != skip)
-        .map(|(_, c)| (*c, st.links.get(c).map_or(Form::Hybrid, |l| l.form)))
+        .map(|(_, c)| (*c, st.links.get(c).map_or(UidForm::Hybrid, |l| l.uid_form())))
         .collect();
     // Built once per form in use.
-    let (mut hybrid, mut charybdis) = (None, None);
+    let mut lines: [Option<Vec<u8>>; 3] = [None, None, None];
     for (conn, form) in links {
-        let slot = if form == Form::Hybrid { &mut hybrid } else { &mut charybdis };
-        let line = slot.get_or_insert_with(|| uid_line(st, u, form));
+        let line = lines[form as usize].get_or_insert_with(|| uid_line(st, u, form));
         super::write(st, out, conn, line);
     }
 }

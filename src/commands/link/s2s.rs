@@ -236,10 +236,11 @@ fn forward(ctx: &mut Ctx<'_>, msg: &Message<'_>, dest: &str) {
 pub fn uid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(Source::Server(sid)) = source(ctx, msg) else { return Ok(()) };
     let conn = ctx.conn;
-    let u = match ts6::parse_uid(msg) {
+    let parsed = if msg.verb.eq_ignore_ascii_case("EUID") { ts6::parse_euid(msg) } else { ts6::parse_uid(msg) };
+    let u = match parsed {
         Ok(u) => u,
         Err(e) => {
-            log::warn!("Link {}: bad UID dropped ({e})", peer(ctx));
+            log::warn!("Link {}: bad {} dropped ({e})", peer(ctx), msg.verb);
             return Ok(());
         }
     };
