@@ -832,9 +832,30 @@ fn a_peer_without_mtags_gets_no_tags() {
 /// `EUID` in its CAPAB (as Atheme's) users go both ways as EUID; without it as the 9-parameter
 /// charybdis UID (a hybrid UID would have its real host read as the IP). Its clients become
 /// users on both shards, and ours reach it in its form.
+/// Asks `c` for WHOIS of `nick` until a line of the reply matches `want` (within about 5 s).
+fn until_whois_line(c: &mut Client, nick: &str, want: impl Fn(&Msg) -> bool) {
+    for _ in 0..100 {
+        c.send(&format!("WHOIS {nick}"));
+        let mut found = false;
+        loop {
+            let m = c.expect("the WHOIS reply", |_| true);
+            found |= want(&m);
+            if m.verb == "318" {
+                break;
+            }
+        }
+        if found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{}: WHOIS {nick} never showed what was wanted", c.nick);
+}
+
 fn atheme_like_peer_links(euid: bool) {
     let config = format!(
-        "{BASE_CONFIG}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"r2s\"\naccept_password = \"s2r\"\n"
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"r2s\"\naccept_password = \"s2r\"\n",
+        BASE_CONFIG.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
     );
     let srv = Server::with_config(2, &config);
     let mut alice = srv.client("alice");
@@ -869,6 +890,7 @@ fn atheme_like_peer_links(euid: bool) {
         assert_eq!((w.p(2), w.p(3)), ("SaslServ", "services.test"), "{}", w.raw);
         let s = c.expect_verb("312");
         assert_eq!(s.p(2), "services.test");
+        c.expect_verb("318");
     }
     // A user registering now is introduced to it in its form too.
     let _bob = srv.client("bob");
@@ -877,14 +899,35 @@ fn atheme_like_peer_links(euid: bool) {
     alice.send("PRIVMSG NickServ :HELP");
     let m = p.expect("the PRIVMSG to NickServ", |m| m.verb == "PRIVMSG");
     assert_eq!((m.p(0), m.p(1)), ("3SVAAAAAB", "HELP"));
+    let alice_uid = m.source.clone().unwrap();
+    // NickServ IDENTIFY as Atheme answers it (SERVICES): ENCAP * SU; then a logout.
+    let mut watcher = srv.connect();
+    watcher.register_caps("watcher", "account-notify");
+    for c in [&mut alice, &mut watcher] {
+        c.send("JOIN #acct");
+        c.expect_verb("366");
+    }
+    p.send(&format!(":3SV ENCAP * SU {alice_uid} alice"));
+    let a = watcher.expect("account-notify", |m| m.verb == "ACCOUNT");
+    assert_eq!((a.source.as_deref().map(|s| s.starts_with("alice!")), a.p(0)), (Some(true), "alice"));
+    for c in watchers.iter_mut() {
+        until_whois_line(c, "alice", |m| m.verb == "330" && m.p(2) == "alice");
+    }
+    p.send(&format!(":3SV ENCAP * SU {alice_uid}"));
+    assert_eq!(watcher.expect("the logout", |m| m.verb == "ACCOUNT").p(0), "*");
+    // For another server, or for a user who is not there: nothing (and no crash).
+    p.send(&format!(":3SV ENCAP other.test SU {alice_uid} mallory"));
+    p.send(":3SV ENCAP * SU 0TSZZZZZZ ghost");
+    p.send(&format!(":3SV ENCAP * CHGHOST {alice_uid} cloak.example"));
+    until_whois_line(&mut watcher, "alice", |m| m.verb == "311" && m.p(3) == "cloak.example");
+    watcher.send("WHOIS alice");
+    let acct = watcher.expect("no 330", |m| m.verb == "330" || m.verb == "318");
+    assert_eq!(acct.verb, "318", "{}", acct.raw);
     if euid {
         // An EUID with an account: the user is logged in everywhere at once.
         p.send(&format!(":3SV EUID carol 1 {t} +i carol c.example 10.0.0.3 3SVAAAAAD real.example carol :Carol"));
         for c in watchers.iter_mut() {
-            until_whois(c, "carol", true);
-            c.send("WHOIS carol");
-            let acct = c.expect("330", |m| m.verb == "330" || m.verb == "318");
-            assert_eq!((acct.verb.as_str(), acct.p(2)), ("330", "carol"), "{}", acct.raw);
+            until_whois_line(c, "carol", |m| m.verb == "330" && m.p(2) == "carol");
         }
     }
 }

@@ -137,7 +137,7 @@ pub static COMMANDS: &[Spec] = &[
     link_only("SVSKILL", 1, When::Registered, link::services::svskill),
     link_only("SVSTAG", 1, When::Registered, link::services::pass_through),
     link_only("RESV", 1, When::Registered, link::services::pass_through),
-    link_only("ENCAP", 2, When::Registered, link::services::pass_through),
+    link_only("ENCAP", 2, When::Registered, link::services::encap),
     // channels (channel/*.rs)
     spec("JOIN", 1, When::Registered, channel::join::join).with_server(link::channels::join),
     spec("PART", 1, When::Registered, channel::part::part).with_server(link::channels::part),

@@ -55,9 +55,69 @@ pub fn svsaccount(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(uid) = target(ctx, msg) else { return Ok(()) };
     let account = msg.param(2).filter(|a| *a != "*" && !a.is_empty()).map(Arc::<str>::from);
     pass_on(ctx, msg);
-    set_account(ctx.st, ctx.out, uid, account.clone());
-    broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserAccount { uid, account: account.clone() }));
+    account_changed(ctx.st, ctx.out, uid, account);
     Ok(())
+}
+
+/// `:<S or U> ENCAP <mask> <subcommand> [args...]` (solanum's ts6 doc): passed on to the
+/// other links as received; acted on here when `mask` matches our name and the subcommand is
+/// one we know — the charybdis family's account and host changes:
+/// - `ENCAP * SU <UID> [<account>]` from services: logged in (or out, without an account);
+/// - `ENCAP * LOGIN <account>` from a user's own server (in its burst): that user's account;
+/// - `ENCAP * CHGHOST <UID> <host>` from services: its shown host (as SVSHOST);
+/// - `ENCAP * REALHOST <host>`: accepted and not kept (the real host is not shown here).
+/// Anything else is only passed on.
+pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    pass_on(ctx, msg);
+    let me = ctx.st.cfg.server.name.clone();
+    if !crate::proto::mask::matches(ctx.st.cm, msg.params[0], &me) {
+        return Ok(());
+    }
+    let args = &msg.params[2..];
+    match msg.params[1].to_ascii_uppercase().as_str() {
+        "SU" => {
+            if from_services(ctx, msg).is_none() {
+                return Ok(());
+            }
+            let Some(uid) = args.first().and_then(|u| Uid::parse(u)) else { return Ok(()) };
+            if ctx.st.directory.get(&uid).is_none() {
+                log::debug!("Link: ENCAP SU for unknown {uid} dropped");
+                return Ok(());
+            }
+            let account = args.get(1).filter(|a| !a.is_empty() && **a != "*").map(|a| Arc::<str>::from(*a));
+            account_changed(ctx.st, ctx.out, uid, account);
+        }
+        "LOGIN" => {
+            let Source::User(uid) = src else { return Ok(()) };
+            let Some(account) = args.first().filter(|a| !a.is_empty() && **a != "*") else { return Ok(()) };
+            account_changed(ctx.st, ctx.out, uid, Some(Arc::from(*account)));
+        }
+        "CHGHOST" => {
+            if from_services(ctx, msg).is_none() {
+                return Ok(());
+            }
+            let (Some(uid), Some(host)) = (args.first().and_then(|u| Uid::parse(u)), args.get(1)) else {
+                return Ok(());
+            };
+            if ctx.st.directory.get(&uid).is_none() || !crate::proto::names::valid_hostname(host) {
+                return Ok(());
+            }
+            let host: Arc<str> = (*host).into();
+            if let Some(u) = ctx.st.directory.get_mut(&uid) {
+                u.host = host.clone();
+            }
+            broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserHost { uid, host: host.clone() }));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A user's account set or cleared by services: here, and on every other shard.
+fn account_changed(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account: Option<Arc<str>>) {
+    set_account(st, out, uid, account.clone());
+    broadcast(st, out, || Env::Ordered(Ordered::UserAccount { uid, account: account.clone() }));
 }
 
 /// A user's account changed: in this shard's directory, and told to this shard's users who
