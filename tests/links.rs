@@ -941,3 +941,36 @@ fn an_atheme_like_peer_links_with_euid() {
 fn an_atheme_like_peer_links_with_the_charybdis_uid() {
     atheme_like_peer_links(false);
 }
+
+/// ENCAP to one server goes only toward it (SASL exchanges carry passwords), ENCAP to us goes
+/// nowhere further, and a wildcard ENCAP reaches every other link.
+#[test]
+fn encap_to_one_server_is_routed_not_broadcast() {
+    let config = format!(
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
+        config_with_peer("")
+    );
+    let srv = Server::with_config(2, &config);
+    let (mut a, _) = linked_with_bob_named(&srv, "peer.test", "2BB");
+    let (mut s, _) = linked_with_bob_named(&srv, "services.test", "3SV");
+    for p in [&mut a, &mut s] {
+        p.send(&format!(":{} EOB", if p.nick.contains("peer.test") { "2BB" } else { "3SV" }));
+    }
+    a.send(&format!(":2BB UID bob 1 {} +i bob bob.host bob.host 127.0.0.2 2BBAAAAAA * :Bob", now()));
+    a.send(":2BB ENCAP services.test SASL 2BBAAAAAA * S PLAIN");
+    a.send(":2BB ENCAP irc.test.local NOTHING for us");
+    a.send(":2BB ENCAP *.test WIDE one");
+    s.send(":3SV ENCAP peer.test SASL 3SVAAAAAC 2BBAAAAAA C +");
+    let said = |m: &Msg| format!("{} {}", m.source.as_deref().unwrap_or(""), m.params.join(" "));
+    let m = s.expect("the SASL line", |m| m.verb == "ENCAP");
+    assert_eq!(said(&m), "2BB services.test SASL 2BBAAAAAA * S PLAIN");
+    let m = s.expect("the wildcard ENCAP", |m| m.verb == "ENCAP");
+    assert_eq!(said(&m), "2BB *.test WIDE one");
+    let m = a.expect("the answer", |m| m.verb == "ENCAP");
+    assert_eq!(said(&m), "3SV peer.test SASL 3SVAAAAAC 2BBAAAAAA C +");
+    // Nothing else crossed: each side sees its own PING answered next.
+    for (p, sid) in [(&mut a, "2BB"), (&mut s, "3SV")] {
+        p.send(&format!("PING :{sid}"));
+        expect_without(p, "PONG", |m| m.verb == "PONG", |m| m.verb == "ENCAP");
+    }
+}

@@ -59,8 +59,10 @@ pub fn svsaccount(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
-/// `:<S or U> ENCAP <mask> <subcommand> [args...]` (solanum's ts6 doc): passed on to the
-/// other links as received; acted on here when `mask` matches our name and the subcommand is
+/// `:<S or U> ENCAP <mask> <subcommand> [args...]` (solanum's ts6 doc). A mask naming one
+/// server (no wildcard) goes only toward that server — SASL exchanges carry passwords and must
+/// not reach every server — and is acted on only there; a wildcard mask is passed on to every
+/// other link as received. Acted on here when the mask matches our name and the subcommand is
 /// one we know — the charybdis family's account and host changes:
 /// - `ENCAP * SU <UID> [<account>]` from services: logged in (or out, without an account);
 /// - `ENCAP * LOGIN <account>` from a user's own server (in its burst): that user's account;
@@ -69,9 +71,20 @@ pub fn svsaccount(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// Anything else is only passed on.
 pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };
-    pass_on(ctx, msg);
+    let mask = msg.params[0];
     let me = ctx.st.cfg.server.name.clone();
-    if !crate::proto::mask::matches(ctx.st.cm, msg.params[0], &me) {
+    if mask.contains(['*', '?']) {
+        pass_on(ctx, msg);
+        if !crate::proto::mask::matches(ctx.st.cm, mask, &me) {
+            return Ok(());
+        }
+    } else if !mask.eq_ignore_ascii_case(&me) {
+        match ctx.st.servers.by_name(mask).map(|s| s.sid) {
+            Some(to) if super::direction(ctx.st, to) != ctx.st.links.get(&ctx.conn).and_then(|l| l.sid()) => {
+                super::to_link(ctx.st, ctx.out, to, super::s2s::relayed(msg));
+            }
+            _ => log::debug!("Link: ENCAP for {mask}, no way there: dropped"),
+        }
         return Ok(());
     }
     let args = &msg.params[2..];
