@@ -179,6 +179,45 @@ fn whois_until(c: &mut Client, nick: &str, want: impl Fn(&[Msg]) -> bool) -> Vec
     }
 }
 
+/// An unregistered connection on shard `shard` that negotiated `sasl` (once Atheme's
+/// mechanisms reached that shard), with NICK and USER sent.
+fn sasl_client(srv: &Server, nick: &str, shard: usize) -> Client {
+    for _ in 0..200 {
+        let mut c = srv.connect();
+        if srv.shard_of(&c) != shard {
+            continue;
+        }
+        c.nick = nick.into();
+        c.send("CAP LS 302");
+        let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
+        assert!(ls.last().split(' ').any(|x| x.starts_with("sasl=") && x.contains("PLAIN")), "{}", ls.raw);
+        c.send("CAP REQ :sasl");
+        assert_eq!(c.expect("CAP ACK", |m| m.verb == "CAP").p(1), "ACK");
+        c.send(&format!("NICK {nick}"));
+        c.send(&format!("USER {nick} 0 * :{nick}"));
+        return c;
+    }
+    panic!("no connection landed on shard {shard}");
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn account(w: &[Msg]) -> Option<String> {
     w.iter().find(|m| m.verb == "330").map(|m| m.p(2).to_string())
 }
@@ -242,6 +281,28 @@ fn atheme_links_and_nickserv_sets_accounts_on_both_shards() {
     notice(&mut bob, "Invalid password");
     let w = whois_until(&mut alice, "bob", |w| w.iter().any(|m| m.verb == "311"));
     assert_eq!(account(&w), None);
+
+    // SASL PLAIN with the registered account, from a client of each shard: relayed to SaslServ
+    // and back, registration held until it ends, the account in its introduction.
+    for (shard, pass, ok) in [(1, PASSWORD, true), (0, "wrongpass", false), (0, PASSWORD, true)] {
+        let nick = format!("sasl{shard}{}", if ok { "ok" } else { "ko" });
+        let mut c = sasl_client(&srv, &nick, shard);
+        c.send("AUTHENTICATE PLAIN");
+        assert_eq!(c.expect_verb("AUTHENTICATE").p(0), "+");
+        let plain = base64(format!("\0alice\0{pass}").as_bytes());
+        c.send(&format!("AUTHENTICATE {plain}"));
+        if ok {
+            let logged = c.expect("900", |m| m.verb == "900");
+            assert_eq!(logged.p(2), "alice", "{}", logged.raw);
+            c.expect_verb("903");
+        } else {
+            c.expect_verb("904");
+        }
+        c.send("CAP END");
+        c.expect_verb("001");
+        let w = whois_until(&mut bob, &nick, |w| w.iter().any(|m| m.verb == "311"));
+        assert_eq!(account(&w).as_deref(), if ok { Some("alice") } else { None }, "{w:?}");
+    }
 
     assert!(atheme.is_running(), "Atheme exited:\n{}", atheme.log());
     let errors: Vec<_> = relay.lines().into_iter().filter(|(_, l)| l.starts_with("ERROR")).collect();

@@ -974,3 +974,147 @@ fn encap_to_one_server_is_routed_not_broadcast() {
         expect_without(p, "PONG", |m| m.verb == "PONG", |m| m.verb == "ENCAP");
     }
 }
+
+/// A services peer that announced SASL mechanisms (hybrid form, `[server] services`).
+fn sasl_services(srv: &Server) -> Client {
+    let (mut p, _) = linked_with_bob_named(srv, "services.test", "3SV");
+    p.send(":3SV EOB");
+    p.send(":3SV ENCAP * MECHLIST :PLAIN,EXTERNAL");
+    p.send("PING :3SV");
+    p.expect_verb("PONG");
+    p
+}
+
+fn sasl_config() -> String {
+    format!(
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
+        BASE_CONFIG.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
+    )
+}
+
+/// An unregistered connection on shard `shard` that negotiated `sasl` (offered with the
+/// mechanisms services announced), with NICK and USER sent.
+fn sasl_client(srv: &Server, nick: &str, shard: usize) -> Client {
+    for _ in 0..200 {
+        let mut c = srv.connect();
+        if srv.shard_of(&c) != shard {
+            continue;
+        }
+        c.nick = nick.into();
+        // The mechanisms reach every shard through the mesh: ask until this one has them.
+        let mut offered = false;
+        for _ in 0..50 {
+            c.send("CAP LS 302");
+            let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
+            if ls.last().split(' ').any(|x| x == "sasl=PLAIN,EXTERNAL") {
+                offered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(offered, "sasl never offered on shard {shard}");
+        c.send("CAP REQ :sasl");
+        assert_eq!(c.expect("CAP ACK", |m| m.verb == "CAP").p(1), "ACK");
+        c.send(&format!("NICK {nick}"));
+        c.send(&format!("USER {nick} 0 * :{nick}"));
+        return c;
+    }
+    panic!("no connection landed on shard {shard}");
+}
+
+/// The next `ENCAP services.test SASL` line from us: (uid, agent, mode, data).
+fn sasl_line(p: &mut Client) -> (String, String, String, String) {
+    let m = p.expect("ENCAP SASL", |m| m.verb == "ENCAP" && m.p(1) == "SASL");
+    assert_eq!(m.p(0), "services.test", "{}", m.raw);
+    (m.p(2).to_string(), m.p(3).to_string(), m.p(4).to_string(), m.params[5..].join(" "))
+}
+
+/// SASL PLAIN for a client on each shard, relayed to scripted services as Atheme does it (the
+/// lines of scripts/atheme-lab.sh's run): registration waits for the outcome, the account is
+/// in the client's introduction to the network.
+#[test]
+fn sasl_plain_is_relayed_to_services_from_both_shards() {
+    let srv = Server::with_config(2, &sasl_config());
+    let mut p = sasl_services(&srv);
+    let mut watcher = srv.client("watcher");
+    for shard in 0..2 {
+        let nick = format!("sa{shard}");
+        let account = format!("acct{shard}");
+        let mut c = sasl_client(&srv, &nick, shard);
+        c.send("AUTHENTICATE PLAIN");
+        let (uid, agent, mode, data) = sasl_line(&mut p);
+        assert_eq!((agent.as_str(), mode.as_str()), ("*", "H"));
+        assert!(data.starts_with("127.0.0.1 127.0.0.1 P"), "{data}");
+        assert_eq!(sasl_line(&mut p), (uid.clone(), "*".into(), "S".into(), "PLAIN".into()));
+        p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} C +"));
+        assert_eq!(c.expect_verb("AUTHENTICATE").p(0), "+");
+        c.send("AUTHENTICATE AGFsaWNlAHMzY3JldFBhc3M=");
+        assert_eq!(sasl_line(&mut p), (uid.clone(), "3SVAAAAAC".into(), "C".into(), "AGFsaWNlAHMzY3JldFBhc3M=".into()));
+        // CAP END while services think: registration waits for them.
+        c.send("CAP END");
+        c.send("PING :held");
+        p.send(&format!(":3SV ENCAP irc.test.local SVSLOGIN {uid} * * * {account}"));
+        p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
+        let logged = c.expect("900", |m| {
+            assert!(m.verb != "001", "registered before SASL ended: {}", m.raw);
+            m.verb == "900"
+        });
+        assert_eq!(
+            (logged.p(0), logged.p(1), logged.p(2)),
+            (nick.as_str(), &*format!("{nick}!~{nick}@127.0.0.1"), account.as_str())
+        );
+        c.expect_verb("903");
+        c.expect_verb("001");
+        // The network hears of the user with its account.
+        let intro = p.expect("the UID", |m| m.verb == "UID" && m.p(0) == nick);
+        assert_eq!(intro.p(9), account, "{}", intro.raw);
+        until_whois_line(&mut watcher, &nick, |m| m.verb == "330" && m.p(2) == account);
+    }
+}
+
+/// SASL's failures: a wrong password (904), an unknown mechanism (908, 904), an abort (906 and
+/// `D A` to services), a line over 400 bytes (905), AUTHENTICATE without the capability (904)
+/// and after registration (907); none of them blocks registration.
+#[test]
+fn sasl_failures_get_their_numerics() {
+    let srv = Server::with_config(2, &sasl_config());
+    let mut p = sasl_services(&srv);
+    let mut c = sasl_client(&srv, "fails", 1);
+    c.send("AUTHENTICATE PLAIN");
+    let (uid, ..) = sasl_line(&mut p);
+    sasl_line(&mut p);
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} C +"));
+    c.expect_verb("AUTHENTICATE");
+    c.send("AUTHENTICATE AGFsaWNlAHdyb25n");
+    sasl_line(&mut p);
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D F"));
+    c.expect_verb("904");
+    c.send("AUTHENTICATE SCRAM-SHA-256");
+    sasl_line(&mut p);
+    assert_eq!(sasl_line(&mut p).3, "SCRAM-SHA-256");
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} M PLAIN,EXTERNAL"));
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D F"));
+    assert_eq!(c.expect_verb("908").p(1), "PLAIN,EXTERNAL");
+    c.expect_verb("904");
+    c.send("AUTHENTICATE PLAIN");
+    sasl_line(&mut p);
+    sasl_line(&mut p);
+    c.send("AUTHENTICATE *");
+    c.expect_verb("906");
+    assert_eq!(sasl_line(&mut p).2, "D");
+    c.send("AUTHENTICATE PLAIN");
+    sasl_line(&mut p);
+    sasl_line(&mut p);
+    c.send(&format!("AUTHENTICATE {}", "A".repeat(401)));
+    c.expect_verb("905");
+    assert_eq!(sasl_line(&mut p).2, "D");
+    // An answer for a UID with no exchange is dropped.
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
+    c.send("CAP END");
+    c.expect_verb("001");
+    c.send("AUTHENTICATE PLAIN");
+    c.expect_verb("907");
+    let mut plain = srv.connect();
+    plain.send("AUTHENTICATE PLAIN");
+    plain.expect_verb("904");
+}

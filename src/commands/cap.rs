@@ -2,7 +2,7 @@
 //! of [`CAPS`] (`capabilities.rs`); a client's enabled set is a bit mask. Sending `CAP LS` or `CAP REQ` before
 //! registration holds registration until `CAP END`.
 
-use super::capabilities::{bits, find, offered, CAPS};
+use super::capabilities::{available, bits, find, offered, Offer, CAPS};
 use super::registration::try_register;
 use super::{CmdResult, Ctx};
 use crate::err;
@@ -27,7 +27,9 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 me.caps |= bits::CAP_NOTIFY;
             }
             let secure = me.secure;
-            let items = offered(&ctx.st.cfg, secure, with_values);
+            let mechs = ctx.st.sasl_mechs.as_ref().map(|(_, m)| m.clone());
+            let offer = Offer { cfg: &ctx.st.cfg, secure, mechs: mechs.as_deref() };
+            let items = offered(&offer, with_values);
             send_list(ctx, "LS", &items, with_values);
         }
         "LIST" => {
@@ -38,6 +40,9 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         "REQ" => {
             let req = msg.param(1).unwrap_or("");
+            let mechs = ctx.st.sasl_mechs.as_ref().map(|(_, m)| m.clone());
+            let cfg = ctx.st.cfg.clone();
+            let offer = Offer { cfg: &cfg, secure: ctx.me().secure, mechs: mechs.as_deref() };
             let me = ctx.me_mut();
             if !me.registered {
                 me.cap_negotiating = true;
@@ -51,6 +56,8 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 };
                 match find(name) {
                     Some(c) if !c.requestable => ok = false,
+                    // Not offered now (sasl without services): only taking it off is allowed.
+                    Some(c) if !remove && !available(c, &offer) => ok = false,
                     Some(c) if remove => set &= !c.bit,
                     Some(c) => set |= c.bit,
                     None => ok = false,

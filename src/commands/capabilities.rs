@@ -24,14 +24,23 @@ pub mod bits {
     pub const STANDARD_REPLIES: u64 = 1 << 15;
     pub const EXTENDED_MONITOR: u64 = 1 << 16;
     pub const STS: u64 = 1 << 17;
+    pub const SASL: u64 = 1 << 18;
+}
+
+/// What decides whether a capability is offered now, and its value: the config, whether the
+/// client is on TLS, and the SASL mechanisms services announced (`None`: no SASL server).
+pub struct Offer<'a> {
+    pub cfg: &'a Config,
+    pub secure: bool,
+    pub mechs: Option<&'a str>,
 }
 
 pub struct CapDef {
     pub name: &'static str,
     pub bit: u64,
-    /// The value advertised to `CAP LS 302` clients (`secure`: the client is on TLS); `None`
-    /// from it means the capability is not offered now (sts without TLS).
-    pub value: Option<fn(&Config, bool) -> Option<String>>,
+    /// The value advertised to `CAP LS 302` clients; `None` from it means the capability is not
+    /// offered now (sts without TLS, sasl without services).
+    pub value: Option<fn(&Offer<'_>) -> Option<String>>,
     /// Clients may not REQ it (sts is a policy, not a mode).
     pub requestable: bool,
 }
@@ -56,6 +65,7 @@ pub static CAPS: &[CapDef] = &[
     offer("labeled-response", bits::LABELED_RESPONSE),
     offer("message-tags", bits::MESSAGE_TAGS),
     offer("multi-prefix", bits::MULTI_PREFIX),
+    CapDef { name: "sasl", bit: bits::SASL, value: Some(sasl_value), requestable: true },
     offer("server-time", bits::SERVER_TIME),
     offer("setname", bits::SETNAME),
     offer("standard-replies", bits::STANDARD_REPLIES),
@@ -65,7 +75,8 @@ pub static CAPS: &[CapDef] = &[
 
 /// `sts`: on a plain connection, where the TLS port is and for how long to stick to it; on a TLS
 /// connection, the duration alone. Not offered without a TLS listener.
-fn sts_value(cfg: &Config, secure: bool) -> Option<String> {
+fn sts_value(o: &Offer<'_>) -> Option<String> {
+    let (cfg, secure) = (o.cfg, o.secure);
     let port = cfg.tls_port()?;
     // Without a [tls] section the default applies, as with one that leaves the key out (0 would
     // tell a client on TLS to drop its policy).
@@ -73,18 +84,29 @@ fn sts_value(cfg: &Config, secure: bool) -> Option<String> {
     Some(if secure { format!("duration={duration}") } else { format!("port={port},duration={duration}") })
 }
 
+/// `sasl`: the mechanisms of the services server that announced them (`ENCAP * MECHLIST`);
+/// not offered while none is linked.
+fn sasl_value(o: &Offer<'_>) -> Option<String> {
+    o.mechs.map(str::to_string)
+}
+
+/// Whether `c` is offered now (a capability with a value function may not be).
+pub fn available(c: &CapDef, o: &Offer<'_>) -> bool {
+    c.value.is_none_or(|v| v(o).is_some())
+}
+
 pub fn find(name: &str) -> Option<&'static CapDef> {
     CAPS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
 }
 
 /// The capabilities offered to a client now, as `name` or `name=value` (302).
-pub fn offered(cfg: &Config, secure: bool, with_values: bool) -> Vec<String> {
+pub fn offered(o: &Offer<'_>, with_values: bool) -> Vec<String> {
     CAPS.iter()
         .filter_map(|c| match c.value {
             None => Some(c.name.to_string()),
             Some(v) => {
-                let value = v(cfg, secure)?;
-                Some(if with_values { format!("{}={value}", c.name) } else { c.name.to_string() })
+                let value = v(o)?;
+                Some(if with_values && !value.is_empty() { format!("{}={value}", c.name) } else { c.name.to_string() })
             }
         })
         .collect()

@@ -216,6 +216,11 @@ pub enum Ordered {
     ServerSplit {
         sids: Vec<Sid>,
     },
+    /// The SASL mechanisms services announced (`ENCAP * MECHLIST`), and which server.
+    Mechlist {
+        sid: Sid,
+        mechs: Arc<str>,
+    },
     /// A line for the one server link of the receiving shard that leads toward `toward`.
     ToLink {
         toward: Sid,
@@ -243,6 +248,19 @@ pub struct ChanMsg {
 }
 
 pub enum Control {
+    /// From the shard holding the services link to the client's: services answered a SASL
+    /// exchange (`ENCAP <us> SASL <agent> <uid> <mode> <data>`).
+    Sasl {
+        uid: Uid,
+        agent: Box<str>,
+        mode: Box<str>,
+        data: Box<str>,
+    },
+    /// Services logged a client in during its SASL exchange (`ENCAP <us> SVSLOGIN`).
+    SaslLogin {
+        uid: Uid,
+        account: Arc<str>,
+    },
     /// To itself, for a later turn: the next piece of a netsplit's departures.
     SplitMore,
     /// A connection from `ip` opened (`up`) or closed on the sending shard (per-IP limits).

@@ -6,6 +6,7 @@ use crate::proto::{Message, Numeric};
 /// One line of usage per command, by name.
 const TOPICS: &[(&str, &str)] = &[
     ("ADMIN", "ADMIN [<server>] — who runs this server"),
+    ("AUTHENTICATE", "AUTHENTICATE <mechanism> | <base64> | * — log in with SASL before registering (needs the sasl capability; services check it)"),
     ("AWAY", "AWAY [:<message>] — mark yourself away (no message: back)"),
     ("CAP", "CAP LS [302] | LIST | REQ :<caps> | END — IRCv3 capability negotiation"),
     ("CAPAB", "CAPAB :<tokens> — a linking server's capabilities (TS6)"),

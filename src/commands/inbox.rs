@@ -90,6 +90,14 @@ fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer,
 fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control, now: Instant) {
     match c {
         Control::SplitMore => link::split::depart_more(st, out),
+        Control::Sasl { uid, agent, mode, data } => {
+            let unix = out.unix_ms() / 1000;
+            super::sasl::on_answer(st, out, uid, &agent, &mode, &data, now, unix)
+        }
+        Control::SaslLogin { uid, account } => {
+            let unix = out.unix_ms() / 1000;
+            super::sasl::on_login(st, out, uid, account, now, unix)
+        }
         Control::IpEvent { ip, up } => super::admission::count(st, ip, up, now),
         Control::Ban(ban) => super::oper::bans::apply(st, out, ban),
         Control::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),
@@ -204,6 +212,7 @@ pub fn stream_event(
         Ordered::UserHost { uid, host } => link::services::host_seen(st, uid, host),
         Ordered::ServerIntro(server) => link::s2s::server_seen(st, out, *server),
         Ordered::ServerSplit { sids } => link::s2s::split_seen(st, &sids),
+        Ordered::Mechlist { sid, mechs } => super::sasl::set_mechs(st, sid, mechs),
         Ordered::ToLinks { except, line } => link::to_my_links(st, out, except, &line),
         Ordered::ToLink { toward, line } => link::to_link(st, out, toward, line),
     }

@@ -28,6 +28,7 @@ pub mod query;
 pub mod quit;
 pub mod registration;
 pub mod report;
+pub mod sasl;
 pub mod stats;
 pub mod timers;
 pub mod user_mode;
@@ -108,6 +109,7 @@ const fn link_only(name: &'static str, min_params: usize, when: When, server: Ha
 pub static COMMANDS: &[Spec] = &[
     // registration (registration.rs, cap.rs), keep-alive (ping.rs), leaving (quit.rs)
     spec("CAP", 1, When::Always, cap::cap),
+    spec("AUTHENTICATE", 1, When::Always, sasl::authenticate),
     spec("PASS", 1, When::Unregistered, registration::pass).with_server(registration::pass),
     spec("NICK", 0, When::Always, registration::nick).with_server(link::s2s::nick),
     spec("USER", 4, When::Unregistered, registration::user),

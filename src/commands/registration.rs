@@ -178,7 +178,9 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         || me.cap_negotiating
         || me.wait.is_some()
         || me.looking_up.is_some()
+        || me.sasl.as_ref().is_some_and(|s| !s.done)
     {
+        // (A SASL exchange under way holds registration until services answer or it times out.)
         return;
     }
     if let Some(want) = &ctx.st.cfg.server.password {
@@ -215,7 +217,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         realname,
         modes: if me.secure { UserModes::SECURE } else { UserModes::default() },
         away: None,
-        account: None,
+        account: me.sasl.as_ref().and_then(|s| s.account.clone()),
         location: Location::local(ctx.st.me),
         signon: me.signon,
         channels: Vec::new(),
@@ -224,6 +226,10 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);
     ctx.me_mut().user = Some((user.user.clone(), user.realname.clone()));
     ctx.me_mut().registered = true;
+    if let Some(s) = ctx.me_mut().sasl.take() {
+        ctx.st.sasl_clients.remove(&uid);
+        debug_assert!(s.done);
+    }
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
     crate::commands::link::relay::user_intro(ctx.st, ctx.out, &user);

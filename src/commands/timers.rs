@@ -53,6 +53,7 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     super::admission::prune(st, now);
     let unix = out.unix_ms() / 1000;
     super::connection::lookups_overdue(st, out, now, unix);
+    super::sasl::expire(st, out, now, unix);
     expire_bans(st, unix);
     super::channel::stall::check(st, now);
 }

@@ -124,6 +124,22 @@ pub struct Client {
     pub lines_in: u64,
     /// The rest of a long WHO reply, written as the client's queue drains (`Wait::Reply`).
     pub rest: Option<Box<crate::commands::query::who::Rest>>,
+    /// A SASL exchange with services (`commands::sasl`), until registration.
+    pub sasl: Option<Box<Sasl>>,
+}
+
+/// A client's SASL exchange with services, relayed over the links (`commands::sasl`).
+#[derive(Debug)]
+pub struct Sasl {
+    pub started: Instant,
+    /// The services client that answers (its UID), once it has.
+    pub agent: Option<Box<str>>,
+    /// What the client sent in this exchange (bytes of AUTHENTICATE payload).
+    pub bytes: usize,
+    /// The account services logged it in as (SVSLOGIN), kept for registration.
+    pub account: Option<Arc<str>>,
+    /// It succeeded (903): registration may go on, a new AUTHENTICATE gets 907.
+    pub done: bool,
 }
 
 impl Client {
@@ -176,6 +192,7 @@ impl Client {
             looking_up: None,
             ident: None,
             rest: None,
+            sasl: None,
         }
     }
 

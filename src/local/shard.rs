@@ -66,6 +66,11 @@ pub struct ShardState {
     pub leaving: ahash::AHashSet<Uid>,
     /// Departing users whose channels' homes have not all been applied here.
     pub quits: AHashMap<Uid, QuitState>,
+    /// The services server SASL goes to and its mechanisms (`ENCAP * MECHLIST`), while linked.
+    pub sasl_mechs: Option<(crate::state::servers::Sid, Arc<str>)>,
+    /// Unregistered clients of this shard with a SASL exchange under way, by UID (services
+    /// answer by UID).
+    pub sasl_clients: AHashMap<Uid, Conn>,
     /// Netsplits whose users are still departing, a piece per turn (`link::split`).
     pub splitting: std::collections::VecDeque<super::link::Splitting>,
     pub whowas: Whowas,
@@ -206,6 +211,8 @@ impl ShardState {
             blocked: (0..cores).map(|_| HeldEvents::default()).collect(),
             mine: Vec::new(),
             quits: AHashMap::default(),
+            sasl_mechs: None,
+            sasl_clients: AHashMap::default(),
             splitting: Default::default(),
             leaving: Default::default(),
             stamp: 0,

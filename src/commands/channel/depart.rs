@@ -62,6 +62,9 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
         crate::commands::query::monitor::unwatch(st, f, conn);
     }
     if !c.registered {
+        if let Some(s) = &c.sasl {
+            crate::commands::sasl::gone(st, out, c.uid, s);
+        }
         if let Some((_, folded)) = c.nick {
             release_nick(st, out, folded, c.uid);
         }

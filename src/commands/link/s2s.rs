@@ -839,6 +839,7 @@ pub fn split_seen(st: &mut ShardState, sids: &[Sid]) {
     for sid in sids {
         st.servers.remove_subtree(*sid);
     }
+    crate::commands::sasl::servers_gone(st, sids);
 }
 
 #[cfg(test)]

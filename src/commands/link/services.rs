@@ -106,6 +106,38 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let Some(account) = args.first().filter(|a| !a.is_empty() && **a != "*") else { return Ok(()) };
             account_changed(ctx.st, ctx.out, uid, Some(Arc::from(*account)));
         }
+        "MECHLIST" => {
+            let Some(sid) = from_services(ctx, msg) else { return Ok(()) };
+            let Some(mechs) = args.first().filter(|m| !m.is_empty()) else { return Ok(()) };
+            let mechs: Arc<str> = (*mechs).into();
+            crate::commands::sasl::set_mechs(ctx.st, sid, mechs.clone());
+            broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::Mechlist { sid, mechs: mechs.clone() }));
+        }
+        "SASL" => {
+            if from_services(ctx, msg).is_none() {
+                return Ok(());
+            }
+            crate::commands::sasl::route_answer(ctx.st, ctx.out, args, ctx.now, ctx.unix);
+        }
+        "SVSLOGIN" => {
+            // <uid> <nick> <user> <host> <account>: only the account is taken (`*` keeps the rest).
+            if from_services(ctx, msg).is_none() {
+                return Ok(());
+            }
+            let (Some(uid), Some(account)) = (args.first().and_then(|u| Uid::parse(u)), args.get(4)) else {
+                return Ok(());
+            };
+            if account.is_empty() || *account == "*" {
+                return Ok(());
+            }
+            let account: Arc<str> = (*account).into();
+            if ctx.st.directory.get(&uid).is_some() {
+                // Registered already: an account change like SU.
+                account_changed(ctx.st, ctx.out, uid, Some(account));
+            } else if uid.sid() == ctx.st.cfg.server.sid {
+                crate::commands::sasl::route_login(ctx.st, ctx.out, uid, account, ctx.now, ctx.unix);
+            }
+        }
         "CHGHOST" => {
             if from_services(ctx, msg).is_none() {
                 return Ok(());
