@@ -1118,3 +1118,53 @@ fn sasl_failures_get_their_numerics() {
     plain.send("AUTHENTICATE PLAIN");
     plain.expect_verb("904");
 }
+
+/// SASL for a client of a second rustircd server: services are linked to A, the client is on
+/// B; B learns the mechanisms through A (cap-notify clients hear `CAP NEW`), its SASL lines
+/// reach services through A and the answers come back by B's name; when services split,
+/// `CAP DEL sasl`.
+#[test]
+fn sasl_works_for_a_client_of_another_rustircd_server() {
+    let with_services =
+        |c: String| c.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]");
+    let b = Server::with_config(
+        2,
+        &with_services(server_config("irc.b.test", "2BB", &link_block("irc.test.local", "0TS", None, true))),
+    );
+    let a = Server::with_config(
+        2,
+        &with_services(server_config(
+            "irc.test.local",
+            "0TS",
+            &(link_block("irc.b.test", "2BB", Some(b.addr), false)
+                + "\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n"),
+        )),
+    );
+    a.wait_log(&["Link established: irc.b.test"]);
+    b.wait_log(&["Link established: irc.test.local"]);
+    let mut notified = b.connect();
+    notified.register_caps("notified", "cap-notify");
+    let mut p = sasl_services(&a);
+    let new = notified.expect("CAP NEW", |m| m.verb == "CAP");
+    assert_eq!((new.p(1), new.last()), ("NEW", "sasl=PLAIN,EXTERNAL"), "{}", new.raw);
+    let mut c = sasl_client(&b, "remote", 1);
+    c.send("AUTHENTICATE PLAIN");
+    let (uid, ..) = sasl_line(&mut p);
+    assert!(uid.starts_with("2BB"), "{uid}");
+    sasl_line(&mut p);
+    p.send(&format!(":3SV ENCAP irc.b.test SASL 3SVAAAAAC {uid} C +"));
+    assert_eq!(c.expect_verb("AUTHENTICATE").p(0), "+");
+    c.send("AUTHENTICATE AGFsaWNlAHMzY3JldFBhc3M=");
+    assert_eq!(sasl_line(&mut p).2, "C");
+    p.send(&format!(":3SV ENCAP irc.b.test SVSLOGIN {uid} * * * faraway"));
+    p.send(&format!(":3SV ENCAP irc.b.test SASL 3SVAAAAAC {uid} D S"));
+    assert_eq!(c.expect_verb("900").p(2), "faraway");
+    c.expect_verb("903");
+    c.send("CAP END");
+    c.expect_verb("001");
+    let mut on_a = a.client("ona");
+    until_whois_line(&mut on_a, "remote", |m| m.verb == "330" && m.p(2) == "faraway");
+    drop(p);
+    let del = notified.expect("CAP DEL", |m| m.verb == "CAP");
+    assert_eq!((del.p(1), del.last()), ("DEL", "sasl"), "{}", del.raw);
+}

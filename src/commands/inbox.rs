@@ -211,8 +211,8 @@ pub fn stream_event(
         Ordered::UserAccount { uid, account } => link::services::account_seen(st, out, uid, account),
         Ordered::UserHost { uid, host } => link::services::host_seen(st, uid, host),
         Ordered::ServerIntro(server) => link::s2s::server_seen(st, out, *server),
-        Ordered::ServerSplit { sids } => link::s2s::split_seen(st, &sids),
-        Ordered::Mechlist { sid, mechs } => super::sasl::set_mechs(st, sid, mechs),
+        Ordered::ServerSplit { sids } => link::s2s::split_seen(st, out, &sids),
+        Ordered::Mechlist { sid, mechs } => super::sasl::set_mechs(st, out, sid, mechs),
         Ordered::ToLinks { except, line } => link::to_my_links(st, out, except, &line),
         Ordered::ToLink { toward, line } => link::to_link(st, out, toward, line),
     }

@@ -224,16 +224,43 @@ pub fn route_login(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account:
     out.to_shard(shard, Env::Control(Control::SaslLogin { uid, account }));
 }
 
-/// Services announced their mechanisms: `sasl` is offered from now on.
-pub fn set_mechs(st: &mut ShardState, sid: Sid, mechs: Arc<str>) {
+/// Services announced their mechanisms: `sasl` is offered from now on, and this shard's
+/// `cap-notify` clients hear `CAP NEW` (again when the list changes).
+pub fn set_mechs(st: &mut ShardState, out: &mut dyn Outbox, sid: Sid, mechs: Arc<str>) {
+    if st.sasl_mechs.as_ref().is_some_and(|(s, m)| *s == sid && *m == mechs) {
+        return;
+    }
     log::info!("SASL: mechanisms {mechs} from {sid} shard={}", st.me);
-    st.sasl_mechs = Some((sid, mechs));
+    st.sasl_mechs = Some((sid, mechs.clone()));
+    cap_notify(st, out, "NEW", &format!("sasl={mechs}"), "sasl");
 }
 
-/// Servers left the network: if SASL's server was one of them, `sasl` is no longer offered.
-pub fn servers_gone(st: &mut ShardState, sids: &[Sid]) {
+/// Servers left the network: if SASL's server was one of them, `sasl` is no longer offered
+/// (`CAP DEL`, and taken off the clients that had it).
+pub fn servers_gone(st: &mut ShardState, out: &mut dyn Outbox, sids: &[Sid]) {
     if st.sasl_mechs.as_ref().is_some_and(|(s, _)| sids.contains(s)) {
         st.sasl_mechs = None;
+        cap_notify(st, out, "DEL", "sasl", "sasl");
+        for c in st.clients.values_mut() {
+            c.caps &= !bits::SASL;
+        }
+    }
+}
+
+/// `CAP <nick> NEW|DEL :<item>` to this shard's clients that asked for `cap-notify` (302
+/// clients get the value, others the bare name).
+fn cap_notify(st: &mut ShardState, out: &mut dyn Outbox, sub: &str, with_value: &str, bare: &str) {
+    let targets: Vec<(Conn, String, bool)> = st
+        .clients
+        .iter()
+        .filter(|(_, c)| c.caps & bits::CAP_NOTIFY != 0 && c.kind == crate::local::kind::Kind::Client && !c.closing)
+        .map(|(conn, c)| (*conn, c.target().to_string(), c.cap_version >= 302))
+        .collect();
+    for (conn, target, values) in targets {
+        let item = if values { with_value } else { bare };
+        let line =
+            Line::new().source(&st.cfg.server.name).verb("CAP").param(&target).param(sub).trailing(item).finish();
+        super::delivery::to_conn(st, out, conn, &line);
     }
 }
 

@@ -33,6 +33,12 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
     }
     let sid = our_sid(st).to_string();
     channels(st, peer, &sid, &mut b);
+    // The SASL mechanisms of services on our side (Anope announces them only once, in its own
+    // burst: a server linking later learns them from ours).
+    if let Some((svc, mechs)) = st.sasl_mechs.as_ref().filter(|(s, _)| super::direction(st, *s) != Some(peer)) {
+        let line = Line::new().source(svc.as_str()).verb("ENCAP").param("*").param("MECHLIST").trailing(mechs);
+        b.extend_from_slice(&line.finish());
+    }
     b.extend_from_slice(&Line::new().verb("PING").trailing(&sid).finish());
     if st.links.get(&conn).is_some_and(|l| l.has_cap("EOB")) {
         b.extend_from_slice(&Line::new().source(&sid).verb("EOB").finish());

@@ -835,11 +835,11 @@ pub fn squit(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 }
 
 /// Another shard's link split: the servers leave this shard's map.
-pub fn split_seen(st: &mut ShardState, sids: &[Sid]) {
+pub fn split_seen(st: &mut ShardState, out: &mut dyn Outbox, sids: &[Sid]) {
     for sid in sids {
         st.servers.remove_subtree(*sid);
     }
-    crate::commands::sasl::servers_gone(st, sids);
+    crate::commands::sasl::servers_gone(st, out, sids);
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let Some(sid) = from_services(ctx, msg) else { return Ok(()) };
             let Some(mechs) = args.first().filter(|m| !m.is_empty()) else { return Ok(()) };
             let mechs: Arc<str> = (*mechs).into();
-            crate::commands::sasl::set_mechs(ctx.st, sid, mechs.clone());
+            crate::commands::sasl::set_mechs(ctx.st, ctx.out, sid, mechs.clone());
             broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::Mechlist { sid, mechs: mechs.clone() }));
         }
         "SASL" => {
