@@ -1108,6 +1108,25 @@ fn sasl_failures_get_their_numerics() {
     c.send(&format!("AUTHENTICATE {}", "A".repeat(401)));
     c.expect_verb("905");
     assert_eq!(sasl_line(&mut p).2, "D");
+    // A long payload in 400-byte chunks: the chunk that passes 8 KiB cuts the exchange (905,
+    // `D A`).
+    c.send("AUTHENTICATE PLAIN");
+    sasl_line(&mut p);
+    sasl_line(&mut p);
+    let chunk = "A".repeat(400);
+    for _ in 0..21 {
+        c.send(&format!("AUTHENTICATE {chunk}"));
+    }
+    c.expect_verb("905");
+    let mut relayed = 0;
+    loop {
+        let (_, _, mode, _) = sasl_line(&mut p);
+        if mode == "D" {
+            break;
+        }
+        relayed += 1;
+    }
+    assert_eq!(relayed, 20, "8,000 of the bytes reach services, then the abort");
     // An answer for a UID with no exchange is dropped.
     p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
     c.send("CAP END");
