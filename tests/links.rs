@@ -1187,3 +1187,62 @@ fn sasl_works_for_a_client_of_another_rustircd_server() {
     let del = notified.expect("CAP DEL", |m| m.verb == "CAP");
     assert_eq!((del.p(1), del.last()), ("DEL", "sasl"), "{}", del.raw);
 }
+
+/// The account extban: `+b $a:<mask>` keeps a matching account out (474) and quiet (404),
+/// `+b $a` every logged-in user, on clients of both shards (005 says `EXTBAN=$,a`).
+#[test]
+fn the_account_extban_bans_by_account() {
+    let srv = Server::with_config(2, &sasl_config());
+    let mut op = srv.client("op");
+    op.send("VERSION");
+    let i = op.expect("005 with EXTBAN", |m| m.verb == "005" && m.params.iter().any(|p| p.starts_with("EXTBAN")));
+    assert!(i.params.iter().any(|p| p == "EXTBAN=$,a"), "{}", i.raw);
+    op.send("JOIN #acct");
+    op.expect_verb("366");
+    let (mut s, burst) = linked_with_bob_named(&srv, "services.test", "3SV");
+    s.send(":3SV EOB");
+    let mut users = Vec::new();
+    for (shard, nick) in [(0, "acc0"), (1, "acc1")] {
+        let mut c = loop {
+            let c = srv.connect();
+            if srv.shard_of(&c) == shard {
+                break c;
+            }
+        };
+        c.register(nick);
+        let intro = s.expect("the UID", |m| m.verb == "UID" && m.p(0) == nick);
+        s.send(&format!(":3SV SVSACCOUNT {} {} bad{nick}", intro.p(8), intro.p(2)));
+        until_whois_line(&mut c, nick, |m| m.verb == "330");
+        users.push(c);
+    }
+    drop(burst);
+    op.send("MODE #acct +b $a:bad*");
+    op.expect("the ban", |m| m.verb == "MODE" && m.last() == "$a:bad*");
+    for c in users.iter_mut() {
+        c.send("JOIN #acct");
+        assert_eq!(c.expect("474", |m| m.verb == "474" || m.verb == "366").verb, "474");
+    }
+    // Not logged in: not matched. Then joined, and banned afterwards: quiet.
+    let mut plain = srv.client("plain");
+    plain.send("JOIN #acct");
+    plain.expect_verb("366");
+    op.send("MODE #acct -b+b $a:bad* $a");
+    op.expect("the bans", |m| m.verb == "MODE" && m.last() == "$a");
+    for c in users.iter_mut() {
+        c.send("JOIN #acct");
+        assert_eq!(c.expect("474", |m| m.verb == "474" || m.verb == "366").verb, "474");
+    }
+    op.send("MODE #acct -b $a");
+    op.expect("unbanned", |m| m.verb == "MODE" && m.p(1) == "-b");
+    for c in users.iter_mut() {
+        c.send("JOIN #acct");
+        c.expect_verb("366");
+    }
+    op.send("MODE #acct +b $a:badacc1");
+    op.expect("the ban", |m| m.verb == "MODE" && m.last() == "$a:badacc1");
+    users[1].send("PRIVMSG #acct :quiet?");
+    assert_eq!(users[1].expect("404", |m| m.verb == "404").p(1), "#acct");
+    users[0].send("PRIVMSG #acct :heard");
+    let m = plain.expect("acc0's message", |m| m.verb == "PRIVMSG");
+    assert_eq!(m.p(1), "heard");
+}

@@ -176,8 +176,9 @@ fn can_send(ctx: &Ctx<'_>, chan: &Folded, uid: Uid) -> Result<(), ()> {
     let masks = [u.mask(), format!("{}!{}@{}", u.nick, u.user, u.ip)];
     let masks: Vec<&str> = masks.iter().map(String::as_str).collect();
     let cm = ctx.st.cm;
-    if super::channel::join::listed(cm, &view.ch.bans, &masks)
-        && !super::channel::join::listed(cm, &view.ch.excepts, &masks)
+    let account = u.account.as_deref();
+    if super::channel::join::listed(cm, &view.ch.bans, &masks, account)
+        && !super::channel::join::listed(cm, &view.ch.excepts, &masks, account)
     {
         return Err(());
     }

@@ -60,6 +60,10 @@ pub fn split_userhost(s: &str) -> (&str, &str, &str) {
 /// Completes a partial ban mask the way servers do: `nick` → `nick!*@*`, `user@host` →
 /// `*!user@host`, `nick!user` → `nick!user@*`.
 pub fn normalize_ban_mask(mask: &str) -> String {
+    // An extban (`$a`, `$a:<account mask>`) is kept as written.
+    if mask.starts_with('$') {
+        return mask.to_string();
+    }
     let has_bang = mask.contains('!');
     let has_at = mask.contains('@');
     match (has_bang, has_at) {
@@ -100,5 +104,6 @@ mod tests {
         assert_eq!(normalize_ban_mask("*@host"), "*!*@host");
         assert_eq!(normalize_ban_mask("bob!id"), "bob!id@*");
         assert_eq!(normalize_ban_mask("a!b@c"), "a!b@c");
+        assert_eq!(normalize_ban_mask("$a:alice*"), "$a:alice*");
     }
 }

@@ -19,6 +19,7 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(user) = ctx.st.directory.get(&uid) else { return Ok(()) };
     let mask: Arc<str> = user.mask().into();
     let ip_mask = format!("{}!{}@{}", user.nick, user.user, user.ip);
+    let account = user.account.clone();
     if targets == "0" {
         let reqs = user
             .channels
@@ -54,15 +55,26 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         in_count += 1;
         let invited = ctx.me().invites.contains(&folded);
         let key = keys.get(i).filter(|k| !k.is_empty()).map(|k| k.to_string());
-        reqs.push(ChanRequest::Join { name: name.into(), key, mask: mask.clone(), ip_mask: ip_mask.clone(), invited });
+        let (mask, ip_mask, account) = (mask.clone(), ip_mask.clone(), account.clone());
+        reqs.push(ChanRequest::Join { name: name.into(), key, mask, ip_mask, account, invited });
     }
     submit(ctx, reqs);
     Ok(())
 }
 
 /// Whether a user's masks match any entry of a list.
-pub fn listed(cm: CaseMapping, list: &[ListEntry], masks: &[&str]) -> bool {
-    list.iter().any(|e| masks.iter().any(|m| mask::matches(cm, &e.mask, m)))
+/// Whether a user with these masks (`nick!user@host`, `nick!user@ip`) and `account` is on a
+/// ban, exception or invite-exception list. `$a` (any logged-in user) and `$a:<mask>` (an
+/// account matching the mask) are the account extban (005 `EXTBAN=$,a`).
+pub fn listed(cm: CaseMapping, list: &[ListEntry], masks: &[&str], account: Option<&str>) -> bool {
+    list.iter().any(|e| match e.mask.strip_prefix("$a") {
+        Some("") => account.is_some(),
+        Some(rest) => match (rest.strip_prefix(':'), account) {
+            (Some(pat), Some(acct)) => mask::matches(cm, pat, acct),
+            _ => false,
+        },
+        None => masks.iter().any(|m| mask::matches(cm, &e.mask, m)),
+    })
 }
 
 /// At the home: may this user join? The first to join an empty channel creates it and is
@@ -76,6 +88,7 @@ pub fn decide(
     key: Option<&str>,
     mask: &str,
     ip_mask: &str,
+    account: Option<&str>,
     invited: bool,
     unix: u64,
 ) -> Result<(Mutation, Arc<[u8]>), Vec<Reply>> {
@@ -89,10 +102,10 @@ pub fn decide(
         if !invited {
             let masks = [mask, ip_mask];
             let name = ch.name.to_string();
-            if ch.flags.has(crate::state::channel::Flags::INVITE_ONLY) && !listed(cm, &ch.invex, &masks) {
+            if ch.flags.has(crate::state::channel::Flags::INVITE_ONLY) && !listed(cm, &ch.invex, &masks, account) {
                 return Err(vec![err!(ERR_INVITEONLYCHAN, name)]);
             }
-            if listed(cm, &ch.bans, &masks) && !listed(cm, &ch.excepts, &masks) {
+            if listed(cm, &ch.bans, &masks, account) && !listed(cm, &ch.excepts, &masks, account) {
                 return Err(vec![err!(ERR_BANNEDFROMCHAN, name)]);
             }
             if let Some(k) = &ch.key {
@@ -127,4 +140,29 @@ pub fn after_join(
     let lines = ctx.st.reply.clone();
     ctx.st.reply.clear();
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed;
+    use crate::proto::CaseMapping;
+    use crate::state::channel::ListEntry;
+
+    fn list(masks: &[&str]) -> Vec<ListEntry> {
+        masks.iter().map(|m| ListEntry { mask: (*m).into(), set_by: "op".into(), set_at: 0 }).collect()
+    }
+
+    #[test]
+    fn the_account_extban_matches_accounts_and_only_them() {
+        let cm = CaseMapping::Ascii;
+        let masks = ["alice!~a@host", "alice!~a@10.0.0.1"];
+        assert!(listed(cm, &list(&["$a"]), &masks, Some("alice")));
+        assert!(!listed(cm, &list(&["$a"]), &masks, None));
+        assert!(listed(cm, &list(&["$a:ALI*"]), &masks, Some("alice")));
+        assert!(!listed(cm, &list(&["$a:bob"]), &masks, Some("alice")));
+        assert!(!listed(cm, &list(&["$a:*"]), &masks, None));
+        // Ordinary masks as before; an unknown extban matches nobody.
+        assert!(listed(cm, &list(&["*!*@10.0.0.*"]), &masks, None));
+        assert!(!listed(cm, &list(&["$x:alice"]), &masks, Some("alice")));
+    }
 }

@@ -21,6 +21,8 @@ pub enum ChanRequest {
         key: Option<String>,
         mask: Arc<str>,
         ip_mask: String,
+        /// The joiner's account, as its own shard knows it (the account extban).
+        account: Option<Arc<str>>,
         invited: bool,
     },
     Part {
