@@ -27,7 +27,7 @@ const TOPICS: &[(&str, &str)] = &[
     ("LIST", "LIST [<channels>|<filters>] — channels; filters: >N <N users, C>N C<N created, T>N T<N topic (minutes), masks, !mask"),
     ("LUSERS", "LUSERS — user, channel and server counts"),
     ("MAP", "MAP — the network as a tree, with each server's users (operators)"),
-    ("MODE", "MODE <channel> [<modes> [<params>]] | MODE <nick> [<modes>] — show or change modes"),
+    ("MODE", "MODE <channel> [<modes> [<params>]] | MODE <nick> [<modes>] — show or change modes; a ban, exception or invite mask may be $a (any logged-in user) or $a:<account mask>"),
     ("MONITOR", "MONITOR + <nicks> | - <nicks> | C | L | S — be told when nicks come and go"),
     ("MOTD", "MOTD — the message of the day"),
     ("NAMES", "NAMES <channel>[,<channel>] — who is in a channel"),
