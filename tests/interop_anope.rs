@@ -66,6 +66,11 @@ impl Anope {
     /// Starts Anope dialing 127.0.0.1:`uplink_port`. It connects at once (and, failing, only
     /// retries after `retrywait`), so rustircd must be listening already.
     fn start(uplink_port: u16) -> Anope {
+        Anope::start_with(uplink_port, "hybrid")
+    }
+
+    /// Anope with the protocol module `protocol` (`hybrid`, or `charybdis` with `m_sasl`).
+    fn start_with(uplink_port: u16, protocol: &str) -> Anope {
         // Under /tmp, not $TMPDIR: when we are root Anope runs as nobody, who must reach this
         // directory and write its database and logs in it.
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -79,7 +84,7 @@ impl Anope {
         }
         let dir = TempDir(path);
         let d = &dir.0;
-        std::fs::write(d.join("conf/services.conf"), anope_conf(uplink_port, d)).unwrap();
+        std::fs::write(d.join("conf/services.conf"), anope_conf(uplink_port, d, protocol)).unwrap();
         std::fs::write(d.join("conf/services.motd"), "rustircd interop test services\n").unwrap();
         let mut cmd = if is_root() {
             // setpriv execs Anope, so the child's PID is Anope's own.
@@ -157,13 +162,15 @@ impl Drop for Anope {
 /// `regdelay = 0s` (REGISTER right after connecting) and no OperServ, hence no per-IP session
 /// limit (every test client comes from 127.0.0.1). NickServ's `autoop` default and the
 /// channel privileges let ChanServ op a founder on join.
-fn anope_conf(uplink_port: u16, d: &Path) -> String {
+fn anope_conf(uplink_port: u16, d: &Path, protocol: &str) -> String {
     let d = d.display();
+    let sasl = if protocol == "charybdis" { "module { name = \"m_sasl\" }" } else { "" };
     format!(
         r#"define {{ name = "services.host"; value = "{SERVICES_NAME}" }}
 uplink {{ host = "127.0.0.1"; ipv6 = no; ssl = no; port = {uplink_port}; password = "s2r" }}
 serverinfo {{ name = "{SERVICES_NAME}"; description = "Anope for rustircd tests"; id = "{SERVICES_SID}"; pid = "{d}/anope.pid"; motd = "{d}/conf/services.motd" }}
-module {{ name = "hybrid" }}
+module {{ name = "{protocol}" }}
+{sasl}
 networkinfo {{ networkname = "TestNet"; nicklen = 30; userlen = 10; hostlen = 64; chanlen = 32; modelistsize = 100; vhost_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"; allow_undotted_vhosts = false; disallow_start_or_end = ".-" }}
 options {{ casemap = "ascii"; seed = 4815162; strictpasswords = yes; badpasslimit = 5; badpasstimeout = 1h; updatetimeout = 5m; expiretimeout = 30m; readtimeout = 5s; warningtimeout = 4h; timeoutcheck = 3s; retrywait = 60s; hideprivilegedcommands = yes; hideregisteredcommands = yes }}
 log {{ target = "services.log"; logage = 1; admin = "*"; override = "*"; commands = "*"; servers = "*"; channels = "*"; users = "*"; other = "*"; rawio = no; debug = no }}
@@ -496,4 +503,87 @@ fn chanserv_ops_the_founder_on_join() {
     let names = bob.collect_until("366");
     assert!(names.iter().any(|m| m.verb == "353" && m.last().split(' ').any(|n| n == "@alice")), "{names:?}");
     net.assert_clean();
+}
+
+/// (3) Anope 2.0 with its `charybdis` protocol module and `m_sasl` (issue 14): it links with
+/// EUID and announces its SASL mechanisms; NickServ REGISTER sets the account through
+/// `ENCAP * SU`; a later client logs in with SASL PLAIN from the other shard (900, 903, then
+/// registration, 330 everywhere), a wrong password gets 904.
+#[test]
+fn anope_charybdis_accounts_and_sasl() {
+    if !anope_installed() {
+        return;
+    }
+    let srv = Server::with_config(2, &rustircd_config());
+    let relay = Relay::start(srv.addr, "anope", "rustircd");
+    let mut anope = Anope::start_with(relay.addr.port(), "charybdis");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !relay.sent_by("anope").iter().any(|l| l.contains(" ENCAP * MECHLIST :")) {
+        assert!(anope.is_running(), "Anope exited:\n{}\n{}", anope.output(), relay.transcript());
+        assert!(Instant::now() < deadline, "Anope did not link:\n{}\n{}", anope.output(), relay.transcript());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    relay.wait_line("anope", &[" EUID NickServ "], Duration::from_secs(5));
+    srv.wait_log(&["Link established: services.test", "sid=3SV"]);
+    let net = Net { anope, relay, srv };
+    let mut peer = net.client_on("peer", 0, Some("account-notify"));
+    whois_until_known(&mut peer, "NickServ");
+    let mut alice = net.client_on("alice", 1, None);
+    alice.send(&format!("PRIVMSG NickServ :REGISTER {PASSWORD} alice@example.org"));
+    expect_notice_from(&mut alice, NICKSERV, "registered");
+    net.relay.wait_line("anope", &[" ENCAP * SU ", " alice"], Duration::from_secs(5));
+    assert_eq!(account_in_whois(&mut peer, "alice").as_deref(), Some("alice"));
+    alice.send("QUIT :bye");
+    alice.expect_closed();
+    for (shard, pass, ok) in [(0, PASSWORD, true), (1, "wrongpass", false)] {
+        let nick = format!("sasl{shard}");
+        let mut c = loop {
+            let mut c = net.srv.connect();
+            if net.srv.shard_of(&c) == shard {
+                c.nick = nick.clone();
+                break c;
+            }
+        };
+        c.send("CAP LS 302");
+        let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
+        assert!(ls.last().split(' ').any(|x| x.starts_with("sasl=") && x.contains("PLAIN")), "{}", ls.raw);
+        c.send("CAP REQ :sasl");
+        c.expect("CAP ACK", |m| m.verb == "CAP" && m.p(1) == "ACK");
+        c.send(&format!("NICK {nick}"));
+        c.send(&format!("USER {nick} 0 * :{nick}"));
+        c.send("AUTHENTICATE PLAIN");
+        assert_eq!(c.expect_verb("AUTHENTICATE").p(0), "+");
+        c.send(&format!("AUTHENTICATE {}", base64(format!("alice\0alice\0{pass}").as_bytes())));
+        if ok {
+            assert_eq!(c.expect_verb("900").p(2), "alice");
+            c.expect_verb("903");
+        } else {
+            c.expect_verb("904");
+        }
+        c.send("CAP END");
+        c.expect_verb("001");
+        let w = whois_until_known(&mut peer, &nick);
+        let acct = w.iter().find(|m| m.verb == "330").map(|m| m.p(2).to_string());
+        assert_eq!(acct.as_deref(), if ok { Some("alice") } else { None }, "{w:?}");
+    }
+    let mut net = net;
+    net.assert_clean();
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

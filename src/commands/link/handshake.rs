@@ -248,7 +248,9 @@ fn up(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, server: Server, now
     );
     crate::commands::oper::snotice::snotice(st, out, &format!("Link with {} established", server.name));
     if !outbound {
-        let hello = hello(st, block);
+        let charybdis =
+            st.links.get(&conn).is_some_and(|l| l.form == crate::local::link::Form::Charybdis || l.has_cap("EUID"));
+        let hello = hello(st, block, charybdis);
         write(st, out, conn, &hello);
     }
     let svinfo = format!(":{} SVINFO {TS_CURRENT} {TS_CURRENT} 0 :{unix}\r\n", our_sid(st));
@@ -259,7 +261,10 @@ fn up(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, server: Server, now
 
 /// PASS, CAPAB and SERVER for the link of block `block` (the first lines each side sends).
 /// PASS carries hybrid's old `TS 6 :<SID>` suffix: hybrid ignores it, other TS6 servers read it.
-pub fn hello(st: &ShardState, block: usize) -> Vec<u8> {
+/// SERVER is hybrid's 5-parameter form, or the charybdis family's 3 (`charybdis`: the peer
+/// spoke that family — its own 3-parameter SERVER, or `EUID` in its CAPAB: Anope's charybdis
+/// module sends hybrid's form but takes only its own, exactly 3 parameters).
+pub fn hello(st: &ShardState, block: usize, charybdis: bool) -> Vec<u8> {
     let cfg = &st.cfg;
     let mut b = Line::new()
         .verb("PASS")
@@ -269,16 +274,9 @@ pub fn hello(st: &ShardState, block: usize) -> Vec<u8> {
         .trailing(&cfg.server.sid)
         .finish();
     b.extend_from_slice(&Line::new().verb("CAPAB").trailing(CAPAB).finish());
-    b.extend_from_slice(
-        &Line::new()
-            .verb("SERVER")
-            .param(&cfg.server.name)
-            .param("1")
-            .param(&cfg.server.sid)
-            .param("+")
-            .trailing(&cfg.server.description)
-            .finish(),
-    );
+    let server = Line::new().verb("SERVER").param(&cfg.server.name).param("1");
+    let server = if charybdis { server } else { server.param(&cfg.server.sid).param("+") };
+    b.extend_from_slice(&server.trailing(&cfg.server.description).finish());
     b
 }
 
@@ -302,7 +300,8 @@ pub fn opened(
     st.clients.insert(conn, client);
     st.links.insert(conn, Link::new(Some(block), true, now));
     log::info!("Link open: {} [{peer}] shard={}: handshake sent", st.cfg.links[block].name, st.me);
-    let hello = hello(st, block);
+    // We speak first: hybrid's form (Atheme and Anope's hybrid module take it).
+    let hello = hello(st, block, false);
     write(st, out, conn, &hello);
 }
 
