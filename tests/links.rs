@@ -1246,3 +1246,49 @@ fn the_account_extban_bans_by_account() {
     let m = plain.expect("acc0's message", |m| m.verb == "PRIVMSG");
     assert_eq!(m.p(1), "heard");
 }
+
+/// Charybdis services' forced nick change (`ENCAP <server> RSFNC`, only while the user's nick
+/// TS is the one it names) and nick hold (`ENCAP * NICKDELAY`).
+#[test]
+fn rsfnc_renames_and_nickdelay_holds() {
+    let srv = Server::with_config(2, &sasl_config());
+    let mut p = sasl_services(&srv);
+    let mut victims = Vec::new();
+    for (shard, nick) in [(0, "victim0"), (1, "victim1")] {
+        let mut c = loop {
+            let c = srv.connect();
+            if srv.shard_of(&c) == shard {
+                break c;
+            }
+        };
+        c.register(nick);
+        let intro = p.expect("the UID", |m| m.verb == "UID" && m.p(0) == nick);
+        victims.push((c, intro.p(8).to_string(), intro.p(2).to_string()));
+    }
+    for (i, (c, uid, ts)) in victims.iter_mut().enumerate() {
+        // A stale one (another nick TS) first: ignored.
+        p.send(&format!(":3SV ENCAP irc.test.local RSFNC {uid} Stale{i} {} 1", now()));
+        p.send(&format!(":3SV ENCAP irc.test.local RSFNC {uid} Guest{i} {} {ts}", now()));
+        let n = c.expect("the forced NICK", |m| m.verb == "NICK");
+        assert_eq!(n.p(0), format!("Guest{i}"), "{}", n.raw);
+    }
+    p.send(":3SV ENCAP * NICKDELAY 60 HeldNick");
+    p.send("PING :3SV");
+    p.expect_verb("PONG");
+    // The hold goes to the nick's owner shard through the mesh: give it a moment.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = srv.connect();
+    c.nick = "held".into();
+    let mut refused = false;
+    for _ in 0..50 {
+        c.send("NICK HeldNick");
+        c.send("PING :x");
+        let m = c.expect("433/437 or PONG", |m| m.verb == "433" || m.verb == "437" || m.verb == "PONG");
+        if m.verb != "PONG" {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "HeldNick was not held");
+}

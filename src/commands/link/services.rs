@@ -138,6 +138,45 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 crate::commands::sasl::route_login(ctx.st, ctx.out, uid, account, ctx.now, ctx.unix);
             }
         }
+        "RSFNC" => {
+            // <uid> <new nick> <new ts> <old ts>: a forced nick change (charybdis services'
+            // SVSNICK), ignored when the user's nick changed since (old ts differs).
+            if from_services(ctx, msg).is_none() {
+                return Ok(());
+            }
+            let (Some(uid), Some(nick), Some(old_ts)) = (
+                args.first().and_then(|u| Uid::parse(u)),
+                args.get(1),
+                args.get(3).and_then(|t| t.parse::<u64>().ok()),
+            ) else {
+                return Ok(());
+            };
+            if !ours(ctx.st, uid) || ctx.st.directory.get(&uid).is_none_or(|u| u.nick_ts != old_ts) {
+                log::debug!("Link: RSFNC for {uid} ignored (not ours, or its nick changed since)");
+                return Ok(());
+            }
+            run_or_tell(ctx.st, ctx.out, uid, Some(format!("NICK {nick}").into_bytes()), None);
+        }
+        "NICKDELAY" => {
+            // <seconds> <nick>: services hold a nick (0: release it early).
+            if from_services(ctx, msg).is_none() {
+                return Ok(());
+            }
+            let (Some(secs), Some(nick)) = (args.first().and_then(|s| s.parse::<u64>().ok()), args.get(1)) else {
+                return Ok(());
+            };
+            let folded = ctx.st.cm.fold(nick);
+            let until = if secs == 0 { 0 } else { ctx.unix + secs.min(86_400) };
+            let owner = folded.owner(ctx.st.cores);
+            if owner == ctx.st.me {
+                ctx.st.nicks.reserve_all(vec![folded], until);
+            } else {
+                ctx.out.to_shard(
+                    owner,
+                    Env::Request(crate::commands::envelope::Request::NickReserve { nicks: vec![folded], until }),
+                );
+            }
+        }
         "CHGHOST" => {
             if from_services(ctx, msg).is_none() {
                 return Ok(());
