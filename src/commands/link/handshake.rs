@@ -25,9 +25,10 @@ use crate::state::servers::{Server, Sid};
 /// from its own, and Debian's hybrid has neither. No HOP (no half-ops here), no MLOCK or RESYNC
 /// yet. `EUID`: a charybdis-family peer (Atheme, Anope's charybdis module) introduces users
 /// with EUID (real host and account) and gets ours so; `SERVICES` makes Atheme send the
-/// accounts NickServ sets (`ENCAP * SU`, without it IDENTIFY sets none). `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
+/// accounts NickServ sets (`ENCAP * SU`, without it IDENTIFY sets none); `RSFNC`: services may
+/// force nick changes with it. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
 /// rustircd servers, client-only message tags and TAGMSG cross the link.
-pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK EUID SERVICES MTAGS";
+pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK EUID SERVICES RSFNC MTAGS";
 
 /// Our CAPAB token for message tags across a link (see [`CAPAB`]).
 pub const MTAGS: &str = "MTAGS";
