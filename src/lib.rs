@@ -2,6 +2,7 @@
 //! `main` → `server` (glue per shard) → `commands` → `state` → `proto`/`config`, on the
 //! `shards` runtime.
 
+pub mod certfp;
 pub mod certpin;
 pub mod cli;
 pub mod clock;

@@ -257,3 +257,95 @@ fn sts_without_a_tls_section_has_the_default_duration() {
     let ls = t.expect("CAP");
     assert!(ls.last().split(' ').any(|c| c == "sts=duration=2592000"), "{}", ls.raw);
 }
+
+impl TlsClient {
+    /// A TLS client that presents its own (self-signed) certificate.
+    fn connect_with_cert(addr: SocketAddr, trust: &Cert, name: &str) -> (TlsClient, Vec<u8>) {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(trust.der.clone())).unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("client certificate");
+        let der = ck.cert.der().to_vec();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![CertificateDer::from(der.clone())], key)
+            .unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap()).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock).expect("TLS handshake");
+        }
+        let peer_cert = s.conn.peer_certificates().unwrap()[0].to_vec();
+        (TlsClient { r: BufReader::new(s), peer_cert }, der)
+    }
+}
+
+/// CertFP: a TLS client's certificate is fingerprinted (SHA-256, lower-case hex) and goes to
+/// services — with `AUTHENTICATE EXTERNAL` (`S EXTERNAL <fp>`) and, once it is registered, as
+/// `ENCAP * CERTFP`; a client without a certificate still connects (it is asked for, not
+/// required), and its EXTERNAL goes without one.
+#[test]
+fn a_client_certificate_goes_to_services_for_sasl_external() {
+    let dir = TempDir::new();
+    let server_cert = make_cert(&dir.0, "irc.test.local");
+    let config = tls_config(&dir.0).replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
+        + "\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n";
+    let srv = Server::with_config(2, &config);
+    let tls_addr = srv.addrs[1];
+    // Scripted services on the plain port, with SASL mechanisms.
+    let mut s = common::Client::connect(srv.addr);
+    s.send("PASS tous TS 6 :3SV");
+    s.send("CAPAB :ENCAP EOB TBURST");
+    s.send("SERVER services.test 1 3SV + :services");
+    s.expect("our EOB", |m| m.verb == "EOB");
+    s.send(&format!(
+        ":3SV SVINFO 6 6 0 :{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    ));
+    s.send(":3SV EOB");
+    s.send(":3SV ENCAP * MECHLIST :PLAIN,EXTERNAL");
+    s.send("PING :3SV");
+    s.expect_verb("PONG");
+    std::thread::sleep(Duration::from_millis(100));
+
+    let (mut t, der) = TlsClient::connect_with_cert(tls_addr, &server_cert, "me.example");
+    let fp: String = {
+        use std::fmt::Write as _;
+        let digest = rustircd::certpin::sha256(&der);
+        digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    };
+    t.send("CAP REQ :sasl");
+    assert_eq!(t.expect("CAP").p(1), "ACK");
+    t.send("NICK certuser");
+    t.send("USER certuser 0 * :cert");
+    t.send("AUTHENTICATE EXTERNAL");
+    let h = s.expect("H", |m| m.verb == "ENCAP" && m.p(1) == "SASL" && m.p(4) == "H");
+    assert_eq!(h.p(7), "S", "a TLS client: {}", h.raw);
+    let st = s.expect("S", |m| m.verb == "ENCAP" && m.p(1) == "SASL" && m.p(4) == "S");
+    assert_eq!((st.p(5), st.p(6)), ("EXTERNAL", fp.as_str()), "{}", st.raw);
+    let uid = st.p(2).to_string();
+    s.send(&format!(":3SV ENCAP irc.test.local SVSLOGIN {uid} * * * certacct"));
+    s.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
+    assert_eq!(t.expect("900").p(2), "certacct");
+    t.expect("903");
+    t.send("CAP END");
+    t.expect("001");
+    let c = s.expect("CERTFP", |m| m.verb == "ENCAP" && m.p(1) == "CERTFP");
+    assert_eq!((c.source.as_deref(), c.p(2)), (Some(uid.as_str()), fp.as_str()), "{}", c.raw);
+
+    // Without a certificate: connected all the same; EXTERNAL goes without a fingerprint.
+    let mut plain = TlsClient::connect(tls_addr, &server_cert);
+    plain.send("CAP REQ :sasl");
+    plain.expect("CAP");
+    plain.send("AUTHENTICATE EXTERNAL");
+    let st = s.expect("S", |m| m.verb == "ENCAP" && m.p(1) == "SASL" && m.p(4) == "S");
+    assert_eq!(st.params.len(), 6, "no fingerprint: {}", st.raw);
+    drop(plain);
+}

@@ -52,7 +52,13 @@ pub(crate) async fn handshake<H: Handler>(
     let mut st = shard.state.borrow_mut();
     let st = &mut *st;
     match outcome {
-        Ok(s) => return Some(Stream::Tls(Box::new(s))),
+        Ok(s) => {
+            if let Some(der) = s.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                st.io.now = Instant::now();
+                st.handler.on_client_cert(&mut st.io, id, der.as_ref());
+            }
+            return Some(Stream::Tls(Box::new(s)));
+        }
         // Nothing can be said before a handshake (the handler's ERROR line is dropped): the
         // client sees the connection end, cleanly, as `linger_close` ends it.
         Err(Unfinished::Closed) => linger_close(fd, &mut st.scratch),

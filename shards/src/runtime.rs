@@ -28,6 +28,11 @@ pub trait Handler: 'static {
     fn on_connected(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, result: std::io::Result<ConnInfo>) {
         let _ = (io, conn, result);
     }
+    /// A TLS client presented a certificate (its DER) in the handshake, which just completed;
+    /// called before any of its data.
+    fn on_client_cert(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, der: &[u8]) {
+        let _ = (io, conn, der);
+    }
     /// Bytes arrived (any framing is the handler's business).
     fn on_data(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, data: &[u8]);
     /// The peer closed the connection or an I/O error ended it.

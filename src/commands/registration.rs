@@ -235,6 +235,12 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     crate::commands::link::relay::user_intro(ctx.st, ctx.out, &user);
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserIntro { user: Box::new(user.clone()), ack }));
+    if let Some(fp) = ctx.me().certfp.clone() {
+        // Services remember certificates (NickServ CERT, SASL EXTERNAL later on); after the introduction,
+        // which every link hears first (the other shards' in the same stream).
+        let line = Line::new().source(uid.as_str()).verb("ENCAP").param("*").param("CERTFP").trailing(&fp).finish();
+        crate::commands::link::to_all_links(ctx.st, ctx.out, None, line.into());
+    }
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
     ctx.st.max_local = ctx.st.max_local.max(ctx.st.directory.locals());

@@ -59,10 +59,15 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let me = ctx.me();
             let mode = if me.secure { "S" } else { "P" };
             let host = vec![me.host.to_string(), me.ip.to_string(), mode.to_string()];
+            // EXTERNAL is the client's certificate: its fingerprint goes with the mechanism.
+            let mut mech = vec![arg.to_string()];
+            if arg.eq_ignore_ascii_case("EXTERNAL") {
+                mech.extend(me.certfp.as_deref().map(str::to_string));
+            }
             ctx.me_mut().sasl =
                 Some(Box::new(Sasl { started: now, agent: None, bytes: 0, account: None, done: false }));
             ctx.st.sasl_clients.insert(uid, conn);
-            vec![encap(ctx.st, services, uid, "*", "H", &host), encap(ctx.st, services, uid, "*", "S", &[arg.into()])]
+            vec![encap(ctx.st, services, uid, "*", "H", &host), encap(ctx.st, services, uid, "*", "S", &mech)]
         }
         Some(_) => {
             let s = ctx.me_mut().sasl.as_mut().expect("checked");

@@ -666,10 +666,12 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, (P
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| (key.to_path_buf(), format!("cannot read the private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // A client certificate is asked for, never required (CertFP: `certfp.rs`).
+    let clients = crate::certfp::AnyClientCert::new(provider.clone());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| (cert.to_path_buf(), e.to_string()))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_single_cert(certs, key)
         .map_err(|e| (cert.to_path_buf(), format!("certificate and key do not go together: {e}")))?;
     Ok(Arc::new(cfg))

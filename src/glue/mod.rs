@@ -206,6 +206,15 @@ impl Handler for IrcShard {
         connection::finish(&mut self.st, &mut out);
     }
 
+    fn on_client_cert(&mut self, io: &mut Io<Env>, c: ConnId, der: &[u8]) {
+        let fp = crate::certfp::of_der(der);
+        if let Some(client) = self.st.clients.get_mut(&conn(c)) {
+            log::debug!("Client certificate {fp} [{}] shard={}", client.addr, self.st.me);
+            client.certfp = Some(fp.into());
+        }
+        let _ = io;
+    }
+
     fn on_data(&mut self, io: &mut Io<Env>, c: ConnId, data: &[u8]) {
         let now = io.now();
         let mut out = Out::new(io);

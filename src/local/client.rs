@@ -126,6 +126,8 @@ pub struct Client {
     pub rest: Option<Box<crate::commands::query::who::Rest>>,
     /// A SASL exchange with services (`commands::sasl`), until registration.
     pub sasl: Option<Box<Sasl>>,
+    /// The SHA-256 of its TLS client certificate (lower-case hex), if it presented one.
+    pub certfp: Option<Box<str>>,
 }
 
 /// A client's SASL exchange with services, relayed over the links (`commands::sasl`).
@@ -193,6 +195,7 @@ impl Client {
             ident: None,
             rest: None,
             sasl: None,
+            certfp: None,
         }
     }
 
