@@ -15,23 +15,28 @@ Environment variables (all optional except IRCTEST_RUSTIRCD_BIN):
   IRCTEST_RUSTIRCD_ARGS      argument template, default "--config {config}";
                          {config} = config path, {dir} = temp dir
   IRCTEST_RUSTIRCD_CAPS      space-separated IRCv3 caps the server CLAIMS
-                         (e.g. "message-tags echo-message batch").  A claimed
-                         cap that gets NAKed makes the test FAIL instead of SKIP.
+                         (default DEFAULT_CAPS below: what rustircd offers).  A
+                         claimed cap that gets NAKed makes the test FAIL instead
+                         of SKIP.
   IRCTEST_RUSTIRCD_BEHAVIORS space-separated OptionalBehaviors member names the
                          server claims (e.g. "MULTI_JOIN MULTI_PRIVMSG");
                          claimed behaviours turn "skip" into "fail".
-  IRCTEST_RUSTIRCD_SASL_MECHS  default "PLAIN" (add SCRAM-SHA-256 when implemented;
-                         set to "" to skip every SASL mechanism test)
-  IRCTEST_RUSTIRCD_REGISTER  how registerUser() creates accounts:
-                           restart (default) - add [[accounts]] to config,
-                                     restart the server (drops connected
-                                     clients: 3 tests connect before
-                                     registering and will fail this way)
-                           rehash  - add account, OPER + REHASH, wait for 382
-                           sighup  - add account, send SIGHUP, short sleep
+  IRCTEST_RUSTIRCD_SASL_MECHS  default "PLAIN": rustircd relays SASL to services,
+                         so this is what the services offer (irctest's Atheme
+                         config loads PLAIN, EXTERNAL, ECDSA-NIST256P-CHALLENGE,
+                         not SCRAM); "" skips every SASL mechanism test
+  IRCTEST_RUSTIRCD_REGISTER  how registerUser() creates accounts (tests marked
+                         `services`: SASL, account-tag, extended-join, ...):
+                           services (default) - through the services package
+                                     irctest was given with --services-controller
+                                     (run.sh: IRCTEST_SERVICES=atheme, i.e.
+                                     irctest.controllers.atheme_services, which
+                                     links Atheme to us as My.Little.Services;
+                                     see SERVICES_TEMPLATE).  Without one: skip.
                            register - IRCv3 draft/account-registration
                                      "REGISTER * * <password>"
                            none    - raise NotImplementedByController (skip)
+                         rustircd keeps no accounts itself: they live in services.
   IRCTEST_RUSTIRCD_FAKETIME  "0" disables running under faketime(1) (default on
                          when the faketime binary exists and a test asks)
   IRCTEST_RUSTIRCD_WEBSOCKET "1" to add a websocket listener when tests ask
@@ -48,9 +53,7 @@ import os
 from pathlib import Path
 import shlex
 import shutil
-import signal
 import string
-import time
 from typing import Dict, FrozenSet, List, Optional, Set, Type, Union
 
 from irctest import patma
@@ -63,9 +66,10 @@ from irctest.specifications import Capabilities, OptionalBehaviors
 # Python string.Template syntax: $name or ${name}; write $$ for a literal "$".
 # (TOML braces {} need no escaping.)  Placeholders:
 #   ${bind_host} ${port} ${tls} ${tls_files} ${extra_listeners}
-#   ${password_line} ${motd_path} ${history_enabled} ${accounts} ${dir}
+#   ${password_line} ${motd_path} ${history_enabled} ${dir}
 #   ${registration_before_connect} ${registration_requires_email}
-# ${name} and ${password} in ACCOUNT_TEMPLATE / PASSWORD_TEMPLATE arrive
+#   ${services_list} ${services_link}
+# ${password} in PASSWORD_TEMPLATE arrives
 # already quoted and escaped as TOML basic strings (tests use non-ASCII
 # passwords and passwords with NUL), so write them WITHOUT quotes.
 # ============================================================================
@@ -79,6 +83,7 @@ network = "IrcTest"
 description = "test server"
 motd_file = "${motd_path}"
 ${password_line}
+${services_list}
 
 [[listen]]
 address = "${bind_host}:${port}"
@@ -107,14 +112,25 @@ name = "operuser"
 password = "operpassword"
 allow_plaintext = true
 privileges = ["all"]
-${accounts}
+${services_link}
 """
 
-# One block per account created through registerUser() (SASL tests etc.).
-ACCOUNT_TEMPLATE = """
-[[accounts]]
-name = ${name}
-password = ${password}
+# With --services-controller (tests marked `services`): irctest's services
+# controllers (atheme_services.py) configure themselves as server
+# "My.Little.Services", SID 00A, uplink "My.Little.Server", both passwords
+# "password", and connect to the host and port run() gives them: a second
+# loopback listener here, as irctest's charybdis.py does.
+SERVICES_NAME = "My.Little.Services"
+SERVICES_LIST_TEMPLATE = 'services = ["${services_name}"]   # SVS*/SU/SASL honoured from it'
+SERVICES_TEMPLATE = """
+[[listen]]
+address = "${bind_host}:${services_port}"
+
+[[links]]
+name = "${services_name}"
+sid = "00A"
+send_password = "password"
+accept_password = "password"
 """
 
 # Lines added inside the main [[listeners]] table when a test wants TLS.
@@ -155,9 +171,18 @@ def _env_set(name: str, default: str = "") -> List[str]:
     return os.environ.get(name, default).split()
 
 
+# What rustircd offers in CAP LS (src/commands/capabilities.rs) and irctest
+# knows (specifications.Capabilities); sts is offered only with a TLS
+# listener and never requested by the server tests.
+DEFAULT_CAPS = (
+    "account-notify account-tag away-notify batch echo-message extended-join "
+    "extended-monitor labeled-response message-tags multi-prefix server-time setname"
+)
+
+
 def _claimed_caps() -> FrozenSet[Capabilities]:
     caps = set()
-    for name in _env_set("IRCTEST_RUSTIRCD_CAPS"):
+    for name in _env_set("IRCTEST_RUSTIRCD_CAPS", DEFAULT_CAPS):
         caps.add(Capabilities.from_name(name))  # ValueError on typos: intended
     return frozenset(caps)
 
@@ -168,7 +193,11 @@ def _claimed_behaviors() -> FrozenSet[OptionalBehaviors]:
 
 class RustircdController(BaseServerController, DirectoryBasedController):
     software_name = "rustircd"
-    supports_sts = False
+    # rustircd offers sts (with a TLS listener); irctest reads this only in
+    # its client tests.
+    supports_sts = True
+    # the TS6 dialect services are configured for (Atheme: protocol/charybdis)
+    services_protocol = "charybdis"
     supported_sasl_mechanisms: Set[str] = set(
         _env_set("IRCTEST_RUSTIRCD_SASL_MECHS", "PLAIN")
     )
@@ -197,7 +226,6 @@ class RustircdController(BaseServerController, DirectoryBasedController):
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self._accounts: Dict[str, str] = {}
         self._template_vars: Dict[str, str] = {}
         self._log_file = None
 
@@ -209,15 +237,7 @@ class RustircdController(BaseServerController, DirectoryBasedController):
 
     def _render_config(self) -> None:
         assert self.directory
-        accounts = "".join(
-            string.Template(ACCOUNT_TEMPLATE).substitute(
-                name=_toml_str(n), password=_toml_str(p)
-            )
-            for (n, p) in self._accounts.items()
-        )
-        text = string.Template(CONFIG_TEMPLATE).substitute(
-            self._template_vars, accounts=accounts
-        )
+        text = string.Template(CONFIG_TEMPLATE).substitute(self._template_vars)
         (self.directory / "server.toml").write_text(text)
 
     # -- process -----------------------------------------------------------
@@ -288,7 +308,23 @@ class RustircdController(BaseServerController, DirectoryBasedController):
             ),
             dir=str(self.directory),
         )
-        self._accounts = {}
+        services_port: Optional[int] = None
+        if run_services and self._services_wanted():
+            (_, services_port) = self.get_hostname_and_port()
+            self._template_vars.update(
+                services_list=string.Template(SERVICES_LIST_TEMPLATE).substitute(
+                    services_name=SERVICES_NAME
+                ),
+                services_link=string.Template(SERVICES_TEMPLATE).substitute(
+                    bind_host=bind_host,
+                    services_port=services_port,
+                    services_name=SERVICES_NAME,
+                ),
+            )
+        else:
+            self._template_vars.update(
+                services_list="# no services", services_link=""
+            )
         self._render_config()
 
         self._faketime_cmd: List[str] = []
@@ -300,6 +336,25 @@ class RustircdController(BaseServerController, DirectoryBasedController):
             self._faketime_cmd = ["faketime", "-f", faketime]
             self.faketime_enabled = True
         self._start()
+
+        if services_port is not None:
+            # as irctest's base_hybrid.py / inspircd.py: services dial us once
+            # we listen.  protocol "charybdis": rustircd speaks charybdis' TS6
+            # dialect to services (3-parameter SERVER, EUID, ENCAP SU/SASL,
+            # SVSLOGIN, MECHLIST).  Loopback, whatever irctest's hostname.
+            self.wait_for_port()
+            self.services_controller = self.services_controller_class(
+                self.test_config, self
+            )
+            self.services_controller.run(
+                protocol=self.services_protocol,
+                server_hostname=bind_host,
+                server_port=services_port,
+            )
+
+    def _services_wanted(self) -> bool:
+        mode = os.environ.get("IRCTEST_RUSTIRCD_REGISTER", "services")
+        return mode == "services" and hasattr(self, "services_controller_class")
 
     def _command(self) -> List[str]:
         assert self.directory
@@ -331,53 +386,33 @@ class RustircdController(BaseServerController, DirectoryBasedController):
             self._log_file.close()
             self._log_file = None
 
-    def restart(self) -> None:
-        self.kill_proc()
-        self.port_open = False
-        self._start()
-        self.wait_for_port()
-
     def wait_for_services(self) -> None:
-        pass  # accounts live inside the server; nothing external to wait for
+        if self.services_controller is not None:
+            # connects, PRIVMSGs NickServ until it answers (Atheme links and
+            # introduces NickServ within a second or two)
+            super().wait_for_services()
 
     # -- accounts (SASL, account-tag, extended-join, ... tests) --------------
     def registerUser(self, case, username: str, password: Optional[str] = None) -> None:  # type: ignore[no-untyped-def]
         if not case.run_services:
-            # same contract as the Ergo controller: only @mark_services tests
+            # same contract as the other controllers: only @mark_services tests
             raise ValueError("registerUser() called but run_services is not True")
         assert password
-        mode = os.environ.get("IRCTEST_RUSTIRCD_REGISTER", "restart")
-        if mode == "none":
-            raise NotImplementedByController("account registration")
+        mode = os.environ.get("IRCTEST_RUSTIRCD_REGISTER", "services")
         if mode == "register":
             self._register_via_command(case, username, password)
-            return
-        self._accounts[username] = password
-        self._render_config()
-        if mode == "restart":
-            self.restart()
-        elif mode == "rehash":
-            self._rehash(case)
-        elif mode == "sighup":
-            assert self.proc
-            self.proc.send_signal(signal.SIGHUP)
-            time.sleep(0.3)
+        elif mode == "services":
+            if self.services_controller is None:
+                raise NotImplementedByController(
+                    "account registration (no --services-controller)"
+                )
+            # NickServ REGISTER through services (atheme_services.py refuses
+            # passwords over 288 bytes: NotImplementedByController)
+            self.services_controller.registerUser(case, username, password)
+        elif mode == "none":
+            raise NotImplementedByController("account registration")
         else:
             raise ValueError(f"bad IRCTEST_RUSTIRCD_REGISTER={mode!r}")
-
-    def _rehash(self, case) -> None:  # type: ignore[no-untyped-def]
-        client = "rustircd_rehash_oper"
-        case.connectClient(nick=client, name=client)
-        case.sendLine(client, "OPER operuser operpassword")
-        case.sendLine(client, "REHASH")
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if any(m.command == "382" for m in case.getMessages(client)):
-                break  # RPL_REHASHING
-        else:
-            raise AssertionError("no 382 RPL_REHASHING after REHASH")
-        case.sendLine(client, "QUIT")
-        case.assertDisconnected(client)
 
     def _register_via_command(self, case, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
         client = case.addClient(show_io=False)
