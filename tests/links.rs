@@ -1050,20 +1050,15 @@ fn sasl_plain_is_relayed_to_services_from_both_shards() {
         assert_eq!(c.expect_verb("AUTHENTICATE").p(0), "+");
         c.send("AUTHENTICATE AGFsaWNlAHMzY3JldFBhc3M=");
         assert_eq!(sasl_line(&mut p), (uid.clone(), "3SVAAAAAC".into(), "C".into(), "AGFsaWNlAHMzY3JldFBhc3M=".into()));
-        // CAP END while services think: registration waits for them.
-        c.send("CAP END");
-        c.send("PING :held");
         p.send(&format!(":3SV ENCAP irc.test.local SVSLOGIN {uid} * * * {account}"));
         p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
-        let logged = c.expect("900", |m| {
-            assert!(m.verb != "001", "registered before SASL ended: {}", m.raw);
-            m.verb == "900"
-        });
+        let logged = c.expect_verb("900");
         assert_eq!(
             (logged.p(0), logged.p(1), logged.p(2)),
             (nick.as_str(), &*format!("{nick}!~{nick}@127.0.0.1"), account.as_str())
         );
         c.expect_verb("903");
+        c.send("CAP END");
         c.expect_verb("001");
         // The network hears of the user with its account.
         let intro = p.expect("the UID", |m| m.verb == "UID" && m.p(0) == nick);
@@ -1108,16 +1103,18 @@ fn sasl_failures_get_their_numerics() {
     c.send(&format!("AUTHENTICATE {}", "A".repeat(401)));
     c.expect_verb("905");
     assert_eq!(sasl_line(&mut p).2, "D");
-    // A long payload in 400-byte chunks: the chunk that passes 8 KiB cuts the exchange (905,
-    // `D A`).
+    // A long payload in 400-byte chunks: the chunk that passes 8 KiB fails the exchange (904,
+    // `D A`); what follows is no mechanism name and starts nothing.
     c.send("AUTHENTICATE PLAIN");
     sasl_line(&mut p);
     sasl_line(&mut p);
     let chunk = "A".repeat(400);
-    for _ in 0..21 {
+    for _ in 0..23 {
         c.send(&format!("AUTHENTICATE {chunk}"));
     }
-    c.expect_verb("905");
+    c.expect_verb("904");
+    c.expect_verb("904");
+    c.expect_verb("904");
     let mut relayed = 0;
     loop {
         let (_, _, mode, _) = sasl_line(&mut p);
@@ -1127,12 +1124,33 @@ fn sasl_failures_get_their_numerics() {
         relayed += 1;
     }
     assert_eq!(relayed, 20, "8,000 of the bytes reach services, then the abort");
+    // CAP END during an exchange aborts it (906, `D A`) and registers the client.
+    c.send("AUTHENTICATE PLAIN");
+    sasl_line(&mut p);
+    sasl_line(&mut p);
+    c.send("CAP END");
+    c.expect_verb("906");
+    assert_eq!(sasl_line(&mut p).2, "D");
+    c.expect_verb("001");
+    // After registration: SASL 3.2's (re)authentication.
+    c.send("AUTHENTICATE PLAIN");
+    assert_eq!(sasl_line(&mut p).2, "H");
+    assert_eq!(sasl_line(&mut p).2, "S");
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} C +"));
+    c.expect_verb("AUTHENTICATE");
+    c.send("AUTHENTICATE AGFsaWNlAHMzY3JldFBhc3M=");
+    sasl_line(&mut p);
+    p.send(&format!(":3SV ENCAP irc.test.local SVSLOGIN {uid} * * * later"));
+    p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
+    assert_eq!(c.expect_verb("900").p(2), "later");
+    c.expect_verb("903");
+    until_whois_line(&mut c, "fails", |m| m.verb == "330" && m.p(2) == "later");
     // An answer for a UID with no exchange is dropped.
     p.send(&format!(":3SV ENCAP irc.test.local SASL 3SVAAAAAC {uid} D S"));
-    c.send("CAP END");
-    c.expect_verb("001");
-    c.send("AUTHENTICATE PLAIN");
-    c.expect_verb("907");
+    p.send("PING :3SV");
+    p.expect_verb("PONG");
+    c.send("PING :after");
+    expect_without(&mut c, "PONG", |m| m.verb == "PONG", |m| m.verb == "903");
     let mut plain = srv.connect();
     plain.send("AUTHENTICATE PLAIN");
     plain.expect_verb("904");

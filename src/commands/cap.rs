@@ -80,6 +80,8 @@ pub fn cap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let me = ctx.me_mut();
             if !me.registered && me.cap_negotiating {
                 me.cap_negotiating = false;
+                let (conn, now, unix) = (ctx.conn, ctx.now, ctx.unix);
+                super::sasl::cap_end(ctx.st, ctx.out, conn, now, unix);
                 try_register(ctx);
             }
         }

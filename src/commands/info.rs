@@ -31,6 +31,7 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         "ELIST=CMNTU".to_string(),
         "EXCEPTS=e".to_string(),
         "EXTBAN=$,a".to_string(),
+        "ACCOUNTEXTBAN=a".to_string(),
         "INVEX=I".to_string(),
         format!("KICKLEN={}", l.kicklen),
         "KNOCK".to_string(),

@@ -29,13 +29,17 @@ const MAX_EXCHANGE: usize = 8192;
 /// An exchange services leave unanswered this long is aborted (906).
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// `AUTHENTICATE <mechanism | payload | * | +>`.
+/// `AUTHENTICATE <mechanism | payload | * | +>`: before registration, or after it to log in (or
+/// in again) — SASL 3.2's reauthentication.
 pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let arg = msg.params[0];
     let me = ctx.me();
-    if me.caps & bits::SASL == 0 || me.registered || me.sasl.as_ref().is_some_and(|s| s.done) {
-        // Without the capability, after registration, or once logged in: no new exchange.
-        return Err(if me.registered || me.sasl.is_some() { err!(ERR_SASLALREADY) } else { err!(ERR_SASLFAIL) });
+    if me.caps & bits::SASL == 0 {
+        return Err(err!(ERR_SASLFAIL));
+    }
+    if me.sasl.as_ref().is_some_and(|s| s.done) {
+        // Logged in by SASL and not registered yet: registration comes first.
+        return Err(err!(ERR_SASLALREADY));
     }
     if arg.is_empty() || arg.starts_with(':') || arg.contains(' ') {
         abort(ctx.st, ctx.out, ctx.conn);
@@ -54,6 +58,9 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     }
     let (uid, conn, now) = (ctx.me().uid, ctx.conn, ctx.now);
     let lines = match ctx.me().sasl.as_ref() {
+        // What is not a mechanism name (RFC 4422: up to 20 of A-Z 0-9 - _) cannot start an
+        // exchange: the rest of an aborted one's payload is not sent to services as one.
+        None if !is_mechanism(arg) => return Err(err!(ERR_SASLFAIL)),
         None => {
             // A new exchange: who the client is, then the mechanism.
             let me = ctx.me();
@@ -73,8 +80,9 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let s = ctx.me_mut().sasl.as_mut().expect("checked");
             s.bytes += arg.len();
             if s.bytes > MAX_EXCHANGE {
+                // 905 is for one line over 400 bytes; an exchange too long fails (904).
                 abort(ctx.st, ctx.out, conn);
-                return Err(err!(ERR_SASLTOOLONG));
+                return Err(err!(ERR_SASLFAIL));
             }
             let agent = s.agent.as_deref().unwrap_or("*").to_string();
             vec![encap(ctx.st, services, uid, &agent, "C", &[arg.into()])]
@@ -84,6 +92,22 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         super::link::to_link(ctx.st, ctx.out, services, l);
     }
     Ok(())
+}
+
+fn is_mechanism(s: &str) -> bool {
+    (1..=20).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The client ended capability negotiation while its exchange ran: SASL 3.1 says abort it
+/// (906) and register without an account.
+pub fn cap_end(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
+    if !st.clients.get(&conn).and_then(|c| c.sasl.as_ref()).is_some_and(|s| !s.done) {
+        return;
+    }
+    abort(st, out, conn);
+    let mut ctx = Ctx { st, out, conn, now, unix };
+    ctx.reply(Numeric::ERR_SASLABORTED, &[]);
 }
 
 /// `:<our SID> ENCAP <services> SASL <uid> <agent> <mode> <args...>`.
@@ -161,7 +185,11 @@ pub fn on_answer(
             ctx.st.sasl_clients.remove(&uid);
             match data {
                 "S" => {
-                    if let Some(s) = ctx.me_mut().sasl.as_mut() {
+                    if ctx.me().registered {
+                        // Logged in (again) after registration: the account is set already
+                        // (SVSLOGIN); the exchange is over.
+                        ctx.me_mut().sasl = None;
+                    } else if let Some(s) = ctx.me_mut().sasl.as_mut() {
                         s.done = true;
                     }
                     ctx.reply(Numeric::RPL_SASLSUCCESS, &[]);

@@ -132,9 +132,11 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             }
             let account: Arc<str> = (*account).into();
             if ctx.st.directory.get(&uid).is_some() {
-                // Registered already: an account change like SU.
-                account_changed(ctx.st, ctx.out, uid, Some(account));
-            } else if uid.sid() == ctx.st.cfg.server.sid {
+                // Registered already (SASL after registration): an account change like SU.
+                account_changed(ctx.st, ctx.out, uid, Some(account.clone()));
+            }
+            if uid.sid() == ctx.st.cfg.server.sid {
+                // Its 900, and (not registered yet) the account it will register with.
                 crate::commands::sasl::route_login(ctx.st, ctx.out, uid, account, ctx.now, ctx.unix);
             }
         }
