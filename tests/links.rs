@@ -1310,3 +1310,32 @@ fn rsfnc_renames_and_nickdelay_holds() {
     }
     assert!(refused, "HeldNick was not held");
 }
+
+/// extended-monitor: a watcher with `account-notify` hears the ACCOUNT of a nick it monitors
+/// (without sharing a channel), once; one without `account-notify` hears nothing.
+#[test]
+fn extended_monitor_watchers_hear_account_changes() {
+    let srv = Server::with_config(2, &sasl_config());
+    let mut p = sasl_services(&srv);
+    let mut watchers = Vec::new();
+    for (nick, caps) in [("w1", "extended-monitor account-notify"), ("w2", "extended-monitor")] {
+        let mut w = srv.connect();
+        w.register_caps(nick, caps);
+        w.send("MONITOR + target");
+        w.expect_verb("731");
+        watchers.push(w);
+    }
+    let mut target = srv.client("target");
+    let intro = p.expect("the UID", |m| m.verb == "UID" && m.p(0) == "target");
+    for w in watchers.iter_mut() {
+        w.expect_verb("730");
+    }
+    p.send(&format!(":3SV SVSACCOUNT {} {} tacct", intro.p(8), intro.p(2)));
+    until_whois_line(&mut target, "target", |m| m.verb == "330");
+    let a = watchers[0].expect("ACCOUNT", |m| m.verb == "ACCOUNT");
+    assert_eq!((a.source.as_deref().map(|s| s.starts_with("target!")), a.p(0)), (Some(true), "tacct"));
+    watchers[1].send("PING :x");
+    expect_without(&mut watchers[1], "PONG", |m| m.verb == "PONG", |m| m.verb == "ACCOUNT");
+    watchers[0].send("PING :x");
+    expect_without(&mut watchers[0], "PONG", |m| m.verb == "PONG", |m| m.verb == "ACCOUNT");
+}

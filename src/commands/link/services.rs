@@ -131,13 +131,14 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 return Ok(());
             }
             let account: Arc<str> = (*account).into();
+            if uid.sid() == ctx.st.cfg.server.sid {
+                // Its 900 (before any ACCOUNT it hears), and (not registered yet) the account
+                // it will register with.
+                crate::commands::sasl::route_login(ctx.st, ctx.out, uid, account.clone(), ctx.now, ctx.unix);
+            }
             if ctx.st.directory.get(&uid).is_some() {
                 // Registered already (SASL after registration): an account change like SU.
-                account_changed(ctx.st, ctx.out, uid, Some(account.clone()));
-            }
-            if uid.sid() == ctx.st.cfg.server.sid {
-                // Its 900, and (not registered yet) the account it will register with.
-                crate::commands::sasl::route_login(ctx.st, ctx.out, uid, account, ctx.now, ctx.unix);
+                account_changed(ctx.st, ctx.out, uid, Some(account));
             }
         }
         "RSFNC" => {
@@ -218,6 +219,15 @@ pub fn set_account(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account:
     let line = Line::new().source(&mask).verb("ACCOUNT").param(account.as_deref().unwrap_or("*")).finish();
     let bit = crate::commands::capabilities::bits::ACCOUNT_NOTIFY;
     let mut targets = crate::commands::inbox::observers(st, uid, bit);
+    // extended-monitor: those watching its nick hear it too (once).
+    let folded = st.directory.get(&uid).map(|u| u.folded.clone());
+    let watching = folded.and_then(|f| st.monitors.get(&f).cloned()).unwrap_or_default();
+    let extended = bit | crate::commands::capabilities::bits::EXTENDED_MONITOR;
+    for conn in watching {
+        if !targets.contains(&conn) && st.clients.get(&conn).is_some_and(|c| c.caps & extended == extended) {
+            targets.push(conn);
+        }
+    }
     // The user itself hears it too, when it asked.
     if let Some(&me) = st.local.get(&uid) {
         if st.clients.get(&me).is_some_and(|c| c.caps & bit != 0) {
