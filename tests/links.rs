@@ -1339,3 +1339,45 @@ fn extended_monitor_watchers_hear_account_changes() {
     watchers[0].send("PING :x");
     expect_without(&mut watchers[0], "PONG", |m| m.verb == "PONG", |m| m.verb == "ACCOUNT");
 }
+
+/// Charybdis topic bursts: `TB` (no channel TS) sets a topic only over none or a newer one
+/// (the older topic wins) unless it comes from services; `ETB` follows TBURST's rules.
+#[test]
+fn tb_and_etb_set_topics_by_their_rules() {
+    let config = format!(
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
+        config_with_peer("").replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
+    );
+    let srv = Server::with_config(2, &config);
+    let mut members = srv.clients_on_both_shards("tm", 1);
+    for (c, _) in members.iter_mut() {
+        c.send("JOIN #tb");
+        c.expect_verb("366");
+    }
+    members[0].0.send("TOPIC #tb :ours");
+    for (c, _) in members.iter_mut() {
+        assert_eq!(c.expect("TOPIC", |m| m.verb == "TOPIC").p(1), "ours");
+    }
+    let (mut peer, _) = linked_with_bob_named(&srv, "peer.test", "2BB");
+    let (mut svc, _) = linked_with_bob_named(&srv, "services.test", "3SV");
+    let t = now();
+    // Newer than ours from a server: ignored. Older: it wins.
+    peer.send(&format!(":2BB TB #tb {} someone :newer", t + 100));
+    peer.send(&format!(":2BB TB #tb {} someone!x@y :older", t - 100));
+    for (c, _) in members.iter_mut() {
+        let m = c.expect("TOPIC", |m| m.verb == "TOPIC");
+        assert_eq!(m.p(1), "older", "{}", m.raw);
+    }
+    // From services even a newer one wins; ETB with a newer channel TS does not (TBURST's rules)
+    // unless from services.
+    svc.send(&format!(":3SV TB #tb {} ChanServ :kept by services", t + 200));
+    for (c, _) in members.iter_mut() {
+        assert_eq!(c.expect("TOPIC", |m| m.verb == "TOPIC").p(1), "kept by services");
+    }
+    peer.send(&format!(":2BB ETB {} #tb {} someone :newer channel", t + 1000, t + 300));
+    svc.send(&format!(":3SV ETB {} #tb {} ChanServ :etb from services", t + 1000, t + 300));
+    for (c, _) in members.iter_mut() {
+        let m = c.expect("TOPIC", |m| m.verb == "TOPIC");
+        assert_eq!(m.p(1), "etb from services", "{}", m.raw);
+    }
+}

@@ -101,10 +101,12 @@ pub enum RemoteChan {
     },
 }
 
-/// What decides a TBURST.
+/// What decides a topic burst: TBURST and ETB (the channel's TS decides, then the newer
+/// topic), or charybdis' TB (`chan_ts: None`: only over no topic or a newer one — the older
+/// topic wins).
 #[derive(Clone, Copy, Debug)]
 pub struct TopicBurst {
-    pub chan_ts: u64,
+    pub chan_ts: Option<u64>,
     /// From a `[server] services` server: always wins.
     pub from_service: bool,
 }
@@ -155,8 +157,13 @@ pub fn decide(
         }),
         RemoteChan::Topic { source, text, setter, at, burst, .. } => {
             if let Some(b) = burst {
-                let newer = ch.topic.as_ref().is_none_or(|t| at > t.set_at);
-                if !(b.from_service || b.chan_ts < ch.created || (b.chan_ts == ch.created && newer)) {
+                let wins = match b.chan_ts {
+                    Some(ts) => {
+                        ts < ch.created || (ts == ch.created && ch.topic.as_ref().is_none_or(|t| at > t.set_at))
+                    }
+                    None => ch.topic.as_ref().is_none_or(|t| at < t.set_at),
+                };
+                if !(b.from_service || wins) {
                     return None;
                 }
             }

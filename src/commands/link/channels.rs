@@ -130,7 +130,7 @@ pub fn tburst(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Ok(t) = ts6::parse_tburst(msg) else { return Ok(()) };
     let (source, by) = shown(ctx, src);
     let from_service = super::is_service(ctx.st, &source);
-    let burst = Some(TopicBurst { chan_ts: t.ts, from_service });
+    let burst = Some(TopicBurst { chan_ts: Some(t.ts), from_service });
     let r = RemoteChan::Topic {
         name: t.channel.into(),
         source,
@@ -142,6 +142,51 @@ pub fn tburst(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     };
     send(ctx, r);
     Ok(())
+}
+
+/// Charybdis' `:<SID> TB <chan> <topic ts> [<setter>] :<topic>` (capab TB): a topic burst
+/// without the channel's TS — it wins over no topic or a newer one (or from services).
+pub fn tb(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let (chan, at) = (msg.params[0], msg.params[1].parse::<u64>().ok());
+    let Some(at) = at else { return Ok(()) };
+    let (setter, text) = match msg.params.len() {
+        3 => (None, msg.params[2]),
+        _ => (Some(msg.params[2]), msg.params[3]),
+    };
+    topic_burst(ctx, src, chan, None, at, setter, text);
+    Ok(())
+}
+
+/// `:<source> ETB <chan ts> <chan> <topic ts> <setter> :<topic>` (capab EOPMOD): TBURST's rules
+/// from a server or a user (a services client's topic change with its TS).
+pub fn etb(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(src) = source(ctx, msg) else { return Ok(()) };
+    let (Some(chan_ts), Some(at)) = (msg.params[0].parse::<u64>().ok(), msg.params[2].parse::<u64>().ok()) else {
+        return Ok(());
+    };
+    topic_burst(ctx, src, msg.params[1], Some(chan_ts), at, Some(msg.params[3]), msg.params[4]);
+    Ok(())
+}
+
+fn topic_burst(
+    ctx: &mut Ctx<'_>,
+    src: Source,
+    chan: &str,
+    chan_ts: Option<u64>,
+    at: u64,
+    setter: Option<&str>,
+    text: &str,
+) {
+    let (source, by) = shown(ctx, src);
+    let from_service = match src {
+        Source::Server(s) => ctx.st.servers.get(&s).is_some_and(|x| super::is_service(ctx.st, &x.name)),
+        Source::User(u) => ctx.st.servers.get(&Sid::of(&u)).is_some_and(|x| super::is_service(ctx.st, &x.name)),
+    };
+    let setter: Arc<str> = setter.map_or_else(|| source.clone(), Arc::from);
+    let burst = Some(TopicBurst { chan_ts, from_service });
+    let r = RemoteChan::Topic { name: chan.into(), source, by, text: text.to_string(), setter, at, burst };
+    send(ctx, r);
 }
 
 /// `:<SID> BMASK <ts> <chan> <b|e|I> :<masks>` (§3.4).

@@ -26,9 +26,10 @@ use crate::state::servers::{Server, Sid};
 /// yet. `EUID`: a charybdis-family peer (Atheme, Anope's charybdis module) introduces users
 /// with EUID (real host and account) and gets ours so; `SERVICES` makes Atheme send the
 /// accounts NickServ sets (`ENCAP * SU`, without it IDENTIFY sets none); `RSFNC`: services may
-/// force nick changes with it. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
+/// force nick changes with it; `TB` and `EOPMOD` (ETB): topic bursts, e.g. services keeping a
+/// topic. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
 /// rustircd servers, client-only message tags and TAGMSG cross the link.
-pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK EUID SERVICES RSFNC MTAGS";
+pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK EUID SERVICES RSFNC TB EOPMOD MTAGS";
 
 /// Our CAPAB token for message tags across a link (see [`CAPAB`]).
 pub const MTAGS: &str = "MTAGS";
