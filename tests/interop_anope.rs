@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::relay::Relay;
-use common::{Client, Msg, Server, TempDir, BASE_CONFIG};
+use common::{base64, Client, Msg, Server, TempDir, BASE_CONFIG};
 
 const ANOPE: &str = "/usr/sbin/anope";
 const SERVICES_NAME: &str = "services.test";
@@ -568,22 +568,4 @@ fn anope_charybdis_accounts_and_sasl() {
     }
     let mut net = net;
     net.assert_clean();
-}
-
-/// Standard base64 (RFC 4648, with padding).
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
