@@ -1381,3 +1381,70 @@ fn tb_and_etb_set_topics_by_their_rules() {
         assert_eq!(m.p(1), "etb from services", "{}", m.raw);
     }
 }
+
+/// MLOCK: services lock mode letters of a channel (charybdis' form here); an op changing a
+/// locked letter gets 742 on either shard, other letters change; a lock with a newer channel TS
+/// is ignored; an empty lock unlocks. A hybrid peer (MLOCK in its CAPAB) hears the lock in its
+/// form, with a lock TS.
+#[test]
+fn mlock_keeps_locked_modes() {
+    let config = format!(
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
+        config_with_peer("").replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
+    );
+    let srv = Server::with_config(2, &config);
+    let mut ops = srv.clients_on_both_shards("mo", 1);
+    for (c, _) in ops.iter_mut() {
+        c.send("JOIN #ml");
+        c.expect_verb("366");
+    }
+    // The first joiner is op; it ops the others.
+    let nicks: Vec<String> = ops.iter().skip(1).map(|(c, _)| c.nick.clone()).collect();
+    for n in &nicks {
+        ops[0].0.send(&format!("MODE #ml +o {n}"));
+    }
+    let (mut hyb, _) = linked_with_bob_named(&srv, "peer.test", "2BB");
+    let (mut svc, burst) = linked_with_bob_named(&srv, "services.test", "3SV");
+    let sj = burst.iter().find(|m| m.verb == "SJOIN" && m.p(1) == "#ml").expect("#ml in the burst");
+    let ts: u64 = sj.p(0).parse().unwrap();
+    svc.send(&format!(":3SV MLOCK {} #ml :tm", ts + 10));
+    svc.send(&format!(":3SV MLOCK {ts} #ml :nt"));
+    let relayed = hyb.expect("the MLOCK", |m| m.verb == "MLOCK");
+    assert_eq!(
+        (relayed.p(0), relayed.p(1), relayed.p(2), relayed.p(3)),
+        (&*ts.to_string(), "#ml", "0", "nt"),
+        "{}",
+        relayed.raw
+    );
+    for (c, _) in ops.iter_mut() {
+        // The lock reaches every shard through the mesh: until it is here, -t may pass.
+        let mut locked = false;
+        for _ in 0..50 {
+            c.send("MODE #ml -t");
+            let m = c.expect("742 or MODE", |m| m.verb == "742" || (m.verb == "MODE" && m.p(0) == "#ml"));
+            if m.verb == "742" {
+                assert_eq!((m.p(1), m.p(2), m.p(3)), ("#ml", "t", "nt"), "{}", m.raw);
+                locked = true;
+                break;
+            }
+            c.send("MODE #ml +t");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(locked, "{}: -t was never refused", c.nick);
+    }
+    // Unlocked letters still change; the newer lock (tm) was ignored: +m passes.
+    ops[0].0.send("MODE #ml +m");
+    ops[0].0.expect("+m", |m| m.verb == "MODE" && m.p(1) == "+m");
+    svc.send(&format!(":3SV MLOCK {ts} #ml :"));
+    let mut unlocked = false;
+    for _ in 0..50 {
+        ops[1].0.send("MODE #ml -n");
+        let m = ops[1].0.expect("742 or MODE", |m| m.verb == "742" || (m.verb == "MODE" && m.p(1) == "-n"));
+        if m.verb == "MODE" {
+            unlocked = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(unlocked, "the empty MLOCK did not unlock");
+}

@@ -126,6 +126,7 @@ pub static COMMANDS: &[Spec] = &[
     link_only("EUID", 11, When::Registered, link::s2s::uid),
     link_only("TB", 3, When::Registered, link::channels::tb),
     link_only("ETB", 5, When::Registered, link::channels::etb),
+    link_only("MLOCK", 3, When::Registered, link::channels::mlock),
     link_only("EOB", 0, When::Registered, link::s2s::eob),
     link_only("SJOIN", 4, When::Registered, link::channels::sjoin),
     link_only("TMODE", 3, When::Registered, link::channels::tmode),

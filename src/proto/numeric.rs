@@ -217,6 +217,7 @@ numerics! {
     RPL_MONLIST           = "732", "IRCv3 MONITOR";
     RPL_ENDOFMONLIST      = "733", "IRCv3 MONITOR", "End of MONITOR list";
     ERR_MONLISTFULL       = "734", "IRCv3 MONITOR", "Monitor list is full";
+    ERR_MLOCKRESTRICTED   = "742", "Solanum",       "MODE cannot be set due to channel having an active MLOCK restriction policy";
     RPL_LOGGEDIN          = "900", "IRCv3 SASL";
     RPL_LOGGEDOUT         = "901", "IRCv3 SASL",    "You are now logged out";
     ERR_NICKLOCKED        = "902", "IRCv3 SASL",    "You must use a nick assigned to you";

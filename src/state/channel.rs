@@ -170,6 +170,8 @@ pub enum Mutation {
     },
     Modes(Vec<ModeChange>),
     Topic(Option<Topic>),
+    /// Services lock (or unlock, `None`) mode letters (TS6 `MLOCK`); nobody is shown it.
+    Mlock(Option<Arc<str>>),
     /// Users of another server join at once (a TS6 `SJOIN`, or `JOIN` with a TS), as the home
     /// decided by the channel TS rules: `ts` is the channel's new TS when theirs was lower (or
     /// the channel is new), `modes` what changes first (our statuses, lists and modes cleared
@@ -207,6 +209,8 @@ pub struct Channel {
     /// Members behind server links, counted by their server (no zero entries): the links a
     /// channel message must cross are found from these, not from a scan of the members.
     pub per_server: SmallVec<[(Sid, u32); 2]>,
+    /// The mode letters services locked (TS6 `MLOCK`): users may not change them.
+    pub mlock: Option<Arc<str>>,
 }
 
 impl Channel {
@@ -226,6 +230,7 @@ impl Channel {
             members: AHashMap::default(),
             per_shard: smallvec::smallvec![0; shards],
             per_server: SmallVec::new(),
+            mlock: None,
         }
     }
 
@@ -333,6 +338,7 @@ impl Channel {
                 }
             }
             Mutation::Topic(t) => self.topic = t.clone(),
+            Mutation::Mlock(m) => self.mlock = m.clone(),
             Mutation::Burst { ts, modes, clear_topic, joins } => {
                 if let Some(ts) = ts {
                     self.created = *ts;

@@ -294,6 +294,10 @@ fn apply_change(
 }
 
 fn deliver_all(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn], line: &Shared, skip: Option<Conn>) {
+    // A change nobody is shown (an MLOCK) has no line.
+    if line.body.is_empty() {
+        return;
+    }
     let conns: Vec<Conn> = conns.iter().copied().filter(|c| Some(*c) != skip).collect();
     to_conns_shared(st, out, &conns, line, 0);
 }

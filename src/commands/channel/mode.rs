@@ -71,6 +71,12 @@ fn channel_mode(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             denied = true;
             continue;
         }
+        // Letters services locked (MLOCK) stay as they are.
+        let lock = ctx.st.channels.get(&folded).and_then(|v| v.ch.mlock.clone());
+        if let Some(lock) = lock.filter(|l| l.contains(ch.letter)) {
+            ctx.reply(Numeric::ERR_MLOCKRESTRICTED, &[&name, &ch.letter.to_string(), &lock]);
+            continue;
+        }
         let mut target = None;
         if ch.kind == ModeKind::Prefix {
             let nick = ch.param.as_deref().unwrap_or("");

@@ -99,6 +99,12 @@ pub enum RemoteChan {
         changes: Vec<ModeChange>,
         nicks: Vec<(Uid, Arc<str>)>,
     },
+    /// MLOCK: services lock mode letters; ignored when `ts` is newer than ours.
+    Mlock {
+        name: Arc<str>,
+        ts: u64,
+        letters: String,
+    },
 }
 
 /// What decides a topic burst: TBURST and ETB (the channel's TS decides, then the newer
@@ -118,7 +124,8 @@ impl RemoteChan {
             | RemoteChan::Part { name, .. }
             | RemoteChan::Kick { name, .. }
             | RemoteChan::Topic { name, .. }
-            | RemoteChan::Modes { name, .. } => name,
+            | RemoteChan::Modes { name, .. }
+            | RemoteChan::Mlock { name, .. } => name,
         }
     }
 
@@ -128,6 +135,7 @@ impl RemoteChan {
             RemoteChan::Sjoin { members, .. } => members.first().map(|j| j.uid),
             RemoteChan::Part { uid, .. } => Some(*uid),
             RemoteChan::Kick { by, .. } | RemoteChan::Topic { by, .. } | RemoteChan::Modes { by, .. } => *by,
+            RemoteChan::Mlock { .. } => None,
         }
     }
 }
@@ -155,6 +163,13 @@ pub fn decide(
                 Line::new().source(&source).verb("KICK").param(&ch.name).param(&target_nick).trailing(&reason).finish();
             (Mutation::Leave { uid: target }, line)
         }),
+        RemoteChan::Mlock { ts, letters, .. } => {
+            if ts > ch.created {
+                return None;
+            }
+            let lock = (!letters.is_empty()).then(|| Arc::<str>::from(letters.as_str()));
+            (ch.mlock != lock).then(|| (Mutation::Mlock(lock), Vec::new()))
+        }
         RemoteChan::Topic { source, text, setter, at, burst, .. } => {
             if let Some(b) = burst {
                 let wins = match b.chan_ts {

@@ -70,6 +70,7 @@ fn describe(ev: &Sequenced) -> String {
                 Mutation::Leave { .. } => "part",
                 Mutation::Modes(_) => "mode",
                 Mutation::Topic(_) => "topic",
+                Mutation::Mlock(_) => "mlock",
                 Mutation::Burst { .. } => "burst",
             };
             format!("{kind} of {actor} on {name}")

@@ -32,7 +32,8 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
         }
     }
     let sid = our_sid(st).to_string();
-    channels(st, peer, &sid, &mut b);
+    let mlock = st.links.get(&conn).filter(|l| l.has_cap("MLOCK")).map(|l| l.form == crate::local::link::Form::Hybrid);
+    channels(st, peer, &sid, mlock, &mut b);
     // The SASL mechanisms of services on our side (Anope announces them only once, in its own
     // burst: a server linking later learns them from ours).
     if let Some((svc, mechs)) = st.sasl_mechs.as_ref().filter(|(s, _)| super::direction(st, *s) != Some(peer)) {
@@ -58,7 +59,8 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
 
 /// Every channel with members on our side: SJOIN (members split over lines), BMASK per list,
 /// TBURST when it has a topic (§3.3–3.5).
-fn channels(st: &ShardState, peer: Sid, sid: &str, b: &mut Vec<u8>) {
+/// `mlock`: the peer takes MLOCK (`Some(true)` in hybrid's form, with a lock TS).
+fn channels(st: &ShardState, peer: Sid, sid: &str, mlock: Option<bool>, b: &mut Vec<u8>) {
     use crate::proto::ts6;
     use crate::state::channel::ListKind;
     for view in st.channels.values() {
@@ -97,6 +99,11 @@ fn channels(st: &ShardState, peer: Sid, sid: &str, b: &mut Vec<u8>) {
                 .trailing(&t.text)
                 .finish();
             b.extend_from_slice(&line);
+        }
+        if let (Some(hybrid), Some(lock)) = (mlock, &ch.mlock) {
+            let l = Line::new().source(sid).verb("MLOCK").param(&ch.created.to_string()).param(&ch.name);
+            let l = if hybrid { l.param("0") } else { l };
+            b.extend_from_slice(&l.trailing(lock).finish());
         }
     }
 }

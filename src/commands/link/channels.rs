@@ -189,6 +189,18 @@ fn topic_burst(
     send(ctx, r);
 }
 
+/// `:<SID> MLOCK <chan ts> <chan> [<lock ts>] :<letters>` (§3.6; hybrid sends a lock TS,
+/// charybdis does not): services lock mode letters that users may then not change (742).
+pub fn mlock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    if source(ctx, msg).is_none() {
+        return Ok(());
+    }
+    let Some(ts) = msg.params[0].parse::<u64>().ok() else { return Ok(()) };
+    let letters: String = msg.params.last().unwrap_or(&"").chars().filter(char::is_ascii_alphabetic).collect();
+    send(ctx, RemoteChan::Mlock { name: msg.params[1].into(), ts, letters });
+    Ok(())
+}
+
 /// `:<SID> BMASK <ts> <chan> <b|e|I> :<masks>` (§3.4).
 pub fn bmask(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };

@@ -22,14 +22,14 @@ use crate::proto::{ts6, Line, Message};
 use crate::state::servers::{Server, Sid};
 
 /// The capabilities we advertise. Never AOP or QOP: hybrid drops a peer whose AOP/QOP differ
-/// from its own, and Debian's hybrid has neither. No HOP (no half-ops here), no MLOCK or RESYNC
-/// yet. `EUID`: a charybdis-family peer (Atheme, Anope's charybdis module) introduces users
+/// from its own, and Debian's hybrid has neither. No HOP (no half-ops here), no RESYNC.
+/// `MLOCK`: services' mode locks (hybrid's form with a lock TS, charybdis' without). `EUID`: a charybdis-family peer (Atheme, Anope's charybdis module) introduces users
 /// with EUID (real host and account) and gets ours so; `SERVICES` makes Atheme send the
 /// accounts NickServ sets (`ENCAP * SU`, without it IDENTIFY sets none); `RSFNC`: services may
 /// force nick changes with it; `TB` and `EOPMOD` (ETB): topic bursts, e.g. services keeping a
 /// topic. `MTAGS` is ours (hybrid and Anope ignore tokens they do not know): between two
 /// rustircd servers, client-only message tags and TAGMSG cross the link.
-pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK EUID SERVICES RSFNC TB EOPMOD MTAGS";
+pub const CAPAB: &str = "ENCAP TBURST EOB RHOST KNOCK MLOCK EUID SERVICES RSFNC TB EOPMOD MTAGS";
 
 /// Our CAPAB token for message tags across a link (see [`CAPAB`]).
 pub const MTAGS: &str = "MTAGS";

@@ -40,8 +40,8 @@ pub fn pipelined(line: &[u8]) -> bool {
     if verb.first() == Some(&b':') {
         verb = words.next().unwrap_or_default();
     }
-    const VERBS: [&[u8]; 10] =
-        [b"SJOIN", b"JOIN", b"PART", b"KICK", b"TMODE", b"TOPIC", b"TBURST", b"BMASK", b"TB", b"ETB"];
+    const VERBS: [&[u8]; 11] =
+        [b"SJOIN", b"JOIN", b"PART", b"KICK", b"TMODE", b"TOPIC", b"TBURST", b"BMASK", b"TB", b"ETB", b"MLOCK"];
     VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb))
 }
 

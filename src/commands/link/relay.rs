@@ -5,7 +5,7 @@
 use super::{direction, our_sid, to_my_links};
 use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
-use crate::local::link::UidForm;
+use crate::local::link::{Form, UidForm};
 use crate::local::shard::ShardState;
 use crate::proto::Line;
 use crate::state::servers::Sid;
@@ -203,6 +203,13 @@ pub fn chan_change(
     if !super::any_link_but(st, via) {
         return;
     }
+    if let Mutation::Mlock(letters) = mutation {
+        let (name, ts) = match st.channels.get(chan) {
+            Some(v) => (v.ch.name.clone(), v.ch.created),
+            None => return,
+        };
+        return mlock(st, out, &name, ts, letters.as_deref().unwrap_or(""), via);
+    }
     let src = source_of(st, actor, via);
     let view = st.channels.get(chan);
     let ts = view.map_or(0, |v| v.ch.created).to_string();
@@ -246,6 +253,7 @@ pub fn chan_change(
         Mutation::Topic(t) => {
             Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
         }
+        Mutation::Mlock(_) => return,
         Mutation::Burst { joins, .. } => {
             let Some(v) = view else { return };
             let (modes, params) = v.ch.mode_string(true);
@@ -264,6 +272,25 @@ pub fn chan_change(
     };
     if !wire.is_empty() {
         to_my_links(st, out, via, &wire);
+    }
+}
+
+/// A channel's mode lock, to this shard's links that said `MLOCK` (not back toward `via`), in
+/// each one's form: hybrid's `MLOCK <ts> <chan> <lock ts> :<letters>` (lock TS 0: not known
+/// here), charybdis' `MLOCK <ts> <chan> :<letters>`.
+pub fn mlock(st: &mut ShardState, out: &mut dyn Outbox, name: &str, ts: u64, letters: &str, via: Option<Sid>) {
+    let skip = via.and_then(|s| direction(st, s));
+    let links: Vec<(crate::commands::outbox::Conn, bool)> = st
+        .peers
+        .iter()
+        .filter(|(sid, _)| Some(**sid) != skip)
+        .filter_map(|(_, c)| st.links.get(c).filter(|l| l.has_cap("MLOCK")).map(|l| (*c, l.form == Form::Hybrid)))
+        .collect();
+    for (conn, hybrid) in links {
+        let l = Line::new().source(our_sid(st)).verb("MLOCK").param(&ts.to_string()).param(name);
+        let l = if hybrid { l.param("0") } else { l };
+        let wire = l.trailing(letters).finish();
+        super::write(st, out, conn, &wire);
     }
 }
 
