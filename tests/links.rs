@@ -1448,3 +1448,19 @@ fn mlock_keeps_locked_modes() {
     }
     assert!(unlocked, "the empty MLOCK did not unlock");
 }
+
+/// A registered client that quits in the middle of a reauthentication: services hear `D A`.
+#[test]
+fn a_client_leaving_mid_reauthentication_aborts_it() {
+    let srv = Server::with_config(2, &sasl_config());
+    let mut p = sasl_services(&srv);
+    let mut c = sasl_client(&srv, "leaver", 1);
+    c.send("CAP END");
+    c.expect_verb("001");
+    c.send("AUTHENTICATE PLAIN");
+    let (uid, ..) = sasl_line(&mut p);
+    sasl_line(&mut p);
+    c.send("QUIT :bye");
+    let (u, _, mode, data) = sasl_line(&mut p);
+    assert_eq!((u.as_str(), mode.as_str(), data.as_str()), (uid.as_str(), "D", "A"));
+}

@@ -61,10 +61,11 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     for f in &c.monitor {
         crate::commands::query::monitor::unwatch(st, f, conn);
     }
+    // A SASL exchange under way (before registration, or a reauthentication after it) ends.
+    if let Some(s) = &c.sasl {
+        crate::commands::sasl::gone(st, out, c.uid, s);
+    }
     if !c.registered {
-        if let Some(s) = &c.sasl {
-            crate::commands::sasl::gone(st, out, c.uid, s);
-        }
         if let Some((_, folded)) = c.nick {
             release_nick(st, out, folded, c.uid);
         }
