@@ -89,7 +89,7 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        signature(&self.provider, 12, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -98,11 +98,28 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        signature(&self.provider, 13, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A handshake signature checked with the provider's algorithms (TLS 1.2 or 1.3): the peer
+/// holds its certificate's key. Shared by the link pin and the client-certificate verifier.
+pub fn signature(
+    provider: &CryptoProvider,
+    version: u8,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let algs = &provider.signature_verification_algorithms;
+    if version == 12 {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    } else {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
     }
 }
 

@@ -182,22 +182,7 @@ fn whois_until(c: &mut Client, nick: &str, want: impl Fn(&[Msg]) -> bool) -> Vec
 /// An unregistered connection on shard `shard` that negotiated `sasl` (once Atheme's
 /// mechanisms reached that shard), with NICK and USER sent.
 fn sasl_client(srv: &Server, nick: &str, shard: usize) -> Client {
-    for _ in 0..200 {
-        let mut c = srv.connect();
-        if srv.shard_of(&c) != shard {
-            continue;
-        }
-        c.nick = nick.into();
-        c.send("CAP LS 302");
-        let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
-        assert!(ls.last().split(' ').any(|x| x.starts_with("sasl=") && x.contains("PLAIN")), "{}", ls.raw);
-        c.send("CAP REQ :sasl");
-        assert_eq!(c.expect("CAP ACK", |m| m.verb == "CAP").p(1), "ACK");
-        c.send(&format!("NICK {nick}"));
-        c.send(&format!("USER {nick} 0 * :{nick}"));
-        return c;
-    }
-    panic!("no connection landed on shard {shard}");
+    srv.sasl_client(nick, shard, "PLAIN")
 }
 
 fn account(w: &[Msg]) -> Option<String> {

@@ -995,31 +995,7 @@ fn sasl_config() -> String {
 /// An unregistered connection on shard `shard` that negotiated `sasl` (offered with the
 /// mechanisms services announced), with NICK and USER sent.
 fn sasl_client(srv: &Server, nick: &str, shard: usize) -> Client {
-    for _ in 0..200 {
-        let mut c = srv.connect();
-        if srv.shard_of(&c) != shard {
-            continue;
-        }
-        c.nick = nick.into();
-        // The mechanisms reach every shard through the mesh: ask until this one has them.
-        let mut offered = false;
-        for _ in 0..50 {
-            c.send("CAP LS 302");
-            let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
-            if ls.last().split(' ').any(|x| x == "sasl=PLAIN,EXTERNAL") {
-                offered = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(offered, "sasl never offered on shard {shard}");
-        c.send("CAP REQ :sasl");
-        assert_eq!(c.expect("CAP ACK", |m| m.verb == "CAP").p(1), "ACK");
-        c.send(&format!("NICK {nick}"));
-        c.send(&format!("USER {nick} 0 * :{nick}"));
-        return c;
-    }
-    panic!("no connection landed on shard {shard}");
+    srv.sasl_client(nick, shard, "PLAIN,EXTERNAL")
 }
 
 /// The next `ENCAP services.test SASL` line from us: (uid, agent, mode, data).

@@ -32,13 +32,25 @@ struct TlsClient {
 
 impl TlsClient {
     fn connect(addr: SocketAddr, trust: &Cert) -> TlsClient {
+        TlsClient::connect_as(addr, trust, None)
+    }
+
+    /// Connects trusting `trust`, presenting `client` (its certificate and key) if given.
+    fn connect_as(
+        addr: SocketAddr,
+        trust: &Cert,
+        client: Option<(Vec<u8>, rustls::pki_types::PrivateKeyDer<'static>)>,
+    ) -> TlsClient {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(trust.der.clone())).unwrap();
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let cfg = match client {
+            Some((der, key)) => builder.with_client_auth_cert(vec![CertificateDer::from(der)], key).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
         let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap()).unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -259,28 +271,12 @@ fn sts_without_a_tls_section_has_the_default_duration() {
 }
 
 impl TlsClient {
-    /// A TLS client that presents its own (self-signed) certificate.
+    /// A TLS client that presents its own (self-signed) certificate; returns it too (DER).
     fn connect_with_cert(addr: SocketAddr, trust: &Cert, name: &str) -> (TlsClient, Vec<u8>) {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from(trust.der.clone())).unwrap();
         let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("client certificate");
         let der = ck.cert.der().to_vec();
         let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(vec![CertificateDer::from(der.clone())], key)
-            .unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost").unwrap()).unwrap();
-        let tcp = TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut s = rustls::StreamOwned::new(conn, tcp);
-        while s.conn.is_handshaking() {
-            s.conn.complete_io(&mut s.sock).expect("TLS handshake");
-        }
-        let peer_cert = s.conn.peer_certificates().unwrap()[0].to_vec();
-        (TlsClient { r: BufReader::new(s), peer_cert }, der)
+        (TlsClient::connect_as(addr, trust, Some((der.clone(), key))), der)
     }
 }
 

@@ -17,10 +17,6 @@ pub struct NickAuthority {
 
 impl NickAuthority {
     /// Keeps `nick` from local claims until `until` (a split user's nick).
-    pub fn reserve(&mut self, nick: Folded, until: u64) {
-        self.reserved.insert(nick, until);
-    }
-
     pub fn reserve_all(&mut self, nicks: Vec<Folded>, until: u64) {
         self.reserved.extend(nicks.into_iter().map(|n| (n, until)));
     }
@@ -84,10 +80,10 @@ mod tests {
     fn a_reserved_nick_lapses() {
         let cm = CaseMapping::Ascii;
         let mut n = NickAuthority::default();
-        n.reserve(cm.fold("Dave"), 100);
+        n.reserve_all(vec![cm.fold("Dave")], 100);
         assert!(n.is_reserved(&cm.fold("dave"), 99));
         assert!(!n.is_reserved(&cm.fold("dave"), 100));
-        n.reserve(cm.fold("dave"), 200);
+        n.reserve_all(vec![cm.fold("dave")], 200);
         n.unreserve(&cm.fold("DAVE"));
         assert!(!n.is_reserved(&cm.fold("dave"), 0));
     }

@@ -204,6 +204,37 @@ impl Server {
         out
     }
 
+    /// An unregistered connection on shard `shard` that negotiated `sasl`, offered with
+    /// exactly `mechs` (the mechanisms reach every shard through the mesh: CAP LS is asked
+    /// until this one has them), with NICK and USER sent.
+    pub fn sasl_client(&self, nick: &str, shard: usize, mechs: &str) -> Client {
+        let want = format!("sasl={mechs}");
+        for _ in 0..200 {
+            let mut c = self.connect();
+            if self.shard_of(&c) != shard {
+                continue;
+            }
+            c.nick = nick.into();
+            let mut offered = false;
+            for _ in 0..50 {
+                c.send("CAP LS 302");
+                let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
+                if ls.last().split(' ').any(|x| x == want) {
+                    offered = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(offered, "{want} never offered on shard {shard}");
+            c.send("CAP REQ :sasl");
+            assert_eq!(c.expect("CAP ACK", |m| m.verb == "CAP").p(1), "ACK");
+            c.send(&format!("NICK {nick}"));
+            c.send(&format!("USER {nick} 0 * :{nick}"));
+            return c;
+        }
+        panic!("no connection landed on shard {shard}");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
