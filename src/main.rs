@@ -279,16 +279,14 @@ fn start_metrics(addr: SocketAddr, ctl: shards::Controller<Control>, started: u6
     Ok(())
 }
 
-/// Until a stop: signals, operators' requests, and a watch on the shards.
+/// Until a stop: signals, operators' requests, and a watch on the shards. The thread sleeps
+/// until a signal or a shard's request comes (a shard asking to stop sends one), or a second
+/// passed for the watch: an idle server's main thread wakes every 5 s.
 fn serve(args: &cli::Args, rt: &Runtime<Control>, mut current: Arc<Config>) -> Result<Ended, String> {
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(|e| format!("installing signal handlers: {e}"))?;
+    let signals = Signals::watch()?;
+    rt.serving();
     loop {
-        if let Some(ended) = on_signals(&mut signals, args, rt, &mut current) {
+        if let Some(ended) = on_signals(&signals.received, args, rt, &mut current) {
             return Ok(ended);
         }
         if let Some(ended) = on_requests(args, rt, &mut current) {
@@ -301,18 +299,55 @@ fn serve(args: &cli::Args, rt: &Runtime<Control>, mut current: Arc<Config>) -> R
         if rt.finished() {
             return Err("a shard stopped unexpectedly".into());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let mut select = crossbeam_channel::Select::new();
+        select.recv(&signals.received);
+        select.recv(rt.requests_receiver());
+        let _ = select.ready_timeout(Duration::from_secs(5));
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, forwarded by a thread of their own to a channel the main
+/// thread can wait on with the shards' requests. Dropped: the thread ends.
+struct Signals {
+    received: crossbeam_channel::Receiver<i32>,
+    handle: signal_hook::iterator::Handle,
+}
+
+impl Signals {
+    fn watch() -> Result<Signals, String> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .map_err(|e| format!("installing signal handlers: {e}"))?;
+        let handle = signals.handle();
+        let (tx, received) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if tx.send(sig).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("starting the signal thread: {e}"))?;
+        Ok(Signals { received, handle })
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.handle.close();
     }
 }
 
 /// SIGHUP reloads the config; SIGINT and SIGTERM stop (`Some`).
 fn on_signals(
-    signals: &mut signal_hook::iterator::Signals,
+    signals: &crossbeam_channel::Receiver<i32>,
     args: &cli::Args,
     rt: &Runtime<Control>,
     current: &mut Arc<Config>,
 ) -> Option<Ended> {
-    for sig in signals.pending() {
+    for sig in signals.try_iter() {
         if sig != signal_hook::consts::SIGHUP {
             log::info!("Signal {sig} received: stopping");
             return Some(Ended::Stopped);

@@ -17,7 +17,9 @@ use crate::shard::Shard;
 pub(crate) async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpListener, index: usize, tag: u32) {
     let local = listener.local_addr().ok();
     loop {
-        let stream = match listener.accept().await {
+        let stream = listener.accept().await;
+        shard.activity.worked();
+        let stream = match stream {
             Ok(s) => s,
             Err(e) => {
                 // EMFILE/ENFILE and the like: back off instead of spinning.

@@ -126,6 +126,7 @@ pub(crate) fn poll_connection<H: Handler>(
     stream: &mut Stream,
     id: ConnId,
 ) -> Poll<()> {
+    shard.activity.worked();
     let mut guard = shard.state.borrow_mut();
     let State { handler, io, scratch, closing, popped, mesh_readers, mesh_writers } = &mut *guard;
     let pushed = &shard.pushed;

@@ -1,6 +1,7 @@
 //! The TLS handshake of an accepted connection, raced against the handler closing it and a
 //! deadline.
 
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +45,16 @@ pub(crate) async fn handshake<H: Handler>(
         glommio::timer::Timer::new(deadline.saturating_duration_since(Instant::now())).await;
         Err(Unfinished::Failed(std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out")))
     };
-    let accept = async { futures_rustls::TlsAcceptor::from(cfg).accept(tcp).await.map_err(Unfinished::Failed) };
+    let accept = async {
+        let accepting = futures_rustls::TlsAcceptor::from(cfg).accept(tcp);
+        futures_lite::pin!(accepting);
+        // Each step of a handshake is the shard's work (see nudge.rs).
+        let steps = std::future::poll_fn(|cx| {
+            shard.activity.worked();
+            accepting.as_mut().poll(cx)
+        });
+        steps.await.map_err(Unfinished::Failed)
+    };
     // Kept until the end: the socket must stay open for `linger_close`.
     let running = futures_lite::future::or(closed, futures_lite::future::or(timeout, accept));
     futures_lite::pin!(running);

@@ -13,11 +13,13 @@ pub(crate) async fn blocking_jobs<H: Handler>(shard: Rc<Shard<H>>) {
     let notify = shard.state.borrow().io.jobs_notify.clone();
     loop {
         notify.wait().await;
+        shard.activity.worked();
         let jobs = std::mem::take(&mut shard.state.borrow_mut().io.jobs);
         for job in jobs {
             let shard = shard.clone();
             glommio::spawn_local(async move {
                 let msg = glommio::executor().spawn_blocking(job).await;
+                shard.activity.worked();
                 let mut st = shard.state.borrow_mut();
                 let st = &mut *st;
                 st.io.now = Instant::now();

@@ -14,6 +14,7 @@ use crate::ShardId;
 /// Hands each batch from `peer` to the handler, then lets waiting readers go on.
 pub(crate) async fn mesh_receiver<H: Handler>(shard: Rc<Shard<H>>, peer: ShardId, rx: ConnectedReceiver<Vec<H::Msg>>) {
     while let Some(batch) = rx.recv().await {
+        shard.activity.worked();
         {
             let mut st = shard.state.borrow_mut();
             let st = &mut *st;
@@ -36,6 +37,7 @@ pub(crate) async fn loopback<H: Handler>(shard: Rc<Shard<H>>) {
     let notify = shard.state.borrow().io.loopback_notify.clone();
     loop {
         notify.wait().await;
+        shard.activity.worked();
         loop {
             let mut st = shard.state.borrow_mut();
             let st = &mut *st;
@@ -56,6 +58,7 @@ pub(crate) async fn later<H: Handler>(shard: Rc<Shard<H>>) {
     loop {
         notify.wait().await;
         futures_lite::future::yield_now().await;
+        shard.activity.worked();
         let batch = std::mem::take(&mut shard.state.borrow_mut().io.later);
         for m in batch {
             let mut st = shard.state.borrow_mut();
@@ -77,6 +80,7 @@ pub(crate) async fn mesh_flusher<H: Handler>(shard: Rc<Shard<H>>, senders: Vec<O
     };
     loop {
         notify.wait().await;
+        shard.activity.worked();
         if !delay.is_zero() && !shard.state.borrow().io.mesh.has_full_batch() {
             glommio::timer::sleep(delay).await;
         }

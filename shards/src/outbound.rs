@@ -34,6 +34,7 @@ pub(crate) async fn connector<H: Handler>(shard: Rc<Shard<H>>) {
     let notify = shard.state.borrow().io.connects_notify.clone();
     loop {
         notify.wait().await;
+        shard.activity.worked();
         let asked = std::mem::take(&mut shard.state.borrow_mut().io.connects);
         for ask in asked {
             glommio::spawn_local(outbound(shard.clone(), ask)).detach();
@@ -115,6 +116,7 @@ async fn unless_closed<H: Handler, T>(shard: &Shard<H>, id: ConnId, work: impl F
 
 /// Tells the handler how the attempt went, unless it has closed the connection meanwhile.
 fn report<H: Handler>(shard: &Shard<H>, id: ConnId, result: io::Result<ConnInfo>) {
+    shard.activity.worked();
     let mut st = shard.state.borrow_mut();
     let st = &mut *st;
     if st.io.is_open(id) {

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::conn::{ConnId, ConnInfo, Disconnect};
 use crate::io::Io;
 use crate::mesh::BatchPolicy;
+use crate::nudge::Slot;
 use crate::{start, Envelope, ShardId};
 
 /// The service run on every shard. Called synchronously from the shard's tasks; never
@@ -39,8 +40,14 @@ pub trait Handler: 'static {
     fn on_disconnect(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, why: Disconnect);
     /// A message from another shard (or this one) arrived.
     fn on_mesh(&mut self, io: &mut Io<Self::Msg>, from: ShardId, msg: Self::Msg);
-    /// Called every `RuntimeConfig::tick`.
+    /// Called every `RuntimeConfig::tick` while the shard works; once it is idle, as often as
+    /// [`Handler::tick_within`] asks.
     fn on_tick(&mut self, io: &mut Io<Self::Msg>);
+    /// The longest an idle shard may go without a tick, for work only a tick starts (timeouts,
+    /// held input released over time); `None`: nothing timed, `RuntimeConfig::idle_tick`.
+    fn tick_within(&self) -> Option<Duration> {
+        None
+    }
     /// The connection's queue drained as asked with [`Io::when_drained`].
     fn on_drained(&mut self, io: &mut Io<Self::Msg>, conn: ConnId) {
         let _ = (io, conn);
@@ -69,6 +76,8 @@ pub struct RuntimeConfig {
     pub mesh_capacity: usize,
     pub batch: BatchPolicy,
     pub tick: Duration,
+    /// The longest a shard that did no work since its last tick sleeps before the next.
+    pub idle_tick: Duration,
     pub preempt_timer: Duration,
     pub spin_before_park: Option<Duration>,
     /// How long a closing connection may take to drain its output.
@@ -88,6 +97,7 @@ impl Default for RuntimeConfig {
             mesh_capacity: 1024,
             batch: BatchPolicy::default(),
             tick: Duration::from_millis(100),
+            idle_tick: Duration::from_secs(10),
             preempt_timer: Duration::from_millis(2),
             spin_before_park: None,
             close_grace: Duration::from_secs(5),
@@ -146,17 +156,29 @@ pub struct Runtime<C: Send + 'static> {
     requests: Receiver<(ShardId, Box<dyn std::any::Any + Send>)>,
     /// The nudge thread and its stop flag (see nudge.rs).
     nudger: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
+    /// Each shard's nudge slot: a control message kicks the shard's tick through it.
+    slots: Vec<Arc<Slot>>,
 }
 
 /// Sends control messages to the shards from any thread; cloneable.
 pub struct Controller<C: Send + 'static> {
     controls: Vec<Sender<Ctl<C>>>,
+    slots: Vec<Arc<Slot>>,
 }
 
 impl<C: Send + 'static> Clone for Controller<C> {
     fn clone(&self) -> Self {
-        Controller { controls: self.controls.clone() }
+        Controller { controls: self.controls.clone(), slots: self.slots.clone() }
     }
+}
+
+/// Hands `ctl` to shard `shard` and wakes its tick task, which takes control messages.
+fn send_control<C>(controls: &[Sender<Ctl<C>>], slots: &[Arc<Slot>], shard: ShardId, ctl: Ctl<C>) -> bool {
+    let sent = controls.get(shard).is_some_and(|t| t.send(ctl).is_ok());
+    if sent {
+        slots[shard].kick_tick();
+    }
+    sent
 }
 
 impl<C: Send + 'static> Controller<C> {
@@ -164,10 +186,10 @@ impl<C: Send + 'static> Controller<C> {
         self.controls.len()
     }
 
-    /// Hands a control message to one shard (it runs at the shard's next tick); false once
-    /// the shard is gone.
+    /// Hands a control message to one shard (its tick task runs it at once); false once the
+    /// shard is gone.
     pub fn control(&self, shard: ShardId, c: C) -> bool {
-        self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+        send_control(&self.controls, &self.slots, shard, Ctl::User(c))
     }
 }
 
@@ -199,6 +221,7 @@ impl<C: Send + 'static> Runtime<C> {
             start::spawn_shards(&cfg, made, &shared, &nudger.slots, factory);
         if let Err(e) = start::wait_ready(&ready, n, &shared.phases, &controls) {
             nudger.done.store(true, Ordering::Relaxed);
+            nudger.thread.thread().unpark();
             return Err(e);
         }
         Ok(Runtime {
@@ -210,6 +233,7 @@ impl<C: Send + 'static> Runtime<C> {
             open: shared.open,
             requests,
             nudger: Some((nudger.thread, nudger.done)),
+            slots: nudger.slots,
         })
     }
 
@@ -227,19 +251,33 @@ impl<C: Send + 'static> Runtime<C> {
         self.controls.len()
     }
 
-    /// Hands a control message to one shard (it runs at the shard's next tick).
+    /// Hands a control message to one shard (its tick task runs it at once).
     pub fn control(&self, shard: ShardId, c: C) -> bool {
-        self.controls.get(shard).is_some_and(|t| t.send(Ctl::User(c)).is_ok())
+        send_control(&self.controls, &self.slots, shard, Ctl::User(c))
     }
 
     /// A handle that sends control messages from another thread (a metrics endpoint).
     pub fn controller(&self) -> Controller<C> {
-        Controller { controls: self.controls.clone() }
+        Controller { controls: self.controls.clone(), slots: self.slots.clone() }
     }
 
     /// Messages shards sent with [`Io::to_main`], without waiting.
     pub fn requests(&self) -> Vec<(ShardId, Box<dyn std::any::Any + Send>)> {
         self.requests.try_iter().collect()
+    }
+
+    /// Tells the shards the main thread has started and waits on its requests: until then they
+    /// keep their fast tick even when idle.
+    pub fn serving(&self) {
+        for s in &self.slots {
+            s.serving.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The receiver of those messages, for a main thread that waits on it (with
+    /// `crossbeam_channel::select!`). A shard asking the process to stop sends one too.
+    pub fn requests_receiver(&self) -> &Receiver<(ShardId, Box<dyn std::any::Any + Send>)> {
+        &self.requests
     }
 
     /// True once a shard asked for the process to stop (see [`Io::request_stop`]).
@@ -260,15 +298,15 @@ impl<C: Send + 'static> Runtime<C> {
     /// Replaces the TLS settings of the listener at `index` on every shard: new connections
     /// use them, established ones keep theirs (a certificate reload drops nobody).
     pub fn set_tls(&self, index: usize, tls: Option<Arc<rustls::ServerConfig>>) {
-        for c in &self.controls {
-            let _ = c.send(Ctl::Tls(index, tls.clone()));
+        for shard in 0..self.controls.len() {
+            send_control(&self.controls, &self.slots, shard, Ctl::Tls(index, tls.clone()));
         }
     }
 
     /// Asks every shard to stop: each says goodbye to its connections, drains, and exits.
     pub fn stop(&self) {
-        for c in &self.controls {
-            let _ = c.send(Ctl::Stop);
+        for shard in 0..self.controls.len() {
+            send_control(&self.controls, &self.slots, shard, Ctl::Stop);
         }
     }
 
@@ -282,6 +320,7 @@ impl<C: Send + 'static> Runtime<C> {
         }
         if let Some((t, done)) = self.nudger.take() {
             done.store(true, Ordering::Relaxed);
+            t.thread().unpark();
             let _ = t.join();
         }
         if failed.is_empty() {

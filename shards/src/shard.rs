@@ -21,6 +21,7 @@ use crate::conn::ConnId;
 use crate::io::Io;
 use crate::jobs::blocking_jobs;
 use crate::mesh_tasks::{later, loopback, mesh_flusher, mesh_receiver};
+use crate::nudge::{Activity, Lend};
 use crate::outbound::connector;
 use crate::runtime::{Ctl, Handler, RuntimeConfig};
 use crate::start::MeshRow;
@@ -65,6 +66,8 @@ pub(crate) struct Shard<H: Handler> {
     pub(crate) tls: RefCell<Vec<Option<Arc<rustls::ServerConfig>>>>,
     pub(crate) cfg: RuntimeConfig,
     pub(crate) open: Arc<AtomicUsize>,
+    /// The shard's work, recorded for the nudge guard and the tick's pace (see nudge.rs).
+    pub(crate) activity: Rc<Activity>,
 }
 
 pub(crate) struct State<H: Handler> {
@@ -97,12 +100,19 @@ pub(crate) async fn shard_main<H, F>(
         boot;
     step(&phase, 1);
     // First of all: the task that lets the nudge thread wake this executor (see nudge.rs).
-    let lend = glommio::spawn_local(crate::nudge::Lend(nudge.clone()));
+    let activity = Rc::new(Activity::new(nudge.clone()));
+    let lend = glommio::spawn_local(Lend::new(activity.clone()));
     let mut io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     io.to_main = Some(to_main);
     let handler = factory(id, &bound);
-    let shard =
-        Rc::new(Shard { tls: RefCell::new(tls), state: RefCell::new(State::new(handler, io)), pushed, cfg, open });
+    let shard = Rc::new(Shard {
+        tls: RefCell::new(tls),
+        state: RefCell::new(State::new(handler, io)),
+        pushed,
+        cfg,
+        open,
+        activity,
+    });
 
     let (senders, mut tasks) = connect_mesh(&shard, mesh, &phase).await;
     tasks.push(glommio::spawn_local(mesh_flusher(shard.clone(), senders)));
@@ -112,6 +122,8 @@ pub(crate) async fn shard_main<H, F>(
     tasks.push(glommio::spawn_local(connector(shard.clone())));
     let accepts = start_listeners(&shard, fds);
     step(&phase, 5);
+    // Starting was work: the shard is nudged and ticks fast until it has been idle a while.
+    shard.activity.worked();
     let _ = ready.send(Ok(id));
     drop(ready);
 
@@ -197,19 +209,41 @@ fn start_listeners<H: Handler>(shard: &Rc<Shard<H>>, fds: Vec<(RawFd, u32)>) -> 
     accepts
 }
 
-/// The tick: timers, control messages, stop. Returns once the shard is told to stop.
+/// The tick: timers, control messages, stop. Returns once the shard is told to stop. It ticks
+/// every `tick` while the shard works; once a tick found no work, as often as the handler's
+/// timed work asks (`Handler::tick_within`, at most every `idle_tick`): every glommio wake-up
+/// costs ~25,000 instructions, so an idle shard must not wake ten times a second. Control
+/// messages and the shard's return to work kick it before its deadline.
 async fn run_ticks<H: Handler>(shard: &Shard<H>, ctl_rx: &Receiver<Ctl<H::Control>>, stop_wanted: &AtomicBool) {
+    let slot = shard.activity.slot.clone();
     let mut next = Instant::now() + shard.cfg.tick;
+    let mut seen = shard.activity.work();
     loop {
         let wait = next.saturating_duration_since(Instant::now());
-        glommio::timer::sleep(wait).await;
+        futures_lite::future::or(glommio::timer::sleep(wait), std::future::poll_fn(|cx| slot.poll_kicked(cx))).await;
         let now = Instant::now();
-        let late = now.saturating_duration_since(next);
-        next = now + shard.cfg.tick;
         if !take_controls(shard, ctl_rx, now) {
             return;
         }
-        tick(shard, now, late, stop_wanted);
+        if now < next {
+            // Kicked: back to the fast pace if the shard works again.
+            if shard.activity.work() != seen {
+                next = next.min(now + shard.cfg.tick);
+            }
+            continue;
+        }
+        let late = now.saturating_duration_since(next);
+        let idle_within = tick(shard, now, late, stop_wanted);
+        let busy = shard.activity.work() != seen || !slot.serving.load(Ordering::Relaxed);
+        seen = shard.activity.work();
+        let (fast, slow) = (shard.cfg.tick, shard.cfg.idle_tick);
+        next = now + if busy { fast } else { idle_within.map_or(slow, |d| d.clamp(fast, slow)) };
+        // Lets the process's other threads run under valgrind, which holds its one lock through
+        // io_uring_enter (it does not know the call blocks): without this an idle shard starves
+        // the main and signal threads for a minute. Natively one cheap call per tick. (Under
+        // valgrind an idle shard still lets them run only every `idle_tick`: a signal is acted
+        // on once the shard next wakes, e.g. for a new connection.)
+        std::thread::yield_now();
     }
 }
 
@@ -239,8 +273,9 @@ fn take_controls<H: Handler>(shard: &Shard<H>, ctl_rx: &Receiver<Ctl<H::Control>
 }
 
 /// One periodic tick: the figures it refreshes, the handler's `on_tick`, closing connections
-/// past their deadline, and a stop the handler asked for.
-fn tick<H: Handler>(shard: &Shard<H>, now: Instant, late: Duration, stop_wanted: &AtomicBool) {
+/// past their deadline, and a stop the handler asked for. Returns how soon an idle shard must
+/// tick again (`Handler::tick_within`; at once while connections wait to close).
+fn tick<H: Handler>(shard: &Shard<H>, now: Instant, late: Duration, stop_wanted: &AtomicBool) -> Option<Duration> {
     let mut st = shard.state.borrow_mut();
     let st = &mut *st;
     let (id, cores) = (st.io.shard(), st.io.cores());
@@ -250,13 +285,29 @@ fn tick<H: Handler>(shard: &Shard<H>, now: Instant, late: Duration, stop_wanted:
         .filter(|&from| from != id)
         .map(|from| shard.pushed[from * cores + id].load(Ordering::Acquire).saturating_sub(st.popped[from]))
         .sum();
+    let records = st.io.stats.records_out;
     st.handler.on_tick(&mut st.io);
+    let made_work = st.io.stats.records_out != records || !st.io.mesh.is_empty() || !st.io.loopback.is_empty();
+    if made_work {
+        // Work the tick started counts as the shard's (nudged while it runs; see nudge.rs).
+        shard.activity.worked();
+    }
     expire_closing(st, now);
     if st.io.stop_requested {
         st.io.stop_requested = false;
         stop_wanted.store(true, Ordering::Relaxed);
+        // The main thread waits on its requests: wake it.
+        st.io.to_main(Box::new(Stopping));
+    }
+    if st.closing.is_empty() {
+        st.handler.tick_within()
+    } else {
+        Some(Duration::ZERO)
     }
 }
+
+/// Sent to the main thread when a shard asks the process to stop (it only wakes it).
+pub(crate) struct Stopping;
 
 /// Stop: no new connections, goodbye to the others, then wait for their output to drain.
 async fn stop<H: Handler>(shard: &Shard<H>, accepts: Vec<Task<()>>) {

@@ -2,7 +2,7 @@
 //! to the runtime. Nothing IRC-specific is decided here.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime};
 
@@ -262,6 +262,21 @@ impl Handler for IrcShard {
         let mut out = Out::new(io);
         timers::on_tick(&mut self.st, &mut out, now);
         connection::finish(&mut self.st, &mut out);
+    }
+
+    /// Commands held by flood control are released by every tick; connections (pings,
+    /// timeouts), links to dial and changes waiting on other shards are checked every second.
+    /// A shard with none of these sleeps as long as the runtime lets it.
+    fn tick_within(&self) -> Option<Duration> {
+        let st = &self.st;
+        if !st.lagged.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let timed = !st.clients.is_empty()
+            || st.cfg.links.iter().any(|l| l.autoconnect)
+            || !st.mine.is_empty()
+            || st.blocked.iter().any(|q| q.since.is_some());
+        timed.then_some(timers::CHECK_EVERY)
     }
 
     fn on_control(&mut self, _io: &mut Io<Env>, ctl: Control) {
