@@ -373,9 +373,9 @@ fn cpu_ms(a: Option<u64>, b: Option<u64>) -> Option<f64> {
 
 pub fn link_burst(o: &Opts) -> Result<Report> {
     let n = o.users.max(1);
-    let c = if o.has("--channels") { o.channels } else { 1000 };
+    let c = o.channels;
     let m = o.per_channel.min(n);
-    let k_msgs = if o.has("--messages") { o.messages } else { 1000 };
+    let k_msgs = o.messages;
     let oc = o.observer_channels;
     let observers = c.div_ceil(oc).max(1);
     let chans_of = |i: usize| (i * oc)..((i + 1) * oc).min(c);
