@@ -175,7 +175,15 @@ impl Report {
             let text = crate::hgrm::write(h);
             let dist = crate::hgrm::parse(&text)?;
             let stem = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            let curve = crate::plot::Curve::new(&stem, &dist);
+            // The legend's figures from the histogram itself, as in the summary (the rows of
+            // the file only bracket them).
+            let ms = |us: u64| Some(us as f64 / 1000.0);
+            let curve = crate::plot::Curve {
+                p50: ms(h.value_at_quantile(0.5)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+                ..crate::plot::Curve::new(&stem, &dist)
+            };
             let title = format!("{}: {} latency", self.scenario, name.replace('_', " "));
             write(&file, text, &mut written)?;
             write(
