@@ -27,6 +27,16 @@ pub struct Conn {
     pub nick: String,
     /// A raw connection (a server link): no NICK/USER, and its PINGs go to the caller.
     pub raw: bool,
+    /// Where it connects.
+    pub server: SocketAddr,
+    /// Whether anything came from the server yet.
+    got_data: bool,
+    /// The socket error that broke it (connecting, writing or reading), if one did.
+    io_error: Option<std::io::Error>,
+    /// The last `ERROR` line the server sent.
+    pub error_line: Option<String>,
+    /// Why it ended, once it did (not when the harness closed it itself).
+    pub ended: Option<String>,
 }
 
 /// What `Pool::poll` reports for each complete line.
@@ -42,6 +52,8 @@ pub struct Pool {
     events: Events,
     pub conns: Vec<Conn>,
     pub disconnects: u64,
+    /// The first client connection (not raw) that ended before it registered, and why.
+    pub first_failure: Option<(usize, String)>,
     pub bytes_in: u64,
     scratch: Vec<u8>,
 }
@@ -53,6 +65,7 @@ impl Pool {
             events: Events::with_capacity(4096),
             conns: Vec::new(),
             disconnects: 0,
+            first_failure: None,
             bytes_in: 0,
             scratch: vec![0; 256 * 1024],
         })
@@ -106,6 +119,11 @@ impl Pool {
             closed: false,
             nick: nick.to_string(),
             raw,
+            server,
+            got_data: false,
+            io_error: None,
+            error_line: None,
+            ended: None,
         });
         Ok(idx)
     }
@@ -138,8 +156,11 @@ impl Pool {
     /// itself and marking registrations on 001).
     pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(&mut Pool, LineEvent<'_>)) -> io::Result<()> {
         self.poll.poll(&mut self.events, Some(timeout))?;
-        let ready: Vec<(usize, bool, bool)> =
-            self.events.iter().map(|e| (e.token().0, e.is_readable() || e.is_read_closed(), e.is_writable())).collect();
+        let ready: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| (e.token().0, e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable()))
+            .collect();
         for (idx, readable, writable) in ready {
             if idx >= self.conns.len() || self.conns[idx].closed {
                 continue;
@@ -158,19 +179,18 @@ impl Pool {
         loop {
             let (n, ts) = match recv_with_timestamp(&self.conns[idx].stream, &mut self.scratch) {
                 Ok((0, _)) => {
-                    self.disconnects += 1;
-                    self.close(idx);
+                    self.lost(idx, None);
                     return;
                 }
                 Ok(x) => x,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.disconnects += 1;
-                    self.close(idx);
+                Err(e) => {
+                    self.lost(idx, Some(e));
                     return;
                 }
             };
+            self.conns[idx].got_data = true;
             self.bytes_in += n as u64;
             let ts = if ts == 0 { now_ns() } else { ts };
             let mut data = std::mem::take(&mut self.conns[idx].rbuf);
@@ -182,6 +202,9 @@ impl Pool {
                 let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
                 start = end + 1;
                 let Ok(line) = std::str::from_utf8(raw) else { continue };
+                if line.starts_with("ERROR ") || line.split(' ').nth(1) == Some("ERROR") {
+                    self.conns[idx].error_line = Some(line.to_string());
+                }
                 if let (false, Some(rest)) = (self.conns[idx].raw, line.strip_prefix("PING ")) {
                     let pong = format!("PONG {rest}\r\n");
                     self.send(idx, pong.as_bytes());
@@ -207,6 +230,36 @@ impl Pool {
                 self.conns[idx].rbuf = data;
             }
         }
+    }
+
+    /// The server closed connection `idx`, or its socket failed (`e`): says why, and
+    /// remembers the first client that never registered.
+    fn lost(&mut self, idx: usize, e: Option<io::Error>) {
+        self.disconnects += 1;
+        let c = &mut self.conns[idx];
+        let server = c.server;
+        let why = match (c.io_error.take().or(e), &c.error_line) {
+            // Nothing ever came: the connection itself failed (refused, unreachable).
+            (Some(e), None) if !c.got_data => {
+                let hint =
+                    if e.kind() == ErrorKind::ConnectionRefused { " (is a server listening there?)" } else { "" };
+                format!("cannot connect to {server}: {e}{hint}")
+            }
+            (Some(e), None) => format!("the connection to {server} failed: {e}"),
+            // (a reset after an ERROR line is only how the server closed it)
+            (_, Some(l)) => format!("{server} closed the connection: {l:?}"),
+            (None, None) => format!("{server} closed the connection without an ERROR line"),
+        };
+        if !c.registered && !c.raw && self.first_failure.is_none() {
+            let why = if c.got_data || c.error_line.is_some() {
+                format!("{why} (client {} before it registered)", c.nick)
+            } else {
+                why.clone()
+            };
+            self.first_failure = Some((idx, why));
+        }
+        c.ended = Some(why);
+        self.close(idx);
     }
 
     pub fn registered(&self) -> usize {
@@ -240,7 +293,12 @@ fn flush(c: &mut Conn) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => break,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            // The read side reports it when the socket says it is closed.
+            Err(e) => {
+                c.io_error.get_or_insert(e);
+                break;
+            }
         }
     }
     c.wbuf.drain(..done);

@@ -1,6 +1,7 @@
 //! Results: an HDR latency histogram, counters, the server's and the generator's own resource
 //! use, a human summary and one JSON line.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -69,6 +70,8 @@ pub struct Report {
     /// The measured part of the run (after setup), for CPU figures.
     window: Option<(Instant, f64, Option<ProcSample>)>,
     window_end: Option<(Instant, f64, Option<ProcSample>)>,
+    /// Every latency histogram reported, by name, for `--hgrm`.
+    histograms: Vec<(String, Histogram<u64>)>,
 }
 
 impl Report {
@@ -83,6 +86,7 @@ impl Report {
             lines: Vec::new(),
             window: None,
             window_end: None,
+            histograms: Vec::new(),
         }
     }
 
@@ -109,6 +113,7 @@ impl Report {
 
     /// Latency percentiles (µs) under `prefix`.
     pub fn latency(&mut self, prefix: &str, h: &Histogram<u64>) {
+        self.histograms.push((prefix.to_string(), h.clone()));
         if h.is_empty() {
             self.note(format!("{prefix} latency: no samples"));
             return;
@@ -147,8 +152,69 @@ impl Report {
         }
     }
 
-    /// Prints the summary (unless `json_only`) and the JSON line.
-    pub fn finish(mut self, json_only: bool) {
+    /// Writes the latency distributions (`--hgrm`): one histogram to `path` and its plot
+    /// beside it (`.svg`); several each to `STEM.<name>.hgrm` and `.svg`, and all of them in
+    /// one plot at `path` with `.svg`. Empty histograms are left out. Returns the files written.
+    fn write_distributions(&mut self, path: &Path) -> Result<Vec<PathBuf>, String> {
+        let hists: Vec<&(String, Histogram<u64>)> = self.histograms.iter().filter(|(_, h)| !h.is_empty()).collect();
+        let mut written = Vec::new();
+        let write = |p: &Path, text: String, written: &mut Vec<PathBuf>| {
+            std::fs::write(p, text).map_err(|e| format!("--hgrm: {}: {e}", p.display()))?;
+            written.push(p.to_path_buf());
+            Ok::<(), String>(())
+        };
+        let mut curves = Vec::new();
+        for (name, h) in &hists {
+            let file = if hists.len() == 1 {
+                path.to_path_buf()
+            } else {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                let ext = path.extension().map_or("hgrm".into(), |e| e.to_string_lossy());
+                path.with_file_name(format!("{stem}.{name}.{ext}"))
+            };
+            let text = crate::hgrm::write(h);
+            let dist = crate::hgrm::parse(&text)?;
+            let stem = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            // The legend's figures from the histogram itself, as in the summary (the rows of
+            // the file only bracket them).
+            let ms = |us: u64| Some(us as f64 / 1000.0);
+            let curve = crate::plot::Curve {
+                p50: ms(h.value_at_quantile(0.5)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+                ..crate::plot::Curve::new(&stem, &dist)
+            };
+            let title = format!("{}: {} latency", self.scenario, name.replace('_', " "));
+            write(&file, text, &mut written)?;
+            write(
+                &file.with_extension("svg"),
+                crate::plot::svg(std::slice::from_ref(&curve), &title, false),
+                &mut written,
+            )?;
+            curves.push(crate::plot::Curve { label: name.clone(), ..curve });
+        }
+        if curves.len() > 1 {
+            let title = format!("{}: latency", self.scenario);
+            write(&path.with_extension("svg"), crate::plot::svg(&curves, &title, false), &mut written)?;
+        }
+        Ok(written)
+    }
+
+    /// Prints the summary (unless `json_only`) and the JSON line, after writing the latency
+    /// distributions to `hgrm` when given (a failure to write them is reported after the rest).
+    pub fn finish(mut self, json_only: bool, hgrm: Option<&Path>) -> Result<(), String> {
+        let mut failed = None;
+        if let Some(path) = hgrm {
+            match self.write_distributions(path) {
+                Ok(files) if files.is_empty() => self.note("--hgrm: no latency samples, no files written".into()),
+                Ok(files) => {
+                    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                    self.note(format!("latency distribution ({}): {}", crate::hgrm::UNIT, names.join(", ")));
+                    self.fields.insert("hgrm_files".into(), json!(names));
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
         let total = self.started.elapsed().as_secs_f64();
         let now = (Instant::now(), own_cpu(), self.server_pid.and_then(sample_proc));
         // CPU over the measured window when the scenario marked one, else over the whole run.
@@ -183,6 +249,7 @@ impl Report {
             }
         }
         println!("{}", Value::Object(self.fields));
+        failed.map_or(Ok(()), Err)
     }
 }
 

@@ -47,9 +47,16 @@ fn server_with(extra: &[&str]) -> Server {
 }
 
 fn run(srv: &Server, args: &[&str]) -> Value {
+    run_with(srv, &[], args, &[])
+}
+
+/// Runs the harness with `before`, the scenario's `args`, then `--server ... --json` and `after`.
+fn run_with(srv: &Server, before: &[&str], args: &[&str], after: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_rustircd-loadtest"))
+        .args(before)
         .args(args)
         .args(["--server", &srv.1, "--server-pid", &srv.2.to_string(), "--json"])
+        .args(after)
         .output()
         .expect("run the harness");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -83,12 +90,24 @@ fn every_scenario_counts_exactly() {
     assert!(v["sent"].as_u64().unwrap() >= 400, "{v}");
     assert!(v["delivery_latency_us"]["p50"].as_u64().unwrap() > 0, "{v}");
 
-    let v = run(
+    // The common options first this time, and the latency distribution written.
+    let dir = std::env::temp_dir().join(format!("rustircd-loadtest-hgrm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hgrm = dir.join("channel-load.hgrm");
+    let v = run_with(
         &srv,
+        &["--quiet", "--hgrm", hgrm.to_str().unwrap(), "--threads", "2"],
         &["channel-load", "--channels", "4", "--users-per-channel", "10", "--rate", "200", "--duration", "1"],
+        &[],
     );
     assert_eq!(v["lost"], 0, "{v}");
     assert_eq!(v["delivered"].as_u64().unwrap(), v["sent"].as_u64().unwrap() * 9, "{v}");
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    let total = text.lines().find(|l| l.starts_with("#[Max")).unwrap().rsplit('=').next().unwrap();
+    assert_eq!(total.trim_end_matches(']').trim(), v["delivered"].to_string(), "{text}");
+    let svg = std::fs::read_to_string(hgrm.with_extension("svg")).unwrap();
+    assert_eq!(svg.matches("<path ").count(), 1);
+    assert_eq!(v["hgrm_files"].as_array().map(Vec::len), Some(2), "{v}");
 
     let v = run(&srv, &["big-channel", "--members", "100", "--messages", "3"]);
     assert!(v["join_to_366_us"].as_u64().unwrap() > 0, "{v}");
@@ -100,6 +119,7 @@ fn every_scenario_counts_exactly() {
 
     let v = run(&srv, &["soak", "--clients", "20", "--rate", "100", "--duration", "4"]);
     assert!(v["rss_slope_kib_per_min"].is_number(), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A server with link blocks for the harness's two peers.
@@ -149,11 +169,15 @@ fn link_burst_counts_every_user_and_quit() {
     )
     .unwrap();
     let srv = server_with(&["--config", cfg.to_str().unwrap()]);
+    let hgrm = dir.join("link.hgrm");
     // 300 users, 20 channels of 10 (100 users in no channel), two observers (12 channels
     // each at most); closed link, then the same again split by SQUIT.
     for split in ["close", "squit"] {
-        let v = run(
+        // with squit, the latency distributions too: one file per direction, one plot of all
+        let extra: &[&str] = if split == "squit" { &["--hgrm", hgrm.to_str().unwrap()] } else { &[] };
+        let v = run_with(
             &srv,
+            &[],
             &[
                 "link-burst",
                 "--users",
@@ -169,6 +193,7 @@ fn link_burst_counts_every_user_and_quit() {
                 "--split",
                 split,
             ],
+            extra,
         );
         assert_eq!(v["burst_lines"], 300 + 20 + 3, "{v}");
         assert_eq!(v["lusers_after_pong"], 302, "{v}");
@@ -186,6 +211,13 @@ fn link_burst_counts_every_user_and_quit() {
         assert!(v["burst_in_ms"].as_f64().unwrap() > 0.0, "{v}");
         assert!(v["burst_in_server_cpu_ms"].is_number(), "{v}");
     }
+    for d in ["client_to_peer_privmsg", "peer_to_client_privmsg", "client_to_peer_channel", "peer_to_client_channel"] {
+        let text = std::fs::read_to_string(dir.join(format!("link.{d}.hgrm"))).unwrap();
+        assert!(text.contains("Total count    =           20]"), "{d}: {text}");
+        assert!(dir.join(format!("link.{d}.svg")).exists(), "{d}");
+    }
+    let all = std::fs::read_to_string(hgrm.with_extension("svg")).unwrap();
+    assert_eq!(all.matches("<path ").count(), 4);
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }

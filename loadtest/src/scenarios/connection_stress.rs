@@ -22,6 +22,7 @@ pub fn connection_stress(o: &Opts) -> Result<Report> {
     let deadline = start + Duration::from_secs_f64(planned) + Duration::from_secs(60);
     let mut progress = Progress::new(o.progress, Duration::from_secs_f64(planned.max(1.0)));
     let mut issued = 0usize;
+    let mut first_error: Option<String> = None;
     while Instant::now() < deadline {
         let due = if o.rate > 0.0 { ((start.elapsed().as_secs_f64() * o.rate) as usize).min(n) } else { n };
         // unthrottled: in steps, so that the listen backlog does not overflow
@@ -29,7 +30,12 @@ pub fn connection_stress(o: &Opts) -> Result<Report> {
         while issued < due {
             match pool.connect(o.server, o.source(issued), &format!("cs{issued}")) {
                 Ok(_) => started_ns.push(now_ns()),
-                Err(_) => failures += 1,
+                // The very first cannot connect: nothing listens there (or cannot be reached).
+                Err(e) if issued == 0 => return Err(super::connect_error(o.server, &e)),
+                Err(e) => {
+                    failures += 1;
+                    first_error.get_or_insert_with(|| super::connect_error(o.server, &e));
+                }
             }
             issued += 1;
         }
@@ -41,6 +47,11 @@ pub fn connection_stress(o: &Opts) -> Result<Report> {
             }
         })
         .map_err(|e| e.to_string())?;
+        // The first client failed before registering, and none has: the server refuses us (or
+        // is not there); say why now rather than after the deadline.
+        if let (0, Some((0, why))) = (registered, &pool.first_failure) {
+            return Err(format!("{why}; no client registered"));
+        }
         progress.tick(|| format!("{registered}/{n} registered"));
         if registered + failures + pool.disconnects as usize >= n {
             break;
@@ -67,6 +78,9 @@ pub fn connection_stress(o: &Opts) -> Result<Report> {
         )),
     );
     rep.set("disconnects", pool.disconnects, None);
+    if let Some(why) = first_error.or(pool.first_failure.take().map(|(_, why)| why)) {
+        rep.set("first_failure", why.clone(), Some(format!("first failure: {why}")));
+    }
     rep.latency("registration", &hist);
     rep.memory_per_connection(before, after, registered);
     for i in 0..pool.conns.len() {

@@ -288,8 +288,10 @@ impl State {
         if let Some(e) = self.errors.first() {
             return Err(format!("the server refused or dropped the link: {e}"));
         }
-        if pool.conns[self.a].closed {
-            return Err(format!("the server closed the link of {}", self.name));
+        let a = &pool.conns[self.a];
+        if a.closed {
+            let why = a.ended.as_deref().unwrap_or("closed");
+            return Err(format!("the link of {} ended: {why}", self.name));
         }
         Ok(())
     }
@@ -373,9 +375,9 @@ fn cpu_ms(a: Option<u64>, b: Option<u64>) -> Option<f64> {
 
 pub fn link_burst(o: &Opts) -> Result<Report> {
     let n = o.users.max(1);
-    let c = if o.has("--channels") { o.channels } else { 1000 };
+    let c = o.channels;
     let m = o.per_channel.min(n);
-    let k_msgs = if o.has("--messages") { o.messages } else { 1000 };
+    let k_msgs = o.messages;
     let oc = o.observer_channels;
     let observers = c.div_ceil(oc).max(1);
     let chans_of = |i: usize| (i * oc)..((i + 1) * oc).min(c);
@@ -395,7 +397,7 @@ pub fn link_burst(o: &Opts) -> Result<Report> {
     connect_all(&mut pool, &co, &nicks, 0, PHASE_LIMIT)?;
     say(&format!("{observers} observers registered"));
 
-    let a = pool.connect_raw(o.server, &o.peer_name).map_err(|e| format!("connect {}: {e}", o.server))?;
+    let a = pool.connect_raw(o.server, &o.peer_name).map_err(|e| super::connect_error(o.server, &e))?;
     let mut st = State {
         observers,
         a,
@@ -542,7 +544,7 @@ pub fn link_burst(o: &Opts) -> Result<Report> {
 
     // 3. Burst out: a second peer links and takes the server's whole burst.
     if o.burst_out {
-        let b = pool.connect_raw(o.server, &o.peer2_name).map_err(|e| format!("connect {}: {e}", o.server))?;
+        let b = pool.connect_raw(o.server, &o.peer2_name).map_err(|e| super::connect_error(o.server, &e))?;
         st.b = b;
         let cpu0 = cpu();
         let t = now_ns();
@@ -552,6 +554,10 @@ pub fn link_burst(o: &Opts) -> Result<Report> {
         })?;
         let cpu1 = cpu();
         st.check(&pool)?;
+        if st.b_eob_at.is_none() && pool.conns[b].closed {
+            let why = pool.conns[b].ended.as_deref().unwrap_or("closed");
+            return Err(format!("the link of {} ended before the server's EOB: {why}", o.peer2_name));
+        }
         if !ok {
             return Err(format!(
                 "no EOB from the server to {} within {BURST_LIMIT:?} ({} lines)",

@@ -107,7 +107,8 @@ pub fn mixed(o: &Opts, soak: bool) -> Result<Report> {
                     pool.close(c);
                     generation[i] += 1;
                     let nick = format!("{prefix}{i}g{}", generation[i]);
-                    slot[i] = pool.connect(o.server, o.source(i), &nick).map_err(|e| e.to_string())?;
+                    slot[i] =
+                        pool.connect(o.server, o.source(i), &nick).map_err(|e| super::connect_error(o.server, &e))?;
                     member_of[i] = vec![i % channels];
                     pool.send(slot[i], format!("JOIN #mx{}\r\n", i % channels).as_bytes());
                     continue;

@@ -38,22 +38,39 @@ pub fn parse_payload(line: &str) -> Option<(u64, u64)> {
     Some((ns, tag))
 }
 
-/// Connects `nicks.len()` clients and waits (up to `limit`) until all are registered.
+/// Connects `nicks.len()` clients and waits (up to `limit`) until all are registered. A client
+/// that cannot connect or that the server closes before registering ends it at once, saying why
+/// (the socket error, or the server's ERROR line).
 pub fn connect_all(pool: &mut Pool, o: &Opts, nicks: &[String], first_source: usize, limit: Duration) -> Result<()> {
+    let failed = |p: &Pool| p.first_failure.as_ref().map(|(_, why)| why.clone());
+    let wait = |pool: &mut Pool, want: usize| -> Result<()> {
+        let done = |p: &Pool| p.registered() >= want || p.first_failure.is_some();
+        let ok = pool.run_until(limit, |_, _| {}, done).map_err(|e| e.to_string())?;
+        if let Some(why) = failed(pool) {
+            return Err(format!("{why}; {} of {} clients registered", pool.registered(), nicks.len()));
+        }
+        if !ok {
+            return Err(format!(
+                "only {} of {want} clients registered within {limit:?} (the server at {} accepted them but did not register them)",
+                pool.registered(),
+                o.server
+            ));
+        }
+        Ok(())
+    };
     for (i, n) in nicks.iter().enumerate() {
-        pool.connect(o.server, o.source(first_source + i), n).map_err(|e| format!("connect {}: {e}", o.server))?;
+        pool.connect(o.server, o.source(first_source + i), n).map_err(|e| connect_error(o.server, &e))?;
         // Keep the listen backlog from overflowing: let the server catch up every 500.
         if i % 500 == 499 {
-            let want = i + 1;
-            pool.run_until(limit, |_, _| {}, |p| p.registered() >= want).map_err(|e| e.to_string())?;
+            wait(pool, pool.conns.len())?;
         }
     }
-    let want = pool.conns.len();
-    let ok = pool.run_until(limit, |_, _| {}, |p| p.registered() >= want).map_err(|e| e.to_string())?;
-    if !ok {
-        return Err(format!("only {} of {} clients registered within {limit:?}", pool.registered(), want));
-    }
-    Ok(())
+    wait(pool, pool.conns.len())
+}
+
+/// The message for a connection that could not even start.
+pub fn connect_error(server: std::net::SocketAddr, e: &std::io::Error) -> String {
+    format!("cannot connect to {server}: {e}")
 }
 
 /// Joins every client in `members` to `chan` and waits until the first has seen them all
