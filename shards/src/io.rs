@@ -125,6 +125,15 @@ impl<M: Envelope> Io<M> {
         Some(slot.queued())
     }
 
+    /// Schedules the connection's task now, so that it runs (and writes what it will have by
+    /// then) before the tasks woken after this call: a requester's reply, built after a fan-out
+    /// to a thousand members, leaves before their copies instead of after.
+    pub fn write_first(&mut self, conn: ConnId) {
+        if let Some(slot) = self.conns.get(conn) {
+            slot.wake();
+        }
+    }
+
     /// Bytes queued and not yet accepted by the kernel.
     pub fn queued(&mut self, conn: ConnId) -> usize {
         self.conns.get(conn).map_or(0, |s| s.queued())

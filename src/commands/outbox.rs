@@ -28,6 +28,11 @@ pub trait Outbox {
         let _ = lines;
         self.send(conn, bytes)
     }
+    /// The connection's output leaves before that of connections written to after this call
+    /// (its task is scheduled first): the requester of a change fanned out to many members.
+    fn write_first(&mut self, conn: Conn) {
+        let _ = conn;
+    }
     /// Asks for `commands::query::who::drained` (through the runtime's `on_drained`) once at
     /// most `below` bytes wait in the connection's queue, on a later loop turn.
     fn when_drained(&mut self, conn: Conn, below: usize);

@@ -119,6 +119,9 @@ impl Outbox for Out<'_> {
     fn send_lines(&mut self, c: Conn, bytes: &[u8], lines: u64) -> Option<usize> {
         self.0.send_records(conn_id(c), bytes, lines)
     }
+    fn write_first(&mut self, c: Conn) {
+        self.0.write_first(conn_id(c))
+    }
     fn when_drained(&mut self, c: Conn, below: usize) {
         self.0.when_drained(conn_id(c), below)
     }

@@ -28,14 +28,26 @@ pub fn big_channel(o: &Opts) -> Result<Report> {
     let last = n - 1;
     rep.start_window();
     let done = Cell::new(false);
+    // The other members' copies of the timed client's own JOIN or PART, counted whenever they
+    // arrive (before or after the timed client's reply).
+    let source = format!(":{}!", nicks[last]);
+    let seen = Cell::new(0usize);
+    let counts = |ev_conn: usize, line: &str, verb: &str| {
+        if ev_conn != last && line.starts_with(&source) && line.split(' ').nth(1) == Some(verb) {
+            seen.set(seen.get() + 1);
+        }
+    };
     let until = |pool: &mut Pool, cmd: &str, stop: &str| -> Result<u64> {
         done.set(false);
+        seen.set(0);
+        let verb = cmd.split(' ').next().unwrap_or("");
         let t0 = now_ns();
         pool.send(last, cmd.as_bytes());
         let end = Cell::new(0u64);
         pool.run_until(
             Duration::from_secs(30),
             |_, ev| {
+                counts(ev.conn, ev.line, verb);
                 if ev.conn == last && ev.line.split(' ').nth(1) == Some(stop) {
                     end.set(ev.recv_ns);
                     done.set(true);
@@ -49,13 +61,26 @@ pub fn big_channel(o: &Opts) -> Result<Report> {
         }
         Ok((end.get().saturating_sub(t0)) / 1000)
     };
+    // Until every other member has seen the timed client's JOIN or PART: each command is timed
+    // on a server that has finished the previous one's fan-out (a server that answers the
+    // requester before the members would otherwise have the next command wait behind it).
+    let settle = |pool: &mut Pool, verb: &str| -> Result<()> {
+        pool.run_until(Duration::from_secs(30), |_, ev| counts(ev.conn, ev.line, verb), |_| seen.get() >= n - 1)
+            .map_err(|e| e.to_string())?;
+        if seen.get() < n - 1 {
+            return Err(format!("{verb} reached {} of {} members", seen.get(), n - 1));
+        }
+        Ok(())
+    };
     let mut joins = Vec::new();
     let mut names = Vec::new();
     for i in 0..k {
         joins.push(until(&mut pool, &format!("JOIN {chan}\r\n"), "366")?);
+        settle(&mut pool, "JOIN")?;
         names.push(until(&mut pool, &format!("NAMES {chan}\r\n"), "366")?);
         if i + 1 < k {
             until(&mut pool, &format!("PART {chan}\r\n"), "PART")?;
+            settle(&mut pool, "PART")?;
         }
     }
     // Let the JOIN/PART notices reach everyone before timing messages.

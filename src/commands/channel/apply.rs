@@ -90,7 +90,12 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
         }
         _ => None,
     };
-    // The actor's own copy of the change waits for every shard (see `Wait::Barrier`).
+    // The actor's own copy of the change waits for every shard (see `Wait::Barrier`). Its
+    // reply (a JOIN's names, topic and 366) is built after the members' copies are queued:
+    // its connection is written first all the same, not after a thousand members' writes.
+    if let Some(conn) = m.conn {
+        out.write_first(conn);
+    }
     apply_event(st, out, &m.event.ev, m.conn, unix);
     let event = m.event;
     broadcast(st, out, || Env::Ordered(Ordered::Chan(Box::new(event.clone()))));
