@@ -107,6 +107,11 @@ pub(crate) struct Slot {
     pub(crate) moved: Moved,
     /// The handler wants `on_drained` once at most this many bytes wait (`Io::when_drained`).
     pub(crate) drain_below: Option<usize>,
+    /// A plain TCP connection's socket, once its task serves it: the shard's writer sends its
+    /// output directly (see writer.rs). `None` for TLS, whose task writes through rustls.
+    pub(crate) fd: Option<std::os::fd::RawFd>,
+    /// On the writer's list for this turn.
+    pub(crate) dirty: bool,
 }
 
 /// What a connection moved so far; [`Traffic`] adds what waits in its queue.
@@ -178,6 +183,8 @@ impl Table {
             s.out.clear();
             s.moved = Moved::default();
             s.drain_below = None;
+            s.fd = None;
+            s.dirty = false;
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
@@ -192,6 +199,8 @@ impl Table {
             watched: false,
             moved: Moved::default(),
             drain_below: None,
+            fd: None,
+            dirty: false,
         });
         ConnId { idx, gen: 0 }
     }
@@ -210,6 +219,7 @@ impl Table {
             s.out = Vec::new();
             s.sent = 0;
             s.drain_below = None;
+            s.fd = None;
             self.free.push(id.idx);
             self.live -= 1;
         }

@@ -134,7 +134,15 @@ pub(crate) fn poll_connection<H: Handler>(
     // Take the waker out while we run: output queued for this connection during its own
     // poll is flushed by the loop below and need not schedule another poll.
     match io.conns.get(id) {
-        Some(slot) => slot.waker = None,
+        Some(slot) => {
+            slot.waker = None;
+            // A plain socket is written by the shard's writer while this task is parked.
+            if slot.fd.is_none() {
+                if let Stream::Plain(tcp) = stream {
+                    slot.fd = Some(std::os::fd::AsRawFd::as_raw_fd(tcp));
+                }
+            }
+        }
         None => return Poll::Ready(()),
     }
     let mut reads = 0;

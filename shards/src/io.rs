@@ -48,6 +48,9 @@ pub struct Io<M: Envelope> {
     /// Messages to itself for a later turn ([`Io::later`]).
     pub(crate) later: VecDeque<M>,
     pub(crate) later_notify: Rc<Notify>,
+    /// Plain connections with output queued this turn, for the shard's writer (writer.rs).
+    pub(crate) dirty: Vec<ConnId>,
+    pub(crate) writer_notify: Rc<Notify>,
     pub(crate) stats: IoStats,
     pub(crate) close_grace: Duration,
     pub(crate) stop_requested: bool,
@@ -73,6 +76,8 @@ impl<M: Envelope> Io<M> {
             loopback_notify: Rc::new(Notify::default()),
             later: VecDeque::new(),
             later_notify: Rc::new(Notify::default()),
+            dirty: Vec::new(),
+            writer_notify: Rc::new(Notify::default()),
             stats: IoStats::default(),
             close_grace,
             stop_requested: false,
@@ -120,17 +125,34 @@ impl<M: Envelope> Io<M> {
         self.stats.records_out += records;
         slot.out.extend_from_slice(bytes);
         if was_empty {
-            slot.wake();
+            Self::schedule_write(slot, conn, &mut self.dirty, &self.writer_notify);
         }
         Some(slot.queued())
     }
 
-    /// Schedules the connection's task now, so that it runs (and writes what it will have by
-    /// then) before the tasks woken after this call: a requester's reply, built after a fan-out
-    /// to a thousand members, leaves before their copies instead of after.
+    /// Output just queued for an idle connection: a plain one whose task is parked goes on the
+    /// writer's list (one task writes every such connection once per turn, without waking
+    /// each one's task); a TLS one, or one not yet serving, has its task woken. A connection
+    /// whose task is running now (its waker is out) flushes it itself before it parks.
+    fn schedule_write(slot: &mut crate::conn::Slot, conn: ConnId, dirty: &mut Vec<ConnId>, writer: &Notify) {
+        match slot.fd {
+            Some(_) if slot.waker.is_some() => {
+                if !slot.dirty {
+                    slot.dirty = true;
+                    dirty.push(conn);
+                    writer.notify();
+                }
+            }
+            _ => slot.wake(),
+        }
+    }
+
+    /// Puts the connection first in line for this turn's writes (what it will have queued by
+    /// then leaves before the output of connections written to after this call): a requester's
+    /// reply, built after a fan-out to a thousand members, leaves before their copies.
     pub fn write_first(&mut self, conn: ConnId) {
         if let Some(slot) = self.conns.get(conn) {
-            slot.wake();
+            Self::schedule_write(slot, conn, &mut self.dirty, &self.writer_notify);
         }
     }
 

@@ -24,6 +24,7 @@ mod runtime;
 mod shard;
 mod start;
 mod stream;
+mod writer;
 
 pub use conn::{ConnId, ConnInfo, Disconnect, Origin, Traffic};
 pub use io::{Io, IoStats};

@@ -120,6 +120,7 @@ pub(crate) async fn shard_main<H, F>(
     tasks.push(glommio::spawn_local(later(shard.clone())));
     tasks.push(glommio::spawn_local(blocking_jobs(shard.clone())));
     tasks.push(glommio::spawn_local(connector(shard.clone())));
+    tasks.push(glommio::spawn_local(crate::writer::writer(shard.clone())));
     let accepts = start_listeners(&shard, fds);
     step(&phase, 5);
     // Starting was work: the shard is nudged and ticks fast until it has been idle a while.
