@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::delivery::reply;
 use super::outbox::{Conn, Outbox};
-use crate::local::client::Wait;
+use crate::local::client::{Barrier, Wait};
 use crate::local::shard::ShardState;
 
 /// Holds `held` for the client until every other shard acknowledged the change just sent out.
@@ -18,10 +18,10 @@ use crate::local::shard::ShardState;
 pub fn hold(st: &mut ShardState, conn: Conn, held: Vec<u8>) -> Option<Vec<u8>> {
     let remaining = st.cores - 1;
     let Some(c) = st.clients.get_mut(&conn) else { return None };
-    if remaining == 0 || c.departing.is_some() {
+    if remaining == 0 || c.rare().departing.is_some() {
         return Some(held);
     }
-    c.wait = Some(Wait::Barrier { remaining, held, later: Vec::new() });
+    c.wait = Some(Wait::Barrier(Box::new(Barrier { remaining, held, later: Vec::new() })));
     None
 }
 
@@ -38,12 +38,12 @@ pub fn on_applied(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: In
         return;
     }
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    let Some(Wait::Barrier { remaining, held, later }) = &mut c.wait else { return };
-    *remaining -= 1;
-    if *remaining > 0 {
+    let Some(Wait::Barrier(b)) = &mut c.wait else { return };
+    b.remaining -= 1;
+    if b.remaining > 0 {
         return;
     }
-    let (held, later) = (std::mem::take(held), std::mem::take(later));
+    let (held, later) = (std::mem::take(&mut b.held), std::mem::take(&mut b.later));
     c.wait = Some(Wait::Chan);
     reply(st, out, conn, &held);
     if !later.is_empty() {

@@ -110,7 +110,7 @@ fn start_lookups(
         return;
     }
     if let Some(c) = st.clients.get_mut(&conn) {
-        c.looking_up = Some(now + timeout);
+        c.rare_mut().looking_up = Some(now + timeout);
     }
     out.blocking(Box::new(move || {
         let found = crate::lookup::lookup(peer, local, dns, ident, timeout);
@@ -144,10 +144,10 @@ pub fn looked(
     let notice = |text: &str| Line::new().source(&server).verb("NOTICE").param("*").trailing(text).finish();
     let host: Option<std::sync::Arc<str>> = host.map(Into::into);
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    if c.looking_up.is_none() || c.registered || c.closing {
+    if c.rare().looking_up.is_none() || c.registered || c.closing {
         return;
     }
-    c.looking_up = None;
+    c.rare_mut().looking_up = None;
     let mut buf = Vec::new();
     if dns {
         buf.extend_from_slice(&found_host(&notice, host.as_deref(), false));
@@ -159,7 +159,7 @@ pub fn looked(
         match ident {
             Some(i) => {
                 buf.extend_from_slice(&notice("*** Got Ident response"));
-                c.ident = Some(i.into());
+                c.rare_mut().ident = Some(i.into());
             }
             None => buf.extend_from_slice(&notice("*** No Ident response")),
         }
@@ -194,7 +194,7 @@ pub fn lookups_overdue(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, 
     let late: Vec<Conn> = st
         .clients
         .iter()
-        .filter(|(_, c)| c.looking_up.is_some_and(|d| now >= d + LOOKUP_SLACK))
+        .filter(|(_, c)| c.rare().looking_up.is_some_and(|d| now >= d + LOOKUP_SLACK))
         .map(|(k, _)| *k)
         .collect();
     for conn in late {
@@ -219,7 +219,7 @@ pub fn data(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u8],
         c.framer = framer;
         // Input held while the client waits for another shard is bounded by one socket read
         // (its socket is paused); what waits for flood-control tokens counts against recvq.
-        let held = if c.paused { c.framer.buffered() } else { c.framer.buffered() + c.queued_bytes };
+        let held = if c.paused { c.framer.buffered() } else { c.framer.buffered() + c.rare().queued_bytes };
         if !c.closing && held > st.cfg.classes[c.class].recvq {
             c.closing = true;
             st.to_close.push((conn, "Excess Flood".into(), false));
@@ -250,9 +250,10 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             ctx.flush();
         }
         Frame::Line(line) => {
-            if (c.wait.is_some() && !runs_while_waiting(c, line)) || c.throttled || !c.queue.is_empty() {
-                c.queued_bytes += line.len();
-                c.queue.push_back(line.into());
+            if (c.wait.is_some() && !runs_while_waiting(c, line)) || c.throttled || !c.rare().queue.is_empty() {
+                let r = c.rare_mut();
+                r.queued_bytes += line.len();
+                r.queue.push_back(line.into());
                 if c.wait.is_some() && !c.paused {
                     c.paused = true;
                     st.paused.push(conn);
@@ -262,8 +263,9 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             }
             if !super::flood::take(st, conn, now) {
                 if let Some(c) = st.clients.get_mut(&conn) {
-                    c.queued_bytes += line.len();
-                    c.queue.push_back(line.into());
+                    let r = c.rare_mut();
+                    r.queued_bytes += line.len();
+                    r.queue.push_back(line.into());
                 }
                 super::flood::warn(st, out, conn);
                 return;
@@ -271,7 +273,7 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
             let mut ctx = Ctx { st, out, conn, now, unix };
             run_line(&mut ctx, line);
             ctx.flush();
-            super::delivery::finish_label(st, out, conn);
+            command_done(st, out, conn);
         }
     }
 }
@@ -279,15 +281,15 @@ fn on_frame(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, frame: Frame<
 /// Runs the lines a client sent while it waited, until it waits again.
 pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
     // The command that waited is complete now.
-    super::delivery::finish_label(st, out, conn);
+    command_done(st, out, conn);
     loop {
         let Some(c) = st.clients.get_mut(&conn) else {
             return;
         };
-        if c.closing || c.queue.is_empty() {
+        if c.closing || c.rare().queue.is_empty() {
             return;
         }
-        if c.wait.is_some() && !c.queue.front().is_some_and(|l| runs_while_waiting(c, l)) {
+        if c.wait.is_some() && !c.rare().queue.front().is_some_and(|l| runs_while_waiting(c, l)) {
             return;
         }
         if !super::flood::take(st, conn, now) {
@@ -295,14 +297,24 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
             return;
         }
         let Some(c) = st.clients.get_mut(&conn) else { return };
-        let Some(line) = c.queue.pop_front() else {
+        let Some(r) = c.rare_if_any() else { return };
+        let Some(line) = r.queue.pop_front() else {
             return;
         };
-        c.queued_bytes -= line.len();
+        r.queued_bytes -= line.len();
         let mut ctx = Ctx { st, out, conn, now, unix };
         run_line(&mut ctx, &line);
         ctx.flush();
-        super::delivery::finish_label(st, out, conn);
+        command_done(st, out, conn);
+    }
+}
+
+/// A client's command is complete: its labeled replies go out, and it drops its rarely used
+/// fields if none is in use any more (`Client::tidy`).
+fn command_done(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
+    super::delivery::finish_label(st, out, conn);
+    if let Some(c) = st.clients.get_mut(&conn) {
+        c.tidy();
     }
 }
 
@@ -312,7 +324,7 @@ pub fn resume(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instan
 /// channel line while its earlier channel requests are in flight.
 fn runs_while_waiting(c: &Client, line: &[u8]) -> bool {
     match c.wait {
-        Some(Wait::Saving { .. }) => c.label.is_none() && super::oper::bans::is_ban_command(line),
+        Some(Wait::Saving { .. }) => c.rare().label.is_none() && super::oper::bans::is_ban_command(line),
         Some(Wait::Chan) => c.kind == crate::local::kind::Kind::Server && super::link::pipelined(line),
         _ => false,
     }
@@ -393,7 +405,7 @@ fn close_marked(st: &mut ShardState, out: &mut dyn Outbox) {
 
 /// The peer went away (EOF or error): the same as a close, without the ERROR line.
 pub fn disconnected(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, reason: &str) {
-    if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
+    if st.clients.get(&conn).is_some_and(|c| c.rare().departing.is_none()) {
         let unix = out.unix_ms() / 1000;
         leave_network(st, out, conn, reason, None, unix);
     }

@@ -70,7 +70,7 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u6
         c.throttled = false;
         resume(st, out, conn, now, unix);
         if let Some(c) = st.clients.get_mut(&conn) {
-            if !c.throttled && c.queue.is_empty() {
+            if !c.throttled && c.rare().queue.is_empty() {
                 c.lag_told = false;
             }
         }

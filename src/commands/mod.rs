@@ -239,7 +239,7 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
     // them until the command is complete).
     if delivery::labels(caps) {
         if let Some(label) = msg.tag("label").filter(|l| !l.is_empty()) {
-            ctx.me_mut().label = Some(label.into_owned());
+            ctx.me_mut().rare_mut().label = Some(label.into_owned());
         }
     }
     // Measured on the bytes received (the text may have grown where invalid UTF-8 was

@@ -19,7 +19,7 @@ use crate::state::{Location, User, UserModes};
 
 /// `PASS <password>` (before registration); `PASS <password> TS 6 :<SID>` is a server's.
 pub fn pass(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
-    ctx.me_mut().pass = msg.param(0).map(str::to_string);
+    ctx.me_mut().rare_mut().pass = msg.param(0).map(str::to_string);
     if msg.param(1).is_some_and(|t| t.eq_ignore_ascii_case("TS")) {
         return crate::commands::link::handshake::pass(ctx, msg);
     }
@@ -83,7 +83,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     } else {
         let conn = ctx.conn;
         ctx.out.to_shard(owner, Env::Request(Request::NickClaim { nick: folded.clone(), uid, conn }));
-        ctx.me_mut().wait = Some(Wait::Nick { nick: new.into(), folded });
+        ctx.me_mut().wait = Some(Wait::Nick(Box::new((new.into(), folded))));
         Ok(())
     }
 }
@@ -100,7 +100,7 @@ pub fn nick_result(
     unix: u64,
 ) {
     let waiting = st.clients.get(&conn).filter(|c| c.uid == uid).and_then(|c| match &c.wait {
-        Some(Wait::Nick { nick, folded: f }) if *f == folded => Some(nick.clone()),
+        Some(Wait::Nick(n)) if n.1 == folded => Some(n.0.clone()),
         _ => None,
     });
     let Some(nick) = waiting else {
@@ -177,14 +177,14 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         || me.user.is_none()
         || me.cap_negotiating
         || me.wait.is_some()
-        || me.looking_up.is_some()
-        || me.sasl.as_ref().is_some_and(|s| !s.done)
+        || me.rare().looking_up.is_some()
+        || me.rare().sasl.as_ref().is_some_and(|s| !s.done)
     {
         // (A SASL exchange under way holds registration until services answer or it times out.)
         return;
     }
     if let Some(want) = &ctx.st.cfg.server.password {
-        if me.pass.as_deref() != Some(want.as_str()) {
+        if me.rare().pass.as_deref() != Some(want.as_str()) {
             ctx.reply(Numeric::ERR_PASSWDMISMATCH, &[]);
             let conn = ctx.conn;
             close_later(ctx.st, conn, "Bad Password");
@@ -193,7 +193,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     }
     let (nick, folded) = me.nick.clone().expect("checked above");
     let (mut username, realname) = me.user.clone().expect("checked above");
-    if let Some(ident) = &me.ident {
+    if let Some(ident) = &me.rare().ident {
         // An ident reply vouches for the name: it goes without the `~`.
         username = ident.clone();
     }
@@ -217,7 +217,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         realname,
         modes: if me.secure { UserModes::SECURE } else { UserModes::default() },
         away: None,
-        account: me.sasl.as_ref().and_then(|s| s.account.clone()),
+        account: me.rare().sasl.as_ref().and_then(|s| s.account.clone()),
         location: Location::local(ctx.st.me),
         signon: me.signon,
         channels: Vec::new(),
@@ -226,16 +226,23 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);
     ctx.me_mut().user = Some((user.user.clone(), user.realname.clone()));
     ctx.me_mut().registered = true;
-    if let Some(s) = ctx.me_mut().sasl.take() {
-        ctx.st.sasl_clients.remove(&uid);
-        debug_assert!(s.done);
+    if let Some(r) = ctx.me_mut().rare_if_any() {
+        // Read only until now: the password and the ident reply go (the box of rare fields
+        // with them, unless something else holds it).
+        r.pass = None;
+        r.ident = None;
+        if let Some(s) = r.sasl.take() {
+            ctx.st.sasl_clients.remove(&uid);
+            debug_assert!(s.done);
+        }
     }
+    ctx.me_mut().tidy();
     ctx.st.local.insert(uid, ctx.conn);
     ctx.st.directory.insert(user.clone());
     crate::commands::link::relay::user_intro(ctx.st, ctx.out, &user);
     let ack = Some(ctx.conn);
     broadcast(ctx.st, ctx.out, || Env::Ordered(Ordered::UserIntro { user: Box::new(user.clone()), ack }));
-    if let Some(fp) = ctx.me().certfp.clone() {
+    if let Some(fp) = ctx.me().rare().certfp.clone() {
         // Services remember certificates (NickServ CERT, SASL EXTERNAL later on); after the introduction,
         // which every link hears first (the other shards' in the same stream).
         let line = Line::new().source(uid.as_str()).verb("ENCAP").param("*").param("CERTFP").trailing(&fp).finish();

@@ -37,7 +37,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if me.caps & bits::SASL == 0 {
         return Err(err!(ERR_SASLFAIL));
     }
-    if me.sasl.as_ref().is_some_and(|s| s.done) {
+    if me.rare().sasl.as_ref().is_some_and(|s| s.done) {
         // Logged in by SASL and not registered yet: registration comes first.
         return Err(err!(ERR_SASLALREADY));
     }
@@ -57,7 +57,7 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Err(err!(ERR_SASLTOOLONG));
     }
     let (uid, conn, now) = (ctx.me().uid, ctx.conn, ctx.now);
-    let lines = match ctx.me().sasl.as_ref() {
+    let lines = match ctx.me().rare().sasl.as_ref() {
         // What is not a mechanism name (RFC 4422: up to 20 of A-Z 0-9 - _) cannot start an
         // exchange: the rest of an aborted one's payload is not sent to services as one.
         None if !is_mechanism(arg) => return Err(err!(ERR_SASLFAIL)),
@@ -69,15 +69,15 @@ pub fn authenticate(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             // EXTERNAL is the client's certificate: its fingerprint goes with the mechanism.
             let mut mech = vec![arg.to_string()];
             if arg.eq_ignore_ascii_case("EXTERNAL") {
-                mech.extend(me.certfp.as_deref().map(str::to_string));
+                mech.extend(me.rare().certfp.as_deref().map(str::to_string));
             }
-            ctx.me_mut().sasl =
+            ctx.me_mut().rare_mut().sasl =
                 Some(Box::new(Sasl { started: now, agent: None, bytes: 0, account: None, done: false }));
             ctx.st.sasl_clients.insert(uid, conn);
             vec![encap(ctx.st, services, uid, "*", "H", &host), encap(ctx.st, services, uid, "*", "S", &mech)]
         }
         Some(_) => {
-            let s = ctx.me_mut().sasl.as_mut().expect("checked");
+            let s = ctx.me_mut().rare_mut().sasl.as_mut().expect("checked");
             s.bytes += arg.len();
             if s.bytes > MAX_EXCHANGE {
                 // 905 is for one line over 400 bytes; an exchange too long fails (904).
@@ -102,7 +102,7 @@ fn is_mechanism(s: &str) -> bool {
 /// The client ended capability negotiation while its exchange ran: SASL 3.1 says abort it
 /// (906) and register without an account.
 pub fn cap_end(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
-    if !st.clients.get(&conn).and_then(|c| c.sasl.as_ref()).is_some_and(|s| !s.done) {
+    if !st.clients.get(&conn).and_then(|c| c.rare().sasl.as_ref()).is_some_and(|s| !s.done) {
         return;
     }
     abort(st, out, conn);
@@ -124,13 +124,13 @@ fn encap(st: &ShardState, services: Sid, uid: Uid, agent: &str, mode: &str, args
 /// Ends the client's exchange, telling services (`D A`) when one was under way.
 fn abort(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    let Some(s) = c.sasl.take() else { return };
+    let Some(s) = c.rare_if_any().and_then(|r| r.sasl.take()) else { return };
     let uid = c.uid;
     st.sasl_clients.remove(&uid);
     if s.done {
         // Logged in already: nothing to abort (the account stays).
         if let Some(c) = st.clients.get_mut(&conn) {
-            c.sasl = Some(s);
+            c.rare_mut().sasl = Some(s);
         }
         return;
     }
@@ -174,7 +174,7 @@ pub fn on_answer(
     let mut ctx = Ctx { st, out, conn, now, unix };
     match mode {
         "C" => {
-            if let Some(s) = ctx.me_mut().sasl.as_mut() {
+            if let Some(s) = ctx.me_mut().rare_if_any().and_then(|r| r.sasl.as_mut()) {
                 s.agent = Some(agent.into());
             }
             let line = Line::new().verb("AUTHENTICATE").param(data).finish();
@@ -188,14 +188,18 @@ pub fn on_answer(
                     if ctx.me().registered {
                         // Logged in (again) after registration: the account is set already
                         // (SVSLOGIN); the exchange is over.
-                        ctx.me_mut().sasl = None;
-                    } else if let Some(s) = ctx.me_mut().sasl.as_mut() {
+                        if let Some(r) = ctx.me_mut().rare_if_any() {
+                            r.sasl = None;
+                        }
+                    } else if let Some(s) = ctx.me_mut().rare_if_any().and_then(|r| r.sasl.as_mut()) {
                         s.done = true;
                     }
                     ctx.reply(Numeric::RPL_SASLSUCCESS, &[]);
                 }
                 _ => {
-                    ctx.me_mut().sasl = None;
+                    if let Some(r) = ctx.me_mut().rare_if_any() {
+                        r.sasl = None;
+                    }
                     let n = if data == "A" { Numeric::ERR_SASLABORTED } else { Numeric::ERR_SASLFAIL };
                     ctx.reply(n, &[]);
                 }
@@ -218,7 +222,7 @@ pub fn on_login(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account: Ar
     };
     let saved = std::mem::take(&mut st.reply);
     let mut ctx = Ctx { st, out, conn, now, unix };
-    if let Some(s) = ctx.me_mut().sasl.as_mut() {
+    if let Some(s) = ctx.me_mut().rare_if_any().and_then(|r| r.sasl.as_mut()) {
         s.account = Some(account.clone());
     }
     let me = ctx.me();
@@ -304,7 +308,10 @@ pub fn expire(st: &mut ShardState, out: &mut dyn Outbox, now: Instant, unix: u64
         .values()
         .copied()
         .filter(|c| {
-            st.clients.get(c).and_then(|c| c.sasl.as_ref()).is_some_and(|s| now.duration_since(s.started) >= TIMEOUT)
+            st.clients
+                .get(c)
+                .and_then(|c| c.rare().sasl.as_ref())
+                .is_some_and(|s| now.duration_since(s.started) >= TIMEOUT)
         })
         .collect();
     for conn in stale {

@@ -213,7 +213,7 @@ impl Handler for IrcShard {
         let fp = crate::certfp::of_der(der);
         if let Some(client) = self.st.clients.get_mut(&conn(c)) {
             log::debug!("Client certificate {fp} [{}] shard={}", client.addr, self.st.me);
-            client.certfp = Some(fp.into());
+            client.rare_mut().certfp = Some(fp.into());
         }
         let _ = io;
     }

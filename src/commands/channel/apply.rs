@@ -136,7 +136,7 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
         }
     }
     if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {
-        if st.clients.get(&conn).is_some_and(|c| c.departing.is_none()) {
+        if st.clients.get(&conn).is_some_and(|c| c.rare().departing.is_none()) {
             held.extend_from_slice(&join::after_join(st, out, conn, chan, now, unix));
         }
     }

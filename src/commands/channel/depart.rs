@@ -32,9 +32,10 @@ pub fn leave_network(
 ) {
     let Some(c) = st.clients.get_mut(&conn) else { return };
     c.closing = true;
-    c.departing = Some(reason.to_string());
-    c.farewell = farewell;
-    c.chan_queue.clear();
+    let r = c.rare_mut();
+    r.departing = Some(reason.to_string());
+    r.farewell = farewell;
+    r.chan_queue.clear();
     if c.wait == Some(Wait::Chan) {
         return;
     }
@@ -42,15 +43,15 @@ pub fn leave_network(
 }
 
 pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _unix: u64) {
-    let Some(c) = st.clients.remove(&conn) else { return };
-    let reason = c.departing.clone().unwrap_or_default();
+    let Some(mut c) = st.clients.remove(&conn) else { return };
+    let reason = c.rare().departing.clone().unwrap_or_default();
     st.class_counts[c.class] -= 1;
     let now = out.now();
     crate::commands::admission::closed(st, out, c.addr.ip(), now);
     if c.kind == crate::local::kind::Kind::Server {
         // Closed by us (SQUIT, ERROR, a refusal): the ERROR line goes after what is queued,
         // then the socket closes. A link the peer closed has no farewell and nothing to close.
-        if let Some(line) = &c.farewell {
+        if let Some(line) = &c.rare().farewell {
             out.send(conn, line);
             out.close(conn);
         }
@@ -58,11 +59,11 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
         return;
     }
     log::info!("Client disconnected: {} [{}] shard={} reason={reason}", c.mask(), c.addr, st.me);
-    for f in &c.monitor {
+    for f in &c.rare().monitor {
         crate::commands::query::monitor::unwatch(st, f, conn);
     }
     // A SASL exchange under way (before registration, or a reauthentication after it) ends.
-    if let Some(s) = &c.sasl {
+    if let Some(s) = &c.rare().sasl {
         crate::commands::sasl::gone(st, out, c.uid, s);
     }
     if !c.registered {
@@ -85,7 +86,7 @@ pub(super) fn depart(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, _uni
     );
     crate::commands::oper::snotice::snotice(st, out, &exit);
     let mask = c.mask();
-    let farewell = c.farewell.map(|l| (conn, l));
+    let farewell = c.rare_if_any().and_then(|r| r.farewell.take()).map(|l| (conn, l));
     depart_user(st, out, c.uid, &mask, &reason, farewell);
 }
 

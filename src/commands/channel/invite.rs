@@ -17,7 +17,7 @@ pub fn invite(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         if !msg.params.is_empty() {
             return Err(err!(ERR_NEEDMOREPARAMS, "INVITE"));
         }
-        let invites = ctx.me().invites.clone();
+        let invites = ctx.me().rare().invites.clone();
         for f in invites {
             let name = ctx.st.channels.get(&f).map_or(f.to_string(), |v| v.ch.name.to_string());
             ctx.reply(Numeric::RPL_INVITELIST, &[&name]);

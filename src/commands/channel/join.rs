@@ -53,7 +53,7 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             continue;
         }
         in_count += 1;
-        let invited = ctx.me().invites.contains(&folded);
+        let invited = ctx.me().rare().invites.contains(&folded);
         let key = keys.get(i).filter(|k| !k.is_empty()).map(|k| k.to_string());
         let (mask, ip_mask, account) = (mask.clone(), ip_mask.clone(), account.clone());
         reqs.push(ChanRequest::Join { name: name.into(), key, mask, ip_mask, account, invited });
@@ -134,7 +134,9 @@ pub fn after_join(
     unix: u64,
 ) -> Vec<u8> {
     let mut ctx = Ctx { st, out, conn, now, unix };
-    ctx.me_mut().invites.retain(|f| f != chan);
+    if let Some(r) = ctx.me_mut().rare_if_any() {
+        r.invites.retain(|f| f != chan);
+    }
     super::topic::send_topic(&mut ctx, chan, false);
     names::send_names(&mut ctx, chan);
     let lines = ctx.st.reply.clone();

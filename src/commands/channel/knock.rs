@@ -26,10 +26,10 @@ pub fn knock(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Err(err!(ERR_CHANOPEN, name));
     }
     let now = ctx.now;
-    if ctx.me().last_knock.is_some_and(|t| now.duration_since(t).as_secs() < 30) {
+    if ctx.me().rare().last_knock.is_some_and(|t| now.duration_since(t).as_secs() < 30) {
         return Err(err!(ERR_TOOMANYKNOCK, name));
     }
-    ctx.me_mut().last_knock = Some(now);
+    ctx.me_mut().rare_mut().last_knock = Some(now);
     let reason = msg.param(1).filter(|r| !r.is_empty());
     tell_ops(ctx.st, ctx.out, uid, &name, reason, ctx.now);
     // The channel's ops on other servers hear it too (hybrid's KNOCK capability).

@@ -27,7 +27,7 @@ pub fn submit(ctx: &mut Ctx<'_>, reqs: Vec<ChanRequest>) {
     if ctx.me().kind == crate::local::kind::Kind::Server {
         return submit_pipelined(ctx, reqs);
     }
-    ctx.me_mut().chan_queue.extend(reqs);
+    ctx.me_mut().rare_mut().chan_queue.extend(reqs);
     send_next(ctx.st, ctx.out, ctx.conn);
 }
 
@@ -70,7 +70,7 @@ fn send_next(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) -> bool {
     let cores = st.cores;
     let cm = st.cm;
     let Some(c) = st.clients.get_mut(&conn) else { return false };
-    match c.chan_queue.pop_front() {
+    match c.rare_if_any().and_then(|r| r.chan_queue.pop_front()) {
         Some(req) => {
             c.wait = Some(Wait::Chan);
             let home = cm.fold(req.name()).owner(cores);
@@ -107,8 +107,8 @@ pub fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, no
         return;
     }
     let Some(c) = st.clients.get_mut(&conn) else { return };
-    if c.departing.is_some() {
-        c.chan_queue.clear();
+    if let Some(r) = c.rare_if_any().filter(|r| r.departing.is_some()) {
+        r.chan_queue.clear();
         c.wait = None;
         depart(st, out, conn, unix);
         return;
@@ -168,7 +168,7 @@ pub fn on_ack(
 
 fn send_replies(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, replies: &[Reply]) {
     let Some(c) = st.clients.get(&conn) else { return };
-    if c.departing.is_some() || replies.is_empty() {
+    if c.rare().departing.is_some() || replies.is_empty() {
         return;
     }
     let target = c.target().to_string();

@@ -81,9 +81,9 @@ fn send_or_hold(
     bytes: &[u8],
     lines: u64,
 ) -> Option<usize> {
-    if let Some(Wait::Barrier { later, .. }) = &mut c.wait {
-        later.extend_from_slice(bytes);
-        return Some(later.len());
+    if let Some(Wait::Barrier(b)) = &mut c.wait {
+        b.later.extend_from_slice(bytes);
+        return Some(b.later.len());
     }
     if lines == 0 {
         out.send(conn, bytes)

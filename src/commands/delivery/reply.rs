@@ -29,8 +29,8 @@ pub fn deliver(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, bytes: &[u
         return;
     }
     if let Some(c) = st.clients.get_mut(&conn) {
-        if c.label.is_some() {
-            c.labeled.extend_from_slice(bytes);
+        if let Some(r) = c.rare_if_any().filter(|r| r.label.is_some()) {
+            r.labeled.extend_from_slice(bytes);
             return;
         }
     }
@@ -44,10 +44,11 @@ pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
     if c.wait.is_some() {
         return;
     }
-    let Some(label) = c.label.take() else { return };
+    let Some(r) = c.rare_if_any() else { return };
+    let Some(label) = r.label.take() else { return };
     // Only now: this runs after every command, and most carry no label.
     let server = st.cfg.server.name.clone();
-    let body = std::mem::take(&mut c.labeled);
+    let body = std::mem::take(&mut r.labeled);
     let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').filter(|l| l.len() > 2).collect();
     let mut escaped = Vec::new();
     crate::proto::tags::escape_into(&mut escaped, &label);

@@ -57,8 +57,8 @@ pub fn to_invitee(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, chan: &Fo
     match route(st, uid) {
         Route::Here(conn) => {
             if let Some(c) = st.clients.get_mut(&conn) {
-                if !c.invites.contains(chan) {
-                    c.invites.push(chan.clone());
+                if !c.rare().invites.contains(chan) {
+                    c.rare_mut().invites.push(chan.clone());
                 }
             }
             to_conn_shared(st, out, conn, line, 0);

@@ -116,7 +116,7 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
     };
     let block_cfg = &cfg.links[block];
-    if ctx.me().pass.as_deref() != Some(block_cfg.accept_password.as_str()) {
+    if ctx.me().rare().pass.as_deref() != Some(block_cfg.accept_password.as_str()) {
         return refuse(ctx.st, conn, "Invalid password");
     }
     if block_cfg.sid.as_deref().is_some_and(|s| s != intro.sid) {

@@ -426,9 +426,10 @@ pub fn run_as(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, line: &[u8]) 
     }
     // Behind whatever the user is waiting for, like its own input.
     if let Some(c) = st.clients.get_mut(&conn) {
-        if c.wait.is_some() || !c.queue.is_empty() {
-            c.queued_bytes += line.len();
-            c.queue.push_back(line.into());
+        if c.wait.is_some() || !c.rare().queue.is_empty() {
+            let r = c.rare_mut();
+            r.queued_bytes += line.len();
+            r.queue.push_back(line.into());
             return;
         }
     }

@@ -144,7 +144,7 @@ fn save_then_ack(ctx: &mut Ctx<'_>, change: Change, ack: String, notice: String)
     let c = ctx.me_mut();
     match &mut c.wait {
         Some(Wait::Saving { held }) => held.push_back(Held::Ban),
-        _ => c.wait = Some(Wait::Saving { held: VecDeque::from([Held::Ban]) }),
+        _ => c.wait = Some(Wait::Saving { held: Box::new(VecDeque::from([Held::Ban])) }),
     }
 }
 

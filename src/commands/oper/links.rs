@@ -44,7 +44,7 @@ fn tell(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, text: &str, now: In
 fn who(ctx: &Ctx<'_>) -> String {
     let me = ctx.me();
     let mask = ctx.st.directory.get(&me.uid).map_or_else(|| me.target().to_string(), |u| u.mask());
-    format!("{mask}{{{}}}", me.oper.as_deref().unwrap_or("?"))
+    format!("{mask}{{{}}}", me.rare().oper.as_deref().unwrap_or("?"))
 }
 
 /// Whether `name` is this server (by name or SID).

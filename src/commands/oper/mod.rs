@@ -20,7 +20,7 @@ use crate::state::UserModes;
 pub fn require(ctx: &Ctx<'_>, privilege: &str) -> CmdResult {
     let me = ctx.me();
     let is_oper = ctx.st.directory.get(&me.uid).is_some_and(|u| u.modes.has(UserModes::OPER));
-    let Some(name) = me.oper.as_ref().filter(|_| is_oper) else {
+    let Some(name) = me.rare().oper.as_ref().filter(|_| is_oper) else {
         return Err(err!(ERR_NOPRIVILEGES));
     };
     match ctx.st.cfg.opers.iter().find(|o| &o.name == name) {

@@ -67,8 +67,9 @@ fn start(out: &mut dyn Outbox, c: Check) {
 /// One more wrong or refused attempt of the running client; the last one allowed closes it.
 fn failed(ctx: &mut Ctx<'_>) {
     let c = ctx.me_mut();
-    c.oper_failures = c.oper_failures.saturating_add(1);
-    if c.oper_failures >= limit::MAX_CLIENT_FAILURES {
+    let r = c.rare_mut();
+    r.oper_failures = r.oper_failures.saturating_add(1);
+    if r.oper_failures >= limit::MAX_CLIENT_FAILURES {
         let conn = ctx.conn;
         close_later(ctx.st, conn, "Too many failed OPER attempts");
     }
@@ -102,7 +103,7 @@ pub fn checked(
         failed(&mut ctx);
     } else {
         ctx.st.oper_limit.refund(ip);
-        ctx.me_mut().oper = Some(name.clone());
+        ctx.me_mut().rare_mut().oper = Some(name.clone());
         let before = ctx.st.directory.get(&uid).map(|u| u.modes).unwrap_or_default();
         let mut modes = before;
         modes.set(UserModes::OPER, true);

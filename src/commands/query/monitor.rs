@@ -19,15 +19,15 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let list: Vec<&str> = targets.split(',').filter(|t| !t.is_empty()).collect();
             for (i, nick) in list.iter().enumerate() {
                 let f = ctx.st.cm.fold(nick);
-                if ctx.me().monitor.contains(&f) {
+                if ctx.me().rare().monitor.contains(&f) {
                     continue;
                 }
-                if ctx.me().monitor.len() >= max {
+                if ctx.me().rare().monitor.len() >= max {
                     let rest = list[i..].join(",");
                     ctx.reply(Numeric::ERR_MONLISTFULL, &[&max.to_string(), &rest]);
                     break;
                 }
-                ctx.me_mut().monitor.push(f.clone());
+                ctx.me_mut().rare_mut().monitor.push(f.clone());
                 ctx.st.monitors.entry(f.clone()).or_default().push(conn);
                 match ctx.st.directory.by_nick(&f) {
                     Some(u) => online.push(u.mask()),
@@ -45,18 +45,20 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let Some(targets) = msg.param(1) else { return Err(err!(ERR_NEEDMOREPARAMS, "MONITOR")) };
             for nick in targets.split(',').filter(|t| !t.is_empty()) {
                 let f = ctx.st.cm.fold(nick);
-                ctx.me_mut().monitor.retain(|x| x != &f);
+                if let Some(r) = ctx.me_mut().rare_if_any() {
+                    r.monitor.retain(|x| x != &f);
+                }
                 unwatch(ctx.st, &f, conn);
             }
         }
         "C" | "c" => {
-            let list = std::mem::take(&mut ctx.me_mut().monitor);
+            let list = ctx.me_mut().rare_if_any().map(|r| std::mem::take(&mut r.monitor)).unwrap_or_default();
             for f in &list {
                 unwatch(ctx.st, f, conn);
             }
         }
         "L" | "l" => {
-            let list: Vec<String> = ctx.me().monitor.iter().map(|f| f.to_string()).collect();
+            let list: Vec<String> = ctx.me().rare().monitor.iter().map(|f| f.to_string()).collect();
             for chunk in list.chunks(20) {
                 ctx.reply(Numeric::RPL_MONLIST, &[&chunk.join(",")]);
             }
@@ -64,7 +66,7 @@ pub fn monitor(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         "S" | "s" => {
             let (mut online, mut offline) = (Vec::new(), Vec::new());
-            for f in ctx.me().monitor.clone() {
+            for f in ctx.me().rare().monitor.clone() {
                 match ctx.st.directory.by_nick(&f) {
                     Some(u) => online.push(u.mask()),
                     None => offline.push(f.to_string()),

@@ -65,7 +65,7 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let mut rest = Box::new(query(ctx, msg));
     if piece(ctx, &mut rest) {
         ctx.me_mut().wait = Some(Wait::Reply);
-        ctx.me_mut().rest = Some(rest);
+        ctx.me_mut().rare_mut().rest = Some(rest);
         ctx.out.when_drained(ctx.conn, LOW_WATER);
     }
     Ok(())
@@ -75,12 +75,12 @@ pub fn who(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 /// commands run.
 pub fn drained(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
     let Some(c) = st.clients.get_mut(&conn).filter(|c| !c.closing) else { return };
-    let Some(mut rest) = c.rest.take() else { return };
+    let Some(mut rest) = c.rare_if_any().and_then(|r| r.rest.take()) else { return };
     let mut ctx = Ctx { st, out, conn, now, unix };
     let more = piece(&mut ctx, &mut rest);
     ctx.flush();
     if more {
-        ctx.me_mut().rest = Some(rest);
+        ctx.me_mut().rare_mut().rest = Some(rest);
         ctx.out.when_drained(conn, LOW_WATER);
         return;
     }
