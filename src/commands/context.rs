@@ -49,7 +49,14 @@ pub struct Ctx<'a> {
 /// Builds a numeric line from this server: `:server NNN target params... [:text]`. Without a
 /// fixed text, the last parameter is written as trailing.
 pub fn numeric_line(server: &str, target: &str, n: Numeric, params: &[&str]) -> Vec<u8> {
-    let mut l = Line::new().source(server).verb(n.as_str()).param(target);
+    let mut buf = Vec::with_capacity(128);
+    numeric_into(&mut buf, server, target, n, params);
+    buf
+}
+
+/// [`numeric_line`] appended to `buf`.
+pub fn numeric_into(buf: &mut Vec<u8>, server: &str, target: &str, n: Numeric, params: &[&str]) {
+    let mut l = Line::after(std::mem::take(buf)).source(server).verb(n.as_str()).param(target);
     match n.text() {
         Some(text) => {
             for p in params {
@@ -66,7 +73,7 @@ pub fn numeric_line(server: &str, target: &str, n: Numeric, params: &[&str]) -> 
             }
         }
     }
-    l.finish()
+    *buf = l.finish();
 }
 
 impl Ctx<'_> {
@@ -85,9 +92,11 @@ impl Ctx<'_> {
 
     /// Appends a numeric to the reply.
     pub fn reply(&mut self, n: Numeric, params: &[&str]) {
-        let target = self.me().target().to_string();
-        let line = numeric_line(&self.st.cfg.server.name, &target, n, params);
-        self.st.reply.extend_from_slice(&line);
+        // Written straight into the reply buffer (no line or target string of its own: a
+        // registration's ~30 numerics were ~40,000 instructions of allocation, callgrind).
+        let st = &mut *self.st;
+        let target = st.clients.get(&self.conn).expect("the running client exists").target();
+        numeric_into(&mut st.reply, &st.cfg.server.name, target, n, params);
     }
 
     pub fn reply_err(&mut self, r: &Reply) {

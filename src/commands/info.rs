@@ -56,7 +56,7 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
 
 pub fn send_isupport(ctx: &mut Ctx<'_>) {
     let lines = ctx.st.isupport.clone();
-    for tokens in &lines {
+    for tokens in lines.iter() {
         let params: Vec<&str> = tokens.iter().map(String::as_str).collect();
         ctx.reply(Numeric::RPL_ISUPPORT, &params);
     }

@@ -46,7 +46,8 @@ pub struct ShardState {
     pub started_unix: u64,
     pub created: String,
     /// The RPL_ISUPPORT tokens, in lines of at most 13.
-    pub isupport: Vec<Vec<String>>,
+    /// The 005 tokens, one line's worth each; shared, so a welcome does not copy them.
+    pub isupport: Arc<Vec<Vec<String>>>,
     /// The last unregistered count this shard broadcast.
     pub sent_unregistered: u32,
     /// The last per-class connection counts this shard broadcast, and those of the others.
@@ -180,7 +181,7 @@ pub struct QuitState {
 
 impl ShardState {
     pub fn new(cfg: Arc<Config>, me: usize, cores: usize, started_unix: u64, created: String) -> Self {
-        let isupport = crate::commands::info::isupport(&cfg);
+        let isupport = Arc::new(crate::commands::info::isupport(&cfg));
         let cfg_whowas = (cfg.database.user_cache_size, cfg.database.user_cache_ttl.as_secs());
         ShardState {
             cm: cfg.server.casemapping,
@@ -264,7 +265,7 @@ impl ShardState {
         for c in self.clients.values() {
             self.class_counts[c.class] += 1;
         }
-        self.isupport = crate::commands::info::isupport(&cfg);
+        self.isupport = Arc::new(crate::commands::info::isupport(&cfg));
         self.whowas.configure(cfg.database.user_cache_size, cfg.database.user_cache_ttl.as_secs());
         self.cfg = cfg;
     }

@@ -19,6 +19,12 @@ impl Line {
         Line { buf: Vec::with_capacity(128), ..Default::default() }
     }
 
+    /// A line written at the end of `buf` (lines already in it are kept; `finish` returns it
+    /// all): a reply of many lines is built in one buffer.
+    pub fn after(buf: Vec<u8>) -> Self {
+        Line { body_start: buf.len(), buf, ..Default::default() }
+    }
+
     /// Adds a tag; all tags come before the source and verb.
     pub fn tag(mut self, key: &str, value: Option<&str>) -> Self {
         debug_assert!(!self.has_verb && self.buf.len() == self.body_start);
@@ -82,7 +88,7 @@ impl Line {
     /// in which case it must be the last.
     pub fn param(mut self, p: &str) -> Self {
         self.buf.push(b' ');
-        if p.is_empty() || p.starts_with(':') || p.contains(' ') {
+        if p.is_empty() || p.starts_with(':') || has_any(p.as_bytes(), b' ', b' ', b' ') {
             self.buf.push(b':');
         }
         self.push_clean(p);
@@ -98,7 +104,7 @@ impl Line {
 
     /// Parameters may not smuggle line breaks or NULs into the stream.
     fn push_clean(&mut self, p: &str) {
-        if p.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if has_any(p.as_bytes(), b'\r', b'\n', 0) {
             self.buf.extend(p.bytes().filter(|b| !matches!(b, b'\r' | b'\n' | 0)));
         } else {
             self.buf.extend_from_slice(p.as_bytes());
@@ -114,6 +120,17 @@ impl Line {
 }
 
 /// Cuts `buf[body_start..]` to [`MAX_BODY`] bytes at a character boundary.
+/// Whether `s` holds any of three bytes: memchr's vector search for long strings, a plain loop
+/// for the short parameters most lines are made of (where the search's setup costs more than
+/// it saves; a registration writes ~150 of them).
+fn has_any(s: &[u8], a: u8, b: u8, c: u8) -> bool {
+    if s.len() >= 32 {
+        memchr::memchr3(a, b, c, s).is_some()
+    } else {
+        s.iter().any(|&x| x == a || x == b || x == c)
+    }
+}
+
 pub fn truncate_body(buf: &mut Vec<u8>, body_start: usize) {
     if buf.len() - body_start > MAX_BODY {
         let mut end = body_start + MAX_BODY;
