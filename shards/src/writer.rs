@@ -12,15 +12,27 @@
 use std::rc::Rc;
 use std::task::Poll;
 
+use crate::conn::ConnId;
 use crate::runtime::Handler;
 use crate::shard::Shard;
 
+/// Connections written between two checks for preemption: a turn with thousands to write
+/// lets the reactor take new input in between, as the connections' own tasks did.
+const PER_SLICE: usize = 64;
+
 pub(crate) async fn writer<H: Handler>(shard: Rc<Shard<H>>) {
     let notify = shard.state.borrow().io.writer_notify.clone();
+    let mut pending: Vec<ConnId> = Vec::new();
+    let mut done = 0;
     loop {
-        notify.wait().await;
+        if done == pending.len() {
+            pending.clear();
+            done = 0;
+            notify.wait().await;
+        }
         // A reply leaves only after the mesh messages its command produced have left (see
-        // `poll_connection`): wait for the mesh flusher, as the connection tasks do.
+        // `poll_connection`): wait for the mesh flusher, as the connection tasks do. Checked
+        // again after every yield, since other tasks ran meanwhile.
         std::future::poll_fn(|cx| {
             let mut st = shard.state.borrow_mut();
             if st.io.mesh.is_empty() {
@@ -32,15 +44,23 @@ pub(crate) async fn writer<H: Handler>(shard: Rc<Shard<H>>) {
         })
         .await;
         shard.activity.worked();
-        write_all(&shard);
+        if done == pending.len() {
+            std::mem::swap(&mut pending, &mut shard.state.borrow_mut().io.dirty);
+            done = 0;
+        }
+        let end = (done + PER_SLICE).min(pending.len());
+        write_some(&shard, &pending[done..end]);
+        done = end;
+        if done < pending.len() {
+            glommio::yield_if_needed().await;
+        }
     }
 }
 
-fn write_all<H: Handler>(shard: &Shard<H>) {
+fn write_some<H: Handler>(shard: &Shard<H>, conns: &[ConnId]) {
     let mut st = shard.state.borrow_mut();
     let io = &mut st.io;
-    let dirty = std::mem::take(&mut io.dirty);
-    for &id in &dirty {
+    for &id in conns {
         let Some(slot) = io.conns.get(id) else { continue };
         slot.dirty = false;
         let Some(fd) = slot.fd else {
@@ -77,11 +97,5 @@ fn write_all<H: Handler>(shard: &Shard<H>) {
         if handed_over || drained || slot.closing.is_some() {
             slot.wake();
         }
-    }
-    // Keep the list's allocation for the next turn.
-    let mut dirty = dirty;
-    dirty.clear();
-    if io.dirty.is_empty() {
-        io.dirty = dirty;
     }
 }
