@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Instructions side by side: rustircd --cores 1, ircd-hybrid 8.2 and InspIRCd 3 (Debian's
+# packages), each under valgrind's callgrind, on one workload (scripts/cg-workload.py: N
+# clients register one after the other, join one channel, one of them sends K channel messages
+# that every other member receives, everyone quits; each phase finished on the server before
+# the next). Prints, per server, the server's user-space instructions (callgrind's Ir, all
+# threads of the server's process together):
+#
+#   per delivered message   (Ir(K2) - Ir(K1)) / ((K2 - K1) * (N - 1)), N clients
+#   per client lifecycle    (Ir(N2) - Ir(N1)) / (N2 - N1), KL messages (register, join, quit)
+#   per idle second         (Ir(IDLE2 s) - Ir(IDLE1 s)) / the difference of the idle times
+#
+# Each run is a fresh server. Only what the server does inside a window is counted:
+# callgrind_control --dump when the server serves (SETTLE seconds after it answered a probe
+# connection) opens the window, another after the workload (TAIL seconds after the driver
+# ended) closes it, so start-up and shutdown never count, and the fixed part of the workload
+# cancels in the differences. The idle windows (IDLE1, then IDLE2 seconds) come from one run.
+# A server also spends its idle cost while it works, and a longer run (valgrind makes runs
+# slow) spends more of it: the table also gives the two workload slopes less the idle rate
+# times the difference of the windows' durations ("less idle").
+#
+#   scripts/callgrind-compare.sh
+#
+# Environment: SERVERS="rustircd hybrid inspircd" picks the servers; N=50 K1=200 K2=1200
+# (message slope), N1=25 N2=75 KL=0 (lifecycle slope), IDLE1=5 IDLE2=25 (seconds), WINDOW=1
+# (messages the sender may have ahead of the slowest member), TIMEOUT=300 (seconds per wait),
+# KEEP_CG=DIR keeps the callgrind.out files there (for callgrind_annotate, scripts/cg-diff.py),
+# OUT=/tmp/callgrind-compare.jsonl gets one JSON line per run.
+#
+# hybrid and InspIRCd refuse root: as root they run as nobody through setpriv. Every process
+# started here is stopped by its PID on exit. rustircd is target/release/rustircd
+# (cargo build --release first); InspIRCd needs `apt-get install inspircd` (a
+# /usr/sbin/policy-rc.d exiting 101 keeps the package from starting its service).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SERVERS=${SERVERS:-"rustircd hybrid inspircd"}
+N=${N:-50} K1=${K1:-200} K2=${K2:-1200}
+N1=${N1:-25} N2=${N2:-75} KL=${KL:-0}
+IDLE1=${IDLE1:-5} IDLE2=${IDLE2:-25}
+WINDOW=${WINDOW:-1} TIMEOUT=${TIMEOUT:-300} SETTLE=${SETTLE:-3} TAIL=${TAIL:-1}
+IRCD=${RUSTIRCD:-target/release/rustircd}
+HYBRID=${HYBRID:-/usr/sbin/ircd-hybrid}
+INSPIRCD=${INSPIRCD:-/usr/sbin/inspircd}
+PORT=${PORT:-7641}
+OUT=${OUT:-/tmp/callgrind-compare.jsonl}
+STOP_WAIT=${STOP_WAIT:-120}
+DIR=$(mktemp -d /tmp/cg-compare.XXXXXX)
+chmod 777 "$DIR"
+mkdir -p "$DIR/cg" && chmod 777 "$DIR/cg"
+PID="" DRIVER="" S=""
+
+# Stops the server: SIGTERM, then (bounded) wait for it to exit and callgrind to write its
+# file; a server still running then has callgrind dump its counts, then is killed.
+stop() {
+  if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then kill "$DRIVER" 2>/dev/null || true; fi
+  DRIVER=""
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+    kill -TERM "$PID" 2>/dev/null || true
+    for _ in $(seq $((STOP_WAIT * 10))); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$PID" 2>/dev/null; then
+      echo "pid $PID did not exit on SIGTERM: dumping its counts and killing it" >&2
+      ctl --dump "$PID" >/dev/null 2>&1 || true
+      sleep 2
+      kill -9 "$PID" 2>/dev/null || true
+    fi
+    wait "$PID" 2>/dev/null || true
+  fi
+  PID=""
+}
+trap 'stop; rm -rf "$DIR"' EXIT
+: > "$OUT"
+
+cat > "$DIR/rustircd.toml" <<EOF
+[server]
+name = "irc.rustircd.test"
+sid = "0RC"
+network = "LoadNet"
+description = "server under test"
+motd = "callgrind comparison"
+data_dir = "$DIR/rustircd-data"
+
+[server.admin]
+location = "here"
+email = "admin@rustircd.test"
+
+[limits]
+max_channels = 100
+
+[[listen]]
+address = "127.0.0.1:$PORT"
+
+[[classes]]
+name = "local"
+hosts = ["127.*"]
+sendq = "16MiB"
+recvq = "64KiB"
+max_clients = 100000
+exempt = true
+
+[logging]
+level = "warn"
+EOF
+
+cat > "$DIR/ircd.conf" <<EOF
+serverinfo {
+	name = "irc.hybrid.test"; sid = "1HY"; description = "server under test";
+	network_name = "LoadNet"; network_description = "callgrind comparison";
+	hub = no; default_max_clients = 10000; max_nick_length = 30; max_topic_length = 300;
+};
+admin { name = "test"; description = "test"; email = "<root@localhost>"; };
+class { name = "users"; ping_time = 90 seconds; number_per_ip_local = 10000;
+        number_per_ip_global = 10000; max_number = 10000; number_per_cidr = 10000;
+        cidr_bitlen_ipv4 = 32; sendq = 16 megabytes; recvq = 64 kbytes; };
+listen { host = "127.0.0.1"; port = $PORT; };
+auth { user = "*@127.0.0.1"; class = "users"; flags = exceed_limit, can_flood, no_tilde; };
+channel { disable_fake_channels = yes; max_channels = 100; };
+serverhide { flatten_links = no; hidden = no; hide_servers = no; hide_services = no; };
+general {
+	disable_auth = yes; throttle_count = 100000; throttle_time = 1 second;
+	ping_cookie = no; short_motd = yes;
+	anti_nick_flood = no; default_floodcount = 100000; invisible_on_connect = no;
+};
+modules { path = "/usr/lib/ircd-hybrid/modules"; path = "/usr/lib/ircd-hybrid/modules/autoload"; };
+log { use_logging = no; };
+EOF
+
+echo "callgrind comparison" > "$DIR/motd.txt"
+cat > "$DIR/inspircd.conf" <<EOF
+<server name="irc.inspircd.test" description="server under test" network="LoadNet" id="1IN">
+<admin name="test" nick="test" email="root@localhost">
+<bind address="127.0.0.1" port="$PORT" type="clients">
+<connect name="local" allow="127.0.0.1" maxchans="100" timeout="60" pingfreq="90"
+         hardsendq="16M" softsendq="16M" recvq="64K" threshold="1000000"
+         commandrate="1000000000" fakelag="no" localmax="100000" globalmax="100000"
+         maxconnwarn="no" resolvehostnames="no" useident="no" limit="100000">
+<files motd="$DIR/motd.txt">
+<pid file="$DIR/inspircd.pid">
+<dns server="127.0.0.1" timeout="5">
+<options prefixquit="Quit: " syntaxhints="no" announcets="yes" hostintopic="yes" pingwarning="15"
+         splitwhois="no" exemptchanops="">
+<security hideserver="" userstats="Pu" customversion="" flatlinks="no" hidesplits="no"
+          hideulines="no" hidebans="no" maxtargets="20">
+<performance quietbursts="yes" softlimit="1024" somaxconn="128" netbuffersize="10240"
+             clonesonconnect="no">
+<whowas groupsize="10" maxgroups="100000" maxkeep="3d">
+EOF
+
+# Waits (bounded) until something listens on $PORT, without connecting to it (a connection
+# would cost the server instructions).
+wait_port() {
+  for _ in $(seq 1200); do
+    if [ -n "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" ]; then return 0; fi
+    kill -0 "$PID" 2>/dev/null || { echo "$1 exited before listening" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "nothing listens on port $PORT" >&2
+  return 1
+}
+
+as_nobody=()
+[ "$(id -u)" = 0 ] && as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+
+# callgrind_control, as the server's user: vgdb, which it runs, must reach the server's FIFOs
+# and ptrace it (as root against a process of nobody's, the dump hangs and the server dies).
+ctl() {
+  if [ "$S" = rustircd ]; then timeout 120 callgrind_control "$@"
+  else timeout 120 "${as_nobody[@]}" callgrind_control "$@"; fi
+}
+
+# start SERVER RUN: the server under callgrind, its files $DIR/cg/SERVER.RUN.out*
+start() {
+  if [ -n "$(ss -Hltn "sport = :$PORT")" ]; then echo "port $PORT is taken: set PORT" >&2; return 1; fi
+  local cg=(valgrind --tool=callgrind "--callgrind-out-file=$DIR/cg/$1.$2.out")
+  case $1 in
+    rustircd)
+      "${cg[@]}" "$IRCD" --cores 1 --config "$DIR/rustircd.toml" >>"$DIR/$1.log" 2>&1 & ;;
+    hybrid)
+      rm -f "$DIR"/*.db
+      "${as_nobody[@]}" "${cg[@]}" "$HYBRID" -foreground -configfile "$DIR/ircd.conf" \
+        -logfile "$DIR/ircd.log" -pidfile "$DIR/ircd.pid" -klinefile "$DIR/kline.db" \
+        -dlinefile "$DIR/dline.db" -xlinefile "$DIR/xline.db" -resvfile "$DIR/resv.db" \
+        >>"$DIR/$1.log" 2>&1 & ;;
+    inspircd)
+      "${as_nobody[@]}" "${cg[@]}" "$INSPIRCD" --config "$DIR/inspircd.conf" --nofork --nopid \
+        >>"$DIR/$1.log" 2>&1 & ;;
+    *) echo "unknown server $1" >&2; return 1 ;;
+  esac
+  PID=$!
+  wait_port "$1"
+  probe
+}
+
+# Waits (bounded) until the server serves: a connection that sends QUIT and is closed. The
+# listening socket can exist before the server accepts (rustircd binds it before its shard
+# runs); this happens before the counted windows.
+probe() {
+  python3 - "$PORT" "${PROBE_TIMEOUT:-120}" <<'PY'
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=float(sys.argv[2]))
+    s.sendall(b"QUIT\r\n")
+    while s.recv(4096):
+        pass
+except OSError as e:
+    sys.exit("probe: %s" % e)
+PY
+}
+
+# dump LABEL: callgrind writes the counts since the previous dump (or the start) into
+# $CGOUT.<n> and zeroes them; `desc: Trigger: dump LABEL` names the file. Sets NOW to the
+# middle of the call.
+dump() {
+  local a b
+  a=$(date +%s.%N)
+  ctl "--dump=$1" "$PID" >/dev/null
+  b=$(date +%s.%N)
+  NOW=$(python3 -c "print(($a + $b) / 2)")
+}
+
+# window LABEL: the instructions in the window that the dump LABEL closed.
+window() {
+  local f
+  f=$(grep -l "^desc: Trigger: dump $1\$" "$DIR/cg/$S.$NAME.out".* 2>/dev/null | head -n1)
+  [ -n "$f" ] && sed -n 's/^totals: *\([0-9]*\).*/\1/p; s/^summary: *\([0-9]*\).*/\1/p' "$f" | head -n1 || echo 0
+}
+
+# run SERVER NAME KIND ARG: one fresh server; SETTLE seconds after it serves, the counted
+# window(s). KIND idle: windows of IDLE1 then IDLE2 seconds; messages: N clients, ARG
+# messages; lifecycle: ARG clients, KL messages (each window ends TAIL seconds after the
+# driver). One JSON line per window in $OUT.
+run() {
+  S=$1 NAME=$2
+  local kind=$3 arg=$4 t0 line='{}' status=ok
+  local attempt
+  # rustircd under valgrind now and then never starts serving (its shard stays parked; see
+  # shards/src/nudge.rs): such a server is stopped and started again.
+  for attempt in 1 2 3; do
+    if start "$S" "$NAME"; then break; fi
+    echo "$S did not serve (attempt $attempt); its log ends:" >&2
+    grep -v '^==' "$DIR/$S.log" | tail -n 5 >&2 || true
+    stop
+    rm -f "$DIR/cg/$S.$NAME.out"*
+    if [ "$attempt" = 3 ]; then record "$kind" "$arg" 0 0 did-not-start '{}'; return 0; fi
+  done
+  sleep "$SETTLE"
+  dump begin; t0=$NOW
+  case $kind in
+    idle)
+      sleep "$IDLE1"; dump idleA; record idle "$IDLE1" "$(window idleA)" "$(echo "$NOW - $t0" | bc)" ok '{}'
+      t0=$NOW
+      sleep "$IDLE2"; dump idleB; record idle "$IDLE2" "$(window idleB)" "$(echo "$NOW - $t0" | bc)" ok '{}' ;;
+    messages|lifecycle)
+      local clients=$N messages=$arg
+      [ "$kind" = lifecycle ] && clients=$arg messages=$KL
+      python3 scripts/cg-workload.py --port "$PORT" --clients "$clients" --messages "$messages" \
+        --window "$WINDOW" --timeout "$TIMEOUT" > "$DIR/driver.out" &
+      DRIVER=$!
+      if wait "$DRIVER"; then line=$(tail -n1 "$DIR/driver.out"); else status=failed; fi
+      DRIVER=""
+      sleep "$TAIL"; dump end
+      record "$kind" "$arg" "$(window end)" "$(echo "$NOW - $t0" | bc)" "$status" "$line" ;;
+  esac
+  stop
+  if [ -n "${KEEP_CG:-}" ]; then mkdir -p "$KEEP_CG" && cp "$DIR/cg/$S.$NAME.out"* "$KEEP_CG/"; fi
+}
+
+# record KIND ARG IR SECONDS STATUS WORKLOAD_JSON
+record() {
+  local status=$5
+  [ "${3:-0}" -gt 0 ] || status=no-callgrind-output
+  printf '{"server":"%s","run":"%s","kind":"%s","arg":%s,"ir":%s,"window_s":%.3f,"status":"%s","workload":%s}\n' \
+    "$S" "$NAME" "$1" "$2" "${3:-0}" "$4" "$status" "$6" >> "$OUT"
+  printf '%-9s %-10s %-9s %6s %16s Ir  %7.1f s  %s\n' "$S" "$NAME" "$1" "$2" "${3:-0}" "$4" "$status"
+  if [ "$status" != ok ]; then echo "--- $S log:" >&2; tail -n 20 "$DIR/$S.log" >&2; fi
+}
+
+for s in $SERVERS; do
+  run "$s" idle idle 0
+  run "$s" "msg$K1" messages "$K1"
+  run "$s" "msg$K2" messages "$K2"
+  run "$s" "life$N1" lifecycle "$N1"
+  run "$s" "life$N2" lifecycle "$N2"
+done
+
+python3 - "$OUT" "$N" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+n = int(sys.argv[2])
+servers = list(dict.fromkeys(r["server"] for r in rows))
+def slope(s, kind):
+    rs = sorted((r for r in rows if r["server"] == s and r["kind"] == kind), key=lambda r: r["arg"])
+    if len(rs) != 2 or any(r["status"] != "ok" for r in rs):
+        return None
+    a, b = rs
+    return b["ir"] - a["ir"], b["arg"] - a["arg"], b["window_s"] - a["window_s"]
+table = {}
+for s in servers:
+    idle = slope(s, "idle")
+    rate = idle[0] / idle[2] if idle else None
+    msg, life = slope(s, "messages"), slope(s, "lifecycle")
+    per = lambda sl, units: sl[0] / units if sl else None
+    less = lambda sl, units: (sl[0] - rate * sl[2]) / units if sl and rate is not None else None
+    table[s] = [
+        per(msg, msg[1] * (n - 1)) if msg else None,
+        less(msg, msg[1] * (n - 1)) if msg else None,
+        per(life, life[1]) if life else None,
+        less(life, life[1]) if life else None,
+        rate,
+    ]
+names = ["per delivered message", "  less idle", "per client lifecycle", "  less idle",
+         "per idle second" + (" (one shard)" if "rustircd" in servers else "")]
+print()
+print("| instructions (Ir) | " + " | ".join(servers) + " |")
+print("|---|" + "---|" * len(servers))
+for i, name in enumerate(names):
+    cells = [f"{table[s][i]:,.0f}" if table[s][i] is not None else "-" for s in servers]
+    print(f"| {name} | " + " | ".join(cells) + " |")
+PY
