@@ -44,6 +44,7 @@ INSPIRCD=${INSPIRCD:-/usr/sbin/inspircd}
 PORT=${PORT:-7641}
 OUT=${OUT:-/tmp/callgrind-compare.jsonl}
 STOP_WAIT=${STOP_WAIT:-120}
+RUNS=${RUNS:-"native idle messages lifecycle"}
 DIR=$(mktemp -d /tmp/cg-compare.XXXXXX)
 chmod 777 "$DIR"
 mkdir -p "$DIR/cg" && chmod 777 "$DIR/cg"
@@ -68,7 +69,7 @@ stop() {
   PID=""
 }
 trap 'stop; rm -rf "$DIR"' EXIT
-: > "$OUT"
+trap 'exit 130' INT TERM HUP
 
 cat > "$DIR/rustircd.toml" <<EOF
 [server]
@@ -171,6 +172,7 @@ ctl() {
 start() {
   if [ -n "$(ss -Hltn "sport = :$PORT")" ]; then echo "port $PORT is taken: set PORT" >&2; return 1; fi
   local cg=(valgrind --tool=callgrind "--callgrind-out-file=$DIR/cg/$1.$2.out")
+  [ "${3:-}" = native ] && cg=()
   case $1 in
     rustircd)
       "${cg[@]}" "$IRCD" --cores 1 --config "$DIR/rustircd.toml" >>"$DIR/$1.log" 2>&1 & ;;
@@ -274,45 +276,102 @@ record() {
   if [ "$status" != ok ]; then echo "--- $S log:" >&2; tail -n 20 "$DIR/$S.log" >&2; fi
 }
 
-for s in $SERVERS; do
-  run "$s" idle idle 0
-  run "$s" "msg$K1" messages "$K1"
-  run "$s" "msg$K2" messages "$K2"
-  run "$s" "life$N1" lifecycle "$N1"
-  run "$s" "life$N2" lifecycle "$N2"
-done
+# native_idle SERVER: the server without valgrind, idle IDLE2 seconds: how often each of its
+# threads wakes (voluntary and involuntary context switches, /proc/PID/task/*/status) and
+# its CPU time (schedstat: user and kernel). Under valgrind, which runs one thread at a time,
+# a thread waking on its own timer can wait seconds for its turn (rustircd's main thread and
+# its nudge thread do): these counts say how often the threads really wake.
+native_idle() {
+  S=$1 NAME=native
+  start "$S" native native || { stop; return 0; }
+  sleep "$SETTLE"
+  local a b
+  a=$(threads); sleep "$IDLE2"; b=$(threads)
+  stop
+  python3 - "$S" "$IDLE2" "$a" "$b" >> "$OUT" <<'PY'
+import json, sys
+s, secs = sys.argv[1], float(sys.argv[2])
+a = {l.split()[0]: l.split() for l in sys.argv[3].splitlines() if l.strip()}
+b = {l.split()[0]: l.split() for l in sys.argv[4].splitlines() if l.strip()}
+threads = {}
+for tid, row in b.items():
+    if tid in a:
+        wakes = (int(row[2]) - int(a[tid][2])) / secs
+        cpu = (int(row[3]) - int(a[tid][3])) / secs / 1000
+        name = row[1]
+        t = threads.setdefault(name, {"wakes_per_s": 0, "cpu_us_per_s": 0})
+        t["wakes_per_s"] = round(t["wakes_per_s"] + wakes, 1)
+        t["cpu_us_per_s"] = round(t["cpu_us_per_s"] + cpu, 1)
+print(json.dumps({"server": s, "run": "native", "kind": "native-idle", "arg": secs, "status": "ok",
+                  "wakes_per_s": round(sum(t["wakes_per_s"] for t in threads.values()), 1),
+                  "cpu_us_per_s": round(sum(t["cpu_us_per_s"] for t in threads.values()), 1),
+                  "threads": threads}))
+PY
+  tail -n1 "$OUT" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-9s native     idle %6s s  %5.1f wakes/s  %7.1f µs CPU/s  %s" % (r["server"], r["arg"], r["wakes_per_s"], r["cpu_us_per_s"], ", ".join("%s %s/s" % (k, v["wakes_per_s"]) for k, v in r["threads"].items() if v["wakes_per_s"])))'
+}
 
-python3 - "$OUT" "$N" <<'PY'
+# One line per thread of $PID: tid, name, context switches, CPU ns.
+threads() {
+  local t
+  for t in /proc/"$PID"/task/*; do
+    printf '%s %s %s %s\n' "${t##*/}" "$(tr ' ' _ < "$t/comm")" \
+      "$(awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n}' "$t/status")" \
+      "$(awk '{print $1}' "$t/schedstat")"
+  done
+}
+
+# The table, from the JSON lines of $OUT.
+table() {
+  python3 - "$OUT" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-n = int(sys.argv[2])
 servers = list(dict.fromkeys(r["server"] for r in rows))
 def slope(s, kind):
     rs = sorted((r for r in rows if r["server"] == s and r["kind"] == kind), key=lambda r: r["arg"])
     if len(rs) != 2 or any(r["status"] != "ok" for r in rs):
         return None
     a, b = rs
-    return b["ir"] - a["ir"], b["arg"] - a["arg"], b["window_s"] - a["window_s"]
+    return b["ir"] - a["ir"], b["arg"] - a["arg"], b["window_s"] - a["window_s"], b
 table = {}
 for s in servers:
     idle = slope(s, "idle")
     rate = idle[0] / idle[2] if idle else None
     msg, life = slope(s, "messages"), slope(s, "lifecycle")
-    per = lambda sl, units: sl[0] / units if sl else None
-    less = lambda sl, units: (sl[0] - rate * sl[2]) / units if sl and rate is not None else None
+    nat = [r for r in rows if r["server"] == s and r["kind"] == "native-idle"]
+    units = msg[1] * (msg[3]["workload"]["clients"] - 1) if msg else None
     table[s] = [
-        per(msg, msg[1] * (n - 1)) if msg else None,
-        less(msg, msg[1] * (n - 1)) if msg else None,
-        per(life, life[1]) if life else None,
-        less(life, life[1]) if life else None,
+        msg[0] / units if msg else None,
+        (msg[0] - rate * msg[2]) / units if msg and rate is not None else None,
+        life[0] / life[1] if life else None,
+        (life[0] - rate * life[2]) / life[1] if life and rate is not None else None,
         rate,
+        nat[-1]["wakes_per_s"] if nat else None,
     ]
 names = ["per delivered message", "  less idle", "per client lifecycle", "  less idle",
-         "per idle second" + (" (one shard)" if "rustircd" in servers else "")]
+         "per idle second" + (" (one shard)" if "rustircd" in servers else ""),
+         "thread wake-ups per idle second, native (not Ir)"]
 print()
 print("| instructions (Ir) | " + " | ".join(servers) + " |")
-print("|---|" + "---|" * len(servers))
+print("|---|" + "---:|" * len(servers))
 for i, name in enumerate(names):
-    cells = [f"{table[s][i]:,.0f}" if table[s][i] is not None else "-" for s in servers]
+    if all(table[s][i] is None for s in servers):
+        continue
+    cells = [(f"{table[s][i]:,.1f}" if i == 5 else f"{table[s][i]:,.0f}") if table[s][i] is not None else "-" for s in servers]
     print(f"| {name} | " + " | ".join(cells) + " |")
 PY
+}
+
+if [ "${1:-}" = --table ]; then table; exit 0; fi
+: > "$OUT"
+for s in $SERVERS; do
+  for r in $RUNS; do
+    case $r in
+      idle) run "$s" idle idle 0 ;;
+      native) native_idle "$s" ;;
+      messages) run "$s" "msg$K1" messages "$K1"; run "$s" "msg$K2" messages "$K2" ;;
+      lifecycle) run "$s" "life$N1" lifecycle "$N1"; run "$s" "life$N2" lifecycle "$N2" ;;
+      *) echo "unknown run $r" >&2; exit 2 ;;
+    esac
+  done
+done
+table
