@@ -19,18 +19,32 @@
 # slow) spends more of it: the table also gives the two workload slopes less the idle rate
 # times the difference of the windows' durations ("less idle").
 #
-#   scripts/callgrind-compare.sh
+# A native run (no valgrind) of each server, idle IDLE2 seconds, counts how often each of its
+# threads wakes up: valgrind runs one thread at a time, and a thread woken by its own timer
+# can wait seconds for its turn (rustircd's main thread and its nudge thread do), so the idle
+# Ir of a multi-threaded server under callgrind misses those wake-ups.
 #
-# Environment: SERVERS="rustircd hybrid inspircd" picks the servers; N=50 K1=200 K2=1200
-# (message slope), N1=25 N2=75 KL=0 (lifecycle slope), IDLE1=5 IDLE2=25 (seconds), WINDOW=1
-# (messages the sender may have ahead of the slowest member), TIMEOUT=300 (seconds per wait),
-# KEEP_CG=DIR keeps the callgrind.out files there (for callgrind_annotate, scripts/cg-diff.py),
-# OUT=/tmp/callgrind-compare.jsonl gets one JSON line per run.
+#   scripts/callgrind-compare.sh            # all runs, then the table (about 25 minutes)
+#   scripts/callgrind-compare.sh --table    # the table again, from $OUT
 #
-# hybrid and InspIRCd refuse root: as root they run as nobody through setpriv. Every process
-# started here is stopped by its PID on exit. rustircd is target/release/rustircd
-# (cargo build --release first); InspIRCd needs `apt-get install inspircd` (a
-# /usr/sbin/policy-rc.d exiting 101 keeps the package from starting its service).
+# Environment: SERVERS="rustircd hybrid inspircd" picks the servers; RUNS="native idle
+# messages lifecycle" picks the runs; N=50 K1=200 K2=1200 (message slope), N1=25 N2=75 KL=0
+# (lifecycle slope), IDLE1=5 IDLE2=25 (seconds); WINDOW=1: messages the sender may have ahead
+# of the slowest member (1: each message is received by all before the next is sent; 100: a
+# burst, many lines per read and per write); TIMEOUT=300 (seconds per wait); KEEP_CG=DIR keeps
+# the callgrind files there (SERVER.RUN.out.N; the window of a workload run is the file whose
+# `desc: Trigger:` is `dump end`; of the idle run, `dump idleA` and `dump idleB`) for
+# callgrind_annotate and scripts/cg-diff.py; OUT=/tmp/callgrind-compare.jsonl gets one JSON
+# line per window; PORT=7641.
+#
+# hybrid and InspIRCd refuse root: as root they run as nobody through setpriv (and
+# callgrind_control too). Every process started here is stopped by its PID on exit: SIGTERM,
+# and if the server has not exited after STOP_WAIT=120 seconds (rustircd under valgrind can take
+# that long: its main thread, which handles the signal, is starved as above), a last dump and
+# SIGKILL. rustircd under valgrind now and then never starts serving: after PROBE_TIMEOUT=120
+# seconds it is stopped and started again. rustircd is target/release/rustircd (cargo build
+# --release first); InspIRCd needs `apt-get install inspircd` (a /usr/sbin/policy-rc.d exiting
+# 101 keeps the package from starting its service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVERS=${SERVERS:-"rustircd hybrid inspircd"}
