@@ -28,7 +28,9 @@
 #   scripts/callgrind-compare.sh --table    # the table again, from $OUT
 #
 # Environment: SERVERS="rustircd hybrid inspircd" picks the servers; RUNS="native idle
-# messages lifecycle" picks the runs; N=50 K1=200 K2=1200 (message slope), N1=25 N2=75 KL=0
+# messages lifecycle" picks the runs; ROUNDS=1 repeats them (the table gives the median of the
+# rounds' slopes and their range: rustircd's counts move by several percent from run to run,
+# the number of its reactor turns depending on timing; hybrid's and InspIRCd's barely move); N=50 K1=200 K2=1200 (message slope), N1=25 N2=75 KL=0
 # (lifecycle slope), IDLE1=5 IDLE2=25 (seconds); WINDOW=1: messages the sender may have ahead
 # of the slowest member (1: each message is received by all before the next is sent; 100: a
 # burst, many lines per read and per write); TIMEOUT=300 (seconds per wait); KEEP_CG=DIR keeps
@@ -59,6 +61,7 @@ PORT=${PORT:-7641}
 OUT=${OUT:-/tmp/callgrind-compare.jsonl}
 STOP_WAIT=${STOP_WAIT:-120}
 RUNS=${RUNS:-"native idle messages lifecycle"}
+ROUNDS=${ROUNDS:-1} ROUND=1
 DIR=$(mktemp -d /tmp/cg-compare.XXXXXX)
 chmod 777 "$DIR"
 mkdir -p "$DIR/cg" && chmod 777 "$DIR/cg"
@@ -284,8 +287,8 @@ run() {
 record() {
   local status=$5
   [ "${3:-0}" -gt 0 ] || status=no-callgrind-output
-  printf '{"server":"%s","run":"%s","kind":"%s","arg":%s,"ir":%s,"window_s":%.3f,"status":"%s","workload":%s}\n' \
-    "$S" "$NAME" "$1" "$2" "${3:-0}" "$4" "$status" "$6" >> "$OUT"
+  printf '{"server":"%s","run":"%s","round":%s,"kind":"%s","arg":%s,"ir":%s,"window_s":%.3f,"status":"%s","workload":%s}\n' \
+    "$S" "$NAME" "$ROUND" "$1" "$2" "${3:-0}" "$4" "$status" "$6" >> "$OUT"
   printf '%-9s %-10s %-9s %6s %16s Ir  %7.1f s  %s\n' "$S" "$NAME" "$1" "$2" "${3:-0}" "$4" "$status"
   if [ "$status" != ok ]; then echo "--- $S log:" >&2; tail -n 20 "$DIR/$S.log" >&2; fi
 }
@@ -334,58 +337,77 @@ threads() {
   done
 }
 
-# The table, from the JSON lines of $OUT.
+# The table, from the JSON lines of $OUT: with several rounds, the median of the rounds'
+# slopes, and their range.
 table() {
   python3 - "$OUT" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 servers = list(dict.fromkeys(r["server"] for r in rows))
-def slope(s, kind):
-    rs = sorted((r for r in rows if r["server"] == s and r["kind"] == kind), key=lambda r: r["arg"])
-    if len(rs) != 2 or any(r["status"] != "ok" for r in rs):
+def slopes(s, kind):
+    out = []
+    for rnd in sorted({r.get("round", 1) for r in rows}):
+        rs = sorted((r for r in rows if r["server"] == s and r["kind"] == kind and r.get("round", 1) == rnd),
+                    key=lambda r: r["arg"])
+        if len(rs) != 2 or any(r["status"] != "ok" for r in rs):
+            continue
+        a, b = rs
+        out.append((b["ir"] - a["ir"], b["arg"] - a["arg"], b["window_s"] - a["window_s"], b))
+    return out
+def summary(vals):
+    if not vals:
         return None
-    a, b = rs
-    return b["ir"] - a["ir"], b["arg"] - a["arg"], b["window_s"] - a["window_s"], b
+    return statistics.median(vals), min(vals), max(vals), len(vals)
 table = {}
 for s in servers:
-    idle = slope(s, "idle")
-    rate = idle[0] / idle[2] if idle else None
-    msg, life = slope(s, "messages"), slope(s, "lifecycle")
+    idle = slopes(s, "idle")
+    rates = [d[0] / d[2] for d in idle]
+    rate = statistics.median(rates) if rates else None
+    msg, life = slopes(s, "messages"), slopes(s, "lifecycle")
+    units = lambda d: d[1] * (d[3]["workload"]["clients"] - 1)
     nat = [r for r in rows if r["server"] == s and r["kind"] == "native-idle"]
-    units = msg[1] * (msg[3]["workload"]["clients"] - 1) if msg else None
     table[s] = [
-        msg[0] / units if msg else None,
-        (msg[0] - rate * msg[2]) / units if msg and rate is not None else None,
-        life[0] / life[1] if life else None,
-        (life[0] - rate * life[2]) / life[1] if life and rate is not None else None,
-        rate,
-        nat[-1]["wakes_per_s"] if nat else None,
+        summary([d[0] / units(d) for d in msg]),
+        summary([(d[0] - rate * d[2]) / units(d) for d in msg]) if rate is not None else None,
+        summary([d[0] / d[1] for d in life]),
+        summary([(d[0] - rate * d[2]) / d[1] for d in life]) if rate is not None else None,
+        summary(rates),
+        summary([nat[-1]["wakes_per_s"]]) if nat else None,
     ]
 names = ["per delivered message", "  less idle", "per client lifecycle", "  less idle",
          "per idle second" + (" (one shard)" if "rustircd" in servers else ""),
          "thread wake-ups per idle second, native (not Ir)"]
+def cell(v, i):
+    if v is None:
+        return "-"
+    med, lo, hi, n = v
+    f = (lambda x: f"{x:,.1f}") if i == 5 else (lambda x: f"{x:,.0f}")
+    return f(med) if n == 1 or lo == hi else f"{f(med)} ({f(lo)}–{f(hi)}, {n} rounds)"
 print()
 print("| instructions (Ir) | " + " | ".join(servers) + " |")
 print("|---|" + "---:|" * len(servers))
 for i, name in enumerate(names):
     if all(table[s][i] is None for s in servers):
         continue
-    cells = [(f"{table[s][i]:,.1f}" if i == 5 else f"{table[s][i]:,.0f}") if table[s][i] is not None else "-" for s in servers]
-    print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"| {name} | " + " | ".join(cell(table[s][i], i) for s in servers) + " |")
 PY
 }
 
 if [ "${1:-}" = --table ]; then table; exit 0; fi
 : > "$OUT"
 for s in $SERVERS; do
-  for r in $RUNS; do
-    case $r in
-      idle) run "$s" idle idle 0 ;;
-      native) native_idle "$s" ;;
-      messages) run "$s" "msg$K1" messages "$K1"; run "$s" "msg$K2" messages "$K2" ;;
-      lifecycle) run "$s" "life$N1" lifecycle "$N1"; run "$s" "life$N2" lifecycle "$N2" ;;
-      *) echo "unknown run $r" >&2; exit 2 ;;
-    esac
+  for ROUND in $(seq "$ROUNDS"); do
+    sfx=""
+    [ "$ROUNDS" -gt 1 ] && sfx=".r$ROUND"
+    for r in $RUNS; do
+      case $r in
+        idle) run "$s" "idle$sfx" idle 0 ;;
+        native) [ "$ROUND" = 1 ] && native_idle "$s" ;;
+        messages) run "$s" "msg$K1$sfx" messages "$K1"; run "$s" "msg$K2$sfx" messages "$K2" ;;
+        lifecycle) run "$s" "life$N1$sfx" lifecycle "$N1"; run "$s" "life$N2$sfx" lifecycle "$N2" ;;
+        *) echo "unknown run $r" >&2; exit 2 ;;
+      esac
+    done
   done
 done
 table
