@@ -80,6 +80,8 @@ stop() {
       ctl --dump "$PID" >/dev/null 2>&1 || true
       sleep 2
       kill -9 "$PID" 2>/dev/null || true
+      # valgrind removes its vgdb FIFOs when it exits, not when it is killed
+      rm -f /tmp/vgdb-pipe-*-"$PID"-by-* 2>/dev/null || true
     fi
     wait "$PID" 2>/dev/null || true
   fi
