@@ -108,7 +108,8 @@ fn stats_letters_tell_the_truth_across_shards() {
         let text = l.last();
         assert!(text.starts_with(&format!("shard {i} core ")), "{text}");
         let expect = per_shard[i] + u64::from(watcher_shard == i);
-        assert!(text.contains(&format!(": {expect} connections, {expect} users,")), "shard {i}: {text}");
+        assert!(text.contains(&format!(": {expect} connections (")), "shard {i}: {text}");
+        assert!(text.contains(&format!(" asleep), {expect} users,")), "shard {i}: {text}");
         assert!(text.contains("msgs/s in") && text.contains("loop latency"), "{text}");
         // Nothing is stuck waiting for its sequence turn.
         assert!(text.ends_with("sequenced held 0 (oldest 0 ms, stalls 0)"), "{text}");

@@ -102,6 +102,9 @@ pub struct ConnectionStress {
     /// Connections opened per second (0: as fast as the server takes them, 500 at a time)
     #[arg(long, value_name = "R", default_value = "1000", value_parser = rate)]
     pub rate: f64,
+    /// How long the clients stay idle before the server's memory is read
+    #[arg(long, value_name = "D", default_value = "500ms", value_parser = duration)]
+    pub settle: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -297,7 +300,7 @@ impl Cli {
         };
         let name = match self.command {
             Command::ConnectionStress(a) => {
-                (o.clients, o.rate) = (a.clients, a.rate);
+                (o.clients, o.rate, o.settle) = (a.clients, a.rate, a.settle);
                 "connection-stress"
             }
             Command::MessageThroughput(a) => {

@@ -32,6 +32,8 @@ pub struct Opts {
     pub clients: usize,
     pub rate: f64,
     pub duration: Duration,
+    /// connection-stress: how long the clients idle before the server is weighed.
+    pub settle: Duration,
     pub pairs: usize,
     pub channels: usize,
     pub users_per_channel: usize,
@@ -71,6 +73,7 @@ impl Default for Opts {
             clients: 1000,
             rate: 1000.0,
             duration: Duration::from_secs(10),
+            settle: Duration::from_millis(500),
             pairs: 50,
             channels: 10,
             users_per_channel: 10,

@@ -112,6 +112,12 @@ pub(crate) struct Slot {
     pub(crate) fd: Option<std::os::fd::RawFd>,
     /// On the writer's list for this turn.
     pub(crate) dirty: bool,
+    /// May sleep without a task once quiet (a plain accepted connection; see sleep.rs).
+    pub(crate) sleeper: bool,
+    /// Sleeps: its socket waits in the shard's epoll and `waker` wakes it.
+    pub(crate) asleep: bool,
+    /// Scans since its last input (`Table::scan_quiet`).
+    pub(crate) quiet: u8,
 }
 
 /// What a connection moved so far; [`Traffic`] adds what waits in its queue.
@@ -185,6 +191,9 @@ impl Table {
             s.drain_below = None;
             s.fd = None;
             s.dirty = false;
+            s.sleeper = false;
+            s.asleep = false;
+            s.quiet = 0;
             return ConnId { idx, gen: s.gen };
         }
         let idx = self.slots.len() as u32;
@@ -201,6 +210,9 @@ impl Table {
             drain_below: None,
             fd: None,
             dirty: false,
+            sleeper: false,
+            asleep: false,
+            quiet: 0,
         });
         ConnId { idx, gen: 0 }
     }
@@ -227,6 +239,25 @@ impl Table {
 
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    /// Counts a quiet scan for every awake connection that may sleep and has nothing in hand
+    /// (no output waiting, no close, no drain, not paused); wakes the task of each that has been
+    /// quiet `scans` times, which then goes to sleep (see sleep.rs). Called about once a second.
+    pub(crate) fn scan_quiet(&mut self, scans: u8) {
+        for s in &mut self.slots {
+            if !s.live || !s.sleeper || s.asleep {
+                continue;
+            }
+            if s.closing.is_some() || s.paused || s.drain_below.is_some() || s.queued() > 0 {
+                s.quiet = 0;
+                continue;
+            }
+            s.quiet = s.quiet.saturating_add(1);
+            if s.quiet >= scans {
+                s.wake();
+            }
+        }
     }
 
     pub(crate) fn ids(&self) -> Vec<ConnId> {

@@ -1,7 +1,8 @@
 //! The task of one connection: an accepted one's start (`on_accept`, a TLS handshake), then the
 //! poll accepted and outbound connections share: it reads into the shard's scratch buffer,
 //! writes the connection's queue once per turn (after the shard's pending mesh messages have
-//! left), and closes it.
+//! left), and closes it — or, for a quiet plain connection, ends and leaves it asleep
+//! (sleep.rs), to be served by a new task when it wakes.
 
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -38,6 +39,9 @@ pub(crate) async fn connection<H: Handler>(
         let st = &mut *st;
         st.io.now = Instant::now();
         let id = st.io.conns.insert();
+        if let Some(slot) = st.io.conns.get(id) {
+            slot.sleeper = tls.is_none() && shard.sleepers.is_some();
+        }
         st.handler.on_accept(&mut st.io, id, info);
         id
     };
@@ -45,7 +49,7 @@ pub(crate) async fn connection<H: Handler>(
     // across an await sizes every connection's task (a second `Option<Stream>` and the
     // deadline and peer address held for the whole connection cost ~90 bytes a connection,
     // measured with connection-stress).
-    let mut stream = match tls {
+    let stream = match tls {
         None => Stream::Plain(tcp),
         // Boxed: held inline, the handshake's state (a rustls connection) would size every
         // connection's task, plain ones included — 1.5 KB more per connection, measured.
@@ -57,8 +61,33 @@ pub(crate) async fn connection<H: Handler>(
             }
         }
     };
-    futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
-    ended(&shard, id);
+    serve(shard, stream, id).await;
+}
+
+/// How a connection's poll ended.
+pub(crate) enum End {
+    /// The connection is over (closed by either side, or failed).
+    Closed,
+    /// A quiet plain connection: its task ends and the connection sleeps (sleep.rs).
+    Sleep,
+}
+
+/// Serves an accepted connection, from its first poll or from waking up, until it closes or
+/// goes to sleep.
+pub(crate) async fn serve<H: Handler>(shard: Rc<Shard<H>>, mut stream: Stream, id: ConnId) {
+    loop {
+        match futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await {
+            End::Closed => return ended(&shard, id),
+            End::Sleep => {
+                let Stream::Plain(tcp) = stream else { return ended(&shard, id) };
+                match crate::sleep::sleep(&shard, id, tcp) {
+                    Ok(()) => return,
+                    // It could not sleep (no descriptor to spare): served as before.
+                    Err(tcp) => stream = Stream::Plain(tcp),
+                }
+            }
+        }
+    }
 }
 
 /// Takes a place in the process's connection count (`RuntimeConfig::capacity`); false, and
@@ -125,10 +154,10 @@ pub(crate) fn poll_connection<H: Handler>(
     cx: &mut Context<'_>,
     stream: &mut Stream,
     id: ConnId,
-) -> Poll<()> {
+) -> Poll<End> {
     shard.activity.worked();
     let mut guard = shard.state.borrow_mut();
-    let State { handler, io, scratch, closing, popped, mesh_readers, mesh_writers } = &mut *guard;
+    let State { handler, io, scratch, closing, popped, mesh_readers, mesh_writers, .. } = &mut *guard;
     let pushed = &shard.pushed;
     io.now = Instant::now();
     // Take the waker out while we run: output queued for this connection during its own
@@ -143,7 +172,7 @@ pub(crate) fn poll_connection<H: Handler>(
                 }
             }
         }
-        None => return Poll::Ready(()),
+        None => return Poll::Ready(End::Closed),
     }
     let mut reads = 0;
     let mut piece_done = false;
@@ -166,19 +195,19 @@ pub(crate) fn poll_connection<H: Handler>(
                     if !was_closing {
                         handler.on_disconnect(io, id, Disconnect::Io(e));
                     }
-                    break Poll::Ready(());
+                    break Poll::Ready(End::Closed);
                 }
                 Flush::Done | Flush::Blocked => {}
             }
         }
         let Some(slot) = io.conns.get(id) else {
-            break Poll::Ready(());
+            break Poll::Ready(End::Closed);
         };
         if let Some(deadline) = slot.closing {
             if slot.queued() == 0 || io.now >= deadline {
                 stream.start_close(cx);
                 linger_close(stream.fd(), scratch);
-                break Poll::Ready(());
+                break Poll::Ready(End::Closed);
             }
             if !slot.watched {
                 slot.watched = true;
@@ -214,13 +243,14 @@ pub(crate) fn poll_connection<H: Handler>(
         match stream.poll_read(cx, scratch) {
             Poll::Ready(Ok(0)) => {
                 handler.on_disconnect(io, id, Disconnect::PeerClosed);
-                break Poll::Ready(());
+                break Poll::Ready(End::Closed);
             }
             Poll::Ready(Ok(n)) => {
                 reads += 1;
                 io.stats.bytes_in += n as u64;
                 if let Some(slot) = io.conns.get(id) {
                     slot.moved.bytes_in += n as u64;
+                    slot.quiet = 0;
                 }
                 handler.on_data(io, id, &scratch[..n]);
                 // A reply started by this input continues on a later poll.
@@ -228,7 +258,17 @@ pub(crate) fn poll_connection<H: Handler>(
             }
             Poll::Ready(Err(e)) => {
                 handler.on_disconnect(io, id, Disconnect::Io(e));
-                break Poll::Ready(());
+                break Poll::Ready(End::Closed);
+            }
+            // Quiet for a while, and nothing in hand: sleep (the scan in `Table::scan_quiet`
+            // woke it for this).
+            Poll::Pending
+                if slot.sleeper
+                    && slot.quiet >= crate::sleep::QUIET_SCANS
+                    && slot.queued() == 0
+                    && slot.drain_below.is_none() =>
+            {
+                break Poll::Ready(End::Sleep)
             }
             Poll::Pending => break Poll::Pending,
         }

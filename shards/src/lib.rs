@@ -22,6 +22,7 @@ mod nudge;
 mod outbound;
 mod runtime;
 mod shard;
+mod sleep;
 mod start;
 mod stream;
 mod writer;

@@ -82,6 +82,7 @@ async fn outbound<H: Handler>(shard: Rc<Shard<H>>, ask: Connect) {
         },
     };
     report(&shard, id, Ok(info));
+    // Outbound connections never sleep (`Slot::sleeper` stays false): the poll ends when closed.
     futures_lite::future::poll_fn(|cx| poll_connection(&shard, cx, &mut stream, id)).await;
     ended(&shard, id);
 }

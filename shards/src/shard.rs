@@ -68,6 +68,8 @@ pub(crate) struct Shard<H: Handler> {
     pub(crate) open: Arc<AtomicUsize>,
     /// The shard's work, recorded for the nudge guard and the tick's pace (see nudge.rs).
     pub(crate) activity: Rc<Activity>,
+    /// Where quiet connections sleep (sleep.rs); `None` if its epoll or thread could not be made.
+    pub(crate) sleepers: Option<crate::sleep::Sleepers>,
 }
 
 pub(crate) struct State<H: Handler> {
@@ -83,6 +85,8 @@ pub(crate) struct State<H: Handler> {
     pub(crate) mesh_readers: Vec<Waker>,
     /// Connections waiting to write until this shard's pending mesh messages have left.
     pub(crate) mesh_writers: Vec<Waker>,
+    /// When the tick next counts quiet connections (`Table::scan_quiet`).
+    next_scan: Instant,
 }
 
 const SCRATCH: usize = 16 * 1024;
@@ -105,6 +109,9 @@ pub(crate) async fn shard_main<H, F>(
     let mut io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     io.to_main = Some(to_main);
     let handler = factory(id, &bound);
+    let sleepers = crate::sleep::Sleepers::new(id)
+        .map_err(|e| log::warn!("Shard {id}: quiet connections keep their task (no epoll: {e})"))
+        .ok();
     let shard = Rc::new(Shard {
         tls: RefCell::new(tls),
         state: RefCell::new(State::new(handler, io)),
@@ -112,6 +119,7 @@ pub(crate) async fn shard_main<H, F>(
         cfg,
         open,
         activity,
+        sleepers,
     });
 
     let (senders, mut tasks) = connect_mesh(&shard, mesh, &phase).await;
@@ -121,6 +129,7 @@ pub(crate) async fn shard_main<H, F>(
     tasks.push(glommio::spawn_local(blocking_jobs(shard.clone())));
     tasks.push(glommio::spawn_local(connector(shard.clone())));
     tasks.push(glommio::spawn_local(crate::writer::writer(shard.clone())));
+    tasks.push(glommio::spawn_local(crate::sleep::waker_task(shard.clone())));
     let accepts = start_listeners(&shard, fds);
     step(&phase, 5);
     // Starting was work: the shard is nudged and ticks fast until it has been idle a while.
@@ -151,6 +160,7 @@ impl<H: Handler> State<H> {
             popped: vec![0; cores],
             mesh_readers: Vec::new(),
             mesh_writers: Vec::new(),
+            next_scan: Instant::now(),
         }
     }
 }
@@ -294,6 +304,10 @@ fn tick<H: Handler>(shard: &Shard<H>, now: Instant, late: Duration, stop_wanted:
         shard.activity.worked();
     }
     expire_closing(st, now);
+    if shard.sleepers.is_some() && now >= st.next_scan {
+        st.next_scan = now + Duration::from_secs(1);
+        st.io.conns.scan_quiet(crate::sleep::QUIET_SCANS);
+    }
     if st.io.stop_requested {
         st.io.stop_requested = false;
         stop_wanted.store(true, Ordering::Relaxed);

@@ -7,7 +7,8 @@
 //!
 //! What the writer cannot finish it hands to the connection's task, which owns the slow paths:
 //! a socket that is full (the task's write arms the wait for it to drain), an error (the task
-//! reports it), a drain the handler waits for (`on_drained`), a close.
+//! reports it), a drain the handler waits for (`on_drained`), a close. A sleeping connection
+//! (sleep.rs) is written the same way; handing it over wakes it, with a new task.
 
 use std::rc::Rc;
 use std::task::Poll;
@@ -70,8 +71,9 @@ fn write_some<H: Handler>(shard: &Shard<H>, conns: &[ConnId]) {
         let mut handed_over = false;
         while slot.queued() > 0 {
             let pending = &slot.out[slot.sent..];
-            // SAFETY: a non-blocking send from a buffer we own, on a socket the connection's
-            // task keeps open while its slot lives (the slot's fd is cleared before it closes).
+            // SAFETY: a non-blocking send from a buffer we own, on a socket that stays open
+            // while its slot lives: the connection's task owns it, or, while the connection
+            // sleeps, the slot itself (sleep.rs); the slot's fd is cleared before it closes.
             // The raw system call: libc's `send` is a cancellation point, whose bookkeeping
             // costs ~30 instructions a delivery (callgrind), for threads nobody cancels.
             let n = unsafe {

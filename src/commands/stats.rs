@@ -272,10 +272,11 @@ fn shards(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
     for r in reports {
         let cpu = r.cpu.map_or("?".into(), |c| c.to_string());
         let text = format!(
-            "shard {} core {cpu}: {} connections, {} users, {} channels homed, mesh queue {} out {} in, \
+            "shard {} core {cpu}: {} connections ({} asleep), {} users, {} channels homed, mesh queue {} out {} in, \
              {} msgs/s in, {} msgs/s out, loop latency {} us, sequenced held {} (oldest {} ms, stalls {})",
             r.shard,
             r.connections,
+            r.io.asleep,
             r.users,
             r.channels_homed,
             r.mesh_out_waiting,

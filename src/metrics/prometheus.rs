@@ -127,6 +127,13 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
     // Gauges.
     o.per_shard("rustircd_connections", "gauge", "Open client connections.", r, |r| r.connections);
     o.per_shard("rustircd_users", "gauge", "Registered users.", r, |r| r.users);
+    o.per_shard(
+        "rustircd_connections_asleep",
+        "gauge",
+        "Quiet connections asleep in the shard's epoll, without a task of their own.",
+        r,
+        |r| r.io.asleep,
+    );
     o.per_shard("rustircd_unregistered_connections", "gauge", "Connections not yet registered.", r, |r| r.unregistered);
     o.per_shard("rustircd_operators", "gauge", "Users with operator status.", r, |r| r.opers);
     o.per_shard(

@@ -57,8 +57,9 @@ pub fn connection_stress(o: &Opts) -> Result<Report> {
             break;
         }
     }
-    // Let the server settle, then weigh it with every client connected.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the server settle (`--settle`: a server may shed what idle clients do not need),
+    // then weigh it with every client connected.
+    std::thread::sleep(o.settle);
     let after = o.server_pid.and_then(sample_proc);
     let secs = last_reg.duration_since(start).as_secs_f64().max(1e-6);
     rep.set("clients", n, None);
