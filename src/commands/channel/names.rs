@@ -36,6 +36,25 @@ pub fn send_names(ctx: &mut Ctx<'_>, chan: &Folded) {
     }
 }
 
+/// The first 16 bytes of `prefix + nick` as a big-endian number (zero-padded): numbers order
+/// as the texts do, except between texts that share those 16 bytes. Sorting by it compares
+/// integers instead of calling `memcmp` (the sort was three quarters of a 1000-member NAMES,
+/// measured with callgrind).
+fn sort_key(prefix: &str, nick: &str) -> u128 {
+    let mut key = [0u8; 16];
+    let (p, n) = (prefix.as_bytes(), nick.as_bytes());
+    let pl = p.len().min(16);
+    key[..pl].copy_from_slice(&p[..pl]);
+    let nl = n.len().min(16 - pl);
+    key[pl..pl + nl].copy_from_slice(&n[..nl]);
+    u128::from_be_bytes(key)
+}
+
+/// The texts' own order, for members whose keys are equal.
+fn text_order(a: (&str, &str), b: (&str, &str)) -> std::cmp::Ordering {
+    a.0.bytes().chain(a.1.bytes()).cmp(b.0.bytes().chain(b.1.bytes()))
+}
+
 /// 353 lines, as many as the 512-byte limit needs. Built from borrowed nicks (no string per
 /// member: a 1000-member NAMES was 1,000 `format!`s and a sort of 1,000 strings), sorted as the
 /// `prefix + nick` text sorts.
@@ -54,18 +73,20 @@ fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
         };
         let Some(me) = st.clients.get(&ctx.conn) else { return };
         let (multi, userhost) = (me.caps & bits::MULTI_PREFIX != 0, me.caps & bits::USERHOST_IN_NAMES != 0);
-        let mut entries: Vec<(&'static str, Cow<'_, str>)> = view
+        let none_leaving = st.leaving.is_empty();
+        let mut entries: Vec<(u128, &'static str, Cow<'_, str>)> = view
             .ch
             .members
             .iter()
-            .filter(|(uid, _)| !st.leaving.contains(*uid))
+            .filter(|(uid, _)| none_leaving || !st.leaving.contains(*uid))
             .filter_map(|(uid, m)| {
                 let u = st.directory.get(uid)?;
                 let prefix = if multi { m.status.all_prefixes() } else { m.status.prefix() };
-                Some((prefix, if userhost { Cow::Owned(u.mask()) } else { Cow::Borrowed(&*u.nick) }))
+                let shown = if userhost { Cow::Owned(u.mask()) } else { Cow::Borrowed(&*u.nick) };
+                Some((sort_key(prefix, &shown), prefix, shown))
             })
             .collect();
-        entries.sort_unstable_by(|a, b| a.0.bytes().chain(a.1.bytes()).cmp(b.0.bytes().chain(b.1.bytes())));
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| text_order((a.1, &a.2), (b.1, &b.2))));
         let server: &str = &st.cfg.server.name;
         let me = me.target();
         // ":server 353 me symbol name :" and CRLF-less body.
@@ -82,7 +103,7 @@ fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
                 .finish();
             chunk.clear();
         };
-        for (prefix, nick) in &entries {
+        for (_, prefix, nick) in &entries {
             let len = prefix.len() + nick.len();
             if !chunk.is_empty() && fixed + chunk.len() + 1 + len > MAX_BODY {
                 flush(&mut out, &mut chunk);
@@ -98,4 +119,43 @@ fn send_members(ctx: &mut Ctx<'_>, chan: &Folded) {
         }
     }
     ctx.send(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Members are ordered exactly as their `prefix + nick` texts would sort, nicks longer
+    /// than the key and sharing its bytes included.
+    #[test]
+    fn members_sort_as_their_text() {
+        let prefixes = ["", "+", "@", "%", "@+", "~@%+"];
+        let nicks = [
+            "alice",
+            "Bob",
+            "@x",
+            "a",
+            "ab",
+            "zed",
+            "[m]",
+            "+plus",
+            "_u",
+            "alicE",
+            "a_rather_long_nick_1",
+            "a_rather_long_nick_2",
+            "a_rather_long_nick",
+            "a_rather_long_nicK_0",
+        ];
+        let mut entries: Vec<(u128, &'static str, &str)> = Vec::new();
+        for p in prefixes {
+            for n in nicks {
+                entries.push((sort_key(p, n), p, n));
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| text_order((a.1, a.2), (b.1, b.2))));
+        let sorted: Vec<String> = entries.iter().map(|(_, p, n)| format!("{p}{n}")).collect();
+        let mut text = sorted.clone();
+        text.sort();
+        assert_eq!(sorted, text);
+    }
 }
