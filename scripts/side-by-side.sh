@@ -13,7 +13,7 @@
 # comparison plot per scenario (rustircd-loadtest plot).
 #
 # The scenarios (issue 15's measures): mem (RSS per registered idle client, 10,000 clients,
-# weighed after 10 s of idling, which lets rustircd's quiet connections sleep),
+# weighed after 20 s of idling, which lets rustircd's quiet connections sleep),
 # reg (registrations/s at the highest rate), fan1k (100 channels x 50 at 1,000 msg/s: CPU,
 # latency), fan4k (the same at 4,000 msg/s), sat (20 x 50 as fast as possible: deliveries/s,
 # loss), big (a 1000-member channel: JOIN -> 366, NAMES, PRIVMSG -> last member).
@@ -153,7 +153,7 @@ start() {
 run() {
   local name=${1%%:*} scenario=$2 round=$3 args=()
   case "$scenario" in
-    mem) args=(connection-stress --clients 10000 --rate 5000 --settle 10) ;;
+    mem) args=(connection-stress --clients 10000 --rate 5000 --settle 20) ;;
     reg) args=(connection-stress --clients 10000 --rate 0) ;;
     fan1k) args=(channel-load --channels 100 --users-per-channel 50 --rate 1000 --duration 10) ;;
     fan4k) args=(channel-load --channels 100 --users-per-channel 50 --rate 4000 --duration 10) ;;

@@ -257,6 +257,7 @@ fn runtime_config(cfg: &Config, cores: usize, capacity: usize) -> RuntimeConfig 
         preempt_timer: cfg.runtime.preempt_timer,
         spin_before_park: (!cfg.runtime.spin_before_park.is_zero()).then_some(cfg.runtime.spin_before_park),
         capacity,
+        sleep_after: (!cfg.runtime.sleep_after.is_zero()).then_some(cfg.runtime.sleep_after),
         full_message: format!("ERROR :Closing Link: {} (Server is full)\r\n", cfg.server.name).into_bytes(),
         ..RuntimeConfig::default()
     }

@@ -1,5 +1,6 @@
-//! Quiet connections sleep (issue 15, memory): a plain client that has sent nothing for about
-//! two seconds gives up its task and waits in its shard's epoll. Every way a sleeping
+//! Quiet connections sleep (issue 15, memory): a plain client that has sent nothing for
+//! `[runtime] sleep_after` (1 s here, 15 s by default) gives up its task and waits in its
+//! shard's epoll. Every way a sleeping
 //! connection can be reached must still work, on both shards: channel traffic written to it,
 //! its own input, a KILL, its peer hanging up, a burst larger than its socket takes at once.
 
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const OPER: &str = r#"
+[runtime]
+sleep_after = "1s"
+
 [[opers]]
 name = "watcher"
 password = "pw"
@@ -154,5 +158,21 @@ fn stopping_wakes_sleeping_connections() {
     for (c, _) in sleepers.iter_mut() {
         let seen = c.expect_closed();
         assert!(seen.iter().any(|m| m.verb == "ERROR"), "{}: {seen:?}", c.nick);
+    }
+}
+
+/// `sleep_after = "0s"`: nobody sleeps, however quiet.
+#[test]
+fn sleep_after_zero_keeps_every_connection_awake() {
+    let config = format!("{BASE_CONFIG}{}", OPER.replace("sleep_after = \"1s\"", "sleep_after = \"0s\""));
+    let server = Server::with_config(2, &config);
+    let mut watcher = server.client("watcher");
+    watcher.send("OPER watcher pw");
+    watcher.expect_verb("381");
+    let mut quiet = server.clients_on_both_shards("k", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(asleep(&mut watcher), [0, 0]);
+    for (c, _) in quiet.iter_mut() {
+        c.sync();
     }
 }

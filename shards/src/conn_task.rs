@@ -264,7 +264,7 @@ pub(crate) fn poll_connection<H: Handler>(
             // woke it for this).
             Poll::Pending
                 if slot.sleeper
-                    && slot.quiet >= crate::sleep::QUIET_SCANS
+                    && shard.cfg.quiet_scans().is_some_and(|q| slot.quiet >= q)
                     && slot.queued() == 0
                     && slot.drain_below.is_none() =>
             {

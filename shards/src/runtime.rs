@@ -87,6 +87,16 @@ pub struct RuntimeConfig {
     /// Connections the whole process may hold; beyond it a new one gets `full_message` and a close.
     pub capacity: usize,
     pub full_message: Vec<u8>,
+    /// A plain accepted connection that sends nothing this long sleeps without a task
+    /// (sleep.rs); `None`: never. Counted in the tick's one-a-second scans.
+    pub sleep_after: Option<Duration>,
+}
+
+impl RuntimeConfig {
+    /// The scans without input after which a connection sleeps (`sleep_after`, at least one).
+    pub(crate) fn quiet_scans(&self) -> Option<u8> {
+        self.sleep_after.map(|d| d.as_secs().clamp(1, u8::MAX as u64) as u8)
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -104,6 +114,7 @@ impl Default for RuntimeConfig {
             stop_grace: Duration::from_secs(3),
             capacity: usize::MAX,
             full_message: b"ERROR :Server is full\r\n".to_vec(),
+            sleep_after: Some(Duration::from_secs(15)),
         }
     }
 }

@@ -109,9 +109,12 @@ pub(crate) async fn shard_main<H, F>(
     let mut io = Io::new(id, cores, cfg.batch.clone(), cfg.close_grace);
     io.to_main = Some(to_main);
     let handler = factory(id, &bound);
-    let sleepers = crate::sleep::Sleepers::new(id)
-        .map_err(|e| log::warn!("Shard {id}: quiet connections keep their task (no epoll: {e})"))
-        .ok();
+    let sleepers = match cfg.sleep_after {
+        Some(_) => crate::sleep::Sleepers::new(id)
+            .map_err(|e| log::warn!("Shard {id}: quiet connections keep their task (no epoll: {e})"))
+            .ok(),
+        None => None,
+    };
     let shard = Rc::new(Shard {
         tls: RefCell::new(tls),
         state: RefCell::new(State::new(handler, io)),
@@ -304,9 +307,11 @@ fn tick<H: Handler>(shard: &Shard<H>, now: Instant, late: Duration, stop_wanted:
         shard.activity.worked();
     }
     expire_closing(st, now);
-    if shard.sleepers.is_some() && now >= st.next_scan {
-        st.next_scan = now + Duration::from_secs(1);
-        st.io.conns.scan_quiet(crate::sleep::QUIET_SCANS);
+    if let (Some(_), Some(scans)) = (&shard.sleepers, shard.cfg.quiet_scans()) {
+        if now >= st.next_scan {
+            st.next_scan = now + Duration::from_secs(1);
+            st.io.conns.scan_quiet(scans);
+        }
     }
     if st.io.stop_requested {
         st.io.stop_requested = false;

@@ -1,6 +1,7 @@
 //! Quiet connections sleep without a task. A plain client that has sent nothing for
-//! [`QUIET_SCANS`] scans (about two seconds) gives up its glommio task (436 bytes) and the
-//! readiness source its pending read holds (492 bytes): its socket waits in the shard's epoll
+//! `RuntimeConfig::sleep_after` (15 s by default; counted by the tick's scans, one a second)
+//! gives up its glommio task (436 bytes) and the readiness source its pending read holds
+//! (492 bytes): its socket waits in the shard's epoll
 //! instead, watched by one thread per shard that sleeps in `epoll_wait`. What it is sent still
 //! goes out through the shard's writer (writer.rs), which needs only the slot's fd. Input, a
 //! peer's close, or anything that would wake the connection's task (a full socket, a close, a
@@ -25,9 +26,6 @@ use crate::conn_task::serve;
 use crate::runtime::Handler;
 use crate::shard::Shard;
 use crate::stream::Stream;
-
-/// Scans (one a second, from the tick) without input before a plain connection sleeps.
-pub(crate) const QUIET_SCANS: u8 = 2;
 
 /// The epoll data that tells the thread to end (a connection's id is never all ones).
 const STOP: u64 = u64::MAX;

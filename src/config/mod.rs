@@ -236,6 +236,8 @@ pub struct RuntimeTuning {
     pub mesh_capacity: usize,
     pub preempt_timer: Duration,
     pub spin_before_park: Duration,
+    /// A plain client connection quiet this long sleeps without a task (0: never).
+    pub sleep_after: Duration,
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -398,6 +400,7 @@ fn read_runtime(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> RuntimeTuning {
         mesh_capacity: t.int(doc, "mesh_capacity", 1024, 2, 1 << 20) as usize,
         preempt_timer: t.duration(doc, "preempt_timer", Duration::from_millis(2), Duration::from_micros(100), SECOND),
         spin_before_park: t.duration(doc, "spin_before_park", Duration::ZERO, Duration::ZERO, SECOND),
+        sleep_after: t.duration(doc, "sleep_after", Duration::from_secs(15), Duration::ZERO, DAY),
     };
     t.finish(doc);
     r
