@@ -490,6 +490,9 @@ mod tests {
         scenario(&["message-throughput", "--pairs", "100", "--rate", "100000", "--duration", "10"]);
         scenario(&["big-channel", "--members", "1000", "--messages", "20", "--server-pid", "1", "--json", "--quiet"]);
         scenario(&["connection-stress", "--clients", "10000", "--rate", "5000"]);
+        let (_, o) = scenario(&["connection-stress", "--settle", "20", "--clients", "10"]);
+        assert_eq!(o.settle, Duration::from_secs(20));
+        assert_eq!(scenario(&["connection-stress"]).1.settle, Duration::from_millis(500));
         scenario(&["mass-disconnect", "--clients", "50", "--quit-half", "--channel-size", "50"]);
         let (_, o) = scenario(&[
             "link-burst",
