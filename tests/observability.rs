@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const OPER: &str = r#"
-[[opers]]
-name = "watcher"
-password = "pw"
-allow_plaintext = true
-privileges = ["all"]
-"#;
+const OPER: &str = WATCHER_OPER;
 
 const METRICS: &str = r#"
 [metrics]

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const OPER: &str = r#"
-[runtime]
-sleep_after = "1s"
+/// The watcher operator, and connections that sleep after one quiet second.
+fn config(sleep_after: &str) -> String {
+    format!("{BASE_CONFIG}{WATCHER_OPER}\n[runtime]\nsleep_after = \"{sleep_after}\"\n")
+}
 
-[[opers]]
-name = "watcher"
-password = "pw"
-allow_plaintext = true
-privileges = ["all"]
-"#;
+/// The operator who reads STATS S; it asks often enough never to fall asleep itself.
+fn oper_watcher(server: &Server) -> Client {
+    let mut watcher = server.client("watcher");
+    watcher.send("OPER watcher pw");
+    watcher.expect_verb("381");
+    watcher
+}
 
 /// The nick of a line's source.
 fn nick_of(m: &Msg) -> &str {
@@ -55,10 +57,8 @@ fn wait_asleep(watcher: &mut Client, want: [usize; 2]) {
 
 #[test]
 fn sleeping_connections_are_served_on_every_path() {
-    let server = Server::with_config(2, &format!("{BASE_CONFIG}{OPER}"));
-    let mut watcher = server.client("watcher");
-    watcher.send("OPER watcher pw");
-    watcher.expect_verb("381");
+    let server = Server::with_config(2, &config("1s"));
+    let mut watcher = oper_watcher(&server);
     watcher.send("JOIN #quiet");
     watcher.expect_verb("366");
     let mut sleepers: Vec<(Client, usize)> = server.clients_on_both_shards("q", 2);
@@ -141,10 +141,8 @@ fn sleeping_connections_are_served_on_every_path() {
 /// A server asked to stop while its clients sleep wakes them to say goodbye and exits at once.
 #[test]
 fn stopping_wakes_sleeping_connections() {
-    let server = Server::with_config(2, &format!("{BASE_CONFIG}{OPER}"));
-    let mut watcher = server.client("watcher");
-    watcher.send("OPER watcher pw");
-    watcher.expect_verb("381");
+    let server = Server::with_config(2, &config("1s"));
+    let mut watcher = oper_watcher(&server);
     let mut sleepers = server.clients_on_both_shards("z", 1);
     let mut want = [0usize; 2];
     for (_, s) in &sleepers {
@@ -164,11 +162,8 @@ fn stopping_wakes_sleeping_connections() {
 /// `sleep_after = "0s"`: nobody sleeps, however quiet.
 #[test]
 fn sleep_after_zero_keeps_every_connection_awake() {
-    let config = format!("{BASE_CONFIG}{}", OPER.replace("sleep_after = \"1s\"", "sleep_after = \"0s\""));
-    let server = Server::with_config(2, &config);
-    let mut watcher = server.client("watcher");
-    watcher.send("OPER watcher pw");
-    watcher.expect_verb("381");
+    let server = Server::with_config(2, &config("0s"));
+    let mut watcher = oper_watcher(&server);
     let mut quiet = server.clients_on_both_shards("k", 1);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(asleep(&mut watcher), [0, 0]);

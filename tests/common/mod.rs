@@ -67,6 +67,16 @@ connection_timeout = "30s"
 exempt = true
 "#;
 
+/// An operator `watcher` (password `pw`, plain text allowed) with every privilege, for tests
+/// that read STATS and the like (`OPER watcher pw`).
+pub const WATCHER_OPER: &str = r#"
+[[opers]]
+name = "watcher"
+password = "pw"
+allow_plaintext = true
+privileges = ["all"]
+"#;
+
 /// An argon2id hash made by `rustircd --mkpasswd`, as an operator would make one.
 pub fn mkpasswd(password: &str) -> String {
     let mut child = Command::new(bin())
