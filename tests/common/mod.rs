@@ -406,6 +406,12 @@ impl Client {
         self.stream.write_all(b"\r\n").unwrap();
     }
 
+    /// [`Client::send`] to a server that may already have closed the connection (refused it):
+    /// false when the write fails (a reset, a broken pipe).
+    pub fn try_send(&mut self, line: &str) -> bool {
+        self.stream.write_all(format!("{line}\r\n").as_bytes()).is_ok()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
