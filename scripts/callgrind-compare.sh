@@ -90,36 +90,8 @@ stop() {
 trap 'stop; rm -rf "$DIR"' EXIT
 trap 'exit 130' INT TERM HUP
 
-cat > "$DIR/rustircd.toml" <<EOF
-[server]
-name = "irc.rustircd.test"
-sid = "0RC"
-network = "LoadNet"
-description = "server under test"
-motd = "callgrind comparison"
-data_dir = "$DIR/rustircd-data"
-
-[server.admin]
-location = "here"
-email = "admin@rustircd.test"
-
-[limits]
-max_channels = 100
-
-[[listen]]
-address = "127.0.0.1:$PORT"
-
-[[classes]]
-name = "local"
-hosts = ["127.*"]
-sendq = "16MiB"
-recvq = "64KiB"
-max_clients = 100000
-exempt = true
-
-[logging]
-level = "warn"
-EOF
+. scripts/lib/rustircd-bench-config.sh  # (the working directory is the repository)
+rustircd_bench_config "$DIR" "$PORT" "callgrind comparison" > "$DIR/rustircd.toml"
 
 cat > "$DIR/ircd.conf" <<EOF
 serverinfo {

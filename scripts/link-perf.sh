@@ -41,35 +41,10 @@ stop() {
 trap 'stop; rm -rf "$DIR"' EXIT
 : > "$OUT"
 
-cat > "$DIR/rustircd.toml" <<EOF
-[server]
-name = "irc.rustircd.test"
-sid = "0RC"
-network = "LoadNet"
-description = "server under test"
-motd = "link load test"
-data_dir = "$DIR/rustircd-data"
-
-[server.admin]
-location = "here"
-email = "admin@rustircd.test"
-
-[limits]
-max_channels = 100
-
-[[listen]]
-address = "127.0.0.1:$RPORT"
-
-[[classes]]
-name = "local"
-hosts = ["127.*"]
-sendq = "16MiB"
-recvq = "64KiB"
-max_clients = 100000
-exempt = true
-
-[logging]
-level = "warn"
+. scripts/lib/rustircd-bench-config.sh  # (the working directory is the repository)
+{
+  rustircd_bench_config "$DIR" "$RPORT" "link load test"
+  cat <<EOF
 
 [[links]]
 name = "peer-a.loadtest"
@@ -83,6 +58,7 @@ sid = "9LB"
 send_password = "loadtest"
 accept_password = "loadtest"
 EOF
+} > "$DIR/rustircd.toml"
 
 cat > "$DIR/ircd.conf" <<EOF
 serverinfo {

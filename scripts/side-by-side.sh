@@ -49,36 +49,8 @@ trap 'stop; rm -rf "$DIR"' EXIT
 as_nobody=()
 [ "$(id -u)" = 0 ] && as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
-cat > "$DIR/rustircd.toml" <<EOF
-[server]
-name = "irc.rustircd.test"
-sid = "0RC"
-network = "LoadNet"
-description = "server under test"
-motd = "side by side"
-data_dir = "$DIR/rustircd-data"
-
-[server.admin]
-location = "here"
-email = "admin@rustircd.test"
-
-[limits]
-max_channels = 100
-
-[[listen]]
-address = "127.0.0.1:$PORT"
-
-[[classes]]
-name = "local"
-hosts = ["127.*"]
-sendq = "16MiB"
-recvq = "64KiB"
-max_clients = 100000
-exempt = true
-
-[logging]
-level = "warn"
-EOF
+. scripts/lib/rustircd-bench-config.sh  # (the working directory is the repository)
+rustircd_bench_config "$DIR" "$PORT" "side by side" > "$DIR/rustircd.toml"
 
 cat > "$DIR/ircd.conf" <<EOF
 serverinfo {
