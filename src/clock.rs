@@ -59,6 +59,39 @@ pub fn format_iso_ms(ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, ms % 1000)
 }
 
+/// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Reads the server-time format back (`2026-11-27T14:11:58.123Z`; the fraction may have 0 to
+/// 9 digits, kept to milliseconds): milliseconds since the epoch. None unless well-formed.
+pub fn parse_iso_ms(s: &str) -> Option<u64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<u32>().ok());
+    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || se > 60 || frac.len() > 9 {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || date.len() != 10 || hms.len() != 8 {
+        return None;
+    }
+    let ms = format!("{frac:0<3}")[..3].parse::<u64>().ok()?;
+    let days = days_from_civil(y as i64, mo, da);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + se;
+    Some(secs * 1000 + ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +101,17 @@ mod tests {
         assert_eq!(format_utc(0), "Thursday January 1 1970 -- 00:00:00 +00:00");
         assert_eq!(format_utc(1_795_784_873), "Friday November 27 2026 -- 13:07:53 +00:00");
         assert_eq!(format_iso_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
+    }
+
+    #[test]
+    fn iso_times_read_back() {
+        for ms in [0, 951_782_400_123, 1_795_784_873_999, 9_214_646_400_000] {
+            assert_eq!(parse_iso_ms(&format_iso_ms(ms)), Some(ms));
+        }
+        assert_eq!(parse_iso_ms("2020-01-01T00:00:00Z"), Some(1_577_836_800_000));
+        assert_eq!(parse_iso_ms("2020-01-01T00:00:00.5Z"), Some(1_577_836_800_500));
+        for bad in ["", "2020-01-01", "2020-13-01T00:00:00Z", "2020-01-01T00:00:00", "x020-01-01T00:00:00Z"] {
+            assert_eq!(parse_iso_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -25,6 +25,8 @@ pub mod bits {
     pub const EXTENDED_MONITOR: u64 = 1 << 16;
     pub const STS: u64 = 1 << 17;
     pub const SASL: u64 = 1 << 18;
+    pub const CHATHISTORY: u64 = 1 << 19;
+    pub const EVENT_PLAYBACK: u64 = 1 << 20;
 }
 
 /// What decides whether a capability is offered now, and its value: the config, whether the
@@ -58,6 +60,8 @@ pub static CAPS: &[CapDef] = &[
     offer("batch", bits::BATCH),
     offer("cap-notify", bits::CAP_NOTIFY),
     offer("chghost", bits::CHGHOST),
+    CapDef { name: "draft/chathistory", bit: bits::CHATHISTORY, value: Some(history_value), requestable: true },
+    CapDef { name: "draft/event-playback", bit: bits::EVENT_PLAYBACK, value: Some(history_value), requestable: true },
     offer("echo-message", bits::ECHO_MESSAGE),
     offer("extended-join", bits::EXTENDED_JOIN),
     offer("extended-monitor", bits::EXTENDED_MONITOR),
@@ -82,6 +86,11 @@ fn sts_value(o: &Offer<'_>) -> Option<String> {
     // tell a client on TLS to drop its policy).
     let duration = cfg.tls.as_ref().map_or(crate::config::DEFAULT_STS_DURATION, |t| t.sts_duration).as_secs();
     Some(if secure { format!("duration={duration}") } else { format!("port={port},duration={duration}") })
+}
+
+/// `draft/chathistory` and `draft/event-playback`: offered while history is kept.
+fn history_value(o: &Offer<'_>) -> Option<String> {
+    o.cfg.history.enabled.then(String::new)
 }
 
 /// `sasl`: the mechanisms of the services server that announced them (`ENCAP * MECHLIST`);

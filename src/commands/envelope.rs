@@ -54,6 +54,11 @@ pub enum Request {
     /// To the nick's owner shard: a user introduced (or renamed) by a server link of the
     /// sending shard wants `nick`; the owner applies the TS rules (docs/ts6 §6.1).
     NickTs { conn: Conn, claim: NickTsClaim },
+    /// To the shard that keeps a log (a channel's home, a user key's owner): CHATHISTORY of
+    /// the sending shard's client `conn`.
+    History { conn: Conn, ask: Box<super::history::Ask> },
+    /// To a user key's owner: keep this private message in the key's log.
+    HistoryAdd { key: Folded, entry: Box<super::history::store::Entry> },
 }
 
 /// A remote user's claim on a nick, with what the TS rules compare.
@@ -115,6 +120,11 @@ pub enum Answer {
     Stats {
         conn: Conn,
         report: Box<crate::metrics::ShardReport>,
+    },
+    /// What a log's keeper found for a CHATHISTORY of the receiving shard's client.
+    History {
+        conn: Conn,
+        found: Box<super::history::Found>,
     },
     /// The result of checking an OPER password (a blocking job of this shard).
     OperChecked {

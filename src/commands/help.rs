@@ -10,6 +10,7 @@ const TOPICS: &[(&str, &str)] = &[
     ("AWAY", "AWAY [:<message>] — mark yourself away (no message: back)"),
     ("CAP", "CAP LS [302] | LIST | REQ :<caps> | END — IRCv3 capability negotiation"),
     ("CAPAB", "CAPAB :<tokens> — a linking server's capabilities (TS6)"),
+    ("CHATHISTORY", "CHATHISTORY LATEST|BEFORE|AFTER|AROUND <target> <*|msgid=|timestamp=> <limit> | BETWEEN <target> <ref> <ref> <limit> | TARGETS <timestamp=> <timestamp=> <limit> — replay a channel's or a conversation's history (IRCv3 draft/chathistory)"),
     ("CONNECT", "CONNECT <server> [<port>] — link to a server of a [[links]] block now (operators)"),
     ("DIE", "DIE — stop the server (operators, when allow_die is set)"),
     ("DLINE", "DLINE [<minutes>] <ip[/bits]> :<reason> — ban an address or block (operators)"),

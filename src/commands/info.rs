@@ -20,7 +20,7 @@ pub fn version_string() -> String {
 pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
     let l = &cfg.limits;
     let t = l.max_targets;
-    let tokens = vec![
+    let mut tokens = vec![
         format!("AWAYLEN={}", l.awaylen),
         "BOT=B".to_string(),
         format!("CASEMAPPING={}", cfg.server.casemapping.name()),
@@ -51,6 +51,7 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         format!("USERLEN={}", l.userlen),
         "WHOX".to_string(),
     ];
+    tokens.extend(super::history::isupport(cfg));
     tokens.chunks(13).map(|c| c.to_vec()).collect()
 }
 

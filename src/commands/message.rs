@@ -135,6 +135,7 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
         let (tuid, tnick, away) = (u.uid, u.nick.clone(), u.away.clone());
         let line = build(ctx, &tnick);
         to_user(ctx.st, ctx.out, tuid, &line, need, ctx.now);
+        super::history::record::private(ctx.st, ctx.out, uid, tuid, &line);
         if echo {
             echo_back(ctx, &line);
         }

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod flood;
 pub mod help;
+pub mod history;
 pub mod identity;
 pub mod inbox;
 pub mod info;
@@ -158,6 +159,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("NOTICE", 0, When::Registered, message::notice).with_server(link::s2s::message),
     spec("TAGMSG", 1, When::Registered, message::tagmsg).with_server(link::s2s::message),
     spec("SETNAME", 1, When::Registered, identity::setname),
+    // history (history/*.rs)
+    spec("CHATHISTORY", 1, When::Registered, history::chathistory),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),
     spec("WHOIS", 1, When::Registered, query::whois::whois).with_server(link::s2s::whois),

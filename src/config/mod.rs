@@ -30,6 +30,7 @@ pub struct Config {
     pub listen: Vec<Listen>,
     pub classes: Vec<Class>,
     pub database: Database,
+    pub history: History,
     pub batch: Batch,
     pub netsplit: Netsplit,
     pub opers: Vec<Oper>,
@@ -143,6 +144,21 @@ pub struct Database {
     pub user_cache_size: usize,
     pub user_cache_ttl: Duration,
     pub channel_cache_ttl: Duration,
+}
+
+/// `[history]`: what CHATHISTORY can replay (docs/architecture.md, "History").
+#[derive(Clone, Debug)]
+pub struct History {
+    /// Off: nothing is kept and `draft/chathistory` is not offered.
+    pub enabled: bool,
+    /// Messages (and events) kept per channel.
+    pub channel_length: usize,
+    /// Messages kept per user (its private conversations together).
+    pub private_length: usize,
+    /// Older entries are dropped (0: kept until pushed out by the lengths).
+    pub max_age: Duration,
+    /// Most entries one CHATHISTORY answer gives (005 `CHATHISTORY`).
+    pub max_query: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -305,6 +321,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
     let listen = read_listen(doc, top, tls.as_ref(), base);
     let classes = read_classes(doc, top);
     let database = read_database(doc, top);
+    let history = read_history(doc, top);
     let batch = read_batch(doc, top);
     let netsplit = read_netsplit(doc, top);
     let opers = read_opers(doc, top);
@@ -321,6 +338,7 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
         listen,
         classes,
         database,
+        history,
         batch,
         netsplit,
         opers,
@@ -345,6 +363,25 @@ fn read_database(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Database {
     };
     t.finish(doc);
     d
+}
+
+fn read_history(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> History {
+    let mut t = top.section(doc, "history");
+    let h = History {
+        enabled: t.bool(doc, "enabled", true),
+        channel_length: t.int(doc, "channel_length", 1000, 1, 1_000_000) as usize,
+        private_length: t.int(doc, "private_length", 1000, 1, 1_000_000) as usize,
+        max_age: t.duration(
+            doc,
+            "max_age",
+            Duration::from_secs(7 * 86_400),
+            Duration::ZERO,
+            Duration::from_secs(3650 * 86_400),
+        ),
+        max_query: t.int(doc, "max_query", 100, 1, 10_000) as usize,
+    };
+    t.finish(doc);
+    h
 }
 
 fn read_batch(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Batch {

@@ -123,12 +123,18 @@ pub struct ShardState {
     /// Outgoing links this shard opens (`[[links]]` blocks with an address, by block index):
     /// the connection being tried, and when to try again.
     pub dials: AHashMap<usize, super::link::Dial>,
+    /// The channel logs this shard keeps as their home, and the private logs of the user keys
+    /// it owns (`commands::history`).
+    pub history: crate::commands::history::store::Store,
 }
 
 /// A channel as this shard sees it: the state, and which of its members are local.
 pub struct View {
     pub ch: Channel,
     pub local: Vec<(Uid, Conn)>,
+    /// When the channel's latest message passed through this shard (ms since the epoch; 0:
+    /// none since it had members here): CHATHISTORY TARGETS.
+    pub last_message: u64,
 }
 
 /// Events from one shard held until their turn comes, and since when the first of them has
@@ -238,6 +244,7 @@ impl ShardState {
             register: Default::default(),
             links: AHashMap::default(),
             peers: AHashMap::default(),
+            history: Default::default(),
             dials: AHashMap::default(),
         }
     }

@@ -170,6 +170,7 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
     match ev {
         ChanEvent::Change { chan, name, mutation, line, actor, via } => {
             apply_change(st, out, chan, name, mutation, line, skip);
+            crate::commands::history::record::channel_event(st, chan, line);
             crate::commands::link::relay::chan_change(st, out, chan, mutation, line, *actor, *via);
         }
         ChanEvent::Quit { parts } => {
@@ -193,6 +194,7 @@ fn apply_quit_part(st: &mut ShardState, out: &mut dyn Outbox, p: &QuitPart, unix
         to_conns_shared(st, out, &observers, line, 0);
     }
     for chan in chans {
+        crate::commands::history::record::channel_event(st, chan, line);
         let Some(view) = st.channels.get_mut(chan) else { continue };
         view.local.retain(|(u, _)| u != uid);
         if !view.ch.apply(&Mutation::Leave { uid: *uid }) {
@@ -223,7 +225,7 @@ fn apply_change(
             Mutation::Join { created: Some(ts), .. } => *ts,
             _ => 0,
         };
-        View { ch: Channel::new(name.clone(), chan.clone(), created, cores), local: Vec::new() }
+        View { ch: Channel::new(name.clone(), chan.clone(), created, cores), local: Vec::new(), last_message: 0 }
     });
     if let Mutation::Join { created: Some(ts), .. } | Mutation::Burst { ts: Some(ts), .. } = mutation {
         view.ch.created = *ts;

@@ -70,7 +70,13 @@ pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
                     .finish(),
             );
             for l in &lines {
-                add_tag(&mut buf, l, &format!("batch={id}"));
+                // A line of a batch inside this one (a chathistory batch's entries) belongs to
+                // that batch only; the inner batch's opening line carries the outer tag.
+                if has_batch_tag(l) {
+                    buf.extend_from_slice(l);
+                } else {
+                    add_tag(&mut buf, l, &format!("batch={id}"));
+                }
             }
             buf.extend_from_slice(&Line::new().source(&server).verb("BATCH").param(&format!("-{id}")).finish());
         }
@@ -78,8 +84,15 @@ pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
     to_conn(st, out, conn, &buf);
 }
 
+/// Whether a line's tags include `batch`.
+fn has_batch_tag(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"@") else { return false };
+    let tags = rest.split(|&b| b == b' ').next().unwrap_or_default();
+    tags.split(|&b| b == b';').any(|t| t == b"batch" || t.starts_with(b"batch="))
+}
+
 /// Adds a tag in front of a line's own tags.
-fn add_tag(buf: &mut Vec<u8>, line: &[u8], tag: &str) {
+pub fn add_tag(buf: &mut Vec<u8>, line: &[u8], tag: &str) {
     buf.push(b'@');
     buf.extend_from_slice(tag.as_bytes());
     match line.strip_prefix(b"@") {

@@ -76,8 +76,16 @@ pub fn to_invitee(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, chan: &Fo
 pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
     let Some(view) = st.channels.get(&msg.chan) else { return };
     let me = st.me;
-    let shards: smallvec::SmallVec<[usize; 4]> =
-        view.ch.per_shard.iter().enumerate().filter(|(s, n)| *s != me && **n > 0).map(|(s, _)| s).collect();
+    // The channel's home keeps its history: it gets the message even without members.
+    let home = if st.cfg.history.enabled && msg.min == Status::NONE { msg.chan.owner(st.cores) } else { me };
+    let shards: smallvec::SmallVec<[usize; 4]> = view
+        .ch
+        .per_shard
+        .iter()
+        .enumerate()
+        .filter(|(s, n)| *s != me && (**n > 0 || *s == home))
+        .map(|(s, _)| s)
+        .collect();
     for s in shards {
         out.to_shard(s, Env::Ordered(Ordered::ChanMsg(msg.clone())));
     }
@@ -86,6 +94,7 @@ pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
 
 /// The part of [`to_channel`] for this shard's members.
 pub fn channel_here(st: &mut ShardState, out: &mut dyn Outbox, msg: &ChanMsg) {
+    crate::commands::history::record::channel_message(st, msg);
     crate::commands::link::relay::chan_message(st, out, msg);
     let Some(view) = st.channels.get(&msg.chan) else { return };
     let members = view.ch.members.len();

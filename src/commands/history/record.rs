@@ -1,0 +1,130 @@
+//! What history keeps, and where. A channel's log is kept by its home: the sender's shard
+//! sends a channel message to the home as to any shard with members (one envelope more only
+//! when the home has none), and the home adds it as it delivers it; channel events (JOIN,
+//! PART, KICK, MODE, TOPIC, QUIT) are added where the home applies them. A private message goes
+//! into the log of each side's key, at the shard that owns the key.
+
+use std::sync::Arc;
+
+use super::store::{Entry, Kind, Peer};
+use crate::commands::envelope::{ChanMsg, Env, Request};
+use crate::commands::outbox::Outbox;
+use crate::commands::outgoing::Shared;
+use crate::local::shard::ShardState;
+use crate::proto::Folded;
+use crate::state::channel::Status;
+use crate::state::Uid;
+
+/// The key a user's private history is kept under: its account when logged in, else its nick
+/// (as Ergo does); prefixed so that an account and a nick of the same name never share a log.
+pub fn user_key(st: &ShardState, uid: Uid) -> Option<Folded> {
+    let u = st.directory.get(&uid)?;
+    Some(match &u.account {
+        Some(a) => st.cm.fold(&format!("a:{a}")),
+        None => st.cm.fold(&format!("n:{}", u.nick)),
+    })
+}
+
+/// The kind of a stored line, from its verb.
+fn kind_of(body: &[u8]) -> Kind {
+    let rest = match body.strip_prefix(b":") {
+        Some(r) => r.splitn(2, |&b| b == b' ').nth(1).unwrap_or_default(),
+        None => body,
+    };
+    if rest.starts_with(b"PRIVMSG ") || rest.starts_with(b"NOTICE ") {
+        Kind::Message
+    } else if rest.starts_with(b"TAGMSG ") {
+        Kind::Tagmsg
+    } else {
+        Kind::Event
+    }
+}
+
+/// Whether this shard keeps `chan`'s log.
+pub fn is_home(st: &ShardState, chan: &Folded) -> bool {
+    st.cfg.history.enabled && chan.owner(st.cores) == st.me
+}
+
+/// A channel message passing through this shard: remembered as the channel's latest, and
+/// kept when this shard is its home. STATUSMSG (`@#chan`) is for some members only: not kept.
+pub fn channel_message(st: &mut ShardState, msg: &ChanMsg) {
+    if msg.min != Status::NONE || !st.cfg.history.enabled {
+        return;
+    }
+    let time = msg.line.meta.as_ref().map_or(0, |m| m.time_ms);
+    if let Some(v) = st.channels.get_mut(&msg.chan) {
+        v.last_message = v.last_message.max(time);
+    }
+    if is_home(st, &msg.chan) {
+        let kind = kind_of(&msg.line.body);
+        add_channel(st, &msg.chan, Entry { line: msg.line.clone(), kind, peer: None });
+    }
+}
+
+/// A channel change or departure applied here, as its home: kept as an event.
+pub fn channel_event(st: &mut ShardState, chan: &Folded, line: &Shared) {
+    if line.body.is_empty() || line.meta.is_none() || !is_home(st, chan) {
+        return;
+    }
+    add_channel(st, chan, Entry { line: line.clone(), kind: Kind::Event, peer: None });
+}
+
+fn add_channel(st: &mut ShardState, chan: &Folded, e: Entry) {
+    let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, e.time_ms()));
+    st.history.channels.entry(chan.clone()).or_default().push(e, max, oldest);
+}
+
+/// A private message (or TAGMSG) from `from` to `to`: into each side's log.
+pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, line: &Shared) {
+    if !st.cfg.history.enabled || line.meta.is_none() {
+        return;
+    }
+    let kind = kind_of(&line.body);
+    let (Some(fk), Some(tk)) = (user_key(st, from), user_key(st, to)) else { return };
+    let (Some(fp), Some(tp)) = (peer(st, from), peer(st, to)) else { return };
+    let mut sides = vec![(fk.clone(), tp)];
+    if tk != fk {
+        // Users behind a server link keep their history on their own server.
+        if st.directory.get(&to).is_some_and(|u| matches!(u.location, crate::state::Location::Local(_))) {
+            sides.push((tk, fp));
+        }
+    }
+    for (key, peer) in sides {
+        let entry = Entry { line: line.clone(), kind, peer: Some(peer) };
+        let owner = key.owner(st.cores);
+        if owner == st.me {
+            add_private(st, key, entry);
+        } else {
+            out.to_shard(owner, Env::Request(Request::HistoryAdd { key, entry: Box::new(entry) }));
+        }
+    }
+}
+
+fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
+    let u = st.directory.get(&uid)?;
+    Some(Arc::new(Peer {
+        nick: u.nick.clone(),
+        folded: u.folded.clone(),
+        account: u.account.as_deref().map(|a| st.cm.fold(a)),
+    }))
+}
+
+/// An entry for a user key this shard owns.
+pub fn add_private(st: &mut ShardState, key: Folded, e: Entry) {
+    let (max, oldest) = (st.cfg.history.private_length, super::oldest(st, e.time_ms()));
+    st.history.users.entry(key).or_default().push(e, max, oldest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_the_verb() {
+        assert_eq!(kind_of(b":a!b@c PRIVMSG #x :hi\r\n"), Kind::Message);
+        assert_eq!(kind_of(b":a!b@c NOTICE bob :hi\r\n"), Kind::Message);
+        assert_eq!(kind_of(b":a!b@c TAGMSG #x\r\n"), Kind::Tagmsg);
+        assert_eq!(kind_of(b":a!b@c TOPIC #x :PRIVMSG \r\n"), Kind::Event);
+        assert_eq!(kind_of(b":a!b@c JOIN #x\r\n"), Kind::Event);
+    }
+}

@@ -1,0 +1,323 @@
+//! The history a shard keeps: a log per channel it is home to, and a log per user key (account
+//! or nick) it owns, of that user's private conversations. Entries are the lines as delivered
+//! (a [`Shared`]: body, time, msgid, tags), kept in time order; the queries are
+//! draft/chathistory's, answered from a log in memory.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+use crate::commands::outgoing::Shared;
+use crate::proto::Folded;
+
+/// What an entry is, for the client that asks: messages always replay; TAGMSG and channel
+/// events (JOIN, TOPIC, QUIT...) only with `draft/event-playback`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Message,
+    Tagmsg,
+    Event,
+}
+
+/// The other side of a private conversation, as it was when the message passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its nick as written (what TARGETS shows).
+    pub nick: Arc<str>,
+    pub folded: Folded,
+    pub account: Option<Folded>,
+}
+
+impl Peer {
+    /// Whether a CHATHISTORY target (folded) names this peer: its nick then, or its account.
+    fn is(&self, target: &Folded) -> bool {
+        &self.folded == target || self.account.as_ref() == Some(target)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub line: Shared,
+    pub kind: Kind,
+    /// In a user's log: the other side (itself for a message to itself).
+    pub peer: Option<Arc<Peer>>,
+}
+
+impl Entry {
+    pub fn time_ms(&self) -> u64 {
+        self.line.meta.as_ref().map_or(0, |m| m.time_ms)
+    }
+
+    fn msgid(&self) -> Option<&str> {
+        self.line.meta.as_ref().map(|m| &*m.msgid)
+    }
+}
+
+/// A point in a log, as a client names it: `*`, `msgid=...` or `timestamp=...` (in ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bound {
+    Star,
+    Msgid(Box<str>),
+    Time(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sub {
+    Latest,
+    Before,
+    After,
+    Around,
+    Between,
+}
+
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub sub: Sub,
+    pub a: Bound,
+    /// BETWEEN's second bound.
+    pub b: Bound,
+    pub limit: usize,
+    /// `draft/event-playback`: TAGMSG and events too.
+    pub events: bool,
+    /// Entries older than this (ms since the epoch) are gone.
+    pub oldest: u64,
+}
+
+/// The entries of one target, in time order (arrival order for equal times).
+#[derive(Default, Debug)]
+pub struct Log {
+    entries: VecDeque<Entry>,
+}
+
+impl Log {
+    /// Adds an entry where its time puts it (nearly always at the end: lines from other shards
+    /// can arrive a millisecond behind), then drops the oldest past `max` or older than `oldest`.
+    pub fn push(&mut self, e: Entry, max: usize, oldest: u64) {
+        let t = e.time_ms();
+        let at = self.entries.iter().rposition(|x| x.time_ms() <= t).map_or(0, |i| i + 1);
+        self.entries.insert(at, e);
+        while self.entries.len() > max || self.entries.front().is_some_and(|x| x.time_ms() < oldest) {
+            self.entries.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes the entry with this msgid (redaction); whether there was one.
+    pub fn remove(&mut self, msgid: &str) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.msgid() == Some(msgid)) else { return false };
+        self.entries.remove(i);
+        true
+    }
+
+    /// The entries a query selects, oldest first; `peer`: only those of one conversation.
+    pub fn select(&self, q: &Query, peer: Option<&Folded>) -> Vec<Entry> {
+        let v: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.time_ms() >= q.oldest)
+            .filter(|e| q.events || e.kind == Kind::Message)
+            .filter(|e| peer.is_none_or(|p| e.peer.as_ref().is_some_and(|x| x.is(p))))
+            .collect();
+        let range = window(&v, q);
+        v[range].iter().map(|e| (*e).clone()).collect()
+    }
+
+    /// The latest entry of each conversation in a user's log: (peer, time ms).
+    pub fn peers(&self, oldest: u64) -> Vec<(Arc<Peer>, u64)> {
+        let mut last: AHashMap<&Folded, (Arc<Peer>, u64)> = AHashMap::default();
+        for e in self.entries.iter().filter(|e| e.time_ms() >= oldest && e.kind == Kind::Message) {
+            if let Some(p) = &e.peer {
+                // A later entry may know the peer by a newer nick: the latest wins.
+                last.insert(&p.folded, (p.clone(), e.time_ms()));
+            }
+        }
+        last.into_values().collect()
+    }
+}
+
+/// The range of `v` (in time order) a query selects.
+fn window(v: &[&Entry], q: &Query) -> std::ops::Range<usize> {
+    let n = v.len();
+    let limit = q.limit;
+    let last = |r: std::ops::Range<usize>| r.end.saturating_sub(limit).max(r.start)..r.end;
+    let first = |r: std::ops::Range<usize>| r.start..r.end.min(r.start + limit);
+    match q.sub {
+        Sub::Latest => last(after(v, &q.a).unwrap_or(0)..n),
+        Sub::Before => match before(v, &q.a) {
+            Some(end) => last(0..end),
+            None => 0..0,
+        },
+        Sub::After => match after(v, &q.a) {
+            Some(start) => first(start..n),
+            None => 0..0,
+        },
+        Sub::Around => {
+            let Some(c) = at_or_after(v, &q.a) else { return 0..0 };
+            let start = c.saturating_sub(limit.saturating_sub(1) / 2);
+            let end = (start + limit).min(n);
+            end.saturating_sub(limit)..end
+        }
+        Sub::Between => {
+            let (Some(pa), Some(pb)) = (at_or_after(v, &q.a), at_or_after(v, &q.b)) else { return 0..0 };
+            let forward = (pa, key(&q.a)) <= (pb, key(&q.b));
+            let (lo, hi) = if forward { (&q.a, &q.b) } else { (&q.b, &q.a) };
+            let (Some(s), Some(e)) = (after(v, lo), before(v, hi)) else { return 0..0 };
+            if s >= e {
+                return 0..0;
+            }
+            // Backwards, the entries nearest the first bound are the latest ones.
+            if forward {
+                first(s..e)
+            } else {
+                last(s..e)
+            }
+        }
+    }
+}
+
+fn key(b: &Bound) -> u64 {
+    match b {
+        Bound::Time(t) => *t,
+        _ => 0,
+    }
+}
+
+/// The index of the entry a msgid names.
+fn position(v: &[&Entry], id: &str) -> Option<usize> {
+    v.iter().rposition(|e| e.msgid() == Some(id))
+}
+
+/// The first index strictly after the bound (`*`: the start). None: an unknown msgid.
+fn after(v: &[&Entry], b: &Bound) -> Option<usize> {
+    match b {
+        Bound::Star => Some(0),
+        Bound::Msgid(id) => position(v, id).map(|i| i + 1),
+        Bound::Time(t) => Some(v.partition_point(|e| e.time_ms() <= *t)),
+    }
+}
+
+/// The end (exclusive) of the entries strictly before the bound (`*`: the end).
+fn before(v: &[&Entry], b: &Bound) -> Option<usize> {
+    match b {
+        Bound::Star => Some(v.len()),
+        Bound::Msgid(id) => position(v, id),
+        Bound::Time(t) => Some(v.partition_point(|e| e.time_ms() < *t)),
+    }
+}
+
+/// The entry a bound names, or the first after its time.
+fn at_or_after(v: &[&Entry], b: &Bound) -> Option<usize> {
+    match b {
+        Bound::Star => None,
+        Bound::Msgid(id) => position(v, id),
+        Bound::Time(t) => Some(v.partition_point(|e| e.time_ms() < *t)),
+    }
+}
+
+/// A shard's history: the channels it is home to, and the user keys it owns.
+#[derive(Default)]
+pub struct Store {
+    pub channels: AHashMap<Folded, Log>,
+    pub users: AHashMap<Folded, Log>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::outgoing::Meta;
+
+    fn entry(i: u64, kind: Kind) -> Entry {
+        let meta = Meta {
+            time_ms: 1000 + i * 10,
+            msgid: format!("m{i}").into(),
+            client_tags: None,
+            account: None,
+            bot: false,
+            sender: None,
+        };
+        Entry { line: Shared::with_meta(format!("x{i}\r\n").into_bytes().into(), Arc::new(meta)), kind, peer: None }
+    }
+
+    fn log(n: u64) -> Log {
+        let mut l = Log::default();
+        for i in 0..n {
+            l.push(entry(i, Kind::Message), 100, 0);
+        }
+        l
+    }
+
+    fn ids(l: &Log, sub: Sub, a: Bound, b: Bound, limit: usize) -> Vec<u64> {
+        let q = Query { sub, a, b, limit, events: false, oldest: 0 };
+        l.select(&q, None).iter().map(|e| (e.time_ms() - 1000) / 10).collect()
+    }
+
+    fn m(i: u64) -> Bound {
+        Bound::Msgid(format!("m{i}").into())
+    }
+
+    fn t(i: u64) -> Bound {
+        Bound::Time(1000 + i * 10)
+    }
+
+    #[test]
+    fn latest_before_after() {
+        let l = log(10);
+        assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 20), (0..10).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 5), (5..10).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Latest, m(4), Bound::Star, 20), (5..10).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Latest, t(4), Bound::Star, 20), (5..10).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Before, m(6), Bound::Star, 20), (0..6).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Before, t(6), Bound::Star, 2), vec![4, 5]);
+        assert_eq!(ids(&l, Sub::After, m(3), Bound::Star, 20), (4..10).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::After, t(3), Bound::Star, 3), vec![4, 5, 6]);
+        assert_eq!(ids(&l, Sub::After, Bound::Msgid("nope".into()), Bound::Star, 3), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn around_and_between() {
+        let l = log(10);
+        assert_eq!(ids(&l, Sub::Around, m(7), Bound::Star, 1), vec![7]);
+        assert_eq!(ids(&l, Sub::Around, m(7), Bound::Star, 3), vec![6, 7, 8]);
+        assert!(ids(&l, Sub::Around, t(7), Bound::Star, 3).contains(&7));
+        assert_eq!(ids(&l, Sub::Around, m(9), Bound::Star, 4), vec![6, 7, 8, 9]);
+        assert_eq!(ids(&l, Sub::Between, m(0), m(9), 20), (1..9).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Between, m(9), m(0), 20), (1..9).collect::<Vec<_>>());
+        assert_eq!(ids(&l, Sub::Between, m(0), m(9), 3), vec![1, 2, 3]);
+        assert_eq!(ids(&l, Sub::Between, m(9), m(0), 3), vec![6, 7, 8]);
+        assert_eq!(ids(&l, Sub::Between, t(0), t(9), 3), vec![1, 2, 3]);
+        assert_eq!(ids(&l, Sub::Between, t(9), t(0), 3), vec![6, 7, 8]);
+    }
+
+    #[test]
+    fn bounded_by_length_and_age_and_kept_in_time_order() {
+        let mut l = Log::default();
+        for i in [0, 1, 3, 2, 4] {
+            l.push(entry(i, Kind::Message), 4, 0);
+        }
+        assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![1, 2, 3, 4]);
+        l.push(entry(5, Kind::Message), 10, 1000 + 30);
+        assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 4, 5]);
+        assert!(l.remove("m4"));
+        assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 5]);
+    }
+
+    #[test]
+    fn events_replay_only_when_asked() {
+        let mut l = Log::default();
+        l.push(entry(0, Kind::Message), 10, 0);
+        l.push(entry(1, Kind::Event), 10, 0);
+        l.push(entry(2, Kind::Tagmsg), 10, 0);
+        let mut q = Query { sub: Sub::Latest, a: Bound::Star, b: Bound::Star, limit: 10, events: false, oldest: 0 };
+        assert_eq!(l.select(&q, None).len(), 1);
+        q.events = true;
+        assert_eq!(l.select(&q, None).len(), 3);
+    }
+}

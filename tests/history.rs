@@ -1,0 +1,224 @@
+//! Chat history (IRCv3 draft/chathistory) against the real binary at `--cores 2`: a channel's
+//! log is kept by its home shard and a user's private log by the owner of its key, so every
+//! test asks from both shards and checks the same answer comes back.
+
+mod common;
+
+use common::{Client, Msg, Server, BASE_CONFIG};
+
+const CAPS: &str = "batch server-time message-tags echo-message labeled-response draft/chathistory";
+
+/// A registered client with `caps` on shard `shard`.
+fn on_shard(srv: &Server, nick: &str, caps: &str, shard: usize) -> Client {
+    for _ in 0..64 {
+        let mut c = srv.connect();
+        if srv.shard_of(&c) == shard {
+            c.register_caps(nick, caps);
+            return c;
+        }
+    }
+    panic!("no connection reached shard {shard}");
+}
+
+/// The entries of a `chathistory` batch for `target` (the reply to one CHATHISTORY).
+fn history(c: &mut Client, query: &str, target: &str) -> Vec<Msg> {
+    c.send(query);
+    let open = c.expect_verb("BATCH");
+    assert_eq!(open.p(1), "chathistory", "{}", open.raw);
+    assert_eq!(open.p(2), target, "{}", open.raw);
+    let id = open.p(0).trim_start_matches('+').to_string();
+    let mut lines = c.collect_until("BATCH");
+    let close = lines.pop().expect("closing BATCH");
+    assert_eq!(close.p(0), format!("-{id}"));
+    for l in &lines {
+        assert_eq!(l.tag("batch"), Some(id.as_str()), "{}", l.raw);
+    }
+    lines
+}
+
+fn texts(lines: &[Msg]) -> Vec<String> {
+    lines.iter().map(|m| m.last().to_string()).collect()
+}
+
+/// Messages from both shards into channels of either home: every query, from either shard,
+/// answers the same entries, with the msgids and times the members saw.
+#[test]
+fn channel_history_is_the_same_from_both_shards() {
+    let srv = Server::start();
+    let mut a = on_shard(&srv, "alice", CAPS, 0);
+    let mut b = on_shard(&srv, "bob", CAPS, 1);
+    // Channel names hash to both homes among these.
+    for chan in ["#h1", "#h2", "#h3", "#h4"] {
+        a.send(&format!("JOIN {chan}"));
+        a.expect_verb("366");
+        b.send(&format!("JOIN {chan}"));
+        b.expect_verb("366");
+        a.expect_verb("JOIN");
+        let mut seen = Vec::new();
+        for i in 0..6 {
+            let (from, to) = if i % 2 == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+            from.send(&format!("PRIVMSG {chan} :m{i}"));
+            let echo = from.expect_verb("PRIVMSG");
+            let got = to.expect_verb("PRIVMSG");
+            assert_eq!(echo.tag("msgid"), got.tag("msgid"));
+            seen.push(got);
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        let ids: Vec<&str> = seen.iter().map(|m| m.tag("msgid").unwrap()).collect();
+        let times: Vec<&str> = seen.iter().map(|m| m.tag("time").unwrap()).collect();
+        for c in [&mut a, &mut b] {
+            let all = history(c, &format!("CHATHISTORY LATEST {chan} * 50"), chan);
+            assert_eq!(texts(&all), ["m0", "m1", "m2", "m3", "m4", "m5"], "{chan}");
+            assert_eq!(all.iter().map(|m| m.tag("msgid").unwrap()).collect::<Vec<_>>(), ids);
+            assert_eq!(all.iter().map(|m| m.tag("time").unwrap()).collect::<Vec<_>>(), times);
+            let q = |sub: &str, rest: String| format!("CHATHISTORY {sub} {chan} {rest}");
+            assert_eq!(texts(&history(c, &q("LATEST", "* 2".into()), chan)), ["m4", "m5"]);
+            assert_eq!(texts(&history(c, &q("BEFORE", format!("msgid={} 10", ids[3])), chan)), ["m0", "m1", "m2"]);
+            assert_eq!(texts(&history(c, &q("AFTER", format!("timestamp={} 2", times[1])), chan)), ["m2", "m3"]);
+            assert_eq!(texts(&history(c, &q("AROUND", format!("msgid={} 3", ids[2])), chan)), ["m1", "m2", "m3"]);
+            let between = q("BETWEEN", format!("msgid={} msgid={} 2", ids[5], ids[0]));
+            assert_eq!(texts(&history(c, &between, chan)), ["m3", "m4"]);
+        }
+    }
+}
+
+/// Events replay only to clients with draft/event-playback; TAGMSG likewise.
+#[test]
+fn events_replay_only_with_event_playback() {
+    let srv = Server::start();
+    let mut plain = on_shard(&srv, "plain", CAPS, 0);
+    let mut events = on_shard(&srv, "events", &format!("{CAPS} draft/event-playback"), 1);
+    for c in [&mut plain, &mut events] {
+        c.send("JOIN #ev");
+        c.expect_verb("366");
+    }
+    plain.expect_verb("JOIN");
+    plain.send("TOPIC #ev :a topic");
+    plain.expect_verb("TOPIC");
+    events.expect_verb("TOPIC");
+    plain.send("@+draft/react=x TAGMSG #ev");
+    plain.expect_verb("TAGMSG");
+    events.expect_verb("TAGMSG");
+    plain.send("PRIVMSG #ev :text");
+    plain.expect_verb("PRIVMSG");
+    events.expect_verb("PRIVMSG");
+    let verbs = |lines: Vec<Msg>| lines.into_iter().map(|m| m.verb).collect::<Vec<_>>();
+    assert_eq!(verbs(history(&mut plain, "CHATHISTORY LATEST #ev * 10", "#ev")), ["PRIVMSG"]);
+    assert_eq!(
+        verbs(history(&mut events, "CHATHISTORY LATEST #ev * 10", "#ev")),
+        ["JOIN", "JOIN", "TOPIC", "TAGMSG", "PRIVMSG"]
+    );
+}
+
+/// A private conversation is kept under each side's nick: after reconnecting (to whichever
+/// shard), a user finds it; TARGETS lists it with the user's channels, oldest first.
+#[test]
+fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
+    let srv = Server::start();
+    let mut a = on_shard(&srv, "ann", CAPS, 0);
+    let mut b = on_shard(&srv, "ben", CAPS, 1);
+    a.send("JOIN #t");
+    a.expect_verb("366");
+    a.send("PRIVMSG #t :first");
+    a.expect_verb("PRIVMSG");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    a.send("PRIVMSG ben :hello ben");
+    a.expect_verb("PRIVMSG");
+    b.expect_verb("PRIVMSG");
+    b.send("PRIVMSG ann :hello ann");
+    b.expect_verb("PRIVMSG");
+    a.expect_verb("PRIVMSG");
+    // Someone else's conversation with ben is not ann's.
+    let mut c = on_shard(&srv, "cat", CAPS, 0);
+    c.send("PRIVMSG ben :not for ann");
+    c.expect_verb("PRIVMSG");
+    b.expect_verb("PRIVMSG");
+    for s in [0, 1] {
+        a.send("QUIT");
+        a.expect_closed();
+        a = on_shard(&srv, "ann", CAPS, s);
+        let got = history(&mut a, "CHATHISTORY LATEST BEN * 10", "BEN");
+        assert_eq!(texts(&got), ["hello ben", "hello ann"], "from shard {s}");
+        a.send("JOIN #t");
+        a.expect_verb("366");
+    }
+    let got = history(&mut b, "CHATHISTORY LATEST ann * 10", "ann");
+    assert_eq!(texts(&got), ["hello ben", "hello ann"]);
+    let got = history(&mut b, "CHATHISTORY LATEST cat * 10", "cat");
+    assert_eq!(texts(&got), ["not for ann"]);
+
+    // TARGETS: the conversation with ben, then #t (its latest message is later).
+    b.send("JOIN #t");
+    b.expect_verb("366");
+    b.send("PRIVMSG #t :later");
+    b.expect_verb("PRIVMSG");
+    a.expect_verb("JOIN");
+    a.expect_verb("PRIVMSG");
+    a.send("CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z 10");
+    let open = a.expect_verb("BATCH");
+    assert_eq!(open.p(1), "draft/chathistory-targets");
+    let lines = a.collect_until("BATCH");
+    let targets: Vec<(&str, &str)> =
+        lines.iter().filter(|m| m.verb == "CHATHISTORY").map(|m| (m.p(1), m.p(2))).collect();
+    assert_eq!(targets.iter().map(|t| t.0).collect::<Vec<_>>(), ["ben", "#t"], "{targets:?}");
+}
+
+/// Errors: a channel one is not in, a bad reference or limit, an unknown subcommand.
+#[test]
+fn bad_queries_get_fail_replies() {
+    let srv = Server::start();
+    let mut a = on_shard(&srv, "amy", CAPS, 0);
+    let mut b = on_shard(&srv, "bo", CAPS, 1);
+    b.send("JOIN #closed");
+    b.expect_verb("366");
+    for (q, code) in [
+        ("CHATHISTORY LATEST #closed * 10", "INVALID_TARGET"),
+        ("CHATHISTORY LATEST #nowhere * 10", "INVALID_TARGET"),
+        ("CHATHISTORY LATEST bo msgid 10", "INVALID_PARAMS"),
+        ("CHATHISTORY BEFORE bo * 10", "INVALID_PARAMS"),
+        ("CHATHISTORY LATEST bo * ten", "INVALID_PARAMS"),
+        ("CHATHISTORY BETWEEN bo timestamp=2020-01-01T00:00:00.000Z 10", "INVALID_PARAMS"),
+        ("CHATHISTORY SIDEWAYS bo * 10", "INVALID_PARAMS"),
+    ] {
+        a.send(q);
+        let fail = a.expect_verb("FAIL");
+        assert_eq!((fail.p(0), fail.p(1)), ("CHATHISTORY", code), "{q}: {}", fail.raw);
+    }
+    // A labeled query nests the chathistory batch in the labeled-response one.
+    a.send("@label=q1 CHATHISTORY LATEST bo * 10");
+    let outer = a.expect_verb("BATCH");
+    assert_eq!((outer.tag("label"), outer.p(1)), (Some("q1"), "labeled-response"), "{}", outer.raw);
+    let inner = a.expect_verb("BATCH");
+    assert_eq!(inner.p(1), "chathistory");
+    assert_eq!(inner.tag("batch"), Some(outer.p(0).trim_start_matches('+')));
+    a.sync();
+}
+
+/// The 005 lines and the CAP LS reply of a new client.
+fn welcome(srv: &Server) -> (Client, String, String) {
+    let mut c = srv.connect();
+    c.send("CAP LS 302");
+    let ls = c.expect_verb("CAP").raw;
+    c.send("NICK off");
+    c.send("USER off 0 * :Off");
+    c.send("CAP END");
+    let lines = c.collect_until("376");
+    let isupport = lines.iter().filter(|m| m.verb == "005").map(|m| m.raw.clone()).collect();
+    (c, ls, isupport)
+}
+
+/// History is announced by default; with `[history] enabled = false` nothing is offered or kept.
+#[test]
+fn history_can_be_turned_off() {
+    let on = Server::start();
+    let (_c, ls, isupport) = welcome(&on);
+    assert!(ls.contains("draft/chathistory") && ls.contains("draft/event-playback"), "{ls}");
+    assert!(isupport.contains("CHATHISTORY=100") && isupport.contains("MSGREFTYPES=msgid,timestamp"), "{isupport}");
+    let srv = Server::with_config(2, &format!("{BASE_CONFIG}\n[history]\nenabled = false\n"));
+    let (mut c, ls, isupport) = welcome(&srv);
+    assert!(!ls.contains("chathistory"), "{ls}");
+    assert!(isupport.contains("CHANMODES") && !isupport.contains("CHATHISTORY="), "{isupport}");
+    c.send("CHATHISTORY LATEST off * 10");
+    let fail = c.expect_verb("FAIL");
+    assert_eq!(fail.p(1), "UNKNOWN_COMMAND");
+}
