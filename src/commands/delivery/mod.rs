@@ -99,7 +99,7 @@ pub fn meta(st: &mut ShardState, out: &dyn Outbox, sender: Option<Uid>, client_t
     let u = sender.and_then(|s| st.directory.get(&s));
     Arc::new(Meta {
         time_ms: out.unix_ms(),
-        msgid: msgid(st.started_unix, st.me as u64, st.msgids),
+        msgid: msgid(&st.cfg.server.sid, st.started_unix, st.me as u64, st.msgids),
         client_tags,
         account: u.and_then(|u| u.account.clone()),
         bot: u.is_some_and(|u| u.modes.has(crate::state::UserModes::BOT)),
@@ -107,28 +107,27 @@ pub fn meta(st: &mut ShardState, out: &dyn Outbox, sender: Option<Uid>, client_t
     })
 }
 
-/// A msgid: the start time in decimal, then the shard and the shard's count in hex, as
-/// `format!("{}{:x}{:x}")` writes them, without its cost on every message.
-fn msgid(started: u64, shard: u64, n: u64) -> Box<str> {
-    // Written backwards from the end of a buffer that holds the longest (20 + 16 + 16).
-    let mut buf = [0u8; 52];
+/// A msgid, unique across the network and restarts: the server's SID, its start time (8 hex
+/// digits until 2106), the shard (2 hex digits) and the shard's count (hex) — as
+/// `format!("{sid}{:08x}{:02x}{:x}")` writes them, without its cost on every message. Fixed
+/// widths keep two servers, shards or counts from ever writing the same text.
+fn msgid(sid: &str, started: u64, shard: u64, n: u64) -> Box<str> {
+    // Written backwards from the end of a buffer that holds the longest (3 + 16 + 16 + 16).
+    let mut buf = [0u8; 51];
     let mut i = buf.len();
-    for (mut v, hex) in [(n, true), (shard, true), (started, false)] {
-        loop {
+    for (mut v, width) in [(n, 1), (shard, 2), (started, 8)] {
+        let mut digits = 0;
+        while v != 0 || digits < width {
             i -= 1;
-            if hex {
-                buf[i] = b"0123456789abcdef"[(v & 15) as usize];
-                v >>= 4;
-            } else {
-                buf[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-            if v == 0 {
-                break;
-            }
+            buf[i] = b"0123456789abcdef"[(v & 15) as usize];
+            v >>= 4;
+            digits += 1;
         }
     }
-    std::str::from_utf8(&buf[i..]).expect("ASCII digits").into()
+    let sid = &sid.as_bytes()[..sid.len().min(3)];
+    i -= sid.len();
+    buf[i..i + sid.len()].copy_from_slice(sid);
+    String::from_utf8_lossy(&buf[i..]).into()
 }
 
 #[cfg(test)]
@@ -136,7 +135,7 @@ mod tests {
     #[test]
     fn msgids_read_as_format_wrote_them() {
         for (a, b, c) in [(0, 0, 0), (1_764_633_600, 1, 0xff), (u64::MAX, 15, u64::MAX), (9, 10, 16)] {
-            assert_eq!(&*super::msgid(a, b, c), format!("{a}{b:x}{c:x}"));
+            assert_eq!(&*super::msgid("0RC", a, b, c), format!("0RC{a:08x}{b:02x}{c:x}"));
         }
     }
 }

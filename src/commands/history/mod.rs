@@ -5,6 +5,7 @@
 //! replies stay in order). The answer comes back as entries and is rendered here, with the
 //! asker's capabilities, in a `chathistory` batch. `record.rs`: what is kept, and where.
 
+pub mod codec;
 pub mod record;
 pub mod store;
 

@@ -1,0 +1,207 @@
+//! History entries as bytes, for the store on disk: a key that sorts a log's entries by time
+//! (`c` or `u`, the log's name, NUL, the time big-endian, the msgid), and a value that holds
+//! the rest. Version 1; a value of another version is skipped on load, never misread.
+
+use std::sync::Arc;
+
+use super::store::{Entry, Kind, Peer};
+use crate::commands::outgoing::{Meta, Shared};
+use crate::proto::{CaseMapping, Folded};
+
+const VERSION: u8 = 1;
+
+/// Which log an entry belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LogKey {
+    Channel(Folded),
+    /// A user key (`a:account` or `n:nick`).
+    User(Folded),
+}
+
+impl LogKey {
+    pub fn name(&self) -> &Folded {
+        match self {
+            LogKey::Channel(f) | LogKey::User(f) => f,
+        }
+    }
+
+    /// The key's prefix: every entry of this log, and nothing else, starts with it.
+    pub fn prefix(&self) -> Vec<u8> {
+        let (tag, name) = match self {
+            LogKey::Channel(f) => (b'c', f),
+            LogKey::User(f) => (b'u', f),
+        };
+        let mut k = Vec::with_capacity(name.as_str().len() + 2 + 8 + 24);
+        k.push(tag);
+        k.extend_from_slice(name.as_str().as_bytes());
+        k.push(0);
+        k
+    }
+}
+
+/// The store's key of one entry.
+pub fn key(log: &LogKey, time_ms: u64, msgid: &str) -> Vec<u8> {
+    let mut k = log.prefix();
+    k.extend_from_slice(&time_ms.to_be_bytes());
+    k.extend_from_slice(msgid.as_bytes());
+    k
+}
+
+/// The log a stored key belongs to.
+pub fn log_of(k: &[u8], cm: CaseMapping) -> Option<LogKey> {
+    let (&tag, rest) = k.split_first()?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let name = cm.fold(std::str::from_utf8(&rest[..end]).ok()?);
+    match tag {
+        b'c' => Some(LogKey::Channel(name)),
+        b'u' => Some(LogKey::User(name)),
+        _ => None,
+    }
+}
+
+pub fn encode(e: &Entry) -> Vec<u8> {
+    let meta = e.line.meta.as_deref();
+    let mut v = Vec::with_capacity(e.line.body.len() + 96);
+    v.push(VERSION);
+    v.push(match e.kind {
+        Kind::Message => 0,
+        Kind::Tagmsg => 1,
+        Kind::Event => 2,
+    });
+    v.extend_from_slice(&meta.map_or(0, |m| m.time_ms).to_le_bytes());
+    let mut flags = 0u8;
+    if meta.is_some_and(|m| m.bot) {
+        flags |= 1;
+    }
+    let tags = meta.and_then(|m| m.client_tags.as_deref());
+    let account = meta.and_then(|m| m.account.as_deref());
+    for (bit, present) in [(2, tags.is_some()), (4, account.is_some()), (8, e.peer.is_some())] {
+        if present {
+            flags |= bit;
+        }
+    }
+    if e.peer.as_ref().is_some_and(|p| p.account.is_some()) {
+        flags |= 16;
+    }
+    v.push(flags);
+    put(&mut v, meta.map_or("", |m| &m.msgid).as_bytes());
+    put(&mut v, &e.line.body);
+    for s in [tags, account].into_iter().flatten() {
+        put(&mut v, s.as_bytes());
+    }
+    if let Some(p) = &e.peer {
+        put(&mut v, p.nick.as_bytes());
+        if let Some(a) = &p.account {
+            put(&mut v, a.as_str().as_bytes());
+        }
+    }
+    v
+}
+
+fn put(v: &mut Vec<u8>, b: &[u8]) {
+    v.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    v.extend_from_slice(b);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        self.take(n)
+    }
+    fn text(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+}
+
+/// An entry back from its bytes; None for another version or damaged bytes.
+pub fn decode(v: &[u8], cm: CaseMapping) -> Option<Entry> {
+    let mut r = Reader(v);
+    if r.byte()? != VERSION {
+        return None;
+    }
+    let kind = match r.byte()? {
+        0 => Kind::Message,
+        1 => Kind::Tagmsg,
+        2 => Kind::Event,
+        _ => return None,
+    };
+    let time_ms = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+    let flags = r.byte()?;
+    let msgid: Box<str> = r.text()?.into();
+    let body: Arc<[u8]> = r.bytes()?.into();
+    let client_tags = if flags & 2 != 0 { Some(r.text()?.into()) } else { None };
+    let account = if flags & 4 != 0 { Some(r.text()?.into()) } else { None };
+    let peer = if flags & 8 != 0 {
+        let nick: Arc<str> = r.text()?.into();
+        let account = if flags & 16 != 0 { Some(cm.fold(r.text()?)) } else { None };
+        Some(Arc::new(Peer { folded: cm.fold(&nick), nick, account }))
+    } else {
+        None
+    };
+    if !r.0.is_empty() {
+        return None;
+    }
+    let meta = Meta { time_ms, msgid, client_tags, account, bot: flags & 1 != 0, sender: None };
+    Some(Entry { line: Shared::with_meta(body, Arc::new(meta)), kind, peer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_read_back_as_written() {
+        let cm = CaseMapping::Rfc1459;
+        let meta = Meta {
+            time_ms: 1_795_784_873_123,
+            msgid: "0TSabc".into(),
+            client_tags: Some("+draft/reply=x".into()),
+            account: Some("Acct".into()),
+            bot: true,
+            sender: None,
+        };
+        let peer = Peer { nick: "Bob".into(), folded: cm.fold("Bob"), account: Some(cm.fold("bobacct")) };
+        let e = Entry {
+            line: Shared::with_meta(b":a!b@c PRIVMSG Bob :hi\r\n".to_vec().into(), Arc::new(meta)),
+            kind: Kind::Message,
+            peer: Some(Arc::new(peer)),
+        };
+        let back = decode(&encode(&e), cm).expect("decodes");
+        assert_eq!(back.line.body, e.line.body);
+        assert_eq!(back.line.meta, e.line.meta);
+        assert_eq!(back.peer, e.peer);
+        assert_eq!(back.kind, Kind::Message);
+        let plain = Entry { peer: None, kind: Kind::Event, ..e.clone() };
+        assert_eq!(decode(&encode(&plain), cm).expect("decodes").peer, None);
+        let mut bad = encode(&e);
+        bad.pop();
+        assert!(decode(&bad, cm).is_none());
+        bad[0] = 2;
+        assert!(decode(&bad, cm).is_none());
+    }
+
+    #[test]
+    fn keys_sort_by_log_then_time() {
+        let cm = CaseMapping::Rfc1459;
+        let a = LogKey::Channel(cm.fold("#a"));
+        let b = LogKey::User(cm.fold("n:bob"));
+        let (k1, k2, k3) = (key(&a, 5, "z"), key(&a, 300, "a"), key(&b, 1, "m"));
+        assert!(k1 < k2 && k2 < k3);
+        assert!(k1.starts_with(&a.prefix()));
+        assert_eq!(log_of(&k3, cm), Some(b));
+        assert_eq!(log_of(b"x#a\0", cm), None);
+    }
+}
