@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod fuzzing;
 pub mod glue;
+pub mod history_db;
 pub mod local;
 pub mod logging;
 pub mod lookup;

@@ -164,7 +164,8 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     }
     let started = rustircd::clock::unix_now();
     let bans = load_bans(&cfg, started);
-    let (rt, current) = start_shards(cfg, cores, capacity, started, bans)?;
+    let (history, writer) = open_history(&cfg, cores)?;
+    let (rt, current) = start_shards(cfg, cores, capacity, started, bans, history)?;
     for addr in rt.bound() {
         log::info!("Listening on {addr}");
     }
@@ -177,7 +178,48 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     log::info!("{} ready: {} shard(s), config {}", current.server.name, cores, current.source);
     let ended = serve(&args, &rt, current)?;
     stop(rt)?;
+    if let Some(w) = writer {
+        finish_history(w);
+    }
     Ok(ended)
+}
+
+/// The history store, when kept on disk: each shard's part, and the writer thread.
+type HistoryParts = (Vec<Option<rustircd::glue::History>>, Option<std::thread::JoinHandle<()>>);
+
+fn open_history(cfg: &Config, cores: usize) -> Result<HistoryParts, String> {
+    if !cfg.history.enabled || !cfg.history.persist {
+        return Ok(((0..cores).map(|_| None).collect(), None));
+    }
+    let t = std::time::Instant::now();
+    let opened = rustircd::history_db::open(&cfg.server.data_dir, cfg.server.casemapping, cores)?;
+    let count: usize = opened.loaded.iter().map(Vec::len).sum();
+    log::info!(
+        "History loaded: {count} entries from {} in {} ms",
+        rustircd::history_db::path(&cfg.server.data_dir).display(),
+        t.elapsed().as_millis()
+    );
+    if opened.skipped > 0 {
+        log::warn!("History store: {} entries could not be read and were skipped", opened.skipped);
+    }
+    let sink = opened.sink;
+    let parts =
+        opened.loaded.into_iter().map(|loaded| Some(rustircd::glue::History { sink: sink.clone(), loaded })).collect();
+    Ok((parts, Some(opened.writer)))
+}
+
+/// The shards are gone (and their senders with them): the writer commits what is left and
+/// ends. Waited for a few seconds at most.
+fn finish_history(writer: std::thread::JoinHandle<()>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if writer.is_finished() {
+        let _ = writer.join();
+    } else {
+        log::warn!("History store: the writer did not finish within 5 s");
+    }
 }
 
 /// `--cores`, or every CPU this process may use.
@@ -223,6 +265,7 @@ fn start_shards(
     capacity: usize,
     started: u64,
     bans: Arc<BanStore>,
+    history: Vec<Option<rustircd::glue::History>>,
 ) -> Result<(Runtime<Control>, Arc<Config>), String> {
     let rcfg = runtime_config(&cfg, cores, capacity);
     let shared = Arc::new(cfg);
@@ -230,9 +273,12 @@ fn start_shards(
     // The runtime pins shard i to the i-th CPU this process may use (read here: inside a
     // shard, the thread may use only its own).
     let cpus = shards::allowed_cpus();
+    // Each shard takes its part once (the factory is called from each shard's thread).
+    let history = std::sync::Mutex::new(history);
     let rt: Runtime<Control> = Runtime::start(rcfg, move |shard, bound| {
         let cpu = cpus.get(shard).copied();
-        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, bans.clone(), cpu)
+        let h = history.lock().ok().and_then(|mut h| h.get_mut(shard).and_then(Option::take));
+        IrcShard::new(with_bound(&factory_cfg, bound), shard, cores, started, bans.clone(), cpu, h)
     })
     .map_err(|e| e.to_string())?;
     let shared = with_bound(&shared, rt.bound());

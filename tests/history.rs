@@ -222,3 +222,70 @@ fn history_can_be_turned_off() {
     let fail = c.expect_verb("FAIL");
     assert_eq!(fail.p(1), "UNKNOWN_COMMAND");
 }
+
+fn config_in(dir: &common::TempDir, extra: &str) -> String {
+    let data = dir.0.to_str().unwrap();
+    format!("{}\n{extra}", BASE_CONFIG.replace("[server]\n", &format!("[server]\ndata_dir = {data:?}\n")))
+}
+
+/// History is on disk: after a stop and a start (with another shard count, so the logs move
+/// to other keepers), channel and private history answer as before; a shorter length in the
+/// config at start keeps the newest.
+#[test]
+fn history_survives_a_restart() {
+    let dir = common::TempDir::new();
+    let srv = Server::with_config(2, &config_in(&dir, ""));
+    let mut a = on_shard(&srv, "ann", CAPS, 0);
+    let mut b = on_shard(&srv, "ben", CAPS, 1);
+    let mut sent = Vec::new();
+    for (i, chan) in ["#r1", "#r2", "#r3"].iter().enumerate() {
+        a.send(&format!("JOIN {chan}"));
+        a.expect_verb("366");
+        for j in 0..3 {
+            a.send(&format!("PRIVMSG {chan} :{chan} says {j}"));
+            sent.push(a.expect_verb("PRIVMSG"));
+        }
+        a.send(&format!("PRIVMSG ben :private {i}"));
+        a.expect_verb("PRIVMSG");
+        b.expect_verb("PRIVMSG");
+    }
+    let before = history(&mut b, "CHATHISTORY LATEST ann * 10", "ann");
+    drop((a, b));
+    assert!(srv.stop().success());
+
+    for (cores, length) in [(1, 1000), (2, 2)] {
+        let srv = Server::with_config(cores, &config_in(&dir, &format!("[history]\nprivate_length = {length}\n")));
+        // 9 channel messages, 3 JOINs, 3 private messages in each side's log (and the QUITs of
+        // the closed connections, when the server saw them before it stopped).
+        let log = srv.wait_log(&["History loaded"]);
+        let n: usize = log.split("History loaded: ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap();
+        if cores == 1 {
+            assert!((18..=21).contains(&n), "{log}");
+        }
+        let mut a = on_shard(&srv, "ann", CAPS, 0);
+        let mut b = on_shard(&srv, "ben", CAPS, cores - 1);
+        let after = history(&mut b, "CHATHISTORY LATEST ann * 10", "ann");
+        let kept = &before[before.len() - length.min(3)..];
+        assert_eq!(texts(&after), texts(kept));
+        assert_eq!(
+            after.iter().map(|m| m.tag("msgid")).collect::<Vec<_>>(),
+            kept.iter().map(|m| m.tag("msgid")).collect::<Vec<_>>()
+        );
+        for chan in ["#r1", "#r2", "#r3"] {
+            a.send(&format!("JOIN {chan}"));
+            a.expect_verb("366");
+            let got = history(&mut a, &format!("CHATHISTORY LATEST {chan} * 10"), chan);
+            let want: Vec<&Msg> = sent.iter().filter(|m| m.p(0) == chan).collect();
+            assert_eq!(
+                got.iter().map(|m| m.last()).collect::<Vec<_>>(),
+                want.iter().map(|m| m.last()).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                got.iter().map(|m| m.tag("time")).collect::<Vec<_>>(),
+                want.iter().map(|m| m.tag("time")).collect::<Vec<_>>()
+            );
+        }
+        drop((a, b));
+        assert!(srv.stop().success());
+    }
+}

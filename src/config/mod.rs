@@ -159,6 +159,8 @@ pub struct History {
     pub max_age: Duration,
     /// Most entries one CHATHISTORY answer gives (005 `CHATHISTORY`).
     pub max_query: usize,
+    /// Kept across restarts in `<data_dir>/history.redb` (read at start; REHASH cannot change it).
+    pub persist: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -379,6 +381,7 @@ fn read_history(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> History {
             Duration::from_secs(3650 * 86_400),
         ),
         max_query: t.int(doc, "max_query", 100, 1, 10_000) as usize,
+        persist: t.bool(doc, "persist", true),
     };
     t.finish(doc);
     h

@@ -55,6 +55,12 @@ pub fn command_names() -> Vec<&'static str> {
     crate::commands::COMMANDS.iter().map(|c| c.name).collect()
 }
 
+/// A shard's part of the history store on disk: where its changes go, and what it loads.
+pub struct History {
+    pub sink: crossbeam_channel::Sender<crate::commands::history::store::DbOp>,
+    pub loaded: Vec<(crate::commands::history::codec::LogKey, crate::commands::history::store::Entry)>,
+}
+
 pub struct IrcShard {
     st: ShardState,
     last_check: Instant,
@@ -68,12 +74,17 @@ impl IrcShard {
         started_unix: u64,
         bans: Arc<crate::persist::BanStore>,
         cpu: Option<usize>,
+        history: Option<History>,
     ) -> Self {
         let created = crate::clock::format_utc(started_unix);
         let mut st = ShardState::new(cfg, shard, cores, started_unix, created);
         st.bans = bans.bans();
         st.ban_store = Some(bans);
         st.cpu = cpu;
+        if let Some(h) = history {
+            st.history.sink = Some(h.sink);
+            crate::commands::history::record::load(&mut st, h.loaded, crate::clock::unix_now_ms());
+        }
         IrcShard { st, last_check: Instant::now() }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::codec::LogKey;
 use super::store::{Entry, Kind, Peer};
 use crate::commands::envelope::{ChanMsg, Env, Request};
 use crate::commands::outbox::Outbox;
@@ -71,7 +72,7 @@ pub fn channel_event(st: &mut ShardState, chan: &Folded, line: &Shared) {
 
 fn add_channel(st: &mut ShardState, chan: &Folded, e: Entry) {
     let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, e.time_ms()));
-    st.history.channels.entry(chan.clone()).or_default().push(e, max, oldest);
+    st.history.add(LogKey::Channel(chan.clone()), e, max, oldest, false);
 }
 
 /// A private message (or TAGMSG) from `from` to `to`: into each side's log.
@@ -112,7 +113,19 @@ fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
 /// An entry for a user key this shard owns.
 pub fn add_private(st: &mut ShardState, key: Folded, e: Entry) {
     let (max, oldest) = (st.cfg.history.private_length, super::oldest(st, e.time_ms()));
-    st.history.users.entry(key).or_default().push(e, max, oldest);
+    st.history.add(LogKey::User(key), e, max, oldest, false);
+}
+
+/// Entries loaded from the disk at start-up, for the logs this shard keeps (in key order:
+/// each log's oldest first), bounded as the config says now.
+pub fn load(st: &mut ShardState, entries: Vec<(LogKey, Entry)>, now_ms: u64) {
+    let oldest = super::oldest(st, now_ms);
+    let h = &st.cfg.history;
+    let (chan_max, user_max) = (h.channel_length, h.private_length);
+    for (log, e) in entries {
+        let max = if matches!(log, LogKey::Channel(_)) { chan_max } else { user_max };
+        st.history.add(log, e, max, oldest, true);
+    }
 }
 
 #[cfg(test)]

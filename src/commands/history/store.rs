@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
+use super::codec::LogKey;
 use crate::commands::outgoing::Shared;
 use crate::proto::Folded;
 
@@ -49,7 +50,7 @@ impl Entry {
         self.line.meta.as_ref().map_or(0, |m| m.time_ms)
     }
 
-    fn msgid(&self) -> Option<&str> {
+    pub fn msgid(&self) -> Option<&str> {
         self.line.meta.as_ref().map(|m| &*m.msgid)
     }
 }
@@ -92,14 +93,17 @@ pub struct Log {
 
 impl Log {
     /// Adds an entry where its time puts it (nearly always at the end: lines from other shards
-    /// can arrive a millisecond behind), then drops the oldest past `max` or older than `oldest`.
-    pub fn push(&mut self, e: Entry, max: usize, oldest: u64) {
+    /// can arrive a millisecond behind), then drops the oldest past `max` or older than `oldest`;
+    /// returns those dropped.
+    pub fn push(&mut self, e: Entry, max: usize, oldest: u64) -> Vec<Entry> {
         let t = e.time_ms();
         let at = self.entries.iter().rposition(|x| x.time_ms() <= t).map_or(0, |i| i + 1);
         self.entries.insert(at, e);
+        let mut dropped = Vec::new();
         while self.entries.len() > max || self.entries.front().is_some_and(|x| x.time_ms() < oldest) {
-            self.entries.pop_front();
+            dropped.extend(self.entries.pop_front());
         }
+        dropped
     }
 
     pub fn len(&self) -> usize {
@@ -222,11 +226,40 @@ fn at_or_after(v: &[&Entry], b: &Bound) -> Option<usize> {
     }
 }
 
+/// A change for the store on disk (`crate::history_db`), made on a shard, written by the
+/// store's own thread.
+pub enum DbOp {
+    Put(LogKey, Entry),
+    Delete(LogKey, u64, Box<str>),
+}
+
 /// A shard's history: the channels it is home to, and the user keys it owns.
 #[derive(Default)]
 pub struct Store {
     pub channels: AHashMap<Folded, Log>,
     pub users: AHashMap<Folded, Log>,
+    /// Where changes go to be kept across a restart (None: in memory only).
+    pub sink: Option<crossbeam_channel::Sender<DbOp>>,
+}
+
+impl Store {
+    /// Adds an entry to a log; what it pushes out of the log is deleted from the disk too.
+    /// `stored`: the entry came from the disk (it is not written again).
+    pub fn add(&mut self, log: LogKey, e: Entry, max: usize, oldest: u64, stored: bool) {
+        let logs = match &log {
+            LogKey::Channel(_) => &mut self.channels,
+            LogKey::User(_) => &mut self.users,
+        };
+        let put = (!stored).then(|| e.clone());
+        let dropped = logs.entry(log.name().clone()).or_default().push(e, max, oldest);
+        let Some(sink) = &self.sink else { return };
+        if let Some(e) = put {
+            let _ = sink.send(DbOp::Put(log.clone(), e));
+        }
+        for d in dropped {
+            let _ = sink.send(DbOp::Delete(log.clone(), d.time_ms(), d.msgid().unwrap_or_default().into()));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -300,10 +333,10 @@ mod tests {
     fn bounded_by_length_and_age_and_kept_in_time_order() {
         let mut l = Log::default();
         for i in [0, 1, 3, 2, 4] {
-            l.push(entry(i, Kind::Message), 4, 0);
+            let _ = l.push(entry(i, Kind::Message), 4, 0);
         }
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![1, 2, 3, 4]);
-        l.push(entry(5, Kind::Message), 10, 1000 + 30);
+        assert_eq!(l.push(entry(5, Kind::Message), 10, 1000 + 30).len(), 2);
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 4, 5]);
         assert!(l.remove("m4"));
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 5]);
