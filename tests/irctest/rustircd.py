@@ -216,7 +216,8 @@ class RustircdController(BaseServerController, DirectoryBasedController):
     )
     capabilities = _claimed_caps()
     optional_behaviors = _claimed_behaviors()
-    extban_mute_char: Optional[str] = None  # set e.g. "m" once a mute extban exists
+    # the mute extban: `$m:<mask>` (irctest puts the prefix of 005 EXTBAN=$,am before it)
+    extban_mute_char: Optional[str] = "m"
     nickserv = "NickServ"
     _port_wait_interval = 0.02
     sync_sleep_time = 0.0  # server must answer commands of one client in order
