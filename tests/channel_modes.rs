@@ -213,7 +213,7 @@ fn isupport_and_help_name_the_modes() {
         .flat_map(|m| m.params[1..m.params.len() - 1].iter())
         .map(String::as_str)
         .collect();
-    for want in ["CHANMODES=beI,k,l,CMRScimnpst", "EXTBAN=$,am", "ACCOUNTEXTBAN=a"] {
+    for want in ["CHANMODES=beI,k,l,CMRScimnpst", "EXTBAN=$,am", "ACCOUNTEXTBAN=a", "UTF8ONLY"] {
         assert!(tokens.contains(&want), "{want} not in {tokens:?}");
     }
     let myinfo = lines.iter().find(|m| m.verb == "004").unwrap();

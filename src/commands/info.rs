@@ -50,6 +50,8 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         format!("TARGMAX=JOIN:,KICK:{t},LIST:1,MONITOR:,NAMES:,NOTICE:{t},PART:,PRIVMSG:{t},WHOIS:1"),
         format!("TOPICLEN={}", l.topiclen),
         format!("USERLEN={}", l.userlen),
+        // Clients must send UTF-8: other bytes are refused (FAIL ... INVALID_UTF8, commands/mod.rs).
+        "UTF8ONLY".to_string(),
         "WHOX".to_string(),
     ];
     tokens.chunks(13).map(|c| c.to_vec()).collect()

@@ -235,6 +235,7 @@ class RustircdController(BaseServerController, DirectoryBasedController):
         "PREFIX": "(ov)@+",
         "STATUSMSG": "@+",
         "TARGMAX": patma.ANYSTR,
+        "UTF8ONLY": None,
         "WHOX": None,
     }
 
