@@ -52,7 +52,8 @@ const ATTACKS: [Attack; 8] = [
     Attack::NeverReads,
 ];
 
-/// What an attacker saw: the numerics it was answered with, and whether it was disconnected.
+/// What an attacker saw: the numerics (and standard-reply codes) it was answered with, and
+/// whether it was disconnected.
 #[derive(Debug, Default)]
 struct Outcome {
     numerics: Vec<String>,
@@ -148,8 +149,11 @@ fn attack(addr: std::net::SocketAddr, kind: Attack, seed: u64, stop: Arc<AtomicB
         if line.starts_with(':') {
             words.next();
         }
-        if let Some(v) = words.next().filter(|v| v.len() == 3 && v.bytes().all(|b| b.is_ascii_digit())) {
-            out.numerics.push(v.to_string());
+        match words.next() {
+            Some(v) if v.len() == 3 && v.bytes().all(|b| b.is_ascii_digit()) => out.numerics.push(v.to_string()),
+            // A standard reply counts as its code: `FAIL PRIVMSG INVALID_UTF8` is `INVALID_UTF8`.
+            Some("FAIL") => out.numerics.extend(words.nth(1).map(str::to_string)),
+            _ => {}
         }
     }
     out
@@ -342,7 +346,8 @@ fn garbage_from_many_connections_harms_no_one_else() {
     assert!(
         of(|a| matches!(a, Attack::TenThousandTargets)).all(|o| o.numerics.iter().any(|n| n == "417" || n == "407"))
     );
-    assert!(of(|a| matches!(a, Attack::BadUtf8)).all(|o| o.numerics.iter().any(|n| n == "401" || n == "432")));
+    // UTF8ONLY: every line that is not UTF-8 is refused with FAIL ... INVALID_UTF8.
+    assert!(of(|a| matches!(a, Attack::BadUtf8)).all(|o| o.numerics.iter().any(|n| n == "INVALID_UTF8")));
     for o in of(|a| matches!(a, Attack::NeverReads)) {
         let tag = format!(":{}]", o.port);
         let about: Vec<&String> = log.iter().filter(|l| l.contains(&tag)).collect();

@@ -197,3 +197,40 @@ fn extended_monitor_sees_away() {
     let a = w.expect_verb("AWAY");
     assert_eq!(a.last(), "brb");
 }
+
+/// UTF8ONLY (005): a client line that is not UTF-8 is refused whole with `FAIL <command>
+/// INVALID_UTF8` (labeled when asked), across shards nothing of it arrives, and the
+/// connection goes on; before registration too; a QUIT is obeyed anyway.
+#[test]
+fn non_utf8_lines_are_refused_with_fail() {
+    let srv = Server::start();
+    let (mut a, mut b) = pair(&srv, "labeled-response batch", Some("#utf8"));
+    let bnick = b.nick.clone();
+    for target in ["#utf8", bnick.as_str()] {
+        let mut line = format!("@label=bad PRIVMSG {target} :caf").into_bytes();
+        line.extend_from_slice(b"\xe9\r\n");
+        a.send_raw(&line);
+        let f = a.expect_verb("FAIL");
+        assert_eq!((f.p(0), f.p(1)), ("PRIVMSG", "INVALID_UTF8"), "{}", f.raw);
+        assert_eq!(f.tag("label"), Some("bad"));
+        a.send(&format!("PRIVMSG {target} :café"));
+        let m = b.expect_verb("PRIVMSG");
+        assert_eq!(m.last(), "café", "the refused line never arrived: {}", m.raw);
+    }
+    // An unknown verb is answered the same way; the parser goes on with the next line.
+    a.send_raw(b"\xff\xfe WHAT\r\nPING :next\r\n");
+    assert_eq!((a.expect_verb("FAIL").p(0), a.expect_verb("PONG").last()), ("*", "next"));
+    // Before registration: USER is refused and may come again.
+    let mut c = srv.connect();
+    c.nick = "late".into();
+    c.send("NICK late");
+    c.send_raw(b"USER late 0 * :r\xe9al\r\n");
+    let f = c.expect_verb("FAIL");
+    assert_eq!((f.p(0), f.p(1)), ("USER", "INVALID_UTF8"), "{}", f.raw);
+    c.send("USER late 0 * :real");
+    c.expect_verb("001");
+    // QUIT with a bad reason still quits, the bad byte shown as U+FFFD.
+    b.send_raw(b"QUIT :au revoir \xe0 tous\r\n");
+    let q = a.expect_verb("QUIT");
+    assert!(q.last().ends_with("au revoir \u{FFFD} tous"), "{}", q.raw);
+}

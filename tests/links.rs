@@ -1183,14 +1183,14 @@ fn sasl_works_for_a_client_of_another_rustircd_server() {
 }
 
 /// The account extban: `+b $a:<mask>` keeps a matching account out (474) and quiet (404),
-/// `+b $a` every logged-in user, on clients of both shards (005 says `EXTBAN=$,a`).
+/// `+b $a` every logged-in user, on clients of both shards (005 says `EXTBAN=$,am`).
 #[test]
 fn the_account_extban_bans_by_account() {
     let srv = Server::with_config(2, &sasl_config());
     let mut op = srv.client("op");
     op.send("VERSION");
     let i = op.expect("005 with EXTBAN", |m| m.verb == "005" && m.params.iter().any(|p| p.starts_with("EXTBAN")));
-    assert!(i.params.iter().any(|p| p == "EXTBAN=$,a"), "{}", i.raw);
+    assert!(i.params.iter().any(|p| p == "EXTBAN=$,am"), "{}", i.raw);
     op.send("JOIN #acct");
     op.expect_verb("366");
     let (mut s, burst) = linked_with_bob_named(&srv, "services.test", "3SV");

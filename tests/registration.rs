@@ -171,8 +171,10 @@ fn bad_input_gets_numerics_and_the_connection_stays() {
     c.send_raw(&vec![b'z'; 9000]);
     c.send("");
     c.expect_verb("417");
+    // Not UTF-8 (UTF8ONLY): refused whole, the verb unreadable.
     c.send_raw(b"\xff\xfe garbage \x00\x01\r\n");
-    c.expect_verb("421");
+    let f = c.expect_verb("FAIL");
+    assert_eq!((f.p(0), f.p(1)), ("*", "INVALID_UTF8"), "{}", f.raw);
     c.send_raw(b"\r\r\n\n   \r\n:only.a.prefix\r\n@only=tags\r\n");
     c.send("PING");
     c.expect_verb("409");

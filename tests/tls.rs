@@ -1,7 +1,8 @@
 //! TLS: a real rustls client against a TLS listener of the real binary (`--cores 2`), `+Z` and
 //! 671, the `sts` policy on the plain port, broken handshakes, and a certificate reload on
 //! SIGHUP that drops nobody; pending handshakes are admitted (per-IP limit) like plain
-//! connections and get one deadline from accept.
+//! connections and get one deadline from accept. A TLS-only channel (`+S`) takes TLS clients
+//! from either shard and refuses plain ones (489).
 
 mod common;
 
@@ -60,6 +61,10 @@ impl TlsClient {
         }
         let peer_cert = s.conn.peer_certificates().unwrap()[0].to_vec();
         TlsClient { r: BufReader::new(s), peer_cert }
+    }
+
+    fn local_port(&self) -> u16 {
+        self.r.get_ref().sock.local_addr().unwrap().port()
     }
 
     fn send(&mut self, line: &str) {
@@ -345,4 +350,54 @@ fn a_client_certificate_goes_to_services_for_sasl_external() {
     let st = s.expect("S", |m| m.verb == "ENCAP" && m.p(1) == "SASL" && m.p(4) == "S");
     assert_eq!(st.params.len(), 6, "no fingerprint: {}", st.raw);
     drop(plain);
+}
+
+/// `+S`: a channel of TLS connections. Set by a plain op on one shard; TLS users on both
+/// shards join, plain ones on both get 489 with the reason (an invitation does not help); the
+/// op set it as any mode (a plain member stays).
+#[test]
+fn a_tls_only_channel_takes_tls_connections_only() {
+    let dir = TempDir::new();
+    let cert = make_cert(&dir.0, "s.test");
+    let srv = Server::with_config(2, &tls_config(&dir.0));
+    let tls_addr = srv.addrs[1];
+    let mut secure: Vec<Option<TlsClient>> = vec![None, None];
+    for i in 0..100 {
+        if secure.iter().all(Option::is_some) {
+            break;
+        }
+        let mut t = TlsClient::connect(tls_addr, &cert);
+        let shard = srv.shard_of_port(t.local_port());
+        if secure[shard].is_none() {
+            t.send(&format!("NICK tls{shard}"));
+            t.send(&format!("USER tls{shard} 0 * :tls {i}"));
+            t.expect("001");
+            secure[shard] = Some(t);
+        }
+    }
+    let mut secure: Vec<TlsClient> = secure.into_iter().map(|t| t.expect("a TLS client on each shard")).collect();
+    let mut op = srv.client_on_shard("op", 0);
+    op.send("JOIN #tls");
+    op.expect_verb("366");
+    op.send("MODE #tls +S");
+    assert_eq!(op.expect_verb("MODE").p(1), "+S");
+    for shard in [0, 1] {
+        let mut plain = srv.client_on_shard(&format!("plain{shard}"), shard);
+        op.send(&format!("INVITE plain{shard} #tls"));
+        plain.expect_verb("INVITE");
+        plain.send("JOIN #tls");
+        let m = plain.expect("489", |m| m.verb == "489" || m.verb == "JOIN");
+        assert_eq!((m.verb.as_str(), m.p(1)), ("489", "#tls"), "{}", m.raw);
+        assert!(m.last().contains("TLS"), "{}", m.raw);
+        let t = &mut secure[shard];
+        t.send("JOIN #tls");
+        t.expect("366");
+        let joined = op.expect_verb("JOIN");
+        assert!(joined.source.as_deref().unwrap().starts_with(&format!("tls{shard}!")), "{}", joined.raw);
+    }
+    op.send("MODE #tls");
+    assert_eq!(op.expect_verb("324").p(2), "+Snt");
+    // Only ops change it.
+    secure[1].send("MODE #tls -S");
+    assert_eq!(secure[1].expect("482").p(1), "#tls");
 }

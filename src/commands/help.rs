@@ -3,7 +3,7 @@
 use super::{CmdResult, Ctx, COMMANDS};
 use crate::proto::{Message, Numeric};
 
-/// One line of usage per command, by name.
+/// Usage by subject: one line per command, more for CMODE (one 705 each).
 const TOPICS: &[(&str, &str)] = &[
     ("ADMIN", "ADMIN [<server>] — who runs this server"),
     ("AUTHENTICATE", "AUTHENTICATE <mechanism> | <base64> | * — log in with SASL before registering (needs the sasl capability; services check it)"),
@@ -11,6 +11,16 @@ const TOPICS: &[(&str, &str)] = &[
     ("CAP", "CAP LS [302] | LIST | REQ :<caps> | END — IRCv3 capability negotiation"),
     ("CAPAB", "CAPAB :<tokens> — a linking server's capabilities (TS6)"),
     ("CHATHISTORY", "CHATHISTORY LATEST|BEFORE|AFTER|AROUND <target> <*|msgid=|timestamp=> <limit> | BETWEEN <target> <ref> <ref> <limit> | TARGETS <timestamp=> <timestamp=> <limit> — replay a channel's or a conversation's history (IRCv3 draft/chathistory)"),
+    ("CMODE", "Channel modes (MODE <channel> +<letters> [<params>]; ops set them):\n\
+b <mask>, e <mask>, I <mask> — ban, ban exception, invite exception; no mask: the list\n\
+k <key> — a key to join; l <n> — at most n members\n\
+o <nick>, v <nick> — op, voice\n\
+i invite only; m moderated (voice to speak); n no messages from outside; p private; s secret; t ops set the topic\n\
+C no CTCP but ACTION (404); c no colour codes (404); everyone, ops too\n\
+M only users logged in to an account speak, or voice (477); R only they join (477)\n\
+S only TLS connections join (489)\n\
+Extbans (005 EXTBAN=$,am), in b, e and I: $a any logged-in user; $a:<account mask>\n\
+$m:<mask> in b mutes (join, but not speak: 404); in e lifts such a mute"),
     ("CONNECT", "CONNECT <server> [<port>] — link to a server of a [[links]] block now (operators)"),
     ("DIE", "DIE — stop the server (operators, when allow_die is set)"),
     ("DLINE", "DLINE [<minutes>] <ip[/bits]> :<reason> — ban an address or block (operators)"),
@@ -28,7 +38,7 @@ const TOPICS: &[(&str, &str)] = &[
     ("LIST", "LIST [<channels>|<filters>] — channels; filters: >N <N users, C>N C<N created, T>N T<N topic (minutes), masks, !mask"),
     ("LUSERS", "LUSERS — user, channel and server counts"),
     ("MAP", "MAP — the network as a tree, with each server's users (operators)"),
-    ("MODE", "MODE <channel> [<modes> [<params>]] | MODE <nick> [<modes>] — show or change modes; a ban, exception or invite mask may be $a (any logged-in user) or $a:<account mask>"),
+    ("MODE", "MODE <channel> [<modes> [<params>]] | MODE <nick> [<modes>] — show or change modes (HELP CMODE: the channel modes and extbans)"),
     ("MONITOR", "MONITOR + <nicks> | - <nicks> | C | L | S — be told when nicks come and go"),
     ("MOTD", "MOTD — the message of the day"),
     ("NAMES", "NAMES <channel>[,<channel>] — who is in a channel"),
@@ -68,6 +78,7 @@ pub fn help(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         for chunk in names.chunks(8) {
             ctx.reply(Numeric::RPL_HELPTXT, &["index", &chunk.join(" ")]);
         }
+        ctx.reply(Numeric::RPL_HELPTXT, &["index", "HELP CMODE: the channel modes and extbans"]);
         ctx.reply(Numeric::RPL_ENDOFHELP, &["index", "End of /HELP"]);
         return Ok(());
     };
@@ -77,7 +88,9 @@ pub fn help(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Ok(());
     };
     ctx.reply(Numeric::RPL_HELPSTART, &[name, &format!("Help for {name}")]);
-    ctx.reply(Numeric::RPL_HELPTXT, &[name, text]);
+    for line in text.lines() {
+        ctx.reply(Numeric::RPL_HELPTXT, &[name, line]);
+    }
     ctx.reply(Numeric::RPL_ENDOFHELP, &[name, "End of /HELP"]);
     Ok(())
 }
@@ -91,5 +104,18 @@ mod tests {
         for c in COMMANDS.iter().filter(|c| c.for_clients) {
             assert!(TOPICS.iter().any(|(n, _)| *n == c.name), "no help for {}", c.name);
         }
+    }
+
+    /// Every channel mode letter 005 CHANMODES and PREFIX advertise has a line in HELP CMODE.
+    #[test]
+    fn every_channel_mode_has_help() {
+        let (_, text) = TOPICS.iter().find(|(n, _)| *n == "CMODE").unwrap();
+        for c in crate::commands::info::CHANNEL_MODES.chars() {
+            let listed = text.lines().any(|l| {
+                l.starts_with(&format!("{c} ")) || l.contains(&format!("; {c} ")) || l.contains(&format!(", {c} "))
+            });
+            assert!(listed, "no help for channel mode {c}");
+        }
+        assert!(text.lines().all(|l| l.len() < 400), "each line fits one 705");
     }
 }

@@ -9,7 +9,7 @@ use crate::proto::{names, Line, Message, Numeric};
 use crate::state::servers::{Server, Servers, Sid};
 
 pub const USER_MODES: &str = "Biorsw";
-pub const CHANNEL_MODES: &str = "beIiklmnopstv";
+pub const CHANNEL_MODES: &str = "CIMRSbceiklmnopstv";
 pub const CHANNEL_MODES_WITH_PARAM: &str = "beIklov";
 
 pub fn version_string() -> String {
@@ -25,12 +25,13 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         "BOT=B".to_string(),
         format!("CASEMAPPING={}", cfg.server.casemapping.name()),
         format!("CHANLIMIT={}:{}", names::CHANTYPES, l.max_channels),
-        "CHANMODES=beI,k,l,imnpst".to_string(),
+        "CHANMODES=beI,k,l,CMRScimnpst".to_string(),
         format!("CHANNELLEN={}", l.channellen),
         format!("CHANTYPES={}", names::CHANTYPES),
         "ELIST=CMNTU".to_string(),
         "EXCEPTS=e".to_string(),
-        "EXTBAN=$,a".to_string(),
+        // `$a`/`$a:<mask>` (account) and `$m:<mask>` (mute): the prefix, then the types.
+        "EXTBAN=$,am".to_string(),
         "ACCOUNTEXTBAN=a".to_string(),
         "INVEX=I".to_string(),
         format!("KICKLEN={}", l.kicklen),
@@ -49,6 +50,8 @@ pub fn isupport(cfg: &Config) -> Vec<Vec<String>> {
         format!("TARGMAX=JOIN:,KICK:{t},LIST:1,MONITOR:,NAMES:,NOTICE:{t},PART:,PRIVMSG:{t},WHOIS:1"),
         format!("TOPICLEN={}", l.topiclen),
         format!("USERLEN={}", l.userlen),
+        // Clients must send UTF-8: other bytes are refused (FAIL ... INVALID_UTF8, commands/mod.rs).
+        "UTF8ONLY".to_string(),
         "WHOX".to_string(),
     ];
     tokens.extend(super::history::isupport(cfg));

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::capabilities::bits;
+use super::channel::speak::may_speak;
 use super::delivery::{meta, reply, to_channel, to_user};
 use super::envelope::ChanMsg;
 use super::outgoing::Shared;
@@ -13,9 +14,8 @@ use super::{CmdResult, Ctx};
 use crate::err;
 use crate::proto::framer::MAX_TAGS;
 use crate::proto::names::is_channel_name;
-use crate::proto::{Folded, Line, Message, Numeric};
-use crate::state::channel::{Flags, Status};
-use crate::state::Uid;
+use crate::proto::{Line, Message, Numeric};
+use crate::state::channel::Status;
 
 /// Client-only tags (`+name`) may take this many bytes (IRCv3 message-tags).
 const MAX_CLIENT_TAGS: usize = 4094;
@@ -104,18 +104,15 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
         };
         if is_channel_name(chan_name) {
             let folded = ctx.st.cm.fold(chan_name);
-            match can_send(ctx, &folded, uid) {
-                Err(()) if ctx.st.channels.contains_key(&folded) => {
-                    if !quiet {
-                        ctx.reply(Numeric::ERR_CANNOTSENDTOCHAN, &[chan_name]);
-                    }
-                }
-                Err(()) => {
-                    if !quiet {
-                        ctx.reply(Numeric::ERR_NOSUCHCHANNEL, &[chan_name]);
-                    }
-                }
-                Ok(()) => {
+            let refused = match (ctx.st.channels.get(&folded), ctx.st.directory.get(&uid)) {
+                (Some(view), Some(me)) => may_speak(ctx.st.cm, &view.ch, me, text).err().map(|r| r.reply(chan_name)),
+                (Some(_), None) => continue,
+                (None, _) => Some(err!(ERR_NOSUCHCHANNEL, chan_name)),
+            };
+            match refused {
+                Some(r) if !quiet => ctx.reply_err(&r),
+                Some(_) => {}
+                None => {
                     let line = build(ctx, target);
                     let msg = ChanMsg { chan: folded, line: line.clone(), sender: uid, min, need, at: ctx.now };
                     to_channel(ctx.st, ctx.out, msg);
@@ -155,33 +152,4 @@ fn echo_back(ctx: &mut Ctx<'_>, line: &Shared) {
     ctx.flush();
     let conn = ctx.conn;
     reply(ctx.st, ctx.out, conn, &buf);
-}
-
-/// May `uid` speak in the channel? Err when it does not exist or refuses (+n, +m, +b).
-fn can_send(ctx: &Ctx<'_>, chan: &Folded, uid: Uid) -> Result<(), ()> {
-    let view = ctx.st.channels.get(chan).ok_or(())?;
-    let status = view.ch.status(&uid);
-    if status.is_some_and(|s| s.can_speak()) {
-        return Ok(());
-    }
-    if status.is_none() && view.ch.flags.has(Flags::NO_EXTERNAL) {
-        return Err(());
-    }
-    if view.ch.flags.has(Flags::MODERATED) {
-        return Err(());
-    }
-    if view.ch.bans.is_empty() {
-        return Ok(());
-    }
-    let u = ctx.st.directory.get(&uid).ok_or(())?;
-    let masks = [u.mask(), format!("{}!{}@{}", u.nick, u.user, u.ip)];
-    let masks: Vec<&str> = masks.iter().map(String::as_str).collect();
-    let cm = ctx.st.cm;
-    let account = u.account.as_deref();
-    if super::channel::join::listed(cm, &view.ch.bans, &masks, account)
-        && !super::channel::join::listed(cm, &view.ch.excepts, &masks, account)
-    {
-        return Err(());
-    }
-    Ok(())
 }

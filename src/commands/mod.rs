@@ -228,6 +228,7 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(raw),
     };
+    let utf8 = matches!(text, std::borrow::Cow::Borrowed(_));
     let msg = match Message::parse(&text) {
         Ok(m) => m,
         Err(ParseError::Empty) => return,
@@ -261,6 +262,9 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
         ctx.reply(Numeric::ERR_INPUTTOOLONG, &[]);
         return;
     }
+    if !utf8 && kind == Kind::Client && !msg.verb.eq_ignore_ascii_case("QUIT") {
+        return refuse_non_utf8(ctx, msg.verb);
+    }
     let Some(index) = lookup_index(msg.verb) else {
         if kind == Kind::Server && registered && msg.verb.len() == 3 && msg.verb.bytes().all(|b| b.is_ascii_digit()) {
             // A numeric: an answer for one of our users (a remote WHOIS).
@@ -275,6 +279,22 @@ pub fn run_line(ctx: &mut Ctx<'_>, raw: &[u8]) {
     };
     ctx.st.metrics.command(index, raw.len() + 2);
     dispatch_as(ctx, &COMMANDS[index], &msg, kind, registered);
+}
+
+/// UTF8ONLY (005): a client's line that is not UTF-8 is refused whole, before it runs, with
+/// the IRCv3 utf8-only `FAIL <command> INVALID_UTF8`, so none of it reaches anyone and the
+/// client knows. Only QUIT runs anyway (its bad bytes read as U+FFFD): a client on its way out
+/// is not kept. A server link's line is read with U+FFFD in place of the bad bytes instead (no
+/// one there to tell), so what we pass on to clients is UTF-8 either way.
+#[cold]
+fn refuse_non_utf8(ctx: &mut Ctx<'_>, verb: &str) {
+    let verb = if !verb.is_empty() && verb.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        verb.to_ascii_uppercase()
+    } else {
+        "*".to_string()
+    };
+    let why = "Message rejected, your IRC software MUST use UTF-8 encoding on this network";
+    identity::fail(ctx, &verb, "INVALID_UTF8", &[], why);
 }
 
 /// Runs a known command with the handler for the connection's kind. A client's is checked

@@ -60,7 +60,11 @@ pub fn split_userhost(s: &str) -> (&str, &str, &str) {
 /// Completes a partial ban mask the way servers do: `nick` → `nick!*@*`, `user@host` →
 /// `*!user@host`, `nick!user` → `nick!user@*`.
 pub fn normalize_ban_mask(mask: &str) -> String {
-    // An extban (`$a`, `$a:<account mask>`) is kept as written.
+    // The mute extban's mask is completed like any other (`$m:bob` → `$m:bob!*@*`), unless it
+    // is an extban itself; other extbans (`$a`, `$a:<account mask>`) are kept as written.
+    if let Some(inner) = mask.strip_prefix("$m:") {
+        return format!("$m:{}", normalize_ban_mask(inner));
+    }
     if mask.starts_with('$') {
         return mask.to_string();
     }
@@ -105,5 +109,9 @@ mod tests {
         assert_eq!(normalize_ban_mask("bob!id"), "bob!id@*");
         assert_eq!(normalize_ban_mask("a!b@c"), "a!b@c");
         assert_eq!(normalize_ban_mask("$a:alice*"), "$a:alice*");
+        assert_eq!(normalize_ban_mask("$m:bob"), "$m:bob!*@*");
+        assert_eq!(normalize_ban_mask("$m:*@host"), "$m:*!*@host");
+        assert_eq!(normalize_ban_mask("$m:bar!*@*"), "$m:bar!*@*");
+        assert_eq!(normalize_ban_mask("$m:$a:acct"), "$m:$a:acct");
     }
 }

@@ -1,5 +1,6 @@
 //! The wire protocol, socket-free: message parsing and serialization (with IRCv3 tags),
-//! numerics, casemapping, name validation, mask matching and line framing.
+//! numerics, casemapping, name validation, mask matching, line framing, and what a message's
+//! text carries (CTCP, colour codes).
 
 pub mod casemap;
 pub mod framer;
@@ -10,6 +11,7 @@ pub mod modes;
 pub mod names;
 pub mod numeric;
 pub mod tags;
+pub mod text;
 pub mod ts6;
 
 pub use casemap::{CaseMapping, Folded};

@@ -1,5 +1,5 @@
 //! Splitting a MODE command's mode string and parameters into single changes, by the parameter
-//! rules that `CHANMODES=beI,k,l,imnpst` and `PREFIX=(ov)@+` advertise.
+//! rules that `CHANMODES=beI,k,l,CMRScimnpst` and `PREFIX=(ov)@+` advertise.
 
 /// How a channel mode takes its parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,7 +10,7 @@ pub enum ModeKind {
     Key,
     /// Type C (l): a parameter when set only.
     SetParam,
-    /// Type D (i, m, n, p, s, t): never a parameter.
+    /// Type D (C, M, R, S, c, i, m, n, p, s, t): never a parameter.
     Flag,
     /// Prefix modes (o, v): always a nick.
     Prefix,
@@ -21,7 +21,7 @@ pub fn channel_mode_kind(c: char) -> Option<ModeKind> {
         'b' | 'e' | 'I' => Some(ModeKind::List),
         'k' => Some(ModeKind::Key),
         'l' => Some(ModeKind::SetParam),
-        'i' | 'm' | 'n' | 'p' | 's' | 't' => Some(ModeKind::Flag),
+        'C' | 'M' | 'R' | 'S' | 'c' | 'i' | 'm' | 'n' | 'p' | 's' | 't' => Some(ModeKind::Flag),
         'o' | 'v' => Some(ModeKind::Prefix),
         _ => None,
     }
@@ -88,6 +88,26 @@ mod tests {
             ]
         );
         assert_eq!(unknown, vec!['X']);
+    }
+
+    #[test]
+    fn the_issue_16_flags_take_no_parameter() {
+        let (ch, unknown) = parse_channel_modes("+CcSRM-C+l", &["5"]);
+        let got: Vec<(bool, char, Option<&str>)> = ch.iter().map(|c| (c.add, c.letter, c.param.as_deref())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (true, 'C', None),
+                (true, 'c', None),
+                (true, 'S', None),
+                (true, 'R', None),
+                (true, 'M', None),
+                (false, 'C', None),
+                (true, 'l', Some("5")),
+            ]
+        );
+        assert!(unknown.is_empty());
+        assert!(ch.iter().take(6).all(|c| c.kind == ModeKind::Flag));
     }
 
     #[test]

@@ -159,7 +159,7 @@ numerics! {
     ERR_NOSUCHNICK        = "401", "RFC 2812",      "No such nick/channel";
     ERR_NOSUCHSERVER      = "402", "RFC 2812",      "No such server";
     ERR_NOSUCHCHANNEL     = "403", "RFC 2812",      "No such channel";
-    ERR_CANNOTSENDTOCHAN  = "404", "RFC 2812",      "Cannot send to channel";
+    ERR_CANNOTSENDTOCHAN  = "404", "RFC 2812; sent with the reason (+n, +m, +C, +c, a ban, a mute)";
     ERR_TOOMANYCHANNELS   = "405", "RFC 2812",      "You have joined too many channels";
     ERR_WASNOSUCHNICK     = "406", "RFC 2812",      "There was no such nickname";
     ERR_TOOMANYTARGETS    = "407", "RFC 2812",      "Too many recipients";
@@ -190,10 +190,12 @@ numerics! {
     ERR_BANNEDFROMCHAN    = "474", "RFC 2812",      "Cannot join channel (+b)";
     ERR_BADCHANNELKEY     = "475", "RFC 2812",      "Cannot join channel (+k)";
     ERR_BADCHANMASK       = "476", "RFC 2812",      "Bad Channel Mask";
+    ERR_NEEDREGGEDNICK    = "477", "ircdocs (ircd-hybrid, InspIRCd): +R and +M, with the reason";
     ERR_BANLISTFULL       = "478", "RFC 2812",      "Channel list is full";
     ERR_NOPRIVILEGES      = "481", "RFC 2812",      "Permission Denied- You're not an IRC operator";
     ERR_CHANOPRIVSNEEDED  = "482", "RFC 2812",      "You're not channel operator";
     ERR_CANTKILLSERVER    = "483", "RFC 2812",      "You can't kill a server!";
+    ERR_SECUREONLYCHAN    = "489", "ircdocs (ircd-hybrid's ERR_SSLONLYCHAN): +S, with the reason";
     ERR_NOOPERHOST        = "491", "RFC 2812",      "No O-lines for your host";
     ERR_UMODEUNKNOWNFLAG  = "501", "RFC 2812",      "Unknown MODE flag";
     ERR_USERSDONTMATCH    = "502", "RFC 2812",      "Can't change mode for other users";

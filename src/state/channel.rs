@@ -78,8 +78,24 @@ impl Flags {
     pub const PRIVATE: Flags = Flags(1 << 3); // p
     pub const SECRET: Flags = Flags(1 << 4); // s
     pub const TOPIC_OPS: Flags = Flags(1 << 5); // t
+    /// No CTCP but ACTION to the channel.
+    pub const NO_CTCP: Flags = Flags(1 << 6); // C
+    /// Only users logged in to an account may speak (voice and ops still may).
+    pub const ACCOUNT_SPEAK: Flags = Flags(1 << 7); // M
+    /// Only users logged in to an account may join.
+    pub const ACCOUNT_JOIN: Flags = Flags(1 << 8); // R
+    /// Only users connected over TLS may join.
+    pub const TLS_ONLY: Flags = Flags(1 << 9); // S
+    /// No colour codes.
+    pub const NO_COLOUR: Flags = Flags(1 << 10); // c
 
-    pub const TABLE: [(char, Flags); 6] = [
+    /// Letters in display order (ASCII, as `324` shows them).
+    pub const TABLE: [(char, Flags); 11] = [
+        ('C', Flags::NO_CTCP),
+        ('M', Flags::ACCOUNT_SPEAK),
+        ('R', Flags::ACCOUNT_JOIN),
+        ('S', Flags::TLS_ONLY),
+        ('c', Flags::NO_COLOUR),
         ('i', Flags::INVITE_ONLY),
         ('m', Flags::MODERATED),
         ('n', Flags::NO_EXTERNAL),
@@ -474,5 +490,25 @@ mod tests {
         assert_eq!(c.mode_string(true), ("+mnk".to_string(), vec!["sekrit".to_string()]));
         c.apply(&Mutation::Modes(vec![ModeChange::List(ListKind::Ban, false, e)]));
         assert!(c.bans.is_empty());
+    }
+
+    #[test]
+    fn every_flag_letter_round_trips_and_shows_in_order() {
+        let mut c = chan();
+        let mut seen = 0u16;
+        for (l, f) in Flags::TABLE {
+            assert_eq!(Flags::from_letter(l), Some(f));
+            assert_eq!(seen & f.0, 0, "{l} shares a bit");
+            seen |= f.0;
+        }
+        let on = |f, l| ModeChange::Flag(f, l, true);
+        c.apply(&Mutation::Modes(vec![
+            on(Flags::NO_COLOUR, 'c'),
+            on(Flags::TLS_ONLY, 'S'),
+            on(Flags::NO_CTCP, 'C'),
+            on(Flags::ACCOUNT_JOIN, 'R'),
+            on(Flags::ACCOUNT_SPEAK, 'M'),
+        ]));
+        assert_eq!(c.mode_string(false).0, "+CMRScnt");
     }
 }

@@ -190,9 +190,25 @@ impl Server {
         c
     }
 
+    /// A registered client on shard `shard` (connections are made until one lands there).
+    pub fn client_on_shard(&self, nick: &str, shard: usize) -> Client {
+        for _ in 0..200 {
+            let mut c = self.connect();
+            if self.shard_of(&c) == shard {
+                c.register(nick);
+                return c;
+            }
+        }
+        panic!("no connection landed on shard {shard}");
+    }
+
     /// The shard that holds a client, as the server's connect log says.
     pub fn shard_of(&self, c: &Client) -> usize {
-        let port = c.local_port();
+        self.shard_of_port(c.local_port())
+    }
+
+    /// The shard that holds the connection from this local port (a TLS client's, say).
+    pub fn shard_of_port(&self, port: u16) -> usize {
         let line = self.wait_log(&["Client connected", &format!(":{port}]")]);
         let s = line.split("shard=").nth(1).expect("shard= in log line");
         s.split_whitespace().next().unwrap().parse().unwrap()

@@ -11,7 +11,8 @@ lands.
 
 Environment variables (all optional except IRCTEST_RUSTIRCD_BIN):
 
-  IRCTEST_RUSTIRCD_BIN       path to the server binary (required)
+  IRCTEST_RUSTIRCD_BIN       path to the server binary (required; a relative path is
+                         taken from pytest's working directory, run.sh makes it absolute)
   IRCTEST_RUSTIRCD_ARGS      argument template, default "--config {config}";
                          {config} = config path, {dir} = temp dir
   IRCTEST_RUSTIRCD_CAPS      space-separated IRCv3 caps the server CLAIMS
@@ -180,6 +181,18 @@ DEFAULT_CAPS = (
 )
 
 
+def _resolve_binary(binary: str) -> str:
+    """The server binary as an absolute path: the server starts in a temporary directory, where
+    a relative path (run.sh makes it absolute; pytest run by hand may not) would name nothing.
+    Relative to pytest's working directory, as given; a bare name is looked up on PATH."""
+    if os.sep not in binary:
+        found = shutil.which(binary)
+        if found is None:
+            raise RuntimeError(f"IRCTEST_RUSTIRCD_BIN={binary!r}: not found on PATH")
+        binary = found
+    return os.path.abspath(binary)
+
+
 def _claimed_caps() -> FrozenSet[Capabilities]:
     caps = set()
     for name in _env_set("IRCTEST_RUSTIRCD_CAPS", DEFAULT_CAPS):
@@ -203,7 +216,8 @@ class RustircdController(BaseServerController, DirectoryBasedController):
     )
     capabilities = _claimed_caps()
     optional_behaviors = _claimed_behaviors()
-    extban_mute_char: Optional[str] = None  # set e.g. "m" once a mute extban exists
+    # the mute extban: `$m:<mask>` (irctest puts the prefix of 005 EXTBAN=$,am before it)
+    extban_mute_char: Optional[str] = "m"
     nickserv = "NickServ"
     _port_wait_interval = 0.02
     sync_sleep_time = 0.0  # server must answer commands of one client in order
@@ -221,12 +235,14 @@ class RustircdController(BaseServerController, DirectoryBasedController):
         "PREFIX": "(ov)@+",
         "STATUSMSG": "@+",
         "TARGMAX": patma.ANYSTR,
+        "UTF8ONLY": None,
         "WHOX": None,
     }
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self._template_vars: Dict[str, str] = {}
+        self._binary = ""
         self._log_file = None
 
     # -- config ------------------------------------------------------------
@@ -256,6 +272,7 @@ class RustircdController(BaseServerController, DirectoryBasedController):
         binary = os.environ.get("IRCTEST_RUSTIRCD_BIN")
         if not binary:
             raise RuntimeError("Set IRCTEST_RUSTIRCD_BIN to the server binary")
+        self._binary = _resolve_binary(binary)
         ws_wanted = websocket_hostname is not None or websocket_port is not None
         if ws_wanted and os.environ.get("IRCTEST_RUSTIRCD_WEBSOCKET", "0") != "1":
             raise NotImplementedByController("Websocket")
@@ -365,7 +382,7 @@ class RustircdController(BaseServerController, DirectoryBasedController):
             )
             for a in shlex.split(args_tpl)
         ]
-        return [*self._faketime_cmd, os.environ["IRCTEST_RUSTIRCD_BIN"], *args]
+        return [*self._faketime_cmd, self._binary, *args]
 
     def _start(self) -> None:
         kwargs = {}

@@ -39,13 +39,14 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
     let folded = st.cm.fold(req.name());
     let cores = st.cores;
     let decision = match req {
-        ChanRequest::Join { name, key, mask, ip_mask, account, invited } => {
+        ChanRequest::Join { name, key, mask, ip_mask, account, secure, invited } => {
             let ch =
                 st.homes.entry(folded.clone()).or_insert_with(|| Channel::new(name.clone(), folded.clone(), 0, cores));
             // The directory says where the joiner is; a user is introduced to every shard
             // before it can ask anything, so the sender's shard is only a fallback.
             let at = st.directory.get(&uid).map_or(Location::local(from), |u| u.location);
-            join::decide(ch, st.cm, uid, at, key.as_deref(), &mask, &ip_mask, account.as_deref(), invited, unix)
+            let who = join::Joiner { mask: &mask, ip_mask: &ip_mask, account: account.as_deref(), secure, invited };
+            join::decide(ch, st.cm, uid, at, key.as_deref(), &who, unix)
                 .map(|(m, line)| (ch.name.clone(), m, line, Vec::new()))
         }
         ChanRequest::Part { mask, reason, .. } => match st.homes.get(&folded) {

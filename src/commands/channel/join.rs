@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use super::super::outbox::{Conn, Outbox};
 use super::super::{CmdResult, Ctx, Reply};
+use super::extban::listed;
 use super::{names, submit, ChanRequest};
 use crate::err;
 use crate::local::shard::ShardState;
 use crate::proto::names::{is_channel_name, valid_channel};
-use crate::proto::{mask, CaseMapping, Folded, Line, Message, Numeric};
-use crate::state::channel::{Channel, ListEntry, Mutation, Status};
+use crate::proto::{CaseMapping, Folded, Line, Message, Numeric};
+use crate::state::channel::{Channel, Flags, Mutation, Status};
+use crate::state::user::UserModes;
 use crate::state::{Location, Uid};
 
 pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
@@ -20,6 +22,7 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let mask: Arc<str> = user.mask().into();
     let ip_mask = format!("{}!{}@{}", user.nick, user.user, user.ip);
     let account = user.account.clone();
+    let secure = user.modes.has(UserModes::SECURE);
     if targets == "0" {
         let reqs = user
             .channels
@@ -56,40 +59,35 @@ pub fn join(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         let invited = ctx.me().rare().invites.contains(&folded);
         let key = keys.get(i).filter(|k| !k.is_empty()).map(|k| k.to_string());
         let (mask, ip_mask, account) = (mask.clone(), ip_mask.clone(), account.clone());
-        reqs.push(ChanRequest::Join { name: name.into(), key, mask, ip_mask, account, invited });
+        reqs.push(ChanRequest::Join { name: name.into(), key, mask, ip_mask, account, secure, invited });
     }
     submit(ctx, reqs);
     Ok(())
 }
 
-/// Whether a user's masks match any entry of a list.
-/// Whether a user with these masks (`nick!user@host`, `nick!user@ip`) and `account` is on a
-/// ban, exception or invite-exception list. `$a` (any logged-in user) and `$a:<mask>` (an
-/// account matching the mask) are the account extban (005 `EXTBAN=$,a`).
-pub fn listed(cm: CaseMapping, list: &[ListEntry], masks: &[&str], account: Option<&str>) -> bool {
-    list.iter().any(|e| match e.mask.strip_prefix("$a") {
-        Some("") => account.is_some(),
-        Some(rest) => match (rest.strip_prefix(':'), account) {
-            (Some(pat), Some(acct)) => mask::matches(cm, pat, acct),
-            _ => false,
-        },
-        None => masks.iter().any(|m| mask::matches(cm, &e.mask, m)),
-    })
+/// Who asks to join, as its own shard knows it.
+pub struct Joiner<'a> {
+    /// `nick!user@host`, and `nick!user@ip` (bans match either).
+    pub mask: &'a str,
+    pub ip_mask: &'a str,
+    /// Its account (the account extban, `+R`).
+    pub account: Option<&'a str>,
+    /// Connected over TLS (user mode `+Z`; `+S`).
+    pub secure: bool,
+    /// Holds an invitation to the channel.
+    pub invited: bool,
 }
 
 /// At the home: may this user join? The first to join an empty channel creates it and is
-/// opped. An invitation passes `+i`, `+b`, `+k` and `+l`.
-#[allow(clippy::too_many_arguments)]
+/// opped. An invitation passes `+i`, `+b`, `+k` and `+l`, but not `+S` or `+R`, which say
+/// what kind of connection or user the channel takes (as on ircd-hybrid).
 pub fn decide(
     ch: &mut Channel,
     cm: CaseMapping,
     uid: Uid,
     at: Location,
     key: Option<&str>,
-    mask: &str,
-    ip_mask: &str,
-    account: Option<&str>,
-    invited: bool,
+    who: &Joiner<'_>,
     unix: u64,
 ) -> Result<(Mutation, Arc<[u8]>), Vec<Reply>> {
     if ch.members.contains_key(&uid) {
@@ -99,10 +97,21 @@ pub fn decide(
         ch.created = unix;
         (Status::OP, Some(unix))
     } else {
-        if !invited {
-            let masks = [mask, ip_mask];
-            let name = ch.name.to_string();
-            if ch.flags.has(crate::state::channel::Flags::INVITE_ONLY) && !listed(cm, &ch.invex, &masks, account) {
+        let name = ch.name.to_string();
+        if ch.flags.has(Flags::TLS_ONLY) && !who.secure {
+            return Err(vec![err!(ERR_SECUREONLYCHAN, name, "Cannot join channel (+S) - you need a TLS connection")]);
+        }
+        if ch.flags.has(Flags::ACCOUNT_JOIN) && who.account.is_none() {
+            return Err(vec![err!(
+                ERR_NEEDREGGEDNICK,
+                name,
+                "Cannot join channel (+R) - you need to be logged in to an account"
+            )]);
+        }
+        if !who.invited {
+            let masks = [who.mask, who.ip_mask];
+            let account = who.account;
+            if ch.flags.has(Flags::INVITE_ONLY) && !listed(cm, &ch.invex, &masks, account) {
                 return Err(vec![err!(ERR_INVITEONLYCHAN, name)]);
             }
             if listed(cm, &ch.bans, &masks, account) && !listed(cm, &ch.excepts, &masks, account) {
@@ -119,7 +128,7 @@ pub fn decide(
         }
         (Status::NONE, None)
     };
-    let line = Line::new().source(mask).verb("JOIN").param(&ch.name).finish().into();
+    let line = Line::new().source(who.mask).verb("JOIN").param(&ch.name).finish().into();
     Ok((Mutation::Join { uid, status, created, at }, line))
 }
 
@@ -146,25 +155,63 @@ pub fn after_join(
 
 #[cfg(test)]
 mod tests {
-    use super::listed;
-    use crate::proto::CaseMapping;
-    use crate::state::channel::ListEntry;
+    use super::*;
+    use crate::proto::Numeric;
+    use crate::state::channel::{ListEntry, ListKind, ModeChange};
+    use crate::state::UidAllocator;
 
-    fn list(masks: &[&str]) -> Vec<ListEntry> {
-        masks.iter().map(|m| ListEntry { mask: (*m).into(), set_by: "op".into(), set_at: 0 }).collect()
+    fn joiner(account: Option<&str>, secure: bool, invited: bool) -> Joiner<'_> {
+        Joiner { mask: "j!~j@host", ip_mask: "j!~j@10.0.0.1", account, secure, invited }
+    }
+
+    /// A channel with its op, these flags, and the joiner's UID.
+    fn chan(flags: &[(Flags, char)]) -> (Channel, Uid) {
+        let mut a = UidAllocator::new("0RC", 0, 1);
+        let (op, joiner) = (a.allocate(), a.allocate());
+        let cm = CaseMapping::Ascii;
+        let mut ch = Channel::new("#c".into(), cm.fold("#c"), 1, 1);
+        ch.apply(&Mutation::Join { uid: op, status: Status::OP, created: Some(1), at: Location::local(0) });
+        ch.apply(&Mutation::Modes(flags.iter().map(|(f, l)| ModeChange::Flag(*f, *l, true)).collect()));
+        (ch, joiner)
+    }
+
+    fn refused(ch: &mut Channel, uid: Uid, who: &Joiner<'_>) -> Option<Numeric> {
+        decide(ch, CaseMapping::Ascii, uid, Location::local(0), None, who, 5).err().map(|e| e[0].numeric)
     }
 
     #[test]
-    fn the_account_extban_matches_accounts_and_only_them() {
-        let cm = CaseMapping::Ascii;
-        let masks = ["alice!~a@host", "alice!~a@10.0.0.1"];
-        assert!(listed(cm, &list(&["$a"]), &masks, Some("alice")));
-        assert!(!listed(cm, &list(&["$a"]), &masks, None));
-        assert!(listed(cm, &list(&["$a:ALI*"]), &masks, Some("alice")));
-        assert!(!listed(cm, &list(&["$a:bob"]), &masks, Some("alice")));
-        assert!(!listed(cm, &list(&["$a:*"]), &masks, None));
-        // Ordinary masks as before; an unknown extban matches nobody.
-        assert!(listed(cm, &list(&["*!*@10.0.0.*"]), &masks, None));
-        assert!(!listed(cm, &list(&["$x:alice"]), &masks, Some("alice")));
+    fn tls_only_takes_tls_connections_invited_or_not() {
+        let (mut ch, uid) = chan(&[(Flags::TLS_ONLY, 'S')]);
+        assert_eq!(refused(&mut ch, uid, &joiner(Some("acct"), false, false)), Some(Numeric::ERR_SECUREONLYCHAN));
+        assert_eq!(refused(&mut ch, uid, &joiner(None, false, true)), Some(Numeric::ERR_SECUREONLYCHAN));
+        assert_eq!(refused(&mut ch, uid, &joiner(None, true, false)), None);
+    }
+
+    #[test]
+    fn account_join_takes_logged_in_users_invited_or_not() {
+        let (mut ch, uid) = chan(&[(Flags::ACCOUNT_JOIN, 'R')]);
+        assert_eq!(refused(&mut ch, uid, &joiner(None, true, false)), Some(Numeric::ERR_NEEDREGGEDNICK));
+        assert_eq!(refused(&mut ch, uid, &joiner(None, true, true)), Some(Numeric::ERR_NEEDREGGEDNICK));
+        assert_eq!(refused(&mut ch, uid, &joiner(Some("acct"), false, false)), None);
+    }
+
+    #[test]
+    fn a_mute_keeps_nobody_out_but_a_ban_does() {
+        let (mut ch, uid) = chan(&[]);
+        let ban = |m: &str| {
+            ModeChange::List(ListKind::Ban, true, ListEntry { mask: m.into(), set_by: "o".into(), set_at: 0 })
+        };
+        ch.apply(&Mutation::Modes(vec![ban("$m:j!*@*")]));
+        let mut muted = ch.clone();
+        assert_eq!(refused(&mut muted, uid, &joiner(None, false, false)), None);
+        ch.apply(&Mutation::Modes(vec![ban("j!*@*")]));
+        assert_eq!(refused(&mut ch, uid, &joiner(None, false, false)), Some(Numeric::ERR_BANNEDFROMCHAN));
+        // The first to join a channel (a new one) meets none of its modes.
+        let mut empty = Channel::new("#new".into(), CaseMapping::Ascii.fold("#new"), 0, 1);
+        empty.flags = Flags::TABLE.iter().fold(Flags::default(), |mut f, (_, x)| {
+            f.set(*x, true);
+            f
+        });
+        assert_eq!(refused(&mut empty, uid, &joiner(None, false, false)), None);
     }
 }

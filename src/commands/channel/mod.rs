@@ -5,6 +5,7 @@
 //! event of a user leave from the user's own shard, so each observer sees them in the order the
 //! user made them. `docs/architecture.md` has the whole argument.
 
+pub mod extban;
 pub mod invite;
 pub mod join;
 pub mod kick;
@@ -14,6 +15,7 @@ pub mod mode;
 pub mod names;
 pub mod part;
 pub mod remote;
+pub mod speak;
 pub mod stall;
 pub mod topic;
 

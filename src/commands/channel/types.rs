@@ -23,6 +23,8 @@ pub enum ChanRequest {
         ip_mask: String,
         /// The joiner's account, as its own shard knows it (the account extban).
         account: Option<Arc<str>>,
+        /// Connected over TLS (`+S`).
+        secure: bool,
         invited: bool,
     },
     Part {
