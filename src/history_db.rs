@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::commands::history::codec::{self, LogKey};
 use crate::commands::history::store::{DbOp, Entry};
-use crate::proto::CaseMapping;
+use crate::proto::{CaseMapping, Folded};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
 pub const FILE: &str = "history.redb";
@@ -32,6 +32,8 @@ pub struct Opened {
     pub sink: Sender<DbOp>,
     /// Per shard, its logs' entries in key order (each log's oldest first).
     pub loaded: Vec<Vec<(LogKey, Entry)>>,
+    /// Every read marker (every shard keeps them all).
+    pub markers: Vec<(Folded, Folded, u64)>,
     /// Entries that could not be read (another version, damage): skipped.
     pub skipped: usize,
     pub writer: JoinHandle<()>,
@@ -43,30 +45,40 @@ pub fn open(data_dir: &Path, cm: CaseMapping, cores: usize) -> Result<Opened, St
     let err = |e: &dyn std::fmt::Display| format!("history store {}: {e}", file.display());
     std::fs::create_dir_all(data_dir).map_err(|e| err(&e))?;
     let db = Database::builder().set_cache_size(CACHE).create(&file).map_err(|e| err(&e))?;
-    let (loaded, skipped) = load(&db, cm, cores).map_err(|e| err(&e))?;
+    let (loaded, markers, skipped) = load(&db, cm, cores).map_err(|e| err(&e))?;
     let (sink, rx) = crossbeam_channel::unbounded();
     let writer =
         std::thread::Builder::new().name("history-db".into()).spawn(move || write_loop(db, rx)).map_err(|e| err(&e))?;
-    Ok(Opened { sink, loaded, skipped, writer })
+    Ok(Opened { sink, loaded, markers, skipped, writer })
 }
 
-fn load(db: &Database, cm: CaseMapping, cores: usize) -> Result<(Vec<Vec<(LogKey, Entry)>>, usize), redb::Error> {
+type Loaded = (Vec<Vec<(LogKey, Entry)>>, Vec<(Folded, Folded, u64)>, usize);
+
+fn load(db: &Database, cm: CaseMapping, cores: usize) -> Result<Loaded, redb::Error> {
     let mut per_shard: Vec<Vec<(LogKey, Entry)>> = (0..cores).map(|_| Vec::new()).collect();
-    let mut skipped = 0;
+    let (mut markers, mut skipped) = (Vec::new(), 0);
     let tx = db.begin_read()?;
     let table = match tx.open_table(TABLE) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((per_shard, 0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((per_shard, markers, 0)),
         Err(e) => return Err(e.into()),
     };
     for row in table.iter()? {
         let (k, v) = row?;
-        match (codec::log_of(k.value(), cm), codec::decode(v.value(), cm)) {
+        let (k, v) = (k.value(), v.value());
+        if k.first() == Some(&b'r') {
+            match codec::marker_of(k, v, cm) {
+                Some(m) => markers.push(m),
+                None => skipped += 1,
+            }
+            continue;
+        }
+        match (codec::log_of(k, cm), codec::decode(v, cm)) {
             (Some(log), Some(e)) => per_shard[log.name().owner(cores)].push((log, e)),
             _ => skipped += 1,
         }
     }
-    Ok((per_shard, skipped))
+    Ok((per_shard, markers, skipped))
 }
 
 /// Until every shard has dropped its sender: wait for a change, gather what else comes within
@@ -95,6 +107,9 @@ fn commit(db: &Database, ops: &[DbOp]) -> Result<(), redb::Error> {
                 }
                 DbOp::Delete(log, time_ms, msgid) => {
                     t.remove(codec::key(log, *time_ms, msgid).as_slice())?;
+                }
+                DbOp::Marker(key, target, ms) => {
+                    t.insert(codec::marker_key(key, target).as_slice(), ms.to_le_bytes().as_slice())?;
                 }
             }
         }

@@ -164,7 +164,7 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
     }
     let started = rustircd::clock::unix_now();
     let bans = load_bans(&cfg, started);
-    let (history, writer) = open_history(&cfg, cores)?;
+    let (history, writer) = open_history(&cfg, cores);
     let (rt, current) = start_shards(cfg, cores, capacity, started, bans, history)?;
     for addr in rt.bound() {
         log::info!("Listening on {addr}");
@@ -187,12 +187,19 @@ fn run(args: cli::Args, cfg: Config) -> Result<Ended, String> {
 /// The history store, when kept on disk: each shard's part, and the writer thread.
 type HistoryParts = (Vec<Option<rustircd::glue::History>>, Option<std::thread::JoinHandle<()>>);
 
-fn open_history(cfg: &Config, cores: usize) -> Result<HistoryParts, String> {
+fn open_history(cfg: &Config, cores: usize) -> HistoryParts {
     if !cfg.history.enabled || !cfg.history.persist {
-        return Ok(((0..cores).map(|_| None).collect(), None));
+        return ((0..cores).map(|_| None).collect(), None);
     }
     let t = std::time::Instant::now();
-    let opened = rustircd::history_db::open(&cfg.server.data_dir, cfg.server.casemapping, cores)?;
+    let opened = match rustircd::history_db::open(&cfg.server.data_dir, cfg.server.casemapping, cores) {
+        Ok(o) => o,
+        // As with the ban file: the server still serves, history is kept in memory only.
+        Err(e) => {
+            log::error!("{e}: history is kept in memory only until a restart");
+            return ((0..cores).map(|_| None).collect(), None);
+        }
+    };
     let count: usize = opened.loaded.iter().map(Vec::len).sum();
     log::info!(
         "History loaded: {count} entries from {} in {} ms",
@@ -202,10 +209,13 @@ fn open_history(cfg: &Config, cores: usize) -> Result<HistoryParts, String> {
     if opened.skipped > 0 {
         log::warn!("History store: {} entries could not be read and were skipped", opened.skipped);
     }
-    let sink = opened.sink;
-    let parts =
-        opened.loaded.into_iter().map(|loaded| Some(rustircd::glue::History { sink: sink.clone(), loaded })).collect();
-    Ok((parts, Some(opened.writer)))
+    let (sink, markers) = (opened.sink, Arc::new(opened.markers));
+    let parts = opened
+        .loaded
+        .into_iter()
+        .map(|loaded| Some(rustircd::glue::History { sink: sink.clone(), loaded, markers: markers.clone() }))
+        .collect();
+    (parts, Some(opened.writer))
 }
 
 /// The shards are gone (and their senders with them): the writer commits what is left and

@@ -259,4 +259,6 @@ fn a_ban_that_cannot_be_saved_is_active_and_the_operator_is_told() {
     assert!(told.last().contains("active but NOT saved"), "{}", told.raw);
     assert_eq!(klines(&mut op), ["*@10.8.8.8"]);
     srv.wait_log(&["Bans NOT saved"]);
+    // The history store cannot be there either: kept in memory, and the server serves.
+    srv.wait_log(&["history is kept in memory only"]);
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Client, Msg, Server, BASE_CONFIG};
+use common::{identified, services, services_config, Client, Msg, Server, BASE_CONFIG};
 
 /// The two shards, each in turn the op's: the user under test is always on the other.
 const SIDES: [(usize, usize); 2] = [(0, 1), (1, 0)];
@@ -132,43 +132,6 @@ fn the_mute_extban_lets_a_user_join_but_not_speak() {
     }
 }
 
-/// The base config with a services server `services.test` (SID 3SV) allowed to set accounts.
-fn services_config() -> String {
-    format!(
-        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
-        BASE_CONFIG.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
-    )
-}
-
-/// A scripted services server, linked (hybrid's handshake) and past its burst.
-fn services(srv: &Server) -> Client {
-    let mut s = Client::connect(srv.addr);
-    s.nick = "services".into();
-    s.send("PASS tous TS 6 :3SV");
-    s.send("CAPAB :MLOCK KNOCK KLN TBURST RESYNC ENCAP UNKLN DLN UNDLN RHOST CLUSTER EOB HOP");
-    s.send("SERVER services.test 1 3SV + :scripted services");
-    s.expect("our EOB", |m| m.verb == "EOB");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    s.send(&format!(":3SV SVINFO 6 6 0 :{now}"));
-    s.send(":3SV EOB");
-    s
-}
-
-/// A client on `shard`, logged in to `account` by services (its own shard knows it on return).
-fn identified(srv: &Server, s: &mut Client, nick: &str, shard: usize, account: &str) -> Client {
-    let mut c = srv.client_on_shard(nick, shard);
-    let intro = s.expect("the UID", |m| m.verb == "UID" && m.p(0) == nick);
-    s.send(&format!(":3SV SVSACCOUNT {} {} {account}", intro.p(8), intro.p(2)));
-    for _ in 0..100 {
-        c.send(&format!("WHOIS {nick}"));
-        if c.collect_until("318").iter().any(|m| m.verb == "330" && m.p(2) == account) {
-            return c;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("{nick} never logged in");
-}
-
 #[test]
 fn account_only_join_and_speech() {
     let srv = Server::with_config(2, &services_config());
@@ -177,7 +140,7 @@ fn account_only_join_and_speech() {
         let (chan, quiet) = (format!("#reg{a}"), format!("#quiet{a}"));
         let mut op = srv.client_on_shard(&format!("op{a}"), a);
         let mut anon = srv.client_on_shard(&format!("anon{a}"), b);
-        let mut known = identified(&srv, &mut s, &format!("known{a}"), b, &format!("acct{a}"));
+        let mut known = identified(&srv, &mut s, &format!("known{a}"), "", b, &format!("acct{a}"));
         // +R: only users logged in to an account join, invited or not.
         channel(&mut op, &mut known, &chan, "+R", false);
         op.send(&format!("INVITE {} {chan}", anon.nick));

@@ -27,6 +27,7 @@ pub mod bits {
     pub const SASL: u64 = 1 << 18;
     pub const CHATHISTORY: u64 = 1 << 19;
     pub const EVENT_PLAYBACK: u64 = 1 << 20;
+    pub const READ_MARKER: u64 = 1 << 21;
 }
 
 /// What decides whether a capability is offered now, and its value: the config, whether the
@@ -62,6 +63,7 @@ pub static CAPS: &[CapDef] = &[
     offer("chghost", bits::CHGHOST),
     CapDef { name: "draft/chathistory", bit: bits::CHATHISTORY, value: Some(history_value), requestable: true },
     CapDef { name: "draft/event-playback", bit: bits::EVENT_PLAYBACK, value: Some(history_value), requestable: true },
+    offer("draft/read-marker", bits::READ_MARKER),
     offer("echo-message", bits::ECHO_MESSAGE),
     offer("extended-join", bits::EXTENDED_JOIN),
     offer("extended-monitor", bits::EXTENDED_MONITOR),

@@ -284,6 +284,13 @@ pub enum Control {
         kind: crate::state::bans::BanKind,
         mask: Arc<str>,
     },
+    /// A user key's read marker for a target was raised (`name`: the target as written).
+    ReadMarker {
+        key: Folded,
+        target: Folded,
+        name: Box<str>,
+        ms: u64,
+    },
     /// KILL of a user of the receiving shard.
     Kill {
         target: Uid,

@@ -105,6 +105,7 @@ fn on_control(st: &mut ShardState, out: &mut dyn Outbox, from: usize, c: Control
         Control::Ban(ban) => super::oper::bans::apply(st, out, ban),
         Control::Unban { kind, mask } => super::oper::bans::unapply(st, kind, &mask),
         Control::Kill { target, reason } => super::oper::kill::kill_local(st, out, target, &reason),
+        Control::ReadMarker { key, target, name, ms } => super::read_marker::on_marker(st, out, key, target, &name, ms),
         Control::Wallops { line } => super::oper::wallops::deliver(st, out, &line),
         Control::RunAs { target, line } => link::services::run_as(st, out, target, &line),
         Control::Snotice { text } => super::oper::snotice::deliver(st, out, &text),

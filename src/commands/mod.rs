@@ -27,6 +27,7 @@ pub mod outgoing;
 pub mod ping;
 pub mod query;
 pub mod quit;
+pub mod read_marker;
 pub mod registration;
 pub mod report;
 pub mod sasl;
@@ -161,6 +162,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("SETNAME", 1, When::Registered, identity::setname),
     // history (history/*.rs)
     spec("CHATHISTORY", 1, When::Registered, history::chathistory),
+    spec("MARKREAD", 0, When::Registered, read_marker::markread),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),
     spec("WHOIS", 1, When::Registered, query::whois::whois).with_server(link::s2s::whois),

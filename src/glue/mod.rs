@@ -59,6 +59,7 @@ pub fn command_names() -> Vec<&'static str> {
 pub struct History {
     pub sink: crossbeam_channel::Sender<crate::commands::history::store::DbOp>,
     pub loaded: Vec<(crate::commands::history::codec::LogKey, crate::commands::history::store::Entry)>,
+    pub markers: Arc<Vec<(crate::proto::Folded, crate::proto::Folded, u64)>>,
 }
 
 pub struct IrcShard {
@@ -83,6 +84,9 @@ impl IrcShard {
         st.cpu = cpu;
         if let Some(h) = history {
             st.history.sink = Some(h.sink);
+            for (key, target, ms) in h.markers.iter() {
+                st.read_markers.raise(key.clone(), target.clone(), *ms);
+            }
             crate::commands::history::record::load(&mut st, h.loaded, crate::clock::unix_now_ms());
         }
         IrcShard { st, last_check: Instant::now() }

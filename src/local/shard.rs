@@ -126,6 +126,8 @@ pub struct ShardState {
     /// The channel logs this shard keeps as their home, and the private logs of the user keys
     /// it owns (`commands::history`).
     pub history: crate::commands::history::store::Store,
+    /// Every user key's read markers (the same on every shard).
+    pub read_markers: crate::commands::read_marker::Markers,
 }
 
 /// A channel as this shard sees it: the state, and which of its members are local.
@@ -245,6 +247,7 @@ impl ShardState {
             links: AHashMap::default(),
             peers: AHashMap::default(),
             history: Default::default(),
+            read_markers: Default::default(),
             dials: AHashMap::default(),
         }
     }

@@ -192,10 +192,19 @@ impl Server {
 
     /// A registered client on shard `shard` (connections are made until one lands there).
     pub fn client_on_shard(&self, nick: &str, shard: usize) -> Client {
+        self.client_on_shard_caps(nick, "", shard)
+    }
+
+    /// The same, with these capabilities (none: plain registration).
+    pub fn client_on_shard_caps(&self, nick: &str, caps: &str, shard: usize) -> Client {
         for _ in 0..200 {
             let mut c = self.connect();
             if self.shard_of(&c) == shard {
-                c.register(nick);
+                if caps.is_empty() {
+                    c.register(nick);
+                } else {
+                    c.register_caps(nick, caps);
+                }
                 return c;
             }
         }
@@ -574,4 +583,42 @@ pub fn base64(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The base config with a services server `services.test` (SID 3SV) allowed to set accounts.
+pub fn services_config() -> String {
+    format!(
+        "{}\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n",
+        BASE_CONFIG.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]")
+    )
+}
+
+/// A scripted services server, linked (hybrid's handshake) and past its burst.
+pub fn services(srv: &Server) -> Client {
+    let mut s = Client::connect(srv.addr);
+    s.nick = "services".into();
+    s.send("PASS tous TS 6 :3SV");
+    s.send("CAPAB :MLOCK KNOCK KLN TBURST RESYNC ENCAP UNKLN DLN UNDLN RHOST CLUSTER EOB HOP");
+    s.send("SERVER services.test 1 3SV + :scripted services");
+    s.expect("our EOB", |m| m.verb == "EOB");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    s.send(&format!(":3SV SVINFO 6 6 0 :{now}"));
+    s.send(":3SV EOB");
+    s
+}
+
+/// A client on `shard` with `caps`, logged in to `account` by services (its own shard knows it
+/// on return).
+pub fn identified(srv: &Server, s: &mut Client, nick: &str, caps: &str, shard: usize, account: &str) -> Client {
+    let mut c = srv.client_on_shard_caps(nick, caps, shard);
+    let intro = s.expect("the UID", |m| m.verb == "UID" && m.p(0) == nick);
+    s.send(&format!(":3SV SVSACCOUNT {} {} {account}", intro.p(8), intro.p(2)));
+    for _ in 0..100 {
+        c.send(&format!("WHOIS {nick}"));
+        if c.collect_until("318").iter().any(|m| m.verb == "330" && m.p(2) == account) {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{nick} never logged in");
 }

@@ -147,6 +147,11 @@ pub fn after_join(
         r.invites.retain(|f| f != chan);
     }
     super::topic::send_topic(&mut ctx, chan, false);
+    // draft/read-marker: the joiner's marker, before NAMES.
+    let name = ctx.st.channels.get(chan).map(|v| v.ch.name.clone());
+    if let Some(line) = name.and_then(|n| crate::commands::read_marker::on_join(ctx.st, conn, &n, chan)) {
+        ctx.send(&line);
+    }
     names::send_names(&mut ctx, chan);
     let lines = ctx.st.reply.clone();
     ctx.st.reply.clear();

@@ -47,6 +47,25 @@ pub fn key(log: &LogKey, time_ms: u64, msgid: &str) -> Vec<u8> {
     k
 }
 
+/// The store's key of a read marker: `r`, the user key, NUL, the target.
+pub fn marker_key(key: &Folded, target: &Folded) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.as_str().len() + target.as_str().len() + 2);
+    k.push(b'r');
+    k.extend_from_slice(key.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(target.as_str().as_bytes());
+    k
+}
+
+/// A read marker back from its key and value (the time, little-endian).
+pub fn marker_of(k: &[u8], v: &[u8], cm: CaseMapping) -> Option<(Folded, Folded, u64)> {
+    let rest = k.strip_prefix(b"r")?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let key = cm.fold(std::str::from_utf8(&rest[..end]).ok()?);
+    let target = cm.fold(std::str::from_utf8(&rest[end + 1..]).ok()?);
+    Some((key, target, u64::from_le_bytes(v.try_into().ok()?)))
+}
+
 /// The log a stored key belongs to.
 pub fn log_of(k: &[u8], cm: CaseMapping) -> Option<LogKey> {
     let (&tag, rest) = k.split_first()?;
@@ -203,5 +222,9 @@ mod tests {
         assert!(k1.starts_with(&a.prefix()));
         assert_eq!(log_of(&k3, cm), Some(b));
         assert_eq!(log_of(b"x#a\0", cm), None);
+        let (u, t) = (cm.fold("a:acct"), cm.fold("#chan"));
+        let mk = marker_key(&u, &t);
+        assert_eq!(marker_of(&mk, &77u64.to_le_bytes(), cm), Some((u, t, 77)));
+        assert_eq!(log_of(&mk, cm), None);
     }
 }

@@ -231,6 +231,8 @@ fn at_or_after(v: &[&Entry], b: &Bound) -> Option<usize> {
 pub enum DbOp {
     Put(LogKey, Entry),
     Delete(LogKey, u64, Box<str>),
+    /// A user key's read marker for a target.
+    Marker(Folded, Folded, u64),
 }
 
 /// A shard's history: the channels it is home to, and the user keys it owns.

@@ -1,0 +1,149 @@
+//! MARKREAD (IRCv3 `draft/read-marker`): the time up to which a user has read a target, kept
+//! per user key (`a:account`, else `n:nick`, as history) and target, only ever increasing. A
+//! user's devices share it: every shard keeps a copy of every marker (a few bytes each, set by
+//! people, not by traffic), so a JOIN can show the joiner its marker before 366 without
+//! asking anyone; a change goes to every shard, and each tells its own sessions of that key.
+//! Markers are kept on disk with the history.
+
+use ahash::AHashMap;
+
+use super::capabilities::bits;
+use super::envelope::{Control, Env};
+use super::history::record::user_key;
+use super::history::store::DbOp;
+use super::outbox::{Conn, Outbox};
+use super::{CmdResult, Ctx};
+use crate::local::shard::ShardState;
+use crate::proto::names::is_channel_name;
+use crate::proto::{Folded, Line, Message};
+
+/// Every key's markers, by target.
+#[derive(Default)]
+pub struct Markers(AHashMap<Folded, AHashMap<Folded, u64>>);
+
+impl Markers {
+    pub fn get(&self, key: &Folded, target: &Folded) -> Option<u64> {
+        self.0.get(key)?.get(target).copied()
+    }
+
+    /// Raises a marker; the value kept (never lower than before).
+    pub fn raise(&mut self, key: Folded, target: Folded, ms: u64) -> u64 {
+        let slot = self.0.entry(key).or_default().entry(target).or_insert(0);
+        *slot = (*slot).max(ms);
+        *slot
+    }
+}
+
+pub fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let Some(target) = msg.params.first().copied().filter(|t| !t.is_empty()) else {
+        super::identity::fail(ctx, "MARKREAD", "NEED_MORE_PARAMS", &[], "Missing parameters");
+        return Ok(());
+    };
+    let uid = ctx.me().uid;
+    let valid = if is_channel_name(target) { true } else { crate::proto::names::valid_nick(target, usize::MAX) };
+    let Some(key) = user_key(ctx.st, uid).filter(|_| valid) else {
+        super::identity::fail(ctx, "MARKREAD", "INVALID_TARGET", &[target], "Invalid target");
+        return Ok(());
+    };
+    let folded = ctx.st.cm.fold(target);
+    let ms = match msg.params.get(1) {
+        None => ctx.st.read_markers.get(&key, &folded),
+        Some(p) => {
+            let Some(ms) = p.strip_prefix("timestamp=").and_then(crate::clock::parse_iso_ms) else {
+                super::identity::fail(ctx, "MARKREAD", "INVALID_PARAMS", &[target, p], "Invalid timestamp");
+                return Ok(());
+            };
+            let kept = ctx.st.read_markers.raise(key.clone(), folded.clone(), ms);
+            if kept == ms {
+                set_elsewhere(ctx.st, ctx.out, ctx.conn, &key, &folded, target, ms);
+            }
+            Some(kept)
+        }
+    };
+    let line = marker_line(ctx.server(), target, ms);
+    ctx.send(&line);
+    Ok(())
+}
+
+/// `MARKREAD <target> timestamp=<time>`, or `*` when none is kept.
+pub fn marker_line(server: &str, target: &str, ms: Option<u64>) -> Vec<u8> {
+    let value = ms.map_or_else(|| "*".to_string(), |ms| format!("timestamp={}", crate::clock::format_iso_ms(ms)));
+    Line::new().source(server).verb("MARKREAD").param(target).param(&value).finish()
+}
+
+/// A raised marker: to the disk, to every other shard, and to this shard's other sessions.
+fn set_elsewhere(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    from: Conn,
+    key: &Folded,
+    target: &Folded,
+    name: &str,
+    ms: u64,
+) {
+    if let Some(sink) = &st.history.sink {
+        let _ = sink.send(DbOp::Marker(key.clone(), target.clone(), ms));
+    }
+    super::delivery::broadcast(st, out, || {
+        Env::Control(Control::ReadMarker { key: key.clone(), target: target.clone(), name: name.into(), ms })
+    });
+    tell_sessions(st, out, Some(from), key, name, ms);
+}
+
+/// Another shard raised a marker.
+pub fn on_marker(st: &mut ShardState, out: &mut dyn Outbox, key: Folded, target: Folded, name: &str, ms: u64) {
+    let kept = st.read_markers.raise(key.clone(), target, ms);
+    if kept == ms {
+        tell_sessions(st, out, None, &key, name, ms);
+    }
+}
+
+/// This shard's sessions of `key` with the capability (but `except`) hear the new marker. Only
+/// an account can have several sessions; a nick key has its one.
+fn tell_sessions(st: &mut ShardState, out: &mut dyn Outbox, except: Option<Conn>, key: &Folded, name: &str, ms: u64) {
+    if !key.as_str().starts_with("a:") {
+        return;
+    }
+    let conns: Vec<Conn> = st
+        .local
+        .iter()
+        .filter(|(uid, conn)| {
+            Some(**conn) != except
+                && st.clients.get(conn).is_some_and(|c| c.caps & bits::READ_MARKER != 0)
+                && user_key(st, **uid).as_ref() == Some(key)
+        })
+        .map(|(_, c)| *c)
+        .collect();
+    let line = marker_line(&st.cfg.server.name, name, Some(ms));
+    for conn in conns {
+        super::delivery::to_conn(st, out, conn, &line);
+    }
+}
+
+/// After a JOIN: the joiner's marker for the channel (before NAMES ends), with the capability.
+pub fn on_join(st: &ShardState, conn: Conn, chan_name: &str, chan: &Folded) -> Option<Vec<u8>> {
+    let c = st.clients.get(&conn)?;
+    if c.caps & bits::READ_MARKER == 0 {
+        return None;
+    }
+    let key = user_key(st, c.uid)?;
+    Some(marker_line(&st.cfg.server.name, chan_name, st.read_markers.get(&key, chan)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::CaseMapping;
+
+    #[test]
+    fn markers_only_increase() {
+        let cm = CaseMapping::Rfc1459;
+        let mut m = Markers::default();
+        let (k, t) = (cm.fold("a:acct"), cm.fold("#c"));
+        assert_eq!(m.get(&k, &t), None);
+        assert_eq!(m.raise(k.clone(), t.clone(), 50), 50);
+        assert_eq!(m.raise(k.clone(), t.clone(), 10), 50);
+        assert_eq!(m.raise(k.clone(), t.clone(), 70), 70);
+        assert_eq!(m.get(&k, &t), Some(70));
+    }
+}
