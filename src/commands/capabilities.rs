@@ -28,6 +28,7 @@ pub mod bits {
     pub const CHATHISTORY: u64 = 1 << 19;
     pub const EVENT_PLAYBACK: u64 = 1 << 20;
     pub const READ_MARKER: u64 = 1 << 21;
+    pub const REDACTION: u64 = 1 << 22;
 }
 
 /// What decides whether a capability is offered now, and its value: the config, whether the
@@ -63,6 +64,7 @@ pub static CAPS: &[CapDef] = &[
     offer("chghost", bits::CHGHOST),
     CapDef { name: "draft/chathistory", bit: bits::CHATHISTORY, value: Some(history_value), requestable: true },
     CapDef { name: "draft/event-playback", bit: bits::EVENT_PLAYBACK, value: Some(history_value), requestable: true },
+    CapDef { name: "draft/message-redaction", bit: bits::REDACTION, value: Some(history_value), requestable: true },
     offer("draft/read-marker", bits::READ_MARKER),
     offer("echo-message", bits::ECHO_MESSAGE),
     offer("extended-join", bits::EXTENDED_JOIN),

@@ -57,6 +57,10 @@ pub enum Request {
     /// To the shard that keeps a log (a channel's home, a user key's owner): CHATHISTORY of
     /// the sending shard's client `conn`.
     History { conn: Conn, ask: Box<super::history::Ask> },
+    /// To the shard that keeps a log: REDACT of the sending shard's client `conn`.
+    Redact { conn: Conn, ask: Box<super::redact::Ask> },
+    /// To a user key's owner: a redacted private message leaves the key's log.
+    HistoryRemove { key: Folded, msgid: Box<str> },
     /// To a user key's owner: keep this private message in the key's log.
     HistoryAdd { key: Folded, entry: Box<super::history::store::Entry> },
 }
@@ -120,6 +124,12 @@ pub enum Answer {
     Stats {
         conn: Conn,
         report: Box<crate::metrics::ShardReport>,
+    },
+    /// The keeper's verdict on a REDACT of the receiving shard's client.
+    Redacted {
+        conn: Conn,
+        ask: Box<super::redact::Ask>,
+        verdict: super::redact::Verdict,
     },
     /// What a log's keeper found for a CHATHISTORY of the receiving shard's client.
     History {

@@ -54,6 +54,8 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         }
         Request::NickTs { conn, claim } => link::s2s::on_nick_claim(st, out, from, conn, claim),
         Request::History { conn, ask } => super::history::on_request(st, out, from, conn, *ask),
+        Request::Redact { conn, ask } => super::redact::on_request(st, out, from, conn, *ask),
+        Request::HistoryRemove { key, msgid } => super::redact::on_remove(st, key, &msgid),
         Request::HistoryAdd { key, entry } => super::history::record::add_private(st, key, *entry),
     }
 }
@@ -75,6 +77,7 @@ fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, _from: usize, a: Answer,
             }
         }
         Answer::Stats { conn, report } => super::stats::on_report(st, out, conn, *report, now, unix),
+        Answer::Redacted { conn, ask, verdict } => super::redact::on_answer(st, out, conn, *ask, verdict, now, unix),
         Answer::History { conn, found } => super::history::on_answer(st, out, conn, *found, now, unix),
         Answer::OperChecked { conn, name, ok } => super::oper::oper::checked(st, out, conn, name, ok, now, unix),
         Answer::Looked { conn, ip, dns, host, ident } => {

@@ -28,6 +28,7 @@ pub mod ping;
 pub mod query;
 pub mod quit;
 pub mod read_marker;
+pub mod redact;
 pub mod registration;
 pub mod report;
 pub mod sasl;
@@ -163,6 +164,7 @@ pub static COMMANDS: &[Spec] = &[
     // history (history/*.rs)
     spec("CHATHISTORY", 1, When::Registered, history::chathistory),
     spec("MARKREAD", 0, When::Registered, read_marker::markread),
+    spec("REDACT", 2, When::Registered, redact::redact),
     // queries about users (query/*.rs)
     spec("WHO", 0, When::Registered, query::who::who),
     spec("WHOIS", 1, When::Registered, query::whois::whois).with_server(link::s2s::whois),

@@ -52,12 +52,16 @@ pub fn channel_message(st: &mut ShardState, msg: &ChanMsg) {
     if msg.min != Status::NONE || !st.cfg.history.enabled {
         return;
     }
+    let kind = kind_of(&msg.line.body);
+    // A REDACT shown to the channel is not a message of it.
+    if kind == Kind::Event {
+        return;
+    }
     let time = msg.line.meta.as_ref().map_or(0, |m| m.time_ms);
     if let Some(v) = st.channels.get_mut(&msg.chan) {
         v.last_message = v.last_message.max(time);
     }
     if is_home(st, &msg.chan) {
-        let kind = kind_of(&msg.line.body);
         add_channel(st, &msg.chan, Entry { line: msg.line.clone(), kind, peer: None });
     }
 }

@@ -114,11 +114,18 @@ impl Log {
         self.entries.is_empty()
     }
 
-    /// Removes the entry with this msgid (redaction); whether there was one.
-    pub fn remove(&mut self, msgid: &str) -> bool {
-        let Some(i) = self.entries.iter().position(|e| e.msgid() == Some(msgid)) else { return false };
-        self.entries.remove(i);
-        true
+    /// The entry with this msgid (in a user's log: of the conversation with `peer`).
+    pub fn find(&self, msgid: &str, peer: Option<&Folded>) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.msgid() == Some(msgid) && peer.is_none_or(|p| e.peer.as_ref().is_some_and(|x| x.is(p))))
+    }
+
+    /// Takes the entry with this msgid out (redaction).
+    pub fn take(&mut self, msgid: &str) -> Option<Entry> {
+        let i = self.entries.iter().rposition(|e| e.msgid() == Some(msgid))?;
+        self.entries.remove(i)
     }
 
     /// The entries a query selects, oldest first; `peer`: only those of one conversation.
@@ -340,7 +347,9 @@ mod tests {
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![1, 2, 3, 4]);
         assert_eq!(l.push(entry(5, Kind::Message), 10, 1000 + 30).len(), 2);
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 4, 5]);
-        assert!(l.remove("m4"));
+        assert!(l.find("m4", None).is_some());
+        assert_eq!(l.take("m4").map(|e| e.time_ms()), Some(1040));
+        assert!(l.take("m4").is_none());
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 5]);
     }
 

@@ -1,0 +1,216 @@
+//! REDACT (IRCv3 `draft/message-redaction`): `REDACT <target> <msgid> [:<reason>]`. Who may:
+//! the message's sender (the same user, or the same account), and in a channel its operators.
+//! The shard that keeps the log decides (it has the message, and for a channel, as its home,
+//! the authoritative member list), takes the message out of the log (and off the disk; for a
+//! private message out of both sides' logs), and answers; the redactor's shard then shows the
+//! REDACT to those with the capability — the channel's members, or the other side and the
+//! redactor.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::capabilities::bits;
+use super::delivery::{meta, reply, to_channel, to_user};
+use super::envelope::{Answer, ChanMsg, Env, Request};
+use super::history::codec::LogKey;
+use super::history::record::user_key;
+use super::history::store::DbOp;
+use super::history::Source;
+use super::outbox::{Conn, Outbox};
+use super::outgoing::Shared;
+use super::{CmdResult, Ctx};
+use crate::local::client::Wait;
+use crate::local::shard::ShardState;
+use crate::proto::names::is_channel_name;
+use crate::proto::{Folded, Line, Message};
+use crate::state::channel::Status;
+use crate::state::Uid;
+
+/// A redaction asked of the log's keeper.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub uid: Uid,
+    pub account: Option<Arc<str>>,
+    pub source: Source,
+    pub target: Arc<str>,
+    pub msgid: Box<str>,
+    pub reason: Option<Box<str>>,
+}
+
+/// The keeper's verdict: done (with the other side's nick, for a private message), or a FAIL
+/// code.
+#[derive(Debug)]
+pub enum Verdict {
+    Done { peer: Option<Arc<str>> },
+    Refused(&'static str),
+}
+
+pub fn redact(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let (target, msgid) = (msg.params[0], msg.params[1]);
+    let reason = msg.params.get(2).filter(|r| !r.is_empty()).map(|r| Box::from(*r));
+    let uid = ctx.me().uid;
+    let source = if is_channel_name(target) {
+        let folded = ctx.st.cm.fold(target);
+        ctx.st.channels.get(&folded).filter(|v| v.ch.status(&uid).is_some()).map(|_| Source::Channel(folded))
+    } else if crate::proto::names::valid_nick(target, usize::MAX) {
+        user_key(ctx.st, uid).map(|key| Source::User { key, peer: ctx.st.cm.fold(target) })
+    } else {
+        None
+    };
+    let Some(source) = source.filter(|_| ctx.st.cfg.history.enabled) else {
+        super::identity::fail(ctx, "REDACT", "INVALID_TARGET", &[target], "You cannot redact messages there");
+        return Ok(());
+    };
+    let account = ctx.st.directory.get(&uid).and_then(|u| u.account.clone());
+    let ask = Ask { uid, account, source, target: target.into(), msgid: msgid.into(), reason };
+    let keeper = match &ask.source {
+        Source::Channel(c) => c.owner(ctx.st.cores),
+        Source::User { key, .. } => key.owner(ctx.st.cores),
+    };
+    if keeper == ctx.st.me {
+        let verdict = decide(ctx.st, ctx.out, &ask);
+        let (conn, now) = (ctx.conn, ctx.now);
+        ctx.flush();
+        show(ctx.st, ctx.out, conn, ask, verdict, now);
+    } else {
+        let conn = ctx.conn;
+        ctx.out.to_shard(keeper, Env::Request(Request::Redact { conn, ask: Box::new(ask) }));
+        ctx.me_mut().wait = Some(Wait::Answer);
+    }
+    Ok(())
+}
+
+/// At the log's keeper: may the asker redact this message? If so it leaves the log(s).
+pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
+    let (log_key, peer) = match &ask.source {
+        Source::Channel(c) => (LogKey::Channel(c.clone()), None),
+        Source::User { key, peer } => (LogKey::User(key.clone()), Some(peer)),
+    };
+    let log = match &log_key {
+        LogKey::Channel(c) => st.history.channels.get(c),
+        LogKey::User(k) => st.history.users.get(k),
+    };
+    let Some(entry) = log.and_then(|l| l.find(&ask.msgid, peer)) else { return Verdict::Refused("UNKNOWN_MSGID") };
+    let meta = entry.line.meta.clone();
+    let own = meta.as_ref().is_some_and(|m| {
+        m.sender == Some(ask.uid) || (m.account.is_some() && m.account.as_deref() == ask.account.as_deref())
+    });
+    let op = match &ask.source {
+        Source::Channel(c) => st.homes.get(c).and_then(|ch| ch.status(&ask.uid)).is_some_and(|s| s.is_op()),
+        Source::User { .. } => false,
+    };
+    if !own && !op {
+        return Verdict::Refused("REDACT_FORBIDDEN");
+    }
+    let other = entry.peer.clone();
+    remove(st, log_key, &ask.msgid);
+    // A private message is in the other side's log too, under its key then.
+    let peer_nick = other.map(|p| {
+        let key = match &p.account {
+            Some(a) => st.cm.fold(&format!("a:{}", a.as_str())),
+            None => st.cm.fold(&format!("n:{}", p.nick)),
+        };
+        let owner = key.owner(st.cores);
+        if owner == st.me {
+            remove(st, LogKey::User(key), &ask.msgid);
+        } else {
+            out.to_shard(owner, Env::Request(Request::HistoryRemove { key, msgid: ask.msgid.clone() }));
+        }
+        p.nick.clone()
+    });
+    Verdict::Done { peer: peer_nick }
+}
+
+/// Takes an entry out of a log this shard keeps, and off the disk.
+pub fn remove(st: &mut ShardState, log: LogKey, msgid: &str) {
+    let logs = match &log {
+        LogKey::Channel(_) => &mut st.history.channels,
+        LogKey::User(_) => &mut st.history.users,
+    };
+    let Some(l) = logs.get_mut(log.name()) else { return };
+    if let Some(e) = l.take(msgid) {
+        if let Some(sink) = &st.history.sink {
+            let _ = sink.send(DbOp::Delete(log, e.time_ms(), msgid.into()));
+        }
+    }
+}
+
+/// A redaction request from another shard's client.
+pub fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, conn: Conn, ask: Ask) {
+    let verdict = decide(st, out, &ask);
+    out.to_shard(from, Env::Answer(Answer::Redacted { conn, ask: Box::new(ask), verdict }));
+}
+
+/// The verdict for a waiting client of this shard.
+pub fn on_answer(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    ask: Ask,
+    verdict: Verdict,
+    now: Instant,
+    unix: u64,
+) {
+    if let Some(c) = st.clients.get_mut(&conn) {
+        if c.wait == Some(Wait::Answer) {
+            c.wait = None;
+        }
+    }
+    show(st, out, conn, ask, verdict, now);
+    super::connection::resume(st, out, conn, now, unix);
+}
+
+/// The REDACT to those who should see it, or the FAIL to the redactor.
+fn show(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, ask: Ask, verdict: Verdict, now: Instant) {
+    let server = st.cfg.server.name.clone();
+    let peer = match verdict {
+        Verdict::Refused(code) => {
+            let mut l = Line::new().source(&server).verb("FAIL").param("REDACT").param(code).param(&ask.target);
+            if code != "INVALID_TARGET" {
+                l = l.param(&ask.msgid);
+            }
+            let text = if code == "UNKNOWN_MSGID" { "No such message" } else { "You may not redact that message" };
+            reply(st, out, conn, &l.trailing(text).finish());
+            return;
+        }
+        Verdict::Done { peer } => peer,
+    };
+    let Some(me) = st.directory.get(&ask.uid) else { return };
+    let mut l = Line::new().source(&me.mask()).verb("REDACT").param(&ask.target).param(&ask.msgid);
+    if let Some(r) = &ask.reason {
+        l = l.trailing(r);
+    }
+    let body: Arc<[u8]> = l.finish().into();
+    let line = Shared::with_meta(body, meta(st, &*out, Some(ask.uid), None));
+    match &ask.source {
+        Source::Channel(chan) => {
+            let msg = ChanMsg {
+                chan: chan.clone(),
+                line: line.clone(),
+                sender: ask.uid,
+                min: Status::NONE,
+                need: bits::REDACTION,
+                at: now,
+            };
+            to_channel(st, out, msg);
+        }
+        Source::User { .. } => {
+            if let Some(u) = peer.and_then(|p| st.directory.by_nick(&st.cm.fold(&p))).map(|u| u.uid) {
+                if u != ask.uid {
+                    to_user(st, out, u, &line, bits::REDACTION, now);
+                }
+            }
+        }
+    }
+    // The redactor sees it too (when it understands it), among its replies.
+    if st.clients.get(&conn).is_some_and(|c| c.caps & bits::REDACTION != 0) {
+        let mut buf = Vec::new();
+        line.render(st.clients[&conn].caps, &mut buf);
+        reply(st, out, conn, &buf);
+    }
+}
+
+/// A removal asked by the keeper of the other side's log.
+pub fn on_remove(st: &mut ShardState, key: Folded, msgid: &str) {
+    remove(st, LogKey::User(key), msgid);
+}
