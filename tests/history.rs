@@ -184,13 +184,15 @@ fn bad_queries_get_fail_replies() {
         let fail = a.expect_verb("FAIL");
         assert_eq!((fail.p(0), fail.p(1)), ("CHATHISTORY", code), "{q}: {}", fail.raw);
     }
-    // A labeled query nests the chathistory batch in the labeled-response one.
+    // A labeled query: the answer is one batch, the label on its opening line.
+    a.send("PRIVMSG bo :hi");
     a.send("@label=q1 CHATHISTORY LATEST bo * 10");
-    let outer = a.expect_verb("BATCH");
-    assert_eq!((outer.tag("label"), outer.p(1)), (Some("q1"), "labeled-response"), "{}", outer.raw);
-    let inner = a.expect_verb("BATCH");
-    assert_eq!(inner.p(1), "chathistory");
-    assert_eq!(inner.tag("batch"), Some(outer.p(0).trim_start_matches('+')));
+    let open = a.expect_verb("BATCH");
+    assert_eq!((open.tag("label"), open.p(1)), (Some("q1"), "chathistory"), "{}", open.raw);
+    let inner = a.expect_verb("PRIVMSG");
+    assert_eq!(inner.tag("batch"), Some(open.p(0).trim_start_matches('+')), "{}", inner.raw);
+    assert_eq!(inner.tag("label"), None);
+    assert_eq!(a.expect_verb("BATCH").p(0), format!("-{}", open.p(0).trim_start_matches('+')));
     a.sync();
 }
 

@@ -29,6 +29,7 @@ pub mod bits {
     pub const EVENT_PLAYBACK: u64 = 1 << 20;
     pub const READ_MARKER: u64 = 1 << 21;
     pub const REDACTION: u64 = 1 << 22;
+    pub const MULTILINE: u64 = 1 << 23;
 }
 
 /// What decides whether a capability is offered now, and its value: the config, whether the
@@ -64,6 +65,7 @@ pub static CAPS: &[CapDef] = &[
     offer("chghost", bits::CHGHOST),
     CapDef { name: "draft/chathistory", bit: bits::CHATHISTORY, value: Some(history_value), requestable: true },
     CapDef { name: "draft/event-playback", bit: bits::EVENT_PLAYBACK, value: Some(history_value), requestable: true },
+    CapDef { name: "draft/multiline", bit: bits::MULTILINE, value: Some(multiline_value), requestable: true },
     CapDef { name: "draft/message-redaction", bit: bits::REDACTION, value: Some(history_value), requestable: true },
     offer("draft/read-marker", bits::READ_MARKER),
     offer("echo-message", bits::ECHO_MESSAGE),
@@ -96,6 +98,15 @@ fn sts_value(o: &Offer<'_>) -> Option<String> {
 fn history_value(o: &Offer<'_>) -> Option<String> {
     o.cfg.history.enabled.then(String::new)
 }
+
+/// `draft/multiline`: its limits.
+fn multiline_value(_: &Offer<'_>) -> Option<String> {
+    Some(format!("max-bytes={},max-lines={}", MULTILINE_MAX_BYTES, MULTILINE_MAX_LINES))
+}
+
+/// A multiline message's limits: its lines' text together, and its lines.
+pub const MULTILINE_MAX_BYTES: usize = 4096;
+pub const MULTILINE_MAX_LINES: usize = 100;
 
 /// `sasl`: the mechanisms of the services server that announced them (`ENCAP * MECHLIST`);
 /// not offered while none is linked.

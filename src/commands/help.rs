@@ -8,6 +8,7 @@ const TOPICS: &[(&str, &str)] = &[
     ("ADMIN", "ADMIN [<server>] — who runs this server"),
     ("AUTHENTICATE", "AUTHENTICATE <mechanism> | <base64> | * — log in with SASL before registering (needs the sasl capability; services check it)"),
     ("AWAY", "AWAY [:<message>] — mark yourself away (no message: back)"),
+    ("BATCH", "BATCH +<id> draft/multiline <target> … BATCH -<id> — send the PRIVMSG or NOTICE lines tagged batch=<id> in between as one message (IRCv3 draft/multiline)"),
     ("CAP", "CAP LS [302] | LIST | REQ :<caps> | END — IRCv3 capability negotiation"),
     ("CAPAB", "CAPAB :<tokens> — a linking server's capabilities (TS6)"),
     ("CHATHISTORY", "CHATHISTORY LATEST|BEFORE|AFTER|AROUND <target> <*|msgid=|timestamp=> <limit> | BETWEEN <target> <ref> <ref> <limit> | TARGETS <timestamp=> <timestamp=> <limit> — replay a channel's or a conversation's history (IRCv3 draft/chathistory)"),

@@ -9,7 +9,7 @@ use super::capabilities::bits;
 use super::channel::speak::may_speak;
 use super::delivery::{meta, reply, to_channel, to_user};
 use super::envelope::ChanMsg;
-use super::outgoing::Shared;
+use super::outgoing::{Multi, Shared};
 use super::{CmdResult, Ctx};
 use crate::err;
 use crate::proto::framer::MAX_TAGS;
@@ -59,6 +59,10 @@ pub fn keep_client_tags(raw: &str) -> Result<Option<Box<str>>, ()> {
 }
 
 fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
+    // A line of a draft/multiline batch is gathered, not sent.
+    if ctx.me().caps & bits::MULTILINE != 0 && super::multiline::take_line(ctx, msg, verb) {
+        return Ok(());
+    }
     let quiet = verb != "PRIVMSG"; // NOTICE and TAGMSG are never answered with errors
     let tagmsg = verb == "TAGMSG";
     let Some(targets) = msg.param(0).filter(|t| !t.is_empty()) else {
@@ -74,8 +78,40 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
     if tagmsg && tags.is_none() {
         return Ok(());
     }
+    send_to(ctx, verb, targets, Content::Line(text), tags)
+}
+
+/// A closed draft/multiline batch: one message of several lines, to its target.
+pub fn send_multiline(
+    ctx: &mut Ctx<'_>,
+    verb: &str,
+    target: &str,
+    lines: Vec<(Box<str>, bool)>,
+    tags: Option<Box<str>>,
+) -> CmdResult {
+    send_to(ctx, verb, target, Content::Lines(lines), tags)
+}
+
+/// What a message says: one line (none for TAGMSG), or a multiline message's lines.
+enum Content<'a> {
+    Line(Option<&'a str>),
+    Lines(Vec<(Box<str>, bool)>),
+}
+
+impl Content<'_> {
+    /// Each line's text, for the channel's checks (+C, +c).
+    fn texts(&self) -> Vec<Option<&str>> {
+        match self {
+            Content::Line(t) => vec![*t],
+            Content::Lines(l) => l.iter().filter(|(t, _)| !t.is_empty()).map(|(t, _)| Some(&**t)).collect(),
+        }
+    }
+}
+
+fn send_to(ctx: &mut Ctx<'_>, verb: &str, targets: &str, content: Content<'_>, tags: Option<Box<str>>) -> CmdResult {
+    let quiet = verb != "PRIVMSG";
     // TAGMSG only reaches those who understand tags.
-    let need = if tagmsg { bits::MESSAGE_TAGS } else { 0 };
+    let need = if verb == "TAGMSG" { bits::MESSAGE_TAGS } else { 0 };
     let uid = ctx.me().uid;
     let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
     let mask = me.mask();
@@ -95,17 +131,36 @@ fn send_message(ctx: &mut Ctx<'_>, msg: &Message<'_>, verb: &str) -> CmdResult {
             _ => (Status::NONE, target),
         };
         let build = |ctx: &mut Ctx<'_>, to: &str| {
-            let mut l = Line::new().source(&mask).verb(verb).param(to);
-            if let Some(t) = text {
-                l = l.trailing(t);
+            let meta = meta(ctx.st, &*ctx.out, Some(uid), tags.clone());
+            match &content {
+                Content::Line(text) => {
+                    let mut l = Line::new().source(&mask).verb(verb).param(to);
+                    if let Some(t) = text {
+                        l = l.trailing(t);
+                    }
+                    Shared::with_meta(l.finish().into(), meta)
+                }
+                Content::Lines(lines) => {
+                    let multi = Multi {
+                        source: mask.as_str().into(),
+                        verb: verb.into(),
+                        target: to.into(),
+                        lines: lines.clone(),
+                    };
+                    let mut line = Shared::with_meta(multi.fallback().into(), meta);
+                    line.multi = Some(Arc::new(multi));
+                    line
+                }
             }
-            let body: Arc<[u8]> = l.finish().into();
-            Shared::with_meta(body, meta(ctx.st, &*ctx.out, Some(uid), tags.clone()))
         };
         if is_channel_name(chan_name) {
             let folded = ctx.st.cm.fold(chan_name);
             let refused = match (ctx.st.channels.get(&folded), ctx.st.directory.get(&uid)) {
-                (Some(view), Some(me)) => may_speak(ctx.st.cm, &view.ch, me, text).err().map(|r| r.reply(chan_name)),
+                (Some(view), Some(me)) => content
+                    .texts()
+                    .into_iter()
+                    .find_map(|t| may_speak(ctx.st.cm, &view.ch, me, t).err())
+                    .map(|r| r.reply(chan_name)),
                 (Some(_), None) => continue,
                 (None, _) => Some(err!(ERR_NOSUCHCHANNEL, chan_name)),
             };

@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod info;
 pub mod link;
 pub mod message;
+pub mod multiline;
 pub mod oper;
 pub mod outbox;
 pub mod outgoing;
@@ -160,6 +161,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
     spec("NOTICE", 0, When::Registered, message::notice).with_server(link::s2s::message),
     spec("TAGMSG", 1, When::Registered, message::tagmsg).with_server(link::s2s::message),
+    spec("BATCH", 1, When::Registered, multiline::batch),
     spec("SETNAME", 1, When::Registered, identity::setname),
     // history (history/*.rs)
     spec("CHATHISTORY", 1, When::Registered, history::chathistory),

@@ -151,6 +151,8 @@ pub struct Rare {
     /// The label of the running command (labeled-response), and the replies held for it.
     pub label: Option<String>,
     pub labeled: Vec<u8>,
+    /// A multiline message being gathered (`BATCH +id draft/multiline`).
+    pub multiline: Option<Box<crate::commands::multiline::Gathering>>,
 
     // Leaving.
     /// The socket is gone; the user's departure waits for a channel request in flight.
@@ -188,6 +190,7 @@ impl Rare {
         rest: None,
         label: None,
         labeled: Vec::new(),
+        multiline: None,
         departing: None,
         farewell: None,
         oper: None,
@@ -212,6 +215,7 @@ impl Rare {
             rest,
             label,
             labeled,
+            multiline,
             departing,
             farewell,
             oper,
@@ -230,6 +234,7 @@ impl Rare {
             && chan_queue.is_empty()
             && rest.is_none()
             && label.is_none()
+            && multiline.is_none()
             && labeled.is_empty()
             && departing.is_none()
             && farewell.is_none()

@@ -6,7 +6,7 @@
 mod reply;
 mod route;
 
-pub use reply::{add_tag, deliver, finish_label, labels, reply};
+pub use reply::{add_tag, deliver, finish_label, has_batch_tag, labels, reply};
 pub use route::{broadcast, channel_here, route, to_channel, to_invitee, to_user, Route};
 
 use std::sync::Arc;
@@ -57,8 +57,9 @@ pub fn to_conns_shared(st: &mut ShardState, out: &mut dyn Outbox, conns: &[Conn]
         }
         let bytes = variants.get(line, c.caps);
         sent += 1;
-        // A shared line is one line.
-        if let Some(queued) = send_or_hold(out, c, conn, bytes, 1) {
+        // A shared line is one line (a multiline message's are counted).
+        let lines = if line.multi.is_some() { 0 } else { 1 };
+        if let Some(queued) = send_or_hold(out, c, conn, bytes, lines) {
             if queued > st.cfg.classes[c.class].sendq && !c.closing {
                 c.closing = true;
                 st.to_close.push((conn, "SendQ exceeded".into(), true));

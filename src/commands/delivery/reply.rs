@@ -55,6 +55,14 @@ pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
     let label_tag = String::from_utf8_lossy(&escaped).into_owned();
     let mut buf = Vec::with_capacity(body.len() + 128);
     match lines.len() {
+        // The answer is one batch (a chathistory or multiline batch): the label goes on its
+        // opening line (labeled-response), no batch around it.
+        n if n >= 2 && one_batch(&lines) => {
+            add_tag(&mut buf, lines[0], &format!("label={label_tag}"));
+            for l in &lines[1..] {
+                buf.extend_from_slice(l);
+            }
+        }
         0 => buf.extend_from_slice(&Line::new().tag("label", Some(&label)).source(&server).verb("ACK").finish()),
         1 => add_tag(&mut buf, lines[0], &format!("label={label_tag}")),
         _ => {
@@ -84,8 +92,30 @@ pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
     to_conn(st, out, conn, &buf);
 }
 
+/// Whether these lines are exactly one batch: `BATCH +id`, lines of it, `BATCH -id`.
+fn one_batch(lines: &[&[u8]]) -> bool {
+    let verb_and_ref = |l: &[u8]| -> Option<(Vec<u8>, Vec<u8>)> {
+        let mut words = l.split(|&b| b == b' ').filter(|w| !w.starts_with(b"@") && !w.starts_with(b":"));
+        Some((words.next()?.to_vec(), words.next()?.to_vec()))
+    };
+    let (Some((v1, open)), Some((v2, close))) = (verb_and_ref(lines[0]), verb_and_ref(lines[lines.len() - 1])) else {
+        return false;
+    };
+    let trim = |r: &[u8]| r.strip_suffix(b"\r\n").unwrap_or(r).to_vec();
+    let (open, close) = (trim(&open), trim(&close));
+    if v1 != b"BATCH" || v2 != b"BATCH" || !open.starts_with(b"+") || close.get(1..) != open.get(1..) {
+        return false;
+    }
+    let tag = [b"batch=".as_slice(), &open[1..]].concat();
+    lines[1..lines.len() - 1].iter().all(|l| {
+        let Some(rest) = l.strip_prefix(b"@") else { return false };
+        let tags = rest.split(|&b| b == b' ').next().unwrap_or_default();
+        tags.split(|&b| b == b';').any(|t| t == tag.as_slice())
+    })
+}
+
 /// Whether a line's tags include `batch`.
-fn has_batch_tag(line: &[u8]) -> bool {
+pub fn has_batch_tag(line: &[u8]) -> bool {
     let Some(rest) = line.strip_prefix(b"@") else { return false };
     let tags = rest.split(|&b| b == b' ').next().unwrap_or_default();
     tags.split(|&b| b == b';').any(|t| t == b"batch" || t.starts_with(b"batch="))

@@ -232,9 +232,18 @@ fn render(st: &mut ShardState, conn: Conn, found: Found) -> Vec<u8> {
             for e in entries {
                 line.clear();
                 e.line.render(caps, &mut line);
-                match &id {
-                    Some(id) => super::delivery::add_tag(&mut buf, &line, &format!("batch={id}")),
-                    None => buf.extend_from_slice(&line),
+                let Some(id) = &id else {
+                    buf.extend_from_slice(&line);
+                    continue;
+                };
+                // A multiline message is a batch of its own inside this one: only its opening
+                // line carries this batch's tag.
+                for l in line.split_inclusive(|&b| b == b'\n') {
+                    if super::delivery::has_batch_tag(l) {
+                        buf.extend_from_slice(l);
+                    } else {
+                        super::delivery::add_tag(&mut buf, l, &format!("batch={id}"));
+                    }
                 }
             }
         }

@@ -140,7 +140,19 @@ fn link_tags<'l>(st: &ShardState, conn: crate::commands::outbox::Conn, line: &'l
 /// bytes as `Line::finish` cuts, with the client-only `tags` in front for a peer that takes
 /// them. The line is not parsed again: only its first three words change. None for any other
 /// verb, and for a TAGMSG without tags to carry.
+///
+/// A multiline message's body is several such lines (draft/multiline, as clients without it
+/// see it): each is converted, so a peer gets them as separate messages.
 pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>, tags: Option<&str>) -> Option<Vec<u8>> {
+    let mut lines = body.split_inclusive(|&b| b == b'\n');
+    let mut wire = ts6_line(lines.next()?, source, target, tags)?;
+    for l in lines {
+        wire.extend_from_slice(&ts6_line(l, source, target, tags)?);
+    }
+    Some(wire)
+}
+
+fn ts6_line(body: &[u8], source: &str, target: Option<&str>, tags: Option<&str>) -> Option<Vec<u8>> {
     let rest = body.strip_prefix(b":")?;
     fn word(s: &[u8]) -> Option<(usize, &[u8])> {
         memchr::memchr(b' ', s).map(|i| (i, &s[i + 1..]))
