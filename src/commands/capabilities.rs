@@ -30,6 +30,7 @@ pub mod bits {
     pub const READ_MARKER: u64 = 1 << 21;
     pub const REDACTION: u64 = 1 << 22;
     pub const MULTILINE: u64 = 1 << 23;
+    pub const METADATA: u64 = 1 << 24;
 }
 
 /// What decides whether a capability is offered now, and its value: the config, whether the
@@ -65,6 +66,7 @@ pub static CAPS: &[CapDef] = &[
     offer("chghost", bits::CHGHOST),
     CapDef { name: "draft/chathistory", bit: bits::CHATHISTORY, value: Some(history_value), requestable: true },
     CapDef { name: "draft/event-playback", bit: bits::EVENT_PLAYBACK, value: Some(history_value), requestable: true },
+    CapDef { name: METADATA_CAP, bit: bits::METADATA, value: Some(metadata_value), requestable: true },
     CapDef { name: "draft/multiline", bit: bits::MULTILINE, value: Some(multiline_value), requestable: true },
     CapDef { name: "draft/message-redaction", bit: bits::REDACTION, value: Some(history_value), requestable: true },
     offer("draft/read-marker", bits::READ_MARKER),
@@ -97,6 +99,15 @@ fn sts_value(o: &Offer<'_>) -> Option<String> {
 /// `draft/chathistory` and `draft/event-playback`: offered while history is kept.
 fn history_value(o: &Offer<'_>) -> Option<String> {
     o.cfg.history.enabled.then(String::new)
+}
+
+/// The draft metadata capability, under the name irctest and Ergo use.
+pub const METADATA_CAP: &str = "draft/metadata-3";
+
+/// The metadata capability: its limits.
+fn metadata_value(_: &Offer<'_>) -> Option<String> {
+    use super::metadata::{MAX_KEYS, MAX_SUBS, MAX_VALUE_BYTES};
+    Some(format!("max-subs={MAX_SUBS},max-keys={MAX_KEYS},max-value-bytes={MAX_VALUE_BYTES}"))
 }
 
 /// `draft/multiline`: its limits.

@@ -196,6 +196,12 @@ pub enum Ordered {
         away: Option<Arc<str>>,
         ack: Option<Conn>,
     },
+    /// A user's metadata key set (`Some`) or removed.
+    UserMetadata {
+        uid: Uid,
+        key: Box<str>,
+        value: Option<Box<str>>,
+    },
     /// A user's new realname (SETNAME).
     UserRealname {
         uid: Uid,

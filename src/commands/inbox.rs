@@ -193,6 +193,9 @@ pub fn stream_event(
                 out.to_shard(from, Answer::Applied { conn }.into());
             }
         }
+        Ordered::UserMetadata { uid, key, value } => {
+            super::metadata::user_changed(st, out, uid, &key, value.as_deref())
+        }
         Ordered::UserAway { uid, away, ack } => {
             link::relay::away(st, out, uid, away.as_deref());
             if let Some(u) = st.directory.get_mut(&uid) {

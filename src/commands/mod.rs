@@ -21,6 +21,7 @@ pub mod inbox;
 pub mod info;
 pub mod link;
 pub mod message;
+pub mod metadata;
 pub mod multiline;
 pub mod oper;
 pub mod outbox;
@@ -163,6 +164,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("TAGMSG", 1, When::Registered, message::tagmsg).with_server(link::s2s::message),
     spec("BATCH", 1, When::Registered, multiline::batch),
     spec("SETNAME", 1, When::Registered, identity::setname),
+    spec("METADATA", 2, When::Registered, metadata::metadata),
     // history (history/*.rs)
     spec("CHATHISTORY", 1, When::Registered, history::chathistory),
     spec("MARKREAD", 0, When::Registered, read_marker::markread),

@@ -221,6 +221,7 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         location: Location::local(ctx.st.me),
         signon: me.signon,
         channels: Vec::new(),
+        metadata: None,
     };
     let uid = user.uid;
     log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);

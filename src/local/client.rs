@@ -153,6 +153,8 @@ pub struct Rare {
     pub labeled: Vec<u8>,
     /// A multiline message being gathered (`BATCH +id draft/multiline`).
     pub multiline: Option<Box<crate::commands::multiline::Gathering>>,
+    /// The metadata keys this connection subscribed to (METADATA * SUB).
+    pub subs: Vec<Box<str>>,
 
     // Leaving.
     /// The socket is gone; the user's departure waits for a channel request in flight.
@@ -191,6 +193,7 @@ impl Rare {
         label: None,
         labeled: Vec::new(),
         multiline: None,
+        subs: Vec::new(),
         departing: None,
         farewell: None,
         oper: None,
@@ -216,6 +219,7 @@ impl Rare {
             label,
             labeled,
             multiline,
+            subs,
             departing,
             farewell,
             oper,
@@ -235,6 +239,7 @@ impl Rare {
             && rest.is_none()
             && label.is_none()
             && multiline.is_none()
+            && subs.is_empty()
             && labeled.is_empty()
             && departing.is_none()
             && farewell.is_none()

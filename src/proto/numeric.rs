@@ -220,6 +220,12 @@ numerics! {
     RPL_ENDOFMONLIST      = "733", "IRCv3 MONITOR", "End of MONITOR list";
     ERR_MONLISTFULL       = "734", "IRCv3 MONITOR", "Monitor list is full";
     ERR_MLOCKRESTRICTED   = "742", "Solanum",       "MODE cannot be set due to channel having an active MLOCK restriction policy";
+    RPL_WHOISKEYVALUE     = "760", "IRCv3 metadata";
+    RPL_KEYVALUE          = "761", "IRCv3 metadata";
+    RPL_KEYNOTSET         = "766", "IRCv3 metadata", "key not set";
+    RPL_METADATASUBOK     = "770", "IRCv3 metadata";
+    RPL_METADATAUNSUBOK   = "771", "IRCv3 metadata";
+    RPL_METADATASUBS      = "772", "IRCv3 metadata";
     RPL_LOGGEDIN          = "900", "IRCv3 SASL";
     RPL_LOGGEDOUT         = "901", "IRCv3 SASL",    "You are now logged out";
     ERR_NICKLOCKED        = "902", "IRCv3 SASL",    "You must use a nick assigned to you";

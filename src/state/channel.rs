@@ -188,6 +188,8 @@ pub enum Mutation {
     Topic(Option<Topic>),
     /// Services lock (or unlock, `None`) mode letters (TS6 `MLOCK`); nobody is shown it.
     Mlock(Option<Arc<str>>),
+    /// IRCv3 metadata keys set (`Some`) or removed.
+    Metadata(Vec<(Box<str>, Option<Box<str>>)>),
     /// Users of another server join at once (a TS6 `SJOIN`, or `JOIN` with a TS), as the home
     /// decided by the channel TS rules: `ts` is the channel's new TS when theirs was lower (or
     /// the channel is new), `modes` what changes first (our statuses, lists and modes cleared
@@ -216,6 +218,8 @@ pub struct Channel {
     pub key: Option<Arc<str>>,
     pub limit: Option<u32>,
     pub topic: Option<Topic>,
+    /// IRCv3 metadata (draft/metadata), set by operators.
+    pub metadata: super::Metadata,
     pub bans: Vec<ListEntry>,
     pub excepts: Vec<ListEntry>,
     pub invex: Vec<ListEntry>,
@@ -247,6 +251,7 @@ impl Channel {
             per_shard: smallvec::smallvec![0; shards],
             per_server: SmallVec::new(),
             mlock: None,
+            metadata: None,
         }
     }
 
@@ -355,6 +360,11 @@ impl Channel {
             }
             Mutation::Topic(t) => self.topic = t.clone(),
             Mutation::Mlock(m) => self.mlock = m.clone(),
+            Mutation::Metadata(changes) => {
+                for (key, value) in changes {
+                    super::set_metadata(&mut self.metadata, key, value.as_deref());
+                }
+            }
             Mutation::Burst { ts, modes, clear_topic, joins } => {
                 if let Some(ts) = ts {
                     self.created = *ts;

@@ -143,6 +143,7 @@ mod tests {
             location: crate::state::Location::local(0),
             signon: 0,
             channels: Vec::new(),
+            metadata: None,
         }
     }
 

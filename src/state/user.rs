@@ -78,6 +78,8 @@ pub struct User {
     pub signon: u64,
     /// Channels the user is in, as this shard's views say (kept by each shard itself).
     pub channels: Vec<Folded>,
+    /// IRCv3 metadata (draft/metadata).
+    pub metadata: super::Metadata,
 }
 
 impl User {

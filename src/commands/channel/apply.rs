@@ -277,6 +277,9 @@ fn apply_change(
     if !alive {
         st.channels.remove(chan);
     }
+    if let Mutation::Metadata(changes) = mutation {
+        crate::commands::metadata::channel_changed(st, out, chan, changes, skip);
+    }
     if !show_first {
         let targets: Vec<Conn> =
             st.channels.get(chan).map(|v| v.local.iter().map(|(_, c)| *c).collect()).unwrap_or_default();

@@ -80,6 +80,11 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
                 None => Err(Vec::new()),
             }
         }
+        ChanRequest::Metadata { name, changes, answer, .. } => match st.homes.get(&folded) {
+            None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
+            Some(ch) => crate::commands::metadata::decide(ch, uid, changes, answer)
+                .map(|(m, line, notes)| (ch.name.clone(), m, line, notes)),
+        },
         ChanRequest::Mode { name, mask, changes } => match st.homes.get(&folded) {
             None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
             Some(ch) => {

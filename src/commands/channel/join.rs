@@ -153,6 +153,9 @@ pub fn after_join(
         ctx.send(&line);
     }
     names::send_names(&mut ctx, chan);
+    // Metadata the joiner subscribed to, of the channel and its members.
+    let metadata = crate::commands::metadata::on_join(ctx.st, conn, chan);
+    ctx.send(&metadata);
     let lines = ctx.st.reply.clone();
     ctx.st.reply.clear();
     lines

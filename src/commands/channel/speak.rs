@@ -123,6 +123,7 @@ mod tests {
             location: Location::local(0),
             signon: 0,
             channels: Vec::new(),
+            metadata: None,
         }
     }
 

@@ -71,6 +71,7 @@ fn describe(ev: &Sequenced) -> String {
                 Mutation::Modes(_) => "mode",
                 Mutation::Topic(_) => "topic",
                 Mutation::Mlock(_) => "mlock",
+                Mutation::Metadata(_) => "metadata",
                 Mutation::Burst { .. } => "burst",
             };
             format!("{kind} of {actor} on {name}")

@@ -49,6 +49,14 @@ pub enum ChanRequest {
         mask: Arc<str>,
         changes: Vec<mode::Requested>,
     },
+    /// IRCv3 metadata keys set or removed by an operator; `answer`: the setter is told each
+    /// key's value (SET), else it was answered already (CLEAR).
+    Metadata {
+        name: Arc<str>,
+        mask: Arc<str>,
+        changes: Vec<(Box<str>, Option<Box<str>>)>,
+        answer: bool,
+    },
     /// A change a server link brought: decided by the TS rules, not by a user's rights.
     Remote(Box<remote::RemoteChan>),
 }
@@ -60,7 +68,8 @@ impl ChanRequest {
             | ChanRequest::Part { name, .. }
             | ChanRequest::Kick { name, .. }
             | ChanRequest::Topic { name, .. }
-            | ChanRequest::Mode { name, .. } => name,
+            | ChanRequest::Mode { name, .. }
+            | ChanRequest::Metadata { name, .. } => name,
             ChanRequest::Remote(r) => r.name(),
         }
     }

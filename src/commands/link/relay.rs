@@ -265,7 +265,8 @@ pub fn chan_change(
         Mutation::Topic(t) => {
             Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
         }
-        Mutation::Mlock(_) => return,
+        // TS6 has no channel metadata: it stays on this server.
+        Mutation::Mlock(_) | Mutation::Metadata(_) => return,
         Mutation::Burst { joins, .. } => {
             let Some(v) = view else { return };
             let (modes, params) = v.ch.mode_string(true);

@@ -279,6 +279,7 @@ pub fn uid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         location: Location::Link(ctx.st.me as u16),
         signon: u.ts,
         channels: Vec::new(),
+        metadata: None,
     };
     let mut c = NickTsClaim {
         nick: user.folded.clone(),

@@ -103,7 +103,9 @@ pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, n
         let idle = now.duration_since(c.last_spoke).as_secs().to_string();
         add(Numeric::RPL_WHOISIDLE, &[&nick, &idle, &c.signon.to_string()]);
     }
-    add(Numeric::RPL_ENDOFWHOIS, &[&nick]);
+    let metadata = crate::commands::metadata::whois_lines(st, server, asker_nick, target);
+    out.extend(metadata);
+    out.extend_from_slice(&numeric_line(server, asker_nick, Numeric::RPL_ENDOFWHOIS, &[&nick]));
     out
 }
 

@@ -1,0 +1,147 @@
+//! Metadata (IRCv3 draft metadata) against the real binary at `--cores 2`: user keys read
+//! from either shard, channel keys set by operators through the channel's home, and
+//! subscribers on the other shard told of changes and shown the keys when they join.
+
+mod common;
+
+use common::{Client, Msg, Server};
+
+const CAPS: &str = "draft/metadata-3 batch";
+
+/// The lines of a `metadata` batch (the reply to one command).
+fn batch(c: &mut Client, line: &str) -> Vec<Msg> {
+    c.send(line);
+    let open = c.expect("BATCH or FAIL", |m| m.verb == "BATCH" || m.verb == "FAIL");
+    assert_eq!((open.verb.as_str(), open.p(1)), ("BATCH", "metadata"), "{line}: {}", open.raw);
+    let mut lines = c.collect_until("BATCH");
+    lines.pop();
+    lines
+}
+
+fn fail(c: &mut Client, line: &str) -> Msg {
+    c.send(line);
+    let m = c.expect("FAIL", |m| m.verb == "FAIL" || m.verb == "761" || m.verb == "BATCH");
+    assert_eq!((m.verb.as_str(), m.p(0)), ("FAIL", "METADATA"), "{line}: {}", m.raw);
+    m
+}
+
+fn join(cs: &mut [&mut Client], chan: &str) {
+    for c in cs.iter_mut() {
+        c.send(&format!("JOIN {chan}"));
+        c.expect_verb("366");
+    }
+    for c in cs.iter_mut() {
+        c.sync();
+    }
+}
+
+#[test]
+fn user_metadata_is_read_from_both_shards_and_told_to_subscribers() {
+    let srv = Server::start();
+    let mut foo = srv.client_on_shard_caps("foo", CAPS, 0);
+    let mut bar = srv.client_on_shard_caps("bar", CAPS, 1);
+    bar.send("METADATA * SUB display-name avatar");
+    let ok = bar.expect_verb("770");
+    assert_eq!(ok.params[1..], ["display-name", "avatar"]);
+    // Not sharing a channel: nothing told.
+    foo.send("METADATA * SET display-name :Foo The First");
+    let m = foo.expect_verb("761");
+    assert_eq!(m.params, ["foo", "foo", "display-name", "*", "Foo The First"]);
+    bar.expect_silence(std::time::Duration::from_millis(200));
+    // Joining, the subscriber is shown what it subscribed to.
+    foo.send("JOIN #md");
+    foo.expect_verb("366");
+    bar.send("JOIN #md");
+    let lines = bar.collect_until("366");
+    let mut rest = bar.sync();
+    rest.extend(lines);
+    let kv: Vec<&Msg> = rest.iter().filter(|m| m.verb == "761").collect();
+    assert_eq!(kv.len(), 1, "{rest:?}");
+    assert_eq!(kv[0].params[1..], ["foo", "display-name", "*", "Foo The First"]);
+    foo.sync();
+    // A change is told; GET from the other shard sees it.
+    foo.send("METADATA * SET display-name :Foo The Second");
+    foo.expect_verb("761");
+    assert_eq!(bar.expect_verb("761").last(), "Foo The Second");
+    let got = batch(&mut bar, "METADATA foo GET display-name avatar");
+    assert_eq!(got.iter().map(|m| m.verb.as_str()).collect::<Vec<_>>(), ["761", "766"]);
+    assert_eq!(got[0].last(), "Foo The Second");
+    // WHOIS shows it.
+    bar.send("WHOIS foo");
+    let whois = bar.collect_until("318");
+    let kv: Vec<&Msg> = whois.iter().filter(|m| m.verb == "760").collect();
+    assert_eq!(kv.len(), 1);
+    assert_eq!(kv[0].params[1..], ["foo", "display-name", "*", "Foo The Second"]);
+    // Another user's keys are not ours to change.
+    let m = fail(&mut bar, "METADATA foo SET display-name :Not Foo");
+    assert_eq!(m.params[1..4], ["KEY_NO_PERMISSION", "foo", "display-name"]);
+    let m = fail(&mut bar, "METADATA foo CLEAR");
+    assert_eq!(m.params[1..4], ["KEY_NO_PERMISSION", "foo", "*"]);
+    // Unset: told as 766; CLEAR answers a batch of what it removed.
+    foo.send("METADATA * SET display-name");
+    assert_eq!(foo.expect_verb("766").p(2), "display-name");
+    assert_eq!(bar.expect_verb("766").p(2), "display-name");
+    foo.send("METADATA * SET avatar :https://example.com/a.png");
+    foo.expect_verb("761");
+    bar.expect_verb("761");
+    let cleared = batch(&mut foo, "METADATA * CLEAR");
+    assert_eq!(cleared.iter().map(|m| (m.verb.as_str(), m.p(2))).collect::<Vec<_>>(), [("766", "avatar")]);
+    assert!(batch(&mut bar, "METADATA foo LIST").is_empty());
+    // Bad keys, values and targets.
+    assert_eq!(fail(&mut foo, "METADATA * SET Bad-Key :x").p(1), "KEY_INVALID");
+    assert_eq!(fail(&mut foo, &format!("METADATA * SET k :{}", "v".repeat(301))).p(1), "VALUE_INVALID");
+    assert_eq!(fail(&mut foo, "METADATA nobody LIST").params[1..3], ["INVALID_TARGET", "nobody"]);
+}
+
+#[test]
+fn channel_metadata_is_set_by_operators_and_told_on_both_shards() {
+    let srv = Server::start();
+    let mut op = srv.client_on_shard_caps("op", CAPS, 0);
+    let mut member = srv.client_on_shard_caps("member", CAPS, 1);
+    let mut later = srv.client_on_shard_caps("later", CAPS, 1);
+    member.send("METADATA * SUB display-name");
+    member.expect_verb("770");
+    later.send("METADATA * SUB display-name");
+    later.expect_verb("770");
+    // Channel names with both homes.
+    for chan in ["#mc1", "#mc2", "#mc3"] {
+        join(&mut [&mut op, &mut member], chan);
+        let m = fail(&mut member, &format!("METADATA {chan} SET display-name :Mine"));
+        assert_eq!(m.params[1..4], ["KEY_NO_PERMISSION", chan, "display-name"]);
+        op.send(&format!("METADATA {chan} SET display-name :Hash Channel"));
+        let m = op.expect_verb("761");
+        assert_eq!(m.params, ["op", chan, "display-name", "*", "Hash Channel"]);
+        let told = member.expect_verb("761");
+        assert_eq!(told.params[1..], [chan, "display-name", "*", "Hash Channel"]);
+        op.send(&format!("METADATA {chan} SET avatar :https://example.com/c.png"));
+        op.expect_verb("761");
+        let list = batch(&mut member, &format!("METADATA {chan} LIST"));
+        assert_eq!(
+            list.iter().map(|m| (m.p(2), m.last())).collect::<Vec<_>>(),
+            [("avatar", "https://example.com/c.png"), ("display-name", "Hash Channel")]
+        );
+        // Joining later: shown the channel's subscribed key.
+        later.send(&format!("JOIN {chan}"));
+        let mut lines = later.collect_until("366");
+        lines.extend(later.sync());
+        let kv: Vec<(&str, &str)> = lines.iter().filter(|m| m.verb == "761").map(|m| (m.p(1), m.last())).collect();
+        assert_eq!(kv, [(chan, "Hash Channel")]);
+        // CLEAR by the op: a batch of 766s; the members told.
+        let cleared = batch(&mut op, &format!("METADATA {chan} CLEAR"));
+        let mut keys: Vec<&str> = cleared.iter().map(|m| m.p(2)).collect();
+        keys.sort();
+        assert_eq!(keys, ["avatar", "display-name"]);
+        assert_eq!(member.expect_verb("766").p(2), "display-name");
+        assert_eq!(later.expect_verb("766").p(2), "display-name");
+        assert!(batch(&mut member, &format!("METADATA {chan} LIST")).is_empty());
+    }
+    // An invite-only channel's keys are for its members.
+    join(&mut [&mut op], "#closed");
+    op.send("METADATA #closed SET display-name :Secret");
+    op.expect_verb("761");
+    op.send("MODE #closed +i");
+    op.expect_verb("MODE");
+    for q in ["METADATA #closed GET display-name", "METADATA #closed LIST", "METADATA #closed SYNC"] {
+        assert_eq!(fail(&mut member, q).p(1), "KEY_NO_PERMISSION", "{q}");
+    }
+}
