@@ -1440,3 +1440,59 @@ fn a_client_leaving_mid_reauthentication_aborts_it() {
     let (u, _, mode, data) = sasl_line(&mut p);
     assert_eq!((u.as_str(), mode.as_str(), data.as_str()), (uid.as_str(), "D", "A"));
 }
+
+/// Between two rustircd servers a message keeps its msgid and time (MTAGS links carry them),
+/// so both servers' histories hold the same message; a private conversation is kept on the
+/// servers of both sides, and a user who comes back on the other server finds it there.
+#[test]
+fn history_and_msgids_cross_between_rustircd_servers() {
+    const CAPS: &str = "message-tags server-time echo-message batch draft/chathistory";
+    let b =
+        Server::with_config(2, &server_config("irc.b.test", "2BB", &link_block("irc.test.local", "0TS", None, false)));
+    let a = Server::with_config(
+        2,
+        &server_config("irc.test.local", "0TS", &link_block("irc.b.test", "2BB", Some(b.addr), false)),
+    );
+    a.wait_log(&["Link established: irc.b.test"]);
+    b.wait_log(&["Link established: irc.test.local"]);
+    let mut alice = a.connect();
+    alice.register_caps("alice", CAPS);
+    let mut bob = b.connect();
+    bob.register_caps("bob", CAPS);
+    for c in [&mut alice, &mut bob] {
+        c.send("JOIN #net");
+        c.expect_verb("366");
+    }
+    until_names(&mut alice, "#net", 2);
+    until_whois(&mut alice, "bob", true);
+    let mut ids = Vec::new();
+    for (text, to) in [("in the channel", "#net"), ("just for bob", "bob")] {
+        alice.send(&format!("PRIVMSG {to} :{text}"));
+        let echo = alice.expect_verb("PRIVMSG");
+        let got = bob.expect_verb("PRIVMSG");
+        assert_eq!(got.last(), text);
+        assert_eq!(got.tag("msgid"), echo.tag("msgid"), "the same message on both servers");
+        assert_eq!(got.tag("time"), echo.tag("time"));
+        ids.push(echo.tag("msgid").unwrap().to_string());
+    }
+    let history = |c: &mut Client, target: &str| -> Vec<(String, String)> {
+        c.send(&format!("CHATHISTORY LATEST {target} * 10"));
+        c.expect_verb("BATCH");
+        let mut lines = c.collect_until("BATCH");
+        lines.pop();
+        lines
+            .iter()
+            .filter(|m| m.verb == "PRIVMSG")
+            .map(|m| (m.last().to_string(), m.tag("msgid").unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(history(&mut bob, "#net"), [("in the channel".to_string(), ids[0].clone())]);
+    assert_eq!(history(&mut bob, "alice"), [("just for bob".to_string(), ids[1].clone())]);
+    // alice leaves A and comes back on B: the conversation with bob is there.
+    alice.send("QUIT");
+    alice.expect_closed();
+    until_whois(&mut bob, "alice", false);
+    let mut again = b.connect();
+    again.register_caps("alice", CAPS);
+    assert_eq!(history(&mut again, "bob"), [("just for bob".to_string(), ids[1].clone())]);
+}

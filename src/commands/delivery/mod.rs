@@ -96,11 +96,25 @@ fn send_or_hold(
 /// Metadata for a new message or event from `sender`: the time, a fresh msgid, the sender's
 /// account and bot flag, and any client-only tags.
 pub fn meta(st: &mut ShardState, out: &dyn Outbox, sender: Option<Uid>, client_tags: Option<Box<str>>) -> Arc<Meta> {
-    st.msgids += 1;
+    meta_from(st, out, sender, client_tags, None)
+}
+
+/// The same for a message that already has its msgid and time (from another rustircd server).
+pub fn meta_from(
+    st: &mut ShardState,
+    out: &dyn Outbox,
+    sender: Option<Uid>,
+    client_tags: Option<Box<str>>,
+    known: Option<(Box<str>, u64)>,
+) -> Arc<Meta> {
+    let (msgid, time_ms) = known.unwrap_or_else(|| {
+        st.msgids += 1;
+        (msgid(&st.cfg.server.sid, st.started_unix, st.me as u64, st.msgids), out.unix_ms())
+    });
     let u = sender.and_then(|s| st.directory.get(&s));
     Arc::new(Meta {
-        time_ms: out.unix_ms(),
-        msgid: msgid(&st.cfg.server.sid, st.started_unix, st.me as u64, st.msgids),
+        time_ms,
+        msgid,
         client_tags,
         account: u.and_then(|u| u.account.clone()),
         bot: u.is_some_and(|u| u.modes.has(crate::state::UserModes::BOT)),

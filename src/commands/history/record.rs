@@ -87,12 +87,17 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     let kind = kind_of(&line.body);
     let (Some(fk), Some(tk)) = (user_key(st, from), user_key(st, to)) else { return };
     let (Some(fp), Some(tp)) = (peer(st, from), peer(st, to)) else { return };
+    // Kept for both sides when either is a user of this server, so that a user of another
+    // server who comes here finds the conversation too; a server that only passes it on
+    // keeps nothing.
+    let local =
+        |uid: &Uid| st.directory.get(uid).is_some_and(|u| matches!(u.location, crate::state::Location::Local(_)));
+    if !local(&from) && !local(&to) {
+        return;
+    }
     let mut sides = vec![(fk.clone(), tp)];
     if tk != fk {
-        // Users behind a server link keep their history on their own server.
-        if st.directory.get(&to).is_some_and(|u| matches!(u.location, crate::state::Location::Local(_))) {
-            sides.push((tk, fp));
-        }
+        sides.push((tk, fp));
     }
     for (key, peer) in sides {
         let entry = Entry { line: line.clone(), kind, peer: Some(peer) };

@@ -122,17 +122,29 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
     };
     let tags = link_tags(st, conn, line);
     // TAGMSG crosses only to a peer that takes tags (a rustircd server).
-    let Some(wire) = ts6_message(&line.body, source, Some(to.as_str()), tags) else { return };
+    let Some(wire) = ts6_message(&line.body, source, Some(to.as_str()), tags.as_deref()) else { return };
     super::write(st, out, conn, &wire);
     st.metrics.link_latency.observe(at.elapsed());
 }
 
-/// The client-only tags of `line` for the link `conn`, if it takes them (`MTAGS`).
-fn link_tags<'l>(st: &ShardState, conn: crate::commands::outbox::Conn, line: &'l Shared) -> Option<&'l str> {
+/// The tags of `line` for the link `conn`, if it takes them (`MTAGS`, a rustircd server): its
+/// msgid and time, so that the message is the same message on every server (history,
+/// redaction, read markers), and its client-only tags.
+fn link_tags(st: &ShardState, conn: crate::commands::outbox::Conn, line: &Shared) -> Option<String> {
     if !st.links.get(&conn).is_some_and(|l| l.tags) {
         return None;
     }
-    line.meta.as_ref()?.client_tags.as_deref()
+    let m = line.meta.as_ref()?;
+    let mut t = Vec::with_capacity(96);
+    t.extend_from_slice(b"msgid=");
+    crate::proto::tags::escape_into(&mut t, &m.msgid);
+    t.extend_from_slice(b";time=");
+    t.extend_from_slice(crate::clock::format_iso_ms(m.time_ms).as_bytes());
+    if let Some(ct) = &m.client_tags {
+        t.push(b';');
+        t.extend_from_slice(ct.as_bytes());
+    }
+    String::from_utf8(t).ok()
 }
 
 /// The TS6 copy of a PRIVMSG, NOTICE or TAGMSG line we built (`:<mask> VERB <target> :text`):
@@ -161,7 +173,9 @@ fn ts6_line(body: &[u8], source: &str, target: Option<&str>, tags: Option<&str>)
     let (n, after) = word(rest)?;
     let verb = &rest[..n];
     let tagmsg = verb == b"TAGMSG";
-    if !(verb == b"PRIVMSG" || verb == b"NOTICE" || (tagmsg && tags.is_some())) {
+    // A TAGMSG is something only with client-only tags.
+    let client_tags = tags.is_some_and(|t| t.split(';').any(|x| x.starts_with('+')));
+    if !(verb == b"PRIVMSG" || verb == b"NOTICE" || (tagmsg && client_tags)) {
         return None;
     }
     let end = memchr::memchr2(b' ', b'\r', after).unwrap_or(after.len());
@@ -334,7 +348,7 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
     for conn in links {
         let tags = link_tags(st, conn, &msg.line);
         let slot = if tags.is_some() { &mut tagged } else { &mut plain };
-        let wire = slot.get_or_insert_with(|| ts6_message(&msg.line.body, msg.sender.as_str(), None, tags));
+        let wire = slot.get_or_insert_with(|| ts6_message(&msg.line.body, msg.sender.as_str(), None, tags.as_deref()));
         let Some(wire) = wire.as_ref() else { continue };
         super::write(st, out, conn, wire);
         st.metrics.link_latency.observe(msg.at.elapsed());

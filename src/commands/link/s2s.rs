@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::handshake::{announce, claim};
 use super::{direction, our_sid, to_all_links, to_my_links, write};
-use crate::commands::delivery::{broadcast, meta, to_user};
+use crate::commands::delivery::{broadcast, meta, meta_from, to_user};
 use crate::commands::envelope::{Answer, ChanMsg, Env, NickTsClaim, NickVerdict, Ordered, Request};
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
@@ -598,6 +598,7 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     if tagmsg && tags.is_none() {
         return Ok(());
     }
+    let known = identity(msg);
     let need = if tagmsg { crate::commands::capabilities::bits::MESSAGE_TAGS } else { 0 };
     let build = |mask: &str, to: &str| {
         let l = Line::new().source(mask).verb(msg.verb).param(to);
@@ -622,7 +623,8 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         let Some(name) = ctx.st.channels.get(&folded).map(|v| v.ch.name.clone()) else { return Ok(()) };
         let shown: std::borrow::Cow<'_, str> =
             if min == Status::NONE { (&*name).into() } else { format!("{}{name}", &target[..1]).into() };
-        let line = Shared::with_meta(build(&mask, &shown), meta(ctx.st, &*ctx.out, from_uid, tags));
+        let meta = meta_from(ctx.st, &*ctx.out, from_uid, tags, known);
+        let line = Shared::with_meta(build(&mask, &shown), meta);
         let sender = from_uid.unwrap_or(ctx.me().uid);
         let m = ChanMsg { chan: folded, line, sender, min, need, at: ctx.now };
         crate::commands::delivery::to_channel(ctx.st, ctx.out, m);
@@ -634,9 +636,20 @@ pub fn message(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return Ok(());
     };
     let tnick = ctx.st.directory.get(&to).map(|u| u.nick.clone()).expect("checked above");
-    let line = Shared::with_meta(build(&mask, &tnick), meta(ctx.st, &*ctx.out, from_uid, tags));
+    let line = Shared::with_meta(build(&mask, &tnick), meta_from(ctx.st, &*ctx.out, from_uid, tags, known));
     to_user(ctx.st, ctx.out, to, &line, need, ctx.now);
+    if let Some(from) = from_uid {
+        crate::commands::history::record::private(ctx.st, ctx.out, from, to, &line);
+    }
     Ok(())
+}
+
+/// The msgid and time another rustircd server gave a message (`MTAGS` links send them), so
+/// that it is the same message here; None when absent or malformed (a fresh one is made).
+fn identity(msg: &Message<'_>) -> Option<(Box<str>, u64)> {
+    let msgid = msg.tag("msgid").filter(|m| !m.is_empty() && m.len() <= 64 && !m.contains([' ', ';']))?;
+    let time = msg.tag("time").and_then(|t| crate::clock::parse_iso_ms(&t))?;
+    Some((msgid.into_owned().into(), time))
 }
 
 /// `:<UID> MODE <UID> :<+modes-modes>`: a remote user's own modes (channel modes come as
