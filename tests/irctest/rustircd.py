@@ -177,7 +177,8 @@ def _env_set(name: str, default: str = "") -> List[str]:
 # listener and never requested by the server tests.
 DEFAULT_CAPS = (
     "account-notify account-tag away-notify batch echo-message extended-join "
-    "extended-monitor labeled-response message-tags multi-prefix server-time setname"
+    "extended-monitor labeled-response message-tags multi-prefix server-time setname "
+    "draft/message-redaction draft/multiline draft/read-marker"
 )
 
 
