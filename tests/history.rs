@@ -199,8 +199,7 @@ fn bad_queries_get_fail_replies() {
 /// The 005 lines and the CAP LS reply of a new client.
 fn welcome(srv: &Server) -> (Client, String, String) {
     let mut c = srv.connect();
-    c.send("CAP LS 302");
-    let ls = c.expect_verb("CAP").raw;
+    let ls = c.cap_ls();
     c.send("NICK off");
     c.send("USER off 0 * :Off");
     c.send("CAP END");

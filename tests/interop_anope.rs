@@ -544,9 +544,8 @@ fn anope_charybdis_accounts_and_sasl() {
                 break c;
             }
         };
-        c.send("CAP LS 302");
-        let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
-        assert!(ls.last().split(' ').any(|x| x.starts_with("sasl=") && x.contains("PLAIN")), "{}", ls.raw);
+        let ls = c.cap_ls();
+        assert!(ls.split(' ').any(|x| x.starts_with("sasl=") && x.contains("PLAIN")), "{ls}");
         c.send("CAP REQ :sasl");
         c.expect("CAP ACK", |m| m.verb == "CAP" && m.p(1) == "ACK");
         c.send(&format!("NICK {nick}"));

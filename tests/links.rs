@@ -762,11 +762,8 @@ fn monitor_sees_remote_users_come_and_go() {
     }
 }
 
-/// Between two rustircd servers (both say `MTAGS` in CAPAB), client-only message tags ride with
-/// PRIVMSG and TAGMSG crosses, privately and in a channel; a client without message-tags gets
-/// the PRIVMSG bare and no TAGMSG. A hybrid-style peer (no `MTAGS`) never gets tags or TAGMSG.
-#[test]
-fn message_tags_and_tagmsg_cross_between_rustircd_servers() {
+/// Two rustircd servers, `irc.test.local` (0TS, which dials) and `irc.b.test` (2BB), linked.
+fn two_rustircd_servers() -> (Server, Server) {
     let b =
         Server::with_config(2, &server_config("irc.b.test", "2BB", &link_block("irc.test.local", "0TS", None, false)));
     let a = Server::with_config(
@@ -775,6 +772,15 @@ fn message_tags_and_tagmsg_cross_between_rustircd_servers() {
     );
     a.wait_log(&["Link established: irc.b.test"]);
     b.wait_log(&["Link established: irc.test.local"]);
+    (a, b)
+}
+
+/// Between two rustircd servers (both say `MTAGS` in CAPAB), client-only message tags ride with
+/// PRIVMSG and TAGMSG crosses, privately and in a channel; a client without message-tags gets
+/// the PRIVMSG bare and no TAGMSG. A hybrid-style peer (no `MTAGS`) never gets tags or TAGMSG.
+#[test]
+fn message_tags_and_tagmsg_cross_between_rustircd_servers() {
+    let (a, b) = two_rustircd_servers();
     let mut alice = a.connect();
     alice.register_caps("alice", "message-tags");
     let mut tbob = b.connect();
@@ -1447,14 +1453,7 @@ fn a_client_leaving_mid_reauthentication_aborts_it() {
 #[test]
 fn history_and_msgids_cross_between_rustircd_servers() {
     const CAPS: &str = "message-tags server-time echo-message batch draft/chathistory";
-    let b =
-        Server::with_config(2, &server_config("irc.b.test", "2BB", &link_block("irc.test.local", "0TS", None, false)));
-    let a = Server::with_config(
-        2,
-        &server_config("irc.test.local", "0TS", &link_block("irc.b.test", "2BB", Some(b.addr), false)),
-    );
-    a.wait_log(&["Link established: irc.b.test"]);
-    b.wait_log(&["Link established: irc.test.local"]);
+    let (a, b) = two_rustircd_servers();
     let mut alice = a.connect();
     alice.register_caps("alice", CAPS);
     let mut bob = b.connect();
@@ -1488,11 +1487,26 @@ fn history_and_msgids_cross_between_rustircd_servers() {
     };
     assert_eq!(history(&mut bob, "#net"), [("in the channel".to_string(), ids[0].clone())]);
     assert_eq!(history(&mut bob, "alice"), [("just for bob".to_string(), ids[1].clone())]);
-    // alice leaves A and comes back on B: the conversation with bob is there.
+    // A read marker and a user's metadata set on A reach B.
+    bob.send("CAP REQ :draft/metadata-3 draft/read-marker");
+    bob.expect_verb("CAP");
+    bob.send("METADATA * SUB display-name");
+    bob.expect_verb("770");
+    alice.send("CAP REQ :draft/metadata-3 draft/read-marker");
+    alice.expect_verb("CAP");
+    alice.send("METADATA * SET display-name :Alice of A");
+    alice.expect_verb("761");
+    let told = bob.expect_verb("761");
+    assert_eq!(told.params[1..], ["alice", "display-name", "*", "Alice of A"]);
+    alice.send("MARKREAD #net timestamp=2026-01-02T03:04:05.678Z");
+    alice.expect_verb("MARKREAD");
+    // alice leaves A and comes back on B: the conversation with bob is there, and her marker.
     alice.send("QUIT");
     alice.expect_closed();
     until_whois(&mut bob, "alice", false);
     let mut again = b.connect();
-    again.register_caps("alice", CAPS);
+    again.register_caps("alice", &format!("{CAPS} draft/read-marker"));
     assert_eq!(history(&mut again, "bob"), [("just for bob".to_string(), ids[1].clone())]);
+    again.send("MARKREAD #net");
+    assert_eq!(again.expect_verb("MARKREAD").p(1), "timestamp=2026-01-02T03:04:05.678Z");
 }

@@ -73,6 +73,19 @@ impl TlsClient {
         s.flush().unwrap();
     }
 
+    /// `CAP LS 302`, every line of the reply: the capabilities offered, space-separated.
+    fn cap_ls(&mut self) -> String {
+        self.send("CAP LS 302");
+        let mut caps = Vec::new();
+        loop {
+            let m = self.expect("CAP");
+            caps.push(m.last().to_string());
+            if m.params.len() < 4 || m.p(2) != "*" {
+                return caps.join(" ");
+            }
+        }
+    }
+
     fn expect(&mut self, verb: &str) -> Msg {
         let mut seen = Vec::new();
         loop {
@@ -105,9 +118,8 @@ fn tls_clients_sts_and_reload() {
     let tls_addr = srv.addrs[1];
 
     let mut t = TlsClient::connect(tls_addr, &first);
-    t.send("CAP LS 302");
-    let ls = t.expect("CAP");
-    assert!(ls.last().split(' ').any(|c| c == "sts=duration=3600"), "{}", ls.raw);
+    let ls = t.cap_ls();
+    assert!(ls.split(' ').any(|c| c == "sts=duration=3600"), "{ls}");
     t.send("NICK secure");
     t.send("USER secure 0 * :over TLS");
     t.send("CAP END");
@@ -118,10 +130,9 @@ fn tls_clients_sts_and_reload() {
 
     // someone on the plain port sees the TLS user's 671, and the policy pointing to TLS
     let mut p = srv.connect();
-    p.send("CAP LS 302");
-    let ls = p.expect_verb("CAP");
+    let ls = p.cap_ls();
     let want = format!("sts=port={},duration=3600", tls_addr.port());
-    assert!(ls.last().split(' ').any(|c| c == want), "{want} not in {}", ls.raw);
+    assert!(ls.split(' ').any(|c| c == want), "{want} not in {ls}");
     p.send("CAP END");
     p.register("plainuser");
     p.send("WHOIS secure");
@@ -271,9 +282,8 @@ fn sts_without_a_tls_section_has_the_default_duration() {
     let srv = Server::with_config(2, &cfg);
     let tls_addr = srv.addrs[1];
     let mut t = TlsClient::connect(tls_addr, &cert);
-    t.send("CAP LS 302");
-    let ls = t.expect("CAP");
-    assert!(ls.last().split(' ').any(|c| c == "sts=duration=2592000"), "{}", ls.raw);
+    let ls = t.cap_ls();
+    assert!(ls.split(' ').any(|c| c == "sts=duration=2592000"), "{ls}");
 }
 
 impl TlsClient {

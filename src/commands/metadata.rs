@@ -237,6 +237,13 @@ fn set(ctx: &mut Ctx<'_>, t: Target, name: &str, clear: bool, key: Option<&str>,
                 super::delivery::broadcast(ctx.st, ctx.out, || {
                     Env::Ordered(Ordered::UserMetadata { uid, key: k.clone(), value: v.clone() })
                 });
+                // The other servers of the network (rustircd ones take it; others pass it on).
+                let l = Line::new().source(uid.as_str()).verb("ENCAP").param("*").param("METADATA").param(k);
+                let l = match v {
+                    Some(v) => l.trailing(v),
+                    None => l,
+                };
+                super::link::to_all_links(ctx.st, ctx.out, None, l.finish().into());
                 match v {
                     Some(v) => lines.extend(key_value(&server, &me, name, k, v)),
                     None => lines.extend(key_not_set(&server, &me, name, k)),

@@ -71,7 +71,9 @@ pub fn marker_line(server: &str, target: &str, ms: Option<u64>) -> Vec<u8> {
     Line::new().source(server).verb("MARKREAD").param(target).param(&value).finish()
 }
 
-/// A raised marker: to the disk, to every other shard, and to this shard's other sessions.
+/// A raised marker: to the disk, to every other shard, to the other servers of the network
+/// (`ENCAP * MARKREAD`, which other rustircd servers take and other servers pass on), and to
+/// this shard's other sessions.
 fn set_elsewhere(
     st: &mut ShardState,
     out: &mut dyn Outbox,
@@ -81,13 +83,44 @@ fn set_elsewhere(
     name: &str,
     ms: u64,
 ) {
+    spread(st, out, key, target, name, ms);
+    let line = Line::new()
+        .source(crate::commands::link::our_sid(st))
+        .verb("ENCAP")
+        .param("*")
+        .param("MARKREAD")
+        .param(key.as_str())
+        .param(name)
+        .param(&ms.to_string())
+        .finish();
+    crate::commands::link::to_all_links(st, out, None, line.into());
+    tell_sessions(st, out, Some(from), key, name, ms);
+}
+
+/// To the disk and to every other shard.
+fn spread(st: &mut ShardState, out: &mut dyn Outbox, key: &Folded, target: &Folded, name: &str, ms: u64) {
     if let Some(sink) = &st.history.sink {
         let _ = sink.send(DbOp::Marker(key.clone(), target.clone(), ms));
     }
     super::delivery::broadcast(st, out, || {
         Env::Control(Control::ReadMarker { key: key.clone(), target: target.clone(), name: name.into(), ms })
     });
-    tell_sessions(st, out, Some(from), key, name, ms);
+}
+
+/// `ENCAP * MARKREAD <key> <target> <ms>` from another rustircd server (already passed on).
+pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&str]) {
+    let (Some(key), Some(name), Some(ms)) = (args.first(), args.get(1), args.get(2).and_then(|m| m.parse().ok()))
+    else {
+        return;
+    };
+    if !key.starts_with("a:") && !key.starts_with("n:") {
+        return;
+    }
+    let (key, target) = (st.cm.fold(key), st.cm.fold(name));
+    if st.read_markers.raise(key.clone(), target.clone(), ms) == ms {
+        spread(st, out, &key, &target, name, ms);
+        tell_sessions(st, out, None, &key, name, ms);
+    }
 }
 
 /// Another shard raised a marker.

@@ -252,9 +252,7 @@ impl Server {
             c.nick = nick.into();
             let mut offered = false;
             for _ in 0..50 {
-                c.send("CAP LS 302");
-                let ls = c.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
-                if ls.last().split(' ').any(|x| x == want) {
+                if c.cap_ls().split(' ').any(|x| x == want) {
                     offered = true;
                     break;
                 }
@@ -526,6 +524,20 @@ impl Client {
     pub fn expect_silence(&mut self, d: Duration) {
         if let Some(m) = self.read_line(d) {
             panic!("{}: expected silence, got {:?}", self.nick, m.raw);
+        }
+    }
+
+    /// `CAP LS 302`: the capabilities offered, from every line of the reply (a long list comes
+    /// in several, each but the last marked `*`), as one space-separated list.
+    pub fn cap_ls(&mut self) -> String {
+        self.send("CAP LS 302");
+        let mut caps = Vec::new();
+        loop {
+            let m = self.expect("CAP LS", |m| m.verb == "CAP" && m.p(1) == "LS");
+            caps.push(m.last().to_string());
+            if m.params.len() < 4 || m.p(2) != "*" {
+                return caps.join(" ");
+            }
         }
     }
 

@@ -106,6 +106,18 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
             let Some(account) = args.first().filter(|a| !a.is_empty() && **a != "*") else { return Ok(()) };
             account_changed(ctx.st, ctx.out, uid, Some(Arc::from(*account)));
         }
+        // Between rustircd servers: a read marker and a user's metadata, network-wide.
+        "MARKREAD" => crate::commands::read_marker::from_link(ctx.st, ctx.out, args),
+        "METADATA" => {
+            let Source::User(uid) = src else { return Ok(()) };
+            let Some(key) = args.first().filter(|k| crate::commands::metadata::valid_key(k)) else { return Ok(()) };
+            let value = args.get(1).filter(|v| !v.is_empty()).map(|v| Box::<str>::from(*v));
+            crate::commands::metadata::user_changed(ctx.st, ctx.out, uid, key, value.as_deref());
+            let key: Box<str> = (*key).into();
+            broadcast(ctx.st, ctx.out, || {
+                Env::Ordered(Ordered::UserMetadata { uid, key: key.clone(), value: value.clone() })
+            });
+        }
         "MECHLIST" => {
             let Some(sid) = from_services(ctx, msg) else { return Ok(()) };
             let Some(mechs) = args.first().filter(|m| !m.is_empty()) else { return Ok(()) };
