@@ -31,7 +31,8 @@
 # messages lifecycle" picks the runs; ROUNDS=1 repeats them (the table gives the median of the
 # rounds' slopes and their range: rustircd's counts move by several percent from run to run,
 # the number of its reactor turns depending on timing; hybrid's and InspIRCd's barely move); N=50 K1=200 K2=1200 (message slope), N1=25 N2=75 KL=0
-# (lifecycle slope), IDLE1=5 IDLE2=25 (seconds); WINDOW=1: messages the sender may have ahead
+# (lifecycle slope), IDLE1=5 IDLE2=25 (seconds); HISTORY=off: rustircd with `[history]
+# enabled = false` (default on: kept in memory and persisted in history.redb, each run fresh); WINDOW=1: messages the sender may have ahead
 # of the slowest member (1: each message is received by all before the next is sent; 100: a
 # burst, many lines per read and per write); TIMEOUT=300 (seconds per wait); KEEP_CG=DIR keeps
 # the callgrind files there (SERVER.RUN.out.N; the window of a workload run is the file whose
@@ -92,6 +93,8 @@ trap 'exit 130' INT TERM HUP
 
 . scripts/lib/rustircd-bench-config.sh  # (the working directory is the repository)
 rustircd_bench_config "$DIR" "$PORT" "callgrind comparison" > "$DIR/rustircd.toml"
+# HISTORY=off: rustircd keeps no chat history (on: the defaults, kept and persisted).
+if [ "${HISTORY:-on}" = off ]; then printf '\n[history]\nenabled = false\n' >> "$DIR/rustircd.toml"; fi
 
 cat > "$DIR/ircd.conf" <<EOF
 serverinfo {
@@ -166,6 +169,7 @@ start() {
   [ "${3:-}" = native ] && cg=()
   case $1 in
     rustircd)
+      rm -rf "$DIR/rustircd-data"  # no history from an earlier run
       "${cg[@]}" "$IRCD" --cores 1 --config "$DIR/rustircd.toml" >>"$DIR/$1.log" 2>&1 & ;;
     hybrid)
       rm -f "$DIR"/*.db

@@ -6,7 +6,9 @@
 #   scripts/side-by-side.sh [ROUNDS]
 #
 # SERVERS="rustircd hybrid inspircd" picks the servers (RUSTIRCD=path picks the binary, e.g. an
-# older build as "rustircd-old:path"); SCENARIOS picks the scenarios (names below). hybrid and
+# older build as "rustircd-old:path"; a name ending in -nohist, e.g. "rustircd-nohist", runs with
+# `[history] enabled = false`, the others with the default history, kept and persisted, a fresh
+# store for every run); SCENARIOS picks the scenarios (names below). hybrid and
 # InspIRCd come from Debian (apt-get install ircd-hybrid inspircd; their services are not
 # started); as root they run as nobody through setpriv. Every process started here is stopped
 # by its PID on exit. HGRM=DIR writes each latency run's .hgrm and .svg there, and one
@@ -51,6 +53,7 @@ as_nobody=()
 
 . scripts/lib/rustircd-bench-config.sh  # (the working directory is the repository)
 rustircd_bench_config "$DIR" "$PORT" "side by side" > "$DIR/rustircd.toml"
+{ cat "$DIR/rustircd.toml"; printf '\n[history]\nenabled = false\n'; } > "$DIR/rustircd-nohist.toml"
 
 cat > "$DIR/ircd.conf" <<EOF
 serverinfo {
@@ -107,9 +110,11 @@ start() {
         --nofork --nopid >/dev/null 2>&1) &
       PID=$! ;;
     *)
-      local bin=$IRCD
+      local bin=$IRCD conf=$DIR/rustircd.toml
       case "$1" in *:*) bin=${1#*:} ;; esac
-      taskset -c 0 "$bin" --cores 1 --config "$DIR/rustircd.toml" >/dev/null 2>&1 &
+      case "${1%%:*}" in *-nohist) conf=$DIR/rustircd-nohist.toml ;; esac
+      rm -rf "$DIR/rustircd-data"
+      taskset -c 0 "$bin" --cores 1 --config "$conf" >/dev/null 2>&1 &
       PID=$! ;;
   esac
   for _ in $(seq 100); do

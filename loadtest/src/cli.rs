@@ -87,6 +87,9 @@ pub enum Command {
     /// Link as a TS6 server (ircd-hybrid 8.2's dialect) and burst N users in C channels of M:
     /// burst in and out, per-hop latency both ways, split cleanup
     LinkBurst(LinkBurst),
+    /// Chat history (draft/chathistory): fill C channels with F messages each (or F private
+    /// messages), then time N sequential CHATHISTORY LATEST queries until their BATCH -id
+    History(History),
     /// Plot .hgrm latency distributions (one curve per file, labelled with the file's stem) into
     /// one SVG, latency against percentile on a 1/(1-p) axis
     Plot(Plot),
@@ -220,6 +223,37 @@ pub struct LinkBurst {
     pub callgrind: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct History {
+    /// The channel queried; with --channels C > 1 the others filled are CHANNEL-1 … CHANNEL-(C-1)
+    #[arg(long, value_name = "NAME", default_value = "#history")]
+    pub channel: String,
+    /// Channels filled (one filler client per 50)
+    #[arg(long, value_name = "C", default_value = "1", value_parser = count)]
+    pub channels: usize,
+    /// Messages sent into each channel before the queries (0: query what the server keeps)
+    #[arg(long, value_name = "F", default_value = "100", value_parser = count)]
+    pub fill: usize,
+    /// Characters of text per fill message
+    #[arg(long, value_name = "L", default_value = "100", value_parser = count)]
+    pub text_len: usize,
+    /// Fill messages per second in all (0: as fast as the fillers' PING window allows)
+    #[arg(long, value_name = "R", default_value = "5000", value_parser = rate)]
+    pub rate: f64,
+    /// The longest the fill may take: 30, 30s, 500ms, 5m, 1h
+    #[arg(long, value_name = "D", default_value = "10m", value_parser = duration)]
+    pub duration: Duration,
+    /// CHATHISTORY LATEST queries, one after the other (0: only fill)
+    #[arg(long, value_name = "N", default_value = "200", value_parser = count)]
+    pub queries: usize,
+    /// Each query's limit
+    #[arg(long, value_name = "L", default_value = "100", value_parser = count)]
+    pub limit: usize,
+    /// Fill with private messages to the asker (F of them) and query that conversation
+    #[arg(long)]
+    pub private: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Split {
     Close,
@@ -344,6 +378,12 @@ impl Cli {
                 o.client_server = a.client_server;
                 o.callgrind = a.callgrind;
                 "link-burst"
+            }
+            Command::History(a) => {
+                (o.channel, o.channels, o.fill, o.text_len, o.rate, o.duration) =
+                    (a.channel, a.channels, a.fill, a.text_len, a.rate, a.duration);
+                (o.queries, o.limit, o.private) = (a.queries, a.limit, a.private);
+                "history"
             }
             Command::Plot(p) => return Action::Plot(p),
             Command::Completions(c) => return Action::Completions(c.shell),

@@ -56,6 +56,14 @@ pub struct Opts {
     pub burst_out: bool,
     pub client_server: Option<SocketAddr>,
     pub callgrind: bool,
+    /// history: the channel queried (the first filled), messages per channel (or private
+    /// messages) to fill, their length, queries, their LIMIT, private messages instead.
+    pub channel: String,
+    pub fill: usize,
+    pub text_len: usize,
+    pub queries: usize,
+    pub limit: usize,
+    pub private: bool,
     /// `--hgrm`: where the latency distribution goes (and its plot, with `.svg`).
     pub hgrm: Option<PathBuf>,
 }
@@ -93,6 +101,12 @@ impl Default for Opts {
             burst_out: true,
             client_server: None,
             callgrind: false,
+            channel: "#history".into(),
+            fill: 100,
+            text_len: 100,
+            queries: 200,
+            limit: 100,
+            private: false,
             hgrm: None,
         }
     }
@@ -135,6 +149,7 @@ fn main() -> ExitCode {
         "soak" => scenarios::mixed(&opts, true),
         "mass-disconnect" => scenarios::mass_disconnect(&opts),
         "link-burst" => scenarios::link_burst(&opts),
+        "history" => scenarios::history(&opts),
         other => Err(format!("unknown scenario {other:?}")),
     };
     match result.and_then(|report| report.finish(opts.json, opts.hgrm.as_deref())) {

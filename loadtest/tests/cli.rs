@@ -109,6 +109,7 @@ fn help_lists_every_scenario_and_its_options() {
         "soak",
         "mass-disconnect",
         "link-burst",
+        "history",
         "plot",
         "completions",
     ] {

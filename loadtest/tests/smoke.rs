@@ -117,6 +117,15 @@ fn every_scenario_counts_exactly() {
     assert_eq!(v["unexpected_errors"], 0, "{v}");
     assert!(v["messages_received"].as_u64().unwrap() > 0, "{v}");
 
+    // 120 messages, then LATEST * 100: each answer is a full batch of 100 (the embedded config
+    // persists history in ./rustircd-data: an earlier run's entries may come before them).
+    let v = run(&srv, &["history", "--fill", "120", "--queries", "5", "--limit", "100"]);
+    assert_eq!(v["filled"], 120, "{v}");
+    assert_eq!(v["entries_per_answer"], 100, "{v}");
+    assert_eq!(v["chathistory_latency_us"]["samples"], 5, "{v}");
+    let v = run(&srv, &["history", "--private", "--fill", "40", "--queries", "2", "--limit", "40"]);
+    assert_eq!(v["entries_per_answer"], 40, "{v}");
+
     let v = run(&srv, &["soak", "--clients", "20", "--rate", "100", "--duration", "4"]);
     assert!(v["rss_slope_kib_per_min"].is_number(), "{v}");
     let _ = std::fs::remove_dir_all(&dir);

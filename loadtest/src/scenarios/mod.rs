@@ -4,6 +4,7 @@
 mod big_channel;
 mod channel_load;
 mod connection_stress;
+mod history;
 mod link_burst;
 mod mass_disconnect;
 mod message_throughput;
@@ -12,6 +13,7 @@ mod mixed;
 pub use big_channel::big_channel;
 pub use channel_load::channel_load;
 pub use connection_stress::connection_stress;
+pub use history::history;
 pub use link_burst::link_burst;
 pub use mass_disconnect::mass_disconnect;
 pub use message_throughput::message_throughput;
