@@ -134,16 +134,16 @@ pub fn on_marker(st: &mut ShardState, out: &mut dyn Outbox, key: Folded, target:
 /// This shard's sessions of `key` with the capability (but `except`) hear the new marker. Only
 /// an account can have several sessions; a nick key has its one.
 fn tell_sessions(st: &mut ShardState, out: &mut dyn Outbox, except: Option<Conn>, key: &Folded, name: &str, ms: u64) {
-    if !key.as_str().starts_with("a:") {
-        return;
-    }
+    let Some(account) = key.as_str().strip_prefix("a:") else { return };
+    // Compared in place: no key is built per local user.
+    let cm = st.cm;
     let conns: Vec<Conn> = st
         .local
         .iter()
         .filter(|(uid, conn)| {
             Some(**conn) != except
                 && st.clients.get(conn).is_some_and(|c| c.caps & bits::READ_MARKER != 0)
-                && user_key(st, **uid).as_ref() == Some(key)
+                && st.directory.get(uid).and_then(|u| u.account.as_deref()).is_some_and(|a| cm.eq(a, account))
         })
         .map(|(_, c)| *c)
         .collect();
