@@ -71,9 +71,15 @@ fn too_many_cores_is_a_clear_error() {
 
 #[test]
 fn embedded_default_serves() {
-    // No --config: the compiled-in default, with the listener replaced.
-    let mut child =
-        Command::new(bin()).args(["--cores", "2", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
+    // No --config: the compiled-in default, with the listener replaced (run in a temporary
+    // directory: the default keeps its data in ./rustircd-data).
+    let dir = TempDir::new();
+    let mut child = Command::new(bin())
+        .current_dir(&dir.0)
+        .args(["--cores", "2", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let addr = listening_addr(&mut child);
     let mut c = Client::connect(addr);
     c.register("dflt");
@@ -100,8 +106,9 @@ fn listening_addr(child: &mut std::process::Child) -> std::net::SocketAddr {
 #[test]
 fn at_capacity_a_new_connection_gets_error_and_nothing_else_suffers() {
     // An open-file limit of 100 leaves capacity for 100 - (32 + 16 per shard) = 36 connections.
+    let dir = TempDir::new();
     let mut cmd = Command::new(bin());
-    cmd.args(["--cores", "2", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped());
+    cmd.current_dir(&dir.0).args(["--cores", "2", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped());
     unsafe {
         cmd.pre_exec(|| {
             let lim = libc::rlimit { rlim_cur: 100, rlim_max: 100 };

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-struct Server(Child, String, u32);
+/// The server, its address, its PID, and the directory it runs in (the embedded config keeps
+/// its data in ./rustircd-data: never in the source tree).
+struct Server(Child, String, u32, PathBuf);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.3);
     }
 }
 
@@ -25,7 +28,12 @@ fn server_with(extra: &[&str]) -> Server {
     let harness = PathBuf::from(env!("CARGO_BIN_EXE_rustircd-loadtest"));
     let bin = harness.with_file_name("rustircd");
     assert!(bin.exists(), "{} is missing: build the workspace (cargo test --workspace)", bin.display());
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("rustircd-smoke-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory to run in");
     let mut child = Command::new(bin)
+        .current_dir(&dir)
         .args(["--cores", "2", "--listen", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "warn,rustircd=info")
@@ -43,7 +51,7 @@ fn server_with(extra: &[&str]) -> Server {
     });
     let addr = rx.recv_timeout(Duration::from_secs(10)).expect("server listening");
     let pid = child.id();
-    Server(child, addr, pid)
+    Server(child, addr, pid, dir)
 }
 
 fn run(srv: &Server, args: &[&str]) -> Value {
