@@ -74,7 +74,7 @@ pub fn metadata(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 "GET" => {
                     for key in rest {
                         if !valid_key(key) {
-                            fail(ctx, "KEY_INVALID", &[key], "Invalid key");
+                            fail(ctx, "INVALID_KEY", &[key], "Invalid key");
                             continue;
                         }
                         match map.get(*key) {
@@ -171,7 +171,7 @@ fn subscribe(ctx: &mut Ctx<'_>, keys: &[&str], on: bool) -> CmdResult {
     let mut done = Vec::new();
     for key in keys {
         if !valid_key(key) {
-            fail(ctx, "KEY_INVALID", &[key], "Invalid key");
+            fail(ctx, "INVALID_KEY", &[key], "Invalid key");
             continue;
         }
         let subs = &mut ctx.me_mut().rare_mut().subs;
@@ -212,12 +212,12 @@ fn set(ctx: &mut Ctx<'_>, t: Target, name: &str, clear: bool, key: Option<&str>,
         values(ctx.st, &t).into_keys().map(|k| (k, None)).collect()
     } else {
         let Some(key) = key.filter(|k| valid_key(k)) else {
-            fail(ctx, "KEY_INVALID", &[key.unwrap_or("*")], "Invalid key");
+            fail(ctx, "INVALID_KEY", &[key.unwrap_or("*")], "Invalid key");
             return;
         };
         let value = value.filter(|v| !v.is_empty());
         if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
-            fail(ctx, "VALUE_INVALID", &[key], "Value too long");
+            fail(ctx, "INVALID_VALUE", &[key], "Value too long");
             return;
         }
         let map = values(ctx.st, &t);

@@ -92,7 +92,8 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     // keeps nothing.
     let local =
         |uid: &Uid| st.directory.get(uid).is_some_and(|u| matches!(u.location, crate::state::Location::Local(_)));
-    if !local(&from) && !local(&to) {
+    // Nothing said to services (NickServ REGISTER carries a password) is kept.
+    if (!local(&from) && !local(&to)) || of_services(st, from) || of_services(st, to) {
         return;
     }
     let mut sides = vec![(fk.clone(), tp)];
@@ -108,6 +109,12 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
             out.to_shard(owner, Env::Request(Request::HistoryAdd { key, entry: Box::new(entry) }));
         }
     }
+}
+
+/// Whether a user is one of the services' (NickServ...): a user of a `[server] services` server.
+fn of_services(st: &ShardState, uid: Uid) -> bool {
+    let sid = crate::state::servers::Sid::of(&uid);
+    st.servers.get(&sid).is_some_and(|s| crate::commands::link::is_service(st, &s.name))
 }
 
 fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
