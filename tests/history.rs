@@ -290,3 +290,26 @@ fn history_survives_a_restart() {
         assert!(srv.stop().success());
     }
 }
+
+/// Nothing said to services is kept (NickServ REGISTER carries a password), while the same
+/// conversation with a user is.
+#[test]
+fn conversations_with_services_are_not_kept() {
+    let srv = Server::with_config(2, &common::services_config());
+    let mut s = common::services(&srv);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    s.send(&format!(":3SV UID NickServ 1 {now} +io NickServ services.test services.test 0 3SVAAAAAA * :Nick services"));
+    s.send("PING :3SV");
+    s.expect_verb("PONG");
+    let mut c = on_shard(&srv, "newbie", CAPS, 1);
+    let mut friend = on_shard(&srv, "friend", CAPS, 0);
+    c.send("PRIVMSG NickServ :REGISTER hunter2 newbie@example.org");
+    let got = s.expect("the PRIVMSG", |m| m.verb == "PRIVMSG");
+    assert_eq!(got.last(), "REGISTER hunter2 newbie@example.org");
+    c.expect_verb("PRIVMSG");
+    c.send("PRIVMSG friend :hello");
+    c.expect_verb("PRIVMSG");
+    friend.expect_verb("PRIVMSG");
+    assert!(history(&mut c, "CHATHISTORY LATEST NickServ * 10", "NickServ").is_empty());
+    assert_eq!(texts(&history(&mut c, "CHATHISTORY LATEST friend * 10", "friend")), ["hello"]);
+}
