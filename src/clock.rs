@@ -88,8 +88,9 @@ pub fn parse_iso_ms(s: &str) -> Option<u64> {
     }
     let ms = format!("{frac:0<3}")[..3].parse::<u64>().ok()?;
     let days = days_from_civil(y as i64, mo, da);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + se;
-    Some(secs * 1000 + ms)
+    // Checked: a year of nine digits must not overflow (the parser is fed clients' input).
+    let secs = u64::try_from(days).ok()?.checked_mul(86_400)? + h * 3600 + mi * 60 + se;
+    secs.checked_mul(1000)?.checked_add(ms)
 }
 
 #[cfg(test)]
@@ -110,7 +111,14 @@ mod tests {
         }
         assert_eq!(parse_iso_ms("2020-01-01T00:00:00Z"), Some(1_577_836_800_000));
         assert_eq!(parse_iso_ms("2020-01-01T00:00:00.5Z"), Some(1_577_836_800_500));
-        for bad in ["", "2020-01-01", "2020-13-01T00:00:00Z", "2020-01-01T00:00:00", "x020-01-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "2020-01-01",
+            "2020-13-01T00:00:00Z",
+            "2020-01-01T00:00:00",
+            "x020-01-01T00:00:00Z",
+            "4294967295-12-31T23:59:59.999Z",
+        ] {
             assert_eq!(parse_iso_ms(bad), None, "{bad}");
         }
     }
