@@ -1,8 +1,8 @@
 //! The chat history on disk, `<data_dir>/history.redb`, so that a restart keeps it. redb (one
 //! file, one dependency) was chosen over fjall by measurement (docs/performance.md, "History
 //! on disk"). Shards never touch the file: they send their changes ([`DbOp`]) over a channel to
-//! the one writer thread, which commits what has come every 50 ms at most (one fsync per
-//! commit: a crash loses at most the last ~50 ms). At start the file is read once, whole, and
+//! the one writer thread, which commits what has come every 250 ms at most (one fsync per
+//! commit: a crash loses at most the last ~250 ms). At start the file is read once, whole, and
 //! each shard is given the entries of the logs it keeps.
 
 use std::path::{Path, PathBuf};
@@ -18,8 +18,9 @@ use crate::proto::{CaseMapping, Folded};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
 pub const FILE: &str = "history.redb";
-/// Commits at most this often: a busy server makes ~20 fsyncs a second, not one per message.
-const COMMIT_EVERY: Duration = Duration::from_millis(50);
+/// Commits at most this often: a busy server makes ~4 fsyncs a second, not one per message; a
+/// crash loses at most the last quarter second.
+const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// redb's page cache (its default is 1 GiB); the writer only appends and deletes.
 const CACHE: usize = 16 << 20;
 
