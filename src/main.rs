@@ -302,7 +302,7 @@ fn runtime_config(cfg: &Config, cores: usize, capacity: usize) -> RuntimeConfig 
             .listen
             .iter()
             .enumerate()
-            .map(|(i, l)| shards::ListenSpec { addr: l.address, tag: i as u32, tls: l.tls.clone() })
+            .map(|(i, l)| shards::ListenSpec { addr: l.address, tag: i as u32, tls: l.tls.clone(), websocket: false })
             .collect(),
         mesh_capacity: cfg.runtime.mesh_capacity,
         batch: shards::BatchPolicy {
