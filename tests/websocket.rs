@@ -246,7 +246,9 @@ fn the_clients_preference_chooses_binary_or_text_and_none_means_text() {
 fn a_page_of_a_foreign_origin_gets_403() {
     let srv = Server::with_config(
         2,
-        &ws_config("\n[websocket]\nallowed_origins = [\"https://chat.example\", \"https://*.example.org\"]\n"),
+        &ws_config(&format!(
+            "{WATCHER_OPER}\n[websocket]\nallowed_origins = [\"https://chat.example\", \"https://*.example.org\"]\n"
+        )),
     );
     let addr = ws_addr(&srv);
     let refused = WsClient::connect(addr, &Ask { subprotocols: &[TEXT], origin: Some("https://evil.example") });
@@ -256,6 +258,14 @@ fn a_page_of_a_foreign_origin_gets_403() {
         Ok(_) => panic!("a foreign origin was accepted"),
     }
     srv.wait_log(&["WebSocket refused", "origin=https://evil.example"]);
+    // counted apart from TLS handshakes (STATS c, and the metric's websocket_upgrade reason)
+    let mut oper = srv.client("watcher");
+    oper.send("OPER watcher pw");
+    oper.expect_verb("381");
+    oper.send("STATS c");
+    let stats = oper.collect_until("219");
+    let line = stats.iter().find(|m| m.verb == "249" && m.last().starts_with("Connections:")).unwrap();
+    assert!(line.last().contains("0 failed TLS handshakes, 1 failed WebSocket upgrades"), "{}", line.raw);
 
     for origin in ["https://chat.example", "https://web.example.org"] {
         let mut c = WsClient::connect(addr, &Ask { subprotocols: &[TEXT], origin: Some(origin) }).unwrap();

@@ -54,7 +54,7 @@ async fn bounded<H: Handler, T>(
 }
 
 /// A handshake that did not complete: the connection is over.
-fn unfinished<H: Handler>(shard: &Shard<H>, id: ConnId, fd: i32, what: &str, peer: &str, e: Unfinished) {
+fn unfinished<H: Handler>(shard: &Shard<H>, id: ConnId, fd: i32, websocket: bool, peer: &str, e: Unfinished) {
     let mut st = shard.state.borrow_mut();
     let st = &mut *st;
     match e {
@@ -62,8 +62,13 @@ fn unfinished<H: Handler>(shard: &Shard<H>, id: ConnId, fd: i32, what: &str, pee
         // client sees the connection end, cleanly, as `linger_close` ends it.
         Unfinished::Closed => linger_close(fd, &mut st.scratch),
         Unfinished::Failed(e) => {
-            log::debug!("{what} handshake with {peer} failed: {e}");
-            st.io.stats.handshake_failures += 1;
+            if websocket {
+                log::debug!("WebSocket upgrade of {peer} failed: {e}");
+                st.io.stats.upgrade_failures += 1;
+            } else {
+                log::debug!("TLS handshake with {peer} failed: {e}");
+                st.io.stats.handshake_failures += 1;
+            }
             // What was written (a 403) reaches the client before our FIN.
             linger_close(fd, &mut st.scratch);
             st.io.now = Instant::now();
@@ -97,7 +102,7 @@ pub(crate) async fn tls<H: Handler>(
             Some(Stream::Tls(Box::new(s)))
         }
         Err(e) => {
-            unfinished(shard, id, fd, "TLS", &peer, e);
+            unfinished(shard, id, fd, false, &peer, e);
             None
         }
     }
@@ -125,7 +130,7 @@ pub(crate) async fn websocket<H: Handler>(
     match bounded(shard, id, deadline, upgrading.as_mut()).await {
         Ok(ws) => Some(Stream::Ws(Box::new(ws))),
         Err(e) => {
-            unfinished(shard, id, fd, "WebSocket", &peer, e);
+            unfinished(shard, id, fd, true, &peer, e);
             None
         }
     }

@@ -187,6 +187,7 @@ impl Outbox for Out<'_> {
             records_out: s.records_out,
             dropped_sends: s.dropped_sends,
             handshake_failures: s.handshake_failures,
+            upgrade_failures: s.upgrade_failures,
             asleep: s.asleep,
             tick_lateness: s.tick_lateness,
         }
