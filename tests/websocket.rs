@@ -41,11 +41,10 @@ struct Ask<'a> {
     origin: Option<&'a str>,
 }
 
-fn handshake(
-    stream: Box<dyn Rw>,
-    url: &str,
-    ask: &Ask<'_>,
-) -> Result<(WebSocket<Box<dyn Rw>>, Option<String>), WsError> {
+/// An upgraded connection and the subprotocol the server named.
+type Upgraded = (WebSocket<Box<dyn Rw>>, Option<String>);
+
+fn handshake(stream: Box<dyn Rw>, url: &str, ask: &Ask<'_>) -> Result<Upgraded, WsError> {
     let mut req = url.into_client_request().unwrap();
     if !ask.subprotocols.is_empty() {
         req.headers_mut().insert("Sec-WebSocket-Protocol", ask.subprotocols.join(", ").parse().unwrap());
@@ -194,14 +193,9 @@ fn a_websocket_client_and_a_tcp_client_on_another_shard_talk_both_ways() {
     assert_eq!(web.expect("PONG").last(), "with-crlf");
     // Pings of the protocol itself are the library's: answered, never seen as IRC.
     web.ws.send(Message::Ping(b"are you there".to_vec().into())).unwrap();
-    loop {
-        match web.ws.read().unwrap() {
-            Message::Pong(p) => {
-                assert_eq!(&p[..], b"are you there");
-                break;
-            }
-            m => panic!("expected the pong, got {m:?}"),
-        }
+    match web.ws.read().unwrap() {
+        Message::Pong(p) => assert_eq!(&p[..], b"are you there"),
+        m => panic!("expected the pong, got {m:?}"),
     }
 
     // WHOIS from the TCP side sees an ordinary user.

@@ -116,6 +116,8 @@ pub(crate) struct Ws {
 /// the request. Refused, the client gets 403 and the error is `Err`.
 pub(crate) async fn accept(stream: Stream, answer: impl FnOnce(&WsRequest<'_>) -> WsAnswer + Unpin) -> io::Result<Ws> {
     let binary = Cell::new(false);
+    // The signature is tungstenite's `Callback`.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
         let offered: Vec<&str> = req
