@@ -20,3 +20,4 @@ pub mod persist;
 pub mod proto;
 pub mod sim;
 pub mod state;
+pub mod websocket;

@@ -115,13 +115,13 @@ fn mkpasswd() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--listen` replaces the plain-text listeners; TLS listeners stay.
+/// `--listen` replaces the plain-text IRC listeners; TLS and WebSocket listeners stay.
 fn listen_override(cfg: &mut Config, listen: &[SocketAddr]) {
     if listen.is_empty() {
         return;
     }
-    cfg.listen.retain(|l| l.tls.is_some());
-    let plain = listen.iter().map(|a| rustircd::config::Listen { address: *a, tls: None });
+    cfg.listen.retain(|l| l.tls.is_some() || l.websocket);
+    let plain = listen.iter().map(|a| rustircd::config::Listen { address: *a, tls: None, websocket: false });
     cfg.listen.splice(0..0, plain);
 }
 
@@ -302,7 +302,12 @@ fn runtime_config(cfg: &Config, cores: usize, capacity: usize) -> RuntimeConfig 
             .listen
             .iter()
             .enumerate()
-            .map(|(i, l)| shards::ListenSpec { addr: l.address, tag: i as u32, tls: l.tls.clone() })
+            .map(|(i, l)| shards::ListenSpec {
+                addr: l.address,
+                tag: i as u32,
+                tls: l.tls.clone(),
+                websocket: l.websocket,
+            })
             .collect(),
         mesh_capacity: cfg.runtime.mesh_capacity,
         batch: shards::BatchPolicy {

@@ -45,7 +45,12 @@ pub(crate) async fn accept_loop<H: Handler>(shard: Rc<Shard<H>>, listener: TcpLi
         let info = ConnInfo {
             peer,
             local: local_addr,
-            origin: Origin::Inbound { listener: index as u16, tls: tls.is_some(), tag },
+            origin: Origin::Inbound {
+                listener: index as u16,
+                tls: tls.is_some(),
+                websocket: shard.cfg.listeners.get(index).is_some_and(|l| l.websocket),
+                tag,
+            },
         };
         glommio::spawn_local(connection(shard.clone(), stream, tls, info)).detach();
     }

@@ -51,16 +51,23 @@ impl ConnInfo {
     pub fn tls(&self) -> bool {
         matches!(self.origin, Origin::Inbound { tls: true, .. })
     }
+
+    /// The connection came to a WebSocket listener: the handler hears of it before the upgrade
+    /// (and is asked about it then: `Handler::on_websocket`), as it does of a TLS one.
+    pub fn websocket(&self) -> bool {
+        matches!(self.origin, Origin::Inbound { websocket: true, .. })
+    }
 }
 
 /// Which side opened a connection. Once open, both kinds are served alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     /// Accepted on the listener at `listener` in [`crate::RuntimeConfig::listeners`], whose
-    /// `tag` it carries (see [`crate::ListenSpec`]), with TLS when that listener has it.
+    /// `tag` it carries (see [`crate::ListenSpec`]), with TLS and WebSocket when that listener
+    /// has them.
     /// Eight bytes: every connection's task holds its `ConnInfo` for its whole life (16 bytes
     /// here cost ~25 bytes a connection, measured with connection-stress).
-    Inbound { listener: u16, tls: bool, tag: u32 },
+    Inbound { listener: u16, tls: bool, websocket: bool, tag: u32 },
     /// Opened by this shard, asked with [`crate::Io::connect`]; plain TCP.
     Outbound,
 }

@@ -1,4 +1,5 @@
-//! The task of one connection: an accepted one's start (`on_accept`, a TLS handshake), then the
+//! The task of one connection: an accepted one's start (`on_accept`, a TLS handshake, a
+//! WebSocket upgrade), then the
 //! poll accepted and outbound connections share: it reads into the shard's scratch buffer,
 //! writes the connection's queue once per turn (after the shard's pending mesh messages have
 //! left), and closes it — or, for a quiet plain connection, ends and leaves it asleep
@@ -14,7 +15,7 @@ use std::time::Instant;
 use glommio::net::TcpStream;
 
 use crate::conn::{ConnId, ConnInfo, Disconnect};
-use crate::handshake::{handshake, HANDSHAKE_TIMEOUT};
+use crate::handshake::{self, HANDSHAKE_TIMEOUT};
 use crate::io::Io;
 use crate::runtime::Handler;
 use crate::shard::{Shard, State};
@@ -24,39 +25,50 @@ use crate::Envelope;
 /// Reads per wake-up before a connection yields to others.
 const READS_PER_POLL: usize = 8;
 
-/// The task of an accepted connection, from the handler's `on_accept` (and a TLS handshake)
-/// to its end.
+/// The task of an accepted connection, from the handler's `on_accept` (and a TLS handshake,
+/// then a WebSocket upgrade, when its listener has them) to its end.
 pub(crate) async fn connection<H: Handler>(
     shard: Rc<Shard<H>>,
     tcp: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
     info: ConnInfo,
 ) {
-    // The handler hears of a TLS connection before its handshake: admission (bans, limits,
-    // throttle) and the counts it keeps then cover connections that are still handshaking.
-    let id = {
-        let mut st = shard.state.borrow_mut();
-        let st = &mut *st;
-        st.io.now = Instant::now();
-        let id = st.io.conns.insert();
-        if let Some(slot) = st.io.conns.get(id) {
-            slot.sleeper = tls.is_none() && shard.sleepers.is_some();
-        }
-        st.handler.on_accept(&mut st.io, id, info);
-        id
-    };
-    // One `Stream` local, and the handshake's own values inside its arm: every local kept
-    // across an await sizes every connection's task (a second `Option<Stream>` and the
-    // deadline and peer address held for the whole connection cost ~90 bytes a connection,
-    // measured with connection-stress).
-    let stream = match tls {
-        None => Stream::Plain(tcp),
-        // Boxed: held inline, the handshake's state (a rustls connection) would size every
-        // connection's task, plain ones included — 1.5 KB more per connection, measured.
-        Some(cfg) => {
-            let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-            match Box::pin(handshake(&shard, id, tcp, cfg, deadline)).await {
+    // One `Stream` local, and the handshakes' values in this block or inside them: every
+    // local kept across the `serve` await sizes every connection's task (a second
+    // `Option<Stream>` and the deadline and peer address held for the whole connection cost
+    // ~90 bytes a connection, measured with connection-stress).
+    let (stream, id) = {
+        // The handler hears of a TLS or WebSocket connection before its handshakes: admission
+        // (bans, limits, throttle) and the counts it keeps then cover connections that are
+        // still handshaking.
+        let websocket = info.websocket();
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let id = {
+            let mut st = shard.state.borrow_mut();
+            let st = &mut *st;
+            st.io.now = Instant::now();
+            let id = st.io.conns.insert();
+            if let Some(slot) = st.io.conns.get(id) {
+                // TLS and WebSocket state lives in the task: such connections never sleep.
+                slot.sleeper = tls.is_none() && !websocket && shard.sleepers.is_some();
+            }
+            st.handler.on_accept(&mut st.io, id, info);
+            id
+        };
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            // Boxed: held inline, the handshake's state (a rustls connection) would size every
+            // connection's task, plain ones included — 1.5 KB more per connection, measured.
+            Some(cfg) => match Box::pin(handshake::tls(&shard, id, tcp, cfg, deadline)).await {
                 Some(s) => s,
+                None => return ended(&shard, id),
+            },
+        };
+        if !websocket {
+            (stream, id)
+        } else {
+            match Box::pin(handshake::websocket(&shard, id, stream, deadline)).await {
+                Some(s) => (s, id),
                 None => return ended(&shard, id),
             }
         }

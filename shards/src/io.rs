@@ -33,6 +33,8 @@ pub struct IoStats {
     pub dropped_sends: u64,
     /// TLS handshakes that failed or timed out.
     pub handshake_failures: u64,
+    /// WebSocket upgrades that failed, timed out or were refused (403).
+    pub upgrade_failures: u64,
     /// Connections asleep now: quiet, without a task, their socket in the shard's epoll.
     pub asleep: u64,
     /// Lateness of the last periodic tick: how long the loop was busy past the tick's deadline.

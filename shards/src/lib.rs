@@ -26,6 +26,7 @@ mod sleep;
 mod start;
 mod stream;
 mod writer;
+mod ws;
 
 pub use conn::{ConnId, ConnInfo, Disconnect, Origin, Traffic};
 pub use io::{Io, IoStats};
@@ -33,6 +34,7 @@ pub use limits::{raise_nofile_limit, FdLimits};
 pub use mesh::{BatchPolicy, Batcher};
 pub use runtime::allowed_cpus;
 pub use runtime::{Controller, Handler, ListenSpec, Runtime, RuntimeConfig, RuntimeError, StartError};
+pub use ws::{WsAnswer, WsRequest};
 
 /// Index of a shard, `0..cores`.
 pub type ShardId = usize;

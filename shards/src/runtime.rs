@@ -15,6 +15,7 @@ use crate::conn::{ConnId, ConnInfo, Disconnect};
 use crate::io::Io;
 use crate::mesh::BatchPolicy;
 use crate::nudge::Slot;
+use crate::ws::{WsAnswer, WsRequest};
 use crate::{start, Envelope, ShardId};
 
 /// The service run on every shard. Called synchronously from the shard's tasks; never
@@ -34,7 +35,17 @@ pub trait Handler: 'static {
     fn on_client_cert(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, der: &[u8]) {
         let _ = (io, conn, der);
     }
-    /// Bytes arrived (any framing is the handler's business).
+    /// A client of a `websocket` listener asks to upgrade (after its TLS handshake, on a TLS
+    /// listener): accept it, with the subprotocol and message type chosen, or refuse it (HTTP
+    /// 403). Until the answer the client is only an accepted connection; a refused one ends as
+    /// a failed TLS handshake does (`on_disconnect`). By default: accepted, no subprotocol named,
+    /// text messages.
+    fn on_websocket(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, request: &WsRequest<'_>) -> WsAnswer {
+        let _ = (io, conn, request);
+        WsAnswer::Accept { subprotocol: None, binary: false }
+    }
+    /// Bytes arrived (any framing is the handler's business; a WebSocket client's messages
+    /// arrive as lines, see [`WsRequest`]).
     fn on_data(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, data: &[u8]);
     /// The peer closed the connection or an I/O error ended it.
     fn on_disconnect(&mut self, io: &mut Io<Self::Msg>, conn: ConnId, why: Disconnect);
@@ -66,6 +77,9 @@ pub struct ListenSpec {
     pub tag: u32,
     /// TLS for this listener (replaceable later with [`Runtime::set_tls`]).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Its clients speak WebSocket (after TLS, with `tls`): the runtime does the upgrade (asking
+    /// [`Handler::on_websocket`]) and the framing; the handler sees lines.
+    pub websocket: bool,
 }
 
 #[derive(Clone, Debug)]

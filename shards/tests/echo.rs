@@ -70,7 +70,7 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
 fn echo_steering_relay_and_stop() {
     let cfg = RuntimeConfig {
         cores: 2,
-        listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 0, tls: None }],
+        listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 0, tls: None, websocket: false }],
         ..Default::default()
     };
     let rt: Runtime<Ctl> = Runtime::start(cfg, |_, _| Echo::default()).expect("start");

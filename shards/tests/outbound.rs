@@ -133,7 +133,7 @@ fn wait_open(rt: &Runtime<Ctl>, n: usize) {
 fn outbound_connect_served_like_accepted() {
     let cfg = RuntimeConfig {
         cores: 2,
-        listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 7, tls: None }],
+        listeners: vec![ListenSpec { addr: "127.0.0.1:0".parse().unwrap(), tag: 7, tls: None, websocket: false }],
         // One accepted client and one outbound connection fill the process.
         capacity: 2,
         stop_grace: Duration::from_secs(1),
@@ -146,7 +146,7 @@ fn outbound_connect_served_like_accepted() {
     // An accepted connection, for contrast: it carries its listener.
     let mut client = BufReader::new(TcpStream::connect(rt.bound()[0]).unwrap());
     client.get_ref().set_read_timeout(Some(WAIT)).unwrap();
-    assert_eq!(next(&seen), Seen::Accepted(Origin::Inbound { listener: 0, tls: false, tag: 7 }));
+    assert_eq!(next(&seen), Seen::Accepted(Origin::Inbound { listener: 0, tls: false, websocket: false, tag: 7 }));
 
     // Shard 1 connects out; bytes flow both ways.
     let far = TcpListener::bind("127.0.0.1:0").unwrap();

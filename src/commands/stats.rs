@@ -221,13 +221,14 @@ fn connect_stats(ctx: &mut Ctx<'_>, reports: &[ShardReport]) {
     let sum = |f: &dyn Fn(&ShardReport) -> u64| reports.iter().map(f).sum::<u64>();
     let text = format!(
         "Connections: {} now ({} registered), {} accepted, {} refused at admission (bans, limits, throttle), \
-         {} refused for capacity, {} failed TLS handshakes, highest {} users",
+         {} refused for capacity, {} failed TLS handshakes, {} failed WebSocket upgrades, highest {} users",
         sum(&|r| r.connections),
         sum(&|r| r.users),
         sum(&|r| r.io.accepted),
         sum(&|r| r.counters.refused),
         sum(&|r| r.io.refused_full),
         sum(&|r| r.io.handshake_failures),
+        sum(&|r| r.io.upgrade_failures),
         ctx.st.max_global,
     );
     ctx.reply(Numeric::RPL_STATSDEBUG, &["c", &text]);

@@ -40,6 +40,15 @@ pub struct Config {
     pub tls: Option<Tls>,
     pub lookups: Lookups,
     pub metrics: Metrics,
+    pub websocket: WebSocket,
+}
+
+/// `[websocket]`: settings of every `websocket` listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSocket {
+    /// Origins (glob patterns: `*`, `?`) whose pages may connect; empty: any
+    /// (`crate::websocket::origin_allowed`).
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -97,6 +106,8 @@ pub struct Listen {
     pub address: SocketAddr,
     /// TLS settings (certificate and key loaded) for a TLS listener.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Its clients speak IRC over WebSocket (IRCv3 `websocket`; `wss://` with `tls`).
+    pub websocket: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -300,9 +311,10 @@ impl Config {
     }
 
     /// The port `sts` points plain-text clients to: `[tls] sts_port`, else the first TLS
-    /// listener's. None when there is no TLS listener or the policy is off.
+    /// listener's (IRC over TLS: not a `wss://` one). None when there is no TLS listener or
+    /// the policy is off.
     pub fn tls_port(&self) -> Option<u16> {
-        let first = self.listen.iter().find(|l| l.tls.is_some())?.address.port();
+        let first = self.listen.iter().find(|l| l.tls.is_some() && !l.websocket)?.address.port();
         match &self.tls {
             Some(t) if !t.sts => None,
             Some(t) => Some(t.sts_port.unwrap_or(first)),
@@ -332,8 +344,10 @@ fn read_all(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, base: Option<&Path>) -> Co
     let runtime = read_runtime(doc, top);
     let lookups = read_lookups(doc, top);
     let metrics = read_metrics(doc, top);
+    let websocket = read_websocket(doc, top);
     Config {
         metrics,
+        websocket,
         source: doc.file.clone(),
         server,
         limits,
@@ -484,6 +498,20 @@ fn read_metrics(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> Metrics {
     }
     t.finish(doc);
     Metrics { listen }
+}
+
+fn read_websocket(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> WebSocket {
+    let mut t = top.section(doc, "websocket");
+    let allowed_origins = t.str_list(doc, "allowed_origins", &[]);
+    if allowed_origins.iter().any(|o| o.trim().is_empty()) {
+        doc.error(
+            t.value_span("allowed_origins").as_ref(),
+            "websocket.allowed_origins",
+            "an empty origin matches nothing; leave the list empty to allow any origin",
+        );
+    }
+    t.finish(doc);
+    WebSocket { allowed_origins }
 }
 
 fn resolve(base: Option<&Path>, f: &str) -> PathBuf {
@@ -660,6 +688,7 @@ fn read_listen(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, tls: Option<&Tls>, base
     for mut t in top.tables(doc, "listen") {
         let addr = t.req_str(doc, "address");
         let wants_tls = t.bool(doc, "tls", false);
+        let websocket = t.bool(doc, "websocket", false);
         let cert = t.opt_str(doc, "cert").map(|f| resolve(base, &f)).or_else(|| tls.and_then(|x| x.cert.clone()));
         let key = t.opt_str(doc, "key").map(|f| resolve(base, &f)).or_else(|| tls.and_then(|x| x.key.clone()));
         let mut server = None;
@@ -681,7 +710,7 @@ fn read_listen(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>, tls: Option<&Tls>, base
             }
         }
         match addr.parse::<SocketAddr>() {
-            Ok(a) => out.push(Listen { address: a, tls: server }),
+            Ok(a) => out.push(Listen { address: a, tls: server, websocket }),
             Err(_) if addr.is_empty() => {}
             Err(_) => doc.error(
                 t.value_span("address").as_ref(),
@@ -960,6 +989,31 @@ fn key_error(doc: &mut Doc<'_>, t: &Tbl<'_, '_>, key: &str, reason: impl Into<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_listeners_and_allowed_origins() {
+        let base = "[server]\nname = \"irc.test.net\"\n[[listen]]\naddress = \"127.0.0.1:6667\"\n";
+        let c = Config::parse("t.toml", base, None).unwrap();
+        assert!(!c.listen[0].websocket);
+        assert!(c.websocket.allowed_origins.is_empty(), "no list: any origin");
+
+        let text = format!(
+            "{base}[[listen]]\naddress = \"127.0.0.1:8097\"\nwebsocket = true\n\
+             [websocket]\nallowed_origins = [\"https://chat.example\", \"https://*.example.org\"]\n"
+        );
+        let c = Config::parse("t.toml", &text, None).unwrap();
+        assert_eq!((c.listen[1].websocket, c.listen[1].tls.is_none()), (true, true));
+        assert_eq!(c.websocket.allowed_origins, ["https://chat.example", "https://*.example.org"]);
+        // sts names an IRC port over TLS: a plain WebSocket listener is none
+        assert_eq!(c.tls_port(), None);
+
+        let errs =
+            Config::parse("t.toml", &format!("{base}[websocket]\nallowed_origins = [\"\"]\n"), None).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key, "websocket.allowed_origins");
+        let errs = Config::parse("t.toml", &format!("{base}[websocket]\norigins = [\"*\"]\n"), None).unwrap_err();
+        assert_eq!(errs[0].key, "websocket.origins", "an unknown key is an error: {errs:?}");
+    }
 
     #[test]
     fn embedded_default_is_valid() {

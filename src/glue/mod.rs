@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime};
+use shards::{ConnId, ConnInfo, Disconnect, Envelope, Handler, Io, Runtime, WsAnswer, WsRequest};
 
 use crate::commands::envelope::{ChanMsg, Ordered};
 use crate::commands::{connection, inbox, link, timers, Conn, Env, Outbox};
@@ -187,6 +187,7 @@ impl Outbox for Out<'_> {
             records_out: s.records_out,
             dropped_sends: s.dropped_sends,
             handshake_failures: s.handshake_failures,
+            upgrade_failures: s.upgrade_failures,
             asleep: s.asleep,
             tick_lateness: s.tick_lateness,
         }
@@ -232,6 +233,26 @@ impl Handler for IrcShard {
             client.rare_mut().certfp = Some(fp.into());
         }
         let _ = io;
+    }
+
+    /// The upgrade of a WebSocket client: its Origin against `[websocket] allowed_origins`,
+    /// the subprotocol by its preference (`crate::websocket`).
+    fn on_websocket(&mut self, io: &mut Io<Env>, c: ConnId, req: &WsRequest<'_>) -> WsAnswer {
+        use crate::websocket::{choose, origin_allowed, Framing};
+        let _ = io;
+        let addr = self.st.clients.get(&conn(c)).map(|cl| cl.addr.to_string()).unwrap_or_default();
+        let origin = req.origin.unwrap_or("-");
+        if !origin_allowed(&self.st.cfg.websocket.allowed_origins, req.origin) {
+            log::info!("WebSocket refused: [{addr}] shard={} origin={origin} (not in allowed_origins)", self.st.me);
+            return WsAnswer::Refuse;
+        }
+        let (subprotocol, framing) = choose(req.subprotocols);
+        log::info!(
+            "WebSocket client: [{addr}] shard={} origin={origin} subprotocol={}",
+            self.st.me,
+            subprotocol.unwrap_or("-")
+        );
+        WsAnswer::Accept { subprotocol, binary: framing == Framing::Binary }
     }
 
     fn on_data(&mut self, io: &mut Io<Env>, c: ConnId, data: &[u8]) {

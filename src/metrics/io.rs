@@ -19,6 +19,8 @@ pub struct IoFigures {
     /// Sends refused because the connection was gone or closing.
     pub dropped_sends: u64,
     pub handshake_failures: u64,
+    /// WebSocket upgrades that failed, timed out or were refused (a foreign Origin).
+    pub upgrade_failures: u64,
     /// Connections asleep now (quiet, without a task of their own; see the shards crate).
     pub asleep: u64,
     /// How late the last periodic tick ran.

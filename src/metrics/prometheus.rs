@@ -232,6 +232,7 @@ pub fn render(reports: &[ShardReport], process: &Process, commands: &[&str]) -> 
                 ("refused", s.counters.refused),
                 ("server_full", s.io.refused_full),
                 ("tls_handshake", s.io.handshake_failures),
+                ("websocket_upgrade", s.io.upgrade_failures),
             ]
         },
     );

@@ -74,8 +74,8 @@ pub struct ShardReport {
 
 impl ShardReport {
     /// Connection attempts that did not become a connection: refused at admission, refused
-    /// for capacity, or a failed TLS handshake.
+    /// for capacity, a failed TLS handshake or WebSocket upgrade.
     pub fn connection_failures(&self) -> u64 {
-        self.counters.refused + self.io.refused_full + self.io.handshake_failures
+        self.counters.refused + self.io.refused_full + self.io.handshake_failures + self.io.upgrade_failures
     }
 }
