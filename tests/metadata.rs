@@ -145,3 +145,39 @@ fn channel_metadata_is_set_by_operators_and_told_on_both_shards() {
         assert_eq!(fail(&mut member, q).p(1), "KEY_NO_PERMISSION", "{q}");
     }
 }
+
+/// `before-connect`: keys set before registration are the user's from its first line, told in
+/// the welcome burst, and seen from the other shard.
+#[test]
+fn keys_set_before_registration_belong_to_the_user() {
+    let srv = Server::start();
+    let mut other = srv.client_on_shard_caps("other", CAPS, 1);
+    for _ in 0..64 {
+        let mut c = srv.connect();
+        if srv.shard_of(&c) != 0 {
+            continue;
+        }
+        c.nick = "early".into();
+        let ls = c.cap_ls();
+        assert!(ls.split(' ').any(|x| x.starts_with("draft/metadata-3=before-connect,")), "{ls}");
+        c.send("CAP REQ :draft/metadata-3 batch");
+        c.expect("CAP ACK", |m| m.verb == "CAP" && m.p(1) == "ACK");
+        c.send("METADATA * SET display-name :Early Bird");
+        let m = c.expect_verb("761");
+        assert_eq!(m.params, ["*", "*", "display-name", "*", "Early Bird"]);
+        assert_eq!(fail(&mut c, "METADATA someone GET display-name").p(1), "INVALID_TARGET");
+        c.send("NICK early");
+        c.send("USER early 0 * :e");
+        c.send("CAP END");
+        let burst = c.collect_until("376");
+        let mut rest = burst;
+        rest.extend(c.sync());
+        let kv: Vec<&Msg> = rest.iter().filter(|m| m.verb == "761").collect();
+        assert_eq!(kv.len(), 1, "{rest:?}");
+        assert_eq!(kv[0].params[1..], ["early", "display-name", "*", "Early Bird"]);
+        let got = batch(&mut other, "METADATA early GET display-name");
+        assert_eq!(got[0].last(), "Early Bird");
+        return;
+    }
+    panic!("no connection reached shard 0");
+}

@@ -107,7 +107,7 @@ pub const METADATA_CAP: &str = "draft/metadata-3";
 /// The metadata capability: its limits.
 fn metadata_value(_: &Offer<'_>) -> Option<String> {
     use super::metadata::{MAX_KEYS, MAX_SUBS, MAX_VALUE_BYTES};
-    Some(format!("max-subs={MAX_SUBS},max-keys={MAX_KEYS},max-value-bytes={MAX_VALUE_BYTES}"))
+    Some(format!("before-connect,max-subs={MAX_SUBS},max-keys={MAX_KEYS},max-value-bytes={MAX_VALUE_BYTES}"))
 }
 
 /// `draft/multiline`: its limits.

@@ -51,6 +51,9 @@ pub fn metadata(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         _ => {}
     }
+    if !ctx.me().registered {
+        return before_connect(ctx, target, &sub, rest);
+    }
     let uid = ctx.me().uid;
     let Some(t) = resolve(ctx.st, uid, target) else {
         fail(ctx, "INVALID_TARGET", &[target], "Invalid metadata target");
@@ -101,6 +104,68 @@ pub fn metadata(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         _ => fail(ctx, "SUBCOMMAND_INVALID", &[&sub], "Unknown METADATA subcommand"),
     }
     Ok(())
+}
+
+/// Before registration (`before-connect`): the client's own keys (`*`), kept on the connection
+/// until the user exists, which then starts with them.
+fn before_connect(ctx: &mut Ctx<'_>, target: &str, sub: &str, rest: &[&str]) -> CmdResult {
+    if target != "*" {
+        fail(ctx, "INVALID_TARGET", &[target], "Only * before registration");
+        return Ok(());
+    }
+    let (server, me) = (ctx.server().to_string(), ctx.me().target().to_string());
+    let map = ctx.me().rare().early_metadata.as_deref().cloned().unwrap_or_default();
+    match sub {
+        "GET" | "LIST" => {
+            let mut lines = Vec::new();
+            for (k, v) in map.iter().filter(|(k, _)| sub == "LIST" || rest.contains(&&***k)) {
+                lines.extend(key_value(&server, &me, "*", k, v));
+            }
+            if sub == "GET" {
+                for k in rest.iter().filter(|k| !map.contains_key(**k)) {
+                    lines.extend(key_not_set(&server, &me, "*", k));
+                }
+            }
+            let batch = in_batch(ctx.st, ctx.conn, "*", lines);
+            ctx.send(&batch);
+        }
+        "SET" => {
+            let (Some(key), value) = (rest.first().copied(), rest.get(1).copied().filter(|v| !v.is_empty())) else {
+                fail(ctx, "INVALID_KEY", &["*"], "Invalid key");
+                return Ok(());
+            };
+            if !valid_key(key) {
+                fail(ctx, "INVALID_KEY", &[key], "Invalid key");
+            } else if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+                fail(ctx, "INVALID_VALUE", &[key], "Value too long");
+            } else if value.is_some() && !map.contains_key(key) && map.len() >= MAX_KEYS {
+                fail(ctx, "LIMIT_REACHED", &["*"], "Too many keys");
+            } else {
+                crate::state::set_metadata(&mut ctx.me_mut().rare_mut().early_metadata, key, value);
+                let line = match value {
+                    Some(v) => key_value(&server, &me, "*", key, v),
+                    None => key_not_set(&server, &me, "*", key),
+                };
+                ctx.send(&line);
+            }
+        }
+        "CLEAR" => {
+            let lines: Vec<u8> = map.keys().flat_map(|k| key_not_set(&server, &me, "*", k)).collect();
+            ctx.me_mut().rare_mut().early_metadata = None;
+            let batch = in_batch(ctx.st, ctx.conn, "*", lines);
+            ctx.send(&batch);
+        }
+        _ => fail(ctx, "SUBCOMMAND_INVALID", &[sub], "Not before registration"),
+    }
+    Ok(())
+}
+
+/// At registration: the keys the user set before it, in a `metadata` batch (none: nothing).
+pub fn own_keys(st: &mut ShardState, conn: Conn, u: &crate::state::user::User) -> Vec<u8> {
+    let Some(map) = u.metadata.as_deref() else { return Vec::new() };
+    let server = st.cfg.server.name.clone();
+    let lines: Vec<u8> = map.iter().flat_map(|(k, v)| key_value(&server, &u.nick, &u.nick, k, v)).collect();
+    in_batch(st, conn, &u.nick, lines)
 }
 
 fn resolve(st: &ShardState, me: Uid, target: &str) -> Option<Target> {
@@ -267,14 +332,12 @@ fn set(ctx: &mut Ctx<'_>, t: Target, name: &str, clear: bool, key: Option<&str>,
     }
 }
 
+/// A channel change decided: the mutation, the line its members see, the setter's answer.
+type Decided = Result<(Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>>;
+
 /// At a channel's home: may this user change the channel's metadata? The change, and the
 /// setter's answer (`answer`: 761 or 766 for each key).
-pub fn decide(
-    ch: &Channel,
-    uid: Uid,
-    changes: Vec<(Box<str>, Option<Box<str>>)>,
-    answer: bool,
-) -> Result<(Mutation, Arc<[u8]>, Vec<Reply>), Vec<Reply>> {
+pub fn decide(ch: &Channel, uid: Uid, changes: Vec<(Box<str>, Option<Box<str>>)>, answer: bool) -> Decided {
     if !ch.status(&uid).is_some_and(|s| s.is_op()) {
         return Err(vec![crate::err!(ERR_CHANOPRIVSNEEDED, ch.name)]);
     }

@@ -164,7 +164,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("TAGMSG", 1, When::Registered, message::tagmsg).with_server(link::s2s::message),
     spec("BATCH", 1, When::Registered, multiline::batch),
     spec("SETNAME", 1, When::Registered, identity::setname),
-    spec("METADATA", 2, When::Registered, metadata::metadata),
+    spec("METADATA", 2, When::Always, metadata::metadata),
     // history (history/*.rs)
     spec("CHATHISTORY", 1, When::Registered, history::chathistory),
     spec("MARKREAD", 0, When::Registered, read_marker::markread),

@@ -225,6 +225,8 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     };
     let uid = user.uid;
     log::info!("Client registered: {} [{}] shard={} uid={uid}", user.mask(), me.addr, ctx.st.me);
+    let mut user = user;
+    user.metadata = ctx.me_mut().rare_if_any().and_then(|r| r.early_metadata.take());
     ctx.me_mut().user = Some((user.user.clone(), user.realname.clone()));
     ctx.me_mut().registered = true;
     if let Some(r) = ctx.me_mut().rare_if_any() {
@@ -259,6 +261,9 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     );
     super::oper::snotice::snotice(ctx.st, ctx.out, &text);
     welcome(ctx, &user);
+    // Metadata set before registration, confirmed in the burst (draft metadata, before-connect).
+    let early = super::metadata::own_keys(ctx.st, ctx.conn, &user);
+    ctx.send(&early);
     let burst = std::mem::take(&mut ctx.st.reply);
     hold_until_applied(ctx, burst);
 }

@@ -155,6 +155,8 @@ pub struct Rare {
     pub multiline: Option<Box<crate::commands::multiline::Gathering>>,
     /// The metadata keys this connection subscribed to (METADATA * SUB).
     pub subs: Vec<Box<str>>,
+    /// Metadata set before registration (`before-connect`): the user starts with it.
+    pub early_metadata: crate::state::Metadata,
 
     // Leaving.
     /// The socket is gone; the user's departure waits for a channel request in flight.
@@ -194,6 +196,7 @@ impl Rare {
         labeled: Vec::new(),
         multiline: None,
         subs: Vec::new(),
+        early_metadata: None,
         departing: None,
         farewell: None,
         oper: None,
@@ -220,6 +223,7 @@ impl Rare {
             labeled,
             multiline,
             subs,
+            early_metadata,
             departing,
             farewell,
             oper,
@@ -240,6 +244,7 @@ impl Rare {
             && label.is_none()
             && multiline.is_none()
             && subs.is_empty()
+            && early_metadata.is_none()
             && labeled.is_empty()
             && departing.is_none()
             && farewell.is_none()
