@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, Msg, Server, BASE_CONFIG};
+use common::{identified, services, services_config, Client, Msg, Server, BASE_CONFIG};
 
 const CAPS: &str = "batch server-time message-tags echo-message labeled-response draft/chathistory";
 
@@ -110,13 +110,15 @@ fn events_replay_only_with_event_playback() {
     );
 }
 
-/// A private conversation is kept under each side's nick: after reconnecting (to whichever
-/// shard), a user finds it; TARGETS lists it with the user's channels, oldest first.
+/// A private conversation is kept under each side's account: after reconnecting (to whichever
+/// shard), a user finds it; TARGETS lists it with the user's channels, oldest first. A user
+/// without an account has none (its nick passes to whoever takes it next).
 #[test]
 fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
-    let srv = Server::start();
-    let mut a = on_shard(&srv, "ann", CAPS, 0);
-    let mut b = on_shard(&srv, "ben", CAPS, 1);
+    let srv = Server::with_config(2, &services_config());
+    let mut s = services(&srv);
+    let mut a = identified(&srv, &mut s, "ann", CAPS, 0, "annacct");
+    let mut b = identified(&srv, &mut s, "ben", CAPS, 1, "benacct");
     a.send("JOIN #t");
     a.expect_verb("366");
     a.send("PRIVMSG #t :first");
@@ -128,17 +130,18 @@ fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     b.send("PRIVMSG ann :hello ann");
     b.expect_verb("PRIVMSG");
     a.expect_verb("PRIVMSG");
-    // Someone else's conversation with ben is not ann's.
+    // Someone else's conversation with ben is not ann's; cat has no account, so no log.
     let mut c = on_shard(&srv, "cat", CAPS, 0);
     c.send("PRIVMSG ben :not for ann");
     c.expect_verb("PRIVMSG");
     b.expect_verb("PRIVMSG");
-    for s in [0, 1] {
+    assert!(history(&mut c, "CHATHISTORY LATEST ben * 10", "ben").is_empty());
+    for shard in [0, 1] {
         a.send("QUIT");
         a.expect_closed();
-        a = on_shard(&srv, "ann", CAPS, s);
+        a = identified(&srv, &mut s, "ann", CAPS, shard, "annacct");
         let got = history(&mut a, "CHATHISTORY LATEST BEN * 10", "BEN");
-        assert_eq!(texts(&got), ["hello ben", "hello ann"], "from shard {s}");
+        assert_eq!(texts(&got), ["hello ben", "hello ann"], "from shard {shard}");
         a.send("JOIN #t");
         a.expect_verb("366");
     }
@@ -163,6 +166,27 @@ fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     assert_eq!(targets.iter().map(|t| t.0).collect::<Vec<_>>(), ["ben", "#t"], "{targets:?}");
 }
 
+/// A channel's history ends with the channel: whoever creates one of that name later does not
+/// read the old one.
+#[test]
+fn a_channel_that_ended_takes_its_history_with_it() {
+    let srv = Server::start();
+    let mut a = on_shard(&srv, "first", CAPS, 0);
+    let mut b = on_shard(&srv, "second", CAPS, 1);
+    for chan in ["#gone1", "#gone2", "#gone3"] {
+        a.send(&format!("JOIN {chan}"));
+        a.expect_verb("366");
+        a.send(&format!("PRIVMSG {chan} :secret plans"));
+        a.expect_verb("PRIVMSG");
+        assert_eq!(texts(&history(&mut a, &format!("CHATHISTORY LATEST {chan} * 10"), chan)), ["secret plans"]);
+        a.send(&format!("PART {chan}"));
+        a.expect_verb("PART");
+        b.send(&format!("JOIN {chan}"));
+        b.expect_verb("366");
+        assert!(history(&mut b, &format!("CHATHISTORY LATEST {chan} * 10"), chan).is_empty(), "{chan}");
+    }
+}
+
 /// Errors: a channel one is not in, a bad reference or limit, an unknown subcommand.
 #[test]
 fn bad_queries_get_fail_replies() {
@@ -185,14 +209,18 @@ fn bad_queries_get_fail_replies() {
         assert_eq!((fail.p(0), fail.p(1)), ("CHATHISTORY", code), "{q}: {}", fail.raw);
     }
     // A labeled query: the answer is one batch, the label on its opening line.
-    a.send("PRIVMSG bo :hi");
-    a.send("@label=q1 CHATHISTORY LATEST bo * 10");
+    a.send("JOIN #lab");
+    a.expect_verb("366");
+    a.send("PRIVMSG #lab :hi");
+    a.send("@label=q1 CHATHISTORY LATEST #lab * 10");
     let open = a.expect_verb("BATCH");
     assert_eq!((open.tag("label"), open.p(1)), (Some("q1"), "chathistory"), "{}", open.raw);
     let inner = a.expect_verb("PRIVMSG");
     assert_eq!(inner.tag("batch"), Some(open.p(0).trim_start_matches('+')), "{}", inner.raw);
     assert_eq!(inner.tag("label"), None);
     assert_eq!(a.expect_verb("BATCH").p(0), format!("-{}", open.p(0).trim_start_matches('+')));
+    // Without an account nothing private is kept: an empty batch, not an error.
+    assert!(history(&mut a, "CHATHISTORY LATEST bo * 10", "bo").is_empty());
     a.sync();
 }
 
@@ -226,18 +254,20 @@ fn history_can_be_turned_off() {
 
 fn config_in(dir: &common::TempDir, extra: &str) -> String {
     let data = dir.0.to_str().unwrap();
-    format!("{}\n{extra}", BASE_CONFIG.replace("[server]\n", &format!("[server]\ndata_dir = {data:?}\n")))
+    format!("{}\n{extra}", services_config().replace("[server]\n", &format!("[server]\ndata_dir = {data:?}\n")))
 }
 
 /// History is on disk: after a stop and a start (with another shard count, so the logs move
 /// to other keepers), channel and private history answer as before; a shorter length in the
-/// config at start keeps the newest.
+/// config at start keeps the newest. (A channel's history lasts while the channel does: the
+/// server stops with its members in it.)
 #[test]
 fn history_survives_a_restart() {
     let dir = common::TempDir::new();
     let srv = Server::with_config(2, &config_in(&dir, ""));
-    let mut a = on_shard(&srv, "ann", CAPS, 0);
-    let mut b = on_shard(&srv, "ben", CAPS, 1);
+    let mut s = services(&srv);
+    let mut a = identified(&srv, &mut s, "ann", CAPS, 0, "annacct");
+    let mut b = identified(&srv, &mut s, "ben", CAPS, 1, "benacct");
     let mut sent = Vec::new();
     for (i, chan) in ["#r1", "#r2", "#r3"].iter().enumerate() {
         a.send(&format!("JOIN {chan}"));
@@ -251,20 +281,20 @@ fn history_survives_a_restart() {
         b.expect_verb("PRIVMSG");
     }
     let before = history(&mut b, "CHATHISTORY LATEST ann * 10", "ann");
-    drop((a, b));
     assert!(srv.stop().success());
+    drop((a, b, s));
 
     for (cores, length) in [(1, 1000), (2, 2)] {
         let srv = Server::with_config(cores, &config_in(&dir, &format!("[history]\nprivate_length = {length}\n")));
-        // 9 channel messages, 3 JOINs, 3 private messages in each side's log (and the QUITs of
-        // the closed connections, when the server saw them before it stopped).
+        // 9 channel messages, 3 JOINs, 3 private messages in each side's log.
         let log = srv.wait_log(&["History loaded"]);
         let n: usize = log.split("History loaded: ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap();
         if cores == 1 {
-            assert!((18..=21).contains(&n), "{log}");
+            assert_eq!(n, 18, "{log}");
         }
-        let mut a = on_shard(&srv, "ann", CAPS, 0);
-        let mut b = on_shard(&srv, "ben", CAPS, cores - 1);
+        let mut s = services(&srv);
+        let mut a = identified(&srv, &mut s, "ann", CAPS, 0, "annacct");
+        let mut b = identified(&srv, &mut s, "ben", CAPS, cores - 1, "benacct");
         let after = history(&mut b, "CHATHISTORY LATEST ann * 10", "ann");
         let kept = &before[before.len() - length.min(3)..];
         assert_eq!(texts(&after), texts(kept));
@@ -286,8 +316,8 @@ fn history_survives_a_restart() {
                 want.iter().map(|m| m.tag("time")).collect::<Vec<_>>()
             );
         }
-        drop((a, b));
         assert!(srv.stop().success());
+        drop((a, b, s));
     }
 }
 
@@ -295,14 +325,14 @@ fn history_survives_a_restart() {
 /// conversation with a user is.
 #[test]
 fn conversations_with_services_are_not_kept() {
-    let srv = Server::with_config(2, &common::services_config());
-    let mut s = common::services(&srv);
+    let srv = Server::with_config(2, &services_config());
+    let mut s = services(&srv);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     s.send(&format!(":3SV UID NickServ 1 {now} +io NickServ services.test services.test 0 3SVAAAAAA * :Nick services"));
     s.send("PING :3SV");
     s.expect_verb("PONG");
-    let mut c = on_shard(&srv, "newbie", CAPS, 1);
-    let mut friend = on_shard(&srv, "friend", CAPS, 0);
+    let mut c = identified(&srv, &mut s, "newbie", CAPS, 1, "newbie");
+    let mut friend = identified(&srv, &mut s, "friend", CAPS, 0, "friend");
     c.send("PRIVMSG NickServ :REGISTER hunter2 newbie@example.org");
     let got = s.expect("the PRIVMSG", |m| m.verb == "PRIVMSG");
     assert_eq!(got.last(), "REGISTER hunter2 newbie@example.org");

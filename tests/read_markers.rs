@@ -47,7 +47,12 @@ fn markers_are_set_read_and_only_increase() {
             assert_eq!(lines[at].params[..2], [chan.to_string(), want]);
             assert!(lines[at..].iter().any(|m| m.verb == "353"), "MARKREAD comes before NAMES");
         }
+        c.send("QUIT");
+        c.expect_closed();
     }
+    // Without an account a marker is the connection's: the next holder of the nick has none.
+    let mut c = srv.client_on_shard_caps("reader0", CAP, 1);
+    assert_eq!(markread(&mut c, "MARKREAD #chan").p(1), "*");
     // Without the capability: no MARKREAD on JOIN.
     let mut plain = srv.client("plain");
     plain.send("JOIN #chan");
@@ -73,6 +78,16 @@ fn an_accounts_sessions_share_markers_across_shards_and_restarts() {
     markread(&mut two, "MARKREAD #room timestamp=2022-01-01T00:00:00.000Z");
     one.expect_silence(std::time::Duration::from_millis(300));
     other.expect_silence(std::time::Duration::from_millis(10));
+    // The rest of the network hears a raise (ENCAP * MARKREAD), and a raise from there reaches
+    // the account's sessions here.
+    let m = s.expect("ENCAP MARKREAD", |m| m.verb == "ENCAP" && m.p(1) == "MARKREAD");
+    assert_eq!(m.params[2..], ["a:kim", "#room", "1668165071111"], "{}", m.raw);
+    s.send(":3SV ENCAP * MARKREAD a:kim #elsewhere 1700000000000");
+    for c in [&mut one, &mut two] {
+        let m = c.expect_verb("MARKREAD");
+        assert_eq!(m.params[..2], ["#elsewhere", "timestamp=2023-11-14T22:13:20.000Z"]);
+    }
+    other.expect_silence(std::time::Duration::from_millis(100));
     drop((one, two, other, s));
     assert!(srv.stop().success());
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, Msg, Server};
+use common::{identified, services, services_config, Client, Msg, Server};
 
 const CAPS: &str =
     "message-tags server-time echo-message batch labeled-response draft/chathistory draft/message-redaction";
@@ -79,9 +79,11 @@ fn senders_and_ops_redact_in_channels_from_either_shard() {
 
 #[test]
 fn a_private_message_is_redacted_from_both_sides() {
-    let srv = Server::start();
-    let mut a = srv.client_on_shard_caps("ava", CAPS, 0);
-    let mut b = srv.client_on_shard_caps("bea", CAPS, 1);
+    // Private history is kept for accounts.
+    let srv = Server::with_config(2, &services_config());
+    let mut s = services(&srv);
+    let mut a = identified(&srv, &mut s, "ava", CAPS, 0, "ava");
+    let mut b = identified(&srv, &mut s, "bea", CAPS, 1, "bea");
     say(&mut a, &mut [&mut b], "bea", "kept");
     let gone = say(&mut a, &mut [&mut b], "bea", "regretted");
     // Only the sender may take it back.

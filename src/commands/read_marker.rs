@@ -9,13 +9,16 @@ use ahash::AHashMap;
 
 use super::capabilities::bits;
 use super::envelope::{Control, Env};
-use super::history::record::user_key;
 use super::history::store::DbOp;
 use super::outbox::{Conn, Outbox};
 use super::{CmdResult, Ctx};
 use crate::local::shard::ShardState;
 use crate::proto::names::is_channel_name;
 use crate::proto::{Folded, Line, Message};
+use crate::state::Uid;
+
+/// Markers one key keeps.
+pub const MAX_TARGETS: usize = 1000;
 
 /// Every key's markers, by target.
 #[derive(Default)]
@@ -26,9 +29,16 @@ impl Markers {
         self.0.get(key)?.get(target).copied()
     }
 
-    /// Raises a marker; the value kept (never lower than before).
+    /// Raises a marker; the value kept (never lower than before). A key keeps at most
+    /// [`MAX_TARGETS`]: past it, its oldest marker goes.
     pub fn raise(&mut self, key: Folded, target: Folded, ms: u64) -> u64 {
-        let slot = self.0.entry(key).or_default().entry(target).or_insert(0);
+        let targets = self.0.entry(key).or_default();
+        if targets.len() >= MAX_TARGETS && !targets.contains_key(&target) {
+            if let Some(oldest) = targets.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                targets.remove(&oldest);
+            }
+        }
+        let slot = targets.entry(target).or_insert(0);
         *slot = (*slot).max(ms);
         *slot
     }
@@ -41,7 +51,7 @@ pub fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     };
     let uid = ctx.me().uid;
     let valid = if is_channel_name(target) { true } else { crate::proto::names::valid_nick(target, usize::MAX) };
-    let Some(key) = user_key(ctx.st, uid).filter(|_| valid) else {
+    let Some(key) = marker_key(ctx.st, uid).filter(|_| valid) else {
         super::identity::fail(ctx, "MARKREAD", "INVALID_TARGET", &[target], "Invalid target");
         return Ok(());
     };
@@ -54,7 +64,8 @@ pub fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 return Ok(());
             };
             let kept = ctx.st.read_markers.raise(key.clone(), folded.clone(), ms);
-            if kept == ms {
+            // A session's own marker (no account) stays on its shard and dies with it.
+            if kept == ms && !is_session(&key) {
                 set_elsewhere(ctx.st, ctx.out, ctx.conn, &key, &folded, target, ms);
             }
             Some(kept)
@@ -63,6 +74,27 @@ pub fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let line = marker_line(ctx.server(), target, ms);
     ctx.send(&line);
     Ok(())
+}
+
+/// Whose markers these are: an account's (`a:<account>`, shared by its sessions, kept on disk,
+/// network-wide), or, without an account, this connection's (`u:<UID>`: a nick passes to
+/// whoever takes it next, a UID never does; forgotten when the user leaves).
+fn marker_key(st: &ShardState, uid: Uid) -> Option<Folded> {
+    let u = st.directory.get(&uid)?;
+    Some(match &u.account {
+        Some(a) => st.cm.fold(&format!("a:{a}")),
+        None => st.cm.fold(&format!("u:{uid}")),
+    })
+}
+
+fn is_session(key: &Folded) -> bool {
+    key.as_str().starts_with("u:")
+}
+
+/// A user left: its session's markers go.
+pub fn forget(st: &mut ShardState, uid: Uid) {
+    let key = st.cm.fold(&format!("u:{uid}"));
+    st.read_markers.0.remove(&key);
 }
 
 /// `MARKREAD <target> timestamp=<time>`, or `*` when none is kept.
@@ -113,7 +145,7 @@ pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&str]) {
     else {
         return;
     };
-    if !key.starts_with("a:") && !key.starts_with("n:") {
+    if !key.starts_with("a:") {
         return;
     }
     let (key, target) = (st.cm.fold(key), st.cm.fold(name));
@@ -159,7 +191,7 @@ pub fn on_join(st: &ShardState, conn: Conn, chan_name: &str, chan: &Folded) -> O
     if c.caps & bits::READ_MARKER == 0 {
         return None;
     }
-    let key = user_key(st, c.uid)?;
+    let key = marker_key(st, c.uid)?;
     Some(marker_line(&st.cfg.server.name, chan_name, st.read_markers.get(&key, chan)))
 }
 

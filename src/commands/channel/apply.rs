@@ -325,6 +325,9 @@ fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, quit: &Shar
     }
     st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
     crate::commands::query::monitor::notify_offline(st, out, &u.folded, &u.nick);
+    if u.account.is_none() && u.location.is_local() {
+        crate::commands::read_marker::forget(st, *uid);
+    }
 }
 
 /// The local members of `chan` other than `except`, with their status.

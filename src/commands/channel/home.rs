@@ -107,6 +107,7 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
     let ch = st.homes.get_mut(&folded).expect("decided on an existing channel");
     if !ch.apply(&mutation) {
         st.homes.remove(&folded);
+        crate::commands::history::record::channel_gone(st, &folded);
     }
     Ok((folded, name, mutation, line, notes))
 }
@@ -122,6 +123,7 @@ pub fn quit_at_home(st: &mut ShardState, out: &mut dyn Outbox, from: usize, user
             if let Some(ch) = st.homes.get_mut(chan) {
                 if !ch.apply(&Mutation::Leave { uid: *uid }) {
                     st.homes.remove(chan);
+                    crate::commands::history::record::channel_gone(st, chan);
                 }
             }
         }

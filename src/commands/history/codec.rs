@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::store::{Entry, Kind, Peer};
-use crate::commands::outgoing::{Meta, Shared};
+use crate::commands::outgoing::{Meta, Multi, Shared};
 use crate::proto::{CaseMapping, Folded};
 
 const VERSION: u8 = 1;
@@ -103,6 +103,9 @@ pub fn encode(e: &Entry) -> Vec<u8> {
     if e.peer.as_ref().is_some_and(|p| p.account.is_some()) {
         flags |= 16;
     }
+    if e.line.multi.is_some() {
+        flags |= 32;
+    }
     v.push(flags);
     put(&mut v, meta.map_or("", |m| &m.msgid).as_bytes());
     put(&mut v, &e.line.body);
@@ -113,6 +116,17 @@ pub fn encode(e: &Entry) -> Vec<u8> {
         put(&mut v, p.nick.as_bytes());
         if let Some(a) = &p.account {
             put(&mut v, a.as_str().as_bytes());
+        }
+    }
+    // A multiline message: its lines and their concat flags (the body is only the fallback).
+    if let Some(m) = &e.line.multi {
+        for s in [&m.source, &m.verb, &m.target] {
+            put(&mut v, s.as_bytes());
+        }
+        v.extend_from_slice(&(m.lines.len() as u32).to_le_bytes());
+        for (text, concat) in &m.lines {
+            put(&mut v, text.as_bytes());
+            v.push(u8::from(*concat));
         }
     }
     v
@@ -171,11 +185,24 @@ pub fn decode(v: &[u8], cm: CaseMapping) -> Option<Entry> {
     } else {
         None
     };
+    let multi = if flags & 32 != 0 {
+        let (source, verb, target) = (r.text()?.into(), r.text()?.into(), r.text()?.into());
+        let n = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+        let mut lines = Vec::with_capacity(n.min(256));
+        for _ in 0..n {
+            lines.push((Box::<str>::from(r.text()?), r.byte()? != 0));
+        }
+        Some(Arc::new(Multi { source, verb, target, lines }))
+    } else {
+        None
+    };
     if !r.0.is_empty() {
         return None;
     }
     let meta = Meta { time_ms, msgid, client_tags, account, bot: flags & 1 != 0, sender: None };
-    Some(Entry { line: Shared::with_meta(body, Arc::new(meta)), kind, peer })
+    let mut line = Shared::with_meta(body, Arc::new(meta));
+    line.multi = multi;
+    Some(Entry { line, kind, peer })
 }
 
 #[cfg(test)]
@@ -206,6 +233,15 @@ mod tests {
         assert_eq!(back.kind, Kind::Message);
         let plain = Entry { peer: None, kind: Kind::Event, ..e.clone() };
         assert_eq!(decode(&encode(&plain), cm).expect("decodes").peer, None);
+        let mut multi = plain.clone();
+        let m = Multi {
+            source: "a!b@c".into(),
+            verb: "PRIVMSG".into(),
+            target: "#c".into(),
+            lines: vec![("one".into(), false), ("".into(), false), ("two".into(), true)],
+        };
+        multi.line.multi = Some(Arc::new(m.clone()));
+        assert_eq!(decode(&encode(&multi), cm).expect("decodes").line.multi.as_deref(), Some(&m));
         let mut bad = encode(&e);
         bad.pop();
         assert!(decode(&bad, cm).is_none());

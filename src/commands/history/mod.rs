@@ -105,6 +105,13 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 return invalid_params(ctx, &sub);
             }
             let Some(source) = source_of(ctx, target) else {
+                if !is_channel_name(target) && crate::proto::names::valid_nick(target, usize::MAX) {
+                    // Without an account nothing private is kept: an empty answer.
+                    let found = Found::Entries { name: target.into(), entries: Vec::new() };
+                    let bytes = render(ctx.st, ctx.conn, found);
+                    ctx.send(&bytes);
+                    return Ok(());
+                }
                 fail(ctx, "INVALID_TARGET", &[&sub, target], "Messages could not be retrieved");
                 return Ok(());
             };

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::codec::LogKey;
-use super::store::{Entry, Kind, Peer};
+use super::store::{DbOp, Entry, Kind, Peer};
 use crate::commands::envelope::{ChanMsg, Env, Request};
 use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
@@ -16,14 +16,12 @@ use crate::proto::Folded;
 use crate::state::channel::Status;
 use crate::state::Uid;
 
-/// The key a user's private history is kept under: its account when logged in, else its nick
-/// (as Ergo does); prefixed so that an account and a nick of the same name never share a log.
+/// The key a user's private history is kept under: its account (`a:<account>`). A user
+/// without one has no private history: a nick passes to whoever takes it next, and with it
+/// would go the conversation.
 pub fn user_key(st: &ShardState, uid: Uid) -> Option<Folded> {
     let u = st.directory.get(&uid)?;
-    Some(match &u.account {
-        Some(a) => st.cm.fold(&format!("a:{a}")),
-        None => st.cm.fold(&format!("n:{}", u.nick)),
-    })
+    u.account.as_ref().map(|a| st.cm.fold(&format!("a:{a}")))
 }
 
 /// The kind of a stored line, from its verb.
@@ -41,9 +39,35 @@ fn kind_of(body: &[u8]) -> Kind {
     }
 }
 
-/// Whether this shard keeps `chan`'s log.
+/// A TAGMSG is kept only when it is meant to last (a reaction, or `+draft/persist`): typing
+/// notices come every few seconds and would push messages out of the logs.
+fn worth_keeping(kind: Kind, line: &Shared) -> bool {
+    if kind != Kind::Tagmsg {
+        return true;
+    }
+    let tags = line.meta.as_ref().and_then(|m| m.client_tags.as_deref()).unwrap_or("");
+    tags.split(';')
+        .map(|t| t.split('=').next().unwrap_or(""))
+        .any(|k| matches!(k, "+draft/react" | "+react" | "+draft/persist"))
+}
+
+/// Whether this shard keeps `chan`'s log: it is the channel's home, and the channel exists
+/// (a line or event that reaches the home after the channel ended is not kept for the next
+/// channel of that name).
 pub fn is_home(st: &ShardState, chan: &Folded) -> bool {
-    st.cfg.history.enabled && chan.owner(st.cores) == st.me
+    st.cfg.history.enabled && chan.owner(st.cores) == st.me && st.homes.contains_key(chan)
+}
+
+/// The home ended a channel (its last member left): its history goes with it, from memory and
+/// disk, so that whoever creates a channel of that name next does not read it (as Ergo does
+/// for channels nobody registered).
+pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
+    let Some(log) = st.history.channels.remove(chan) else { return };
+    if let Some(sink) = &st.history.sink {
+        for e in log.entries() {
+            let _ = sink.send(DbOp::Delete(LogKey::Channel(chan.clone()), e.time_ms(), e.msgid().unwrap_or("").into()));
+        }
+    }
 }
 
 /// A channel message passing through this shard: remembered as the channel's latest, and
@@ -53,8 +77,8 @@ pub fn channel_message(st: &mut ShardState, msg: &ChanMsg) {
         return;
     }
     let kind = kind_of(&msg.line.body);
-    // A REDACT shown to the channel is not a message of it.
-    if kind == Kind::Event {
+    // A REDACT shown to the channel is not a message of it; a typing notice is not kept.
+    if kind == Kind::Event || !worth_keeping(kind, &msg.line) {
         return;
     }
     let time = msg.line.meta.as_ref().map_or(0, |m| m.time_ms);
@@ -85,7 +109,10 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
         return;
     }
     let kind = kind_of(&line.body);
-    let (Some(fk), Some(tk)) = (user_key(st, from), user_key(st, to)) else { return };
+    if !worth_keeping(kind, line) {
+        return;
+    }
+    let (fk, tk) = (user_key(st, from), user_key(st, to));
     let (Some(fp), Some(tp)) = (peer(st, from), peer(st, to)) else { return };
     // Kept for both sides when either is a user of this server, so that a user of another
     // server who comes here finds the conversation too; a server that only passes it on
@@ -96,9 +123,13 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     if (!local(&from) && !local(&to)) || of_services(st, from) || of_services(st, to) {
         return;
     }
-    let mut sides = vec![(fk.clone(), tp)];
-    if tk != fk {
-        sides.push((tk, fp));
+    // Each side with an account keeps it; a message to oneself is kept once.
+    let mut sides = Vec::with_capacity(2);
+    if let Some(k) = fk.clone() {
+        sides.push((k, tp));
+    }
+    if let Some(k) = tk.filter(|k| Some(k) != fk.as_ref()) {
+        sides.push((k, fp));
     }
     for (key, peer) in sides {
         let entry = Entry { line: line.clone(), kind, peer: Some(peer) };

@@ -158,8 +158,13 @@ fn link_tags(st: &ShardState, conn: crate::commands::outbox::Conn, line: &Shared
 pub fn ts6_message(body: &[u8], source: &str, target: Option<&str>, tags: Option<&str>) -> Option<Vec<u8>> {
     let mut lines = body.split_inclusive(|&b| b == b'\n');
     let mut wire = ts6_line(lines.next()?, source, target, tags)?;
+    // A msgid names one message: the lines after the first go without it (the peer gives
+    // them their own), as clients without multiline see them.
+    let rest: Option<String> =
+        tags.map(|t| t.split(';').filter(|x| !x.starts_with("msgid=")).collect::<Vec<_>>().join(";"));
+    let rest = rest.as_deref().filter(|t| !t.is_empty());
     for l in lines {
-        wire.extend_from_slice(&ts6_line(l, source, target, tags)?);
+        wire.extend_from_slice(&ts6_line(l, source, target, rest)?);
     }
     Some(wire)
 }
