@@ -144,6 +144,11 @@ fn channel_metadata_is_set_by_operators_and_told_on_both_shards() {
     for q in ["METADATA #closed GET display-name", "METADATA #closed LIST", "METADATA #closed SYNC"] {
         assert_eq!(fail(&mut member, q).p(1), "KEY_NO_PERMISSION", "{q}");
     }
+    // A secret channel does not exist for those outside it.
+    op.send("MODE #closed +s");
+    op.expect_verb("MODE");
+    member.sync();
+    assert_eq!(fail(&mut member, "METADATA #closed LIST").params[1..3], ["INVALID_TARGET", "#closed"]);
 }
 
 /// `before-connect`: keys set before registration are the user's from its first line, told in

@@ -92,9 +92,19 @@ pub fn metadata(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                     }
                 }
                 _ => {
-                    // SYNC: the subscribed keys of the target (and of a channel's members).
+                    // SYNC: the subscribed keys of the target (and of a channel's members, for
+                    // a member: NAMES shows an outsider no +i member either).
                     let subs = ctx.me().rare().subs.clone();
-                    lines = sync_lines(ctx.st, &server, &me, &t, &subs, None);
+                    lines = match &t {
+                        Target::Channel(c, _) if ctx.st.channels.get(c).and_then(|v| v.ch.status(&uid)).is_none() => {
+                            let own = values(ctx.st, &t);
+                            own.iter()
+                                .filter(|(k, _)| subs.iter().any(|s| s == *k))
+                                .flat_map(|(k, v)| key_value(&server, &me, &name, k, v))
+                                .collect()
+                        }
+                        _ => sync_lines(ctx.st, &server, &me, &t, &subs, None),
+                    };
                 }
             }
             let batch = in_batch(ctx.st, ctx.conn, &name, lines);
@@ -160,6 +170,14 @@ fn before_connect(ctx: &mut Ctx<'_>, target: &str, sub: &str, rest: &[&str]) -> 
     Ok(())
 }
 
+/// A user's keys, to the other servers of the network (`ENCAP * METADATA`, as a change is).
+pub fn announce(st: &mut ShardState, out: &mut dyn Outbox, u: &crate::state::user::User) {
+    for (k, v) in u.metadata.iter().flat_map(|m| m.iter()) {
+        let line = Line::new().source(u.uid.as_str()).verb("ENCAP").param("*").param("METADATA").param(k).trailing(v);
+        super::link::to_all_links(st, out, None, line.finish().into());
+    }
+}
+
 /// At registration: the keys the user set before it, in a `metadata` batch (none: nothing).
 pub fn own_keys(st: &mut ShardState, conn: Conn, u: &crate::state::user::User) -> Vec<u8> {
     let Some(map) = u.metadata.as_deref() else { return Vec::new() };
@@ -176,6 +194,11 @@ fn resolve(st: &ShardState, me: Uid, target: &str) -> Option<Target> {
     if is_channel_name(target) {
         let folded = st.cm.fold(target);
         let v = st.channels.get(&folded)?;
+        // A secret or private channel does not exist for those outside it.
+        let hidden = [Flags::SECRET, Flags::PRIVATE].into_iter().any(|f| v.ch.flags.has(f));
+        if hidden && v.ch.status(&me).is_none() {
+            return None;
+        }
         return Some(Target::Channel(folded, v.ch.name.clone()));
     }
     let u = st.directory.by_nick(&st.cm.fold(target))?;

@@ -261,9 +261,11 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     );
     super::oper::snotice::snotice(ctx.st, ctx.out, &text);
     welcome(ctx, &user);
-    // Metadata set before registration, confirmed in the burst (draft metadata, before-connect).
+    // Metadata set before registration, confirmed in the burst (draft metadata, before-connect),
+    // and told to the rest of the network.
     let early = super::metadata::own_keys(ctx.st, ctx.conn, &user);
     ctx.send(&early);
+    super::metadata::announce(ctx.st, ctx.out, &user);
     let burst = std::mem::take(&mut ctx.st.reply);
     hold_until_applied(ctx, burst);
 }

@@ -56,6 +56,11 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     super::sasl::expire(st, out, now, unix);
     expire_bans(st, unix);
     super::channel::stall::check(st, now);
+    // Once a minute: history older than max_age goes, from logs nobody writes to as well.
+    if unix % 60 == 0 {
+        let oldest = super::history::oldest(st, out.unix_ms());
+        st.history.sweep(oldest);
+    }
 }
 
 /// Temporary K-lines and D-lines lapse (every shard drops them by the same clock; the main

@@ -116,7 +116,12 @@ pub fn chathistory(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 return Ok(());
             };
             let query = Query { sub: sub_kind, a, b, limit: limit.min(max), events, oldest };
-            Ask::Entries { source, query, name: target.into() }
+            // The batch names a channel as the channel is named.
+            let name: Arc<str> = match &source {
+                Source::Channel(c) => ctx.st.channels.get(c).map_or_else(|| target.into(), |v| v.ch.name.clone()),
+                Source::User { .. } => target.into(),
+            };
+            Ask::Entries { source, query, name }
         }
         _ => {
             fail(ctx, "INVALID_PARAMS", &[&sub], "Unknown subcommand");

@@ -257,6 +257,27 @@ pub struct Store {
 }
 
 impl Store {
+    /// Drops entries older than `oldest` from every log, and the logs left empty (a log only
+    /// trims itself when written to); what goes is deleted from the disk too.
+    pub fn sweep(&mut self, oldest: u64) {
+        if oldest == 0 {
+            return;
+        }
+        let sink = self.sink.clone();
+        for (logs, channel) in [(&mut self.channels, true), (&mut self.users, false)] {
+            logs.retain(|name, log| {
+                while log.entries.front().is_some_and(|e| e.time_ms() < oldest) {
+                    let Some(e) = log.entries.pop_front() else { break };
+                    if let Some(sink) = &sink {
+                        let key = if channel { LogKey::Channel(name.clone()) } else { LogKey::User(name.clone()) };
+                        let _ = sink.send(DbOp::Delete(key, e.time_ms(), e.msgid().unwrap_or("").into()));
+                    }
+                }
+                !log.entries.is_empty()
+            });
+        }
+    }
+
     /// Adds an entry to a log; what it pushes out of the log is deleted from the disk too.
     /// `stored`: the entry came from the disk (it is not written again).
     pub fn add(&mut self, log: LogKey, e: Entry, max: usize, oldest: u64, stored: bool) {
@@ -356,6 +377,21 @@ mod tests {
         assert_eq!(l.take("m4").map(|e| e.time_ms()), Some(1040));
         assert!(l.take("m4").is_none());
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 5]);
+        let mut store = Store::default();
+        store.channels.insert(crate::proto::CaseMapping::Ascii.fold("#c"), l);
+        store.sweep(1000 + 45);
+        assert_eq!(
+            ids(
+                &store.channels[&crate::proto::CaseMapping::Ascii.fold("#c")],
+                Sub::Latest,
+                Bound::Star,
+                Bound::Star,
+                10
+            ),
+            vec![5]
+        );
+        store.sweep(1000 + 60);
+        assert!(store.channels.is_empty(), "an emptied log goes");
     }
 
     #[test]
