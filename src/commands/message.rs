@@ -99,11 +99,12 @@ enum Content<'a> {
 }
 
 impl Content<'_> {
-    /// Each line's text, for the channel's checks (+C, +c).
-    fn texts(&self) -> Vec<Option<&str>> {
+    /// The first refusal `check` gives a line's text (the channel's +C, +c): each line of a
+    /// multiline message is checked, without a list of them on every message.
+    fn first_refusal<R>(&self, mut check: impl FnMut(Option<&str>) -> Option<R>) -> Option<R> {
         match self {
-            Content::Line(t) => vec![*t],
-            Content::Lines(l) => l.iter().filter(|(t, _)| !t.is_empty()).map(|(t, _)| Some(&**t)).collect(),
+            Content::Line(t) => check(*t),
+            Content::Lines(l) => l.iter().filter(|(t, _)| !t.is_empty()).find_map(|(t, _)| check(Some(t))),
         }
     }
 }
@@ -156,11 +157,9 @@ fn send_to(ctx: &mut Ctx<'_>, verb: &str, targets: &str, content: Content<'_>, t
         if is_channel_name(chan_name) {
             let folded = ctx.st.cm.fold(chan_name);
             let refused = match (ctx.st.channels.get(&folded), ctx.st.directory.get(&uid)) {
-                (Some(view), Some(me)) => content
-                    .texts()
-                    .into_iter()
-                    .find_map(|t| may_speak(ctx.st.cm, &view.ch, me, t).err())
-                    .map(|r| r.reply(chan_name)),
+                (Some(view), Some(me)) => {
+                    content.first_refusal(|t| may_speak(ctx.st.cm, &view.ch, me, t).err()).map(|r| r.reply(chan_name))
+                }
                 (Some(_), None) => continue,
                 (None, _) => Some(err!(ERR_NOSUCHCHANNEL, chan_name)),
             };

@@ -242,17 +242,7 @@ fn key_not_set(server: &str, to: &str, target: &str, key: &str) -> Vec<u8> {
 
 /// Lines in a `metadata` batch for a client with `batch` (else as they are).
 fn in_batch(st: &mut ShardState, conn: Conn, target: &str, lines: Vec<u8>) -> Vec<u8> {
-    let server = st.cfg.server.name.clone();
-    let Some(c) = st.clients.get_mut(&conn).filter(|c| c.caps & bits::BATCH != 0) else { return lines };
-    c.batches += 1;
-    let id = format!("md{}", c.batches);
-    let mut out =
-        Line::new().source(&server).verb("BATCH").param(&format!("+{id}")).param("metadata").param(target).finish();
-    for l in lines.split_inclusive(|&b| b == b'\n') {
-        super::delivery::add_tag(&mut out, l, &format!("batch={id}"));
-    }
-    out.extend_from_slice(&Line::new().source(&server).verb("BATCH").param(&format!("-{id}")).finish());
-    out
+    super::delivery::in_batch(st, conn, "md", "metadata", &[target], &lines)
 }
 
 fn subscribe(ctx: &mut Ctx<'_>, keys: &[&str], on: bool) -> CmdResult {

@@ -82,7 +82,7 @@ pub fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 fn marker_key(st: &ShardState, uid: Uid) -> Option<Folded> {
     let u = st.directory.get(&uid)?;
     Some(match &u.account {
-        Some(a) => st.cm.fold(&format!("a:{a}")),
+        Some(a) => super::history::record::account_key(st.cm, a),
         None => st.cm.fold(&format!("u:{uid}")),
     })
 }

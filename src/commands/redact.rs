@@ -104,17 +104,16 @@ pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
     }
     let other = entry.peer.clone();
     remove(st, log_key, &ask.msgid);
-    // A private message is in the other side's log too, under its key then.
+    // A private message is in the other side's log too, when it had an account then.
     let peer_nick = other.map(|p| {
-        let key = match &p.account {
-            Some(a) => st.cm.fold(&format!("a:{}", a.as_str())),
-            None => st.cm.fold(&format!("n:{}", p.nick)),
-        };
-        let owner = key.owner(st.cores);
-        if owner == st.me {
-            remove(st, LogKey::User(key), &ask.msgid);
-        } else {
-            out.to_shard(owner, Env::Request(Request::HistoryRemove { key, msgid: ask.msgid.clone() }));
+        if let Some(a) = &p.account {
+            let key = super::history::record::account_key(st.cm, a.as_str());
+            let owner = key.owner(st.cores);
+            if owner == st.me {
+                remove(st, LogKey::User(key), &ask.msgid);
+            } else {
+                out.to_shard(owner, Env::Request(Request::HistoryRemove { key, msgid: ask.msgid.clone() }));
+            }
         }
         p.nick.clone()
     });

@@ -325,7 +325,8 @@ fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, quit: &Shar
     }
     st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
     crate::commands::query::monitor::notify_offline(st, out, &u.folded, &u.nick);
-    if u.account.is_none() && u.location.is_local() {
+    // Only its own shard held them.
+    if u.account.is_none() && u.location == crate::state::Location::Local(st.me as u16) {
         crate::commands::read_marker::forget(st, *uid);
     }
 }

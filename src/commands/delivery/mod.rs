@@ -6,7 +6,7 @@
 mod reply;
 mod route;
 
-pub use reply::{add_tag, deliver, finish_label, has_batch_tag, labels, reply};
+pub use reply::{deliver, finish_label, in_batch, labels, reply};
 pub use route::{broadcast, channel_here, route, to_channel, to_invitee, to_user, Route};
 
 use std::sync::Arc;

@@ -78,18 +78,43 @@ pub fn finish_label(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn) {
                     .finish(),
             );
             for l in &lines {
-                // A line of a batch inside this one (a chathistory batch's entries) belongs to
-                // that batch only; the inner batch's opening line carries the outer tag.
-                if has_batch_tag(l) {
-                    buf.extend_from_slice(l);
-                } else {
-                    add_tag(&mut buf, l, &format!("batch={id}"));
-                }
+                tag_line(&mut buf, l, &id);
             }
             buf.extend_from_slice(&Line::new().source(&server).verb("BATCH").param(&format!("-{id}")).finish());
         }
     }
     to_conn(st, out, conn, &buf);
+}
+
+/// A line of the batch `id`: tagged with it — but a line of a batch inside it (a chathistory
+/// batch's entries, a multiline message's lines) belongs to that batch only; the inner batch's
+/// opening line carries the outer tag.
+fn tag_line(buf: &mut Vec<u8>, line: &[u8], id: &str) {
+    if has_batch_tag(line) {
+        buf.extend_from_slice(line);
+    } else {
+        add_tag(buf, line, &format!("batch={id}"));
+    }
+}
+
+/// `lines` as one batch for the client `conn` when it takes batches (else as they are): a
+/// fresh reference (`prefix` and the client's count), `BATCH +ref kind params...` and
+/// `BATCH -ref` from the server around them, each line tagged (see [`tag_line`]).
+pub fn in_batch(st: &mut ShardState, conn: Conn, prefix: &str, kind: &str, params: &[&str], lines: &[u8]) -> Vec<u8> {
+    let Some(c) = st.clients.get_mut(&conn).filter(|c| c.caps & bits::BATCH != 0) else { return lines.to_vec() };
+    c.batches += 1;
+    let id = format!("{prefix}{}", c.batches);
+    let server = &st.cfg.server.name;
+    let mut l = Line::new().source(server).verb("BATCH").param(&format!("+{id}")).param(kind);
+    for p in params {
+        l = l.param(p);
+    }
+    let mut out = l.finish();
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        tag_line(&mut out, line, &id);
+    }
+    out.extend_from_slice(&Line::new().source(server).verb("BATCH").param(&format!("-{id}")).finish());
+    out
 }
 
 /// Whether these lines are exactly one batch: `BATCH +id`, lines of it, `BATCH -id`.

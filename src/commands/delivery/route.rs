@@ -94,9 +94,13 @@ pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
 
 /// The part of [`to_channel`] for this shard's members.
 pub fn channel_here(st: &mut ShardState, out: &mut dyn Outbox, msg: &ChanMsg) {
-    crate::commands::history::record::channel_message(st, msg);
+    let latest = crate::commands::history::record::channel_message(st, msg);
     crate::commands::link::relay::chan_message(st, out, msg);
-    let Some(view) = st.channels.get(&msg.chan) else { return };
+    let Some(view) = st.channels.get_mut(&msg.chan) else { return };
+    if let Some(t) = latest {
+        view.last_message = view.last_message.max(t);
+    }
+    let view = &*view;
     let members = view.ch.members.len();
     let (sender, min) = (msg.sender, msg.min);
     let targets: smallvec::SmallVec<[Conn; 16]> = view

@@ -220,63 +220,25 @@ pub fn on_answer(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, found: F
 /// The reply: a `chathistory` (or `draft/chathistory-targets`) batch when the client has
 /// `batch`, else the lines alone.
 fn render(st: &mut ShardState, conn: Conn, found: Found) -> Vec<u8> {
-    let server = st.cfg.server.name.clone();
-    let Some(c) = st.clients.get_mut(&conn) else { return Vec::new() };
-    let caps = c.caps;
-    let id = (caps & bits::BATCH != 0).then(|| {
-        c.batches += 1;
-        format!("ch{}", c.batches)
-    });
-    let mut buf = Vec::new();
-    let open = |buf: &mut Vec<u8>, kind: &str, target: Option<&str>| {
-        if let Some(id) = &id {
-            let mut l = Line::new().source(&server).verb("BATCH").param(&format!("+{id}")).param(kind);
-            if let Some(t) = target {
-                l = l.param(t);
-            }
-            buf.extend_from_slice(&l.finish());
-        }
-    };
+    let Some(caps) = st.clients.get(&conn).map(|c| c.caps) else { return Vec::new() };
+    let mut lines = Vec::new();
     match found {
         Found::Entries { name, entries } => {
-            open(&mut buf, "chathistory", Some(&name));
-            let mut line = Vec::new();
             for e in entries {
-                line.clear();
-                e.line.render(caps, &mut line);
-                let Some(id) = &id else {
-                    buf.extend_from_slice(&line);
-                    continue;
-                };
-                // A multiline message is a batch of its own inside this one: only its opening
-                // line carries this batch's tag.
-                for l in line.split_inclusive(|&b| b == b'\n') {
-                    if super::delivery::has_batch_tag(l) {
-                        buf.extend_from_slice(l);
-                    } else {
-                        super::delivery::add_tag(&mut buf, l, &format!("batch={id}"));
-                    }
-                }
+                e.line.render(caps, &mut lines);
             }
+            super::delivery::in_batch(st, conn, "ch", "chathistory", &[&name], &lines)
         }
         Found::Targets(targets) => {
-            open(&mut buf, "draft/chathistory-targets", None);
+            let server = st.cfg.server.name.clone();
             for (name, t) in targets {
-                let mut l = Line::new();
-                if let Some(id) = &id {
-                    l = l.tag("batch", Some(id));
-                }
                 let time = crate::clock::format_iso_ms(t);
-                buf.extend_from_slice(
-                    &l.source(&server).verb("CHATHISTORY").param("TARGETS").param(&name).param(&time).finish(),
-                );
+                let l = Line::after(lines).source(&server).verb("CHATHISTORY").param("TARGETS").param(&name);
+                lines = l.param(&time).finish();
             }
+            super::delivery::in_batch(st, conn, "ch", "draft/chathistory-targets", &[], &lines)
         }
     }
-    if let Some(id) = &id {
-        buf.extend_from_slice(&Line::new().source(&server).verb("BATCH").param(&format!("-{id}")).finish());
-    }
-    buf
 }
 
 /// `*`, `msgid=...` or `timestamp=...`.

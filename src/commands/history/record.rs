@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::codec::LogKey;
 use super::store::{DbOp, Entry, Kind, Peer};
+use crate::commands::capabilities::bits;
 use crate::commands::envelope::{ChanMsg, Env, Request};
 use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
@@ -21,7 +22,12 @@ use crate::state::Uid;
 /// would go the conversation.
 pub fn user_key(st: &ShardState, uid: Uid) -> Option<Folded> {
     let u = st.directory.get(&uid)?;
-    u.account.as_ref().map(|a| st.cm.fold(&format!("a:{a}")))
+    u.account.as_deref().map(|a| account_key(st.cm, a))
+}
+
+/// The key of an account's private history and read markers.
+pub fn account_key(cm: crate::proto::CaseMapping, account: &str) -> Folded {
+    cm.fold(&format!("a:{account}"))
 }
 
 /// The kind of a stored line, from its verb.
@@ -72,22 +78,23 @@ pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
 
 /// A channel message passing through this shard: remembered as the channel's latest, and
 /// kept when this shard is its home. STATUSMSG (`@#chan`) is for some members only: not kept.
-pub fn channel_message(st: &mut ShardState, msg: &ChanMsg) {
-    if msg.min != Status::NONE || !st.cfg.history.enabled {
-        return;
+/// Returns the message's time when it counts as the channel's latest (the caller, which holds
+/// the channel's view, remembers it for TARGETS).
+pub fn channel_message(st: &mut ShardState, msg: &ChanMsg) -> Option<u64> {
+    // What a channel line is shows in what it needs, without parsing it: a REDACT needs the
+    // redaction capability (it is not a message of the channel), a TAGMSG message-tags.
+    if msg.min != Status::NONE || !st.cfg.history.enabled || msg.need & bits::REDACTION != 0 {
+        return None;
     }
-    let kind = kind_of(&msg.line.body);
-    // A REDACT shown to the channel is not a message of it; a typing notice is not kept.
-    if kind == Kind::Event || !worth_keeping(kind, &msg.line) {
-        return;
-    }
-    let time = msg.line.meta.as_ref().map_or(0, |m| m.time_ms);
-    if let Some(v) = st.channels.get_mut(&msg.chan) {
-        v.last_message = v.last_message.max(time);
+    let kind = if msg.need & bits::MESSAGE_TAGS != 0 { Kind::Tagmsg } else { Kind::Message };
+    // A typing notice is not kept.
+    if !worth_keeping(kind, &msg.line) {
+        return None;
     }
     if is_home(st, &msg.chan) {
         add_channel(st, &msg.chan, Entry { line: msg.line.clone(), kind, peer: None });
     }
+    msg.line.meta.as_ref().map(|m| m.time_ms)
 }
 
 /// A channel change or departure applied here, as its home: kept as an event.

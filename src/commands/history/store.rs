@@ -106,17 +106,9 @@ impl Log {
         dropped
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// The entries, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The entry with this msgid (in a user's log: of the conversation with `peer`).

@@ -131,9 +131,18 @@ pub fn message(st: &mut ShardState, out: &mut dyn Outbox, to: Uid, line: &Shared
 /// msgid and time, so that the message is the same message on every server (history,
 /// redaction, read markers), and its client-only tags.
 fn link_tags(st: &ShardState, conn: crate::commands::outbox::Conn, line: &Shared) -> Option<String> {
-    if !st.links.get(&conn).is_some_and(|l| l.tags) {
+    if !takes_tags(st, conn) {
         return None;
     }
+    tags_of(line)
+}
+
+fn takes_tags(st: &ShardState, conn: crate::commands::outbox::Conn) -> bool {
+    st.links.get(&conn).is_some_and(|l| l.tags)
+}
+
+/// The tag section a tag-taking peer gets with `line` (see [`link_tags`]).
+fn tags_of(line: &Shared) -> Option<String> {
     let m = line.meta.as_ref()?;
     let mut t = Vec::with_capacity(96);
     t.extend_from_slice(b"msgid=");
@@ -351,9 +360,12 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
     // Built once for the peers without tags and once for those with (rustircd servers).
     let (mut plain, mut tagged) = (None, None);
     for conn in links {
-        let tags = link_tags(st, conn, &msg.line);
-        let slot = if tags.is_some() { &mut tagged } else { &mut plain };
-        let wire = slot.get_or_insert_with(|| ts6_message(&msg.line.body, msg.sender.as_str(), None, tags.as_deref()));
+        let takes = takes_tags(st, conn) && msg.line.meta.is_some();
+        let slot = if takes { &mut tagged } else { &mut plain };
+        let wire = slot.get_or_insert_with(|| {
+            let tags = if takes { tags_of(&msg.line) } else { None };
+            ts6_message(&msg.line.body, msg.sender.as_str(), None, tags.as_deref())
+        });
         let Some(wire) = wire.as_ref() else { continue };
         super::write(st, out, conn, wire);
         st.metrics.link_latency.observe(msg.at.elapsed());
