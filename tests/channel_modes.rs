@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{identified, services, services_config, Client, Msg, Server, BASE_CONFIG};
+use common::{identified, services, services_config, Client, Msg, Server};
 
 /// The two shards, each in turn the op's: the user under test is always on the other.
 const SIDES: [(usize, usize); 2] = [(0, 1), (1, 0)];

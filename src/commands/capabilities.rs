@@ -31,6 +31,7 @@ pub mod bits {
     pub const REDACTION: u64 = 1 << 22;
     pub const MULTILINE: u64 = 1 << 23;
     pub const METADATA: u64 = 1 << 24;
+    pub const CHANNEL_RENAME: u64 = 1 << 25;
 }
 
 /// What decides whether a capability is offered now, and its value: the config, whether the
@@ -64,6 +65,7 @@ pub static CAPS: &[CapDef] = &[
     offer("batch", bits::BATCH),
     offer("cap-notify", bits::CAP_NOTIFY),
     offer("chghost", bits::CHGHOST),
+    offer("draft/channel-rename", bits::CHANNEL_RENAME),
     CapDef { name: "draft/chathistory", bit: bits::CHATHISTORY, value: Some(history_value), requestable: true },
     CapDef { name: "draft/event-playback", bit: bits::EVENT_PLAYBACK, value: Some(history_value), requestable: true },
     CapDef { name: METADATA_CAP, bit: bits::METADATA, value: Some(metadata_value), requestable: true },

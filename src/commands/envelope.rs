@@ -63,6 +63,8 @@ pub enum Request {
     HistoryRemove { key: Folded, msgid: Box<str> },
     /// To a user key's owner: keep this private message in the key's log.
     HistoryAdd { key: Folded, entry: Box<super::history::store::Entry> },
+    /// To a name's home: the rename that reserved it was refused; the name is free again.
+    Unreserve { name: Folded },
 }
 
 /// A remote user's claim on a nick, with what the TS rules compare.

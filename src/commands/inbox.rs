@@ -57,6 +57,9 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::Redact { conn, ask } => super::redact::on_request(st, out, from, conn, *ask),
         Request::HistoryRemove { key, msgid } => super::redact::on_remove(st, key, &msgid),
         Request::HistoryAdd { key, entry } => super::history::record::add_private(st, key, *entry),
+        Request::Unreserve { name } => {
+            st.reserved.remove(&name);
+        }
     }
 }
 

@@ -158,6 +158,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("LIST", 0, When::Registered, channel::list::list),
     spec("INVITE", 0, When::Registered, channel::invite::invite).with_server(link::s2s::invite),
     spec("KNOCK", 1, When::Registered, channel::knock::knock).with_server(link::s2s::knock),
+    spec("RENAME", 2, When::Registered, channel::rename::rename),
     // messages (message.rs)
     spec("PRIVMSG", 0, When::Registered, message::privmsg).with_server(link::s2s::message),
     spec("NOTICE", 0, When::Registered, message::notice).with_server(link::s2s::message),

@@ -144,6 +144,9 @@ pub struct Rare {
     pub queued_bytes: usize,
     /// Further channel requests of the running command (JOIN #a,#b...), sent one at a time.
     pub chan_queue: VecDeque<crate::commands::channel::ChanRequest>,
+    /// A request to send once the running change is applied everywhere (a RENAME's last
+    /// step). Unlike `chan_queue`, a departure does not drop it: the channel is in flight.
+    pub then: Option<Box<crate::commands::channel::ChanRequest>>,
     /// The rest of a long WHO reply, written as the client's queue drains (`Wait::Reply`).
     pub rest: Option<Box<crate::commands::query::who::Rest>>,
 
@@ -191,6 +194,7 @@ impl Rare {
         queue: VecDeque::new(),
         queued_bytes: 0,
         chan_queue: VecDeque::new(),
+        then: None,
         rest: None,
         label: None,
         labeled: Vec::new(),
@@ -218,6 +222,7 @@ impl Rare {
             queue,
             queued_bytes,
             chan_queue,
+            then,
             rest,
             label,
             labeled,
@@ -240,6 +245,7 @@ impl Rare {
             && queue.is_empty()
             && *queued_bytes == 0
             && chan_queue.is_empty()
+            && then.is_none()
             && rest.is_none()
             && label.is_none()
             && multiline.is_none()

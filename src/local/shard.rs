@@ -57,6 +57,8 @@ pub struct ShardState {
     pub channels: AHashMap<Folded, View>,
     /// The authoritative state of the channels this shard is home to.
     pub homes: AHashMap<Folded, Channel>,
+    /// Names of this home kept free for a channel being renamed to them (`channel::rename`).
+    pub reserved: ahash::AHashSet<Folded>,
     pub seq: Sequencer,
     /// Events from each shard held (in arrival order) until their turn comes.
     pub blocked: Vec<HeldEvents>,
@@ -216,6 +218,7 @@ impl ShardState {
             classes_elsewhere: vec![Vec::new(); cores],
             channels: AHashMap::default(),
             homes: AHashMap::default(),
+            reserved: Default::default(),
             seq: Sequencer::new(cores),
             blocked: (0..cores).map(|_| HeldEvents::default()).collect(),
             mine: Vec::new(),

@@ -175,6 +175,7 @@ numerics! {
     ERR_ERRONEUSNICKNAME  = "432", "RFC 2812",      "Erroneous nickname";
     ERR_NICKNAMEINUSE     = "433", "RFC 2812",      "Nickname is already in use";
     ERR_NICKCOLLISION     = "436", "RFC 2812",      "Nickname collision KILL";
+    ERR_UNAVAILRESOURCE   = "437", "RFC 2812",      "Nick/channel is temporarily unavailable";
     ERR_USERNOTINCHANNEL  = "441", "RFC 2812",      "They aren't on that channel";
     ERR_NOTONCHANNEL      = "442", "RFC 2812",      "You're not on that channel";
     ERR_USERONCHANNEL     = "443", "RFC 2812",      "is already on channel";

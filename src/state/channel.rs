@@ -200,6 +200,18 @@ pub enum Mutation {
         clear_topic: bool,
         joins: Vec<(Uid, Status, Location)>,
     },
+    /// RENAME, first half, numbered by the old name's home: the channel leaves that name and
+    /// that home. Nobody is shown it; every shard drops its view (the second half shows it).
+    Moved {
+        to: Arc<str>,
+    },
+    /// RENAME, second half, numbered by the new name's home: the channel as the old home
+    /// handed it over, under its new name (`from`: the old one).
+    Arrived {
+        from: Arc<str>,
+        reason: Arc<str>,
+        state: Box<Channel>,
+    },
 }
 
 /// A channel member: its status, and where it is (which shard's count it is in).
@@ -209,7 +221,7 @@ pub struct Member {
     pub at: Location,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Channel {
     pub name: Arc<str>,
     pub folded: Folded,
@@ -365,6 +377,8 @@ impl Channel {
                     super::set_metadata(&mut self.metadata, key, value.as_deref());
                 }
             }
+            Mutation::Moved { .. } => return false,
+            Mutation::Arrived { state, .. } => *self = (**state).clone(),
             Mutation::Burst { ts, modes, clear_topic, joins } => {
                 if let Some(ts) = ts {
                     self.created = *ts;

@@ -120,6 +120,9 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
     let mut held = Vec::new();
     if let (ChanEvent::Change { line, .. }, Some(c)) = (&event.ev, st.clients.get(&conn)) {
         match &gone {
+            // Nothing to show (a rename's first half), or shown by `rename::lines_for` below.
+            None if line.body.is_empty()
+                || matches!(&event.ev, ChanEvent::Change { mutation: Mutation::Arrived { .. }, .. }) => {}
             None => line.render(c.caps, &mut held),
             Some((nick, chan)) => held.extend_from_slice(&crate::commands::numeric_line(
                 &st.cfg.server.name,
@@ -133,6 +136,11 @@ fn apply_mine(st: &mut ShardState, out: &mut dyn Outbox, mut m: Mine, now: Insta
         let target = c.target().to_string();
         for r in &m.notes {
             r.write(&st.cfg.server.name, &target, &mut held);
+        }
+    }
+    if let ChanEvent::Change { chan, mutation: Mutation::Arrived { from, reason, .. }, line, .. } = &event.ev {
+        if st.channels.get(chan).is_some_and(|v| v.local.iter().any(|(_, c)| *c == conn)) {
+            held.extend_from_slice(&super::rename::lines_for(st, out, conn, chan, from, reason, line));
         }
     }
     if let ChanEvent::Change { chan, mutation: Mutation::Join { .. }, .. } = &event.ev {
@@ -170,7 +178,9 @@ pub fn apply_event(st: &mut ShardState, out: &mut dyn Outbox, ev: &ChanEvent, sk
     match ev {
         ChanEvent::Change { chan, name, mutation, line, actor, via } => {
             apply_change(st, out, chan, name, mutation, line, skip);
-            crate::commands::history::record::channel_event(st, chan, line);
+            if !matches!(mutation, Mutation::Arrived { .. }) {
+                crate::commands::history::record::channel_event(st, chan, line);
+            }
             crate::commands::link::relay::chan_change(st, out, chan, mutation, line, *actor, *via);
         }
         ChanEvent::Quit { parts } => {
@@ -263,6 +273,27 @@ fn apply_change(
                 }
             }
         }
+        // A rename: the channel leaves its old name here, members included...
+        Mutation::Moved { .. } => {
+            let members: Vec<Uid> = view.ch.members.keys().copied().collect();
+            for uid in members {
+                if let Some(u) = st.directory.get_mut(&uid) {
+                    u.channels.retain(|c| c != chan);
+                }
+            }
+        }
+        // ...and arrives under its new one, with its members as the old home handed it over.
+        Mutation::Arrived { .. } => {
+            let members: Vec<Uid> = view.ch.members.keys().copied().collect();
+            view.local = members.iter().filter_map(|u| st.local.get(u).map(|c| (*u, *c))).collect();
+            for uid in members {
+                if let Some(u) = st.directory.get_mut(&uid) {
+                    if !u.channels.contains(chan) {
+                        u.channels.push(chan.clone());
+                    }
+                }
+            }
+        }
         Mutation::Leave { uid } => {
             if st.local.contains_key(uid) {
                 st.metrics.c.parts += 1;
@@ -279,6 +310,9 @@ fn apply_change(
     }
     if let Mutation::Metadata(changes) = mutation {
         crate::commands::metadata::channel_changed(st, out, chan, changes, skip);
+    }
+    if let Mutation::Arrived { from, reason, .. } = mutation {
+        return super::rename::show(st, out, chan, from, reason, line, skip);
     }
     if !show_first {
         let targets: Vec<Conn> =

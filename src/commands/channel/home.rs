@@ -23,12 +23,17 @@ pub fn at_home(
     req: ChanRequest,
     unix: u64,
 ) {
-    let outcome = match decide(st, from, uid, req, unix) {
-        Ok((chan, name, mutation, line, notes)) => {
-            let seq = st.seq.issue();
-            Outcome::Accepted { home: st.me as u16, seq, chan, name, mutation, line, notes }
+    let outcome = match req {
+        ChanRequest::Reserve { .. } | ChanRequest::Rename { .. } | ChanRequest::Arrive(_) => {
+            rename::at_home(st, out, uid, req)
         }
-        Err(replies) => Outcome::Refused(replies),
+        req => match decide(st, from, uid, req, unix) {
+            Ok((chan, name, mutation, line, notes)) => {
+                let seq = st.seq.issue();
+                Outcome::Accepted { home: st.me as u16, seq, chan, name, mutation, line, notes, then: None }
+            }
+            Err(replies) => Outcome::Refused(replies),
+        },
     };
     out.to_shard(from, Env::Answer(Answer::Chan { conn, uid, outcome }));
 }
@@ -39,6 +44,10 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
     let folded = st.cm.fold(req.name());
     let cores = st.cores;
     let decision = match req {
+        ChanRequest::Join { name, .. } if st.reserved.contains(&folded) => {
+            // A channel is being renamed to this name (`rename`).
+            return Err(vec![crate::err!(ERR_UNAVAILRESOURCE, name)]);
+        }
         ChanRequest::Join { name, key, mask, ip_mask, account, secure, invited } => {
             let ch =
                 st.homes.entry(folded.clone()).or_insert_with(|| Channel::new(name.clone(), folded.clone(), 0, cores));
@@ -85,6 +94,9 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
             Some(ch) => crate::commands::metadata::decide(ch, uid, changes, answer)
                 .map(|(m, line, notes)| (ch.name.clone(), m, line, notes)),
         },
+        ChanRequest::Reserve { .. } | ChanRequest::Rename { .. } | ChanRequest::Arrive(_) => {
+            unreachable!("rename::at_home decides these")
+        }
         ChanRequest::Mode { name, mask, changes } => match st.homes.get(&folded) {
             None => Err(vec![crate::err!(ERR_NOSUCHCHANNEL, name)]),
             Some(ch) => {

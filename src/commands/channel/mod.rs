@@ -15,6 +15,7 @@ pub mod mode;
 pub mod names;
 pub mod part;
 pub mod remote;
+pub mod rename;
 pub mod speak;
 pub mod stall;
 pub mod topic;

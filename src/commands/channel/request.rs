@@ -107,6 +107,11 @@ pub fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, no
         return;
     }
     let Some(c) = st.clients.get_mut(&conn) else { return };
+    // A rename's channel is in flight between homes: it lands even if the client is leaving.
+    if let Some(next) = c.rare_if_any().and_then(|r| r.then.take()) {
+        let uid = c.uid;
+        return send_now(st, out, conn, uid, *next);
+    }
     if let Some(r) = c.rare_if_any().filter(|r| r.departing.is_some()) {
         r.chan_queue.clear();
         c.wait = None;
@@ -116,6 +121,15 @@ pub fn continue_client(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, no
     if !send_next(st, out, conn) {
         resume(st, out, conn, now, unix);
     }
+}
+
+/// Sends a request of a step under way, outside the client's queue; the client still waits.
+fn send_now(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, uid: Uid, req: ChanRequest) {
+    let home = st.cm.fold(req.name()).owner(st.cores);
+    if let Some(c) = st.clients.get_mut(&conn) {
+        c.wait = Some(Wait::Chan);
+    }
+    out.to_shard(home, Env::Request(Request::Chan { conn, uid, req }));
 }
 
 /// The home's answer arrived.
@@ -133,7 +147,26 @@ pub fn on_ack(
             send_replies(st, out, conn, &replies);
             continue_client(st, out, conn, now, unix);
         }
-        Outcome::Accepted { home, seq, chan, name, mutation, line, notes } => {
+        Outcome::Fail { command, code, context, text } => {
+            if st.clients.get(&conn).is_some_and(|c| c.rare().departing.is_none()) {
+                let mut l =
+                    crate::proto::Line::new().source(&st.cfg.server.name).verb("FAIL").param(command).param(code);
+                for c in &context {
+                    l = l.param(c);
+                }
+                reply(st, out, conn, &l.trailing(text).finish());
+            }
+            continue_client(st, out, conn, now, unix);
+        }
+        // Still waiting: the next step goes out at once, even for a client that is leaving
+        // (a refusal there releases what this step reserved).
+        Outcome::Proceed(next) => send_now(st, out, conn, uid, *next),
+        Outcome::Accepted { home, seq, chan, name, mutation, line, notes, then } => {
+            if let Some(then) = then {
+                if let Some(c) = st.clients.get_mut(&conn) {
+                    c.rare_mut().then = Some(then);
+                }
+            }
             // A server link's change: through which peer it came (it is not told again).
             let via = st.links.get(&conn).and_then(|l| l.sid());
             // The change gets its time and msgid here, once; a JOIN also its extended-join form.

@@ -73,6 +73,7 @@ fn describe(ev: &Sequenced) -> String {
                 Mutation::Mlock(_) => "mlock",
                 Mutation::Metadata(_) => "metadata",
                 Mutation::Burst { .. } => "burst",
+                Mutation::Moved { .. } | Mutation::Arrived { .. } => "rename",
             };
             format!("{kind} of {actor} on {name}")
         }

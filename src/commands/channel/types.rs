@@ -59,6 +59,24 @@ pub enum ChanRequest {
     },
     /// A change a server link brought: decided by the TS rules, not by a user's rights.
     Remote(Box<remote::RemoteChan>),
+    /// RENAME, step one, to the new name's home: keep `name` free for the channel `old`.
+    Reserve {
+        name: Arc<str>,
+        old: Arc<str>,
+        mask: Arc<str>,
+        reason: Arc<str>,
+    },
+    /// RENAME, step two, to the old name's home (`name` is the old name): hand the channel
+    /// over to `new`'s home.
+    Rename {
+        name: Arc<str>,
+        new: Arc<str>,
+        mask: Arc<str>,
+        reason: Arc<str>,
+    },
+    /// RENAME, step three, to the new name's home: take the channel in under `name`, with
+    /// its history.
+    Arrive(Box<rename::Handover>),
 }
 
 impl ChanRequest {
@@ -69,7 +87,10 @@ impl ChanRequest {
             | ChanRequest::Kick { name, .. }
             | ChanRequest::Topic { name, .. }
             | ChanRequest::Mode { name, .. }
-            | ChanRequest::Metadata { name, .. } => name,
+            | ChanRequest::Metadata { name, .. }
+            | ChanRequest::Reserve { name, .. }
+            | ChanRequest::Rename { name, .. } => name,
+            ChanRequest::Arrive(h) => &h.state.name,
             ChanRequest::Remote(r) => r.name(),
         }
     }
@@ -87,8 +108,19 @@ pub enum Outcome {
         mutation: Mutation,
         line: Arc<[u8]>,
         notes: Vec<Reply>,
+        /// A request to send once the change is applied everywhere (a rename's last step).
+        then: Option<Box<ChanRequest>>,
     },
     Refused(Vec<Reply>),
+    /// Refused with a standard reply: `FAIL <command> <code> <context..> :<text>`.
+    Fail {
+        command: &'static str,
+        code: &'static str,
+        context: Vec<Arc<str>>,
+        text: &'static str,
+    },
+    /// No change yet: send `next` to its home now (a rename's reservation is made).
+    Proceed(Box<ChanRequest>),
 }
 
 /// An event applied by every shard in sequence order: after the previous number of `dep`'s

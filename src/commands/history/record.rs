@@ -76,6 +76,73 @@ pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
     }
 }
 
+/// A renamed channel's log leaves this home with it (memory and disk); see `channel::rename`.
+pub fn channel_handed_over(st: &mut ShardState, chan: &Folded) -> Vec<Entry> {
+    let Some(log) = st.history.channels.remove(chan) else { return Vec::new() };
+    let entries: Vec<Entry> = log.into_entries().into();
+    if let Some(sink) = &st.history.sink {
+        for e in &entries {
+            let _ = sink.send(DbOp::Delete(LogKey::Channel(chan.clone()), e.time_ms(), e.msgid().unwrap_or("").into()));
+        }
+    }
+    entries
+}
+
+/// A renamed channel's log arrives at its new home, its lines naming the channel as it is now
+/// named (a client replaying it asks by the new name).
+pub fn channel_taken_in(st: &mut ShardState, chan: &Folded, from: &str, to: &str, log: Vec<Entry>) {
+    if !st.cfg.history.enabled {
+        return;
+    }
+    for mut e in log {
+        e.line = retarget(st.cm, &e.line, from, to);
+        add_channel(st, chan, e);
+    }
+}
+
+/// `line` with its target `from` (each line's first parameter) now `to`.
+fn retarget(cm: crate::proto::CaseMapping, line: &Shared, from: &str, to: &str) -> Shared {
+    let fix = |body: &[u8]| -> Arc<[u8]> {
+        let mut out = Vec::with_capacity(body.len() + to.len());
+        for l in body.split_inclusive(|&b| b == b'\n') {
+            match first_param(l) {
+                Some((start, end)) if std::str::from_utf8(&l[start..end]).is_ok_and(|p| cm.eq(p, from)) => {
+                    out.extend_from_slice(&l[..start]);
+                    out.extend_from_slice(to.as_bytes());
+                    out.extend_from_slice(&l[end..]);
+                }
+                _ => out.extend_from_slice(l),
+            }
+        }
+        out.into()
+    };
+    let mut s = line.clone();
+    s.body = fix(&line.body);
+    s.join_ext = line.join_ext.as_deref().map(fix);
+    if let Some(m) = &line.multi {
+        let mut m = (**m).clone();
+        if cm.eq(&m.target, from) {
+            m.target = to.into();
+        }
+        s.multi = Some(Arc::new(m));
+    }
+    s
+}
+
+/// Where the first parameter of `:source VERB <param> ...` is (without a leading `:`).
+fn first_param(l: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    if l.first() == Some(&b':') {
+        i = l.iter().position(|&b| b == b' ')? + 1;
+    }
+    i += l[i..].iter().position(|&b| b == b' ')? + 1;
+    if l.get(i) == Some(&b':') {
+        i += 1;
+    }
+    let end = i + l[i..].iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n').unwrap_or(l.len() - i);
+    Some((i, end))
+}
+
 /// A channel message passing through this shard: remembered as the channel's latest, and
 /// kept when this shard is its home. STATUSMSG (`@#chan`) is for some members only: not kept.
 /// Returns the message's time when it counts as the channel's latest (the caller, which holds
@@ -185,6 +252,21 @@ pub fn load(st: &mut ShardState, entries: Vec<(LogKey, Entry)>, now_ms: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renamed_channels_lines_name_it_anew() {
+        let cm = crate::proto::CaseMapping::Rfc1459;
+        let line = |b: &str| Shared::plain(b.as_bytes().into());
+        let body = |s: &Shared| String::from_utf8(s.body.to_vec()).unwrap();
+        let l = retarget(cm, &line(":a!b@c PRIVMSG #Old :hello #old\r\n"), "#old", "#new");
+        assert_eq!(body(&l), ":a!b@c PRIVMSG #new :hello #old\r\n");
+        let l = retarget(cm, &line(":a!b@c JOIN :#OLD\r\n"), "#old", "#new");
+        assert_eq!(body(&l), ":a!b@c JOIN :#new\r\n");
+        let l = retarget(cm, &line(":a!b@c QUIT :bye\r\n"), "#old", "#new");
+        assert_eq!(body(&l), ":a!b@c QUIT :bye\r\n");
+        let l = retarget(cm, &line(":a!b@c PRIVMSG #old :1\r\n:a!b@c PRIVMSG #old :2\r\n"), "#old", "#x");
+        assert_eq!(body(&l), ":a!b@c PRIVMSG #x :1\r\n:a!b@c PRIVMSG #x :2\r\n");
+    }
 
     #[test]
     fn kinds_come_from_the_verb() {

@@ -107,6 +107,10 @@ impl Log {
     }
 
     /// The entries, oldest first.
+    pub fn into_entries(self) -> VecDeque<Entry> {
+        self.entries
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
     }

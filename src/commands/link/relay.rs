@@ -294,7 +294,8 @@ pub fn chan_change(
             Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
         }
         // TS6 has no channel metadata: it stays on this server.
-        Mutation::Mlock(_) | Mutation::Metadata(_) => return,
+        // Renames are refused while linked (`channel::rename`).
+        Mutation::Mlock(_) | Mutation::Metadata(_) | Mutation::Moved { .. } | Mutation::Arrived { .. } => return,
         Mutation::Burst { joins, .. } => {
             let Some(v) = view else { return };
             let (modes, params) = v.ch.mode_string(true);

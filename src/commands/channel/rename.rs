@@ -1,0 +1,242 @@
+//! RENAME (IRCv3 `draft/channel-rename`): `RENAME <channel> <new name> [:<reason>]`.
+//!
+//! A channel's home is the hash of its name, so a renamed channel changes homes. It moves in
+//! three requests of the renamer's shard, each to one home, so that every event still carries
+//! one home's number (docs/architecture.md, "Channel rename"):
+//! 1. `Reserve` — the new name's home keeps the name free (a JOIN of it meanwhile gets 437);
+//! 2. `Rename` — the old home checks the renamer's rights, takes the channel (and its history)
+//!    out and numbers its leaving, [`Mutation::Moved`], which nobody is shown;
+//! 3. `Arrive` — once every shard applied that, the new home takes the channel in and numbers
+//!    [`Mutation::Arrived`]: members see `RENAME`, or without the capability a PART and a JOIN
+//!    with the topic and names.
+
+use std::sync::Arc;
+
+use super::super::{CmdResult, Ctx};
+use super::{submit, ChanRequest, Outcome};
+use crate::commands::capabilities::bits;
+use crate::commands::envelope::{Env, Request};
+use crate::commands::history::store::Entry;
+use crate::commands::identity::fail;
+use crate::commands::outbox::{Conn, Outbox};
+use crate::commands::outgoing::Shared;
+use crate::err;
+use crate::local::shard::ShardState;
+use crate::proto::names::valid_channel;
+use crate::proto::{Folded, Line, Message};
+use crate::state::channel::{Channel, Mutation};
+use crate::state::Uid;
+
+/// What the old home hands the new one: the channel (already under its new name) and its log.
+#[derive(Clone, Debug)]
+pub struct Handover {
+    pub state: Channel,
+    pub from: Arc<str>,
+    pub mask: Arc<str>,
+    pub reason: Arc<str>,
+    pub log: Vec<Entry>,
+}
+
+pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
+    let (old, new) = (msg.params[0], msg.params[1]);
+    let reason: String = msg.param(2).unwrap_or("").chars().take(ctx.st.cfg.limits.topiclen).collect();
+    let folded = ctx.st.cm.fold(old);
+    let uid = ctx.me().uid;
+    let Some(view) = ctx.st.channels.get(&folded) else {
+        return Err(err!(ERR_NOSUCHCHANNEL, old));
+    };
+    let old: Arc<str> = view.ch.name.clone();
+    match view.ch.status(&uid) {
+        None => return Err(err!(ERR_NOTONCHANNEL, old)),
+        Some(s) if !s.is_op() => return Err(err!(ERR_CHANOPRIVSNEEDED, old)),
+        _ => {}
+    }
+    let cannot = |ctx: &mut Ctx<'_>, text: &str| fail(ctx, "RENAME", "CANNOT_RENAME", &[&old, new], text);
+    // The channel state is the network's: other servers (and services) would not follow.
+    if !ctx.st.servers.is_empty() {
+        cannot(ctx, "Channels cannot be renamed while this server is linked to others");
+        return Ok(());
+    }
+    if !valid_channel(new, ctx.st.cfg.limits.channellen) {
+        cannot(ctx, "That is not a valid channel name");
+        return Ok(());
+    }
+    if new.as_bytes()[0] != old.as_bytes()[0] {
+        cannot(ctx, "A channel cannot change its type");
+        return Ok(());
+    }
+    if *new == *old {
+        cannot(ctx, "That is the channel's name already");
+        return Ok(());
+    }
+    let new_folded = ctx.st.cm.fold(new);
+    if new_folded != folded && ctx.st.channels.contains_key(&new_folded) {
+        fail(ctx, "RENAME", "CHANNEL_NAME_IN_USE", &[&old, new], "Channel name is already taken");
+        return Ok(());
+    }
+    let Some(me) = ctx.st.directory.get(&uid) else { return Ok(()) };
+    let mask: Arc<str> = me.mask().into();
+    submit(ctx, vec![ChanRequest::Reserve { name: new.into(), old, mask, reason: reason.into() }]);
+    Ok(())
+}
+
+/// A rename's request reached this shard as a home: the answer, numbered if it is a change.
+pub fn at_home(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, req: ChanRequest) -> Outcome {
+    match req {
+        ChanRequest::Reserve { name, old, mask, reason } => reserve(st, name, old, mask, reason),
+        ChanRequest::Rename { name, new, mask, reason } => hand_over(st, out, uid, name, new, mask, reason),
+        ChanRequest::Arrive(h) => arrive(st, *h),
+        _ => unreachable!("not a rename request"),
+    }
+}
+
+fn reserve(st: &mut ShardState, name: Arc<str>, old: Arc<str>, mask: Arc<str>, reason: Arc<str>) -> Outcome {
+    let folded = st.cm.fold(&name);
+    // A change of case only: the name is the channel's own.
+    if folded != st.cm.fold(&old) {
+        if st.homes.contains_key(&folded) || !st.reserved.insert(folded) {
+            return in_use(&old, &name);
+        }
+    }
+    Outcome::Proceed(Box::new(ChanRequest::Rename { name: old, new: name, mask, reason }))
+}
+
+fn hand_over(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    uid: Uid,
+    name: Arc<str>,
+    new: Arc<str>,
+    mask: Arc<str>,
+    reason: Arc<str>,
+) -> Outcome {
+    let folded = st.cm.fold(&name);
+    let new_folded = st.cm.fold(&new);
+    let refusal = match st.homes.get(&folded).map(|ch| ch.status(&uid)) {
+        None => Some(err!(ERR_NOSUCHCHANNEL, name)),
+        Some(None) => Some(err!(ERR_NOTONCHANNEL, name)),
+        Some(Some(s)) if !s.is_op() => Some(err!(ERR_CHANOPRIVSNEEDED, name)),
+        Some(Some(_)) => None,
+    };
+    if let Some(r) = refusal {
+        if new_folded != folded {
+            let home = new_folded.owner(st.cores);
+            if home == st.me {
+                st.reserved.remove(&new_folded);
+            } else {
+                out.to_shard(home, Env::Request(Request::Unreserve { name: new_folded }));
+            }
+        }
+        return Outcome::Refused(vec![r]);
+    }
+    let mut state = st.homes.remove(&folded).expect("checked above");
+    let old_name = state.name.clone();
+    state.name = new.clone();
+    state.folded = new_folded;
+    let log = crate::commands::history::record::channel_handed_over(st, &folded);
+    let seq = st.seq.issue();
+    let then = ChanRequest::Arrive(Box::new(Handover { state, from: old_name.clone(), mask, reason, log }));
+    Outcome::Accepted {
+        home: st.me as u16,
+        seq,
+        chan: folded,
+        name: old_name,
+        mutation: Mutation::Moved { to: new },
+        line: Arc::from(&b""[..]),
+        notes: Vec::new(),
+        then: Some(Box::new(then)),
+    }
+}
+
+fn arrive(st: &mut ShardState, h: Handover) -> Outcome {
+    let Handover { state, from, mask, reason, log } = h;
+    let folded = state.folded.clone();
+    st.reserved.remove(&folded);
+    if st.homes.contains_key(&folded) {
+        // The reservation kept JOINs out; only a server link's burst could get here first,
+        // and renames are refused while linked.
+        log::error!("RENAME {from} -> {}: the name was taken meanwhile; the channel is lost", state.name);
+        return in_use(&from, &state.name);
+    }
+    crate::commands::history::record::channel_taken_in(st, &folded, &from, &state.name, log);
+    let line = Line::new().source(&mask).verb("RENAME").param(&from).param(&state.name).trailing(&reason).finish();
+    let name = state.name.clone();
+    st.homes.insert(folded.clone(), state.clone());
+    let seq = st.seq.issue();
+    Outcome::Accepted {
+        home: st.me as u16,
+        seq,
+        chan: folded,
+        name,
+        mutation: Mutation::Arrived { from, reason, state: Box::new(state) },
+        line: line.into(),
+        notes: Vec::new(),
+        then: None,
+    }
+}
+
+fn in_use(old: &str, new: &str) -> Outcome {
+    Outcome::Fail {
+        command: "RENAME",
+        code: "CHANNEL_NAME_IN_USE",
+        context: vec![old.into(), new.into()],
+        text: "Channel name is already taken",
+    }
+}
+
+/// What a member sees of the channel `chan` arriving under its new name: the `RENAME` line
+/// with the capability; without it, a PART of the old name and a JOIN of the new one with its
+/// topic and names, as a client that joined it would see.
+pub fn lines_for(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    conn: Conn,
+    chan: &Folded,
+    from: &str,
+    reason: &str,
+    line: &Shared,
+) -> Vec<u8> {
+    let Some(c) = st.clients.get(&conn) else { return Vec::new() };
+    let caps = c.caps;
+    let mut buf = Vec::new();
+    if caps & bits::CHANNEL_RENAME != 0 {
+        line.render(caps, &mut buf);
+        return buf;
+    }
+    let (Some(u), Some(view)) = (st.directory.get(&c.uid), st.channels.get(chan)) else { return buf };
+    let mask = u.mask();
+    let name = view.ch.name.clone();
+    let meta = line.meta.clone();
+    let with_meta = |body: Vec<u8>| match &meta {
+        Some(m) => Shared::with_meta(body.into(), m.clone()),
+        None => Shared::plain(body.into()),
+    };
+    let part = Line::new().source(&mask).verb("PART").param(from).trailing(reason).finish();
+    with_meta(part).render(caps, &mut buf);
+    let mut join = with_meta(Line::new().source(&mask).verb("JOIN").param(&name).finish());
+    let account = u.account.as_deref().unwrap_or("*");
+    let ext = Line::new().source(&mask).verb("JOIN").param(&name).param(account).trailing(&u.realname).finish();
+    join.join_ext = Some(ext.into());
+    join.render(caps, &mut buf);
+    let (now, unix) = (out.now(), out.unix_ms() / 1000);
+    buf.extend_from_slice(&super::join::after_join(st, out, conn, chan, now, unix));
+    buf
+}
+
+/// Shows the arrival to this shard's members of `chan` but `skip` (the renamer, answered
+/// with its barrier).
+pub fn show(
+    st: &mut ShardState,
+    out: &mut dyn Outbox,
+    chan: &Folded,
+    from: &str,
+    reason: &str,
+    line: &Shared,
+    skip: Option<Conn>,
+) {
+    let conns: Vec<Conn> = st.channels.get(chan).map(|v| v.local.iter().map(|(_, c)| *c).collect()).unwrap_or_default();
+    for conn in conns.into_iter().filter(|c| Some(*c) != skip) {
+        let buf = lines_for(st, out, conn, chan, from, reason, line);
+        crate::commands::delivery::to_conn(st, out, conn, &buf);
+    }
+}
