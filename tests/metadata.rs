@@ -10,9 +10,14 @@ const CAPS: &str = "draft/metadata-3 batch";
 
 /// The lines of a `metadata` batch (the reply to one command).
 fn batch(c: &mut Client, line: &str) -> Vec<Msg> {
+    batch_of(c, line, "metadata")
+}
+
+/// The lines of a batch of this type (the reply to one command).
+fn batch_of(c: &mut Client, line: &str, kind: &str) -> Vec<Msg> {
     c.send(line);
     let open = c.expect("BATCH or FAIL", |m| m.verb == "BATCH" || m.verb == "FAIL");
-    assert_eq!((open.verb.as_str(), open.p(1)), ("BATCH", "metadata"), "{line}: {}", open.raw);
+    assert_eq!((open.verb.as_str(), open.p(1)), ("BATCH", kind), "{line}: {}", open.raw);
     let mut lines = c.collect_until("BATCH");
     lines.pop();
     lines
@@ -174,15 +179,164 @@ fn keys_set_before_registration_belong_to_the_user() {
         c.send("NICK early");
         c.send("USER early 0 * :e");
         c.send("CAP END");
+        // In the burst's `metadata` batch, before the end of the MOTD.
         let burst = c.collect_until("376");
-        let mut rest = burst;
-        rest.extend(c.sync());
-        let kv: Vec<&Msg> = rest.iter().filter(|m| m.verb == "761").collect();
-        assert_eq!(kv.len(), 1, "{rest:?}");
+        let kv = own_batch(&burst, "early");
+        assert_eq!(kv.len(), 1, "{burst:?}");
+        assert_eq!(kv[0].verb, "761");
         assert_eq!(kv[0].params[1..], ["early", "display-name", "*", "Early Bird"]);
+        c.sync().iter().for_each(|m| assert_ne!(m.verb, "761", "{}", m.raw));
         let got = batch(&mut other, "METADATA early GET display-name");
         assert_eq!(got[0].last(), "Early Bird");
         return;
     }
     panic!("no connection reached shard 0");
+}
+
+/// The lines of the `metadata` batch named for `nick` in a registration burst (panics when
+/// there is none).
+fn own_batch(burst: &[Msg], nick: &str) -> Vec<Msg> {
+    let open = burst
+        .iter()
+        .position(|m| m.verb == "BATCH" && m.p(1) == "metadata")
+        .unwrap_or_else(|| panic!("no metadata batch in {burst:?}"));
+    assert_eq!(burst[open].params[2..], [nick], "{}", burst[open].raw);
+    let id = &burst[open].p(0)[1..];
+    let close = burst
+        .iter()
+        .position(|m| m.verb == "BATCH" && m.p(0) == format!("-{id}"))
+        .unwrap_or_else(|| panic!("batch {id} not closed before the end of the MOTD: {burst:?}"));
+    let inside = &burst[open + 1..close];
+    assert!(inside.iter().all(|m| m.tag("batch") == Some(id)), "{inside:?}");
+    inside.to_vec()
+}
+
+/// Registers on `shard` with `caps` (none: no CAP at all); the burst up to the end of the MOTD.
+fn register_burst(srv: &Server, nick: &str, caps: &str, shard: usize) -> (Client, Vec<Msg>) {
+    for _ in 0..200 {
+        let mut c = srv.connect();
+        if srv.shard_of(&c) != shard {
+            continue;
+        }
+        c.nick = nick.into();
+        if !caps.is_empty() {
+            c.send("CAP LS 302");
+            c.send(&format!("CAP REQ :{caps}"));
+            assert_eq!(c.expect("CAP ACK", |m| m.verb == "CAP" && m.p(1) != "LS").p(1), "ACK");
+        }
+        c.send(&format!("NICK {nick}"));
+        c.send(&format!("USER {nick} 0 * :{nick}"));
+        if !caps.is_empty() {
+            c.send("CAP END");
+        }
+        let burst = c.collect_until("376");
+        return (c, burst);
+    }
+    panic!("no connection reached shard {shard}");
+}
+
+/// The spec: a client that negotiated the capability gets its metadata in a `metadata` batch
+/// named for its nick in the registration burst, before `RPL_ENDOFMOTD` — an empty batch when
+/// it has none. A client without the capability gets no batch.
+#[test]
+fn registration_sends_an_own_metadata_batch_only_with_the_capability() {
+    let srv = Server::start();
+    for shard in [0, 1] {
+        let (mut with, burst) = register_burst(&srv, &format!("with{shard}"), CAPS, shard);
+        assert!(own_batch(&burst, &format!("with{shard}")).is_empty(), "{burst:?}");
+        with.sync().iter().for_each(|m| assert_ne!(m.verb, "BATCH", "{}", m.raw));
+        for caps in ["batch", ""] {
+            let (mut without, mut burst) = register_burst(&srv, &format!("without{shard}{}", caps.len()), caps, shard);
+            burst.extend(without.sync());
+            assert!(burst.iter().all(|m| m.verb != "BATCH" && m.verb != "761"), "{caps}: {burst:?}");
+        }
+    }
+}
+
+/// The spec: `RPL_WHOISKEYVALUE` goes to "a user with the capability enabled" (Ergo does the
+/// same); an asker without it sees the rest of the WHOIS. Asked from both shards, of a user
+/// on one.
+#[test]
+fn whois_shows_metadata_only_to_askers_with_the_capability() {
+    let srv = Server::start();
+    let mut foo = srv.client_on_shard_caps("foo", CAPS, 0);
+    foo.send("METADATA * SET display-name :Foo");
+    foo.expect_verb("761");
+    for shard in [0, 1] {
+        let mut with = srv.client_on_shard_caps(&format!("with{shard}"), CAPS, shard);
+        let mut batch_only = srv.client_on_shard_caps(&format!("batch{shard}"), "batch", shard);
+        let mut plain = srv.client_on_shard(&format!("plain{shard}"), shard);
+        with.send("WHOIS foo");
+        let lines = with.collect_until("318");
+        let kv: Vec<&Msg> = lines.iter().filter(|m| m.verb == "760").collect();
+        assert_eq!(kv.len(), 1, "shard {shard}: {lines:?}");
+        assert_eq!(kv[0].params, [&format!("with{shard}"), "foo", "display-name", "*", "Foo"]);
+        for c in [&mut batch_only, &mut plain] {
+            c.send("WHOIS foo");
+            let lines = c.collect_until("318");
+            assert!(lines.iter().any(|m| m.verb == "311"), "shard {shard}: {lines:?}");
+            assert!(lines.iter().all(|m| m.verb != "760"), "shard {shard}: {lines:?}");
+        }
+    }
+}
+
+/// `METADATA * SUBS` answers in a `metadata-subs` batch (no parameters), empty when there are
+/// no subscriptions.
+#[test]
+fn subs_come_in_a_metadata_subs_batch() {
+    let srv = Server::start();
+    for shard in [0, 1] {
+        let mut c = srv.client_on_shard_caps(&format!("subs{shard}"), CAPS, shard);
+        c.send("METADATA * SUBS");
+        let open = c.expect_verb("BATCH");
+        assert_eq!(open.params[1..], ["metadata-subs"], "{}", open.raw);
+        let close = c.expect_verb("BATCH");
+        assert_eq!(close.params, [format!("-{}", &open.p(0)[1..])]);
+        c.send("METADATA * SUB display-name avatar");
+        c.expect_verb("770");
+        let subs = batch_of(&mut c, "METADATA * SUBS", "metadata-subs");
+        assert_eq!(subs.len(), 1, "{subs:?}");
+        assert_eq!(subs[0].verb, "772");
+        assert_eq!(subs[0].params[1..], ["display-name", "avatar"]);
+    }
+}
+
+/// Removing a key that is not set fails: `FAIL METADATA KEY_NOT_SET <target> <key>` (the
+/// spec), for the user's own keys (before and after registration) and a channel's (with
+/// both homes); removing a set key still answers 766.
+#[test]
+fn removing_a_key_that_is_not_set_fails() {
+    let srv = Server::start();
+    let not_set = |c: &mut Client, line: &str| -> Msg {
+        c.send(line);
+        let m = c.expect("FAIL or 766", |m| m.verb == "FAIL" || m.verb == "766" || m.verb == "761");
+        assert_eq!((m.verb.as_str(), m.p(0), m.p(1)), ("FAIL", "METADATA", "KEY_NOT_SET"), "{line}: {}", m.raw);
+        m
+    };
+    for shard in [0, 1] {
+        let mut c = srv.client_on_shard_caps(&format!("unset{shard}"), CAPS, shard);
+        let m = not_set(&mut c, "METADATA * SET avatar");
+        assert_eq!(m.params[2..4], [&format!("unset{shard}"), "avatar"]);
+        c.send("METADATA * SET avatar :x");
+        c.expect_verb("761");
+        c.send("METADATA * SET avatar");
+        assert_eq!(c.expect("766", |m| m.verb == "766" || m.verb == "FAIL").verb, "766");
+        assert_eq!(not_set(&mut c, "METADATA * SET avatar").params[2..4], [&format!("unset{shard}"), "avatar"]);
+        // Channels with both homes.
+        for chan in ["#un1", "#un2", "#un3"] {
+            let chan = format!("{chan}{shard}");
+            join(&mut [&mut c], &chan);
+            assert_eq!(not_set(&mut c, &format!("METADATA {chan} SET url")).params[2..4], [chan.as_str(), "url"]);
+            c.send(&format!("METADATA {chan} SET url :https://example.com"));
+            c.expect_verb("761");
+            c.send(&format!("METADATA {chan} SET url"));
+            assert_eq!(c.expect("766", |m| m.verb == "766" || m.verb == "FAIL").verb, "766");
+        }
+    }
+    // Before registration.
+    let mut c = srv.connect();
+    c.send("CAP LS 302");
+    c.send("CAP REQ :draft/metadata-3 batch");
+    c.expect("CAP ACK", |m| m.verb == "CAP" && m.p(1) == "ACK");
+    assert_eq!(not_set(&mut c, "METADATA * SET avatar").params[2..4], ["*", "avatar"]);
 }

@@ -95,3 +95,34 @@ fn a_private_message_is_redacted_from_both_sides() {
     assert_eq!(texts_in_history(&mut a, "bea"), ["kept"]);
     assert_eq!(texts_in_history(&mut b, "ava"), ["kept"]);
 }
+
+/// A private REDACT reaches the other side of the conversation as it is now — the sessions of
+/// the account it had, or the same user (by UID) under a new nick when it had none — and not
+/// whoever has taken the nick the message was sent to. Sides on both shards.
+#[test]
+fn a_private_redaction_reaches_the_conversation_not_the_nick() {
+    let srv = Server::with_config(2, &services_config());
+    let mut s = services(&srv);
+    let mut a = identified(&srv, &mut s, "ava", CAPS, 0, "ava");
+    let mut b = identified(&srv, &mut s, "bea", CAPS, 1, "bea");
+    let mut c = srv.client_on_shard_caps("cal", CAPS, 0);
+    let to_b = say(&mut a, &mut [&mut b], "bea", "to bea");
+    let to_c = say(&mut a, &mut [&mut c], "cal", "to cal");
+    // Both move on to new nicks; others take the old ones (on the other shard).
+    for (x, nick) in [(&mut b, "bea2"), (&mut c, "cal2")] {
+        x.send(&format!("NICK {nick}"));
+        x.expect_verb("NICK");
+    }
+    let mut fake_b = srv.client_on_shard_caps("bea", CAPS, 0);
+    let mut fake_c = srv.client_on_shard_caps("cal", CAPS, 1);
+    a.send(&format!("REDACT bea {to_b}"));
+    assert_eq!(a.expect_verb("REDACT").params, ["bea", to_b.as_str()]);
+    assert_eq!(b.expect_verb("REDACT").params, ["bea", to_b.as_str()]);
+    a.send(&format!("REDACT cal {to_c}"));
+    assert_eq!(a.expect_verb("REDACT").params, ["cal", to_c.as_str()]);
+    assert_eq!(c.expect_verb("REDACT").params, ["cal", to_c.as_str()]);
+    for x in [&mut fake_b, &mut fake_c] {
+        x.sync().iter().for_each(|m| assert_ne!(m.verb, "REDACT", "{}", m.raw));
+    }
+    assert!(texts_in_history(&mut a, "bea").is_empty());
+}

@@ -38,8 +38,9 @@ pub enum Request {
     /// To each home of departing users' channels: remove each from these (one user, or all
     /// those a netsplit takes).
     Quit { users: Vec<(Uid, Vec<Folded>)> },
-    /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`.
-    Whois { conn: Conn, asker: Uid, asker_nick: Arc<str>, target: Uid },
+    /// WHOIS of a user of the receiving shard, for `asker` on the sending shard's `conn`
+    /// (`metadata`: the asker negotiated the metadata capability, so is shown 760s).
+    Whois { conn: Conn, asker: Uid, asker_nick: Arc<str>, target: Uid, metadata: bool },
     /// STATS of the sending shard's client `conn`: this shard's report, please.
     Stats {
         conn: Conn,

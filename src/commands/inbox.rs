@@ -42,8 +42,8 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::NickReserve { nicks, until } => st.nicks.reserve_all(nicks, until),
         Request::Chan { conn, uid, req } => channel::at_home(st, out, from, conn, uid, req, unix),
         Request::Quit { users } => channel::quit_at_home(st, out, from, users),
-        Request::Whois { conn, asker, asker_nick, target } => {
-            whois::on_request(st, out, from, conn, asker, &asker_nick, target, now)
+        Request::Whois { conn, asker, asker_nick, target, metadata } => {
+            whois::on_request(st, out, from, conn, asker, &asker_nick, target, metadata, now)
         }
         Request::Stats { conn, with_conns } => super::stats::on_request(st, out, from, conn, with_conns),
         Request::ServerClaim { conn, sid, name } => link::handshake::on_claim(st, out, from, conn, sid, &name),

@@ -40,13 +40,21 @@ pub fn metadata(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         "SUB" => return subscribe(ctx, rest, true),
         "UNSUB" => return subscribe(ctx, rest, false),
         "SUBS" => {
+            // In a `metadata-subs` batch (no parameters), even when empty (the spec's SUBS).
             let subs = ctx.me().rare().subs.clone();
+            let mut lines = Vec::new();
             for chunk in subs.chunks(10) {
                 let mut p: Vec<&str> = chunk.iter().map(|k| &**k).collect();
                 p.push("");
-                let line = numeric_line(ctx.server(), ctx.me().target(), Numeric::RPL_METADATASUBS, &p[..p.len() - 1]);
-                ctx.send(&line);
+                lines.extend(numeric_line(
+                    ctx.server(),
+                    ctx.me().target(),
+                    Numeric::RPL_METADATASUBS,
+                    &p[..p.len() - 1],
+                ));
             }
+            let batch = super::delivery::in_batch(ctx.st, ctx.conn, "ms", "metadata-subs", &[], &lines);
+            ctx.send(&batch);
             return Ok(());
         }
         _ => {}
@@ -150,6 +158,8 @@ fn before_connect(ctx: &mut Ctx<'_>, target: &str, sub: &str, rest: &[&str]) -> 
                 fail(ctx, "INVALID_VALUE", &[key], "Value too long");
             } else if value.is_some() && !map.contains_key(key) && map.len() >= MAX_KEYS {
                 fail(ctx, "LIMIT_REACHED", &["*"], "Too many keys");
+            } else if value.is_none() && !map.contains_key(key) {
+                fail(ctx, "KEY_NOT_SET", &["*", key], "Key not set");
             } else {
                 crate::state::set_metadata(&mut ctx.me_mut().rare_mut().early_metadata, key, value);
                 let line = match value {
@@ -178,11 +188,16 @@ pub fn announce(st: &mut ShardState, out: &mut dyn Outbox, u: &crate::state::use
     }
 }
 
-/// At registration: the keys the user set before it, in a `metadata` batch (none: nothing).
+/// At registration, for a client with the capability: its keys (those set before it), in a
+/// `metadata` batch named for its nick — an empty batch when it has none, as the spec says.
+/// Nothing for a client without the capability.
 pub fn own_keys(st: &mut ShardState, conn: Conn, u: &crate::state::user::User) -> Vec<u8> {
-    let Some(map) = u.metadata.as_deref() else { return Vec::new() };
+    if st.clients.get(&conn).is_none_or(|c| c.caps & bits::METADATA == 0) {
+        return Vec::new();
+    }
     let server = st.cfg.server.name.clone();
-    let lines: Vec<u8> = map.iter().flat_map(|(k, v)| key_value(&server, &u.nick, &u.nick, k, v)).collect();
+    let map = u.metadata.iter().flat_map(|m| m.iter());
+    let lines: Vec<u8> = map.flat_map(|(k, v)| key_value(&server, &u.nick, &u.nick, k, v)).collect();
     in_batch(st, conn, &u.nick, lines)
 }
 
@@ -301,6 +316,11 @@ fn set(ctx: &mut Ctx<'_>, t: Target, name: &str, clear: bool, key: Option<&str>,
         let map = values(ctx.st, &t);
         if value.is_some() && !map.contains_key(key) && map.len() >= MAX_KEYS {
             fail(ctx, "LIMIT_REACHED", &[name], "Too many keys");
+            return;
+        }
+        // Removing a key that is not there fails (a channel's, as this shard knows it now).
+        if value.is_none() && !map.contains_key(key) {
+            fail(ctx, "KEY_NOT_SET", &[name, key], "Key not set");
             return;
         }
         vec![(key.into(), value.map(Into::into))]

@@ -14,7 +14,7 @@ use super::delivery::{meta, reply, to_channel, to_user};
 use super::envelope::{Answer, ChanMsg, Env, Request};
 use super::history::codec::LogKey;
 use super::history::record::user_key;
-use super::history::store::DbOp;
+use super::history::store::{DbOp, Peer};
 use super::history::Source;
 use super::outbox::{Conn, Outbox};
 use super::outgoing::Shared;
@@ -37,11 +37,11 @@ pub struct Ask {
     pub reason: Option<Box<str>>,
 }
 
-/// The keeper's verdict: done (with the other side's nick, for a private message), or a FAIL
-/// code.
+/// The keeper's verdict: done (with the other side as the log knows it, for a private
+/// message), or a FAIL code.
 #[derive(Debug)]
 pub enum Verdict {
-    Done { peer: Option<Arc<str>> },
+    Done { peer: Option<Arc<Peer>> },
     Refused(&'static str),
 }
 
@@ -105,7 +105,7 @@ pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
     let other = entry.peer.clone();
     remove(st, log_key, &ask.msgid);
     // A private message is in the other side's log too, when it had an account then.
-    let peer_nick = other.map(|p| {
+    let peer = other.inspect(|p| {
         if let Some(a) = &p.account {
             let key = super::history::record::account_key(st.cm, a.as_str());
             let owner = key.owner(st.cores);
@@ -115,9 +115,8 @@ pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
                 out.to_shard(owner, Env::Request(Request::HistoryRemove { key, msgid: ask.msgid.clone() }));
             }
         }
-        p.nick.clone()
     });
-    Verdict::Done { peer: peer_nick }
+    Verdict::Done { peer }
 }
 
 /// Takes an entry out of a log this shard keeps, and off the disk.
@@ -194,7 +193,7 @@ fn show(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, ask: Ask, verdict
             to_channel(st, out, msg);
         }
         Source::User { .. } => {
-            if let Some(u) = peer.and_then(|p| st.directory.by_nick(&st.cm.fold(&p))).map(|u| u.uid) {
+            for u in peer.map(|p| holders(st, &p)).unwrap_or_default() {
                 if u != ask.uid {
                     to_user(st, out, u, &line, bits::REDACTION, now);
                 }
@@ -206,6 +205,20 @@ fn show(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, ask: Ask, verdict
         let mut buf = Vec::new();
         line.render(st.clients[&conn].caps, &mut buf);
         reply(st, out, conn, &buf);
+    }
+}
+
+/// Who holds the other side of a private conversation now: the sessions of its account when
+/// it had one then, else that user (by UID) while it is still here — never whoever has taken
+/// its nick since.
+fn holders(st: &ShardState, p: &Peer) -> Vec<Uid> {
+    match &p.account {
+        Some(a) => {
+            let cm = st.cm;
+            let of_account = |u: &&crate::state::user::User| u.account.as_deref().is_some_and(|x| cm.eq(x, a.as_str()));
+            st.directory.iter().filter(of_account).map(|u| u.uid).collect()
+        }
+        None => p.uid.filter(|u| st.directory.get(u).is_some()).into_iter().collect(),
     }
 }
 

@@ -261,10 +261,8 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
     );
     super::oper::snotice::snotice(ctx.st, ctx.out, &text);
     welcome(ctx, &user);
-    // Metadata set before registration, confirmed in the burst (draft metadata, before-connect),
-    // and told to the rest of the network.
-    let early = super::metadata::own_keys(ctx.st, ctx.conn, &user);
-    ctx.send(&early);
+    // Metadata set before registration (draft metadata, before-connect) is told to the rest of
+    // the network; the client saw its keys in the burst.
     super::metadata::announce(ctx.st, ctx.out, &user);
     let burst = std::mem::take(&mut ctx.st.reply);
     hold_until_applied(ctx, burst);
@@ -278,7 +276,7 @@ pub fn hold_until_applied(ctx: &mut Ctx<'_>, held: Vec<u8>) {
     }
 }
 
-/// 001–005, LUSERS and MOTD.
+/// 001–005, the client's own metadata (with the capability), LUSERS and MOTD.
 fn welcome(ctx: &mut Ctx<'_>, u: &User) {
     let cfg = ctx.st.cfg.clone();
     let s = &cfg.server;
@@ -303,6 +301,10 @@ fn welcome(ctx: &mut Ctx<'_>, u: &User) {
             .finish(),
     );
     info::send_isupport(ctx);
+    // The spec wants this `metadata` batch (empty when there are no keys) in the burst, before
+    // the end of the MOTD; after 005 as Ergo sends it.
+    let own = super::metadata::own_keys(ctx.st, ctx.conn, u);
+    ctx.send(&own);
     info::send_lusers(ctx);
     info::send_motd(ctx);
 }

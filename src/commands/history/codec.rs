@@ -181,7 +181,7 @@ pub fn decode(v: &[u8], cm: CaseMapping) -> Option<Entry> {
     let peer = if flags & 8 != 0 {
         let nick: Arc<str> = r.text()?.into();
         let account = if flags & 16 != 0 { Some(cm.fold(r.text()?)) } else { None };
-        Some(Arc::new(Peer { folded: cm.fold(&nick), nick, account }))
+        Some(Arc::new(Peer { folded: cm.fold(&nick), nick, account, uid: None }))
     } else {
         None
     };
@@ -220,7 +220,7 @@ mod tests {
             bot: true,
             sender: None,
         };
-        let peer = Peer { nick: "Bob".into(), folded: cm.fold("Bob"), account: Some(cm.fold("bobacct")) };
+        let peer = Peer { nick: "Bob".into(), folded: cm.fold("Bob"), account: Some(cm.fold("bobacct")), uid: None };
         let e = Entry {
             line: Shared::with_meta(b":a!b@c PRIVMSG Bob :hi\r\n".to_vec().into(), Arc::new(meta)),
             kind: Kind::Message,

@@ -228,6 +228,7 @@ fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
         nick: u.nick.clone(),
         folded: u.folded.clone(),
         account: u.account.as_deref().map(|a| st.cm.fold(a)),
+        uid: Some(uid),
     }))
 }
 

@@ -11,6 +11,7 @@ use ahash::AHashMap;
 use super::codec::LogKey;
 use crate::commands::outgoing::Shared;
 use crate::proto::Folded;
+use crate::state::Uid;
 
 /// What an entry is, for the client that asks: messages always replay; TAGMSG and channel
 /// events (JOIN, TOPIC, QUIT...) only with `draft/event-playback`.
@@ -28,6 +29,9 @@ pub struct Peer {
     pub nick: Arc<str>,
     pub folded: Folded,
     pub account: Option<Folded>,
+    /// The user then (in memory only, not on disk: a UID names one connection, which a
+    /// restart ends). A REDACT reaches an accountless peer by it, not by a nick since passed on.
+    pub uid: Option<Uid>,
 }
 
 impl Peer {

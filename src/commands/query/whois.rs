@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::super::capabilities::bits;
 use super::super::envelope::Env;
 use super::super::{numeric_line, CmdResult, Ctx};
 use crate::commands::envelope::{Answer, Request};
@@ -29,7 +30,8 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         Location::Local(s) if s as usize != ctx.st.me => {
             let asker = ctx.me().target().to_string();
             let conn = ctx.conn;
-            let req = Request::Whois { conn, asker: me, asker_nick: asker.into(), target: tuid };
+            let metadata = ctx.me().caps & bits::METADATA != 0;
+            let req = Request::Whois { conn, asker: me, asker_nick: asker.into(), target: tuid, metadata };
             ctx.out.to_shard(s as usize, Env::Request(req));
             ctx.me_mut().wait = Some(Wait::Answer);
         }
@@ -53,8 +55,16 @@ pub fn whois(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
-/// The WHOIS reply for `target`, addressed to `asker_nick`.
+/// The WHOIS reply for `target`, addressed to `asker_nick`. Its metadata (760) only when the
+/// asker is a client of this shard that negotiated the capability: the spec sends 760 to "a
+/// user with the capability enabled" (as Ergo does); an asker behind a link is not shown them.
 pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, now: Instant) -> Vec<u8> {
+    let metadata = st.local.get(&asker).and_then(|c| st.clients.get(c)).is_some_and(|c| c.caps & bits::METADATA != 0);
+    whois_reply(st, asker, asker_nick, target, now, metadata)
+}
+
+/// The WHOIS reply, with the target's metadata when `metadata` (the asker has the capability).
+fn whois_reply(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, now: Instant, metadata: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let server = st.cfg.server.name.as_str();
     let mut add = |n: Numeric, p: &[&str]| out.extend_from_slice(&numeric_line(server, asker_nick, n, p));
@@ -103,13 +113,15 @@ pub fn whois_lines(st: &ShardState, asker: Uid, asker_nick: &str, target: Uid, n
         let idle = now.duration_since(c.last_spoke).as_secs().to_string();
         add(Numeric::RPL_WHOISIDLE, &[&nick, &idle, &c.signon.to_string()]);
     }
-    let metadata = crate::commands::metadata::whois_lines(st, server, asker_nick, target);
-    out.extend(metadata);
+    if metadata {
+        out.extend(crate::commands::metadata::whois_lines(st, server, asker_nick, target));
+    }
     out.extend_from_slice(&numeric_line(server, asker_nick, Numeric::RPL_ENDOFWHOIS, &[&nick]));
     out
 }
 
 /// Another shard asks for the WHOIS of one of ours.
+#[allow(clippy::too_many_arguments)]
 pub fn on_request(
     st: &mut ShardState,
     out: &mut dyn super::super::Outbox,
@@ -118,9 +130,10 @@ pub fn on_request(
     asker: Uid,
     asker_nick: &str,
     target: Uid,
+    metadata: bool,
     now: Instant,
 ) {
-    let mut lines = whois_lines(st, asker, asker_nick, target, now);
+    let mut lines = whois_reply(st, asker, asker_nick, target, now, metadata);
     if lines.is_empty() {
         // The user left meanwhile.
         let server = st.cfg.server.name.clone();
