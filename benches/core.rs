@@ -31,6 +31,7 @@ fn user(a: &mut UidAllocator, nick: &str) -> User {
         location: Location::local(0),
         signon: 0,
         channels: Vec::new(),
+        metadata: None,
     }
 }
 

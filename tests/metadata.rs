@@ -93,7 +93,7 @@ fn user_metadata_is_read_from_both_shards_and_told_to_subscribers() {
     assert_eq!(cleared.iter().map(|m| (m.verb.as_str(), m.p(2))).collect::<Vec<_>>(), [("766", "avatar")]);
     assert!(batch(&mut bar, "METADATA foo LIST").is_empty());
     // Bad keys, values and targets.
-    assert_eq!(fail(&mut foo, "METADATA * SET Bad-Key :x").p(1), "INVALID_KEY");
+    assert_eq!(fail(&mut foo, "METADATA * SET Bad-Key :x").p(1), "KEY_INVALID");
     assert_eq!(fail(&mut foo, &format!("METADATA * SET k :{}", "v".repeat(301))).p(1), "INVALID_VALUE");
     assert_eq!(fail(&mut foo, "METADATA nobody LIST").params[1..3], ["INVALID_TARGET", "nobody"]);
 }

@@ -85,7 +85,7 @@ pub fn metadata(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
                 "GET" => {
                     for key in rest {
                         if !valid_key(key) {
-                            fail(ctx, "INVALID_KEY", &[key], "Invalid key");
+                            fail(ctx, "KEY_INVALID", &[key], "Invalid key");
                             continue;
                         }
                         match map.get(*key) {
@@ -149,11 +149,11 @@ fn before_connect(ctx: &mut Ctx<'_>, target: &str, sub: &str, rest: &[&str]) -> 
         }
         "SET" => {
             let (Some(key), value) = (rest.first().copied(), rest.get(1).copied().filter(|v| !v.is_empty())) else {
-                fail(ctx, "INVALID_KEY", &["*"], "Invalid key");
+                fail(ctx, "KEY_INVALID", &["*"], "Invalid key");
                 return Ok(());
             };
             if !valid_key(key) {
-                fail(ctx, "INVALID_KEY", &[key], "Invalid key");
+                fail(ctx, "KEY_INVALID", &[key], "Invalid key");
             } else if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
                 fail(ctx, "INVALID_VALUE", &[key], "Value too long");
             } else if value.is_some() && !map.contains_key(key) && map.len() >= MAX_KEYS {
@@ -264,7 +264,7 @@ fn subscribe(ctx: &mut Ctx<'_>, keys: &[&str], on: bool) -> CmdResult {
     let mut done = Vec::new();
     for key in keys {
         if !valid_key(key) {
-            fail(ctx, "INVALID_KEY", &[key], "Invalid key");
+            fail(ctx, "KEY_INVALID", &[key], "Invalid key");
             continue;
         }
         let subs = &mut ctx.me_mut().rare_mut().subs;
@@ -305,7 +305,7 @@ fn set(ctx: &mut Ctx<'_>, t: Target, name: &str, clear: bool, key: Option<&str>,
         values(ctx.st, &t).into_keys().map(|k| (k, None)).collect()
     } else {
         let Some(key) = key.filter(|k| valid_key(k)) else {
-            fail(ctx, "INVALID_KEY", &[key.unwrap_or("*")], "Invalid key");
+            fail(ctx, "KEY_INVALID", &[key.unwrap_or("*")], "Invalid key");
             return;
         };
         let value = value.filter(|v| !v.is_empty());
