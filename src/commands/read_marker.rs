@@ -116,17 +116,25 @@ fn set_elsewhere(
     ms: u64,
 ) {
     spread(st, out, key, target, name, ms);
-    let line = Line::new()
-        .source(crate::commands::link::our_sid(st))
-        .verb("ENCAP")
-        .param("*")
-        .param("MARKREAD")
-        .param(key.as_str())
-        .param(name)
-        .param(&ms.to_string())
-        .finish();
+    let line = encap_line(crate::commands::link::our_sid(st), key, name, ms);
     crate::commands::link::to_all_links(st, out, None, line.into());
     tell_sessions(st, out, Some(from), key, name, ms);
+}
+
+/// `:<SID> ENCAP * MARKREAD <key> <target> <ms>`: a marker for the other servers.
+fn encap_line(sid: &str, key: &Folded, name: &str, ms: u64) -> Vec<u8> {
+    let l = Line::new().source(sid).verb("ENCAP").param("*").param("MARKREAD").param(key.as_str()).param(name);
+    l.param(&ms.to_string()).finish()
+}
+
+/// A link's burst between rustircd servers: every account's markers (each server keeps them
+/// all; the peer keeps those it had not seen, or higher).
+pub fn burst(st: &ShardState, sid: &str, b: &mut Vec<u8>) {
+    for (key, targets) in st.read_markers.0.iter().filter(|(k, _)| !is_session(k)) {
+        for (target, ms) in targets {
+            b.extend_from_slice(&encap_line(sid, key, target.as_str(), *ms));
+        }
+    }
 }
 
 /// To the disk and to every other shard.
@@ -149,6 +157,10 @@ pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&str]) {
         return;
     }
     let (key, target) = (st.cm.fold(key), st.cm.fold(name));
+    // Only a rise is news: a burst brings back markers this server already has.
+    if st.read_markers.get(&key, &target).is_some_and(|kept| kept >= ms) {
+        return;
+    }
     if st.read_markers.raise(key.clone(), target.clone(), ms) == ms {
         spread(st, out, &key, &target, name, ms);
         tell_sessions(st, out, None, &key, name, ms);

@@ -316,6 +316,19 @@ pub fn chan_change(
     }
 }
 
+/// `:<source> ENCAP * METADATA <chan> <chan TS> <key> [:<value>]`: a channel's metadata for
+/// the other servers. A user's is `:<UID> ENCAP * METADATA <key> [:<value>]`; no key starts
+/// with a channel's prefix, so the first argument tells them apart (and a rustircd server
+/// that knows only users' drops a channel's as a bad key).
+pub fn chan_metadata_line(source: &str, name: &str, ts: u64, key: &str, value: Option<&str>) -> Vec<u8> {
+    let l = Line::new().source(source).verb("ENCAP").param("*").param("METADATA").param(name);
+    let l = l.param(&ts.to_string()).param(key);
+    match value {
+        Some(v) => l.trailing(v).finish(),
+        None => l.finish(),
+    }
+}
+
 /// A channel's mode lock, to this shard's links that said `MLOCK` (not back toward `via`), in
 /// each one's form: hybrid's `MLOCK <ts> <chan> <lock ts> :<letters>` (lock TS 0: not known
 /// here), charybdis' `MLOCK <ts> <chan> :<letters>`.
@@ -338,6 +351,8 @@ pub fn mlock(st: &mut ShardState, out: &mut dyn Outbox, name: &str, ts: u64, let
 /// A channel message for the members behind this shard's links: one copy per link with
 /// members behind it, none toward the sender's own server. The channel counts its members per
 /// server (`per_server`), so this costs a lookup per server with members, not a member scan.
+/// A message history keeps goes to every rustircd peer (`MTAGS`) as well, members behind it or
+/// not: each keeps the channel's history, and passes it on to its own such peers.
 pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::commands::envelope::ChanMsg) {
     if st.peers.is_empty() || st.directory.get(&msg.sender).is_none() {
         return;
@@ -350,6 +365,13 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
         let Some(via) = direction(st, *sid).filter(|d| Some(*d) != from) else { continue };
         if let Some(&conn) = st.peers.get(&via) {
             if !links.contains(&conn) {
+                links.push(conn);
+            }
+        }
+    }
+    if crate::commands::history::record::kept(msg).is_some() {
+        for (sid, &conn) in &st.peers {
+            if Some(*sid) != from && takes_tags(st, conn) && !links.contains(&conn) {
                 links.push(conn);
             }
         }
