@@ -251,6 +251,16 @@ pub fn chan_change(
         return mlock(st, out, &name, ts, letters.as_deref().unwrap_or(""), via);
     }
     let src = source_of(st, actor, via);
+    if let Mutation::Metadata(changes) = mutation {
+        // Only our own changes: one from a link was passed on as the ENCAP it came in.
+        let Some(v) = st.channels.get(chan).filter(|_| via.is_none()) else { return };
+        let (name, ts) = (v.ch.name.clone(), v.ch.created);
+        for (k, value) in changes {
+            let line = chan_metadata_line(&src, &name, ts, k, value.as_deref());
+            to_my_links(st, out, None, &line);
+        }
+        return;
+    }
     let view = st.channels.get(chan);
     let ts = view.map_or(0, |v| v.ch.created).to_string();
     let text = String::from_utf8_lossy(&line.body).into_owned();
@@ -293,7 +303,7 @@ pub fn chan_change(
         Mutation::Topic(t) => {
             Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
         }
-        // TS6 has no channel metadata: it stays on this server.
+        // Both went their own ways above.
         Mutation::Mlock(_) | Mutation::Metadata(_) => return,
         Mutation::Burst { joins, .. } => {
             let Some(v) = view else { return };
