@@ -223,4 +223,24 @@ mod tests {
         assert_eq!(m.raise(k.clone(), t.clone(), 70), 70);
         assert_eq!(m.get(&k, &t), Some(70));
     }
+
+    #[test]
+    fn a_burst_carries_account_markers_and_only_a_rise_is_news() {
+        let cfg = std::sync::Arc::new(crate::config::Config::embedded());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let (st, out) = &mut sim.shards[0];
+        let cm = st.cm;
+        st.read_markers.raise(cm.fold("a:acct"), cm.fold("#c"), 50);
+        st.read_markers.raise(cm.fold("u:0AAAAAAAB"), cm.fold("#c"), 60);
+        let mut b = Vec::new();
+        burst(st, "0AA", &mut b);
+        assert_eq!(String::from_utf8(b).unwrap(), ":0AA ENCAP * MARKREAD a:acct #c 50\r\n", "no session's marker");
+        // The same marker back (the peer's burst) tells no shard; a higher one does.
+        from_link(st, out, &["a:acct", "#c", "50"]);
+        from_link(st, out, &["a:acct", "#c", "40"]);
+        assert!(out.mesh.is_empty());
+        from_link(st, out, &["a:acct", "#c", "70"]);
+        assert_eq!(out.mesh.len(), 1);
+        assert_eq!(st.read_markers.get(&cm.fold("a:acct"), &cm.fold("#c")), Some(70));
+    }
 }

@@ -482,6 +482,48 @@ mod tests {
         assert_eq!(body.len(), 512, "{body}");
     }
 
+    /// What the peer on shard 1 (dave, in `#a` only) gets of alice's lines to `#b` (shard 0).
+    fn to_b_without_members(capab: &str) -> String {
+        use std::sync::Arc;
+        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let alice = sim.connect(0);
+        sim.feed(0, alice, b"CAP LS 302\r\nCAP REQ :message-tags\r\nNICK alice\r\nUSER a 0 * :a\r\nCAP END\r\n");
+        sim.feed(0, alice, b"JOIN #b\r\n");
+        let link = sim.connect(1);
+        let script = String::from_utf8_lossy(crate::fuzzing::LINK).replace("CAPAB :EOB", capab);
+        sim.feed(1, link, script.as_bytes());
+        sim.pump();
+        let lines = "PRIVMSG #b :kept\r\nNOTICE @#b :ops only\r\n@+typing=active TAGMSG #b\r\n\
+                     @+draft/react=ok TAGMSG #b\r\n";
+        sim.feed(0, alice, lines.as_bytes());
+        sim.pump();
+        sim.check_consistent();
+        sim.text(1, link)
+    }
+
+    #[test]
+    fn a_rustircd_peer_gets_what_history_keeps_of_a_channel_without_members_behind_it() {
+        let out = to_b_without_members("CAPAB :MTAGS EOB");
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(" #b")).collect();
+        assert!(lines[0].contains(" SJOIN ") && lines[0].contains(" #b "), "{out}");
+        let (kept, react) = (lines[1], lines[2]);
+        assert!(kept.starts_with("@msgid=") && kept.ends_with(" PRIVMSG #b :kept"), "{out}");
+        assert!(react.contains(";+draft/react=ok ") && react.ends_with(" TAGMSG #b"), "{out}");
+        assert_eq!(lines.len(), 3, "no STATUSMSG, no typing notice: {out}");
+        // A peer that keeps no history (hybrid) hears only of the channel.
+        let out = to_b_without_members("CAPAB :EOB");
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(" #b")).collect();
+        assert_eq!(lines.len(), 1, "{out}");
+    }
+
+    #[test]
+    fn channel_metadata_goes_as_encap_with_the_channel_first() {
+        let set = super::chan_metadata_line("0RCAAAAAA", "#Chan", 42, "url", Some("https://x y"));
+        assert_eq!(set, b":0RCAAAAAA ENCAP * METADATA #Chan 42 url :https://x y\r\n");
+        assert_eq!(super::chan_metadata_line("0RC", "#c", 1, "url", None), b":0RC ENCAP * METADATA #c 1 url\r\n");
+    }
+
     #[test]
     fn a_message_line_gets_its_ts6_source_and_target() {
         let w = wire(":al!a@h PRIVMSG bob :hi there\r\n", "0RCAAAAAA", Some("2BBAAAAAB"));
