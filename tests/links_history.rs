@@ -245,3 +245,44 @@ fn a_later_link_learns_markers_and_metadata() {
     let told = alice.expect("the raised marker", |m| m.verb == "MARKREAD");
     assert_eq!(told.params, ["#old".to_string(), format!("timestamp={later}")]);
 }
+
+/// A private message between accounts on two servers is kept on both; its sender's REDACT on A
+/// takes it out of both sides' logs on B too, and the other side (on B) sees the REDACT.
+#[test]
+fn a_private_redaction_crosses_to_the_other_server() {
+    let with_services =
+        |c: String| c.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]");
+    let svc = "\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n";
+    let b = Server::with_config(
+        2,
+        &with_services(server_config("irc.b.test", "2BB", &link_block("irc.a.test", "1AA", None, true))),
+    );
+    let a = Server::with_config(
+        2,
+        &with_services(server_config(
+            "irc.a.test",
+            "1AA",
+            &(link_block("irc.b.test", "2BB", Some(b.addr), false) + svc),
+        )),
+    );
+    a.wait_log(&["Link established: irc.b.test"]);
+    let mut s = services(&a);
+    let mut ann = identified(&a, &mut s, "ann", CAPS, 0, "annacct");
+    let mut ben = identified(&b, &mut s, "ben", CAPS, 1, "benacct");
+    let gone = say(&mut ann, "PRIVMSG ben :regret this");
+    say(&mut ann, "PRIVMSG ben :keep this");
+    for _ in 0..2 {
+        ben.expect_verb("PRIVMSG");
+    }
+    let texts = |c: &mut Client, with: &str| history(c, with).into_iter().map(|(_, t, _)| t).collect::<Vec<_>>();
+    assert_eq!(texts(&mut ben, "ann"), ["regret this", "keep this"]);
+    ann.send(&format!("REDACT ben {gone}"));
+    assert_eq!(ann.expect_verb("REDACT").params, ["ben", gone.as_str()]);
+    let r = ben.expect("the REDACT on B", |m| m.verb == "REDACT");
+    assert_eq!(r.params, ["ben", gone.as_str()]);
+    assert_eq!(texts(&mut ben, "ann"), ["keep this"]);
+    // ann's own log on B (she comes to B later) has lost it too.
+    let mut ann_b = identified(&b, &mut s, "ann2", CAPS, 0, "annacct");
+    assert_eq!(texts(&mut ann_b, "ben"), ["keep this"]);
+    assert_eq!(texts(&mut ann, "ben"), ["keep this"]);
+}
