@@ -71,7 +71,7 @@ fn drafts(st: &ShardState, peer: Sid, sid: &str, b: &mut Vec<u8>) {
             b.extend_from_slice(&line.trailing(v).finish());
         }
     }
-    for view in st.channels.values().filter(|v| v.ch.members.keys().any(|u| ours(u))) {
+    for view in st.channels.values().filter(|v| v.ch.members.keys().any(&ours)) {
         for (k, v) in view.ch.metadata.iter().flat_map(|m| m.iter()) {
             b.extend_from_slice(&super::relay::chan_metadata_line(sid, &view.ch.name, view.ch.created, k, Some(v)));
         }
