@@ -60,8 +60,8 @@ pub enum Request {
     History { conn: Conn, ask: Box<super::history::Ask> },
     /// To the shard that keeps a log: REDACT of the sending shard's client `conn`.
     Redact { conn: Conn, ask: Box<super::redact::Ask> },
-    /// To a user key's owner: a redacted private message leaves the key's log.
-    HistoryRemove { key: Folded, msgid: Box<str> },
+    /// To the shard that keeps a log: a redacted message leaves it.
+    HistoryRemove { log: super::history::codec::LogKey, msgid: Box<str> },
     /// To a user key's owner: keep this private message in the key's log.
     HistoryAdd { key: Folded, entry: Box<super::history::store::Entry> },
     /// To a name's home: the rename that reserved it was refused; the name is free again.

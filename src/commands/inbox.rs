@@ -55,7 +55,7 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::NickTs { conn, claim } => link::s2s::on_nick_claim(st, out, from, conn, claim),
         Request::History { conn, ask } => super::history::on_request(st, out, from, conn, *ask),
         Request::Redact { conn, ask } => super::redact::on_request(st, out, from, conn, *ask),
-        Request::HistoryRemove { key, msgid } => super::redact::on_remove(st, key, &msgid),
+        Request::HistoryRemove { log, msgid } => super::redact::remove(st, log, &msgid),
         Request::HistoryAdd { key, entry } => super::history::record::add_private(st, key, *entry),
         Request::Unreserve { name } => {
             st.reserved.remove(&name);

@@ -341,6 +341,7 @@ mod tests {
             via: sid,
             shard: 0,
             synced: true,
+            tags: false,
         }
     }
 

@@ -116,17 +116,25 @@ fn set_elsewhere(
     ms: u64,
 ) {
     spread(st, out, key, target, name, ms);
-    let line = Line::new()
-        .source(crate::commands::link::our_sid(st))
-        .verb("ENCAP")
-        .param("*")
-        .param("MARKREAD")
-        .param(key.as_str())
-        .param(name)
-        .param(&ms.to_string())
-        .finish();
+    let line = encap_line(crate::commands::link::our_sid(st), key, name, ms);
     crate::commands::link::to_all_links(st, out, None, line.into());
     tell_sessions(st, out, Some(from), key, name, ms);
+}
+
+/// `:<SID> ENCAP * MARKREAD <key> <target> <ms>`: a marker for the other servers.
+fn encap_line(sid: &str, key: &Folded, name: &str, ms: u64) -> Vec<u8> {
+    let l = Line::new().source(sid).verb("ENCAP").param("*").param("MARKREAD").param(key.as_str()).param(name);
+    l.param(&ms.to_string()).finish()
+}
+
+/// A link's burst between rustircd servers: every account's markers (each server keeps them
+/// all; the peer keeps those it had not seen, or higher).
+pub fn burst(st: &ShardState, sid: &str, b: &mut Vec<u8>) {
+    for (key, targets) in st.read_markers.0.iter().filter(|(k, _)| !is_session(k)) {
+        for (target, ms) in targets {
+            b.extend_from_slice(&encap_line(sid, key, target.as_str(), *ms));
+        }
+    }
 }
 
 /// To the disk and to every other shard.
@@ -149,6 +157,10 @@ pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&str]) {
         return;
     }
     let (key, target) = (st.cm.fold(key), st.cm.fold(name));
+    // Only a rise is news: a burst brings back markers this server already has.
+    if st.read_markers.get(&key, &target).is_some_and(|kept| kept >= ms) {
+        return;
+    }
     if st.read_markers.raise(key.clone(), target.clone(), ms) == ms {
         spread(st, out, &key, &target, name, ms);
         tell_sessions(st, out, None, &key, name, ms);
@@ -210,5 +222,25 @@ mod tests {
         assert_eq!(m.raise(k.clone(), t.clone(), 10), 50);
         assert_eq!(m.raise(k.clone(), t.clone(), 70), 70);
         assert_eq!(m.get(&k, &t), Some(70));
+    }
+
+    #[test]
+    fn a_burst_carries_account_markers_and_only_a_rise_is_news() {
+        let cfg = std::sync::Arc::new(crate::config::Config::embedded());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let (st, out) = &mut sim.shards[0];
+        let cm = st.cm;
+        st.read_markers.raise(cm.fold("a:acct"), cm.fold("#c"), 50);
+        st.read_markers.raise(cm.fold("u:0AAAAAAAB"), cm.fold("#c"), 60);
+        let mut b = Vec::new();
+        burst(st, "0AA", &mut b);
+        assert_eq!(String::from_utf8(b).unwrap(), ":0AA ENCAP * MARKREAD a:acct #c 50\r\n", "no session's marker");
+        // The same marker back (the peer's burst) tells no shard; a higher one does.
+        from_link(st, out, &["a:acct", "#c", "50"]);
+        from_link(st, out, &["a:acct", "#c", "40"]);
+        assert!(out.mesh.is_empty());
+        from_link(st, out, &["a:acct", "#c", "70"]);
+        assert_eq!(out.mesh.len(), 1);
+        assert_eq!(st.read_markers.get(&cm.fold("a:acct"), &cm.fold("#c")), Some(70));
     }
 }

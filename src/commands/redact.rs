@@ -22,7 +22,7 @@ use super::{CmdResult, Ctx};
 use crate::local::client::Wait;
 use crate::local::shard::ShardState;
 use crate::proto::names::is_channel_name;
-use crate::proto::{Folded, Line, Message};
+use crate::proto::{Line, Message};
 use crate::state::channel::Status;
 use crate::state::Uid;
 
@@ -112,7 +112,10 @@ pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
             if owner == st.me {
                 remove(st, LogKey::User(key), &ask.msgid);
             } else {
-                out.to_shard(owner, Env::Request(Request::HistoryRemove { key, msgid: ask.msgid.clone() }));
+                out.to_shard(
+                    owner,
+                    Env::Request(Request::HistoryRemove { log: LogKey::User(key), msgid: ask.msgid.clone() }),
+                );
             }
         }
     });
@@ -173,6 +176,7 @@ fn show(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, ask: Ask, verdict
         }
         Verdict::Done { peer } => peer,
     };
+    to_links(st, out, &ask);
     let Some(me) = st.directory.get(&ask.uid) else { return };
     let mut l = Line::new().source(&me.mask()).verb("REDACT").param(&ask.target).param(&ask.msgid);
     if let Some(r) = &ask.reason {
@@ -222,7 +226,56 @@ fn holders(st: &ShardState, p: &Peer) -> Vec<Uid> {
     }
 }
 
-/// A removal asked by the keeper of the other side's log.
-pub fn on_remove(st: &mut ShardState, key: Folded, msgid: &str) {
-    remove(st, LogKey::User(key), msgid);
+/// A redaction decided here, for the other servers (rustircd ones take it, others pass it on):
+/// `:<UID> ENCAP * REDACT <target> <msgid> [:<reason>]`, the target as the redactor named it
+/// (a channel, or the other side's nick).
+fn to_links(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) {
+    let l = Line::new().source(ask.uid.as_str()).verb("ENCAP").param("*").param("REDACT");
+    let l = l.param(&ask.target).param(&ask.msgid);
+    let line = match &ask.reason {
+        Some(r) => l.trailing(r).finish(),
+        None => l.finish(),
+    };
+    super::link::to_all_links(st, out, None, line.into());
+}
+
+/// `:<UID> ENCAP * REDACT <target> <msgid> [:<reason>]` from another rustircd server, whose
+/// log keeper allowed it (passed on already): the message leaves the logs kept here — the
+/// channel's, or each side's of a private one — and whoever would see the REDACT there sees
+/// it here.
+pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, args: &[&str], now: Instant) {
+    let (Some(target), Some(msgid)) = (args.first(), args.get(1)) else { return };
+    let Some(mask) = st.directory.get(&uid).map(|u| u.mask()) else { return };
+    let mut l = Line::new().source(&mask).verb("REDACT").param(target).param(msgid);
+    if let Some(r) = args.get(2).filter(|r| !r.is_empty()) {
+        l = l.trailing(r);
+    }
+    let line = Shared::with_meta(l.finish().into(), meta(st, &*out, Some(uid), None));
+    if is_channel_name(target) {
+        let chan = st.cm.fold(target);
+        if st.channels.get(&chan).is_none() {
+            return;
+        }
+        drop_entry(st, out, LogKey::Channel(chan.clone()), msgid);
+        let msg = ChanMsg { chan, line, sender: uid, min: Status::NONE, need: bits::REDACTION, at: now };
+        return to_channel(st, out, msg);
+    }
+    let other = st.directory.by_nick(&st.cm.fold(target)).map(|u| u.uid);
+    let keys = [user_key(st, uid), other.and_then(|o| user_key(st, o))];
+    for key in keys.into_iter().flatten() {
+        drop_entry(st, out, LogKey::User(key), msgid);
+    }
+    if let Some(o) = other.filter(|o| *o != uid) {
+        to_user(st, out, o, &line, bits::REDACTION, now);
+    }
+}
+
+/// Takes a message out of a log here, or asks the shard that keeps it.
+fn drop_entry(st: &mut ShardState, out: &mut dyn Outbox, log: LogKey, msgid: &str) {
+    let owner = log.name().owner(st.cores);
+    if owner == st.me {
+        remove(st, log, msgid);
+    } else {
+        out.to_shard(owner, Env::Request(Request::HistoryRemove { log, msgid: msgid.into() }));
+    }
 }

@@ -65,6 +65,9 @@ pub struct Server {
     pub shard: u16,
     /// It finished its burst (EOB, or the PONG to our post-burst PING).
     pub synced: bool,
+    /// A direct peer that said `MTAGS` (a rustircd server): it keeps channels' history, so
+    /// channel messages go to it whether members are behind it or not.
+    pub tags: bool,
 }
 
 #[derive(Default)]
@@ -218,6 +221,7 @@ mod tests {
             via,
             shard: 0,
             synced: false,
+            tags: false,
         }
     }
 

@@ -105,6 +105,13 @@ pub enum RemoteChan {
         ts: u64,
         letters: String,
     },
+    /// Channel metadata from a rustircd server: ignored when `ts` is newer than ours.
+    Metadata {
+        name: Arc<str>,
+        ts: u64,
+        by: Option<Uid>,
+        changes: Vec<(Box<str>, Option<Box<str>>)>,
+    },
 }
 
 /// What decides a topic burst: TBURST and ETB (the channel's TS decides, then the newer
@@ -125,7 +132,8 @@ impl RemoteChan {
             | RemoteChan::Kick { name, .. }
             | RemoteChan::Topic { name, .. }
             | RemoteChan::Modes { name, .. }
-            | RemoteChan::Mlock { name, .. } => name,
+            | RemoteChan::Mlock { name, .. }
+            | RemoteChan::Metadata { name, .. } => name,
         }
     }
 
@@ -134,7 +142,10 @@ impl RemoteChan {
         match self {
             RemoteChan::Sjoin { members, .. } => members.first().map(|j| j.uid),
             RemoteChan::Part { uid, .. } => Some(*uid),
-            RemoteChan::Kick { by, .. } | RemoteChan::Topic { by, .. } | RemoteChan::Modes { by, .. } => *by,
+            RemoteChan::Kick { by, .. }
+            | RemoteChan::Topic { by, .. }
+            | RemoteChan::Modes { by, .. }
+            | RemoteChan::Metadata { by, .. } => *by,
             RemoteChan::Mlock { .. } => None,
         }
     }
@@ -169,6 +180,13 @@ pub fn decide(
             }
             let lock = (!letters.is_empty()).then(|| Arc::<str>::from(letters.as_str()));
             (ch.mlock != lock).then(|| (Mutation::Mlock(lock), Vec::new()))
+        }
+        RemoteChan::Metadata { ts, changes, .. } => {
+            let kept = ch.metadata.as_deref();
+            let changes: Vec<_> =
+                changes.into_iter().filter(|(k, v)| kept.and_then(|m| m.get(k)) != v.as_ref()).collect();
+            // Subscribers are told by each shard as it applies the change: no line.
+            (ts <= ch.created && !changes.is_empty()).then(|| (Mutation::Metadata(changes), Vec::new()))
         }
         RemoteChan::Topic { source, text, setter, at, burst, .. } => {
             if let Some(b) = burst {

@@ -7,11 +7,13 @@ use std::time::Instant;
 use super::to_conn_shared;
 use super::to_conns_shared;
 use crate::commands::envelope::{ChanMsg, Env, Ordered};
+use crate::commands::link;
 use crate::commands::outbox::{Conn, Outbox};
 use crate::commands::outgoing::Shared;
 use crate::local::shard::ShardState;
 use crate::proto::Folded;
 use crate::state::channel::Status;
+use crate::state::servers::Sid;
 use crate::state::{Location, Uid};
 
 /// Where a line for a user goes from this shard.
@@ -78,12 +80,18 @@ pub fn to_channel(st: &mut ShardState, out: &mut dyn Outbox, msg: ChanMsg) {
     let me = st.me;
     // The channel's home keeps its history: it gets the message even without members.
     let home = if st.cfg.history.enabled && msg.min == Status::NONE { msg.chan.owner(st.cores) } else { me };
+    // So do other rustircd servers: the shards holding links to them get it too (never back
+    // toward the sender's server).
+    let linked = match st.servers.is_empty() || crate::commands::history::record::kept(&msg).is_none() {
+        true => smallvec::SmallVec::new(),
+        false => link::history_shards(st, link::direction(st, Sid::of(&msg.sender))),
+    };
     let shards: smallvec::SmallVec<[usize; 4]> = view
         .ch
         .per_shard
         .iter()
         .enumerate()
-        .filter(|(s, n)| *s != me && (**n > 0 || *s == home))
+        .filter(|(s, n)| *s != me && (**n > 0 || *s == home || linked.contains(s)))
         .map(|(s, _)| s)
         .collect();
     for s in shards {

@@ -148,20 +148,27 @@ fn first_param(l: &[u8]) -> Option<(usize, usize)> {
 /// Returns the message's time when it counts as the channel's latest (the caller, which holds
 /// the channel's view, remembers it for TARGETS).
 pub fn channel_message(st: &mut ShardState, msg: &ChanMsg) -> Option<u64> {
-    // What a channel line is shows in what it needs, without parsing it: a REDACT needs the
-    // redaction capability (it is not a message of the channel), a TAGMSG message-tags.
-    if msg.min != Status::NONE || !st.cfg.history.enabled || msg.need & bits::REDACTION != 0 {
+    if !st.cfg.history.enabled {
         return None;
     }
-    let kind = if msg.need & bits::MESSAGE_TAGS != 0 { Kind::Tagmsg } else { Kind::Message };
-    // A typing notice is not kept.
-    if !worth_keeping(kind, &msg.line) {
-        return None;
-    }
+    let kind = kept(msg)?;
     if is_home(st, &msg.chan) {
         add_channel(st, &msg.chan, Entry { line: msg.line.clone(), kind, peer: None });
     }
     msg.line.meta.as_ref().map(|m| m.time_ms)
+}
+
+/// The kind a channel message is kept as, if history keeps such a message (whatever this
+/// server's config: other rustircd servers keep what passes through them too). What a
+/// channel line is shows in what it needs, without parsing it: a REDACT needs the redaction
+/// capability (it is not a message of the channel), a TAGMSG message-tags. STATUSMSG is for
+/// some members only, and a typing notice would push messages out.
+pub fn kept(msg: &ChanMsg) -> Option<Kind> {
+    if msg.min != Status::NONE || msg.need & bits::REDACTION != 0 {
+        return None;
+    }
+    let kind = if msg.need & bits::MESSAGE_TAGS != 0 { Kind::Tagmsg } else { Kind::Message };
+    worth_keeping(kind, &msg.line).then_some(kind)
 }
 
 /// A channel change or departure applied here, as its home: kept as an event.

@@ -34,6 +34,9 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
     let sid = our_sid(st).to_string();
     let mlock = st.links.get(&conn).filter(|l| l.has_cap("MLOCK")).map(|l| l.form == crate::local::link::Form::Hybrid);
     channels(st, peer, &sid, mlock, &mut b);
+    if st.links.get(&conn).is_some_and(|l| l.tags) {
+        drafts(st, peer, &sid, &mut b);
+    }
     // The SASL mechanisms of services on our side (Anope announces them only once, in its own
     // burst: a server linking later learns them from ours).
     if let Some((svc, mechs)) = st.sasl_mechs.as_ref().filter(|(s, _)| super::direction(st, *s) != Some(peer)) {
@@ -55,6 +58,25 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
         l.burst_sent = Some(now);
     }
     log::info!("Server burst: {lines} lines ({} bytes) sent to {peer} shard={}", b.len(), st.me);
+}
+
+/// For a rustircd peer (`MTAGS`), after the TS6 burst: what the IRCv3 drafts keep of our side
+/// of the network, so that a server linking later is not blind to earlier changes — users' and
+/// channels' metadata and every account's read markers, in the forms changes travel in.
+fn drafts(st: &ShardState, peer: Sid, sid: &str, b: &mut Vec<u8>) {
+    let ours = |uid: &crate::state::Uid| super::direction(st, Sid::of(uid)) != Some(peer);
+    for u in st.directory.iter().filter(|u| ours(&u.uid)) {
+        for (k, v) in u.metadata.iter().flat_map(|m| m.iter()) {
+            let line = Line::new().source(u.uid.as_str()).verb("ENCAP").param("*").param("METADATA").param(k);
+            b.extend_from_slice(&line.trailing(v).finish());
+        }
+    }
+    for view in st.channels.values().filter(|v| v.ch.members.keys().any(&ours)) {
+        for (k, v) in view.ch.metadata.iter().flat_map(|m| m.iter()) {
+            b.extend_from_slice(&super::relay::chan_metadata_line(sid, &view.ch.name, view.ch.created, k, Some(v)));
+        }
+    }
+    crate::commands::read_marker::burst(st, sid, b);
 }
 
 /// Every channel with members on our side: SJOIN (members split over lines), BMASK per list,

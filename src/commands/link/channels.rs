@@ -124,6 +124,25 @@ pub fn topic(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// `:<S or U> ENCAP * METADATA <chan> <chan TS> <key> [:<value>]` from a rustircd server: a
+/// channel's metadata, changed through its home as a TOPIC is (the line was passed on already).
+pub fn metadata(ctx: &mut Ctx<'_>, src: Source, args: &[&str]) {
+    let (Some(name), Some(ts), Some(key)) = (args.first(), args.get(1).and_then(|t| t.parse().ok()), args.get(2))
+    else {
+        return;
+    };
+    if !crate::commands::metadata::valid_key(key) {
+        return;
+    }
+    let value = args.get(3).filter(|v| !v.is_empty() && v.len() <= crate::commands::metadata::MAX_VALUE_BYTES);
+    let by = match src {
+        Source::User(u) => Some(u),
+        Source::Server(_) => None,
+    };
+    let changes = vec![((*key).into(), value.map(|v| (*v).into()))];
+    send(ctx, RemoteChan::Metadata { name: (*name).into(), ts, by, changes });
+}
+
 /// `:<SID> TBURST <chan ts> <chan> <topic ts> <setter> :<topic>` (§3.5).
 pub fn tburst(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };

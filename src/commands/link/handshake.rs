@@ -123,6 +123,7 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         return refuse(ctx.st, conn, "Wrong SID");
     }
     let link = ctx.st.links.get(&conn).expect("present");
+    let tags = link.tags;
     if (link.has_cap("AOP") || link.has_cap("QOP"))
         && !cfg.server.services.iter().any(|s| s.eq_ignore_ascii_case(intro.name))
     {
@@ -142,6 +143,7 @@ pub fn server(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         via: sid,
         shard: ctx.st.me as u16,
         synced: false,
+        tags,
     };
     let link = ctx.st.links.get_mut(&conn).expect("present");
     link.block = Some(block);

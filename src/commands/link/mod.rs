@@ -130,6 +130,19 @@ pub fn to_link(st: &mut ShardState, out: &mut dyn Outbox, toward: Sid, line: Arc
     }
 }
 
+/// The shards holding a link to a rustircd peer (`MTAGS`) other than `except`: a channel
+/// message history keeps goes to each of them, members behind it or not, so that every
+/// rustircd server keeps the channel's history.
+pub fn history_shards(st: &ShardState, except: Option<Sid>) -> smallvec::SmallVec<[usize; 4]> {
+    let mut shards = smallvec::SmallVec::new();
+    for s in st.servers.iter().filter(|s| s.tags && s.uplink.is_none() && Some(s.sid) != except) {
+        if !shards.contains(&(s.shard as usize)) {
+            shards.push(s.shard as usize);
+        }
+    }
+    shards
+}
+
 /// Our direct peer through which `sid` is reached.
 pub fn direction(st: &ShardState, sid: Sid) -> Option<Sid> {
     st.servers.get(&sid).map(|s| s.via)

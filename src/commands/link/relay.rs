@@ -251,6 +251,16 @@ pub fn chan_change(
         return mlock(st, out, &name, ts, letters.as_deref().unwrap_or(""), via);
     }
     let src = source_of(st, actor, via);
+    if let Mutation::Metadata(changes) = mutation {
+        // Only our own changes: one from a link was passed on as the ENCAP it came in.
+        let Some(v) = st.channels.get(chan).filter(|_| via.is_none()) else { return };
+        let (name, ts) = (v.ch.name.clone(), v.ch.created);
+        for (k, value) in changes {
+            let line = chan_metadata_line(&src, &name, ts, k, value.as_deref());
+            to_my_links(st, out, None, &line);
+        }
+        return;
+    }
     let view = st.channels.get(chan);
     let ts = view.map_or(0, |v| v.ch.created).to_string();
     let text = String::from_utf8_lossy(&line.body).into_owned();
@@ -293,8 +303,7 @@ pub fn chan_change(
         Mutation::Topic(t) => {
             Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
         }
-        // TS6 has no channel metadata: it stays on this server.
-        // Renames are refused while linked (`channel::rename`).
+        // Both went their own ways above; renames are refused while linked (`channel::rename`).
         Mutation::Mlock(_) | Mutation::Metadata(_) | Mutation::Moved { .. } | Mutation::Arrived { .. } => return,
         Mutation::Burst { joins, .. } => {
             let Some(v) = view else { return };
@@ -314,6 +323,19 @@ pub fn chan_change(
     };
     if !wire.is_empty() {
         to_my_links(st, out, via, &wire);
+    }
+}
+
+/// `:<source> ENCAP * METADATA <chan> <chan TS> <key> [:<value>]`: a channel's metadata for
+/// the other servers. A user's is `:<UID> ENCAP * METADATA <key> [:<value>]`; no key starts
+/// with a channel's prefix, so the first argument tells them apart (and a rustircd server
+/// that knows only users' drops a channel's as a bad key).
+pub fn chan_metadata_line(source: &str, name: &str, ts: u64, key: &str, value: Option<&str>) -> Vec<u8> {
+    let l = Line::new().source(source).verb("ENCAP").param("*").param("METADATA").param(name);
+    let l = l.param(&ts.to_string()).param(key);
+    match value {
+        Some(v) => l.trailing(v).finish(),
+        None => l.finish(),
     }
 }
 
@@ -339,6 +361,8 @@ pub fn mlock(st: &mut ShardState, out: &mut dyn Outbox, name: &str, ts: u64, let
 /// A channel message for the members behind this shard's links: one copy per link with
 /// members behind it, none toward the sender's own server. The channel counts its members per
 /// server (`per_server`), so this costs a lookup per server with members, not a member scan.
+/// A message history keeps goes to every rustircd peer (`MTAGS`) as well, members behind it or
+/// not: each keeps the channel's history, and passes it on to its own such peers.
 pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::commands::envelope::ChanMsg) {
     if st.peers.is_empty() || st.directory.get(&msg.sender).is_none() {
         return;
@@ -351,6 +375,13 @@ pub fn chan_message(st: &mut ShardState, out: &mut dyn Outbox, msg: &crate::comm
         let Some(via) = direction(st, *sid).filter(|d| Some(*d) != from) else { continue };
         if let Some(&conn) = st.peers.get(&via) {
             if !links.contains(&conn) {
+                links.push(conn);
+            }
+        }
+    }
+    if crate::commands::history::record::kept(msg).is_some() {
+        for (sid, &conn) in &st.peers {
+            if Some(*sid) != from && takes_tags(st, conn) && !links.contains(&conn) {
                 links.push(conn);
             }
         }
@@ -449,6 +480,48 @@ mod tests {
         let w = tagged(&long, Some(&format!("+t={}", "y".repeat(300)))).unwrap();
         let body = w.split_once(' ').unwrap().1;
         assert_eq!(body.len(), 512, "{body}");
+    }
+
+    /// What the peer on shard 1 (dave, in `#a` only) gets of alice's lines to `#b` (shard 0).
+    fn to_b_without_members(capab: &str) -> String {
+        use std::sync::Arc;
+        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let alice = sim.connect(0);
+        sim.feed(0, alice, b"CAP LS 302\r\nCAP REQ :message-tags\r\nNICK alice\r\nUSER a 0 * :a\r\nCAP END\r\n");
+        sim.feed(0, alice, b"JOIN #b\r\n");
+        let link = sim.connect(1);
+        let script = String::from_utf8_lossy(crate::fuzzing::LINK).replace("CAPAB :EOB", capab);
+        sim.feed(1, link, script.as_bytes());
+        sim.pump();
+        let lines = "PRIVMSG #b :kept\r\nNOTICE @#b :ops only\r\n@+typing=active TAGMSG #b\r\n\
+                     @+draft/react=ok TAGMSG #b\r\n";
+        sim.feed(0, alice, lines.as_bytes());
+        sim.pump();
+        sim.check_consistent();
+        sim.text(1, link)
+    }
+
+    #[test]
+    fn a_rustircd_peer_gets_what_history_keeps_of_a_channel_without_members_behind_it() {
+        let out = to_b_without_members("CAPAB :MTAGS EOB");
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(" #b")).collect();
+        assert!(lines[0].contains(" SJOIN ") && lines[0].contains(" #b "), "{out}");
+        let (kept, react) = (lines[1], lines[2]);
+        assert!(kept.starts_with("@msgid=") && kept.ends_with(" PRIVMSG #b :kept"), "{out}");
+        assert!(react.contains(";+draft/react=ok ") && react.ends_with(" TAGMSG #b"), "{out}");
+        assert_eq!(lines.len(), 3, "no STATUSMSG, no typing notice: {out}");
+        // A peer that keeps no history (hybrid) hears only of the channel.
+        let out = to_b_without_members("CAPAB :EOB");
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(" #b")).collect();
+        assert_eq!(lines.len(), 1, "{out}");
+    }
+
+    #[test]
+    fn channel_metadata_goes_as_encap_with_the_channel_first() {
+        let set = super::chan_metadata_line("0RCAAAAAA", "#Chan", 42, "url", Some("https://x y"));
+        assert_eq!(set, b":0RCAAAAAA ENCAP * METADATA #Chan 42 url :https://x y\r\n");
+        assert_eq!(super::chan_metadata_line("0RC", "#c", 1, "url", None), b":0RC ENCAP * METADATA #c 1 url\r\n");
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub fn sid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         via,
         shard: ctx.st.me as u16,
         synced: false,
+        tags: false,
     };
     let name = server.name.clone();
     if let Some(l) = ctx.st.links.get_mut(&conn) {

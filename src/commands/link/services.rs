@@ -108,6 +108,13 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         // Between rustircd servers: a read marker and a user's metadata, network-wide.
         "MARKREAD" => crate::commands::read_marker::from_link(ctx.st, ctx.out, args),
+        "REDACT" => {
+            let Source::User(uid) = src else { return Ok(()) };
+            crate::commands::redact::from_link(ctx.st, ctx.out, uid, args, ctx.now);
+        }
+        "METADATA" if args.first().is_some_and(|t| crate::proto::names::is_channel_name(t)) => {
+            super::channels::metadata(ctx, src, args)
+        }
         "METADATA" => {
             let Source::User(uid) = src else { return Ok(()) };
             let Some(key) = args.first().filter(|k| crate::commands::metadata::valid_key(k)) else { return Ok(()) };
