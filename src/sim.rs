@@ -275,6 +275,8 @@ impl SplitMix64 {
 }
 
 #[cfg(test)]
+mod rename;
+#[cfg(test)]
 mod reorder;
 #[cfg(test)]
 mod split;

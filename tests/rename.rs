@@ -176,7 +176,7 @@ fn renames_are_refused_with_the_right_answer() {
 }
 
 #[test]
-fn a_case_change_renames_in_place() {
+fn a_case_change_renames_in_place_and_renames_are_rate_limited() {
     let srv = Server::start();
     let mut op = srv.client_on_shard_caps("op", CAPS, 1);
     let mut old = srv.client_on_shard("legacy", 0);
@@ -185,10 +185,17 @@ fn a_case_change_renames_in_place() {
     op.sync();
     op.send("RENAME #case #CaSe");
     assert_eq!(op.expect_verb("RENAME").params, ["#case", "#CaSe", ""]);
-    assert_eq!(old.expect_verb("PART").p(0), "#case");
-    assert_eq!(old.expect_verb("JOIN").p(0), "#CaSe");
-    old.collect_until("366");
+    // A change of case is not worth a PART and a JOIN to a client without the capability.
+    for m in old.sync() {
+        assert!(m.verb != "PART" && m.verb != "JOIN", "{}", m.raw);
+    }
     old.send("LIST #case");
     let entry = old.expect_verb("322");
     assert_eq!(entry.p(1), "#CaSe");
+    // A second rename so soon is refused (each shows the others a PART, a JOIN and NAMES).
+    op.send("RENAME #CaSe #other");
+    let m = op.expect_verb("FAIL");
+    assert_eq!(m.params[..4], ["RENAME", "CANNOT_RENAME", "#CaSe", "#other"], "{}", m.raw);
+    old.send("NAMES #CaSe");
+    assert!(old.collect_until("366").iter().any(|m| m.verb == "353" && m.last().contains("@op")));
 }

@@ -243,6 +243,8 @@ pub struct Channel {
     pub per_server: SmallVec<[(Sid, u32); 2]>,
     /// The mode letters services locked (TS6 `MLOCK`): users may not change them.
     pub mlock: Option<Arc<str>>,
+    /// When it was last renamed (unix seconds; 0: never): renames are rate-limited.
+    pub renamed: u64,
 }
 
 impl Channel {
@@ -264,6 +266,7 @@ impl Channel {
             per_server: SmallVec::new(),
             mlock: None,
             metadata: None,
+            renamed: 0,
         }
     }
 

@@ -283,17 +283,7 @@ fn apply_change(
             }
         }
         // ...and arrives under its new one, with its members as the old home handed it over.
-        Mutation::Arrived { .. } => {
-            let members: Vec<Uid> = view.ch.members.keys().copied().collect();
-            view.local = members.iter().filter_map(|u| st.local.get(u).map(|c| (*u, *c))).collect();
-            for uid in members {
-                if let Some(u) = st.directory.get_mut(&uid) {
-                    if !u.channels.contains(chan) {
-                        u.channels.push(chan.clone());
-                    }
-                }
-            }
-        }
+        Mutation::Arrived { .. } => super::rename::arrived_here(st, chan),
         Mutation::Leave { uid } => {
             if st.local.contains_key(uid) {
                 st.metrics.c.parts += 1;
@@ -357,6 +347,8 @@ fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, quit: &Shar
             view.local.retain(|(x, _)| x != uid);
         }
     }
+    // Channels its departure did not know of: a rename's arrival after it began.
+    super::rename::scrub(st, *uid, &u.channels);
     st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
     crate::commands::query::monitor::notify_offline(st, out, &u.folded, &u.nick);
     // Only its own shard held them.

@@ -36,7 +36,9 @@ pub fn leave_network(
     r.departing = Some(reason.to_string());
     r.farewell = farewell;
     r.chan_queue.clear();
-    if c.wait == Some(Wait::Chan) {
+    // A rename's channel in flight (`then`) lands first, whatever the client waits for.
+    let in_flight = r.then.is_some();
+    if c.wait == Some(Wait::Chan) || in_flight {
         return;
     }
     depart(st, out, conn, unix);

@@ -25,7 +25,7 @@ pub fn at_home(
 ) {
     let outcome = match req {
         ChanRequest::Reserve { .. } | ChanRequest::Rename { .. } | ChanRequest::Arrive(_) => {
-            rename::at_home(st, out, uid, req)
+            rename::at_home(st, out, uid, req, unix)
         }
         req => match decide(st, from, uid, req, unix) {
             Ok((chan, name, mutation, line, notes)) => {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::super::{CmdResult, Ctx};
 use super::{submit, ChanRequest, Outcome};
 use crate::commands::capabilities::bits;
+use crate::commands::delivery::meta;
 use crate::commands::envelope::{Env, Request};
 use crate::commands::history::store::Entry;
 use crate::commands::identity::fail;
@@ -80,12 +81,16 @@ pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// Seconds between two renames of one channel: each shows every member without the
+/// capability a PART, a JOIN and the whole NAMES list (the spec asks for a limit).
+pub const COOLDOWN: u64 = 30;
+
 /// A rename's request reached this shard as a home: the answer, numbered if it is a change.
-pub fn at_home(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, req: ChanRequest) -> Outcome {
+pub fn at_home(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, req: ChanRequest, unix: u64) -> Outcome {
     match req {
         ChanRequest::Reserve { name, old, mask, reason } => reserve(st, name, old, mask, reason),
-        ChanRequest::Rename { name, new, mask, reason } => hand_over(st, out, uid, name, new, mask, reason),
-        ChanRequest::Arrive(h) => arrive(st, *h),
+        ChanRequest::Rename { name, new, mask, reason } => hand_over(st, out, uid, name, new, mask, reason, unix),
+        ChanRequest::Arrive(h) => arrive(st, *h, unix),
         _ => unreachable!("not a rename request"),
     }
 }
@@ -101,6 +106,7 @@ fn reserve(st: &mut ShardState, name: Arc<str>, old: Arc<str>, mask: Arc<str>, r
     Outcome::Proceed(Box::new(ChanRequest::Rename { name: old, new: name, mask, reason }))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn hand_over(
     st: &mut ShardState,
     out: &mut dyn Outbox,
@@ -109,14 +115,30 @@ fn hand_over(
     new: Arc<str>,
     mask: Arc<str>,
     reason: Arc<str>,
+    unix: u64,
 ) -> Outcome {
     let folded = st.cm.fold(&name);
     let new_folded = st.cm.fold(&new);
-    let refusal = match st.homes.get(&folded).map(|ch| ch.status(&uid)) {
-        None => Some(err!(ERR_NOSUCHCHANNEL, name)),
-        Some(None) => Some(err!(ERR_NOTONCHANNEL, name)),
-        Some(Some(s)) if !s.is_op() => Some(err!(ERR_CHANOPRIVSNEEDED, name)),
-        Some(Some(_)) => None,
+    let cannot = |text| Outcome::Fail {
+        command: "RENAME",
+        code: "CANNOT_RENAME",
+        context: vec![name.clone(), new.clone()],
+        text,
+    };
+    let refusal = match st.homes.get(&folded) {
+        None => Some(Outcome::Refused(vec![err!(ERR_NOSUCHCHANNEL, name)])),
+        Some(ch) => match ch.status(&uid) {
+            None => Some(Outcome::Refused(vec![err!(ERR_NOTONCHANNEL, name)])),
+            Some(s) if !s.is_op() => Some(Outcome::Refused(vec![err!(ERR_CHANOPRIVSNEEDED, name)])),
+            _ if ch.renamed != 0 && ch.renamed + COOLDOWN > unix => {
+                Some(cannot("This channel was renamed a moment ago; try again later"))
+            }
+            // A link may have come up since the renamer's shard looked.
+            _ if !st.servers.is_empty() => {
+                Some(cannot("Channels cannot be renamed while this server is linked to others"))
+            }
+            _ => None,
+        },
     };
     if let Some(r) = refusal {
         if new_folded != folded {
@@ -127,7 +149,11 @@ fn hand_over(
                 out.to_shard(home, Env::Request(Request::Unreserve { name: new_folded }));
             }
         }
-        return Outcome::Refused(vec![r]);
+        return r;
+    }
+    // A change of case keeps the name, which must stay free until the channel is back.
+    if new_folded == folded {
+        st.reserved.insert(folded.clone());
     }
     let mut state = st.homes.remove(&folded).expect("checked above");
     let old_name = state.name.clone();
@@ -148,8 +174,9 @@ fn hand_over(
     }
 }
 
-fn arrive(st: &mut ShardState, h: Handover) -> Outcome {
-    let Handover { state, from, mask, reason, log } = h;
+fn arrive(st: &mut ShardState, h: Handover, unix: u64) -> Outcome {
+    let Handover { mut state, from, mask, reason, log } = h;
+    state.renamed = unix;
     let folded = state.folded.clone();
     st.reserved.remove(&folded);
     if st.homes.contains_key(&folded) {
@@ -161,7 +188,12 @@ fn arrive(st: &mut ShardState, h: Handover) -> Outcome {
     crate::commands::history::record::channel_taken_in(st, &folded, &from, &state.name, log);
     let line = Line::new().source(&mask).verb("RENAME").param(&from).param(&state.name).trailing(&reason).finish();
     let name = state.name.clone();
-    st.homes.insert(folded.clone(), state.clone());
+    let mut here = state.clone();
+    if drop_departed(st, &mut here) {
+        st.homes.insert(folded.clone(), here);
+    } else {
+        crate::commands::history::record::channel_gone(st, &folded);
+    }
     let seq = st.seq.issue();
     Outcome::Accepted {
         home: st.me as u16,
@@ -203,19 +235,21 @@ pub fn lines_for(
         line.render(caps, &mut buf);
         return buf;
     }
-    let (Some(u), Some(view)) = (st.directory.get(&c.uid), st.channels.get(chan)) else { return buf };
-    let mask = u.mask();
-    let name = view.ch.name.clone();
-    let meta = line.meta.clone();
-    let with_meta = |body: Vec<u8>| match &meta {
-        Some(m) => Shared::with_meta(body.into(), m.clone()),
-        None => Shared::plain(body.into()),
-    };
+    // A change of case is not worth a PART and a JOIN (the spec says so): nothing is shown.
+    if st.cm.fold(from) == *chan {
+        return buf;
+    }
+    let uid = c.uid;
+    let Some(u) = st.directory.get(&uid) else { return buf };
+    let (mask, account, realname) = (u.mask(), u.account.clone(), u.realname.clone());
+    let Some(name) = st.channels.get(chan).map(|v| v.ch.name.clone()) else { return buf };
+    // The member's own PART and JOIN, each with its own msgid and the member's tags.
     let part = Line::new().source(&mask).verb("PART").param(from).trailing(reason).finish();
-    with_meta(part).render(caps, &mut buf);
-    let mut join = with_meta(Line::new().source(&mask).verb("JOIN").param(&name).finish());
-    let account = u.account.as_deref().unwrap_or("*");
-    let ext = Line::new().source(&mask).verb("JOIN").param(&name).param(account).trailing(&u.realname).finish();
+    Shared::with_meta(part.into(), meta(st, &*out, Some(uid), None)).render(caps, &mut buf);
+    let join_line = Line::new().source(&mask).verb("JOIN").param(&name).finish();
+    let mut join = Shared::with_meta(join_line.into(), meta(st, &*out, Some(uid), None));
+    let account = account.as_deref().unwrap_or("*");
+    let ext = Line::new().source(&mask).verb("JOIN").param(&name).param(account).trailing(&realname).finish();
     join.join_ext = Some(ext.into());
     join.render(caps, &mut buf);
     let (now, unix) = (out.now(), out.unix_ms() / 1000);
@@ -238,5 +272,68 @@ pub fn show(
     for conn in conns.into_iter().filter(|c| Some(*c) != skip) {
         let buf = lines_for(st, out, conn, chan, from, reason, line);
         crate::commands::delivery::to_conn(st, out, conn, &buf);
+    }
+}
+
+/// The channel arrived on this shard (its view is the handed-over state): its local members,
+/// the members' channel lists, and what departed meanwhile.
+pub fn arrived_here(st: &mut ShardState, chan: &Folded) {
+    // The home's own copy: members it forgot between taking the channel in and now.
+    if let Some(mut ch) = st.homes.remove(chan) {
+        if drop_departed(st, &mut ch) {
+            st.homes.insert(chan.clone(), ch);
+        } else {
+            crate::commands::history::record::channel_gone(st, chan);
+        }
+    }
+    let Some(mut view) = st.channels.remove(chan) else { return };
+    if !drop_departed(st, &mut view.ch) {
+        return;
+    }
+    let members: Vec<Uid> = view.ch.members.keys().copied().collect();
+    view.local = members.iter().filter_map(|u| st.local.get(u).map(|c| (*u, *c))).collect();
+    for uid in &members {
+        if let Some(u) = st.directory.get_mut(uid) {
+            if !u.channels.contains(chan) {
+                u.channels.push(chan.clone());
+            }
+        }
+    }
+    // An invitation to the new name was for another channel (or none): it does not let its
+    // holder into this one.
+    for c in st.clients.values_mut().filter(|c| !members.contains(&c.uid)) {
+        if let Some(r) = c.rare_if_any() {
+            r.invites.retain(|f| f != chan);
+        }
+    }
+    st.channels.insert(chan.clone(), view);
+}
+
+/// Members who left the network while the channel was between homes (their departure asked
+/// the old home too late, or no home): out of this copy. False when none is left. Each shard
+/// drops them here or, if the arrival came first, when it forgets the user ([`scrub`]).
+fn drop_departed(st: &ShardState, ch: &mut Channel) -> bool {
+    let gone: Vec<Uid> = ch.members.keys().filter(|u| st.directory.get(u).is_none()).copied().collect();
+    for uid in gone {
+        ch.apply(&Mutation::Leave { uid });
+    }
+    !ch.members.is_empty()
+}
+
+/// A user is forgotten here: channels its departure did not know of (a rename's arrival after
+/// it began) lose it too, in this shard's copy and, at their home, in the authoritative one.
+pub fn scrub(st: &mut ShardState, uid: Uid, chans: &[Folded]) {
+    for chan in chans {
+        if let Some(v) = st.channels.get_mut(chan) {
+            if v.ch.members.contains_key(&uid) && !v.ch.apply(&Mutation::Leave { uid }) {
+                st.channels.remove(chan);
+            }
+        }
+        if let Some(ch) = st.homes.get_mut(chan) {
+            if ch.members.contains_key(&uid) && !ch.apply(&Mutation::Leave { uid }) {
+                st.homes.remove(chan);
+                crate::commands::history::record::channel_gone(st, chan);
+            }
+        }
     }
 }

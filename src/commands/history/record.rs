@@ -129,13 +129,19 @@ fn retarget(cm: crate::proto::CaseMapping, line: &Shared, from: &str, to: &str) 
     s
 }
 
-/// Where the first parameter of `:source VERB <param> ...` is (without a leading `:`).
+/// Where the first parameter of `:source VERB <param> ...` is (without a leading `:`), for the
+/// verbs whose first parameter is a channel (a QUIT's is its reason).
 fn first_param(l: &[u8]) -> Option<(usize, usize)> {
+    const TARGETED: [&[u8]; 8] = [b"PRIVMSG", b"NOTICE", b"TAGMSG", b"JOIN", b"PART", b"KICK", b"MODE", b"TOPIC"];
     let mut i = 0;
     if l.first() == Some(&b':') {
         i = l.iter().position(|&b| b == b' ')? + 1;
     }
-    i += l[i..].iter().position(|&b| b == b' ')? + 1;
+    let verb_len = l[i..].iter().position(|&b| b == b' ')?;
+    if !TARGETED.contains(&&l[i..i + verb_len]) {
+        return None;
+    }
+    i += verb_len + 1;
     if l.get(i) == Some(&b':') {
         i += 1;
     }
@@ -270,8 +276,8 @@ mod tests {
         assert_eq!(body(&l), ":a!b@c PRIVMSG #new :hello #old\r\n");
         let l = retarget(cm, &line(":a!b@c JOIN :#OLD\r\n"), "#old", "#new");
         assert_eq!(body(&l), ":a!b@c JOIN :#new\r\n");
-        let l = retarget(cm, &line(":a!b@c QUIT :bye\r\n"), "#old", "#new");
-        assert_eq!(body(&l), ":a!b@c QUIT :bye\r\n");
+        let l = retarget(cm, &line(":a!b@c QUIT :#old\r\n"), "#old", "#new");
+        assert_eq!(body(&l), ":a!b@c QUIT :#old\r\n");
         let l = retarget(cm, &line(":a!b@c PRIVMSG #old :1\r\n:a!b@c PRIVMSG #old :2\r\n"), "#old", "#x");
         assert_eq!(body(&l), ":a!b@c PRIVMSG #x :1\r\n:a!b@c PRIVMSG #x :2\r\n");
     }
