@@ -286,3 +286,64 @@ fn a_private_redaction_crosses_to_the_other_server() {
     assert_eq!(texts(&mut ann_b, "ben"), ["keep this"]);
     assert_eq!(texts(&mut ann, "ben"), ["keep this"]);
 }
+
+/// Servers that were apart (here: not yet linked) catch up when they link: each channel's home
+/// asks the peer for what it kept since its own latest entry, so a user on either side reads
+/// what was said on the other meanwhile, with the same msgids, each message once.
+#[test]
+fn servers_that_link_later_catch_up_on_each_others_history() {
+    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &link_block("irc.b.test", "2BB", None, false)));
+    let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
+    let dial = format!(
+        "\n[[links]]\nname = \"irc.a.test\"\nsid = \"1AA\"\nsend_password = \"pw\"\naccept_password = \"pw\"\naddress = \"{}\"\n",
+        a.addr
+    );
+    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &(dial + opers)));
+    // Apart: A's #far and B's #near each hear a conversation, and #both hears one on each side.
+    let mut alice = a.client_on_shard_caps("alice", CAPS, 0);
+    let mut carol = b.client_on_shard_caps("carol", CAPS, 1);
+    join(&mut alice, "#far");
+    join(&mut alice, "#both");
+    join(&mut carol, "#near");
+    join(&mut carol, "#both");
+    let far = [say(&mut alice, "PRIVMSG #far :one"), say(&mut alice, "PRIVMSG #far :two")];
+    let near = say(&mut carol, "PRIVMSG #near :three");
+    let both_a = say(&mut alice, "PRIVMSG #both :from a");
+    // A later millisecond: the merged log is in time order (equal times keep arrival order).
+    std::thread::sleep(Duration::from_millis(5));
+    let both_b = say(&mut carol, "PRIVMSG #both :from b");
+    // B's operator links them.
+    let mut op = b.client("op");
+    op.send("OPER boss pw");
+    op.expect_verb("381");
+    op.send("CONNECT irc.a.test");
+    a.wait_log(&["Server burst: end of burst from irc.b.test"]);
+    b.wait_log(&["Server burst: end of burst from irc.a.test"]);
+    let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
+    let mut dave = a.client_on_shard_caps("dave", CAPS, 1);
+    join(&mut bob, "#far");
+    join(&mut dave, "#near");
+    let want = |ids: &[(&str, &String)]| -> Vec<(String, String, String)> {
+        ids.iter().map(|(t, i)| ("PRIVMSG".to_string(), t.to_string(), i.to_string())).collect()
+    };
+    let got = eventually("#far's history on B", || Some(history(&mut bob, "#far")).filter(|h| h.len() >= 2));
+    assert_eq!(got, want(&[("one", &far[0]), ("two", &far[1])]));
+    let got = eventually("#near's history on A", || Some(history(&mut dave, "#near")).filter(|h| !h.is_empty()));
+    assert_eq!(got, want(&[("three", &near)]));
+    // #both: each side gets the other's message, once, in time order.
+    for c in [&mut alice, &mut carol] {
+        let got = eventually("#both merged", || Some(history(c, "#both")).filter(|h| h.len() >= 2));
+        assert_eq!(got, want(&[("from a", &both_a), ("from b", &both_b)]), "{}", c.nick);
+    }
+    // Split, a word on A meanwhile, linked again: only what B missed comes, once.
+    op.send("SQUIT irc.a.test :maintenance");
+    b.wait_log(&["Netsplit"]);
+    let apart = say(&mut alice, "PRIVMSG #far :while apart");
+    op.send("CONNECT irc.a.test");
+    eventually("the relink", || {
+        let log = b.log_lines();
+        (log.iter().filter(|l| l.contains("end of burst from irc.a.test")).count() >= 2).then_some(())
+    });
+    let got = eventually("#far caught up again", || Some(history(&mut bob, "#far")).filter(|h| h.len() >= 3));
+    assert_eq!(got, want(&[("one", &far[0]), ("two", &far[1]), ("while apart", &apart)]));
+}

@@ -66,6 +66,13 @@ pub enum Request {
     HistoryAdd { key: Folded, entry: Box<super::history::store::Entry> },
     /// To a name's home: the rename that reserved it was refused; the name is free again.
     Unreserve { name: Folded },
+    /// To every shard: a rustircd peer ended its burst; ask it what our channels missed
+    /// (`history::sync`).
+    HistoryAsk { peer: Sid },
+    /// To a channel's home: a peer asks for the channel's history from `from` (ms).
+    HistoryServe { chan: Folded, from: u64, to: Sid },
+    /// To a channel's home: an entry a peer kept, for the log unless it is there already.
+    HistoryBackfill { chan: Folded, entry: Box<super::history::store::Entry> },
 }
 
 /// A remote user's claim on a nick, with what the TS rules compare.

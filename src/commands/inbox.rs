@@ -60,6 +60,9 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::Unreserve { name } => {
             st.reserved.remove(&name);
         }
+        Request::HistoryAsk { peer } => super::history::sync::ask(st, out, peer),
+        Request::HistoryServe { chan, from, to } => super::history::sync::serve(st, out, &chan, from, to),
+        Request::HistoryBackfill { chan, entry } => super::history::sync::add(st, chan, *entry),
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod record;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::Instant;

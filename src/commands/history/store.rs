@@ -254,6 +254,9 @@ pub struct Store {
     pub users: AHashMap<Folded, Log>,
     /// Where changes go to be kept across a restart (None: in memory only).
     pub sink: Option<crossbeam_channel::Sender<DbOp>>,
+    /// When each server split from us (unix ms): what it missed since then is asked for when
+    /// it links again (`sync`).
+    pub apart: AHashMap<crate::state::servers::Sid, u64>,
 }
 
 impl Store {

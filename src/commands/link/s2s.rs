@@ -155,6 +155,10 @@ pub fn sid(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 pub fn eob(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(Source::Server(sid)) = source(ctx, msg) else { return Ok(()) };
     synced(ctx.st, ctx.out, sid, ctx.conn, ctx.now);
+    // Our own peer's burst is in: what our channels missed of its side's history.
+    if ctx.st.links.get(&ctx.conn).and_then(|l| l.sid()) == Some(sid) {
+        crate::commands::history::sync::peer_synced(ctx.st, ctx.out, sid);
+    }
     let line = Line::new().source(sid.as_str()).verb("EOB").finish();
     to_all_links(ctx.st, ctx.out, Some(sid), line.into());
     Ok(())
@@ -855,6 +859,7 @@ pub fn split_seen(st: &mut ShardState, out: &mut dyn Outbox, sids: &[Sid]) {
         st.servers.remove_subtree(*sid);
     }
     crate::commands::sasl::servers_gone(st, out, sids);
+    crate::commands::history::sync::apart(st, out, sids);
 }
 
 #[cfg(test)]

@@ -108,6 +108,12 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         }
         // Between rustircd servers: a read marker and a user's metadata, network-wide.
         "MARKREAD" => crate::commands::read_marker::from_link(ctx.st, ctx.out, args),
+        // Channel history a rustircd server missed while apart (`history::sync`).
+        "HISTREQ" => {
+            let Source::Server(sid) = src else { return Ok(()) };
+            crate::commands::history::sync::request_from_link(ctx.st, ctx.out, sid, args);
+        }
+        "HISTENT" => crate::commands::history::sync::entry_from_link(ctx.st, ctx.out, args),
         "REDACT" => {
             let Source::User(uid) = src else { return Ok(()) };
             crate::commands::redact::from_link(ctx.st, ctx.out, uid, args, ctx.now);

@@ -102,6 +102,7 @@ pub fn lose_by(
     }
     st.servers.remove_subtree(sid);
     crate::commands::sasl::servers_gone(st, out, &sids);
+    crate::commands::history::sync::apart(st, out, &sids);
     crate::commands::delivery::broadcast(st, out, || Env::Ordered(Ordered::ServerSplit { sids: sids.clone() }));
     let reasons = names.into_iter().map(|(_, why)| why).collect();
     let count = users.len();
