@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Msg, Server, BASE_CONFIG};
+use common::{link_block, server_config, Client, Msg, Server, BASE_CONFIG};
 
 /// The base config with a `[[links]]` block for the scripted peer `peer.test` (SID 2BB).
 fn config_with_peer(extra: &str) -> String {
@@ -418,24 +418,6 @@ fn channel_ts_conflicts_follow_the_rules() {
     p.send(&format!(":2BBAAAAAA NICK robert :{}", now()));
     let n = alice.expect("bob's NICK", |m| m.verb == "NICK" || m.verb == "JOIN");
     assert_eq!((n.verb.as_str(), n.source.as_deref(), n.p(0)), ("NICK", Some("bob!bob@bob.host"), "robert"));
-}
-
-/// The base config for a server of another name and SID, with `links` blocks appended.
-fn server_config(name: &str, sid: &str, links: &str) -> String {
-    BASE_CONFIG.replace("irc.test.local", name).replace("0TS", sid) + links
-}
-
-/// A `[[links]]` block; `address` makes us dial it (autoconnect, quick backoff).
-fn link_block(name: &str, sid: &str, address: Option<std::net::SocketAddr>, hub: bool) -> String {
-    let mut b =
-        format!("\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n");
-    if let Some(a) = address {
-        b += &format!("address = \"{a}\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n");
-    }
-    if hub {
-        b += "hub_mask = [\"*\"]\n";
-    }
-    b
 }
 
 /// Asks `c` for WHOIS of `nick` until it is `there` (or not), within about 5 s.

@@ -7,27 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{identified, services, Client, Msg, Server, BASE_CONFIG};
+use common::{identified, link_block, server_config, services, Client, Msg, Server};
 
 const CAPS: &str = "message-tags server-time echo-message batch draft/chathistory draft/message-redaction";
-
-/// The base config for a server of another name and SID, with `links` blocks appended.
-fn server_config(name: &str, sid: &str, links: &str) -> String {
-    BASE_CONFIG.replace("irc.test.local", name).replace("0TS", sid) + links
-}
-
-/// A `[[links]]` block; `address` makes us dial it (autoconnect, quick backoff).
-fn link_block(name: &str, sid: &str, address: Option<std::net::SocketAddr>, hub: bool) -> String {
-    let mut b =
-        format!("\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n");
-    if let Some(a) = address {
-        b += &format!("address = \"{a}\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n");
-    }
-    if hub {
-        b += "hub_mask = [\"*\"]\n";
-    }
-    b
-}
 
 /// Two rustircd servers, `irc.a.test` (1AA, which dials) and `irc.b.test` (2BB), linked.
 fn two_servers() -> (Server, Server) {

@@ -596,6 +596,23 @@ pub fn base64(data: &[u8]) -> String {
     }
     out
 }
+/// The base config for a server of another name and SID, with `links` blocks appended.
+pub fn server_config(name: &str, sid: &str, links: &str) -> String {
+    BASE_CONFIG.replace("irc.test.local", name).replace("0TS", sid) + links
+}
+
+/// A `[[links]]` block; `address` makes us dial it (autoconnect, quick backoff).
+pub fn link_block(name: &str, sid: &str, address: Option<std::net::SocketAddr>, hub: bool) -> String {
+    let mut b =
+        format!("\n[[links]]\nname = \"{name}\"\nsid = \"{sid}\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n");
+    if let Some(a) = address {
+        b += &format!("address = \"{a}\"\nautoconnect = true\nreconnect_min = \"1s\"\nreconnect_max = \"2s\"\n");
+    }
+    if hub {
+        b += "hub_mask = [\"*\"]\n";
+    }
+    b
+}
 
 /// The base config with a services server `services.test` (SID 3SV) allowed to set accounts.
 pub fn services_config() -> String {
