@@ -162,9 +162,11 @@ pub fn on_ack(
         // (a refusal there releases what this step reserved).
         Outcome::Proceed(next) => send_now(st, out, conn, uid, *next),
         Outcome::Accepted { home, seq, chan, name, mutation, line, notes, then } => {
+            // The client cannot be gone: its departure waits while a request is in flight.
             if let Some(then) = then {
-                if let Some(c) = st.clients.get_mut(&conn) {
-                    c.rare_mut().then = Some(then);
+                match st.clients.get_mut(&conn) {
+                    Some(c) => c.rare_mut().then = Some(then),
+                    None => log::error!("Channel hand-over for a connection that is gone: {:?}", then.name()),
                 }
             }
             // A server link's change: through which peer it came (it is not told again).
