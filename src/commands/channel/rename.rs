@@ -98,10 +98,8 @@ pub fn at_home(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, req: ChanReq
 fn reserve(st: &mut ShardState, name: Arc<str>, old: Arc<str>, mask: Arc<str>, reason: Arc<str>) -> Outcome {
     let folded = st.cm.fold(&name);
     // A change of case only: the name is the channel's own.
-    if folded != st.cm.fold(&old) {
-        if st.homes.contains_key(&folded) || !st.reserved.insert(folded) {
-            return in_use(&old, &name);
-        }
+    if folded != st.cm.fold(&old) && (st.homes.contains_key(&folded) || !st.reserved.insert(folded)) {
+        return in_use(&old, &name);
     }
     Outcome::Proceed(Box::new(ChanRequest::Rename { name: old, new: name, mask, reason }))
 }
