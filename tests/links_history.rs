@@ -61,7 +61,8 @@ fn join(c: &mut Client, chan: &str) {
 fn say(from: &mut Client, line: &str) -> String {
     from.send(line);
     let verb = line.split(' ').find(|w| !w.starts_with('@')).unwrap();
-    let echo = from.expect(verb, |m| m.verb == verb);
+    let me = format!("{}!", from.nick);
+    let echo = from.expect(verb, |m| m.verb == verb && m.source.as_deref().is_some_and(|s| s.starts_with(&me)));
     echo.tag("msgid").expect("msgid").to_string()
 }
 
@@ -274,13 +275,7 @@ fn a_private_redaction_crosses_to_the_other_server() {
 /// what was said on the other meanwhile, with the same msgids, each message once.
 #[test]
 fn servers_that_link_later_catch_up_on_each_others_history() {
-    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &link_block("irc.b.test", "2BB", None, false)));
-    let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
-    let dial = format!(
-        "\n[[links]]\nname = \"irc.a.test\"\nsid = \"1AA\"\nsend_password = \"pw\"\naccept_password = \"pw\"\naddress = \"{}\"\n",
-        a.addr
-    );
-    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &(dial + opers)));
+    let (a, b) = apart_pair();
     // Apart: A's #far and B's #near each hear a conversation, and #both hears one on each side.
     let mut alice = a.client_on_shard_caps("alice", CAPS, 0);
     let mut carol = b.client_on_shard_caps("carol", CAPS, 1);
@@ -298,9 +293,8 @@ fn servers_that_link_later_catch_up_on_each_others_history() {
     let mut op = b.client("op");
     op.send("OPER boss pw");
     op.expect_verb("381");
-    op.send("CONNECT irc.a.test");
+    connect(&mut op, &b, 1);
     a.wait_log(&["Server burst: end of burst from irc.b.test"]);
-    b.wait_log(&["Server burst: end of burst from irc.a.test"]);
     let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
     let mut dave = a.client_on_shard_caps("dave", CAPS, 1);
     join(&mut bob, "#far");
@@ -321,11 +315,70 @@ fn servers_that_link_later_catch_up_on_each_others_history() {
     op.send("SQUIT irc.a.test :maintenance");
     b.wait_log(&["Netsplit"]);
     let apart = say(&mut alice, "PRIVMSG #far :while apart");
-    op.send("CONNECT irc.a.test");
-    eventually("the relink", || {
-        let log = b.log_lines();
-        (log.iter().filter(|l| l.contains("end of burst from irc.a.test")).count() >= 2).then_some(())
-    });
+    connect(&mut op, &b, 2);
     let got = eventually("#far caught up again", || Some(history(&mut bob, "#far")).filter(|h| h.len() >= 3));
     assert_eq!(got, want(&[("one", &far[0]), ("two", &far[1]), ("while apart", &apart)]));
+}
+
+/// Two rustircd servers that are not linked yet: B's operator `boss` (password `pw`) links
+/// them with CONNECT ([`connect`]).
+fn apart_pair() -> (Server, Server) {
+    let a = Server::with_config(2, &server_config("irc.a.test", "1AA", &link_block("irc.b.test", "2BB", None, false)));
+    let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
+    let dial = format!(
+        "\n[[links]]\nname = \"irc.a.test\"\nsid = \"1AA\"\nsend_password = \"pw\"\naccept_password = \"pw\"\naddress = \"{}\"\n",
+        a.addr
+    );
+    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &(dial + opers)));
+    (a, b)
+}
+
+/// B's operator `op` links B to A, for the `nth` time: back once B has A's burst.
+fn connect(op: &mut Client, b: &Server, nth: usize) {
+    op.send("CONNECT irc.a.test");
+    eventually("the link", || {
+        let log = b.log_lines();
+        (log.iter().filter(|l| l.contains("end of burst from irc.a.test")).count() >= nth).then_some(())
+    });
+}
+
+/// Messages redacted while the servers were apart stay gone when they link again, on both
+/// sides: the side that redacted does not take the message back from the other's catch-up,
+/// and tells the other to drop it.
+#[test]
+fn a_message_redacted_while_apart_stays_gone_on_both_sides() {
+    let (a, b) = apart_pair();
+    let mut op = b.client("op");
+    op.send("OPER boss pw");
+    op.expect_verb("381");
+    connect(&mut op, &b, 1);
+    let mut alice = a.client_on_shard_caps("alice", CAPS, 0);
+    let mut carol = b.client_on_shard_caps("carol", CAPS, 1);
+    join(&mut alice, "#r");
+    join(&mut carol, "#r");
+    let keep = say(&mut alice, "PRIVMSG #r :keep");
+    let by_a = say(&mut alice, "PRIVMSG #r :A takes this back");
+    let by_b = say(&mut carol, "PRIVMSG #r :B takes this back");
+    for c in [&mut alice, &mut carol] {
+        eventually("three on each side", || (history(c, "#r").len() == 3).then_some(()));
+    }
+    op.send("SQUIT irc.a.test :maintenance");
+    b.wait_log(&["Netsplit"]);
+    a.wait_log(&["Netsplit"]);
+    for (c, id) in [(&mut alice, &by_a), (&mut carol, &by_b)] {
+        c.send(&format!("REDACT #r {id}"));
+        c.expect("the REDACT", |m| m.verb == "REDACT");
+    }
+    connect(&mut op, &b, 2);
+    a.wait_log(&["Server burst: end of burst from irc.b.test"]);
+    let want = vec![("PRIVMSG".to_string(), "keep".to_string(), keep)];
+    for c in [&mut alice, &mut carol] {
+        let got = eventually("both redactions on each side", || Some(history(c, "#r")).filter(|h| h.len() == 1));
+        assert_eq!(got, want, "{}", c.nick);
+    }
+    // And they stay so once each side's catch-up is in (a resurrected line would come last).
+    std::thread::sleep(Duration::from_millis(300));
+    for c in [&mut alice, &mut carol] {
+        assert_eq!(history(c, "#r"), want, "{}", c.nick);
+    }
 }

@@ -55,14 +55,14 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::NickTs { conn, claim } => link::s2s::on_nick_claim(st, out, from, conn, claim),
         Request::History { conn, ask } => super::history::on_request(st, out, from, conn, *ask),
         Request::Redact { conn, ask } => super::redact::on_request(st, out, from, conn, *ask),
-        Request::HistoryRemove { log, msgid } => super::redact::remove(st, log, &msgid),
+        Request::HistoryRemove { log, msgid } => super::redact::remove(st, log, &msgid, out.unix_ms()),
         Request::HistoryAdd { key, entry } => super::history::record::add_private(st, key, *entry),
         Request::Unreserve { name } => {
             st.reserved.remove(&name);
         }
         Request::HistoryAsk { peer } => super::history::sync::ask(st, out, peer),
         Request::HistoryServe { chan, from, to } => super::history::sync::serve(st, out, &chan, from, to),
-        Request::HistoryBackfill { chan, entry } => super::history::sync::add(st, chan, *entry),
+        Request::HistoryBackfill { chan, entry } => super::history::sync::add(st, out, chan, *entry),
     }
 }
 

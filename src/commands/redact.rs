@@ -103,14 +103,15 @@ pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
         return Verdict::Refused("REDACT_FORBIDDEN");
     }
     let other = entry.peer.clone();
-    remove(st, log_key, &ask.msgid);
+    let now_ms = out.unix_ms();
+    remove(st, log_key, &ask.msgid, now_ms);
     // A private message is in the other side's log too, when it had an account then.
     let peer = other.inspect(|p| {
         if let Some(a) = &p.account {
             let key = super::history::record::account_key(st.cm, a.as_str());
             let owner = key.owner(st.cores);
             if owner == st.me {
-                remove(st, LogKey::User(key), &ask.msgid);
+                remove(st, LogKey::User(key), &ask.msgid, now_ms);
             } else {
                 out.to_shard(
                     owner,
@@ -123,13 +124,13 @@ pub fn decide(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) -> Verdict {
 }
 
 /// Takes an entry out of a log this shard keeps, and off the disk.
-pub fn remove(st: &mut ShardState, log: LogKey, msgid: &str) {
+pub fn remove(st: &mut ShardState, log: LogKey, msgid: &str, now_ms: u64) {
     let logs = match &log {
         LogKey::Channel(_) => &mut st.history.channels,
         LogKey::User(_) => &mut st.history.users,
     };
     let Some(l) = logs.get_mut(log.name()) else { return };
-    if let Some(e) = l.take(msgid) {
+    if let Some(e) = l.redact(msgid, now_ms) {
         if let Some(sink) = &st.history.sink {
             let _ = sink.send(DbOp::Delete(log, e.time_ms(), msgid.into()));
         }
@@ -271,10 +272,10 @@ pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, args: &[&s
 }
 
 /// Takes a message out of a log here, or asks the shard that keeps it.
-fn drop_entry(st: &mut ShardState, out: &mut dyn Outbox, log: LogKey, msgid: &str) {
+pub fn drop_entry(st: &mut ShardState, out: &mut dyn Outbox, log: LogKey, msgid: &str) {
     let owner = log.name().owner(st.cores);
     if owner == st.me {
-        remove(st, log, msgid);
+        remove(st, log, msgid, out.unix_ms());
     } else {
         out.to_shard(owner, Env::Request(Request::HistoryRemove { log, msgid: msgid.into() }));
     }

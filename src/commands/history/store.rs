@@ -93,7 +93,13 @@ pub struct Query {
 #[derive(Default, Debug)]
 pub struct Log {
     entries: VecDeque<Entry>,
+    /// The latest redactions (when, msgid), oldest first: a server that was apart may still
+    /// hold those messages, and its catch-up must not bring them back (`sync`).
+    redacted: VecDeque<(u64, Box<str>)>,
 }
+
+/// Redactions a log remembers: more than a split's worth in all but a flood of them.
+const REDACTED_KEPT: usize = 256;
 
 impl Log {
     /// Adds an entry where its time puts it (nearly always at the end: lines from other shards
@@ -127,10 +133,26 @@ impl Log {
             .find(|e| e.msgid() == Some(msgid) && peer.is_none_or(|p| e.peer.as_ref().is_some_and(|x| x.is(p))))
     }
 
-    /// Takes the entry with this msgid out (redaction).
-    pub fn take(&mut self, msgid: &str) -> Option<Entry> {
+    /// Takes the entry with this msgid out, and remembers that it was redacted at `now_ms`
+    /// (whether this log had it or not: a peer may bring it later).
+    pub fn redact(&mut self, msgid: &str, now_ms: u64) -> Option<Entry> {
+        if !self.was_redacted(msgid) {
+            if self.redacted.len() == REDACTED_KEPT {
+                self.redacted.pop_front();
+            }
+            self.redacted.push_back((now_ms, msgid.into()));
+        }
         let i = self.entries.iter().rposition(|e| e.msgid() == Some(msgid))?;
         self.entries.remove(i)
+    }
+
+    pub fn was_redacted(&self, msgid: &str) -> bool {
+        self.redacted.iter().any(|(_, m)| &**m == msgid)
+    }
+
+    /// The msgids redacted at or after `from_ms`.
+    pub fn redacted_since(&self, from_ms: u64) -> impl Iterator<Item = &str> {
+        self.redacted.iter().filter(move |(t, _)| *t >= from_ms).map(|(_, m)| &**m)
     }
 
     /// The entries a query selects, oldest first; `peer`: only those of one conversation.
@@ -257,6 +279,8 @@ pub struct Store {
     /// When each server split from us (unix ms): what it missed since then is asked for when
     /// it links again (`sync`).
     pub apart: AHashMap<crate::state::servers::Sid, u64>,
+    /// What this shard sent each peer for its latest catch-up: (since, bytes) (`sync::serve`).
+    pub served: AHashMap<crate::state::servers::Sid, (u64, usize)>,
 }
 
 impl Store {
@@ -377,8 +401,16 @@ mod tests {
         assert_eq!(l.push(entry(5, Kind::Message), 10, 1000 + 30).len(), 2);
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 4, 5]);
         assert!(l.find("m4", None).is_some());
-        assert_eq!(l.take("m4").map(|e| e.time_ms()), Some(1040));
-        assert!(l.take("m4").is_none());
+        assert_eq!(l.redact("m4", 5000).map(|e| e.time_ms()), Some(1040));
+        assert!(l.redact("m4", 5001).is_none());
+        assert!(l.was_redacted("m4") && !l.was_redacted("m3"));
+        // Remembered once, with the first time; bounded.
+        assert_eq!(l.redacted_since(5000).collect::<Vec<_>>(), ["m4"]);
+        assert_eq!(l.redacted_since(5001).count(), 0);
+        for i in 0..REDACTED_KEPT {
+            l.redact(&format!("x{i}"), 6000);
+        }
+        assert!(!l.was_redacted("m4") && l.was_redacted("x0"));
         assert_eq!(ids(&l, Sub::Latest, Bound::Star, Bound::Star, 10), vec![3, 5]);
         let mut store = Store::default();
         store.channels.insert(crate::proto::CaseMapping::Ascii.fold("#c"), l);

@@ -8,13 +8,22 @@
 //!
 //! `:<our SID> ENCAP <peer name> HISTREQ <#chan> <from ms>`
 //!
-//! and the peer's home of that channel answers with its entries from then (at most
-//! `max_query`, the newest), one line each, the entry's line with its tags:
+//! and the peer's home of that channel answers with the messages it redacted since then (so
+//! that ours go too) and its messages from then (at most `max_query`, the newest), one line
+//! each, the entry's line with its tags:
 //!
+//! `:<SID> ENCAP <asker name> HISTDEL <#chan> <msgid>`
 //! `:<SID> ENCAP <asker name> HISTENT <#chan> :@msgid=…;time=…[;account=…][;+tags] :<line>`
 //!
-//! which the home here adds unless it has that msgid already. Private history and multiline
-//! messages are not exchanged.
+//! which the home here adds unless it has that msgid already or redacted it. Only a direct
+//! rustircd peer, speaking for itself, is heard; an entry must be a PRIVMSG, NOTICE or TAGMSG
+//! to the channel named, and not from the future. One server's answers to one catch-up are
+//! bounded ([`BUDGET`]), so that many channels cannot overflow the link's sendq.
+//!
+//! Not exchanged: private history, multiline messages, events (JOIN, PART…). Catch-up is
+//! between the two servers that link: a third server behind one of them learns what the
+//! other said while apart only when it links to it itself (messages said while linked reach
+//! every rustircd server as they are said).
 
 use std::sync::Arc;
 
@@ -41,6 +50,17 @@ pub fn peer_synced(st: &mut ShardState, out: &mut dyn Outbox, peer: Sid) {
 
 /// What arrives in flight around a split: asked for again (duplicates are dropped by msgid).
 const IN_FLIGHT_MS: u64 = 60_000;
+
+/// How far a peer's clock may run ahead of ours: a live message's time beyond it is taken as
+/// this far ahead (`delivery::meta_from`), and a history entry beyond it is not kept.
+pub const CLOCK_AHEAD_MS: u64 = 10_000;
+
+/// Bytes one shard sends a peer for one catch-up: an eighth of the default link sendq in all,
+/// shared by the shards, whatever the channels' count.
+pub const BUDGET: usize = crate::commands::link::LINK_SENDQ / 8;
+
+/// A catch-up (one peer's HISTREQs after one burst) counts against [`BUDGET`] for this long.
+const ROUND_MS: u64 = 60_000;
 
 /// Servers left the network (on every shard): remember when, for their return.
 pub fn apart(st: &mut ShardState, out: &dyn Outbox, sids: &[Sid]) {
@@ -80,7 +100,8 @@ pub fn request_from_link(st: &mut ShardState, out: &mut dyn Outbox, asker: Sid, 
     }
 }
 
-/// At the channel's home: its entries from `from` on (the newest `max_query`), to `to`.
+/// At the channel's home: what it redacted from `from` on, then its messages from `from` on
+/// (the newest `max_query`), to `to` — within what is left of this round's budget.
 pub fn serve(st: &mut ShardState, out: &mut dyn Outbox, chan: &Folded, from: u64, to: Sid) {
     if !st.cfg.history.enabled {
         return;
@@ -89,19 +110,61 @@ pub fn serve(st: &mut ShardState, out: &mut dyn Outbox, chan: &Folded, from: u64
     let sid = our_sid(st).to_string();
     let Some(to_name) = st.servers.get(&to).map(|s| s.name.clone()) else { return };
     let name = view.ch.name.clone();
-    let fresh: Vec<&Entry> = log.entries().filter(|e| e.time_ms() >= from && e.line.multi.is_none()).collect();
+    let mut lines: Vec<Vec<u8>> = log
+        .redacted_since(from)
+        .map(|m| Line::new().source(&sid).verb("ENCAP").param(&to_name).param("HISTDEL").param(&name).param(m).finish())
+        .collect();
+    let fresh: Vec<&Entry> = log
+        .entries()
+        .filter(|e| e.time_ms() >= from && e.line.multi.is_none() && matches!(e.kind, Kind::Message | Kind::Tagmsg))
+        .collect();
     let skip = fresh.len().saturating_sub(st.cfg.history.max_query);
-    let lines: Vec<Vec<u8>> = fresh[skip..].iter().filter_map(|e| entry_line(&sid, &to_name, &name, e)).collect();
-    for line in lines {
+    lines.extend(fresh[skip..].iter().filter_map(|e| entry_line(&sid, &to_name, &name, e)));
+    let cores = st.cores.max(1);
+    let now = out.unix_ms();
+    let spent = st.history.served.entry(to).or_insert((now, 0));
+    if now.saturating_sub(spent.0) > ROUND_MS {
+        *spent = (now, 0);
+    }
+    let left = (BUDGET / cores).saturating_sub(spent.1);
+    let mut size = 0;
+    let fit = lines.iter().take_while(|l| {
+        size += l.len();
+        size <= left
+    });
+    let fit = fit.count();
+    if fit < lines.len() {
+        log::info!(
+            "History: catch-up of {name} for {to_name} cut short ({} of {} lines): budget spent",
+            fit,
+            lines.len()
+        );
+        size = lines[..fit].iter().map(Vec::len).sum();
+    }
+    spent.1 += size;
+    for line in lines.into_iter().take(fit) {
         to_link(st, out, to, line.into());
     }
 }
 
-/// The HISTENT line of an entry: its line (one, without its CRLF) behind its tags.
+/// `HISTDEL <#chan> <msgid>` from a peer: the message was redacted there; its channel's home
+/// here takes it out of the log (if there) and remembers it.
+pub fn redacted_from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&str]) {
+    let (Some(name), Some(msgid)) = (args.first(), args.get(1)) else { return };
+    if !crate::proto::names::is_channel_name(name) || msgid.is_empty() {
+        return;
+    }
+    let log = super::codec::LogKey::Channel(st.cm.fold(name));
+    crate::commands::redact::drop_entry(st, out, log, msgid);
+}
+
+/// The HISTENT line of an entry: its line (one, without its CRLF) behind its tags. Not cut at
+/// 512 bytes as a client's line is: the entry is a whole line itself, and a rustircd peer
+/// reads lines of tags and body ([`crate::proto::framer::MAX_LINE`]); longer, it is not sent.
 fn entry_line(sid: &str, to: &str, chan: &str, e: &Entry) -> Option<Vec<u8>> {
     let meta = e.line.meta.as_ref()?;
     let body = std::str::from_utf8(&e.line.body).ok()?.trim_end_matches(['\r', '\n']);
-    if body.contains(['\r', '\n']) {
+    if body.contains(['\r', '\n', '\0']) {
         return None;
     }
     let mut tags = format!("@msgid={};time={}", meta.msgid, crate::clock::format_iso_ms(meta.time_ms));
@@ -113,45 +176,59 @@ fn entry_line(sid: &str, to: &str, chan: &str, e: &Entry) -> Option<Vec<u8>> {
         tags.push(';');
         tags.push_str(ct);
     }
-    let inner = format!("{tags} {body}");
-    Some(Line::new().source(sid).verb("ENCAP").param(to).param("HISTENT").param(chan).trailing(&inner).finish())
+    let line = format!(":{sid} ENCAP {to} HISTENT {chan} :{tags} {body}\r\n");
+    (line.len() <= crate::proto::framer::MAX_LINE).then(|| line.into_bytes())
 }
 
 /// `HISTENT <#chan> :<tagged line>` from a peer: to the channel's home, which adds it.
 pub fn entry_from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&str]) {
     let (Some(name), Some(inner)) = (args.first(), args.get(1)) else { return };
-    let Some(entry) = parse_entry(inner) else {
+    let chan = st.cm.fold(name);
+    let Some(entry) = parse_entry(inner, |target| st.cm.fold(target) == chan) else {
         log::debug!("Link: HISTENT for {name} not understood: dropped");
         return;
     };
-    let chan = st.cm.fold(name);
     let home = chan.owner(st.cores);
     if home == st.me {
-        add(st, chan, entry);
+        add(st, out, chan, entry);
     } else {
         out.to_shard(home, Env::Request(Request::HistoryBackfill { chan, entry: Box::new(entry) }));
     }
 }
 
-/// At the channel's home: kept unless the log has this message already (or the channel is
-/// gone: its history went with it).
-pub fn add(st: &mut ShardState, chan: Folded, entry: Entry) {
+/// At the channel's home: kept unless the log has this message already or redacted it, or it
+/// is from the future (or the channel is gone: its history went with it).
+pub fn add(st: &mut ShardState, out: &dyn Outbox, chan: Folded, entry: Entry) {
     if !st.cfg.history.enabled || !st.homes.contains_key(&chan) {
         return;
     }
-    let msgid = entry.msgid().unwrap_or_default();
-    if st.history.channels.get(&chan).is_some_and(|l| l.find(msgid, None).is_some()) {
+    let now = out.unix_ms();
+    if entry.time_ms() > now + CLOCK_AHEAD_MS {
+        log::debug!("Link: a history entry of {} from the future dropped", chan.as_str());
         return;
     }
-    let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, entry.time_ms()));
+    let msgid = entry.msgid().unwrap_or_default();
+    if st.history.channels.get(&chan).is_some_and(|l| l.was_redacted(msgid) || l.find(msgid, None).is_some()) {
+        return;
+    }
+    let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, now));
     st.history.add(super::codec::LogKey::Channel(chan), entry, max, oldest, false);
 }
 
-/// An entry from its tagged line: msgid and time required, as on a live message.
-fn parse_entry(inner: &str) -> Option<Entry> {
+/// An entry from its tagged line: msgid and time required, as on a live message; a PRIVMSG,
+/// NOTICE or TAGMSG whose target `ours` accepts.
+fn parse_entry(inner: &str, ours: impl Fn(&str) -> bool) -> Option<Entry> {
     let msg = Message::parse(inner).ok()?;
     let msgid = msg.tag("msgid").filter(|m| !m.is_empty() && m.len() <= 64 && !m.contains([' ', ';']))?;
     let time_ms = msg.tag("time").and_then(|t| crate::clock::parse_iso_ms(&t))?;
+    let kind = match msg.verb.to_ascii_uppercase().as_str() {
+        "PRIVMSG" | "NOTICE" => Kind::Message,
+        "TAGMSG" => Kind::Tagmsg,
+        _ => return None,
+    };
+    if !msg.param(0).is_some_and(&ours) || msg.source.is_none() {
+        return None;
+    }
     let account = msg.tag("account").map(|a| Arc::<str>::from(a.as_ref()));
     let client: Vec<String> = msg
         .tags()
@@ -159,11 +236,6 @@ fn parse_entry(inner: &str) -> Option<Entry> {
         .map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={}", escape(&v)) })
         .collect();
     let body = inner.strip_prefix('@').and_then(|r| r.split_once(' ')).map_or(inner, |(_, b)| b);
-    let kind = match msg.verb.to_ascii_uppercase().as_str() {
-        "PRIVMSG" | "NOTICE" => Kind::Message,
-        "TAGMSG" => Kind::Tagmsg,
-        _ => Kind::Event,
-    };
     let meta = Meta {
         time_ms,
         msgid: msgid.as_ref().into(),
@@ -202,13 +274,40 @@ mod tests {
         let wire = String::from_utf8(wire).unwrap();
         assert!(wire.starts_with(":1AA ENCAP irc.b.test HISTENT #Chan :@msgid=1AAabc;time=2000-02-29T00:00:00.123Z;account=alice;+draft/react=\\s:) :a!b@c TAGMSG #chan"), "{wire}");
         let m = Message::parse(wire.trim_end()).unwrap();
-        let back = parse_entry(m.params[3]).unwrap();
+        let back = parse_entry(m.params[3], |t| t == "#chan").unwrap();
         assert_eq!(&*back.line.body, &b":a!b@c TAGMSG #chan\r\n"[..]);
         assert_eq!(back.line.meta.as_ref().unwrap().client_tags.as_deref(), Some("+draft/react=\\s:)"));
         assert_eq!(back.line.meta.as_ref().unwrap().account.as_deref(), Some("alice"));
         assert_eq!(back.time_ms(), 951_782_400_123);
         assert!(matches!(back.kind, Kind::Tagmsg));
-        // No msgid, no entry.
-        assert!(parse_entry(":a!b@c PRIVMSG #chan :hi").is_none());
+        // No msgid, no entry; not a message, or not to this channel, no entry.
+        assert!(parse_entry(":a!b@c PRIVMSG #chan :hi", |_| true).is_none());
+        let tags = "@msgid=x;time=2000-02-29T00:00:00.123Z";
+        assert!(parse_entry(&format!("{tags} :a!b@c PRIVMSG #chan :hi"), |t| t == "#chan").is_some());
+        assert!(parse_entry(&format!("{tags} :a!b@c PRIVMSG #other :hi"), |t| t == "#chan").is_none());
+        assert!(parse_entry(&format!("{tags} :a!b@c KICK #chan bob :hi"), |t| t == "#chan").is_none());
+        assert!(parse_entry(&format!("{tags} PRIVMSG #chan :hi"), |t| t == "#chan").is_none());
+    }
+
+    #[test]
+    fn a_long_entry_crosses_whole() {
+        let meta = Meta {
+            time_ms: 1,
+            msgid: "m".into(),
+            client_tags: Some(format!("+x={}", "y".repeat(3000)).into()),
+            account: None,
+            bot: false,
+            sender: None,
+        };
+        let body = format!(":{}!u@h PRIVMSG #c :{}\r\n", "n".repeat(30), "z".repeat(400));
+        let e = Entry {
+            line: Shared::with_meta(body.clone().into_bytes().into(), Arc::new(meta)),
+            kind: Kind::Message,
+            peer: None,
+        };
+        let wire = String::from_utf8(entry_line("1AA", "irc.b.test", "#c", &e).unwrap()).unwrap();
+        let m = Message::parse(wire.trim_end()).unwrap();
+        let back = parse_entry(m.params[3], |t| t == "#c").unwrap();
+        assert_eq!(&*back.line.body, body.as_bytes());
     }
 }

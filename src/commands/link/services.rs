@@ -59,6 +59,14 @@ pub fn svsaccount(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     Ok(())
 }
 
+/// The direct rustircd (`MTAGS`) peer on this link, when it speaks for itself: the only one
+/// heard on channel history (`history::sync`).
+fn history_peer(ctx: &Ctx<'_>, src: Source) -> Option<Sid> {
+    let Source::Server(sid) = src else { return None };
+    let link = ctx.st.links.get(&ctx.conn).and_then(|l| l.sid())?;
+    (sid == link && ctx.st.servers.get(&sid).is_some_and(|s| s.tags)).then_some(sid)
+}
+
 /// `:<S or U> ENCAP <mask> <subcommand> [args...]` (solanum's ts6 doc). A mask naming one
 /// server (no wildcard) goes only toward that server — SASL exchanges carry passwords and must
 /// not reach every server — and is acted on only there; a wildcard mask is passed on to every
@@ -109,11 +117,18 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         // Between rustircd servers: a read marker and a user's metadata, network-wide.
         "MARKREAD" => crate::commands::read_marker::from_link(ctx.st, ctx.out, args),
         // Channel history a rustircd server missed while apart (`history::sync`).
-        "HISTREQ" => {
-            let Source::Server(sid) = src else { return Ok(()) };
-            crate::commands::history::sync::request_from_link(ctx.st, ctx.out, sid, args);
+        "HISTREQ" | "HISTENT" | "HISTDEL" => {
+            let Some(sid) = history_peer(ctx, src) else {
+                log::debug!("Link: ENCAP {} not from a rustircd peer itself: dropped", msg.params[1]);
+                return Ok(());
+            };
+            use crate::commands::history::sync;
+            match msg.params[1].to_ascii_uppercase().as_str() {
+                "HISTREQ" => sync::request_from_link(ctx.st, ctx.out, sid, args),
+                "HISTENT" => sync::entry_from_link(ctx.st, ctx.out, args),
+                _ => sync::redacted_from_link(ctx.st, ctx.out, args),
+            }
         }
-        "HISTENT" => crate::commands::history::sync::entry_from_link(ctx.st, ctx.out, args),
         "REDACT" => {
             let Source::User(uid) = src else { return Ok(()) };
             crate::commands::redact::from_link(ctx.st, ctx.out, uid, args, ctx.now);
