@@ -134,7 +134,12 @@ pub fn metadata(ctx: &mut Ctx<'_>, src: Source, args: &[&str]) {
     if !crate::commands::metadata::valid_key(key) {
         return;
     }
-    let value = args.get(3).filter(|v| !v.is_empty() && v.len() <= crate::commands::metadata::MAX_VALUE_BYTES);
+    // A value too long for us is not kept, and does not delete the one we have either.
+    if args.get(3).is_some_and(|v| v.len() > crate::commands::metadata::MAX_VALUE_BYTES) {
+        log::debug!("Link: METADATA {key} of {name}: value too long, dropped");
+        return;
+    }
+    let value = args.get(3).filter(|v| !v.is_empty());
     let by = match src {
         Source::User(u) => Some(u),
         Source::Server(_) => None,
@@ -293,4 +298,30 @@ fn channel_modes(ctx: &mut Ctx<'_>, src: Source, ts: u64, chan: &str, modes: &st
         }
     }
     send(ctx, RemoteChan::Modes { name: chan.into(), source, by, ts, changes, nicks });
+}
+
+#[cfg(test)]
+mod tests {
+    /// A channel metadata value longer than ours may be is dropped from a link: the value we
+    /// have stays (it is not taken as a deletion).
+    #[test]
+    fn a_too_long_channel_metadata_value_from_a_link_changes_nothing() {
+        use std::sync::Arc;
+        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let link = sim.connect(1);
+        sim.feed(1, link, crate::fuzzing::LINK);
+        sim.pump();
+        let long = "x".repeat(crate::commands::metadata::MAX_VALUE_BYTES + 1);
+        let lines = format!(":2FZ ENCAP * METADATA #a 1 url :short\r\n:2FZ ENCAP * METADATA #a 1 url :{long}\r\n");
+        sim.feed(1, link, lines.as_bytes());
+        sim.pump();
+        let alice = sim.connect(0);
+        let reg = b"CAP LS 302\r\nCAP REQ :draft/metadata-2\r\nNICK alice\r\nUSER a 0 * :a\r\nCAP END\r\n";
+        sim.feed(0, alice, reg);
+        sim.feed(0, alice, b"JOIN #a\r\nMETADATA #a GET url\r\n");
+        sim.pump();
+        let text = sim.text(0, alice);
+        assert!(text.lines().any(|l| l.contains(" 761 ") && l.ends_with(" url * :short")), "{text}");
+    }
 }

@@ -139,6 +139,10 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         "METADATA" => {
             let Source::User(uid) = src else { return Ok(()) };
             let Some(key) = args.first().filter(|k| crate::commands::metadata::valid_key(k)) else { return Ok(()) };
+            if args.get(1).is_some_and(|v| v.len() > crate::commands::metadata::MAX_VALUE_BYTES) {
+                log::debug!("Link: METADATA {key} of {uid}: value too long, dropped");
+                return Ok(());
+            }
             let value = args.get(1).filter(|v| !v.is_empty()).map(|v| Box::<str>::from(*v));
             crate::commands::metadata::user_changed(ctx.st, ctx.out, uid, key, value.as_deref());
             let key: Box<str> = (*key).into();
