@@ -112,6 +112,9 @@ fn commit(db: &Database, ops: &[DbOp]) -> Result<(), redb::Error> {
                 DbOp::Marker(key, target, ms) => {
                     t.insert(codec::marker_key(key, target).as_slice(), ms.to_le_bytes().as_slice())?;
                 }
+                DbOp::MarkerGone(key, target) => {
+                    t.remove(codec::marker_key(key, target).as_slice())?;
+                }
             }
         }
     }

@@ -199,3 +199,28 @@ fn a_case_change_renames_in_place_and_renames_are_rate_limited() {
     old.send("NAMES #CaSe");
     assert!(old.collect_until("366").iter().any(|m| m.verb == "353" && m.last().contains("@op")));
 }
+
+/// Read markers follow a renamed channel, on both shards: after the rename the reader's marker
+/// is the new name's and the old name has none. (Only a user's session markers can be tried
+/// here: accounts come from services, and a server linked to services refuses RENAME.)
+#[test]
+fn read_markers_follow_a_renamed_channel() {
+    let caps = "draft/channel-rename draft/read-marker";
+    let markread = |c: &mut Client, line: &str| {
+        c.send(line);
+        c.expect("MARKREAD", |m| m.verb == "MARKREAD").params
+    };
+    let ts = "timestamp=2024-02-02T02:02:02.222Z";
+    let srv = Server::start();
+    // The new name's home the other shard; the reader on the other shard from the renamer.
+    let (from, to) = (name_at("#mark", 0), name_at("#marknew", 1));
+    let mut op = srv.client_on_shard_caps("op", caps, 0);
+    let mut reader = srv.client_on_shard_caps("reader", caps, 1);
+    join(&mut op, &from);
+    join(&mut reader, &from);
+    markread(&mut reader, &format!("MARKREAD {from} {ts}"));
+    op.send(&format!("RENAME {from} {to} :moving"));
+    reader.expect("the RENAME", |m| m.verb == "RENAME");
+    assert_eq!(markread(&mut reader, &format!("MARKREAD {to}")), [to.clone(), ts.to_string()]);
+    assert_eq!(markread(&mut reader, &format!("MARKREAD {from}")), [from, "*".to_string()]);
+}

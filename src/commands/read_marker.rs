@@ -44,6 +44,40 @@ impl Markers {
     }
 }
 
+impl Markers {
+    /// A channel renamed: every key's marker for `from` becomes (or raises) its marker for
+    /// `to`; the markers moved, as kept under `to`.
+    pub fn rename(&mut self, from: &Folded, to: &Folded) -> Vec<(Folded, u64)> {
+        let mut moved = Vec::new();
+        for (key, targets) in self.0.iter_mut() {
+            if let Some(ms) = targets.remove(from) {
+                let slot = targets.entry(to.clone()).or_insert(0);
+                *slot = (*slot).max(ms);
+                moved.push((key.clone(), *slot));
+            }
+        }
+        moved
+    }
+}
+
+/// A channel renamed (on every shard, as its new name arrives): its readers' markers follow
+/// it. The new name's home writes the change to the disk.
+pub fn renamed(st: &mut ShardState, from: &Folded, to: &Folded) {
+    if from == to {
+        return;
+    }
+    let moved = st.read_markers.rename(from, to);
+    if to.owner(st.cores) != st.me {
+        return;
+    }
+    if let Some(sink) = &st.history.sink {
+        for (key, ms) in moved.into_iter().filter(|(k, _)| !is_session(k)) {
+            let _ = sink.send(DbOp::MarkerGone(key.clone(), from.clone()));
+            let _ = sink.send(DbOp::Marker(key, to.clone(), ms));
+        }
+    }
+}
+
 pub fn markread(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(target) = msg.params.first().copied().filter(|t| !t.is_empty()) else {
         super::identity::fail(ctx, "MARKREAD", "NEED_MORE_PARAMS", &[], "Missing parameters");
@@ -211,6 +245,22 @@ pub fn on_join(st: &ShardState, conn: Conn, chan_name: &str, chan: &Folded) -> O
 mod tests {
     use super::*;
     use crate::proto::CaseMapping;
+
+    #[test]
+    fn a_rename_moves_every_keys_marker_and_keeps_the_higher() {
+        let cm = CaseMapping::Rfc1459;
+        let f = |s: &str| cm.fold(s);
+        let mut m = Markers::default();
+        m.raise(f("a:kim"), f("#old"), 50);
+        m.raise(f("a:lee"), f("#old"), 10);
+        m.raise(f("a:lee"), f("#new"), 20);
+        m.raise(f("a:max"), f("#other"), 5);
+        let mut moved = m.rename(&f("#old"), &f("#new"));
+        moved.sort_by_key(|(k, _)| k.as_str().to_string());
+        assert_eq!(moved, [(f("a:kim"), 50), (f("a:lee"), 20)]);
+        assert_eq!((m.get(&f("a:kim"), &f("#old")), m.get(&f("a:kim"), &f("#new"))), (None, Some(50)));
+        assert_eq!(m.get(&f("a:max"), &f("#other")), Some(5));
+    }
 
     #[test]
     fn markers_only_increase() {

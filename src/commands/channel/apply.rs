@@ -283,7 +283,11 @@ fn apply_change(
             }
         }
         // ...and arrives under its new one, with its members as the old home handed it over.
-        Mutation::Arrived { .. } => super::rename::arrived_here(st, chan),
+        Mutation::Arrived { from, .. } => {
+            super::rename::arrived_here(st, chan);
+            let old = st.cm.fold(from);
+            crate::commands::read_marker::renamed(st, &old, chan);
+        }
         Mutation::Leave { uid } => {
             if st.local.contains_key(uid) {
                 st.metrics.c.parts += 1;

@@ -267,6 +267,8 @@ pub enum DbOp {
     Delete(LogKey, u64, Box<str>),
     /// A user key's read marker for a target.
     Marker(Folded, Folded, u64),
+    /// A user key's read marker for a target that is no more (a renamed channel).
+    MarkerGone(Folded, Folded),
 }
 
 /// A shard's history: the channels it is home to, and the user keys it owns.
