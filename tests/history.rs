@@ -321,6 +321,33 @@ fn history_survives_a_restart() {
     }
 }
 
+/// A store written by the previous format (one redb key per entry; `tests/data/history-v1.redb`
+/// was written by rustircd at 4e36ffb: `#old` with three lines, `#gone` parted) is migrated at
+/// the first start: its history answers, the redb file no longer holds the entries, and a
+/// second start reads the migrated store.
+#[test]
+fn a_store_of_the_previous_format_is_read() {
+    let dir = common::TempDir::new();
+    std::fs::copy("tests/data/history-v1.redb", dir.0.join("history.redb")).unwrap();
+    for round in 0..2 {
+        let srv = Server::with_config(1, &config_in(&dir, ""));
+        let log = srv.wait_log(&["History loaded"]);
+        // Round 1: the reader's JOIN of round 0 too.
+        assert!(log.contains(&format!("History loaded: {} entries", 4 + round)), "{log}");
+        if round == 0 {
+            srv.wait_log(&["History store: 4 entries migrated from the previous format"]);
+        }
+        let mut c = on_shard(&srv, "reader", CAPS, 0);
+        c.send("JOIN #old");
+        c.expect_verb("366");
+        let got = history(&mut c, "CHATHISTORY LATEST #old * 10", "#old");
+        assert_eq!(texts(&got), ["old format line 0", "old format line 1", "old format line 2"]);
+        assert!(srv.stop().success());
+    }
+    let redb = std::fs::read(dir.0.join("history.redb")).unwrap();
+    assert!(!redb.windows(11).any(|w| w == b"format line"));
+}
+
 /// Nothing said to services is kept (NickServ REGISTER carries a password), while the same
 /// conversation with a user is.
 #[test]

@@ -80,8 +80,14 @@ pub fn log_of(k: &[u8], cm: CaseMapping) -> Option<LogKey> {
 }
 
 pub fn encode(e: &Entry) -> Vec<u8> {
-    let meta = e.line.meta.as_deref();
     let mut v = Vec::with_capacity(e.line.body.len() + 96);
+    encode_into(&mut v, e);
+    v
+}
+
+/// [`encode`], appended to `v`.
+pub fn encode_into(v: &mut Vec<u8>, e: &Entry) {
+    let meta = e.line.meta.as_deref();
     v.push(VERSION);
     v.push(match e.kind {
         Kind::Message => 0,
@@ -107,29 +113,28 @@ pub fn encode(e: &Entry) -> Vec<u8> {
         flags |= 32;
     }
     v.push(flags);
-    put(&mut v, meta.map_or("", |m| &m.msgid).as_bytes());
-    put(&mut v, &e.line.body);
+    put(v, meta.map_or("", |m| &m.msgid).as_bytes());
+    put(v, &e.line.body);
     for s in [tags, account].into_iter().flatten() {
-        put(&mut v, s.as_bytes());
+        put(v, s.as_bytes());
     }
     if let Some(p) = &e.peer {
-        put(&mut v, p.nick.as_bytes());
+        put(v, p.nick.as_bytes());
         if let Some(a) = &p.account {
-            put(&mut v, a.as_str().as_bytes());
+            put(v, a.as_str().as_bytes());
         }
     }
     // A multiline message: its lines and their concat flags (the body is only the fallback).
     if let Some(m) = &e.line.multi {
         for s in [&m.source, &m.verb, &m.target] {
-            put(&mut v, s.as_bytes());
+            put(v, s.as_bytes());
         }
         v.extend_from_slice(&(m.lines.len() as u32).to_le_bytes());
         for (text, concat) in &m.lines {
-            put(&mut v, text.as_bytes());
+            put(v, text.as_bytes());
             v.push(u8::from(*concat));
         }
     }
-    v
 }
 
 fn put(v: &mut Vec<u8>, b: &[u8]) {
@@ -205,6 +210,197 @@ pub fn decode(v: &[u8], cm: CaseMapping) -> Option<Entry> {
     Some(Entry { line, kind, peer })
 }
 
+// Batches (`crate::history_db`, format 2): the writer appends each commit's changes as one
+// frame (`[length u32][check u64][records]`) to a segment file; a record adds an entry to a
+// log (`P`) or takes one out (`D`), the log named in the record, the entry's bytes those of
+// [`encode`].
+
+/// The first bytes of a segment file (its format).
+pub const SEGMENT_MAGIC: &[u8; 8] = b"rircHB2\n";
+const FRAME_HEAD: usize = 12;
+
+/// A log as a record names it: `c` or `u`, and the folded name's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LogRef<'a> {
+    pub tag: u8,
+    pub name: &'a [u8],
+}
+
+impl LogKey {
+    pub fn as_ref(&self) -> LogRef<'_> {
+        match self {
+            LogKey::Channel(f) => LogRef { tag: b'c', name: f.as_str().as_bytes() },
+            LogKey::User(f) => LogRef { tag: b'u', name: f.as_str().as_bytes() },
+        }
+    }
+}
+
+impl LogRef<'_> {
+    pub fn to_key(self, cm: CaseMapping) -> Option<LogKey> {
+        let name = cm.fold(std::str::from_utf8(self.name).ok()?);
+        match self.tag {
+            b'c' => Some(LogKey::Channel(name)),
+            b'u' => Some(LogKey::User(name)),
+            _ => None,
+        }
+    }
+}
+
+/// One record of a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// An entry added to a log (or replacing the one of the same time and msgid).
+    Put { log: LogRef<'a>, time_ms: u64, msgid: &'a [u8], entry: &'a [u8] },
+    /// The entry of that time and msgid taken out of a log.
+    Delete { log: LogRef<'a>, time_ms: u64, msgid: &'a [u8] },
+}
+
+fn put_log(buf: &mut Vec<u8>, op: u8, l: LogRef) {
+    buf.push(op);
+    buf.push(l.tag);
+    buf.extend_from_slice(&(l.name.len() as u16).to_le_bytes());
+    buf.extend_from_slice(l.name);
+}
+
+/// Appends a `P` record: `P`, the log (tag, name length u16, name), the entry's length (u32)
+/// and bytes.
+pub fn put_record(buf: &mut Vec<u8>, log: &LogKey, e: &Entry) {
+    put_log(buf, b'P', log.as_ref());
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    encode_into(buf, e);
+    let n = (buf.len() - at - 4) as u32;
+    buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Appends a `P` record of an entry already encoded (a store of the previous format's value).
+pub fn put_record_bytes(buf: &mut Vec<u8>, log: LogRef, entry: &[u8]) {
+    put_log(buf, b'P', log);
+    put(buf, entry);
+}
+
+/// Appends a `D` record: `D`, the log, the time (u64), the msgid (length u16, bytes).
+pub fn delete_record(buf: &mut Vec<u8>, log: &LogKey, time_ms: u64, msgid: &str) {
+    put_log(buf, b'D', log.as_ref());
+    buf.extend_from_slice(&time_ms.to_le_bytes());
+    buf.extend_from_slice(&(msgid.len() as u16).to_le_bytes());
+    buf.extend_from_slice(msgid.as_bytes());
+}
+
+/// The records of a batch, each with its bytes; stops at the first damaged one (`damaged`).
+pub struct Records<'a> {
+    rest: &'a [u8],
+    pub damaged: bool,
+}
+
+pub fn records(batch: &[u8]) -> Records<'_> {
+    Records { rest: batch, damaged: false }
+}
+
+impl<'a> Records<'a> {
+    fn parse(&mut self) -> Option<(Record<'a>, &'a [u8])> {
+        let all = self.rest;
+        let mut r = Reader(all);
+        let op = r.byte()?;
+        let tag = r.byte()?;
+        let n = u16::from_le_bytes(r.take(2)?.try_into().ok()?) as usize;
+        let log = LogRef { tag, name: r.take(n)? };
+        let rec = match op {
+            b'P' => {
+                let entry = r.bytes()?;
+                // The entry's time and msgid (`encode`: version, kind, time, flags, msgid).
+                let mut e = Reader(entry);
+                e.take(2)?;
+                let time_ms = u64::from_le_bytes(e.take(8)?.try_into().ok()?);
+                e.take(1)?;
+                Record::Put { log, time_ms, msgid: e.bytes()?, entry }
+            }
+            b'D' => {
+                let time_ms = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+                let n = u16::from_le_bytes(r.take(2)?.try_into().ok()?) as usize;
+                Record::Delete { log, time_ms, msgid: r.take(n)? }
+            }
+            _ => return None,
+        };
+        let used = all.len() - r.0.len();
+        self.rest = r.0;
+        Some((rec, &all[..used]))
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (Record<'a>, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() || self.damaged {
+            return None;
+        }
+        let got = self.parse();
+        self.damaged = got.is_none();
+        got
+    }
+}
+
+/// A check of a frame's bytes (against a torn or damaged write, not an adversary): eight
+/// bytes at a time, so it costs little beside the write.
+pub fn check(b: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
+    let mut h = K ^ b.len() as u64;
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        h = mix(h, u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = mix(h, u64::from_le_bytes(tail));
+    h ^ (h >> 31)
+}
+
+/// Appends a frame holding `batch`.
+pub fn frame(out: &mut Vec<u8>, batch: &[u8]) {
+    out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
+    out.extend_from_slice(&check(batch).to_le_bytes());
+    out.extend_from_slice(batch);
+}
+
+/// The batches of a segment file (after its magic), in order; stops at the first frame that
+/// is cut short or fails its check (a write a crash interrupted), setting `torn`.
+pub struct Frames<'a> {
+    rest: &'a [u8],
+    pub torn: bool,
+}
+
+/// The frames of a segment file; None if it is not one (another format).
+pub fn frames(file: &[u8]) -> Option<Frames<'_>> {
+    Some(Frames { rest: file.strip_prefix(SEGMENT_MAGIC.as_slice())?, torn: false })
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() || self.torn {
+            return None;
+        }
+        let head = self.rest.get(..FRAME_HEAD);
+        let batch = head.and_then(|h| {
+            let n = u32::from_le_bytes(h[..4].try_into().ok()?) as usize;
+            let sum = u64::from_le_bytes(h[4..].try_into().ok()?);
+            let batch = self.rest.get(FRAME_HEAD..FRAME_HEAD.checked_add(n)?)?;
+            (check(batch) == sum).then_some(batch)
+        });
+        match batch {
+            Some(b) => {
+                self.rest = &self.rest[FRAME_HEAD + b.len()..];
+                Some(b)
+            }
+            None => {
+                self.torn = true;
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +462,56 @@ mod tests {
         let mk = marker_key(&u, &t);
         assert_eq!(marker_of(&mk, &77u64.to_le_bytes(), cm), Some((u, t, 77)));
         assert_eq!(log_of(&mk, cm), None);
+    }
+
+    fn entry(time_ms: u64, msgid: &str, text: &str) -> Entry {
+        let meta = Meta { time_ms, msgid: msgid.into(), client_tags: None, account: None, bot: false, sender: None };
+        let body = format!(":a!b@c PRIVMSG #c :{text}\r\n");
+        Entry { line: Shared::with_meta(body.into_bytes().into(), Arc::new(meta)), kind: Kind::Message, peer: None }
+    }
+
+    #[test]
+    fn batches_read_back_as_written() {
+        let cm = CaseMapping::Rfc1459;
+        let (c, u) = (LogKey::Channel(cm.fold("#chan")), LogKey::User(cm.fold("a:acct")));
+        let e = entry(1_700_000_000_123, "msg1", "hello");
+        let mut batch = Vec::new();
+        put_record(&mut batch, &c, &e);
+        delete_record(&mut batch, &u, 42, "gone");
+        let mut rs = records(&batch);
+        let Some((Record::Put { log, time_ms, msgid, entry: bytes }, raw)) = rs.next() else { panic!("a put") };
+        assert_eq!((log.to_key(cm), time_ms, msgid), (Some(c.clone()), e.time_ms(), b"msg1".as_slice()));
+        assert_eq!(decode(bytes, cm).expect("decodes").line.body, e.line.body);
+        assert_eq!(rs.next().map(|r| r.0), Some(Record::Delete { log: u.as_ref(), time_ms: 42, msgid: b"gone" }));
+        assert!(rs.next().is_none() && !rs.damaged);
+        // A record's bytes are the record: copied into another batch, it reads the same.
+        let mut copy = Vec::new();
+        copy.extend_from_slice(raw);
+        assert!(matches!(records(&copy).next(), Some((Record::Put { .. }, _))));
+        // Cut short: what precedes the cut reads, then damage.
+        let mut rs = records(&batch[..batch.len() - 1]);
+        assert!(rs.next().is_some() && rs.next().is_none() && rs.damaged);
+    }
+
+    #[test]
+    fn a_torn_frame_ends_the_segment() {
+        let mut file = SEGMENT_MAGIC.to_vec();
+        frame(&mut file, b"first batch");
+        frame(&mut file, b"second batch");
+        let whole = file.len();
+        frame(&mut file, b"third batch, cut short");
+        let mut f = frames(&file[..file.len() - 3]).expect("a segment");
+        assert_eq!(f.by_ref().collect::<Vec<_>>(), [b"first batch".as_slice(), b"second batch"]);
+        assert!(f.torn);
+        // A damaged byte inside a frame: its check fails.
+        let mut bad = file[..whole].to_vec();
+        bad[whole - 2] ^= 1;
+        let mut f = frames(&bad).expect("a segment");
+        assert_eq!(f.by_ref().count(), 1);
+        assert!(f.torn);
+        let mut f = frames(&file).expect("a segment");
+        assert_eq!(f.by_ref().count(), 3);
+        assert!(!f.torn);
+        assert!(frames(b"not a segment").is_none());
     }
 }
