@@ -16,6 +16,7 @@
 #   scripts/history-perf.sh fill [C] [F] # C (1000) channels x F (1000) messages of 100
 #                                        # characters at RATE=5000/s into a persisted store
 #                                        # ($DATA=/tmp/history-perf.data), then its size on disk
+#                                        # (history.redb and history.segments/)
 #   scripts/history-perf.sh start [RUNS] # start-up on $DATA, RUNS (3) times: "History loaded"
 #                                        # line, time until the first client gets 001, RSS
 #
@@ -154,7 +155,10 @@ fill() {
   lt fill --channels "$c" --channel "#fill" --fill "$f" --queries 0 --rate "$RATE" --duration 15m | tee -a "$OUT"
   echo "RSS after the fill: $(rss) KiB"
   stop
-  du -sb "$DATA/history.redb"
+  # the store: history.redb (read markers; every entry before the segment format) and the
+  # segment files (history.segments/, when present)
+  du -sb "$DATA/history.redb" "$DATA"/history.segments 2>/dev/null || true
+  du -sb "$DATA"
   ls -l "$DATA"
 }
 

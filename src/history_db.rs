@@ -5,7 +5,7 @@
 //! `codec`, "Batches"): every 250 ms at most the writer appends what came as one frame of
 //! records (`P` adds an entry, `D` takes one out) to the newest segment, and fsyncs it; a crash
 //! loses at most the last ~250 ms, and a frame the crash cut short fails its check and ends its
-//! segment at start-up. A segment is closed at ~4 MiB. Start-up replays the segments in order
+//! segment at start-up. A segment is closed at ~1 MiB. Start-up replays the segments in order
 //! (a `D` cancels the `P` before it; a later `P` of the same log, time and msgid replaces it).
 //! Every 60 s at most, a compaction copies the live entries of every segment holding anything
 //! dead (and of small ones) into new segments and deletes the old files, in order: what a log
@@ -39,8 +39,9 @@ const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// Compacts at most this often (when something is dead): a redacted or expired entry is gone
 /// from the disk within about this long.
 pub const COMPACT_EVERY: Duration = Duration::from_secs(60);
-/// A segment is closed once this big.
-const SEGMENT_MAX: u64 = 4 << 20;
+/// A segment is closed once this big. A compaction rewrites whole segments: smaller ones
+/// copy fewer live entries for each dead one, more of them cost more files.
+const SEGMENT_MAX: u64 = 1 << 20;
 /// A segment smaller than this is merged with others at the next compaction.
 const SEGMENT_SMALL: u64 = SEGMENT_MAX / 8;
 /// Frames a compaction (or the migration) writes hold about this much.
@@ -330,23 +331,32 @@ impl Segments {
         let path = self.seg_path(seq);
         let Some((_, file)) = &mut self.active else { unreachable!("active above") };
         let new = file.is_none();
-        if new {
-            let mut f = fs::OpenOptions::new().create(true).append(true).open(path)?;
-            f.write_all(codec::SEGMENT_MAGIC)?;
-            *file = Some(f);
-        }
-        let Some(f) = file else { unreachable!("opened above") };
-        f.write_all(&self.frame)?;
-        f.sync_data()?;
-        if new {
-            sync_dir(&self.dir)?;
-        }
+        let (frame, dir) = (&self.frame, &self.dir);
+        let written = (|| -> io::Result<()> {
+            if new {
+                let mut f = fs::OpenOptions::new().create(true).append(true).open(path)?;
+                f.write_all(codec::SEGMENT_MAGIC)?;
+                *file = Some(f);
+            }
+            let Some(f) = file else { unreachable!("opened above") };
+            f.write_all(frame)?;
+            f.sync_data()?;
+            if new {
+                sync_dir(dir)?;
+            }
+            Ok(())
+        })();
         let s = self.segs.entry(seq).or_default();
         s.bytes += (self.frame.len() + if new { codec::SEGMENT_MAGIC.len() } else { 0 }) as u64;
-        if s.bytes >= SEGMENT_MAX {
+        if written.is_err() {
+            // Part of the frame may be on the disk: nothing more is appended after it (it ends
+            // the segment at start-up), and the segment is rewritten at the next compaction.
+            s.dead += 1;
+            self.active = None;
+        } else if s.bytes >= SEGMENT_MAX {
             self.active = None;
         }
-        Ok(())
+        written
     }
 
     /// Writes a whole segment file: a temporary file, synced, renamed into place.
