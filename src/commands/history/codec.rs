@@ -1,6 +1,8 @@
-//! History entries as bytes, for the store on disk: a key that sorts a log's entries by time
-//! (`c` or `u`, the log's name, NUL, the time big-endian, the msgid), and a value that holds
-//! the rest. Version 1; a value of another version is skipped on load, never misread.
+//! History entries as bytes, for the store on disk: an entry's value (version 1; a value of
+//! another version is skipped on load, never misread), the records and frames of the segment
+//! files that hold them ("Batches" below), and the keys of read markers in `history.redb`.
+//! The per-entry keys ([`key`], [`log_of`]) are those of the previous format, one redb key
+//! per entry, which is read once to be migrated.
 
 use std::sync::Arc;
 
