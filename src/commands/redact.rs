@@ -167,12 +167,9 @@ fn show(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, ask: Ask, verdict
     let server = st.cfg.server.name.clone();
     let peer = match verdict {
         Verdict::Refused(code) => {
-            let mut l = Line::new().source(&server).verb("FAIL").param("REDACT").param(code).param(&ask.target);
-            if code != "INVALID_TARGET" {
-                l = l.param(&ask.msgid);
-            }
+            let context: &[&str] = if code == "INVALID_TARGET" { &[&ask.target] } else { &[&ask.target, &ask.msgid] };
             let text = if code == "UNKNOWN_MSGID" { "No such message" } else { "You may not redact that message" };
-            reply(st, out, conn, &l.trailing(text).finish());
+            reply(st, out, conn, &super::identity::fail_line(&server, "REDACT", code, context, text));
             return;
         }
         Verdict::Done { peer } => peer,
