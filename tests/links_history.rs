@@ -259,11 +259,16 @@ fn a_private_redaction_crosses_to_the_other_server() {
     }
     let texts = |c: &mut Client, with: &str| history(c, with).into_iter().map(|(_, t, _)| t).collect::<Vec<_>>();
     assert_eq!(texts(&mut ben, "ann"), ["regret this", "keep this"]);
+    // ben goes by another nick since, and someone else took his: the REDACT reaches ben.
+    ben.send("NICK benny");
+    ben.expect_verb("NICK");
+    let mut carl = b.client_on_shard_caps("ben", CAPS, 0);
     ann.send(&format!("REDACT ben {gone}"));
     assert_eq!(ann.expect_verb("REDACT").params, ["ben", gone.as_str()]);
     let r = ben.expect("the REDACT on B", |m| m.verb == "REDACT");
-    assert_eq!(r.params, ["ben", gone.as_str()]);
+    assert_eq!(r.params, ["benny", gone.as_str()]);
     assert_eq!(texts(&mut ben, "ann"), ["keep this"]);
+    carl.expect_silence(std::time::Duration::from_millis(200));
     // ann's own log on B (she comes to B later) has lost it too.
     let mut ann_b = identified(&b, &mut s, "ann2", CAPS, 0, "annacct");
     assert_eq!(texts(&mut ann_b, "ben"), ["keep this"]);
