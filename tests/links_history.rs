@@ -387,3 +387,40 @@ fn a_message_redacted_while_apart_stays_gone_on_both_sides() {
         assert_eq!(history(c, "#r"), want, "{}", c.nick);
     }
 }
+
+/// A catch-up cannot overflow the link: with many channels and a small sendq for the link,
+/// what the peer is sent is cut short (and logged), and the link stays up.
+#[test]
+fn a_catch_up_stays_within_the_links_sendq() {
+    let tight = "\n[[classes]]\nname = \"tight\"\nhosts = [\"192.0.2.1\"]\nsendq = \"64KiB\"\nrecvq = \"64KiB\"\n";
+    let block = link_block("irc.b.test", "2BB", None, false) + "class = \"tight\"\n";
+    let a = Server::with_config(2, &(server_config("irc.a.test", "1AA", &block) + tight));
+    let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
+    let dial = format!(
+        "\n[[links]]\nname = \"irc.a.test\"\nsid = \"1AA\"\nsend_password = \"pw\"\naccept_password = \"pw\"\naddress = \"{}\"\n",
+        a.addr
+    );
+    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &(dial + opers)));
+    // About 140 KB of history on A: twice the link's sendq.
+    let mut alice = a.client_on_shard_caps("alice", CAPS, 0);
+    let text = "x".repeat(250);
+    for i in 0..40 {
+        join(&mut alice, &format!("#c{i}"));
+        for _ in 0..10 {
+            alice.send(&format!("PRIVMSG #c{i} :{text}"));
+        }
+    }
+    alice.sync();
+    let mut op = b.client("op");
+    op.send("OPER boss pw");
+    op.expect_verb("381");
+    connect(&mut op, &b, 1);
+    a.wait_log(&["History: catch-up of", "cut short"]);
+    // Still linked: a word on A reaches a member on B.
+    let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
+    join(&mut bob, "#c0");
+    alice.expect_verb("JOIN");
+    say(&mut alice, "PRIVMSG #c0 :still here");
+    bob.expect("alice's line", |m| m.verb == "PRIVMSG" && m.last() == "still here");
+    assert!(!a.log_lines().iter().any(|l| l.contains("SendQ exceeded")), "{:?}", a.log_lines());
+}
