@@ -112,7 +112,8 @@ fn events_replay_only_with_event_playback() {
 
 /// A private conversation is kept under each side's account: after reconnecting (to whichever
 /// shard), a user finds it; TARGETS lists it with the user's channels, oldest first. A user
-/// without an account has none (its nick passes to whoever takes it next).
+/// without an account keeps it with its connection only (its nick passes to whoever takes it
+/// next): see `a_connection_without_an_account_keeps_its_conversations_until_it_leaves`.
 #[test]
 fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     let srv = Server::with_config(2, &services_config());
@@ -130,12 +131,11 @@ fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     b.send("PRIVMSG ann :hello ann");
     b.expect_verb("PRIVMSG");
     a.expect_verb("PRIVMSG");
-    // Someone else's conversation with ben is not ann's; cat has no account, so no log.
+    // Someone else's conversation with ben is not ann's.
     let mut c = on_shard(&srv, "cat", CAPS, 0);
     c.send("PRIVMSG ben :not for ann");
     c.expect_verb("PRIVMSG");
     b.expect_verb("PRIVMSG");
-    assert!(history(&mut c, "CHATHISTORY LATEST ben * 10", "ben").is_empty());
     for shard in [0, 1] {
         a.send("QUIT");
         a.expect_closed();
@@ -164,6 +164,45 @@ fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     let targets: Vec<(&str, &str)> =
         lines.iter().filter(|m| m.verb == "CHATHISTORY").map(|m| (m.p(1), m.p(2))).collect();
     assert_eq!(targets.iter().map(|t| t.0).collect::<Vec<_>>(), ["ben", "#t"], "{targets:?}");
+}
+
+/// Without an account, a connection keeps its private conversations while it lasts (on
+/// either shard, with a user on the other): they are its own, not its nick's — who takes the
+/// nick after it left, or it reconnecting, finds nothing.
+#[test]
+fn a_connection_without_an_account_keeps_its_conversations_until_it_leaves() {
+    let srv = Server::start();
+    for (shard, other) in [(0, 1), (1, 0)] {
+        let mut a = on_shard(&srv, "dora", CAPS, shard);
+        let mut b = on_shard(&srv, "eli", CAPS, other);
+        a.send("PRIVMSG eli :hi eli");
+        a.expect_verb("PRIVMSG");
+        b.expect_verb("PRIVMSG");
+        b.send("PRIVMSG dora :hi dora");
+        b.expect_verb("PRIVMSG");
+        a.expect_verb("PRIVMSG");
+        assert_eq!(texts(&history(&mut a, "CHATHISTORY LATEST ELI * 10", "ELI")), ["hi eli", "hi dora"]);
+        assert_eq!(texts(&history(&mut b, "CHATHISTORY LATEST dora * 10", "dora")), ["hi eli", "hi dora"]);
+        a.send("QUIT");
+        a.expect_closed();
+        // Until eli's shard knows dora left.
+        for _ in 0..100 {
+            b.send("ISON dora");
+            if b.expect_verb("303").last().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Its nick taken again (on either shard): nothing of dora's conversation comes with it;
+        // eli's own log still has it.
+        let mut again = on_shard(&srv, "dora", CAPS, other);
+        assert!(history(&mut again, "CHATHISTORY LATEST eli * 10", "eli").is_empty(), "shard {shard}");
+        assert_eq!(texts(&history(&mut b, "CHATHISTORY LATEST dora * 10", "dora")), ["hi eli", "hi dora"]);
+        b.send("QUIT");
+        b.expect_closed();
+        again.send("QUIT");
+        again.expect_closed();
+    }
 }
 
 /// A channel's history ends with the channel: whoever creates one of that name later does not

@@ -14,7 +14,7 @@ const VERSION: u8 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LogKey {
     Channel(Folded),
-    /// A user key (`a:account` or `n:nick`).
+    /// A user key: an account's (`a:<account>`) or a connection's (`u:<UID>`).
     User(Folded),
 }
 
@@ -23,6 +23,11 @@ impl LogKey {
         match self {
             LogKey::Channel(f) | LogKey::User(f) => f,
         }
+    }
+
+    /// Whether the log is kept on disk: not a connection's, which ends with it.
+    pub fn persisted(&self) -> bool {
+        !matches!(self, LogKey::User(k) if k.as_str().starts_with("u:"))
     }
 }
 

@@ -17,12 +17,30 @@ use crate::proto::Folded;
 use crate::state::channel::Status;
 use crate::state::Uid;
 
-/// The key a user's private history is kept under: its account (`a:<account>`). A user
-/// without one has no private history: a nick passes to whoever takes it next, and with it
-/// would go the conversation.
+/// The key a user's private history is kept under: its account (`a:<account>`), across
+/// connections, servers and restarts; without one, its connection (`u:<UID>`), in memory only
+/// and gone when it leaves. Not its nick: a nick passes to whoever takes it next, and the
+/// conversation must not go with it (Ergo, too, keeps an unregistered client's history with
+/// the client).
 pub fn user_key(st: &ShardState, uid: Uid) -> Option<Folded> {
     let u = st.directory.get(&uid)?;
-    u.account.as_deref().map(|a| account_key(st.cm, a))
+    Some(match u.account.as_deref() {
+        Some(a) => account_key(st.cm, a),
+        None => session_key(st.cm, uid),
+    })
+}
+
+/// The key of a connection's own private history (and read markers).
+pub fn session_key(cm: crate::proto::CaseMapping, uid: Uid) -> Folded {
+    cm.fold(&format!("u:{uid}"))
+}
+
+/// A user left (on every shard): its connection's private history goes, where it was kept.
+pub fn session_gone(st: &mut ShardState, uid: Uid) {
+    let key = session_key(st.cm, uid);
+    if key.owner(st.cores) == st.me {
+        st.history.users.remove(&key);
+    }
 }
 
 /// The key of an account's private history and read markers.
@@ -210,7 +228,10 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     if (!local(&from) && !local(&to)) || of_services(st, from) || of_services(st, to) {
         return;
     }
-    // Each side with an account keeps it; a message to oneself is kept once.
+    // Each side keeps it: under its account, or (a user of this server) under its connection;
+    // a message to oneself is kept once.
+    let mine = |k: Option<Folded>, uid: &Uid| k.filter(|k| LogKey::User(k.clone()).persisted() || local(uid));
+    let (fk, tk) = (mine(fk, &from), mine(tk, &to));
     let mut sides = Vec::with_capacity(2);
     if let Some(k) = fk.clone() {
         sides.push((k, tp));
@@ -280,6 +301,23 @@ mod tests {
         assert_eq!(body(&l), ":a!b@c QUIT :#old\r\n");
         let l = retarget(cm, &line(":a!b@c PRIVMSG #old :1\r\n:a!b@c PRIVMSG #old :2\r\n"), "#old", "#x");
         assert_eq!(body(&l), ":a!b@c PRIVMSG #x :1\r\n:a!b@c PRIVMSG #x :2\r\n");
+    }
+
+    /// A connection's private log lives while it does: gone from memory when it leaves.
+    #[test]
+    fn a_connections_private_log_ends_with_it() {
+        let cfg = std::sync::Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let a = sim.client(0, "ann");
+        let b = sim.client(1, "ben");
+        sim.feed(0, a, b"PRIVMSG ben :hi\r\n");
+        sim.pump();
+        let logs = |sim: &crate::sim::Sim| sim.shards.iter().map(|(st, _)| st.history.users.len()).sum::<usize>();
+        assert_eq!(logs(&sim), 2, "one log per side");
+        sim.feed(0, a, b"QUIT\r\n");
+        sim.feed(1, b, b"QUIT\r\n");
+        sim.pump();
+        assert_eq!(logs(&sim), 0);
     }
 
     #[test]

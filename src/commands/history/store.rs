@@ -316,7 +316,7 @@ impl Store {
         };
         let put = (!stored).then(|| e.clone());
         let dropped = logs.entry(log.name().clone()).or_default().push(e, max, oldest);
-        let Some(sink) = &self.sink else { return };
+        let Some(sink) = self.sink.as_ref().filter(|_| log.persisted()) else { return };
         if let Some(e) = put {
             let _ = sink.send(DbOp::Put(log.clone(), e));
         }
