@@ -230,7 +230,9 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     }
     // Each side keeps it: under its account, or (a user of this server) under its connection;
     // a message to oneself is kept once.
-    let mine = |k: Option<Folded>, uid: &Uid| k.filter(|k| LogKey::User(k.clone()).persisted() || local(uid));
+    let sessions = st.cfg.history.session_length > 0;
+    let mine =
+        |k: Option<Folded>, uid: &Uid| k.filter(|k| LogKey::User(k.clone()).persisted() || (sessions && local(uid)));
     let (fk, tk) = (mine(fk, &from), mine(tk, &to));
     let mut sides = Vec::with_capacity(2);
     if let Some(k) = fk.clone() {
@@ -268,7 +270,9 @@ fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
 
 /// An entry for a user key this shard owns.
 pub fn add_private(st: &mut ShardState, key: Folded, e: Entry) {
-    let (max, oldest) = (st.cfg.history.private_length, super::oldest(st, e.time_ms()));
+    let h = &st.cfg.history;
+    let max = if LogKey::User(key.clone()).persisted() { h.private_length } else { h.session_length };
+    let oldest = super::oldest(st, e.time_ms());
     st.history.add(LogKey::User(key), e, max, oldest, false);
 }
 
