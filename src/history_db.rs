@@ -4,11 +4,18 @@
 //! the one writer thread, which commits what has come every 250 ms at most (one fsync per
 //! commit: a crash loses at most the last ~250 ms). At start the file is read once, whole, and
 //! each shard is given the entries of the logs it keeps.
+//!
+//! A channel's log comes back only if the channel was open (`state::channel::Closed`) as of
+//! its log's latest record of its modes: whoever creates the channel first after a restart
+//! gets its log, and could not have joined (or seen) a closed one. A closed channel's log is
+//! erased at start, and so is one written before these records were (unknown counts as
+//! closed: an older version's logs cannot say whether their channel was +s or +k).
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ahash::{AHashMap, AHashSet};
 use crossbeam_channel::{Receiver, Sender};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -37,6 +44,9 @@ pub struct Opened {
     pub markers: Vec<(Folded, Folded, u64)>,
     /// Entries that could not be read (another version, damage): skipped.
     pub skipped: usize,
+    /// Channels whose log was not restored (closed, or of unknown modes), erased from the
+    /// file: each with the letters that closed it (None: unknown) and its entry count.
+    pub erased: Vec<(Folded, Option<Box<str>>, usize)>,
     pub writer: JoinHandle<()>,
 }
 
@@ -46,40 +56,104 @@ pub fn open(data_dir: &Path, cm: CaseMapping, cores: usize) -> Result<Opened, St
     let err = |e: &dyn std::fmt::Display| format!("history store {}: {e}", file.display());
     std::fs::create_dir_all(data_dir).map_err(|e| err(&e))?;
     let db = Database::builder().set_cache_size(CACHE).create(&file).map_err(|e| err(&e))?;
-    let (loaded, markers, skipped) = load(&db, cm, cores).map_err(|e| err(&e))?;
+    let mut loaded = load(&db, cm, cores).map_err(|e| err(&e))?;
+    // Not loaded either way; a file that refuses the erasure is asked again at the next start.
+    if let Err(e) = erase(&db, &loaded.erase) {
+        log::warn!("history store {}: closed channels' logs not erased: {e}", file.display());
+    }
+    let mut erased: Vec<_> = loaded.dropped.drain().map(|(chan, (letters, n))| (chan, letters, n)).collect();
+    erased.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     let (sink, rx) = crossbeam_channel::unbounded();
     let writer =
         std::thread::Builder::new().name("history-db".into()).spawn(move || write_loop(db, rx)).map_err(|e| err(&e))?;
-    Ok(Opened { sink, loaded, markers, skipped, writer })
+    let Loaded { per_shard: loaded, markers, skipped, .. } = loaded;
+    Ok(Opened { sink, loaded, markers, skipped, erased, writer })
 }
 
-type Loaded = (Vec<Vec<(LogKey, Entry)>>, Vec<(Folded, Folded, u64)>, usize);
+#[derive(Default)]
+struct Loaded {
+    per_shard: Vec<Vec<(LogKey, Entry)>>,
+    markers: Vec<(Folded, Folded, u64)>,
+    skipped: usize,
+    /// Channels not restored: the letters that closed them (None: unknown), entries.
+    dropped: AHashMap<Folded, (Option<Box<str>>, usize)>,
+    /// Keys to go from the file: the entries and records of channels not restored, and the
+    /// records of channels without entries.
+    erase: Vec<Vec<u8>>,
+}
 
 fn load(db: &Database, cm: CaseMapping, cores: usize) -> Result<Loaded, redb::Error> {
-    let mut per_shard: Vec<Vec<(LogKey, Entry)>> = (0..cores).map(|_| Vec::new()).collect();
-    let (mut markers, mut skipped) = (Vec::new(), 0);
+    let mut l = Loaded { per_shard: (0..cores).map(|_| Vec::new()).collect(), ..Loaded::default() };
     let tx = db.begin_read()?;
     let table = match tx.open_table(TABLE) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((per_shard, markers, 0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(l),
         Err(e) => return Err(e.into()),
     };
+    // First what closes each channel: its record (an `s` key) sorts after its entries.
+    let mut closed: AHashMap<Folded, Box<str>> = AHashMap::default();
+    for row in table.range::<&[u8]>(b"s".as_slice()..b"t".as_slice())? {
+        let (k, v) = row?;
+        match codec::closed_of(k.value(), v.value(), cm) {
+            Some((chan, letters)) => {
+                closed.insert(chan, letters);
+            }
+            None => l.skipped += 1,
+        }
+    }
+    let mut with_entries: AHashSet<Folded> = AHashSet::default();
     for row in table.iter()? {
         let (k, v) = row?;
         let (k, v) = (k.value(), v.value());
-        if k.first() == Some(&b'r') {
-            match codec::marker_of(k, v, cm) {
-                Some(m) => markers.push(m),
-                None => skipped += 1,
+        match k.first() {
+            Some(b'r') => {
+                match codec::marker_of(k, v, cm) {
+                    Some(m) => l.markers.push(m),
+                    None => l.skipped += 1,
+                }
+                continue;
             }
-            continue;
+            Some(b's') => continue,
+            _ => {}
         }
-        match (codec::log_of(k, cm), codec::decode(v, cm)) {
-            (Some(log), Some(e)) => per_shard[log.name().owner(cores)].push((log, e)),
-            _ => skipped += 1,
+        let Some(log) = codec::log_of(k, cm) else {
+            l.skipped += 1;
+            continue;
+        };
+        if let LogKey::Channel(chan) = &log {
+            let letters = closed.get(chan);
+            if letters.is_none_or(|s| !s.is_empty()) {
+                l.dropped.entry(chan.clone()).or_insert_with(|| (letters.cloned(), 0)).1 += 1;
+                l.erase.push(k.to_vec());
+                continue;
+            }
+            if !with_entries.contains(chan) {
+                with_entries.insert(chan.clone());
+            }
+        }
+        match codec::decode(v, cm) {
+            Some(e) => l.per_shard[log.name().owner(cores)].push((log, e)),
+            None => l.skipped += 1,
         }
     }
-    Ok((per_shard, markers, skipped))
+    l.erase.extend(closed.into_keys().filter(|c| !with_entries.contains(c)).map(|c| codec::closed_key(&c)));
+    Ok(l)
+}
+
+/// Takes these keys out of the file (at start, before the writer runs).
+fn erase(db: &Database, keys: &[Vec<u8>]) -> Result<(), redb::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tx = db.begin_write()?;
+    {
+        let mut t = tx.open_table(TABLE)?;
+        for k in keys {
+            t.remove(k.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Until every shard has dropped its sender: wait for a change, gather what else comes within
@@ -115,9 +189,89 @@ fn commit(db: &Database, ops: &[DbOp]) -> Result<(), redb::Error> {
                 DbOp::MarkerGone(key, target) => {
                     t.remove(codec::marker_key(key, target).as_slice())?;
                 }
+                DbOp::Closed(chan, Some(closed)) => {
+                    t.insert(codec::closed_key(chan).as_slice(), codec::encode_closed(*closed).as_slice())?;
+                }
+                DbOp::Closed(chan, None) => {
+                    t.remove(codec::closed_key(chan).as_slice())?;
+                }
             }
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::commands::history::store::Kind;
+    use crate::commands::outgoing::{Meta, Shared};
+    use crate::state::channel::{Channel, Closed, ModeChange, Mutation};
+
+    fn entry(i: u64) -> Entry {
+        let meta = Meta {
+            time_ms: 1000 + i,
+            msgid: format!("m{i}").into(),
+            client_tags: None,
+            account: None,
+            bot: false,
+            sender: None,
+        };
+        Entry {
+            line: Shared::with_meta(format!("x{i}\r\n").into_bytes().into(), Arc::new(meta)),
+            kind: Kind::Message,
+            peer: None,
+        }
+    }
+
+    /// An open channel's log loads; a closed one's, and one written before the records of
+    /// channel modes (no record: unknown), are left out and erased, as is a record without a
+    /// log. Private logs and read markers are not touched.
+    #[test]
+    fn only_open_channels_logs_load_and_the_others_are_erased() {
+        let dir = std::env::temp_dir().join(format!("rustircd-history-db-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cm = CaseMapping::Rfc1459;
+        let db = Database::create(path(&dir)).unwrap();
+        let chan = |n: &str| LogKey::Channel(cm.fold(n));
+        let mut keyed = Channel::new("#keyed".into(), cm.fold("#keyed"), 1, 1);
+        keyed.apply(&Mutation::Modes(vec![ModeChange::Key(Some("pw".into()))]));
+        let user = LogKey::User(cm.fold("a:acct"));
+        commit(
+            &db,
+            &[
+                DbOp::Put(chan("#open"), entry(1)),
+                DbOp::Closed(cm.fold("#open"), Some(Closed::OPEN)),
+                DbOp::Put(chan("#keyed"), entry(2)),
+                DbOp::Put(chan("#keyed"), entry(3)),
+                DbOp::Closed(cm.fold("#keyed"), Some(Closed::of(&keyed))),
+                DbOp::Put(chan("#old"), entry(4)),
+                DbOp::Closed(cm.fold("#empty"), Some(Closed::OPEN)),
+                DbOp::Put(user.clone(), entry(5)),
+                DbOp::Marker(cm.fold("a:acct"), cm.fold("#keyed"), 7),
+            ],
+        )
+        .unwrap();
+        let names = |l: &Loaded| {
+            let mut v: Vec<String> = l.per_shard.iter().flatten().map(|(k, _)| k.name().to_string()).collect();
+            v.sort();
+            v
+        };
+        let l = load(&db, cm, 2).unwrap();
+        assert_eq!(names(&l), ["#open", "a:acct"]);
+        assert_eq!(l.dropped.get(&cm.fold("#keyed")), Some(&(Some("k".into()), 2)));
+        assert_eq!(l.dropped.get(&cm.fold("#old")), Some(&(None, 1)));
+        assert_eq!((l.dropped.len(), l.erase.len(), l.markers.len(), l.skipped), (2, 5, 1, 0));
+        erase(&db, &l.erase).unwrap();
+        let again = load(&db, cm, 2).unwrap();
+        assert_eq!(names(&again), ["#open", "a:acct"]);
+        assert!(again.dropped.is_empty() && again.erase.is_empty());
+        assert_eq!(again.markers.len(), 1);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

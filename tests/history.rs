@@ -360,6 +360,104 @@ fn history_survives_a_restart() {
     }
 }
 
+/// After a restart only an open channel's log comes back. Whoever creates a channel first gets
+/// its log, and could not have joined (or seen) a closed one: a +k, +i or +s channel's log is
+/// erased, not handed over. What counts is the channel as its latest mode change left it:
+/// closed after its talk is closed, opened again is open. At `--cores 2` the channels have
+/// both homes; the second round starts on one shard and restarts on two.
+#[test]
+fn only_an_open_channels_history_survives_a_restart() {
+    // (channel, modes before its message, modes after, restored)
+    let chans = [
+        ("#open", "", "", true),
+        ("#talky", "+mC", "", true),
+        ("#keyed", "+k sesame", "", false),
+        ("#invited", "", "+i", false),
+        ("#hidden", "+s", "", false),
+        ("#private", "+p", "", false),
+        ("#reopened", "+k sesame", "-k sesame", true),
+    ];
+    for (cores, restart_cores) in [(2, 2), (1, 2)] {
+        let dir = common::TempDir::new();
+        let data = dir.0.to_str().unwrap();
+        let config = BASE_CONFIG.replace("[server]\n", &format!("[server]\ndata_dir = {data:?}\n"));
+        let srv = Server::with_config(cores, &config);
+        let mut a = on_shard(&srv, "owner", CAPS, cores - 1);
+        for (chan, before, after, _) in chans {
+            a.send(&format!("JOIN {chan}"));
+            a.expect_verb("366");
+            if !before.is_empty() {
+                a.send(&format!("MODE {chan} {before}"));
+                a.expect_verb("MODE");
+            }
+            a.send(&format!("PRIVMSG {chan} :said in {chan}"));
+            a.expect_verb("PRIVMSG");
+            if !after.is_empty() {
+                a.send(&format!("MODE {chan} {after}"));
+                a.expect_verb("MODE");
+            }
+            assert_eq!(
+                texts(&history(&mut a, &format!("CHATHISTORY LATEST {chan} * 10"), chan)),
+                [format!("said in {chan}")]
+            );
+        }
+        // While the server runs, a closed channel that empties takes its log with it too.
+        a.send("JOIN #emptied");
+        a.expect_verb("366");
+        a.send("MODE #emptied +k sesame");
+        a.expect_verb("MODE");
+        a.send("PRIVMSG #emptied :gone with it");
+        a.expect_verb("PRIVMSG");
+        a.send("PART #emptied");
+        a.expect_verb("PART");
+        let mut b = on_shard(&srv, "early", CAPS, 0);
+        b.send("JOIN #emptied");
+        b.expect_verb("366");
+        assert!(history(&mut b, "CHATHISTORY LATEST #emptied * 10", "#emptied").is_empty());
+        assert!(srv.stop().success());
+        drop((a, b));
+
+        let srv = Server::with_config(restart_cores, &config);
+        srv.wait_log(&["History loaded"]);
+        // The first newcomer creates each channel; the next (on the other shard) joins it.
+        let mut newcomers = Vec::new();
+        for shard in 0..restart_cores {
+            let mut c = on_shard(&srv, &format!("new{shard}"), CAPS, shard);
+            for (chan, _, _, restored) in chans {
+                c.send(&format!("JOIN {chan}"));
+                c.expect_verb("366");
+                let got = texts(&history(&mut c, &format!("CHATHISTORY LATEST {chan} * 10"), chan));
+                if restored {
+                    assert_eq!(got, [format!("said in {chan}")], "{chan}, cores {cores} -> {restart_cores}");
+                } else {
+                    assert!(
+                        got.is_empty(),
+                        "{chan}'s log reached a newcomer: {got:?}, cores {cores} -> {restart_cores}"
+                    );
+                }
+            }
+            newcomers.push(c);
+        }
+        // Said so once per channel, at info level.
+        let log = srv.log_lines();
+        for (chan, letters) in [("#keyed", "k"), ("#invited", "i"), ("#hidden", "s"), ("#private", "p")] {
+            let said: Vec<&String> = log.iter().filter(|l| l.contains(&format!("History: {chan} "))).collect();
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert!(said[0].contains(&format!("was closed (+{letters}): its log is not restored")), "{said:?}");
+            assert!(said[0].contains("INFO"), "{said:?}");
+        }
+        // Erased from the file, not only left out: the next start finds nothing to leave out.
+        assert!(srv.stop().success());
+        drop(newcomers);
+        let srv = Server::with_config(restart_cores, &config);
+        srv.wait_log(&["History loaded"]);
+        let mut c = on_shard(&srv, "later", CAPS, 0);
+        c.sync();
+        assert!(!srv.log_lines().iter().any(|l| l.contains("not restored")), "{:#?}", srv.log_lines());
+        assert!(srv.stop().success());
+    }
+}
+
 /// Nothing said to services is kept (NickServ REGISTER carries a password), while the same
 /// conversation with a user is.
 #[test]

@@ -14,7 +14,7 @@ use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
 use crate::local::shard::ShardState;
 use crate::proto::Folded;
-use crate::state::channel::Status;
+use crate::state::channel::{Closed, Status};
 use crate::state::Uid;
 
 /// The key a user's private history is kept under: its account (`a:<account>`), across
@@ -87,6 +87,7 @@ pub fn is_home(st: &ShardState, chan: &Folded) -> bool {
 /// for channels nobody registered).
 pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
     let Some(log) = st.history.channels.remove(chan) else { return };
+    st.history.channel_log_gone(chan, &log);
     if let Some(sink) = &st.history.sink {
         for e in log.entries() {
             let _ = sink.send(DbOp::Delete(LogKey::Channel(chan.clone()), e.time_ms(), e.msgid().unwrap_or("").into()));
@@ -97,6 +98,7 @@ pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
 /// A renamed channel's log leaves this home with it (memory and disk); see `channel::rename`.
 pub fn channel_handed_over(st: &mut ShardState, chan: &Folded) -> Vec<Entry> {
     let Some(log) = st.history.channels.remove(chan) else { return Vec::new() };
+    st.history.channel_log_gone(chan, &log);
     let entries: Vec<Entry> = log.into_entries().into();
     if let Some(sink) = &st.history.sink {
         for e in &entries {
@@ -107,14 +109,24 @@ pub fn channel_handed_over(st: &mut ShardState, chan: &Folded) -> Vec<Entry> {
 }
 
 /// A renamed channel's log arrives at its new home, its lines naming the channel as it is now
-/// named (a client replaying it asks by the new name).
-pub fn channel_taken_in(st: &mut ShardState, chan: &Folded, from: &str, to: &str, log: Vec<Entry>) {
+/// named (a client replaying it asks by the new name). `closed`: what closes the channel
+/// (its state is not among the home's channels yet).
+pub fn channel_taken_in(st: &mut ShardState, chan: &Folded, from: &str, to: &str, closed: Closed, log: Vec<Entry>) {
     if !st.cfg.history.enabled {
         return;
     }
     for mut e in log {
         e.line = retarget(st.cm, &e.line, from, to);
         add_channel(st, chan, e);
+    }
+    st.history.channel_closed(chan, closed);
+}
+
+/// The home applied a change of a channel's modes: what closes it, for its log on disk (a
+/// record is written only when that changes).
+pub fn channel_modes(st: &mut ShardState, chan: &Folded, closed: Closed) {
+    if st.cfg.history.enabled {
+        st.history.channel_closed(chan, closed);
     }
 }
 
@@ -205,7 +217,18 @@ pub fn channel_event(st: &mut ShardState, chan: &Folded, line: &Shared) {
 
 fn add_channel(st: &mut ShardState, chan: &Folded, e: Entry) {
     let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, e.time_ms()));
-    st.history.add(LogKey::Channel(chan.clone()), e, max, oldest, false);
+    if st.history.add(LogKey::Channel(chan.clone()), e, max, oldest, false) {
+        log_began(st, chan);
+    }
+}
+
+/// A channel's log began (or has no record yet of the channel's modes): what closes the
+/// channel is written with it, once, as `history_db` restores only an open channel's log.
+pub(super) fn log_began(st: &mut ShardState, chan: &Folded) {
+    if let Some(ch) = st.homes.get(chan) {
+        let closed = Closed::of(ch);
+        st.history.channel_closed(chan, closed);
+    }
 }
 
 /// A private message (or TAGMSG) from `from` to `to`: into each side's log.

@@ -214,7 +214,9 @@ pub fn add(st: &mut ShardState, out: &dyn Outbox, chan: Folded, entry: Entry) {
         return;
     }
     let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, now));
-    st.history.add(super::codec::LogKey::Channel(chan), entry, max, oldest, false);
+    if st.history.add(super::codec::LogKey::Channel(chan.clone()), entry, max, oldest, false) {
+        super::record::log_began(st, &chan);
+    }
 }
 
 /// An entry from its tagged line: msgid and time required, as on a live message; a PRIVMSG,
