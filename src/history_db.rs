@@ -14,8 +14,17 @@
 //! Read markers stay in `<data_dir>/history.redb` (redb, as before). A store of the previous
 //! format (one redb key per entry) is migrated at open: its entries are copied into a segment,
 //! then taken out of the redb file in one transaction, which is then compacted.
+//!
+//! A channel's log comes back only if the channel was open (`state::channel::Closed`) as of
+//! its log's latest record of its modes (`s` keys in `history.redb`): whoever creates the
+//! channel first after a restart gets its log, and could not have joined (or seen) a closed
+//! one. A closed channel's log is erased at start (`D` records, then a compaction before the
+//! server serves), and so is one written before these records were (unknown counts as closed:
+//! an older version's logs cannot say whether their channel was +s or +k).
 
 use std::collections::{BTreeMap, HashMap};
+
+use ahash::{AHashMap, AHashSet};
 use std::fs::{self, File};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::{self, Write};
@@ -68,6 +77,9 @@ pub struct Opened {
     pub skipped: usize,
     /// Entries copied from a store of the previous format (one redb key per entry).
     pub migrated: usize,
+    /// Channels whose log was not restored (closed, or of unknown modes), erased from the
+    /// disk: each with the letters that closed it (None: unknown) and its entry count.
+    pub erased: Vec<(Folded, Option<Box<str>>, usize)>,
     pub writer: JoinHandle<()>,
 }
 
@@ -79,31 +91,110 @@ pub fn open(data_dir: &Path, cm: CaseMapping, cores: usize) -> Result<Opened, St
     let mut db = Database::builder().set_cache_size(CACHE).create(&file).map_err(|e| err(&e))?;
     let mut segs = Segments::new(segments_dir(data_dir));
     let migrated = migrate(&mut db, &mut segs, cm).map_err(|e| err(&e))?;
-    let markers = load_markers(&db, cm).map_err(|e| err(&e))?;
-    let (loaded, skipped) = segs.replay(cm, cores).map_err(|e| err(&e))?;
+    let records = load_records(&db, cm).map_err(|e| err(&e))?;
+    let (mut loaded, mut skipped) = segs.replay(cm, cores).map_err(|e| err(&e))?;
+    skipped += records.skipped;
+    let erased = erase_closed(&db, &mut segs, &mut loaded, records.closed);
     let (sink, rx) = crossbeam_channel::unbounded();
     let writer = std::thread::Builder::new()
         .name("history-db".into())
         .spawn(move || write_loop(db, segs, rx))
         .map_err(|e| err(&e))?;
-    Ok(Opened { sink, loaded, markers, skipped, migrated, writer })
+    Ok(Opened { sink, loaded, markers: records.markers, skipped, migrated, erased, writer })
 }
 
-fn load_markers(db: &Database, cm: CaseMapping) -> Result<Vec<(Folded, Folded, u64)>, redb::Error> {
+/// What `history.redb` holds beside the entries.
+#[derive(Default)]
+struct Records {
+    markers: Vec<(Folded, Folded, u64)>,
+    /// Per channel log, the letters that closed the channel (empty: open).
+    closed: AHashMap<Folded, Box<str>>,
+    skipped: usize,
+}
+
+fn load_records(db: &Database, cm: CaseMapping) -> Result<Records, redb::Error> {
+    let mut r = Records::default();
     let tx = db.begin_read()?;
     let table = match tx.open_table(TABLE) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(r),
         Err(e) => return Err(e.into()),
     };
-    let mut markers = Vec::new();
     for row in table.range(b"r".as_slice()..b"s".as_slice())? {
         let (k, v) = row?;
-        if let Some(m) = codec::marker_of(k.value(), v.value(), cm) {
-            markers.push(m);
+        match codec::marker_of(k.value(), v.value(), cm) {
+            Some(m) => r.markers.push(m),
+            None => r.skipped += 1,
         }
     }
-    Ok(markers)
+    for row in table.range(b"s".as_slice()..b"t".as_slice())? {
+        let (k, v) = row?;
+        match codec::closed_of(k.value(), v.value(), cm) {
+            Some((chan, letters)) => {
+                r.closed.insert(chan, letters);
+            }
+            None => r.skipped += 1,
+        }
+    }
+    Ok(r)
+}
+
+/// Takes the logs of channels not known to be open out of what is loaded, and off the disk
+/// (`D` records, then a compaction, before the server serves); and the records of channels
+/// without a log out of `history.redb`. Returns the channels erased. A failure is logged: the
+/// next start tries again.
+fn erase_closed(
+    db: &Database,
+    segs: &mut Segments,
+    loaded: &mut [Vec<(LogKey, Entry)>],
+    closed: AHashMap<Folded, Box<str>>,
+) -> Vec<(Folded, Option<Box<str>>, usize)> {
+    let mut dropped: AHashMap<Folded, (Option<Box<str>>, usize)> = AHashMap::default();
+    let mut with_entries: AHashSet<Folded> = AHashSet::default();
+    for shard in loaded.iter_mut() {
+        shard.retain(|(log, e)| {
+            let LogKey::Channel(chan) = log else { return true };
+            let letters = closed.get(chan);
+            if letters.is_none_or(|s| !s.is_empty()) {
+                dropped.entry(chan.clone()).or_insert_with(|| (letters.cloned(), 0)).1 += 1;
+                segs.delete(log, e.time_ms(), e.msgid().unwrap_or_default());
+                return false;
+            }
+            if !with_entries.contains(chan) {
+                with_entries.insert(chan.clone());
+            }
+            true
+        });
+    }
+    if !dropped.is_empty() {
+        if let Err(e) = segs.flush().and_then(|()| segs.compact().map(drop)) {
+            log::warn!("History store: closed channels' logs not erased from the disk: {e}");
+        }
+    }
+    let gone: Vec<Vec<u8>> =
+        closed.into_keys().filter(|c| !with_entries.contains(c)).map(|c| codec::closed_key(&c)).collect();
+    if let Err(e) = remove_keys(db, &gone) {
+        log::warn!("History store: records of channels without a log not erased: {e}");
+    }
+    let mut erased: Vec<_> = dropped.into_iter().map(|(chan, (letters, n))| (chan, letters, n)).collect();
+    erased.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    erased
+}
+
+/// Takes these keys out of `history.redb` (at start, before the writer runs).
+fn remove_keys(db: &Database, keys: &[Vec<u8>]) -> Result<(), redb::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tx = db.begin_write()?;
+    {
+        let mut t = tx.open_table(TABLE)?;
+        for k in keys {
+            t.remove(k.as_slice())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// A store of the previous format (`e` keys, one per entry, in `history.redb`): its entries
@@ -631,7 +722,7 @@ fn commit(db: &Database, segs: &mut Segments, ops: &[DbOp]) -> Result<(), String
         match op {
             DbOp::Put(log, e) => segs.put(log, e),
             DbOp::Delete(log, time_ms, msgid) => segs.delete(log, *time_ms, msgid),
-            DbOp::Marker(..) | DbOp::MarkerGone(..) => markers = true,
+            DbOp::Marker(..) | DbOp::MarkerGone(..) | DbOp::Closed(..) => markers = true,
         }
     }
     let written = segs.flush().map_err(|e| e.to_string());
@@ -641,6 +732,7 @@ fn commit(db: &Database, segs: &mut Segments, ops: &[DbOp]) -> Result<(), String
     written
 }
 
+/// Read markers and channel records, in `history.redb`: one transaction.
 fn commit_markers(db: &Database, ops: &[DbOp]) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
@@ -653,7 +745,13 @@ fn commit_markers(db: &Database, ops: &[DbOp]) -> Result<(), redb::Error> {
                 DbOp::MarkerGone(key, target) => {
                     t.remove(codec::marker_key(key, target).as_slice())?;
                 }
-                _ => {}
+                DbOp::Closed(chan, Some(closed)) => {
+                    t.insert(codec::closed_key(chan).as_slice(), codec::encode_closed(*closed).as_slice())?;
+                }
+                DbOp::Closed(chan, None) => {
+                    t.remove(codec::closed_key(chan).as_slice())?;
+                }
+                DbOp::Put(..) | DbOp::Delete(..) => {}
             }
         }
     }
@@ -668,6 +766,7 @@ mod tests {
     use super::*;
     use crate::commands::history::store::Kind;
     use crate::commands::outgoing::{Meta, Shared};
+    use crate::state::channel::{Channel, Closed, ModeChange, Mutation};
 
     const CM: CaseMapping = CaseMapping::Rfc1459;
 
@@ -840,6 +939,9 @@ mod tests {
                     t2.insert(k.as_slice(), codec::encode(&e).as_slice()).unwrap();
                 }
                 t2.insert(codec::marker_key(&u, &t).as_slice(), 77u64.to_le_bytes().as_slice()).unwrap();
+                // #a was open (a store of main after the records of channel modes).
+                t2.insert(codec::closed_key(&CM.fold("#a")).as_slice(), codec::encode_closed(Closed::OPEN).as_slice())
+                    .unwrap();
             }
             tx.commit().unwrap();
         }
@@ -864,9 +966,69 @@ mod tests {
         let db = Database::create(path(&d)).unwrap();
         let tx = db.begin_read().unwrap();
         let table = tx.open_table(TABLE).unwrap();
-        assert_eq!(table.iter().unwrap().count(), 1);
+        assert_eq!(table.iter().unwrap().count(), 2);
         drop((table, tx, db));
         assert!(!fs::read(path(&d)).unwrap().windows(5).any(|w| w == b"old 1"));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// An open channel's log loads; a closed one's, and one written before the records of
+    /// channel modes (no record: unknown), are left out and erased from the disk, as is a
+    /// record without a log. Private logs and read markers are not touched.
+    #[test]
+    fn only_open_channels_logs_load_and_the_others_are_erased() {
+        let d = dir("closed");
+        let mut keyed = Channel::new("#keyed".into(), CM.fold("#keyed"), 1, 1);
+        keyed.apply(&Mutation::Modes(vec![ModeChange::Key(Some("pw".into()))]));
+        let user = LogKey::User(CM.fold("a:acct"));
+        {
+            let db = Database::create(path(&d)).unwrap();
+            let mut segs = Segments::new(segments_dir(&d));
+            fs::create_dir_all(segments_dir(&d)).unwrap();
+            commit(
+                &db,
+                &mut segs,
+                &[
+                    DbOp::Put(chan("#open"), entry(1, "m1", "open talk")),
+                    DbOp::Closed(CM.fold("#open"), Some(Closed::OPEN)),
+                    DbOp::Put(chan("#keyed"), entry(2, "m2", "keyed talk")),
+                    DbOp::Put(chan("#keyed"), entry(3, "m3", "keyed talk")),
+                    DbOp::Closed(CM.fold("#keyed"), Some(Closed::of(&keyed))),
+                    DbOp::Put(chan("#old"), entry(4, "m4", "old talk")),
+                    DbOp::Closed(CM.fold("#empty"), Some(Closed::OPEN)),
+                    DbOp::Put(user.clone(), entry(5, "m5", "private talk")),
+                    DbOp::Marker(CM.fold("a:acct"), CM.fold("#keyed"), 7),
+                ],
+            )
+            .unwrap();
+        }
+        let names = |o: &Opened| {
+            let mut v: Vec<String> = o.loaded.iter().flatten().map(|(k, _)| k.name().to_string()).collect();
+            v.sort();
+            v
+        };
+        let o = open(&d, CM, 2).unwrap();
+        assert_eq!(names(&o), ["#open", "a:acct"]);
+        let erased: Vec<(String, Option<&str>, usize)> =
+            o.erased.iter().map(|(c, l, n)| (c.to_string(), l.as_deref(), *n)).collect();
+        assert_eq!(erased, [("#keyed".to_string(), Some("k"), 2), ("#old".to_string(), None, 1)]);
+        assert_eq!((o.markers.len(), o.skipped), (1, 0));
+        drop(o.sink);
+        o.writer.join().unwrap();
+        // Gone from the disk, not only from what loads.
+        assert!(!files_contain(&d, b"keyed talk") && !files_contain(&d, b"old talk"));
+        assert!(files_contain(&d, b"open talk") && files_contain(&d, b"private talk"));
+        let o = open(&d, CM, 2).unwrap();
+        assert_eq!(names(&o), ["#open", "a:acct"]);
+        assert!(o.erased.is_empty());
+        assert_eq!(o.markers.len(), 1);
+        drop(o.sink);
+        o.writer.join().unwrap();
+        let db = Database::create(path(&d)).unwrap();
+        let tx = db.begin_read().unwrap();
+        // The marker and #open's record: #keyed's and #empty's are gone.
+        assert_eq!(tx.open_table(TABLE).unwrap().iter().unwrap().count(), 2);
+        drop(tx);
         let _ = fs::remove_dir_all(&d);
     }
 }

@@ -209,6 +209,17 @@ fn open_history(cfg: &Config, cores: usize) -> HistoryParts {
     if opened.skipped > 0 {
         log::warn!("History store: {} entries could not be read and were skipped", opened.skipped);
     }
+    // Whoever creates a channel first after a restart would get its log: only an open
+    // channel's comes back (`history_db`).
+    for (chan, letters, n) in &opened.erased {
+        match letters {
+            Some(l) => log::info!("History: {chan} was closed (+{l}): its log is not restored ({n} entries erased)"),
+            None => log::info!(
+                "History: {chan}'s log was written before its channel modes were kept, so it may have been \
+                 closed: not restored ({n} entries erased)"
+            ),
+        }
+    }
     let (sink, markers) = (opened.sink, Arc::new(opened.markers));
     let parts = opened
         .loaded

@@ -26,6 +26,20 @@ impl Sim {
         Sim { shards, next_conn: 1 }
     }
 
+    /// Two shards with the fuzzers' config (`fuzzing::CONFIG`), recording everything sent.
+    pub fn fuzz_config() -> Sim {
+        let cfg = Arc::new(Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        Sim::new(cfg, 2, true)
+    }
+
+    /// The fuzzers' TS6 peer (`fuzzing::LINK`: peer.fuzz, 2FZ, dave in #a) linked on `shard`.
+    pub fn link_peer(&mut self, shard: usize) -> Conn {
+        let link = self.connect(shard);
+        self.feed(shard, link, crate::fuzzing::LINK);
+        self.pump();
+        link
+    }
+
     /// A new connection on `shard`, from loopback.
     pub fn connect(&mut self, shard: usize) -> Conn {
         self.connect_from(shard, "127.0.0.1:40000".parse().expect("address"))

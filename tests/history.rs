@@ -112,7 +112,8 @@ fn events_replay_only_with_event_playback() {
 
 /// A private conversation is kept under each side's account: after reconnecting (to whichever
 /// shard), a user finds it; TARGETS lists it with the user's channels, oldest first. A user
-/// without an account has none (its nick passes to whoever takes it next).
+/// without an account keeps it with its connection only (its nick passes to whoever takes it
+/// next): see `a_connection_without_an_account_keeps_its_conversations_until_it_leaves`.
 #[test]
 fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     let srv = Server::with_config(2, &services_config());
@@ -130,12 +131,11 @@ fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     b.send("PRIVMSG ann :hello ann");
     b.expect_verb("PRIVMSG");
     a.expect_verb("PRIVMSG");
-    // Someone else's conversation with ben is not ann's; cat has no account, so no log.
+    // Someone else's conversation with ben is not ann's.
     let mut c = on_shard(&srv, "cat", CAPS, 0);
     c.send("PRIVMSG ben :not for ann");
     c.expect_verb("PRIVMSG");
     b.expect_verb("PRIVMSG");
-    assert!(history(&mut c, "CHATHISTORY LATEST ben * 10", "ben").is_empty());
     for shard in [0, 1] {
         a.send("QUIT");
         a.expect_closed();
@@ -164,6 +164,45 @@ fn private_history_survives_a_reconnect_and_is_listed_by_targets() {
     let targets: Vec<(&str, &str)> =
         lines.iter().filter(|m| m.verb == "CHATHISTORY").map(|m| (m.p(1), m.p(2))).collect();
     assert_eq!(targets.iter().map(|t| t.0).collect::<Vec<_>>(), ["ben", "#t"], "{targets:?}");
+}
+
+/// Without an account, a connection keeps its private conversations while it lasts (on
+/// either shard, with a user on the other): they are its own, not its nick's — who takes the
+/// nick after it left, or it reconnecting, finds nothing.
+#[test]
+fn a_connection_without_an_account_keeps_its_conversations_until_it_leaves() {
+    let srv = Server::start();
+    for (shard, other) in [(0, 1), (1, 0)] {
+        let mut a = on_shard(&srv, "dora", CAPS, shard);
+        let mut b = on_shard(&srv, "eli", CAPS, other);
+        a.send("PRIVMSG eli :hi eli");
+        a.expect_verb("PRIVMSG");
+        b.expect_verb("PRIVMSG");
+        b.send("PRIVMSG dora :hi dora");
+        b.expect_verb("PRIVMSG");
+        a.expect_verb("PRIVMSG");
+        assert_eq!(texts(&history(&mut a, "CHATHISTORY LATEST ELI * 10", "ELI")), ["hi eli", "hi dora"]);
+        assert_eq!(texts(&history(&mut b, "CHATHISTORY LATEST dora * 10", "dora")), ["hi eli", "hi dora"]);
+        a.send("QUIT");
+        a.expect_closed();
+        // Until eli's shard knows dora left.
+        for _ in 0..100 {
+            b.send("ISON dora");
+            if b.expect_verb("303").last().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Its nick taken again (on either shard): nothing of dora's conversation comes with it;
+        // eli's own log still has it.
+        let mut again = on_shard(&srv, "dora", CAPS, other);
+        assert!(history(&mut again, "CHATHISTORY LATEST eli * 10", "eli").is_empty(), "shard {shard}");
+        assert_eq!(texts(&history(&mut b, "CHATHISTORY LATEST dora * 10", "dora")), ["hi eli", "hi dora"]);
+        b.send("QUIT");
+        b.expect_closed();
+        again.send("QUIT");
+        again.expect_closed();
+    }
 }
 
 /// A channel's history ends with the channel: whoever creates one of that name later does not
@@ -321,31 +360,141 @@ fn history_survives_a_restart() {
     }
 }
 
-/// A store written by the previous format (one redb key per entry; `tests/data/history-v1.redb`
-/// was written by rustircd at 4e36ffb: `#old` with three lines, `#gone` parted) is migrated at
-/// the first start: its history answers, the redb file no longer holds the entries, and a
-/// second start reads the migrated store.
+/// After a restart only an open channel's log comes back. Whoever creates a channel first gets
+/// its log, and could not have joined (or seen) a closed one: a +k, +i or +s channel's log is
+/// erased, not handed over. What counts is the channel as its latest mode change left it:
+/// closed after its talk is closed, opened again is open. At `--cores 2` the channels have
+/// both homes; the second round starts on one shard and restarts on two.
 #[test]
-fn a_store_of_the_previous_format_is_read() {
+fn only_an_open_channels_history_survives_a_restart() {
+    // (channel, modes before its message, modes after, restored)
+    let chans = [
+        ("#open", "", "", true),
+        ("#talky", "+mC", "", true),
+        ("#keyed", "+k sesame", "", false),
+        ("#invited", "", "+i", false),
+        ("#hidden", "+s", "", false),
+        ("#private", "+p", "", false),
+        ("#reopened", "+k sesame", "-k sesame", true),
+    ];
+    for (cores, restart_cores) in [(2, 2), (1, 2)] {
+        let dir = common::TempDir::new();
+        let data = dir.0.to_str().unwrap();
+        let config = BASE_CONFIG.replace("[server]\n", &format!("[server]\ndata_dir = {data:?}\n"));
+        let srv = Server::with_config(cores, &config);
+        let mut a = on_shard(&srv, "owner", CAPS, cores - 1);
+        for (chan, before, after, _) in chans {
+            a.send(&format!("JOIN {chan}"));
+            a.expect_verb("366");
+            if !before.is_empty() {
+                a.send(&format!("MODE {chan} {before}"));
+                a.expect_verb("MODE");
+            }
+            a.send(&format!("PRIVMSG {chan} :said in {chan}"));
+            a.expect_verb("PRIVMSG");
+            if !after.is_empty() {
+                a.send(&format!("MODE {chan} {after}"));
+                a.expect_verb("MODE");
+            }
+            assert_eq!(
+                texts(&history(&mut a, &format!("CHATHISTORY LATEST {chan} * 10"), chan)),
+                [format!("said in {chan}")]
+            );
+        }
+        // While the server runs, a closed channel that empties takes its log with it too.
+        a.send("JOIN #emptied");
+        a.expect_verb("366");
+        a.send("MODE #emptied +k sesame");
+        a.expect_verb("MODE");
+        a.send("PRIVMSG #emptied :gone with it");
+        a.expect_verb("PRIVMSG");
+        a.send("PART #emptied");
+        a.expect_verb("PART");
+        let mut b = on_shard(&srv, "early", CAPS, 0);
+        b.send("JOIN #emptied");
+        b.expect_verb("366");
+        assert!(history(&mut b, "CHATHISTORY LATEST #emptied * 10", "#emptied").is_empty());
+        assert!(srv.stop().success());
+        drop((a, b));
+
+        let srv = Server::with_config(restart_cores, &config);
+        srv.wait_log(&["History loaded"]);
+        // The first newcomer creates each channel; the next (on the other shard) joins it.
+        let mut newcomers = Vec::new();
+        for shard in 0..restart_cores {
+            let mut c = on_shard(&srv, &format!("new{shard}"), CAPS, shard);
+            for (chan, _, _, restored) in chans {
+                c.send(&format!("JOIN {chan}"));
+                c.expect_verb("366");
+                let got = texts(&history(&mut c, &format!("CHATHISTORY LATEST {chan} * 10"), chan));
+                if restored {
+                    assert_eq!(got, [format!("said in {chan}")], "{chan}, cores {cores} -> {restart_cores}");
+                } else {
+                    assert!(
+                        got.is_empty(),
+                        "{chan}'s log reached a newcomer: {got:?}, cores {cores} -> {restart_cores}"
+                    );
+                }
+            }
+            newcomers.push(c);
+        }
+        // Said so once per channel, at info level.
+        let log = srv.log_lines();
+        for (chan, letters) in [("#keyed", "k"), ("#invited", "i"), ("#hidden", "s"), ("#private", "p")] {
+            let said: Vec<&String> = log.iter().filter(|l| l.contains(&format!("History: {chan} "))).collect();
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert!(said[0].contains(&format!("was closed (+{letters}): its log is not restored")), "{said:?}");
+            assert!(said[0].contains("INFO"), "{said:?}");
+        }
+        // Erased from the file, not only left out: the next start finds nothing to leave out.
+        assert!(srv.stop().success());
+        drop(newcomers);
+        let srv = Server::with_config(restart_cores, &config);
+        srv.wait_log(&["History loaded"]);
+        let mut c = on_shard(&srv, "later", CAPS, 0);
+        c.sync();
+        assert!(!srv.log_lines().iter().any(|l| l.contains("not restored")), "{:#?}", srv.log_lines());
+        assert!(srv.stop().success());
+    }
+}
+
+/// A store written by the previous format (one redb key per entry; `tests/data/history-v1.redb`
+/// was written by rustircd at 4e36ffb: `#old` with a JOIN and three lines, `#gone` parted) is
+/// migrated at the first start. Its channel log predates the records of channel modes, so it
+/// counts as closed and is erased at start: the text is then gone from every file of the store
+/// (the migrated segment is compacted before the server serves), and the redb file no longer
+/// holds the entries. A second start reads the migrated store (what round 0 left: the reader's
+/// JOIN of a new, open `#old`).
+#[test]
+fn a_store_of_the_previous_format_is_migrated() {
     let dir = common::TempDir::new();
     std::fs::copy("tests/data/history-v1.redb", dir.0.join("history.redb")).unwrap();
     for round in 0..2 {
         let srv = Server::with_config(1, &config_in(&dir, ""));
         let log = srv.wait_log(&["History loaded"]);
-        // Round 1: the reader's JOIN of round 0 too.
-        assert!(log.contains(&format!("History loaded: {} entries", 4 + round)), "{log}");
+        assert!(log.contains(&format!("History loaded: {round} entries")), "{log}");
         if round == 0 {
             srv.wait_log(&["History store: 4 entries migrated from the previous format"]);
+            srv.wait_log(&["History: #old's log was written before its channel modes were kept"]);
         }
         let mut c = on_shard(&srv, "reader", CAPS, 0);
         c.send("JOIN #old");
         c.expect_verb("366");
-        let got = history(&mut c, "CHATHISTORY LATEST #old * 10", "#old");
-        assert_eq!(texts(&got), ["old format line 0", "old format line 1", "old format line 2"]);
+        assert!(history(&mut c, "CHATHISTORY LATEST #old * 10", "#old").is_empty());
         assert!(srv.stop().success());
+        let mut files = vec![dir.0.clone()];
+        while let Some(d) = files.pop() {
+            for f in std::fs::read_dir(d).unwrap() {
+                let p = f.unwrap().path();
+                if p.is_dir() {
+                    files.push(p);
+                } else {
+                    let bytes = std::fs::read(&p).unwrap();
+                    assert!(!bytes.windows(11).any(|w| w == b"format line"), "{}", p.display());
+                }
+            }
+        }
     }
-    let redb = std::fs::read(dir.0.join("history.redb")).unwrap();
-    assert!(!redb.windows(11).any(|w| w == b"format line"));
 }
 
 /// Nothing said to services is kept (NickServ REGISTER carries a password), while the same

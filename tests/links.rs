@@ -1467,8 +1467,8 @@ fn history_and_msgids_cross_between_rustircd_servers() {
             .collect()
     };
     assert_eq!(history(&mut bob, "#net"), [("in the channel".to_string(), ids[0].clone())]);
-    // Without accounts nothing private is kept (a nick passes to whoever takes it next).
-    assert!(history(&mut bob, "alice").is_empty());
+    // Without an account, bob's connection keeps its own conversation, with A's msgid.
+    assert_eq!(history(&mut bob, "alice"), [("just for bob".to_string(), ids[1].clone())]);
     // A user's metadata set on A reaches B.
     bob.send("CAP REQ :draft/metadata-3");
     bob.expect_verb("CAP");

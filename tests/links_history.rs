@@ -259,11 +259,16 @@ fn a_private_redaction_crosses_to_the_other_server() {
     }
     let texts = |c: &mut Client, with: &str| history(c, with).into_iter().map(|(_, t, _)| t).collect::<Vec<_>>();
     assert_eq!(texts(&mut ben, "ann"), ["regret this", "keep this"]);
+    // ben goes by another nick since, and someone else took his: the REDACT reaches ben.
+    ben.send("NICK benny");
+    ben.expect_verb("NICK");
+    let mut carl = b.client_on_shard_caps("ben", CAPS, 0);
     ann.send(&format!("REDACT ben {gone}"));
     assert_eq!(ann.expect_verb("REDACT").params, ["ben", gone.as_str()]);
     let r = ben.expect("the REDACT on B", |m| m.verb == "REDACT");
-    assert_eq!(r.params, ["ben", gone.as_str()]);
+    assert_eq!(r.params, ["benny", gone.as_str()]);
     assert_eq!(texts(&mut ben, "ann"), ["keep this"]);
+    carl.expect_silence(std::time::Duration::from_millis(200));
     // ann's own log on B (she comes to B later) has lost it too.
     let mut ann_b = identified(&b, &mut s, "ann2", CAPS, 0, "annacct");
     assert_eq!(texts(&mut ann_b, "ben"), ["keep this"]);
@@ -381,4 +386,41 @@ fn a_message_redacted_while_apart_stays_gone_on_both_sides() {
     for c in [&mut alice, &mut carol] {
         assert_eq!(history(c, "#r"), want, "{}", c.nick);
     }
+}
+
+/// A catch-up cannot overflow the link: with many channels and a small sendq for the link,
+/// what the peer is sent is cut short (and logged), and the link stays up.
+#[test]
+fn a_catch_up_stays_within_the_links_sendq() {
+    let tight = "\n[[classes]]\nname = \"tight\"\nhosts = [\"192.0.2.1\"]\nsendq = \"64KiB\"\nrecvq = \"64KiB\"\n";
+    let block = link_block("irc.b.test", "2BB", None, false) + "class = \"tight\"\n";
+    let a = Server::with_config(2, &(server_config("irc.a.test", "1AA", &block) + tight));
+    let opers = "\n[[opers]]\nname = \"boss\"\npassword = \"pw\"\nallow_plaintext = true\nprivileges = [\"all\"]\n";
+    let dial = format!(
+        "\n[[links]]\nname = \"irc.a.test\"\nsid = \"1AA\"\nsend_password = \"pw\"\naccept_password = \"pw\"\naddress = \"{}\"\n",
+        a.addr
+    );
+    let b = Server::with_config(2, &server_config("irc.b.test", "2BB", &(dial + opers)));
+    // About 140 KB of history on A: twice the link's sendq.
+    let mut alice = a.client_on_shard_caps("alice", CAPS, 0);
+    let text = "x".repeat(250);
+    for i in 0..40 {
+        join(&mut alice, &format!("#c{i}"));
+        for _ in 0..10 {
+            alice.send(&format!("PRIVMSG #c{i} :{text}"));
+        }
+    }
+    alice.sync();
+    let mut op = b.client("op");
+    op.send("OPER boss pw");
+    op.expect_verb("381");
+    connect(&mut op, &b, 1);
+    a.wait_log(&["History: catch-up of", "cut short"]);
+    // Still linked: a word on A reaches a member on B.
+    let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
+    join(&mut bob, "#c0");
+    alice.expect_verb("JOIN");
+    say(&mut alice, "PRIVMSG #c0 :still here");
+    bob.expect("alice's line", |m| m.verb == "PRIVMSG" && m.last() == "still here");
+    assert!(!a.log_lines().iter().any(|l| l.contains("SendQ exceeded")), "{:?}", a.log_lines());
 }

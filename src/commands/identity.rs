@@ -14,12 +14,17 @@ use crate::proto::{Line, Message};
 
 /// `FAIL <command> <code> [context] :<description>` (IRCv3 standard-replies).
 pub fn fail(ctx: &mut Ctx<'_>, command: &str, code: &str, context: &[&str], text: &str) {
-    let mut l = Line::new().source(ctx.server()).verb("FAIL").param(command).param(code);
-    for c in context {
-        l = l.param(c);
-    }
-    let line = l.trailing(text).finish();
+    let line = fail_line(ctx.server(), command, code, context, text);
     ctx.send(&line);
+}
+
+/// `:<server> FAIL <command> <code> [<context>...] :<text>` (IRCv3 standard replies).
+pub fn fail_line<S: AsRef<str>>(server: &str, command: &str, code: &str, context: &[S], text: &str) -> Vec<u8> {
+    let mut l = Line::new().source(server).verb("FAIL").param(command).param(code);
+    for c in context {
+        l = l.param(c.as_ref());
+    }
+    l.trailing(text).finish()
 }
 
 pub fn setname(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {

@@ -131,7 +131,7 @@ pub fn remove(st: &mut ShardState, log: LogKey, msgid: &str, now_ms: u64) {
     };
     let Some(l) = logs.get_mut(log.name()) else { return };
     if let Some(e) = l.redact(msgid, now_ms) {
-        if let Some(sink) = &st.history.sink {
+        if let Some(sink) = st.history.sink.as_ref().filter(|_| log.persisted()) {
             let _ = sink.send(DbOp::Delete(log, e.time_ms(), msgid.into()));
         }
     }
@@ -167,17 +167,14 @@ fn show(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, ask: Ask, verdict
     let server = st.cfg.server.name.clone();
     let peer = match verdict {
         Verdict::Refused(code) => {
-            let mut l = Line::new().source(&server).verb("FAIL").param("REDACT").param(code).param(&ask.target);
-            if code != "INVALID_TARGET" {
-                l = l.param(&ask.msgid);
-            }
+            let context: &[&str] = if code == "INVALID_TARGET" { &[&ask.target] } else { &[&ask.target, &ask.msgid] };
             let text = if code == "UNKNOWN_MSGID" { "No such message" } else { "You may not redact that message" };
-            reply(st, out, conn, &l.trailing(text).finish());
+            reply(st, out, conn, &super::identity::fail_line(&server, "REDACT", code, context, text));
             return;
         }
         Verdict::Done { peer } => peer,
     };
-    to_links(st, out, &ask);
+    to_links(st, out, &ask, peer.as_ref().and_then(|p| p.uid));
     let Some(me) = st.directory.get(&ask.uid) else { return };
     let mut l = Line::new().source(&me.mask()).verb("REDACT").param(&ask.target).param(&ask.msgid);
     if let Some(r) = &ask.reason {
@@ -230,9 +227,15 @@ fn holders(st: &ShardState, p: &Peer) -> Vec<Uid> {
 /// A redaction decided here, for the other servers (rustircd ones take it, others pass it on):
 /// `:<UID> ENCAP * REDACT <target> <msgid> [:<reason>]`, the target as the redactor named it
 /// (a channel, or the other side's nick).
-fn to_links(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) {
+/// `to`: the other side of a private message, named by its UID (its nick may have changed,
+/// or gone to someone else, since).
+fn to_links(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask, to: Option<Uid>) {
     let l = Line::new().source(ask.uid.as_str()).verb("ENCAP").param("*").param("REDACT");
-    let l = l.param(&ask.target).param(&ask.msgid);
+    let target = match (&ask.source, to) {
+        (Source::User { .. }, Some(to)) => to.as_str().to_string(),
+        _ => ask.target.to_string(),
+    };
+    let l = l.param(&target).param(&ask.msgid);
     let line = match &ask.reason {
         Some(r) => l.trailing(r).finish(),
         None => l.finish(),
@@ -242,11 +245,17 @@ fn to_links(st: &mut ShardState, out: &mut dyn Outbox, ask: &Ask) {
 
 /// `:<UID> ENCAP * REDACT <target> <msgid> [:<reason>]` from another rustircd server, whose
 /// log keeper allowed it (passed on already): the message leaves the logs kept here — the
-/// channel's, or each side's of a private one — and whoever would see the REDACT there sees
-/// it here.
+/// channel's, or each side's of a private one (the other side by UID; an older server's nick
+/// is still understood) — and whoever would see the REDACT there sees it here.
 pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, args: &[&str], now: Instant) {
     let (Some(target), Some(msgid)) = (args.first(), args.get(1)) else { return };
     let Some(mask) = st.directory.get(&uid).map(|u| u.mask()) else { return };
+    let other = match Uid::parse(target) {
+        Some(o) => st.directory.get(&o).map(|u| (o, u.nick.clone())),
+        None if !is_channel_name(target) => st.directory.by_nick(&st.cm.fold(target)).map(|u| (u.uid, u.nick.clone())),
+        None => None,
+    };
+    let target = other.as_ref().map_or(*target, |(_, nick)| &**nick);
     let mut l = Line::new().source(&mask).verb("REDACT").param(target).param(msgid);
     if let Some(r) = args.get(2).filter(|r| !r.is_empty()) {
         l = l.trailing(r);
@@ -261,7 +270,7 @@ pub fn from_link(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, args: &[&s
         let msg = ChanMsg { chan, line, sender: uid, min: Status::NONE, need: bits::REDACTION, at: now };
         return to_channel(st, out, msg);
     }
-    let other = st.directory.by_nick(&st.cm.fold(target)).map(|u| u.uid);
+    let other = other.map(|(o, _)| o);
     let keys = [user_key(st, uid), other.and_then(|o| user_key(st, o))];
     for key in keys.into_iter().flatten() {
         drop_entry(st, out, LogKey::User(key), msgid);

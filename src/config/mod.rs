@@ -164,8 +164,10 @@ pub struct History {
     pub enabled: bool,
     /// Messages (and events) kept per channel.
     pub channel_length: usize,
-    /// Messages kept per user (its private conversations together).
+    /// Messages kept per account (its private conversations together).
     pub private_length: usize,
+    /// Messages kept per connection without an account, while it lasts (0: none kept).
+    pub session_length: usize,
     /// Older entries are dropped (0: kept until pushed out by the lengths).
     pub max_age: Duration,
     /// Most entries one CHATHISTORY answer gives (005 `CHATHISTORY`).
@@ -387,6 +389,7 @@ fn read_history(doc: &mut Doc<'_>, top: &mut Tbl<'_, '_>) -> History {
         enabled: t.bool(doc, "enabled", true),
         channel_length: t.int(doc, "channel_length", 1000, 1, 1_000_000) as usize,
         private_length: t.int(doc, "private_length", 1000, 1, 1_000_000) as usize,
+        session_length: t.int(doc, "session_length", 256, 0, 1_000_000) as usize,
         max_age: t.duration(
             doc,
             "max_age",

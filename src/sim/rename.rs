@@ -72,6 +72,16 @@ fn renamed_up_to_the_hand_over(
     (r, m)
 }
 
+/// Once all is delivered: consistent, and every shard sees `new` with one member.
+fn left_with_one_member(sim: &mut Sim, new: &str) {
+    sim.pump();
+    check(sim);
+    for (st, _) in &sim.shards {
+        let v = st.channels.get(&st.cm.fold(new)).expect("the channel arrived");
+        assert_eq!(v.ch.members.len(), 1, "one member left");
+    }
+}
+
 #[test]
 fn a_renamer_that_goes_away_during_the_barrier_still_lands_the_channel() {
     let mut sim = Sim::new(config(), 2, true);
@@ -81,12 +91,7 @@ fn a_renamer_that_goes_away_during_the_barrier_still_lands_the_channel() {
     assert!(sim.deliver_until(0, 0, is_chan_answer));
     let (st, out) = &mut sim.shards[0];
     crate::commands::connection::disconnected(st, out, r, "Connection reset by peer");
-    sim.pump();
-    check(&sim);
-    for (st, _) in &sim.shards {
-        let v = st.channels.get(&st.cm.fold(&new)).expect("the channel arrived");
-        assert_eq!(v.ch.members.len(), 1, "only m is left");
-    }
+    left_with_one_member(&mut sim, &new);
     let t = sim.text(1, m);
     assert!(t.contains(&format!("PART {old} :tidy")) && t.contains(&format!("JOIN {new}")), "{t}");
 }
@@ -99,11 +104,7 @@ fn a_member_whose_departure_asks_the_old_home_too_late_is_no_ghost() {
     let (old, new) = (homed_at(&sim, "#old", 0), homed_at(&sim, "#new", 1));
     let (_r, m) = renamed_up_to_the_hand_over(&mut sim, &old, &new);
     sim.feed_only(1, m, b"QUIT :bye\r\n");
-    sim.pump();
-    check(&sim);
-    for (st, _) in &sim.shards {
-        assert!(st.channels.get(&st.cm.fold(&new)).is_some_and(|v| v.ch.members.len() == 1));
-    }
+    left_with_one_member(&mut sim, &new);
 }
 
 /// The member's shard applied Moved, not yet Arrived, when it left: its departure knew of
@@ -117,11 +118,7 @@ fn a_member_leaving_between_the_two_halves_is_no_ghost() {
     // Moved reaches shard 1 and is applied there; m leaves before Arrived is numbered.
     assert!(sim.deliver_until(0, 1, |e| matches!(e, Env::Ordered(Ordered::Chan(_)))));
     sim.feed_only(1, m, b"QUIT :bye\r\n");
-    sim.pump();
-    check(&sim);
-    for (st, _) in &sim.shards {
-        assert!(st.channels.get(&st.cm.fold(&new)).is_some_and(|v| v.ch.members.len() == 1));
-    }
+    left_with_one_member(&mut sim, &new);
 }
 
 /// A case change keeps the name reserved while the channel is out: a JOIN meanwhile waits

@@ -119,6 +119,55 @@ impl Flags {
     }
 }
 
+/// What closes a channel to whoever comes along next: the modes that restrict who may join
+/// (`+i`, `+k`, `+R`, `+S`, a ban on everyone) or hide it (`+s`, `+p`). History kept across a
+/// restart is handed back only for a channel that had none of them (`history_db`): the first to
+/// create it again could not have joined the old one, or known it was there. `+l` limits how
+/// many, not who, and a ban on some is not a closed door.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Closed {
+    flags: Flags,
+    key: bool,
+    banned_all: bool,
+}
+
+impl Closed {
+    pub const OPEN: Closed = Closed { flags: Flags(0), key: false, banned_all: false };
+    /// The flag modes that close a channel.
+    const FLAGS: Flags =
+        Flags(Flags::INVITE_ONLY.0 | Flags::PRIVATE.0 | Flags::SECRET.0 | Flags::ACCOUNT_JOIN.0 | Flags::TLS_ONLY.0);
+
+    pub fn of(ch: &Channel) -> Closed {
+        Closed {
+            flags: Flags(ch.flags.0 & Closed::FLAGS.0),
+            key: ch.key.is_some(),
+            banned_all: ch.bans.iter().any(|b| bans_everyone(&b.mask)),
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        self == Closed::OPEN
+    }
+
+    /// The letters that close it, flags in the order `324` shows them, then `k` and `b`
+    /// (empty when open).
+    pub fn letters(self) -> String {
+        let mut s: String = Flags::TABLE.iter().filter(|(_, f)| self.flags.has(*f)).map(|(l, _)| *l).collect();
+        if self.key {
+            s.push('k');
+        }
+        if self.banned_all {
+            s.push('b');
+        }
+        s
+    }
+}
+
+/// A ban mask every user matches (`*!*@*`, `*`); an extban (`$a`, `$m:`...) is something else.
+fn bans_everyone(mask: &str) -> bool {
+    !mask.is_empty() && mask.chars().all(|c| matches!(c, '*' | '!' | '@'))
+}
+
 /// Which list a list mode edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListKind {
@@ -517,6 +566,59 @@ mod tests {
         assert_eq!(c.mode_string(true), ("+mnk".to_string(), vec!["sekrit".to_string()]));
         c.apply(&Mutation::Modes(vec![ModeChange::List(ListKind::Ban, false, e)]));
         assert!(c.bans.is_empty());
+    }
+
+    #[test]
+    fn closing_modes_are_those_that_restrict_who_joins_or_sees() {
+        let mut a = UidAllocator::new("0RC", 0, 1);
+        let u = a.allocate();
+        let mut c = chan();
+        c.apply(&Mutation::Join { uid: u, status: Status::OP, created: None, at: Location::local(0) });
+        assert!(Closed::of(&c).is_open(), "+nt is open");
+        assert_eq!(Closed::of(&c).letters(), "");
+        // Modes that restrict speech, colour, size or some users leave it open.
+        let ban = |m: &str| ListEntry { mask: m.into(), set_by: "op".into(), set_at: 1 };
+        c.apply(&Mutation::Modes(vec![
+            ModeChange::Flag(Flags::MODERATED, 'm', true),
+            ModeChange::Flag(Flags::ACCOUNT_SPEAK, 'M', true),
+            ModeChange::Flag(Flags::NO_CTCP, 'C', true),
+            ModeChange::Flag(Flags::NO_COLOUR, 'c', true),
+            ModeChange::Limit(Some(1)),
+            ModeChange::List(ListKind::Ban, true, ban("*!*@spam")),
+            ModeChange::List(ListKind::Ban, true, ban("$m:*!*@*")),
+            ModeChange::List(ListKind::Invex, true, ban("*!*@*")),
+        ]));
+        assert!(Closed::of(&c).is_open(), "{:?}", Closed::of(&c));
+        for (change, letters) in [
+            (ModeChange::Flag(Flags::INVITE_ONLY, 'i', true), "i"),
+            (ModeChange::Flag(Flags::PRIVATE, 'p', true), "p"),
+            (ModeChange::Flag(Flags::SECRET, 's', true), "s"),
+            (ModeChange::Flag(Flags::ACCOUNT_JOIN, 'R', true), "R"),
+            (ModeChange::Flag(Flags::TLS_ONLY, 'S', true), "S"),
+            (ModeChange::Key(Some("k".into())), "k"),
+            (ModeChange::List(ListKind::Ban, true, ban("*!*@*")), "b"),
+        ] {
+            let mut closed = c.clone();
+            closed.apply(&Mutation::Modes(vec![change]));
+            assert!(!Closed::of(&closed).is_open(), "{letters}");
+            assert_eq!(Closed::of(&closed).letters(), letters);
+        }
+        let mut all = c.clone();
+        all.apply(&Mutation::Modes(vec![
+            ModeChange::Key(Some("k".into())),
+            ModeChange::Flag(Flags::SECRET, 's', true),
+            ModeChange::Flag(Flags::INVITE_ONLY, 'i', true),
+            ModeChange::Flag(Flags::TLS_ONLY, 'S', true),
+        ]));
+        assert_eq!(Closed::of(&all).letters(), "Sisk");
+        // Opened again: open.
+        all.apply(&Mutation::Modes(vec![
+            ModeChange::Key(None),
+            ModeChange::Flag(Flags::SECRET, 's', false),
+            ModeChange::Flag(Flags::INVITE_ONLY, 'i', false),
+            ModeChange::Flag(Flags::TLS_ONLY, 'S', false),
+        ]));
+        assert!(Closed::of(&all).is_open());
     }
 
     #[test]

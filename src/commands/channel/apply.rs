@@ -359,6 +359,9 @@ fn forget_user(st: &mut ShardState, out: &mut dyn Outbox, uid: &Uid, quit: &Shar
     if u.account.is_none() && u.location == crate::state::Location::Local(st.me as u16) {
         crate::commands::read_marker::forget(st, *uid);
     }
+    if matches!(u.location, crate::state::Location::Local(_)) {
+        crate::commands::history::record::session_gone(st, *uid);
+    }
 }
 
 /// The local members of `chan` other than `except`, with their status.

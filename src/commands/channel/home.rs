@@ -120,6 +120,9 @@ fn decide(st: &mut ShardState, from: usize, uid: Uid, req: ChanRequest, unix: u6
     if !ch.apply(&mutation) {
         st.homes.remove(&folded);
         crate::commands::history::record::channel_gone(st, &folded);
+    } else if matches!(mutation, Mutation::Modes(_) | Mutation::Burst { .. }) {
+        let closed = crate::state::channel::Closed::of(ch);
+        crate::commands::history::record::channel_modes(st, &folded, closed);
     }
     Ok((folded, name, mutation, line, notes))
 }

@@ -183,8 +183,13 @@ pub fn decide(
         }
         RemoteChan::Metadata { ts, changes, .. } => {
             let kept = ch.metadata.as_deref();
-            let changes: Vec<_> =
-                changes.into_iter().filter(|(k, v)| kept.and_then(|m| m.get(k)) != v.as_ref()).collect();
+            // A new key past our limit is not taken (a link's state cannot grow without bound).
+            let full =
+                |k: &str| kept.is_some_and(|m| !m.contains_key(k) && m.len() >= crate::commands::metadata::MAX_KEYS);
+            let changes: Vec<_> = changes
+                .into_iter()
+                .filter(|(k, v)| kept.and_then(|m| m.get(k)) != v.as_ref() && (v.is_none() || !full(k)))
+                .collect();
             // Subscribers are told by each shard as it applies the change: no line.
             (ts <= ch.created && !changes.is_empty()).then(|| (Mutation::Metadata(changes), Vec::new()))
         }

@@ -183,7 +183,8 @@ fn arrive(st: &mut ShardState, h: Handover, unix: u64) -> Outcome {
         log::error!("RENAME {from} -> {}: the name was taken meanwhile; the channel is lost", state.name);
         return in_use(&from, &state.name);
     }
-    crate::commands::history::record::channel_taken_in(st, &folded, &from, &state.name, log);
+    let closed = crate::state::channel::Closed::of(&state);
+    crate::commands::history::record::channel_taken_in(st, &folded, &from, &state.name, closed, log);
     let line = Line::new().source(&mask).verb("RENAME").param(&from).param(&state.name).trailing(&reason).finish();
     let name = state.name.clone();
     let mut here = state.clone();

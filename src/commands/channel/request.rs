@@ -149,12 +149,8 @@ pub fn on_ack(
         }
         Outcome::Fail { command, code, context, text } => {
             if st.clients.get(&conn).is_some_and(|c| c.rare().departing.is_none()) {
-                let mut l =
-                    crate::proto::Line::new().source(&st.cfg.server.name).verb("FAIL").param(command).param(code);
-                for c in &context {
-                    l = l.param(c);
-                }
-                reply(st, out, conn, &l.trailing(text).finish());
+                let line = crate::commands::identity::fail_line(&st.cfg.server.name, command, code, &context, text);
+                reply(st, out, conn, &line);
             }
             continue_client(st, out, conn, now, unix);
         }

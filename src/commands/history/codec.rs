@@ -1,14 +1,16 @@
 //! History entries as bytes, for the store on disk: an entry's value (version 1; a value of
 //! another version is skipped on load, never misread), the records and frames of the segment
-//! files that hold them ("Batches" below), and the keys of read markers in `history.redb`.
-//! The per-entry keys ([`key`], [`log_of`]) are those of the previous format, one redb key
-//! per entry, which is read once to be migrated.
+//! files that hold them ("Batches" below), and the keys in `history.redb`: a read marker per
+//! user key and target (`r`), and per channel log what closed the channel (`s`, see
+//! [`closed_key`]). The per-entry keys ([`key`], [`log_of`]) are those of the previous format,
+//! one redb key per entry, which is read once to be migrated.
 
 use std::sync::Arc;
 
 use super::store::{Entry, Kind, Peer};
 use crate::commands::outgoing::{Meta, Multi, Shared};
 use crate::proto::{CaseMapping, Folded};
+use crate::state::channel::Closed;
 
 const VERSION: u8 = 1;
 
@@ -16,7 +18,7 @@ const VERSION: u8 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LogKey {
     Channel(Folded),
-    /// A user key (`a:account` or `n:nick`).
+    /// A user key: an account's (`a:<account>`) or a connection's (`u:<UID>`).
     User(Folded),
 }
 
@@ -25,6 +27,11 @@ impl LogKey {
         match self {
             LogKey::Channel(f) | LogKey::User(f) => f,
         }
+    }
+
+    /// Whether the log is kept on disk: not a connection's, which ends with it.
+    pub fn persisted(&self) -> bool {
+        !matches!(self, LogKey::User(k) if k.as_str().starts_with("u:"))
     }
 }
 
@@ -66,6 +73,36 @@ pub fn marker_of(k: &[u8], v: &[u8], cm: CaseMapping) -> Option<(Folded, Folded,
     let key = cm.fold(std::str::from_utf8(&rest[..end]).ok()?);
     let target = cm.fold(std::str::from_utf8(&rest[end + 1..]).ok()?);
     Some((key, target, u64::from_le_bytes(v.try_into().ok()?)))
+}
+
+/// The store's key of what closes a channel (its log's one record of the channel's modes):
+/// `s`, the channel's name.
+pub fn closed_key(chan: &Folded) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + chan.as_str().len());
+    k.push(b's');
+    k.extend_from_slice(chan.as_str().as_bytes());
+    k
+}
+
+/// Its value: the version, then the letters that close the channel (none: it is open).
+pub fn encode_closed(closed: Closed) -> Vec<u8> {
+    let letters = closed.letters();
+    let mut v = Vec::with_capacity(1 + letters.len());
+    v.push(VERSION);
+    v.extend_from_slice(letters.as_bytes());
+    v
+}
+
+/// A channel and the letters that closed it (empty: open) back from a key and value; None for
+/// another version or damage. Letters stay letters: one this version does not know (a later
+/// version's) still closes the channel.
+pub fn closed_of(k: &[u8], v: &[u8], cm: CaseMapping) -> Option<(Folded, Box<str>)> {
+    let chan = cm.fold(std::str::from_utf8(k.strip_prefix(b"s")?).ok()?);
+    let (&version, letters) = v.split_first()?;
+    if version != VERSION || chan.as_str().is_empty() {
+        return None;
+    }
+    Some((chan, std::str::from_utf8(letters).ok()?.into()))
 }
 
 /// The log a stored entry's key belongs to.
@@ -445,6 +482,31 @@ mod tests {
         assert!(decode(&bad, cm).is_none());
         bad[0] = 2;
         assert!(decode(&bad, cm).is_none());
+    }
+
+    #[test]
+    fn what_closed_a_channel_reads_back_as_written() {
+        use crate::state::channel::{Channel, ModeChange, Mutation};
+        let cm = CaseMapping::Rfc1459;
+        let chan = cm.fold("#Priv[1]");
+        let k = closed_key(&chan);
+        assert_eq!(k, b"s#priv{1}");
+        assert_eq!(closed_of(&k, &encode_closed(Closed::OPEN), cm), Some((chan.clone(), "".into())));
+        let mut ch = Channel::new("#Priv[1]".into(), chan.clone(), 1, 1);
+        ch.apply(&Mutation::Modes(vec![ModeChange::Key(Some("pw".into()))]));
+        let v = encode_closed(Closed::of(&ch));
+        assert_eq!(closed_of(&k, &v, cm), Some((chan.clone(), "k".into())));
+        // A letter this version does not know still reads as closed.
+        assert_eq!(closed_of(&k, &[VERSION, b'O'], cm), Some((chan, "O".into())));
+        // Another version, damage, or another kind of key: not read.
+        assert_eq!(closed_of(&k, &[2, b'k'], cm), None);
+        assert_eq!(closed_of(&k, &[], cm), None);
+        assert_eq!(closed_of(&k, &[VERSION, 0xff], cm), None);
+        assert_eq!(closed_of(b"s", &v, cm), None);
+        assert_eq!(closed_of(&marker_key(&cm.fold("a:x"), &cm.fold("#c")), &v, cm), None);
+        // Not an entry's key, and apart from them (entries `e`, markers `r`).
+        assert_eq!(log_of(&k, cm), None);
+        assert!(key(&LogKey::Channel(cm.fold("#priv{1}")), u64::MAX, "z").as_slice() < k.as_slice());
     }
 
     #[test]

@@ -14,15 +14,33 @@ use crate::commands::outbox::Outbox;
 use crate::commands::outgoing::Shared;
 use crate::local::shard::ShardState;
 use crate::proto::Folded;
-use crate::state::channel::Status;
+use crate::state::channel::{Closed, Status};
 use crate::state::Uid;
 
-/// The key a user's private history is kept under: its account (`a:<account>`). A user
-/// without one has no private history: a nick passes to whoever takes it next, and with it
-/// would go the conversation.
+/// The key a user's private history is kept under: its account (`a:<account>`), across
+/// connections, servers and restarts; without one, its connection (`u:<UID>`), in memory only
+/// and gone when it leaves. Not its nick: a nick passes to whoever takes it next, and the
+/// conversation must not go with it (Ergo, too, keeps an unregistered client's history with
+/// the client).
 pub fn user_key(st: &ShardState, uid: Uid) -> Option<Folded> {
     let u = st.directory.get(&uid)?;
-    u.account.as_deref().map(|a| account_key(st.cm, a))
+    Some(match u.account.as_deref() {
+        Some(a) => account_key(st.cm, a),
+        None => session_key(st.cm, uid),
+    })
+}
+
+/// The key of a connection's own private history (and read markers).
+pub fn session_key(cm: crate::proto::CaseMapping, uid: Uid) -> Folded {
+    cm.fold(&format!("u:{uid}"))
+}
+
+/// A user left (on every shard): its connection's private history goes, where it was kept.
+pub fn session_gone(st: &mut ShardState, uid: Uid) {
+    let key = session_key(st.cm, uid);
+    if key.owner(st.cores) == st.me {
+        st.history.users.remove(&key);
+    }
 }
 
 /// The key of an account's private history and read markers.
@@ -69,6 +87,7 @@ pub fn is_home(st: &ShardState, chan: &Folded) -> bool {
 /// for channels nobody registered).
 pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
     let Some(log) = st.history.channels.remove(chan) else { return };
+    st.history.channel_log_gone(chan, &log);
     if let Some(sink) = &st.history.sink {
         for e in log.entries() {
             let _ = sink.send(DbOp::Delete(LogKey::Channel(chan.clone()), e.time_ms(), e.msgid().unwrap_or("").into()));
@@ -79,6 +98,7 @@ pub fn channel_gone(st: &mut ShardState, chan: &Folded) {
 /// A renamed channel's log leaves this home with it (memory and disk); see `channel::rename`.
 pub fn channel_handed_over(st: &mut ShardState, chan: &Folded) -> Vec<Entry> {
     let Some(log) = st.history.channels.remove(chan) else { return Vec::new() };
+    st.history.channel_log_gone(chan, &log);
     let entries: Vec<Entry> = log.into_entries().into();
     if let Some(sink) = &st.history.sink {
         for e in &entries {
@@ -89,14 +109,24 @@ pub fn channel_handed_over(st: &mut ShardState, chan: &Folded) -> Vec<Entry> {
 }
 
 /// A renamed channel's log arrives at its new home, its lines naming the channel as it is now
-/// named (a client replaying it asks by the new name).
-pub fn channel_taken_in(st: &mut ShardState, chan: &Folded, from: &str, to: &str, log: Vec<Entry>) {
+/// named (a client replaying it asks by the new name). `closed`: what closes the channel
+/// (its state is not among the home's channels yet).
+pub fn channel_taken_in(st: &mut ShardState, chan: &Folded, from: &str, to: &str, closed: Closed, log: Vec<Entry>) {
     if !st.cfg.history.enabled {
         return;
     }
     for mut e in log {
         e.line = retarget(st.cm, &e.line, from, to);
         add_channel(st, chan, e);
+    }
+    st.history.channel_closed(chan, closed);
+}
+
+/// The home applied a change of a channel's modes: what closes it, for its log on disk (a
+/// record is written only when that changes).
+pub fn channel_modes(st: &mut ShardState, chan: &Folded, closed: Closed) {
+    if st.cfg.history.enabled {
+        st.history.channel_closed(chan, closed);
     }
 }
 
@@ -187,7 +217,18 @@ pub fn channel_event(st: &mut ShardState, chan: &Folded, line: &Shared) {
 
 fn add_channel(st: &mut ShardState, chan: &Folded, e: Entry) {
     let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, e.time_ms()));
-    st.history.add(LogKey::Channel(chan.clone()), e, max, oldest, false);
+    if st.history.add(LogKey::Channel(chan.clone()), e, max, oldest, false) {
+        log_began(st, chan);
+    }
+}
+
+/// A channel's log began (or has no record yet of the channel's modes): what closes the
+/// channel is written with it, once, as `history_db` restores only an open channel's log.
+pub(super) fn log_began(st: &mut ShardState, chan: &Folded) {
+    if let Some(ch) = st.homes.get(chan) {
+        let closed = Closed::of(ch);
+        st.history.channel_closed(chan, closed);
+    }
 }
 
 /// A private message (or TAGMSG) from `from` to `to`: into each side's log.
@@ -210,7 +251,12 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     if (!local(&from) && !local(&to)) || of_services(st, from) || of_services(st, to) {
         return;
     }
-    // Each side with an account keeps it; a message to oneself is kept once.
+    // Each side keeps it: under its account, or (a user of this server) under its connection;
+    // a message to oneself is kept once.
+    let sessions = st.cfg.history.session_length > 0;
+    let mine =
+        |k: Option<Folded>, uid: &Uid| k.filter(|k| LogKey::User(k.clone()).persisted() || (sessions && local(uid)));
+    let (fk, tk) = (mine(fk, &from), mine(tk, &to));
     let mut sides = Vec::with_capacity(2);
     if let Some(k) = fk.clone() {
         sides.push((k, tp));
@@ -247,7 +293,9 @@ fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
 
 /// An entry for a user key this shard owns.
 pub fn add_private(st: &mut ShardState, key: Folded, e: Entry) {
-    let (max, oldest) = (st.cfg.history.private_length, super::oldest(st, e.time_ms()));
+    let h = &st.cfg.history;
+    let max = if LogKey::User(key.clone()).persisted() { h.private_length } else { h.session_length };
+    let oldest = super::oldest(st, e.time_ms());
     st.history.add(LogKey::User(key), e, max, oldest, false);
 }
 
@@ -280,6 +328,23 @@ mod tests {
         assert_eq!(body(&l), ":a!b@c QUIT :#old\r\n");
         let l = retarget(cm, &line(":a!b@c PRIVMSG #old :1\r\n:a!b@c PRIVMSG #old :2\r\n"), "#old", "#x");
         assert_eq!(body(&l), ":a!b@c PRIVMSG #x :1\r\n:a!b@c PRIVMSG #x :2\r\n");
+    }
+
+    /// A connection's private log lives while it does: gone from memory when it leaves.
+    #[test]
+    fn a_connections_private_log_ends_with_it() {
+        let cfg = std::sync::Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
+        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let a = sim.client(0, "ann");
+        let b = sim.client(1, "ben");
+        sim.feed(0, a, b"PRIVMSG ben :hi\r\n");
+        sim.pump();
+        let logs = |sim: &crate::sim::Sim| sim.shards.iter().map(|(st, _)| st.history.users.len()).sum::<usize>();
+        assert_eq!(logs(&sim), 2, "one log per side");
+        sim.feed(0, a, b"QUIT\r\n");
+        sim.feed(1, b, b"QUIT\r\n");
+        sim.pump();
+        assert_eq!(logs(&sim), 0);
     }
 
     #[test]

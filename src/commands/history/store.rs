@@ -11,6 +11,7 @@ use ahash::AHashMap;
 use super::codec::LogKey;
 use crate::commands::outgoing::Shared;
 use crate::proto::Folded;
+use crate::state::channel::Closed;
 use crate::state::Uid;
 
 /// What an entry is, for the client that asks: messages always replay; TAGMSG and channel
@@ -96,6 +97,8 @@ pub struct Log {
     /// The latest redactions (when, msgid), oldest first: a server that was apart may still
     /// hold those messages, and its catch-up must not bring them back (`sync`).
     redacted: VecDeque<(u64, Box<str>)>,
+    /// A channel's: what closed the channel as the disk has it (None: nothing written yet).
+    closed: Option<Closed>,
 }
 
 /// Redactions a log remembers: more than a split's worth in all but a flood of them.
@@ -269,6 +272,8 @@ pub enum DbOp {
     Marker(Folded, Folded, u64),
     /// A user key's read marker for a target that is no more (a renamed channel).
     MarkerGone(Folded, Folded),
+    /// What closes a channel, kept with its log (None: the log is gone, and the record too).
+    Closed(Folded, Option<Closed>),
 }
 
 /// A shard's history: the channels it is home to, and the user keys it owns.
@@ -302,27 +307,62 @@ impl Store {
                         let _ = sink.send(DbOp::Delete(key, e.time_ms(), e.msgid().unwrap_or("").into()));
                     }
                 }
+                if log.entries.is_empty() && channel && log.closed.is_some() {
+                    if let Some(sink) = &sink {
+                        let _ = sink.send(DbOp::Closed(name.clone(), None));
+                    }
+                }
                 !log.entries.is_empty()
             });
         }
     }
 
+    /// A channel's log is gone (the channel ended, or moved): the record of its modes goes too.
+    pub fn channel_log_gone(&self, chan: &Folded, log: &Log) {
+        if let (Some(sink), Some(_)) = (&self.sink, log.closed) {
+            let _ = sink.send(DbOp::Closed(chan.clone(), None));
+        }
+    }
+
+    /// What closes a channel now, for its log on disk: written when it changes (a channel
+    /// opened or closed), never per message. Nothing when the channel has no log: its first
+    /// entry writes it ([`Store::add`]'s answer).
+    pub fn channel_closed(&mut self, chan: &Folded, closed: Closed) {
+        let Some(log) = self.channels.get_mut(chan) else { return };
+        if log.closed == Some(closed) {
+            return;
+        }
+        log.closed = Some(closed);
+        if let Some(sink) = &self.sink {
+            let _ = sink.send(DbOp::Closed(chan.clone(), Some(closed)));
+        }
+    }
+
     /// Adds an entry to a log; what it pushes out of the log is deleted from the disk too.
-    /// `stored`: the entry came from the disk (it is not written again).
-    pub fn add(&mut self, log: LogKey, e: Entry, max: usize, oldest: u64, stored: bool) {
-        let logs = match &log {
-            LogKey::Channel(_) => &mut self.channels,
-            LogKey::User(_) => &mut self.users,
+    /// `stored`: the entry came from the disk (it is not written again; a channel's log on
+    /// the disk was open, as only open channels' logs are loaded: `history_db`). True when a
+    /// channel's log has no record yet of what closes the channel: the caller, which knows the
+    /// channel, writes it ([`Store::channel_closed`]), once per log and not per message.
+    pub fn add(&mut self, log: LogKey, e: Entry, max: usize, oldest: u64, stored: bool) -> bool {
+        let (logs, channel) = match &log {
+            LogKey::Channel(_) => (&mut self.channels, true),
+            LogKey::User(_) => (&mut self.users, false),
         };
         let put = (!stored).then(|| e.clone());
-        let dropped = logs.entry(log.name().clone()).or_default().push(e, max, oldest);
-        let Some(sink) = &self.sink else { return };
+        let l = logs.entry(log.name().clone()).or_default();
+        if channel && stored {
+            l.closed = Some(Closed::OPEN);
+        }
+        let unrecorded = channel && l.closed.is_none();
+        let dropped = l.push(e, max, oldest);
+        let Some(sink) = self.sink.as_ref().filter(|_| log.persisted()) else { return unrecorded };
         if let Some(e) = put {
             let _ = sink.send(DbOp::Put(log.clone(), e));
         }
         for d in dropped {
             let _ = sink.send(DbOp::Delete(log.clone(), d.time_ms(), d.msgid().unwrap_or_default().into()));
         }
+        unrecorded
     }
 }
 

@@ -18,7 +18,7 @@
 //! which the home here adds unless it has that msgid already or redacted it. Only a direct
 //! rustircd peer, speaking for itself, is heard; an entry must be a PRIVMSG, NOTICE or TAGMSG
 //! to the channel named, and not from the future. One server's answers to one catch-up are
-//! bounded ([`BUDGET`]), so that many channels cannot overflow the link's sendq.
+//! bounded (a quarter of the link's sendq), so that many channels cannot overflow it.
 //!
 //! Not exchanged: private history, multiline messages, events (JOIN, PART…). Catch-up is
 //! between the two servers that link: a third server behind one of them learns what the
@@ -55,11 +55,13 @@ const IN_FLIGHT_MS: u64 = 60_000;
 /// this far ahead (`delivery::meta_from`), and a history entry beyond it is not kept.
 pub const CLOCK_AHEAD_MS: u64 = 10_000;
 
-/// Bytes one shard sends a peer for one catch-up: an eighth of the default link sendq in all,
-/// shared by the shards, whatever the channels' count.
-pub const BUDGET: usize = crate::commands::link::LINK_SENDQ / 8;
+/// What one catch-up may send a peer in all, shared by the shards, whatever the channels'
+/// count: a quarter of the link's sendq (it goes out at once, before the peer has read it).
+fn budget(st: &ShardState, peer_name: &str) -> usize {
+    crate::commands::link::sendq_of(st, peer_name) / 4 / st.cores.max(1)
+}
 
-/// A catch-up (one peer's HISTREQs after one burst) counts against [`BUDGET`] for this long.
+/// A catch-up (one peer's HISTREQs after one burst) counts against the budget for this long.
 const ROUND_MS: u64 = 60_000;
 
 /// Servers left the network (on every shard): remember when, for their return.
@@ -120,13 +122,13 @@ pub fn serve(st: &mut ShardState, out: &mut dyn Outbox, chan: &Folded, from: u64
         .collect();
     let skip = fresh.len().saturating_sub(st.cfg.history.max_query);
     lines.extend(fresh[skip..].iter().filter_map(|e| entry_line(&sid, &to_name, &name, e)));
-    let cores = st.cores.max(1);
+    let budget = budget(st, &to_name);
     let now = out.unix_ms();
     let spent = st.history.served.entry(to).or_insert((now, 0));
     if now.saturating_sub(spent.0) > ROUND_MS {
         *spent = (now, 0);
     }
-    let left = (BUDGET / cores).saturating_sub(spent.1);
+    let left = budget.saturating_sub(spent.1);
     let mut size = 0;
     let fit = lines.iter().take_while(|l| {
         size += l.len();
@@ -212,7 +214,9 @@ pub fn add(st: &mut ShardState, out: &dyn Outbox, chan: Folded, entry: Entry) {
         return;
     }
     let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, now));
-    st.history.add(super::codec::LogKey::Channel(chan), entry, max, oldest, false);
+    if st.history.add(super::codec::LogKey::Channel(chan.clone()), entry, max, oldest, false) {
+        super::record::log_began(st, &chan);
+    }
 }
 
 /// An entry from its tagged line: msgid and time required, as on a live message; a PRIVMSG,

@@ -306,12 +306,8 @@ mod tests {
     /// have stays (it is not taken as a deletion).
     #[test]
     fn a_too_long_channel_metadata_value_from_a_link_changes_nothing() {
-        use std::sync::Arc;
-        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
-        let mut sim = crate::sim::Sim::new(cfg, 2, true);
-        let link = sim.connect(1);
-        sim.feed(1, link, crate::fuzzing::LINK);
-        sim.pump();
+        let mut sim = crate::sim::Sim::fuzz_config();
+        let link = sim.link_peer(1);
         let long = "x".repeat(crate::commands::metadata::MAX_VALUE_BYTES + 1);
         let lines = format!(":2FZ ENCAP * METADATA #a 1 url :short\r\n:2FZ ENCAP * METADATA #a 1 url :{long}\r\n");
         sim.feed(1, link, lines.as_bytes());
@@ -323,5 +319,21 @@ mod tests {
         sim.pump();
         let text = sim.text(0, alice);
         assert!(text.lines().any(|l| l.contains(" 761 ") && l.ends_with(" url * :short")), "{text}");
+    }
+
+    /// A link cannot give a channel more keys than a client could.
+    #[test]
+    fn a_link_cannot_give_a_channel_more_keys_than_the_limit() {
+        use crate::commands::metadata::MAX_KEYS;
+        let mut sim = crate::sim::Sim::fuzz_config();
+        let link = sim.link_peer(1);
+        let lines: String = (0..MAX_KEYS + 5).map(|i| format!(":2FZ ENCAP * METADATA #a 1 k{i} :v\r\n")).collect();
+        sim.feed(1, link, lines.as_bytes());
+        sim.pump();
+        sim.check_consistent();
+        for (st, _) in &sim.shards {
+            let v = st.channels.get(&st.cm.fold("#a")).unwrap();
+            assert_eq!(v.ch.metadata.as_ref().map_or(0, |m| m.len()), MAX_KEYS);
+        }
     }
 }

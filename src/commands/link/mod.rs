@@ -68,6 +68,13 @@ pub fn our_sid(st: &ShardState) -> &str {
 /// their channels is about 1.2 MB.
 pub const LINK_SENDQ: usize = 32 << 20;
 
+/// What the link to the direct peer `name` may have queued: its block's class's sendq, or
+/// [`LINK_SENDQ`].
+pub fn sendq_of(st: &ShardState, name: &str) -> usize {
+    let class = st.cfg.links.iter().find(|b| b.name.eq_ignore_ascii_case(name)).and_then(|b| b.class);
+    class.map_or(LINK_SENDQ, |c| st.cfg.classes[c].sendq)
+}
+
 /// Writes TS6 lines (CRLF included) to a link of this shard, counting them. A peer that stops
 /// reading is dropped once its sendq (its block's class's, or [`LINK_SENDQ`]) is full.
 pub fn write(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, line: &[u8]) {

@@ -895,13 +895,10 @@ mod tests {
     #[test]
     fn a_peer_links_in_the_simulator_and_every_shard_agrees() {
         // What the dispatch fuzzer starts from: a TS6 peer with dave in #a, on shard 1.
-        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
-        let mut sim = crate::sim::Sim::new(cfg, 2, true);
+        let mut sim = crate::sim::Sim::fuzz_config();
         let alice = sim.client(0, "alice");
         sim.feed(0, alice, b"JOIN #a\r\n");
-        let link = sim.connect(1);
-        sim.feed(1, link, crate::fuzzing::LINK);
-        sim.pump();
+        let link = sim.link_peer(1);
         let out = sim.text(1, link);
         assert!(out.contains("SERVER irc.fuzz.local 1 0FZ + :"), "{out}");
         assert!(out.contains(" UID alice 1 "), "{out}");
@@ -950,10 +947,8 @@ mod tests {
     fn a_link_not_yet_up_may_ping_and_pong_without_harm() {
         // PING and PONG run before a link is up (their rows are `Always`): a peer that says
         // CAPAB, then PONG or a routed PING, is answered or ignored — no panic, nothing routed.
-        let cfg = Arc::new(crate::config::Config::parse("fuzz", crate::fuzzing::CONFIG, None).unwrap());
-        let mut sim = crate::sim::Sim::new(cfg, 2, true);
-        let up = sim.connect(1);
-        sim.feed(1, up, crate::fuzzing::LINK);
+        let mut sim = crate::sim::Sim::fuzz_config();
+        let up = sim.link_peer(1);
         let early = sim.connect(1);
         sim.feed(1, early, b"CAPAB :EOB\r\nPONG peer.fuzz :irc.fuzz.local\r\nPING x :2FZ\r\nPING :tok\r\n");
         let out = sim.text(1, early);

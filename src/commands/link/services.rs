@@ -139,8 +139,16 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         "METADATA" => {
             let Source::User(uid) = src else { return Ok(()) };
             let Some(key) = args.first().filter(|k| crate::commands::metadata::valid_key(k)) else { return Ok(()) };
-            if args.get(1).is_some_and(|v| v.len() > crate::commands::metadata::MAX_VALUE_BYTES) {
+            use crate::commands::metadata::{MAX_KEYS, MAX_VALUE_BYTES};
+            if args.get(1).is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
                 log::debug!("Link: METADATA {key} of {uid}: value too long, dropped");
+                return Ok(());
+            }
+            let kept = ctx.st.directory.get(&uid).and_then(|u| u.metadata.as_deref());
+            if args.get(1).is_some_and(|v| !v.is_empty())
+                && kept.is_some_and(|m| !m.contains_key(*key) && m.len() >= MAX_KEYS)
+            {
+                log::debug!("Link: METADATA {key} of {uid}: {MAX_KEYS} keys already, dropped");
                 return Ok(());
             }
             let value = args.get(1).filter(|v| !v.is_empty()).map(|v| Box::<str>::from(*v));
