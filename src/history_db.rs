@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use ahash::{AHashMap, AHashSet};
 use std::fs::{self, File};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -327,6 +327,8 @@ pub struct Segments {
     next: u32,
     /// The segment changes go to, and its file once written to.
     active: Option<(u32, Option<File>)>,
+    /// After a replay, until the writer needs it: each slot's place (`index` names slots).
+    slot_locs: Option<Vec<Loc>>,
     /// The records of the commit in progress.
     batch: Vec<u8>,
     frame: Vec<u8>,
@@ -341,8 +343,18 @@ impl Segments {
             segs: BTreeMap::new(),
             next: 1,
             active: None,
+            slot_locs: None,
             batch: Vec::new(),
             frame: Vec::new(),
+        }
+    }
+
+    /// The index as the writer uses it (after a replay it names slots; see `replay`).
+    pub fn index_ready(&mut self) {
+        if let Some(locs) = self.slot_locs.take() {
+            for v in self.index.values_mut() {
+                *v = locs[*v as usize];
+            }
         }
     }
 
@@ -388,6 +400,7 @@ impl Segments {
 
     /// An entry added to a log (in the commit in progress).
     pub fn put(&mut self, log: &LogKey, e: &Entry) {
+        self.index_ready();
         let seq = self.active();
         codec::put_record(&mut self.batch, log, e);
         let h = self.hash(log.as_ref(), e.time_ms(), e.msgid().unwrap_or_default().as_bytes());
@@ -402,6 +415,7 @@ impl Segments {
 
     /// An entry taken out of a log: a `D` record, if the disk has the entry.
     pub fn delete(&mut self, log: &LogKey, time_ms: u64, msgid: &str) {
+        self.index_ready();
         let h = self.hash(log.as_ref(), time_ms, msgid.as_bytes());
         let Some(old) = self.index.remove(&h) else { return };
         self.died(old);
@@ -469,6 +483,7 @@ impl Segments {
         if !self.dirty() {
             return Ok(0);
         }
+        self.index_ready();
         self.active = None;
         let victims: Vec<u32> =
             self.segs.iter().filter(|(_, s)| s.dead > 0 || s.bytes < SEGMENT_SMALL).map(|(&q, _)| q).collect();
@@ -563,11 +578,6 @@ impl Segments {
     /// Reads every segment in order: the live entries, per shard (each log's oldest first), and
     /// how many records could not be read. Builds the writer's index on the way.
     pub fn replay(&mut self, cm: CaseMapping, cores: usize) -> io::Result<Loaded> {
-        struct Live {
-            log: LogKey,
-            e: Entry,
-            at: Loc,
-        }
         let mut seqs = Vec::new();
         for d in fs::read_dir(&self.dir)? {
             let name = d?.file_name();
@@ -580,14 +590,27 @@ impl Segments {
             }
         }
         seqs.sort_unstable();
-        let mut slots: Vec<Option<Live>> = Vec::new();
-        let mut at: IdMap<usize> = IdMap::default();
-        let mut logs: HashMap<Vec<u8>, Option<LogKey>> = HashMap::new();
+        // ~200 bytes a record: sized once, not grown.
+        let mut total = 0;
+        for &seq in &seqs {
+            total += fs::metadata(self.seg_path(seq)).map_or(0, |m| m.len());
+        }
+        let guess = (total / 200) as usize;
+        // Each entry read, its record's place and its shard, by slot (None: it went later).
+        let mut slots: Vec<Option<(LogKey, Entry)>> = Vec::with_capacity(guess);
+        let mut locs: Vec<Loc> = Vec::with_capacity(guess);
+        let mut shards: Vec<u32> = Vec::with_capacity(if cores > 1 { guess } else { 0 });
+        // Each live entry's slot while reading; then, become the writer's index, where it is.
+        let mut at: IdMap<u64> = IdMap::with_capacity_and_hasher(guess, Default::default());
+        // Each log's name folded once (and its shard found once), shared by its entries.
+        let mut logs: AHashMap<Vec<u8>, Option<(LogKey, usize)>> = AHashMap::default();
         let mut name = Vec::new();
         let mut skipped = 0;
+        let mut bytes = Vec::new();
         for &seq in &seqs {
             self.next = self.next.max(seq + 1);
-            let bytes = fs::read(self.seg_path(seq))?;
+            bytes.clear();
+            File::open(self.seg_path(seq))?.read_to_end(&mut bytes)?;
             let Some(mut frames) = codec::frames(&bytes) else {
                 log::warn!(
                     "History store: {} is not a segment of this version: left alone",
@@ -611,35 +634,48 @@ impl Segments {
                             let key = match logs.get(name.as_slice()) {
                                 Some(k) => k.clone(),
                                 None => {
-                                    let k = log.to_key(cm);
+                                    let k = log.to_key(cm).map(|k| {
+                                        let shard = k.name().owner(cores);
+                                        (k, shard)
+                                    });
                                     logs.insert(name.clone(), k.clone());
                                     k
                                 }
                             };
-                            let (Some(key), Some(e)) = (key, codec::decode(entry, cm)) else {
+                            let (Some((key, shard)), Some(e)) = (key, codec::decode(entry, cm)) else {
                                 skipped += 1;
                                 s.dead += 1;
                                 continue;
                             };
                             s.live += 1;
-                            let live = Live { log: key, e, at: here };
-                            match at.get(&h) {
-                                Some(&i) => {
-                                    if let Some(old) = slots[i].replace(live) {
-                                        self.died(old.at);
+                            match at.entry(h) {
+                                std::collections::hash_map::Entry::Occupied(o) => {
+                                    let i = *o.get() as usize;
+                                    if slots[i].replace((key, e)).is_some() {
+                                        self.died(locs[i]);
+                                    }
+                                    locs[i] = here;
+                                    if cores > 1 {
+                                        shards[i] = shard as u32;
                                     }
                                 }
-                                None => {
-                                    at.insert(h, slots.len());
-                                    slots.push(Some(live));
+                                std::collections::hash_map::Entry::Vacant(v) => {
+                                    v.insert(slots.len() as u64);
+                                    slots.push(Some((key, e)));
+                                    locs.push(here);
+                                    if cores > 1 {
+                                        shards.push(shard as u32);
+                                    }
                                 }
                             }
                         }
                         Record::Delete { log, time_ms, msgid } => {
                             let h = self.hash(log, time_ms, msgid);
                             self.segs.entry(seq).or_default().dead += 1;
-                            if let Some(old) = at.remove(&h).and_then(|i| slots[i].take()) {
-                                self.died(old.at);
+                            if let Some(i) = at.remove(&h) {
+                                if slots[i as usize].take().is_some() {
+                                    self.died(locs[i as usize]);
+                                }
                             }
                         }
                     }
@@ -658,19 +694,33 @@ impl Segments {
                 self.segs.entry(seq).or_default().dead += 1;
             }
         }
-        self.index = IdMap::with_capacity_and_hasher(at.len(), Default::default());
-        for (h, i) in at {
-            if let Some(l) = &slots[i] {
-                self.index.insert(h, l.at);
+        // The writer's index: `at` names slots; the writer thread turns them into places
+        // (`index_ready`), off the start-up's path.
+        self.index = at;
+        self.slot_locs = Some(locs);
+        // In the order they were written, nearly each log's; a stable sort by time (cheap on
+        // runs already in order) puts the copies a compaction moved after newer entries back
+        // in their place, so that `Log::push` finds each entry's place at the end.
+        let mut per_shard: Vec<Vec<(LogKey, Entry)>> = if cores == 1 {
+            // In place: no copy of the entries.
+            vec![slots.into_iter().flatten().collect()]
+        } else {
+            let mut counts = vec![0usize; cores];
+            for (i, slot) in slots.iter().enumerate() {
+                if slot.is_some() {
+                    counts[shards[i] as usize] += 1;
+                }
             }
-        }
-        let mut live: Vec<Live> = slots.into_iter().flatten().collect();
-        // Nearly in order already (the order they were written in): a stable sort by time and
-        // msgid, as the previous format's keys had them.
-        live.sort_by(|a, b| (a.e.time_ms(), a.e.msgid()).cmp(&(b.e.time_ms(), b.e.msgid())));
-        let mut per_shard: Vec<Vec<(LogKey, Entry)>> = (0..cores).map(|_| Vec::new()).collect();
-        for l in live {
-            per_shard[l.log.name().owner(cores)].push((l.log, l.e));
+            let mut per: Vec<Vec<(LogKey, Entry)>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
+            for (i, slot) in slots.into_iter().enumerate() {
+                if let Some(le) = slot {
+                    per[shards[i] as usize].push(le);
+                }
+            }
+            per
+        };
+        for shard in &mut per_shard {
+            shard.sort_by_key(|(_, e)| e.time_ms());
         }
         Ok((per_shard, skipped))
     }
@@ -684,6 +734,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// the commit interval, write it (one frame, one fsync; markers in one redb transaction); and
 /// when something is dead, compact at most every [`COMPACT_EVERY`].
 fn write_loop(db: Database, mut segs: Segments, rx: Receiver<DbOp>) {
+    segs.index_ready();
     let mut last = Instant::now() - COMMIT_EVERY;
     let mut compacted = Instant::now();
     loop {
