@@ -701,24 +701,20 @@ impl Segments {
         // In the order they were written, nearly each log's; a stable sort by time (cheap on
         // runs already in order) puts the copies a compaction moved after newer entries back
         // in their place, so that `Log::push` finds each entry's place at the end.
-        let mut per_shard: Vec<Vec<(LogKey, Entry)>> = if cores == 1 {
-            // In place: no copy of the entries.
-            vec![slots.into_iter().flatten().collect()]
-        } else {
-            let mut counts = vec![0usize; cores];
-            for (i, slot) in slots.iter().enumerate() {
-                if slot.is_some() {
-                    counts[shards[i] as usize] += 1;
-                }
+        let shard_of = |i: usize| if cores > 1 { shards[i] as usize } else { 0 };
+        let mut counts = vec![0usize; cores];
+        for (i, slot) in slots.iter().enumerate() {
+            if slot.is_some() {
+                counts[shard_of(i)] += 1;
             }
-            let mut per: Vec<Vec<(LogKey, Entry)>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
-            for (i, slot) in slots.into_iter().enumerate() {
-                if let Some(le) = slot {
-                    per[shards[i] as usize].push(le);
-                }
+        }
+        // Sized once: growing a vector of a million entries copies it over and over.
+        let mut per_shard: Vec<Vec<(LogKey, Entry)>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
+        for (i, slot) in slots.into_iter().enumerate() {
+            if let Some(le) = slot {
+                per_shard[shard_of(i)].push(le);
             }
-            per
-        };
+        }
         for shard in &mut per_shard {
             shard.sort_by_key(|(_, e)| e.time_ms());
         }
