@@ -415,7 +415,7 @@ fn a_catch_up_stays_within_the_links_sendq() {
     op.send("OPER boss pw");
     op.expect_verb("381");
     connect(&mut op, &b, 1);
-    a.wait_log(&["History: catch-up of", "cut short"]);
+    a.wait_log(&["History: catch-up for irc.b.test cut short"]);
     // Still linked: a word on A reaches a member on B.
     let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
     join(&mut bob, "#c0");

@@ -136,11 +136,13 @@ pub fn serve(st: &mut ShardState, out: &mut dyn Outbox, chan: &Folded, from: u64
     });
     let fit = fit.count();
     if fit < lines.len() {
-        log::info!(
-            "History: catch-up of {name} for {to_name} cut short ({} of {} lines): budget spent",
-            fit,
-            lines.len()
-        );
+        // Said once a round (the channel that crossed the budget), not for every one after.
+        if left > 0 {
+            log::info!(
+                "History: catch-up for {to_name} cut short at {name} ({fit} of {} lines): budget of {budget} bytes spent; later channels are skipped",
+                lines.len()
+            );
+        }
         size = lines[..fit].iter().map(Vec::len).sum();
     }
     spent.1 += size;
