@@ -239,7 +239,7 @@ pub fn stream_event(
 /// WHOWAS remembers the old nick. (The user's own shard also shows it to the user.)
 pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid, line: &Shared, unix: u64) {
     let Some(u) = st.directory.get(&uid) else { return };
-    st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
+    st.whowas.record(WasEntry::of(u, &st.cfg.server.name, unix));
     let targets = observers(st, uid, 0);
     to_conns_shared(st, out, &targets, line, 0);
 }

@@ -89,6 +89,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 }
 
 /// The owner shard's answer to a claim made by `conn`.
+#[allow(clippy::too_many_arguments)]
 pub fn nick_result(
     st: &mut ShardState,
     out: &mut dyn Outbox,

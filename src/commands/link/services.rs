@@ -76,6 +76,7 @@ fn history_peer(ctx: &Ctx<'_>, src: Source) -> Option<Sid> {
 /// - `ENCAP * LOGIN <account>` from a user's own server (in its burst): that user's account;
 /// - `ENCAP * CHGHOST <UID> <host>` from services: its shown host (as SVSHOST);
 /// - `ENCAP * REALHOST <host>`: accepted and not kept (the real host is not shown here).
+///
 /// Anything else is only passed on.
 pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };
