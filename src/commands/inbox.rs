@@ -63,6 +63,8 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::HistoryAsk { peer } => super::history::sync::ask(st, out, peer),
         Request::HistoryServe { chan, from, to } => super::history::sync::serve(st, out, &chan, from, to),
         Request::HistoryBackfill { chan, entry } => super::history::sync::add(st, out, chan, *entry),
+        Request::HistoryAccount { key, uid } => super::history::accounts::serve(st, out, &key, uid),
+        Request::HistoryAccountEntry { key, entry } => super::history::accounts::add(st, out, key, *entry),
     }
 }
 

@@ -252,6 +252,9 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         let line = Line::new().source(uid.as_str()).verb("ENCAP").param("*").param("CERTFP").trailing(&fp).finish();
         crate::commands::link::to_all_links(ctx.st, ctx.out, None, line.into());
     }
+    if user.account.is_some() {
+        crate::commands::history::accounts::logged_in(ctx.st, ctx.out, uid);
+    }
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());
     ctx.st.max_local = ctx.st.max_local.max(ctx.st.directory.locals());
