@@ -233,23 +233,7 @@ fn a_later_link_learns_markers_and_metadata() {
 /// takes it out of both sides' logs on B too, and the other side (on B) sees the REDACT.
 #[test]
 fn a_private_redaction_crosses_to_the_other_server() {
-    let with_services =
-        |c: String| c.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]");
-    let svc = "\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n";
-    let b = Server::with_config(
-        2,
-        &with_services(server_config("irc.b.test", "2BB", &link_block("irc.a.test", "1AA", None, true))),
-    );
-    let a = Server::with_config(
-        2,
-        &with_services(server_config(
-            "irc.a.test",
-            "1AA",
-            &(link_block("irc.b.test", "2BB", Some(b.addr), false) + svc),
-        )),
-    );
-    a.wait_log(&["Link established: irc.b.test"]);
-    let mut s = services(&a);
+    let (a, b, mut s) = linked_with_services();
     let mut ann = identified(&a, &mut s, "ann", CAPS, 0, "annacct");
     let mut ben = identified(&b, &mut s, "ben", CAPS, 1, "benacct");
     let gone = say(&mut ann, "PRIVMSG ben :regret this");
@@ -415,7 +399,7 @@ fn a_catch_up_stays_within_the_links_sendq() {
     op.send("OPER boss pw");
     op.expect_verb("381");
     connect(&mut op, &b, 1);
-    a.wait_log(&["History: catch-up of", "cut short"]);
+    a.wait_log(&["History: catch-up for irc.b.test cut short"]);
     // Still linked: a word on A reaches a member on B.
     let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
     join(&mut bob, "#c0");
@@ -423,4 +407,47 @@ fn a_catch_up_stays_within_the_links_sendq() {
     say(&mut alice, "PRIVMSG #c0 :still here");
     bob.expect("alice's line", |m| m.verb == "PRIVMSG" && m.last() == "still here");
     assert!(!a.log_lines().iter().any(|l| l.contains("SendQ exceeded")), "{:?}", a.log_lines());
+}
+
+/// Two linked rustircd servers, B behind A, and scripted services (3SV) linked to A.
+fn linked_with_services() -> (Server, Server, Client) {
+    let with_services =
+        |c: String| c.replace("motd = \"test motd\"", "motd = \"test motd\"\nservices = [\"services.test\"]");
+    let svc = "\n[[links]]\nname = \"services.test\"\nsid = \"3SV\"\nsend_password = \"tothem\"\naccept_password = \"tous\"\n";
+    let b = Server::with_config(
+        2,
+        &with_services(server_config("irc.b.test", "2BB", &link_block("irc.a.test", "1AA", None, true))),
+    );
+    let a = Server::with_config(
+        2,
+        &with_services(server_config(
+            "irc.a.test",
+            "1AA",
+            &(link_block("irc.b.test", "2BB", Some(b.addr), false) + svc),
+        )),
+    );
+    a.wait_log(&["Link established: irc.b.test"]);
+    let s = services(&a);
+    (a, b, s)
+}
+
+/// A conversation between two users of A is kept by A only; when one of them logs in to its
+/// account on B too, B asks the network and the account's log there gets it (same msgids).
+/// Another account on B gets nothing of it.
+#[test]
+fn an_accounts_private_history_follows_it_to_another_server() {
+    let (a, b, mut s) = linked_with_services();
+    let mut ann = identified(&a, &mut s, "ann", CAPS, 0, "annacct");
+    let mut ben = identified(&a, &mut s, "ben", CAPS, 1, "benacct");
+    let hi = say(&mut ann, "PRIVMSG ben :between us");
+    ben.expect_verb("PRIVMSG");
+    let back = say(&mut ben, "PRIVMSG ann :indeed");
+    ann.expect_verb("PRIVMSG");
+    let mut cat = identified(&b, &mut s, "cat", CAPS, 1, "catacct");
+    let mut ann_b = identified(&b, &mut s, "ann2", CAPS, 0, "annacct");
+    let got = eventually("ann's history on B", || Some(history(&mut ann_b, "ben")).filter(|h| h.len() >= 2));
+    let want = |t: &str, id: &String| ("PRIVMSG".to_string(), t.to_string(), id.clone());
+    assert_eq!(got, [want("between us", &hi), want("indeed", &back)]);
+    assert!(history(&mut cat, "ben").is_empty());
+    assert!(history(&mut cat, "ann").is_empty());
 }

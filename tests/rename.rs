@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{Client, Msg, Server};
 
 const CAPS: &str = "draft/channel-rename message-tags server-time batch draft/chathistory echo-message";
 
@@ -223,4 +223,63 @@ fn read_markers_follow_a_renamed_channel() {
     reader.expect("the RENAME", |m| m.verb == "RENAME");
     assert_eq!(markread(&mut reader, &format!("MARKREAD {to}")), [to.clone(), ts.to_string()]);
     assert_eq!(markread(&mut reader, &format!("MARKREAD {from}")), [from, "*".to_string()]);
+}
+
+/// Linked to services only, a channel whose members are all ours can be renamed: services
+/// see every member leave the old name and the channel burst under the new one (TS6 has no
+/// rename). A channel with a member of theirs cannot, nor can any while linked to a server
+/// with users of its own.
+#[test]
+fn linked_to_services_a_channel_of_ours_is_renamed_as_part_and_sjoin() {
+    let config = common::services_config()
+        + "\n[[links]]\nname = \"hub.test\"\nsid = \"4HB\"\nsend_password = \"pw\"\naccept_password = \"pw\"\n";
+    let srv = Server::with_config(2, &config);
+    let mut s = common::services(&srv);
+    let (from, to) = (name_at("#svcold", 0), name_at("#svcnew", 1));
+    let mut op = srv.client_on_shard_caps("op", CAPS, 0);
+    let mut user = srv.client_on_shard_caps("user", CAPS, 1);
+    join(&mut op, &from);
+    join(&mut user, &from);
+    op.send(&format!("TOPIC {from} :kept"));
+    op.send(&format!("MODE {from} +b bad!*@*"));
+    op.sync();
+    s.sync();
+    op.send(&format!("RENAME {from} {to} :tidy"));
+    op.expect_verb("RENAME");
+    user.expect_verb("RENAME");
+    let parts: Vec<Msg> = (0..2).map(|_| s.expect("a PART", |m| m.verb == "PART")).collect();
+    for p in &parts {
+        assert_eq!(p.params, [from.clone(), format!("Renamed to {to}: tidy")], "{}", p.raw);
+    }
+    let sjoin = s.expect("the SJOIN", |m| m.verb == "SJOIN");
+    assert_eq!(sjoin.p(1), to, "{}", sjoin.raw);
+    assert_eq!(sjoin.last().split(' ').count(), 2, "{}", sjoin.raw);
+    assert!(sjoin.last().split(' ').any(|m| m.starts_with('@')), "{}", sjoin.raw);
+    let bmask = s.expect("the BMASK", |m| m.verb == "BMASK");
+    assert_eq!((bmask.p(1), bmask.p(2), bmask.last()), (to.as_str(), "b", "bad!*@*"));
+    let tburst = s.expect("the TBURST", |m| m.verb == "TBURST");
+    assert_eq!((tburst.p(1), tburst.last()), (to.as_str(), "kept"));
+
+    // A channel services are in: theirs too.
+    s.send(":3SV UID ChanServ 1 1 +io ChanServ services.test services.test 0 3SVAAAAAA * :Channel Services");
+    s.send(&format!(":3SV SJOIN {} {to} + :3SVAAAAAA", sjoin.p(0)));
+    user.expect("ChanServ's JOIN", |m| m.verb == "JOIN");
+    op.send(&format!("RENAME {to} #again"));
+    let m = op.expect_verb("FAIL");
+    assert_eq!(m.params[..2], ["RENAME", "CANNOT_RENAME"], "{}", m.raw);
+    assert!(m.last().contains("other servers"), "{}", m.raw);
+
+    // Linked to a server with users: no rename at all.
+    let mut hub = Client::connect(srv.addr);
+    hub.send("PASS pw TS 6 :4HB");
+    hub.send("CAPAB :EOB ENCAP TBURST");
+    hub.send("SERVER hub.test 1 :a hub");
+    hub.expect("our EOB", |m| m.verb == "EOB");
+    hub.send(":4HB EOB");
+    hub.sync();
+    join(&mut op, "#lonely");
+    op.send("RENAME #lonely #company");
+    let m = op.expect_verb("FAIL");
+    assert_eq!(m.params[..2], ["RENAME", "CANNOT_RENAME"], "{}", m.raw);
+    assert!(m.last().contains("linked"), "{}", m.raw);
 }

@@ -3,7 +3,8 @@
 //! it talks with a TCP client of the other shard in a channel, both ways, one line per message;
 //! the subprotocol follows the client's preference (text without one); a foreign Origin gets
 //! 403; `wss://` works with a generated certificate; QUIT ends in a close frame; an overlong
-//! message is answered as an overlong line; and an idle WebSocket connection never sleeps.
+//! message is answered as an overlong line; an idle WebSocket connection never sleeps; and a
+//! quiet one that sheds its framing state loses nothing of what spans the silence.
 
 mod common;
 
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::{Msg, Server, TempDir, BASE_CONFIG, TIMEOUT, WATCHER_OPER};
 use tungstenite::client::IntoClientRequest;
-use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::Frame;
 use tungstenite::{Error as WsError, Message, WebSocket};
 
 const TEXT: &str = "text.ircv3.net";
@@ -401,4 +403,93 @@ fn an_idle_websocket_connection_never_sleeps_and_still_gets_its_lines() {
     let m = web.expect("PRIVMSG");
     assert_eq!(m.last(), "to both");
     assert_eq!(lurker.expect_verb("PRIVMSG").last(), "to both");
+}
+
+/// A client frame (masked) as bytes on the wire, to send in parts.
+fn client_frame(payload: &[u8], opcode: OpCode, is_final: bool) -> Vec<u8> {
+    masked(Frame::message(payload.to_vec(), opcode, is_final))
+}
+
+fn masked(mut frame: Frame) -> Vec<u8> {
+    frame.header_mut().mask = Some([0x37, 0xfa, 0x21, 0x3d]);
+    let mut out = Vec::new();
+    frame.format(&mut out).unwrap();
+    out
+}
+
+impl WsClient {
+    /// Bytes straight onto the socket, under tungstenite.
+    fn raw(&mut self, bytes: &[u8]) {
+        let s = self.ws.get_mut();
+        s.write_all(bytes).unwrap();
+        s.flush().unwrap();
+    }
+}
+
+#[test]
+fn a_quiet_websocket_connection_sheds_its_framing_state_and_loses_nothing() {
+    // With sleep_after 1 s a quiet WebSocket connection drops tungstenite's state within about
+    // two seconds (ws.rs), unless part of a message is in flight; 2.5 s of silence each time.
+    let srv = Server::with_config(2, &ws_config("[runtime]\nsleep_after = \"1s\"\n"));
+    let mut web = WsClient::text(ws_addr(&srv));
+    web.register("shedder");
+    let mut tcp = srv.client("plain");
+    tcp.send("JOIN #quiet");
+    tcp.expect_verb("366");
+    web.send("JOIN #quiet");
+    web.expect("366");
+    let quiet = || std::thread::sleep(Duration::from_millis(2500));
+    let text = OpCode::Data(Data::Text);
+
+    // A frame's header cut by the silence, then its payload.
+    let frame = client_frame(b"PING :split-header", text, true);
+    web.raw(&frame[..1]);
+    quiet();
+    web.raw(&frame[1..]);
+    assert_eq!(web.expect("PONG").last(), "split-header");
+    let frame = client_frame(b"PING :split-payload", text, true);
+    web.raw(&frame[..10]);
+    quiet();
+    web.raw(&frame[10..]);
+    assert_eq!(web.expect("PONG").last(), "split-payload");
+
+    // A fragmented message across two silences, a ping between its fragments.
+    web.raw(&client_frame(b"PING :frag", text, false));
+    quiet();
+    web.raw(&masked(Frame::ping(b"between".to_vec())));
+    web.raw(&client_frame(b"ment", OpCode::Data(Data::Continue), false));
+    quiet();
+    web.raw(&client_frame(b"ed", OpCode::Data(Data::Continue), true));
+    assert_eq!(web.expect("PONG").last(), "fragmented");
+
+    // After a clean silence: a ping is answered...
+    quiet();
+    web.ws.send(Message::Ping("still-there".into())).unwrap();
+    loop {
+        match web.ws.read().unwrap() {
+            Message::Pong(p) if &p[..] == b"still-there" => break,
+            Message::Pong(_) => continue,
+            m => panic!("expected the pong, got {m:?}"),
+        }
+    }
+    // ...a long line arrives whole, both ways...
+    quiet();
+    let long = "w".repeat(400);
+    web.send(&format!("PRIVMSG #quiet :{long}"));
+    assert_eq!(tcp.expect_verb("PRIVMSG").last(), long);
+    quiet();
+    tcp.send(&format!("PRIVMSG #quiet :{long}"));
+    assert_eq!(web.expect("PRIVMSG").last(), long);
+    // ...a message longer than the read buffer, in pieces, is still one (overlong) line...
+    quiet();
+    web.send(&format!("PRIVMSG shedder :{}", "y".repeat(40_000)));
+    web.expect("417");
+    // ...and a burst of replies comes out whole and in order.
+    quiet();
+    web.send("MOTD");
+    web.expect("375");
+    web.expect("372");
+    web.expect("376");
+    web.send("PING :last");
+    assert_eq!(web.expect("PONG").last(), "last");
 }

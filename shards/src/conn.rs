@@ -119,8 +119,12 @@ pub(crate) struct Slot {
     pub(crate) fd: Option<std::os::fd::RawFd>,
     /// On the writer's list for this turn.
     pub(crate) dirty: bool,
-    /// May sleep without a task once quiet (a plain accepted connection; see sleep.rs).
+    /// May sleep without a task once quiet (a plain accepted connection; see sleep.rs), or
+    /// shed its framing state (a WebSocket one; see ws.rs).
     pub(crate) sleeper: bool,
+    /// A WebSocket connection that shed its framing state: a quiet scan has nothing to wake
+    /// it for until it reads or writes again.
+    pub(crate) shed: bool,
     /// Sleeps: its socket waits in the shard's epoll and `waker` wakes it.
     pub(crate) asleep: bool,
     /// Scans since its last input (`Table::scan_quiet`).
@@ -199,6 +203,7 @@ impl Table {
             s.fd = None;
             s.dirty = false;
             s.sleeper = false;
+            s.shed = false;
             s.asleep = false;
             s.quiet = 0;
             return ConnId { idx, gen: s.gen };
@@ -218,6 +223,7 @@ impl Table {
             fd: None,
             dirty: false,
             sleeper: false,
+            shed: false,
             asleep: false,
             quiet: 0,
         });
@@ -253,7 +259,7 @@ impl Table {
     /// quiet `scans` times, which then goes to sleep (see sleep.rs). Called about once a second.
     pub(crate) fn scan_quiet(&mut self, scans: u8) {
         for s in &mut self.slots {
-            if !s.live || !s.sleeper || s.asleep {
+            if !s.live || !s.sleeper || s.asleep || s.shed {
                 continue;
             }
             if s.closing.is_some() || s.paused || s.drain_below.is_some() || s.queued() > 0 {

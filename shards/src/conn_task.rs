@@ -49,8 +49,9 @@ pub(crate) async fn connection<H: Handler>(
             st.io.now = Instant::now();
             let id = st.io.conns.insert();
             if let Some(slot) = st.io.conns.get(id) {
-                // TLS and WebSocket state lives in the task: such connections never sleep.
-                slot.sleeper = tls.is_none() && !websocket && shard.sleepers.is_some();
+                // TLS and WebSocket state lives in the task: such connections never sleep. A
+                // quiet WebSocket one sheds tungstenite's state instead (ws.rs), at the same time.
+                slot.sleeper = (tls.is_none() || websocket) && shard.sleepers.is_some();
             }
             st.handler.on_accept(&mut st.io, id, info);
             id
@@ -280,7 +281,14 @@ pub(crate) fn poll_connection<H: Handler>(
                     && slot.queued() == 0
                     && slot.drain_below.is_none() =>
             {
-                break Poll::Ready(End::Sleep)
+                match stream {
+                    // Stays awake, its read pending, without tungstenite's buffers.
+                    Stream::Ws(ws) => {
+                        ws.shed(cx);
+                        break Poll::Pending;
+                    }
+                    _ => break Poll::Ready(End::Sleep),
+                }
             }
             Poll::Pending => break Poll::Pending,
         }
@@ -288,6 +296,7 @@ pub(crate) fn poll_connection<H: Handler>(
     if result.is_pending() {
         if let Some(slot) = io.conns.get(id) {
             slot.waker = Some(cx.waker().clone());
+            slot.shed = matches!(stream, Stream::Ws(ws) if ws.is_shed());
         }
     }
     result

@@ -31,5 +31,5 @@ pub fn raise_nofile_limit() -> std::io::Result<FdLimits> {
             }
         }
     }
-    Ok(FdLimits { soft: lim.rlim_cur as u64, hard: lim.rlim_max as u64 })
+    Ok(FdLimits { soft: lim.rlim_cur, hard: lim.rlim_max })
 }

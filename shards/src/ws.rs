@@ -6,9 +6,14 @@
 //! invalid UTF-8 as U+FFFD). Pings, pongs and the closing handshake are tungstenite's.
 //!
 //! Such a connection never sleeps and is never written by the shard's writer: its bytes must
-//! go through the framing, and tungstenite's state lives in its task, as rustls' does.
+//! go through the framing, and tungstenite's state lives in its task, as rustls' does. A quiet
+//! one sheds that state instead ([`Ws::shed`]): tungstenite keeps the capacity of its largest
+//! read and write (the registration burst, a long message) for as long as the connection
+//! lives, so once nothing is in flight it is dropped whole and made afresh at the next byte in
+//! or out. [`Frames`] follows the frame boundaries of what was read, to know when that is.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
@@ -16,8 +21,9 @@ use std::task::{Context, Poll};
 
 use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use async_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use async_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use async_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use async_tungstenite::WebSocketStream;
 use futures_lite::io::{AsyncRead, AsyncWrite};
@@ -57,10 +63,11 @@ const MAX_MESSAGE: usize = 64 * 1024;
 fn config() -> WebSocketConfig {
     let mut c = WebSocketConfig::default();
     // tungstenite's defaults (128 KiB buffers, 64 MiB messages) are for a few busy sockets;
-    // this is one of many mostly idle ones. Its read buffer is allocated at once and kept: 1 KiB
-    // holds the usual line, a longer message is read in 1 KiB pieces (4 KiB cost 3 KB more per
-    // connection, measured). Its write buffer gathers a turn's frames for one write (and keeps
-    // the capacity of its largest turn, up to about this size).
+    // this is one of many mostly idle ones. Its read buffer is allocated at once and kept (until
+    // a quiet connection sheds it, `Ws::shed`): 1 KiB holds the usual line, a longer message is
+    // read in 1 KiB pieces (4 KiB cost 3 KB more per connection, measured). Its write buffer
+    // gathers a turn's frames for one write (and keeps the capacity of its largest turn, up to
+    // about this size, until shed).
     c.read_buffer_size = 1024;
     c.write_buffer_size = 16 * 1024;
     c.max_message_size = Some(MAX_MESSAGE);
@@ -69,10 +76,71 @@ fn config() -> WebSocketConfig {
 }
 
 /// What runs under the WebSocket framing: the TCP or TLS stream, with a budget of bytes for
-/// the upgrade request (lifted once the handshake is done).
+/// the upgrade request (lifted once the handshake is done), and once upgraded the frame
+/// boundaries of what it has read.
 pub(crate) struct Under {
     stream: Stream,
     budget: usize,
+    frames: Option<Frames>,
+}
+
+/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+const MAX_HEADER: usize = 14;
+
+/// Where the bytes read so far stand in the client's frames (RFC 6455 section 5.2), read with
+/// tungstenite's own header parser: enough to tell when tungstenite holds nothing of a message
+/// yet to come, without a copy (a header split between two reads keeps its first bytes here).
+#[derive(Default)]
+struct Frames {
+    /// The start of a header not yet whole.
+    head: [u8; MAX_HEADER],
+    head_len: u8,
+    /// Payload bytes of the current frame still to come.
+    left: u64,
+    /// The last data frame was not final: a fragmented message is being received.
+    fragmented: bool,
+    /// A close frame, or a header tungstenite refuses: the connection ends, never clean again.
+    over: bool,
+}
+
+impl Frames {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && !self.over {
+            if self.left > 0 {
+                let k = (self.left.min(data.len() as u64)) as usize;
+                self.left -= k as u64;
+                data = &data[k..];
+                continue;
+            }
+            let had = self.head_len as usize;
+            let k = (self.head.len() - had).min(data.len());
+            self.head[had..had + k].copy_from_slice(&data[..k]);
+            let mut cursor = io::Cursor::new(&self.head[..had + k]);
+            match FrameHeader::parse(&mut cursor) {
+                Ok(Some((header, len))) => {
+                    let used = cursor.position() as usize - had;
+                    data = &data[used..];
+                    self.head_len = 0;
+                    self.left = len;
+                    match header.opcode {
+                        OpCode::Data(Data::Text | Data::Binary | Data::Continue) => self.fragmented = !header.is_final,
+                        OpCode::Control(Control::Ping | Control::Pong) => {}
+                        _ => self.over = true,
+                    }
+                }
+                Ok(None) => {
+                    self.head_len = (had + k) as u8;
+                    data = &data[k..];
+                }
+                Err(_) => self.over = true,
+            }
+        }
+    }
+
+    /// Every byte read belongs to a whole frame, and no message is half received.
+    fn clean(&self) -> bool {
+        !self.over && self.left == 0 && self.head_len == 0 && !self.fragmented
+    }
 }
 
 impl AsyncRead for Under {
@@ -84,6 +152,9 @@ impl AsyncRead for Under {
         let max = buf.len().min(me.budget);
         let n = std::task::ready!(me.stream.poll_read(cx, &mut buf[..max]))?;
         me.budget -= n;
+        if let Some(frames) = &mut me.frames {
+            frames.feed(&buf[..n]);
+        }
         Poll::Ready(Ok(n))
     }
 }
@@ -103,13 +174,34 @@ impl AsyncWrite for Under {
 /// An upgraded connection: tungstenite's state, the message type chosen, and what the last
 /// read could not hand over.
 pub(crate) struct Ws {
-    inner: WebSocketStream<Under>,
+    framing: Framing,
     binary: bool,
     /// The part of a message (with its CRLF) that did not fit the reader's buffer.
     rest: Vec<u8>,
     at: usize,
     /// An error met after some input was handed over, for the next read.
     error: Option<io::Error>,
+}
+
+enum Framing {
+    /// tungstenite's state: its codec with its read and write buffers, its wakers (boxed, so
+    /// that a shed connection does not keep its room).
+    Live(Box<WebSocketStream<Under>>),
+    /// Shed while quiet: only the stream under it.
+    Shed(Under),
+    /// Only while one becomes the other.
+    Moving,
+}
+
+/// A fresh tungstenite over `under`, `part` read already. async-tungstenite has no handshake
+/// to run here and is ready at the first poll.
+fn resume(under: Under, part: Vec<u8>, cx: &mut Context<'_>) -> Box<WebSocketStream<Under>> {
+    let start = WebSocketStream::from_partially_read(under, part, Role::Server, Some(config()));
+    futures_lite::pin!(start);
+    match start.poll(cx) {
+        Poll::Ready(ws) => Box::new(ws),
+        Poll::Pending => unreachable!("async-tungstenite's handshake-less start is ready at once"),
+    }
 }
 
 /// The upgrade handshake on `stream` (TCP, or TLS already established): `answer` decides on
@@ -144,11 +236,15 @@ pub(crate) async fn accept(stream: Stream, answer: impl FnOnce(&WsRequest<'_>) -
             }
         }
     };
-    let under = Under { stream, budget: MAX_REQUEST };
+    let under = Under { stream, budget: MAX_REQUEST, frames: None };
     let mut inner =
         async_tungstenite::accept_hdr_async_with_config(under, callback, Some(config())).await.map_err(io_error)?;
-    inner.get_mut().budget = usize::MAX;
-    Ok(Ws { inner, binary: binary.get(), rest: Vec::new(), at: 0, error: None })
+    // tungstenite refuses a request followed by anything (`JunkAfterRequest`): the frames
+    // start at the next byte read.
+    let under = inner.get_mut();
+    under.budget = usize::MAX;
+    under.frames = Some(Frames::default());
+    Ok(Ws { framing: Framing::Live(Box::new(inner)), binary: binary.get(), rest: Vec::new(), at: 0, error: None })
 }
 
 fn io_error(e: WsError) -> io::Error {
@@ -169,7 +265,48 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 
 impl Ws {
     pub(crate) fn fd(&self) -> RawFd {
-        self.inner.get_ref().stream.fd()
+        self.under().stream.fd()
+    }
+
+    fn under(&self) -> &Under {
+        match &self.framing {
+            Framing::Live(ws) => ws.get_ref(),
+            Framing::Shed(under) => under,
+            Framing::Moving => unreachable!("a Ws is never seen moving"),
+        }
+    }
+
+    /// tungstenite, made afresh if it was shed (with `part`, bytes read meanwhile).
+    fn live(&mut self, part: Vec<u8>, cx: &mut Context<'_>) -> Pin<&mut WebSocketStream<Under>> {
+        if let Framing::Shed(_) = self.framing {
+            let Framing::Shed(under) = std::mem::replace(&mut self.framing, Framing::Moving) else { unreachable!() };
+            self.framing = Framing::Live(resume(under, part, cx));
+        }
+        match &mut self.framing {
+            Framing::Live(ws) => Pin::new(&mut **ws),
+            _ => unreachable!("just made live"),
+        }
+    }
+
+    /// Whether tungstenite's state is shed now.
+    pub(crate) fn is_shed(&self) -> bool {
+        matches!(self.framing, Framing::Shed(_))
+    }
+
+    /// For a quiet connection, after a read found nothing: drops tungstenite's state (its
+    /// buffers at the size of their largest use, its wakers) if nothing is in flight — no part
+    /// of a frame or of a fragmented message read, nothing left to write (a pong included),
+    /// the connection not closing. The next byte in or out makes it afresh.
+    pub(crate) fn shed(&mut self, cx: &mut Context<'_>) {
+        let Framing::Live(ws) = &mut self.framing else { return };
+        if !ws.get_ref().frames.as_ref().is_some_and(Frames::clean) {
+            return;
+        }
+        if !matches!(Pin::new(&mut **ws).poll_flush(cx), Poll::Ready(Ok(()))) {
+            return;
+        }
+        let Framing::Live(ws) = std::mem::replace(&mut self.framing, Framing::Moving) else { unreachable!() };
+        self.framing = Framing::Shed(ws.into_inner());
     }
 
     /// Whole messages, each as a line with CRLF, as many as fit; `Ok(0)` once the connection is
@@ -193,7 +330,22 @@ impl Ws {
             if self.error.is_some() {
                 return Poll::Ready(if n > 0 { Ok(n) } else { Err(self.error.take().unwrap()) });
             }
-            let msg = match Pin::new(&mut self.inner).poll_next(cx) {
+            let part = match &mut self.framing {
+                // Shed: wait on the socket itself; what comes goes to a fresh tungstenite (an end
+                // of stream too, so that it is reported as before).
+                Framing::Shed(under) => match Pin::new(under).poll_read(cx, &mut buf[n..]) {
+                    Poll::Pending if n > 0 => return Poll::Ready(Ok(n)),
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) if n > 0 => {
+                        self.error = Some(e);
+                        return Poll::Ready(Ok(n));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(k)) => buf[n..n + k].to_vec(),
+                },
+                _ => Vec::new(),
+            };
+            let msg = match self.live(part, cx).poll_next(cx) {
                 Poll::Pending if n > 0 => return Poll::Ready(Ok(n)),
                 Poll::Pending => return Poll::Pending,
                 // Fused: asked again, it says the same (so `Ok(0)` comes next time).
@@ -231,7 +383,7 @@ impl Ws {
     pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut used = 0;
         while used < buf.len() {
-            match Pin::new(&mut self.inner).poll_ready(cx) {
+            match self.live(Vec::new(), cx).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(e))),
                 Poll::Pending => break,
@@ -248,7 +400,7 @@ impl Ws {
             } else {
                 Message::text(String::from_utf8_lossy(line).into_owned())
             };
-            if let Err(e) = Pin::new(&mut self.inner).start_send(msg) {
+            if let Err(e) = self.live(Vec::new(), cx).start_send(msg) {
                 return Poll::Ready(Err(io_error(e)));
             }
         }
@@ -260,24 +412,94 @@ impl Ws {
     }
 
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(io_error)
+        match &mut self.framing {
+            Framing::Live(ws) => Pin::new(&mut **ws).poll_flush(cx).map_err(io_error),
+            // Nothing written since it was shed.
+            _ => Poll::Ready(Ok(())),
+        }
     }
 
     /// Best effort, never waits: a close frame (1000, normal), then TLS' close_notify.
     pub(crate) fn start_close(&mut self, cx: &mut Context<'_>) {
-        let mut inner = Pin::new(&mut self.inner);
+        let mut inner = self.live(Vec::new(), cx);
         if let Poll::Ready(Ok(())) = inner.as_mut().poll_ready(cx) {
             let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
             let _ = inner.as_mut().start_send(Message::Close(Some(frame)));
         }
         let _ = inner.as_mut().poll_flush(cx);
-        self.inner.get_mut().stream.start_close(cx);
+        inner.get_mut().get_mut().stream.start_close(cx);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::trim_eol;
+    use super::{trim_eol, Frames};
+    use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use async_tungstenite::tungstenite::protocol::frame::Frame;
+
+    fn wire(payload: &[u8], opcode: OpCode, is_final: bool) -> Vec<u8> {
+        masked(Frame::message(payload.to_vec(), opcode, is_final))
+    }
+
+    fn masked(mut frame: Frame) -> Vec<u8> {
+        frame.header_mut().mask = Some([1, 2, 3, 4]);
+        let mut out = Vec::new();
+        frame.format(&mut out).unwrap();
+        out
+    }
+
+    const TEXT: OpCode = OpCode::Data(Data::Text);
+
+    #[test]
+    fn frames_are_clean_only_between_whole_messages() {
+        // Short, 16-bit and 64-bit lengths, fed a byte at a time and whole.
+        for len in [0, 5, 125, 126, 300, 65_535, 70_000] {
+            let bytes = wire(&vec![b'x'; len], TEXT, true);
+            let mut f = Frames::default();
+            for (i, b) in bytes.iter().enumerate() {
+                assert!(i == 0 || !f.clean(), "clean inside a frame of {len} at {i}");
+                f.feed(std::slice::from_ref(b));
+            }
+            assert!(f.clean(), "a whole frame of {len}");
+            let mut g = Frames::default();
+            g.feed(&bytes);
+            assert!(g.clean());
+        }
+        // Several frames in one read, the last cut.
+        let mut bytes = wire(b"PING a", TEXT, true);
+        bytes.extend(wire(b"PING b", TEXT, true));
+        let cut = bytes.len() - 3;
+        let mut f = Frames::default();
+        f.feed(&bytes[..cut]);
+        assert!(!f.clean());
+        f.feed(&bytes[cut..]);
+        assert!(f.clean());
+    }
+
+    #[test]
+    fn a_fragmented_message_is_unfinished_until_its_final_frame() {
+        let mut f = Frames::default();
+        f.feed(&wire(b"PING :a", TEXT, false));
+        assert!(!f.clean());
+        // Control frames in between do not finish it.
+        f.feed(&masked(Frame::ping(b"p".to_vec())));
+        assert!(!f.clean());
+        f.feed(&wire(b"b", OpCode::Data(Data::Continue), false));
+        assert!(!f.clean());
+        f.feed(&wire(b"c", OpCode::Data(Data::Continue), true));
+        assert!(f.clean());
+        f.feed(&masked(Frame::pong(b"p".to_vec())));
+        assert!(f.clean());
+    }
+
+    #[test]
+    fn a_close_frame_is_never_clean_again() {
+        let mut f = Frames::default();
+        f.feed(&masked(Frame::close(None)));
+        assert!(!f.clean());
+        f.feed(&wire(b"PING x", TEXT, true));
+        assert!(!f.clean());
+    }
 
     #[test]
     fn line_ends_are_dropped_and_nothing_else() {

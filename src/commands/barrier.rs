@@ -17,7 +17,7 @@ use crate::local::shard::ShardState;
 #[must_use = "send what comes back"]
 pub fn hold(st: &mut ShardState, conn: Conn, held: Vec<u8>) -> Option<Vec<u8>> {
     let remaining = st.cores - 1;
-    let Some(c) = st.clients.get_mut(&conn) else { return None };
+    let c = st.clients.get_mut(&conn)?;
     if remaining == 0 || c.rare().departing.is_some() {
         return Some(held);
     }

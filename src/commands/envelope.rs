@@ -73,6 +73,11 @@ pub enum Request {
     HistoryServe { chan: Folded, from: u64, to: Sid },
     /// To a channel's home: an entry a peer kept, for the log unless it is there already.
     HistoryBackfill { chan: Folded, entry: Box<super::history::store::Entry> },
+    /// To an account's log keeper: another server's user `uid` logged in to it, and asks for
+    /// its history (`history::accounts`).
+    HistoryAccount { key: Folded, uid: crate::state::Uid },
+    /// To an account's log keeper: an entry another server kept of it, unless there already.
+    HistoryAccountEntry { key: Folded, entry: Box<super::history::store::Entry> },
 }
 
 /// A remote user's claim on a nick, with what the TS rules compare.

@@ -63,6 +63,8 @@ fn on_request(st: &mut ShardState, out: &mut dyn Outbox, from: usize, r: Request
         Request::HistoryAsk { peer } => super::history::sync::ask(st, out, peer),
         Request::HistoryServe { chan, from, to } => super::history::sync::serve(st, out, &chan, from, to),
         Request::HistoryBackfill { chan, entry } => super::history::sync::add(st, out, chan, *entry),
+        Request::HistoryAccount { key, uid } => super::history::accounts::serve(st, out, &key, uid),
+        Request::HistoryAccountEntry { key, entry } => super::history::accounts::add(st, out, key, *entry),
     }
 }
 
@@ -239,7 +241,7 @@ pub fn stream_event(
 /// WHOWAS remembers the old nick. (The user's own shard also shows it to the user.)
 pub fn nick_seen(st: &mut ShardState, out: &mut dyn Outbox, uid: crate::state::Uid, line: &Shared, unix: u64) {
     let Some(u) = st.directory.get(&uid) else { return };
-    st.whowas.record(WasEntry::of(&u, &st.cfg.server.name, unix));
+    st.whowas.record(WasEntry::of(u, &st.cfg.server.name, unix));
     let targets = observers(st, uid, 0);
     to_conns_shared(st, out, &targets, line, 0);
 }

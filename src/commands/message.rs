@@ -42,7 +42,9 @@ fn client_tags(ctx: &Ctx<'_>, msg: &Message<'_>) -> Result<Option<Box<str>>, ()>
 }
 
 /// The client-only (`+`) tags of a raw tag section, as written; Err when they are too long.
-/// (A client's, or a linked rustircd server's: links pass them on as received.)
+/// (A client's, or a linked rustircd server's: links pass them on as received.) The error
+/// carries nothing: each caller answers it its own way.
+#[allow(clippy::result_unit_err)]
 pub fn keep_client_tags(raw: &str) -> Result<Option<Box<str>>, ()> {
     let kept: Vec<&str> = raw
         .split(';')

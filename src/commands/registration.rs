@@ -89,6 +89,7 @@ pub fn nick(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
 }
 
 /// The owner shard's answer to a claim made by `conn`.
+#[allow(clippy::too_many_arguments)]
 pub fn nick_result(
     st: &mut ShardState,
     out: &mut dyn Outbox,
@@ -250,6 +251,9 @@ pub fn try_register(ctx: &mut Ctx<'_>) {
         // which every link hears first (the other shards' in the same stream).
         let line = Line::new().source(uid.as_str()).verb("ENCAP").param("*").param("CERTFP").trailing(&fp).finish();
         crate::commands::link::to_all_links(ctx.st, ctx.out, None, line.into());
+    }
+    if user.account.is_some() {
+        crate::commands::history::accounts::logged_in(ctx.st, ctx.out, uid);
     }
     notify_online(ctx.st, ctx.out, &user.folded, &user.mask());
     ctx.st.max_global = ctx.st.max_global.max(ctx.st.directory.len());

@@ -102,7 +102,7 @@ fn is_mechanism(s: &str) -> bool {
 /// The client ended capability negotiation while its exchange ran: SASL 3.1 says abort it
 /// (906) and register without an account.
 pub fn cap_end(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, now: Instant, unix: u64) {
-    if !st.clients.get(&conn).and_then(|c| c.rare().sasl.as_ref()).is_some_and(|s| !s.done) {
+    if st.clients.get(&conn).and_then(|c| c.rare().sasl.as_ref()).is_none_or(|s| s.done) {
         return;
     }
     abort(st, out, conn);
@@ -155,6 +155,7 @@ pub fn gone(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, s: &Sasl) {
 }
 
 /// Services' answer for one of this shard's clients.
+#[allow(clippy::too_many_arguments)]
 pub fn on_answer(
     st: &mut ShardState,
     out: &mut dyn Outbox,

@@ -57,7 +57,7 @@ pub fn on_tick(st: &mut ShardState, out: &mut dyn Outbox, now: Instant) {
     expire_bans(st, unix);
     super::channel::stall::check(st, now);
     // Once a minute: history older than max_age goes, from logs nobody writes to as well.
-    if unix % 60 == 0 {
+    if unix.is_multiple_of(60) {
         let oldest = super::history::oldest(st, out.unix_ms());
         st.history.sweep(oldest);
     }

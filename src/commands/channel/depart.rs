@@ -112,15 +112,20 @@ pub fn quit_line(st: &mut ShardState, out: &dyn Outbox, uid: Uid, mask: &str, re
     Shared::with_meta(body, meta(st, out, Some(uid), None))
 }
 
+/// A user leaving: its QUIT line, and for a client of ours that gets one, its ERROR farewell.
+pub type Departing = (Uid, Shared, Option<(Conn, Vec<u8>)>);
+
 /// Users leave the network at once (a netsplit takes all those behind the lost servers): one
 /// request per home for all of them, one numbered part per home back, so a split of 10,000
 /// users costs a handful of mesh messages, not two per user and home. Each user's QUIT is
 /// still shown once per observer, with the first part applied on the observer's shard.
 /// A departure with a farewell (a client's ERROR line) departs alone.
-pub fn depart_users(st: &mut ShardState, out: &mut dyn Outbox, users: Vec<(Uid, Shared, Option<(Conn, Vec<u8>)>)>) {
+pub fn depart_users(st: &mut ShardState, out: &mut dyn Outbox, users: Vec<Departing>) {
     debug_assert!(users.len() == 1 || users.iter().all(|(_, _, f)| f.is_none()));
     let unix = out.unix_ms() / 1000;
-    let mut requests: Vec<(u16, Vec<(Uid, Vec<Folded>)>)> = Vec::new();
+    // Per home: the users leaving, each with its channels there.
+    type PerHome = (u16, Vec<(Uid, Vec<Folded>)>);
+    let mut requests: Vec<PerHome> = Vec::new();
     let mut unattached = Vec::new();
     for (uid, line, farewell) in users {
         if st.quits.contains_key(&uid) {

@@ -53,9 +53,8 @@ pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         _ => {}
     }
     let cannot = |ctx: &mut Ctx<'_>, text: &str| fail(ctx, "RENAME", "CANNOT_RENAME", &[&old, new], text);
-    // The channel state is the network's: other servers (and services) would not follow.
-    if !ctx.st.servers.is_empty() {
-        cannot(ctx, "Channels cannot be renamed while this server is linked to others");
+    if let Some(why) = linked_refusal(ctx.st, &view.ch) {
+        cannot(ctx, why);
         return Ok(());
     }
     if !valid_channel(new, ctx.st.cfg.limits.channellen) {
@@ -79,6 +78,22 @@ pub fn rename(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let mask: Arc<str> = me.mask().into();
     submit(ctx, vec![ChanRequest::Reserve { name: new.into(), old, mask, reason: reason.into() }]);
     Ok(())
+}
+
+/// Why a channel cannot be renamed while this server is linked, if it cannot. TS6 has no
+/// rename: the other servers are told of one as every member leaving the old name and the
+/// channel appearing under the new one (`link::relay`), which holds only when none of its
+/// members is theirs, and when none of them would create the new name meanwhile — services
+/// create channels only on command; a server with users might (a JOIN of it, crossing the
+/// rename, would find the name taken at the new home), so a link to one refuses renames.
+fn linked_refusal(st: &ShardState, ch: &Channel) -> Option<&'static str> {
+    if st.servers.iter().any(|s| !crate::commands::link::is_service(st, &s.name)) {
+        return Some("Channels cannot be renamed while this server is linked to other servers");
+    }
+    if ch.members.keys().any(|u| u.sid() != st.cfg.server.sid.as_str()) {
+        return Some("Channels with members on other servers (services too) cannot be renamed");
+    }
+    None
 }
 
 /// Seconds between two renames of one channel: each shows every member without the
@@ -131,11 +146,9 @@ fn hand_over(
             _ if ch.renamed != 0 && ch.renamed + COOLDOWN > unix => {
                 Some(cannot("This channel was renamed a moment ago; try again later"))
             }
-            // A link may have come up since the renamer's shard looked.
-            _ if !st.servers.is_empty() => {
-                Some(cannot("Channels cannot be renamed while this server is linked to others"))
-            }
-            _ => None,
+            // A link may have come up, or a member of another server joined, since the
+            // renamer's shard looked.
+            _ => linked_refusal(st, ch).map(cannot),
         },
     };
     if let Some(r) = refusal {
@@ -154,6 +167,8 @@ fn hand_over(
         st.reserved.insert(folded.clone());
     }
     let mut state = st.homes.remove(&folded).expect("checked above");
+    // A lock is services' for the name registered with them, not for the new one.
+    state.mlock = None;
     let old_name = state.name.clone();
     state.name = new.clone();
     state.folded = new_folded;
@@ -178,8 +193,8 @@ fn arrive(st: &mut ShardState, h: Handover, unix: u64) -> Outcome {
     let folded = state.folded.clone();
     st.reserved.remove(&folded);
     if st.homes.contains_key(&folded) {
-        // The reservation kept JOINs out; only a server link's burst could get here first,
-        // and renames are refused while linked.
+        // The reservation kept JOINs out; only a link could get here first, and renames are
+        // refused while linked to anything but services (`linked_refusal`).
         log::error!("RENAME {from} -> {}: the name was taken meanwhile; the channel is lost", state.name);
         return in_use(&from, &state.name);
     }

@@ -1,10 +1,12 @@
 //! CHATHISTORY (IRCv3 `draft/chathistory`, with `draft/event-playback`): LATEST, BEFORE, AFTER,
 //! AROUND, BETWEEN and TARGETS. A channel's history is kept by its home shard, a user's private
-//! conversations by the shard that owns the user's key (`a:account`, else `n:nick`); a client
+//! conversations by the shard that owns the user's key (`a:account`, else the connection's
+//! `u:UID`); a client
 //! on another shard asks there and waits for the answer (its further input waits too, so its
 //! replies stay in order). The answer comes back as entries and is rendered here, with the
 //! asker's capabilities, in a `chathistory` batch. `record.rs`: what is kept, and where.
 
+pub mod accounts;
 pub mod codec;
 pub mod record;
 pub mod store;

@@ -136,11 +136,13 @@ pub fn serve(st: &mut ShardState, out: &mut dyn Outbox, chan: &Folded, from: u64
     });
     let fit = fit.count();
     if fit < lines.len() {
-        log::info!(
-            "History: catch-up of {name} for {to_name} cut short ({} of {} lines): budget spent",
-            fit,
-            lines.len()
-        );
+        // Said once a round (the channel that crossed the budget), not for every one after.
+        if left > 0 {
+            log::info!(
+                "History: catch-up for {to_name} cut short at {name} ({fit} of {} lines): budget of {budget} bytes spent; later channels are skipped",
+                lines.len()
+            );
+        }
         size = lines[..fit].iter().map(Vec::len).sum();
     }
     spent.1 += size;
@@ -160,10 +162,16 @@ pub fn redacted_from_link(st: &mut ShardState, out: &mut dyn Outbox, args: &[&st
     crate::commands::redact::drop_entry(st, out, log, msgid);
 }
 
-/// The HISTENT line of an entry: its line (one, without its CRLF) behind its tags. Not cut at
-/// 512 bytes as a client's line is: the entry is a whole line itself, and a rustircd peer
-/// reads lines of tags and body ([`crate::proto::framer::MAX_LINE`]); longer, it is not sent.
+/// The HISTENT line of an entry.
 fn entry_line(sid: &str, to: &str, chan: &str, e: &Entry) -> Option<Vec<u8>> {
+    encap_line(sid, to, &format!("HISTENT {chan}"), e)
+}
+
+/// `:<sid> ENCAP <to> <head> :<tags> <line>`: an entry's line (one, without its CRLF) behind its
+/// tags. Not cut at 512 bytes as a client's line is: the entry is a whole line itself, and a
+/// rustircd server reads lines of tags and body ([`crate::proto::framer::MAX_LINE`]); longer,
+/// it is not sent.
+pub(super) fn encap_line(sid: &str, to: &str, head: &str, e: &Entry) -> Option<Vec<u8>> {
     let meta = e.line.meta.as_ref()?;
     let body = std::str::from_utf8(&e.line.body).ok()?.trim_end_matches(['\r', '\n']);
     if body.contains(['\r', '\n', '\0']) {
@@ -178,7 +186,7 @@ fn entry_line(sid: &str, to: &str, chan: &str, e: &Entry) -> Option<Vec<u8>> {
         tags.push(';');
         tags.push_str(ct);
     }
-    let line = format!(":{sid} ENCAP {to} HISTENT {chan} :{tags} {body}\r\n");
+    let line = format!(":{sid} ENCAP {to} {head} :{tags} {body}\r\n");
     (line.len() <= crate::proto::framer::MAX_LINE).then(|| line.into_bytes())
 }
 
@@ -221,7 +229,7 @@ pub fn add(st: &mut ShardState, out: &dyn Outbox, chan: Folded, entry: Entry) {
 
 /// An entry from its tagged line: msgid and time required, as on a live message; a PRIVMSG,
 /// NOTICE or TAGMSG whose target `ours` accepts.
-fn parse_entry(inner: &str, ours: impl Fn(&str) -> bool) -> Option<Entry> {
+pub(super) fn parse_entry(inner: &str, ours: impl Fn(&str) -> bool) -> Option<Entry> {
     let msg = Message::parse(inner).ok()?;
     let msgid = msg.tag("msgid").filter(|m| !m.is_empty() && m.len() <= 64 && !m.contains([' ', ';']))?;
     let time_ms = msg.tag("time").and_then(|t| crate::clock::parse_iso_ms(&t))?;

@@ -32,7 +32,7 @@ pub fn send(st: &mut ShardState, out: &mut dyn Outbox, conn: Conn, peer: Sid, no
         }
     }
     let sid = our_sid(st).to_string();
-    let mlock = st.links.get(&conn).filter(|l| l.has_cap("MLOCK")).map(|l| l.form == crate::local::link::Form::Hybrid);
+    let mlock = mlock_form(st, conn);
     channels(st, peer, &sid, mlock, &mut b);
     if st.links.get(&conn).is_some_and(|l| l.tags) {
         drafts(st, peer, &sid, &mut b);
@@ -79,53 +79,69 @@ fn drafts(st: &ShardState, peer: Sid, sid: &str, b: &mut Vec<u8>) {
     crate::commands::read_marker::burst(st, sid, b);
 }
 
+/// Whether the peer on `conn` takes MLOCK: `Some(true)` in hybrid's form (with a lock TS).
+pub fn mlock_form(st: &ShardState, conn: Conn) -> Option<bool> {
+    st.links.get(&conn).filter(|l| l.has_cap("MLOCK")).map(|l| l.form == crate::local::link::Form::Hybrid)
+}
+
 /// Every channel with members on our side: SJOIN (members split over lines), BMASK per list,
 /// TBURST when it has a topic (§3.3–3.5).
-/// `mlock`: the peer takes MLOCK (`Some(true)` in hybrid's form, with a lock TS).
 fn channels(st: &ShardState, peer: Sid, sid: &str, mlock: Option<bool>, b: &mut Vec<u8>) {
+    for view in st.channels.values() {
+        channel(st, &view.ch, peer, sid, mlock, b);
+    }
+}
+
+/// One channel's burst lines for `peer`, if it has members on our side.
+/// `mlock`: the peer takes MLOCK ([`mlock_form`]).
+pub fn channel(
+    st: &ShardState,
+    ch: &crate::state::channel::Channel,
+    peer: Sid,
+    sid: &str,
+    mlock: Option<bool>,
+    b: &mut Vec<u8>,
+) {
     use crate::proto::ts6;
     use crate::state::channel::ListKind;
-    for view in st.channels.values() {
-        let ch = &view.ch;
-        let members: Vec<String> = ch
-            .members
-            .iter()
-            .filter(|(u, _)| super::direction(st, Sid::of(u)) != Some(peer))
-            .map(|(u, m)| format!("{}{u}", m.status.all_prefixes()))
-            .collect();
-        if members.is_empty() {
-            continue;
-        }
-        let members: Vec<ts6::Member<'_>> = members.iter().filter_map(|m| ts6::Member::parse(m).ok()).collect();
-        let (modes, params) = ch.mode_string(true);
-        let args: Vec<&str> = params.iter().map(String::as_str).collect();
-        for l in ts6::sjoin_lines(sid, ch.created, &ch.name, &modes, &args, &members) {
+    let members: Vec<String> = ch
+        .members
+        .iter()
+        .filter(|(u, _)| super::direction(st, Sid::of(u)) != Some(peer))
+        .map(|(u, m)| format!("{}{u}", m.status.all_prefixes()))
+        .collect();
+    if members.is_empty() {
+        return;
+    }
+    let members: Vec<ts6::Member<'_>> = members.iter().filter_map(|m| ts6::Member::parse(m).ok()).collect();
+    let (modes, params) = ch.mode_string(true);
+    let args: Vec<&str> = params.iter().map(String::as_str).collect();
+    for l in ts6::sjoin_lines(sid, ch.created, &ch.name, &modes, &args, &members) {
+        b.extend_from_slice(l.as_bytes());
+        b.extend_from_slice(b"\r\n");
+    }
+    for kind in [ListKind::Ban, ListKind::Except, ListKind::Invex] {
+        let masks: Vec<&str> = ch.list(kind).iter().map(|e| &*e.mask).collect();
+        for l in ts6::bmask_lines(sid, ch.created, &ch.name, kind.letter(), &masks) {
             b.extend_from_slice(l.as_bytes());
             b.extend_from_slice(b"\r\n");
         }
-        for kind in [ListKind::Ban, ListKind::Except, ListKind::Invex] {
-            let masks: Vec<&str> = ch.list(kind).iter().map(|e| &*e.mask).collect();
-            for l in ts6::bmask_lines(sid, ch.created, &ch.name, kind.letter(), &masks) {
-                b.extend_from_slice(l.as_bytes());
-                b.extend_from_slice(b"\r\n");
-            }
-        }
-        if let Some(t) = &ch.topic {
-            let line = Line::new()
-                .source(sid)
-                .verb("TBURST")
-                .param(&ch.created.to_string())
-                .param(&ch.name)
-                .param(&t.set_at.to_string())
-                .param(&t.set_by)
-                .trailing(&t.text)
-                .finish();
-            b.extend_from_slice(&line);
-        }
-        if let (Some(hybrid), Some(lock)) = (mlock, &ch.mlock) {
-            let l = Line::new().source(sid).verb("MLOCK").param(&ch.created.to_string()).param(&ch.name);
-            let l = if hybrid { l.param("0") } else { l };
-            b.extend_from_slice(&l.trailing(lock).finish());
-        }
+    }
+    if let Some(t) = &ch.topic {
+        let line = Line::new()
+            .source(sid)
+            .verb("TBURST")
+            .param(&ch.created.to_string())
+            .param(&ch.name)
+            .param(&t.set_at.to_string())
+            .param(&t.set_by)
+            .trailing(&t.text)
+            .finish();
+        b.extend_from_slice(&line);
+    }
+    if let (Some(hybrid), Some(lock)) = (mlock, &ch.mlock) {
+        let l = Line::new().source(sid).verb("MLOCK").param(&ch.created.to_string()).param(&ch.name);
+        let l = if hybrid { l.param("0") } else { l };
+        b.extend_from_slice(&l.trailing(lock).finish());
     }
 }

@@ -250,6 +250,9 @@ pub fn chan_change(
         };
         return mlock(st, out, &name, ts, letters.as_deref().unwrap_or(""), via);
     }
+    if let Mutation::Arrived { from, reason, .. } = mutation {
+        return renamed(st, out, chan, from, reason);
+    }
     let src = source_of(st, actor, via);
     if let Mutation::Metadata(changes) = mutation {
         // Only our own changes: one from a link was passed on as the ENCAP it came in.
@@ -303,8 +306,8 @@ pub fn chan_change(
         Mutation::Topic(t) => {
             Line::new().source(&src).verb("TOPIC").param(&name).trailing(t.as_ref().map_or("", |t| &t.text)).finish()
         }
-        // Both went their own ways above; renames are refused while linked (`channel::rename`).
-        Mutation::Mlock(_) | Mutation::Metadata(_) | Mutation::Moved { .. } | Mutation::Arrived { .. } => return,
+        // The first three went their own ways above; a rename's first half is not news.
+        Mutation::Mlock(_) | Mutation::Metadata(_) | Mutation::Arrived { .. } | Mutation::Moved { .. } => return,
         Mutation::Burst { joins, .. } => {
             let Some(v) = view else { return };
             let (modes, params) = v.ch.mode_string(true);
@@ -323,6 +326,35 @@ pub fn chan_change(
     };
     if !wire.is_empty() {
         to_my_links(st, out, via, &wire);
+    }
+}
+
+/// A channel renamed (ours: renames wait for every member to be ours, `channel::rename`), as
+/// TS6 can say it: every member leaves the old name, and the channel is burst under the new
+/// one with its modes, lists, topic and metadata. Each shard tells its own links.
+fn renamed(st: &mut ShardState, out: &mut dyn Outbox, chan: &crate::proto::Folded, from: &str, reason: &str) {
+    let Some(view) = st.channels.get(chan) else { return };
+    let ch = &view.ch;
+    let why =
+        if reason.is_empty() { format!("Renamed to {}", ch.name) } else { format!("Renamed to {}: {reason}", ch.name) };
+    let mut parts = Vec::new();
+    for uid in ch.members.keys() {
+        parts.extend_from_slice(&Line::new().source(uid.as_str()).verb("PART").param(from).trailing(&why).finish());
+    }
+    let sid = our_sid(st).to_string();
+    let mut each = Vec::new();
+    for (&peer, &conn) in &st.peers {
+        let mut b = parts.clone();
+        super::burst::channel(st, ch, peer, &sid, super::burst::mlock_form(st, conn), &mut b);
+        if st.links.get(&conn).is_some_and(|l| l.tags) {
+            for (k, v) in ch.metadata.iter().flat_map(|m| m.iter()) {
+                b.extend_from_slice(&chan_metadata_line(&sid, &ch.name, ch.created, k, Some(v)));
+            }
+        }
+        each.push((conn, b));
+    }
+    for (conn, b) in each {
+        super::write(st, out, conn, &b);
     }
 }
 

@@ -76,6 +76,7 @@ fn history_peer(ctx: &Ctx<'_>, src: Source) -> Option<Sid> {
 /// - `ENCAP * LOGIN <account>` from a user's own server (in its burst): that user's account;
 /// - `ENCAP * CHGHOST <UID> <host>` from services: its shown host (as SVSHOST);
 /// - `ENCAP * REALHOST <host>`: accepted and not kept (the real host is not shown here).
+///
 /// Anything else is only passed on.
 pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
     let Some(src) = source(ctx, msg) else { return Ok(()) };
@@ -117,6 +118,15 @@ pub fn encap(ctx: &mut Ctx<'_>, msg: &Message<'_>) -> CmdResult {
         // Between rustircd servers: a read marker and a user's metadata, network-wide.
         "MARKREAD" => crate::commands::read_marker::from_link(ctx.st, ctx.out, args),
         // Channel history a rustircd server missed while apart (`history::sync`).
+        // An account's private history, asked by the server its user logged in on.
+        "HISTACC" => {
+            let Source::User(uid) = src else { return Ok(()) };
+            crate::commands::history::accounts::asked(ctx.st, ctx.out, uid);
+        }
+        "HISTPM" => {
+            let Source::Server(_) = src else { return Ok(()) };
+            crate::commands::history::accounts::entry_from_link(ctx.st, ctx.out, args);
+        }
         "HISTREQ" | "HISTENT" | "HISTDEL" => {
             let Some(sid) = history_peer(ctx, src) else {
                 log::debug!("Link: ENCAP {} not from a rustircd peer itself: dropped", msg.params[1]);
@@ -267,6 +277,11 @@ pub fn set_account(st: &mut ShardState, out: &mut dyn Outbox, uid: Uid, account:
         return;
     }
     u.account = account.clone();
+    // One of this shard's users: what other servers kept of its account's conversations.
+    if account.is_some() && st.local.contains_key(&uid) {
+        crate::commands::history::accounts::logged_in(st, out, uid);
+    }
+    let Some(u) = st.directory.get(&uid) else { return };
     let mask = u.mask();
     let line = Line::new().source(&mask).verb("ACCOUNT").param(account.as_deref().unwrap_or("*")).finish();
     let bit = crate::commands::capabilities::bits::ACCOUNT_NOTIFY;
