@@ -279,10 +279,7 @@ fn servers_that_link_later_catch_up_on_each_others_history() {
     std::thread::sleep(Duration::from_millis(5));
     let both_b = say(&mut carol, "PRIVMSG #both :from b");
     // B's operator links them.
-    let mut op = b.client("op");
-    op.send("OPER boss pw");
-    op.expect_verb("381");
-    connect(&mut op, &b, 1);
+    let mut op = oper_links(&b);
     a.wait_log(&["Server burst: end of burst from irc.b.test"]);
     let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
     let mut dave = a.client_on_shard_caps("dave", CAPS, 1);
@@ -322,6 +319,15 @@ fn apart_pair() -> (Server, Server) {
     (a, b)
 }
 
+/// B's operator `boss` links B to A (a first time): the operator's client, to link again.
+fn oper_links(b: &Server) -> Client {
+    let mut op = b.client("op");
+    op.send("OPER boss pw");
+    op.expect_verb("381");
+    connect(&mut op, b, 1);
+    op
+}
+
 /// B's operator `op` links B to A, for the `nth` time: back once B has A's burst.
 fn connect(op: &mut Client, b: &Server, nth: usize) {
     op.send("CONNECT irc.a.test");
@@ -337,10 +343,7 @@ fn connect(op: &mut Client, b: &Server, nth: usize) {
 #[test]
 fn a_message_redacted_while_apart_stays_gone_on_both_sides() {
     let (a, b) = apart_pair();
-    let mut op = b.client("op");
-    op.send("OPER boss pw");
-    op.expect_verb("381");
-    connect(&mut op, &b, 1);
+    let mut op = oper_links(&b);
     let mut alice = a.client_on_shard_caps("alice", CAPS, 0);
     let mut carol = b.client_on_shard_caps("carol", CAPS, 1);
     join(&mut alice, "#r");
@@ -395,10 +398,7 @@ fn a_catch_up_stays_within_the_links_sendq() {
         }
     }
     alice.sync();
-    let mut op = b.client("op");
-    op.send("OPER boss pw");
-    op.expect_verb("381");
-    connect(&mut op, &b, 1);
+    let _op = oper_links(&b);
     a.wait_log(&["History: catch-up for irc.b.test cut short"]);
     // Still linked: a word on A reaches a member on B.
     let mut bob = b.client_on_shard_caps("bob", CAPS, 0);
