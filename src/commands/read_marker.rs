@@ -9,6 +9,7 @@ use ahash::AHashMap;
 
 use super::capabilities::bits;
 use super::envelope::{Control, Env};
+use super::history::codec::is_session;
 use super::history::store::DbOp;
 use super::outbox::{Conn, Outbox};
 use super::{CmdResult, Ctx};
@@ -119,10 +120,6 @@ fn marker_key(st: &ShardState, uid: Uid) -> Option<Folded> {
         Some(a) => super::history::record::account_key(st.cm, a),
         None => st.cm.fold(&format!("u:{uid}")),
     })
-}
-
-fn is_session(key: &Folded) -> bool {
-    key.as_str().starts_with("u:")
 }
 
 /// A user left: its session's markers go.

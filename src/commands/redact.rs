@@ -131,7 +131,7 @@ pub fn remove(st: &mut ShardState, log: LogKey, msgid: &str, now_ms: u64) {
     };
     let Some(l) = logs.get_mut(log.name()) else { return };
     if let Some(e) = l.redact(msgid, now_ms) {
-        if let Some(sink) = st.history.sink.as_ref().filter(|_| log.persisted()) {
+        if let Some(sink) = st.history.sink_for(&log) {
             let _ = sink.send(DbOp::Delete(log, e.time_ms(), msgid.into()));
         }
     }

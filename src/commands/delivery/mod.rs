@@ -107,11 +107,12 @@ pub fn meta_from(
     client_tags: Option<Box<str>>,
     known: Option<(Box<str>, u64)>,
 ) -> Arc<Meta> {
+    let now = out.unix_ms();
     // A peer's clock running ahead must not put its messages after everything said here.
-    let known = known.map(|(id, t)| (id, t.min(out.unix_ms() + crate::commands::history::sync::CLOCK_AHEAD_MS)));
+    let known = known.map(|(id, t)| (id, t.min(now + crate::commands::history::sync::CLOCK_AHEAD_MS)));
     let (msgid, time_ms) = known.unwrap_or_else(|| {
         st.msgids += 1;
-        (msgid(&st.cfg.server.sid, st.started_unix, st.me as u64, st.msgids), out.unix_ms())
+        (msgid(&st.cfg.server.sid, st.started_unix, st.me as u64, st.msgids), now)
     });
     let u = sender.and_then(|s| st.directory.get(&s));
     Arc::new(Meta {

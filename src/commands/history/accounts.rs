@@ -120,11 +120,7 @@ pub fn add(st: &mut ShardState, out: &dyn Outbox, key: Folded, entry: Entry) {
         return;
     }
     let now = out.unix_ms();
-    if entry.time_ms() > now + super::sync::CLOCK_AHEAD_MS {
-        return;
-    }
-    let msgid = entry.msgid().unwrap_or_default();
-    if st.history.users.get(&key).is_some_and(|l| l.was_redacted(msgid) || l.find(msgid, None).is_some()) {
+    if !super::sync::is_news(st.history.users.get(&key), &entry, now) {
         return;
     }
     let oldest = super::oldest(st, now);

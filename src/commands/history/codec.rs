@@ -31,8 +31,14 @@ impl LogKey {
 
     /// Whether the log is kept on disk: not a connection's, which ends with it.
     pub fn persisted(&self) -> bool {
-        !matches!(self, LogKey::User(k) if k.as_str().starts_with("u:"))
+        !matches!(self, LogKey::User(k) if is_session(k))
     }
+}
+
+/// Whether a user key is a connection's (`u:<UID>`, `record::session_key`), not an account's:
+/// its private history and read markers end with the connection.
+pub fn is_session(key: &Folded) -> bool {
+    key.as_str().starts_with("u:")
 }
 
 /// The store's key of one entry: `e`, the time big-endian, the msgid, NUL, `c` or `u`, the

@@ -37,6 +37,10 @@ pub fn session_key(cm: crate::proto::CaseMapping, uid: Uid) -> Folded {
 
 /// A user left (on every shard): its connection's private history goes, where it was kept.
 pub fn session_gone(st: &mut ShardState, uid: Uid) {
+    // Most shards keep no log at all: no key to build for them.
+    if st.history.users.is_empty() {
+        return;
+    }
     let key = session_key(st.cm, uid);
     if key.owner(st.cores) == st.me {
         st.history.users.remove(&key);
@@ -254,8 +258,7 @@ pub fn private(st: &mut ShardState, out: &mut dyn Outbox, from: Uid, to: Uid, li
     // Each side keeps it: under its account, or (a user of this server) under its connection;
     // a message to oneself is kept once.
     let sessions = st.cfg.history.session_length > 0;
-    let mine =
-        |k: Option<Folded>, uid: &Uid| k.filter(|k| LogKey::User(k.clone()).persisted() || (sessions && local(uid)));
+    let mine = |k: Option<Folded>, uid: &Uid| k.filter(|k| !super::codec::is_session(k) || (sessions && local(uid)));
     let (fk, tk) = (mine(fk, &from), mine(tk, &to));
     let mut sides = Vec::with_capacity(2);
     if let Some(k) = fk.clone() {
@@ -294,7 +297,7 @@ fn peer(st: &ShardState, uid: Uid) -> Option<Arc<Peer>> {
 /// An entry for a user key this shard owns.
 pub fn add_private(st: &mut ShardState, key: Folded, e: Entry) {
     let h = &st.cfg.history;
-    let max = if LogKey::User(key.clone()).persisted() { h.private_length } else { h.session_length };
+    let max = if super::codec::is_session(&key) { h.session_length } else { h.private_length };
     let oldest = super::oldest(st, e.time_ms());
     st.history.add(LogKey::User(key), e, max, oldest, false);
 }

@@ -338,6 +338,11 @@ impl Store {
         }
     }
 
+    /// Where changes of `log` go to the disk: nowhere for a connection's log, or in memory only.
+    pub fn sink_for(&self, log: &LogKey) -> Option<&crossbeam_channel::Sender<DbOp>> {
+        self.sink.as_ref().filter(|_| log.persisted())
+    }
+
     /// Adds an entry to a log; what it pushes out of the log is deleted from the disk too.
     /// `stored`: the entry came from the disk (it is not written again; a channel's log on
     /// the disk was open, as only open channels' logs are loaded: `history_db`). True when a
@@ -355,7 +360,7 @@ impl Store {
         }
         let unrecorded = channel && l.closed.is_none();
         let dropped = l.push(e, max, oldest);
-        let Some(sink) = self.sink.as_ref().filter(|_| log.persisted()) else { return unrecorded };
+        let Some(sink) = self.sink_for(&log) else { return unrecorded };
         if let Some(e) = put {
             let _ = sink.send(DbOp::Put(log.clone(), e));
         }

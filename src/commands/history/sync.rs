@@ -213,18 +213,21 @@ pub fn add(st: &mut ShardState, out: &dyn Outbox, chan: Folded, entry: Entry) {
         return;
     }
     let now = out.unix_ms();
-    if entry.time_ms() > now + CLOCK_AHEAD_MS {
-        log::debug!("Link: a history entry of {} from the future dropped", chan.as_str());
-        return;
-    }
-    let msgid = entry.msgid().unwrap_or_default();
-    if st.history.channels.get(&chan).is_some_and(|l| l.was_redacted(msgid) || l.find(msgid, None).is_some()) {
+    if !is_news(st.history.channels.get(&chan), &entry, now) {
         return;
     }
     let (max, oldest) = (st.cfg.history.channel_length, super::oldest(st, now));
     if st.history.add(super::codec::LogKey::Channel(chan.clone()), entry, max, oldest, false) {
         super::record::log_began(st, &chan);
     }
+}
+
+/// Whether another server's entry is news to `log`: not dated past our clock's allowance
+/// ([`CLOCK_AHEAD_MS`]), not there already, not redacted here.
+pub(super) fn is_news(log: Option<&super::store::Log>, entry: &Entry, now: u64) -> bool {
+    let msgid = entry.msgid().unwrap_or_default();
+    entry.time_ms() <= now + CLOCK_AHEAD_MS
+        && !log.is_some_and(|l| l.was_redacted(msgid) || l.find(msgid, None).is_some())
 }
 
 /// An entry from its tagged line: msgid and time required, as on a live message; a PRIVMSG,
