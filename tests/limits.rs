@@ -96,7 +96,10 @@ fn connection_throttle_per_ip() {
     for _ in 0..3 {
         assert_eq!(refused_from(&srv, "127.0.0.7"), None);
     }
-    let err = refused_from(&srv, "127.0.0.7").expect("the fourth within the window is throttled");
+    // A shard hears of the other's connections over the mesh: one that has not yet may admit
+    // one more (`commands::admission`: at most one per other shard). At two shards, the
+    // fourth or at the latest the fifth within the window is throttled.
+    let err = (0..2).find_map(|_| refused_from(&srv, "127.0.0.7")).expect("throttled within the window");
     assert!(err.contains("throttled"), "{err}");
     assert_eq!(refused_from(&srv, "127.0.0.8"), None, "other addresses are not");
 }
